@@ -1,0 +1,14 @@
+"""aiweb: a self-hosted AI backend for web applications.
+
+Train text classifiers on your own data, version them in a registry and serve them
+over a REST API. See the README for the two commands that do everything.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("aiweb")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0+unknown"
+
+__all__ = ["__version__"]

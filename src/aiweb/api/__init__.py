@@ -1,0 +1,1 @@
+"""HTTP layer: dependencies, problem details, health routes, the /v1 router."""

@@ -1,0 +1,38 @@
+"""FastAPI dependencies: the long-lived objects the lifespan put on ``app.state``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from aiweb.classification.service import PredictionService
+from aiweb.config import Settings
+from aiweb.registry.loader import ModelLoader
+from aiweb.registry.service import RegistryService
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _registry(request: Request) -> RegistryService:
+    registry: RegistryService = request.app.state.registry
+    return registry
+
+
+def _loader(request: Request) -> ModelLoader:
+    loader: ModelLoader = request.app.state.loader
+    return loader
+
+
+def _predictions(request: Request) -> PredictionService:
+    service: PredictionService = request.app.state.predictions
+    return service
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+RegistryDep = Annotated[RegistryService, Depends(_registry)]
+LoaderDep = Annotated[ModelLoader, Depends(_loader)]
+PredictionsDep = Annotated[PredictionService, Depends(_predictions)]

@@ -1,0 +1,18 @@
+"""All routes of the app."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from aiweb.api import health
+from aiweb.classification import routes as classification_routes
+from aiweb.registry import routes as registry_routes
+
+
+def build_router() -> APIRouter:
+    """The app's router: health probes and ``/v1``."""
+    router = APIRouter()
+    router.include_router(health.router)
+    router.include_router(registry_routes.router)
+    router.include_router(classification_routes.router)
+    return router

@@ -1,0 +1,114 @@
+"""The FastAPI application factory.
+
+``create_app(settings)`` builds nothing at import time: the lifespan opens the database
+(migrating it when asked), loads and warms every aliased model version, starts the
+prediction-log writer and the alias refresher, and undoes all of it on shutdown
+(flushing the prediction log, so a clean stop loses nothing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from aiweb import __version__
+from aiweb.api import problems
+from aiweb.api.middleware import RequestIdMiddleware
+from aiweb.api.router import build_router
+from aiweb.classification.service import PredictionService
+from aiweb.config import Settings, get_settings
+from aiweb.db.migrate import upgrade
+from aiweb.db.session import make_engine, make_session_factory
+from aiweb.monitoring.prediction_log import PredictionLogger
+from aiweb.registry.artifacts import LocalArtifactStore
+from aiweb.registry.loader import ModelLoader
+from aiweb.registry.service import RegistryService
+from aiweb.registry.sql_store import SqlRegistryStore
+
+log = logging.getLogger("aiweb")
+
+DESCRIPTION = """
+Self-hosted AI features for web applications: classify text with models trained on
+your own data, versioned in a registry and served at low latency.
+
+Errors are [RFC 9457](https://www.rfc-editor.org/rfc/rfc9457) `application/problem+json`.
+"""
+
+
+def build_registry(settings: Settings) -> tuple[RegistryService, Engine]:
+    """Open the database and artifact store named by ``settings``.
+
+    Returns:
+        ``(registry, engine)``; the caller disposes the engine.
+    """
+    settings.ensure_dirs()
+    engine = make_engine(settings.resolved_database_url)
+    store = SqlRegistryStore(make_session_factory(engine))
+    return RegistryService(store, LocalArtifactStore(settings.resolved_artifacts_dir)), engine
+
+
+def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
+    """Build the aiweb ASGI app.
+
+    Args:
+        settings: configuration; read from the environment when ``None``.
+        migrate: run the database migrations at start (``aiweb serve`` runs them once
+            before starting several workers, and passes ``False`` to each).
+    """
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.ensure_dirs()
+        engine = make_engine(settings.resolved_database_url)
+        if migrate:
+            upgrade(engine)
+        store = SqlRegistryStore(make_session_factory(engine))
+        registry = RegistryService(store, LocalArtifactStore(settings.resolved_artifacts_dir))
+        loader = ModelLoader(registry, settings.serving)
+        logger = PredictionLogger(
+            engine,
+            flush_interval_s=settings.prediction_log.flush_interval_s,
+            max_batch_rows=settings.prediction_log.max_batch_rows,
+            max_queue_rows=settings.prediction_log.max_queue_rows,
+        )
+        logger.start()
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.registry = registry
+        app.state.loader = loader
+        app.state.prediction_logger = logger
+        app.state.predictions = PredictionService(loader, logger, settings)
+        await loader.refresh()
+        refresher = asyncio.create_task(loader.refresh_forever(settings.serving.alias_refresh_s))
+        try:
+            yield
+        finally:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
+            await loader.aclose()
+            logger.close()
+            engine.dispose()
+
+    app = FastAPI(
+        title="aiweb",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    app.include_router(build_router())
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def app_factory() -> FastAPI:
+    """Factory for ``uvicorn --factory`` worker processes: settings from the environment,
+    migrations already run by ``aiweb serve``."""
+    return create_app(get_settings(), migrate=False)

@@ -1,0 +1,1 @@
+"""Text classification: training (TF-IDF + LogisticRegression), evaluation, serving."""

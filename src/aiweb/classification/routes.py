@@ -1,0 +1,38 @@
+"""``POST /v1/models/{name}/predict``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+
+from aiweb.api.deps import PredictionsDep
+from aiweb.classification.schemas import PredictRequest, PredictResponse
+
+router = APIRouter(prefix="/v1/models", tags=["predict"])
+
+
+@router.post(
+    "/{name}/predict",
+    responses={
+        404: {"description": "Unknown model, alias or version."},
+        413: {"description": "Too many inputs."},
+        422: {"description": "Invalid body or a text over the length limit."},
+        503: {"description": "The model's queue is full; retry after Retry-After."},
+    },
+)
+async def predict(
+    name: Annotated[
+        str,
+        Path(
+            description="`sentiment`, `sentiment@staging` or `sentiment:3`.",
+            max_length=80,
+        ),
+    ],
+    body: PredictRequest,
+    predictions: PredictionsDep,
+) -> PredictResponse:
+    """Classify 1 to 256 texts with a model's ``production`` version (or the alias or
+    version named). Each prediction gets an id, label and the probability of every
+    class; outputs align with ``inputs`` by index."""
+    return await predictions.predict(name, body.inputs)

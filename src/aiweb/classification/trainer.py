@@ -1,0 +1,172 @@
+"""Fit the text pipeline: TF-IDF (word 1-2-grams + char n-grams) + LogisticRegression.
+
+The features follow the classic strong linear baseline for short-text classification
+(Wang & Manning, "Baselines and Bigrams", ACL 2012; character n-grams as in
+scikit-learn's ``TfidfVectorizer(analyzer="char_wb")``); the classifier is
+:class:`sklearn.linear_model.LogisticRegression` (L2, lbfgs) with a fixed seed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import FeatureUnion, Pipeline
+
+from aiweb.classification.model import TextClassifier
+from aiweb.errors import InvalidInputError
+
+#: ``progress(stage, fraction)`` with fraction in [0, 1] of the whole fit.
+ProgressCallback = Callable[[str, float], None]
+
+
+class TrainParams(BaseModel):
+    """Hyper-parameters of the pipeline. Stored in each version's lineage."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    word_ngram_max: int = Field(2, ge=1, le=3, description="Word n-grams 1..N.")
+    char_ngram_min: int = Field(2, ge=1, le=6)
+    char_ngram_max: int = Field(5, ge=1, le=8)
+    min_df: int = Field(1, ge=1, description="Ignore n-grams in fewer documents.")
+    max_features: int | None = Field(
+        None, ge=1, description="Keep the N most frequent n-grams per vectorizer."
+    )
+    C: float = Field(2.0, gt=0, description="Inverse L2 regularisation strength.")
+    class_weight: str | None = Field(
+        "balanced", pattern="^balanced$", description='"balanced" or null.'
+    )
+    max_iter: int = Field(2000, ge=10)
+    seed: int = 0
+
+
+def _vectorizers(params: TrainParams) -> list[tuple[str, TfidfVectorizer]]:
+    return [
+        (
+            "word",
+            TfidfVectorizer(
+                ngram_range=(1, params.word_ngram_max),
+                sublinear_tf=True,
+                min_df=params.min_df,
+                max_features=params.max_features,
+                dtype=np.float32,
+            ),
+        ),
+        (
+            "char",
+            TfidfVectorizer(
+                analyzer="char_wb",
+                ngram_range=(params.char_ngram_min, params.char_ngram_max),
+                sublinear_tf=True,
+                min_df=params.min_df,
+                max_features=params.max_features,
+                dtype=np.float32,
+            ),
+        ),
+    ]
+
+
+def fit_text_classifier(
+    texts: list[str],
+    labels: list[str],
+    params: TrainParams | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+) -> TextClassifier:
+    """Fit the pipeline on ``texts``/``labels``.
+
+    Args:
+        texts: ``n`` training texts.
+        labels: ``n`` class names (at least two distinct).
+        params: hyper-parameters; defaults when ``None``.
+        progress: called with a stage name and the fraction done.
+
+    Returns:
+        The fitted :class:`TextClassifier`.
+
+    Raises:
+        InvalidInputError: fewer than two classes, or lengths differ.
+    """
+    params = params or TrainParams()
+    if len(texts) != len(labels):
+        raise InvalidInputError(f"{len(texts)} texts but {len(labels)} labels")
+    if len(set(labels)) < 2:
+        raise InvalidInputError("training data needs at least two distinct labels")
+    if params.char_ngram_min > params.char_ngram_max:
+        raise InvalidInputError("char_ngram_min must not exceed char_ngram_max")
+    report = progress or (lambda _stage, _fraction: None)
+    fitted: list[tuple[str, TfidfVectorizer]] = []
+    blocks = []
+    for i, (name, vec) in enumerate(_vectorizers(params)):
+        report(f"vectorizing ({name} n-grams)", i * 0.25)
+        blocks.append(vec.fit_transform(texts))
+        fitted.append((name, vec))
+    report("fitting logistic regression", 0.5)
+    features = sparse.hstack(blocks, format="csr")
+    clf = LogisticRegression(
+        C=params.C,
+        max_iter=params.max_iter,
+        class_weight=params.class_weight,
+        random_state=params.seed,
+    )
+    clf.fit(features, labels)
+    report("fitted", 1.0)
+    pipeline = Pipeline([("features", FeatureUnion(fitted)), ("clf", clf)])
+    return TextClassifier(pipeline)
+
+
+def deduplicate(texts: list[str], labels: list[str]) -> tuple[list[str], list[str], int]:
+    """Keep one row per distinct text (after stripping), with its most common label.
+
+    Returns:
+        ``(texts, labels, n_removed)`` in first-seen order.
+    """
+    votes: dict[str, Counter[str]] = {}
+    for text, label in zip(texts, labels, strict=True):
+        votes.setdefault(text.strip(), Counter())[label] += 1
+    out_t = list(votes)
+    out_l = [votes[t].most_common(1)[0][0] for t in out_t]
+    return out_t, out_l, len(texts) - len(out_t)
+
+
+def split_train_test(
+    texts: list[str], labels: list[str], *, test_size: float, seed: int = 0
+) -> tuple[list[str], list[str], list[str], list[str], dict[str, Any]]:
+    """De-duplicate, then split stratified by label so no text is on both sides.
+
+    Args:
+        texts: ``n`` texts; labels: ``n`` labels.
+        test_size: fraction in (0, 1) held out for evaluation.
+        seed: random seed of the split.
+
+    Returns:
+        ``(train_texts, train_labels, test_texts, test_labels, info)`` where ``info``
+        records the number of duplicates removed and the split sizes.
+
+    Raises:
+        InvalidInputError: too little data to hold out every class.
+    """
+    if not 0 < test_size < 1:
+        raise InvalidInputError(f"test_size must be between 0 and 1, not {test_size}")
+    uniq_t, uniq_l, removed = deduplicate(texts, labels)
+    counts = Counter(uniq_l)
+    rare = sorted(label for label, c in counts.items() if c < 2)
+    if rare:
+        raise InvalidInputError(
+            f"labels with fewer than 2 distinct texts cannot be split: {', '.join(rare[:10])}"
+        )
+    try:
+        tr_t, te_t, tr_l, te_l = train_test_split(
+            uniq_t, uniq_l, test_size=test_size, random_state=seed, stratify=uniq_l
+        )
+    except ValueError as exc:
+        raise InvalidInputError(f"cannot split the data: {exc}") from exc
+    info = {"duplicates_removed": removed, "train_rows": len(tr_t), "test_rows": len(te_t)}
+    return list(tr_t), list(tr_l), list(te_t), list(te_l), info

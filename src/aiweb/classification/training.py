@@ -1,0 +1,188 @@
+"""Train, evaluate and register a text classifier (``aiweb train text-classification``)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiweb import __version__
+from aiweb.classification.evaluation import evaluate
+from aiweb.classification.model import ARTIFACT_FORMAT
+from aiweb.classification.trainer import TrainParams, fit_text_classifier, split_train_test
+from aiweb.registry.entities import ModelVersion
+from aiweb.registry.service import RegistryService
+
+TASK = "text-classification"
+
+#: ``progress(stage, fraction)``: stage name and the fraction of the whole job done.
+Progress = Callable[[str, float], None]
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Texts and labels to train on, and optionally an official evaluation split.
+
+    Attributes:
+        name: dataset name (``sst2``) or file name, recorded in the lineage.
+        train_texts, train_labels: training rows.
+        eval_texts, eval_labels: evaluation rows, or ``None`` to hold out a split.
+        eval_split: name of the evaluation split (``dev``, ``eval-data``).
+        sha256: digest of the data as loaded (train and eval), recorded in the lineage.
+    """
+
+    name: str
+    train_texts: list[str]
+    train_labels: list[str]
+    sha256: str
+    eval_texts: list[str] | None = None
+    eval_labels: list[str] | None = None
+    eval_split: str | None = None
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    version: ModelVersion
+    report: dict[str, Any]
+    skipped: bool = False
+
+
+def fingerprint(data_sha256: str, params: TrainParams, test_size: float | None) -> str:
+    """Digest of what determines a trained version: data, parameters and split."""
+    blob = json.dumps(
+        {"data": data_sha256, "params": params.model_dump(), "test_size": test_size},
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def find_same(registry: RegistryService, name: str, fp: str) -> ModelVersion | None:
+    """The latest version of ``name`` if it was trained with fingerprint ``fp``."""
+    latest = registry.latest_version(name)
+    if latest is not None and latest.status == "ready" and latest.lineage.get("fingerprint") == fp:
+        return latest
+    return None
+
+
+def train_text_classification(
+    registry: RegistryService,
+    name: str,
+    data: TrainingData,
+    *,
+    params: TrainParams | None = None,
+    test_size: float = 0.2,
+    alias: str | None = None,
+    description: str = "",
+    skip_if_same: bool = False,
+    actor: str = "",
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Fit TF-IDF + LogisticRegression, evaluate it and register a new version.
+
+    With an evaluation split in ``data``, training rows whose text also appears in it are
+    dropped (no leakage). Without one, the data are de-duplicated and split stratified
+    by label (``test_size`` held out), so no text is on both sides.
+
+    Args:
+        registry: where the version goes.
+        name: registered model name.
+        data: training (and evaluation) rows.
+        params: hyper-parameters; defaults when ``None``.
+        test_size: held-out fraction when ``data`` has no evaluation split.
+        alias: also point this alias at the new version (the first version of a
+            model always becomes ``production``).
+        skip_if_same: return the latest version instead of training when it was
+            trained on the same data, parameters and split.
+        progress: ``(stage, fraction)`` callback.
+
+    Returns:
+        The registered version and its evaluation report.
+
+    Raises:
+        InvalidInputError: unusable data (one class, too few rows to split …).
+    """
+    params = params or TrainParams()
+    report_progress = progress or (lambda _s, _f: None)
+    has_eval = data.eval_texts is not None and data.eval_labels is not None
+    fp = fingerprint(data.sha256, params, None if has_eval else test_size)
+    if skip_if_same:
+        same = find_same(registry, name, fp)
+        if same is not None:
+            return TrainResult(version=same, report=same.evaluation, skipped=True)
+
+    report_progress("splitting", 0.0)
+    split_info: dict[str, Any]
+    if data.eval_texts is not None and data.eval_labels is not None:
+        eval_texts, eval_labels = data.eval_texts, data.eval_labels
+        held_out = {t.strip() for t in eval_texts}
+        pairs = [
+            (t, y)
+            for t, y in zip(data.train_texts, data.train_labels, strict=True)
+            if t.strip() not in held_out
+        ]
+        train_texts = [t for t, _ in pairs]
+        train_labels = [y for _, y in pairs]
+        split_name = data.eval_split or "eval"
+        split_info = {
+            "eval_split": split_name,
+            "train_rows": len(train_texts),
+            "test_rows": len(eval_texts),
+            "train_rows_dropped_as_in_eval": len(data.train_texts) - len(train_texts),
+        }
+    else:
+        train_texts, train_labels, eval_texts, eval_labels, split_info = split_train_test(
+            data.train_texts, data.train_labels, test_size=test_size, seed=params.seed
+        )
+        split_name = "test"
+        split_info["eval_split"] = f"stratified {test_size:.0%} de-duplicated split"
+
+    started = time.perf_counter()
+    model = fit_text_classifier(
+        train_texts,
+        train_labels,
+        params,
+        progress=lambda stage, f: report_progress(stage, 0.05 + 0.8 * f),
+    )
+    fit_seconds = time.perf_counter() - started
+    report_progress("evaluating", 0.85)
+    proba = model.predict_proba(eval_texts)
+    report = evaluate(eval_labels, proba, model.labels, split=split_name)
+    report_progress("registering", 0.95)
+    lineage = {
+        "dataset": data.name,
+        "dataset_sha256": data.sha256,
+        "params": params.model_dump(),
+        "test_size": None if has_eval else test_size,
+        "split": split_info,
+        "aiweb_version": __version__,
+        "trained_at": datetime.now(UTC).isoformat(),
+        "fit_seconds": round(fit_seconds, 3),
+        "fingerprint": fp,
+        "pipeline": (
+            f"tfidf(word 1-{params.word_ngram_max} + char_wb "
+            f"{params.char_ngram_min}-{params.char_ngram_max}) + LogisticRegression"
+        ),
+    }
+    signature = {
+        "inputs": {"type": "array", "items": {"type": "string"}},
+        "outputs": {"label": model.labels, "scores": "probability per label"},
+    }
+    version = registry.register_version(
+        name,
+        TASK,
+        artifact=model.to_bytes(),
+        artifact_format=ARTIFACT_FORMAT,
+        labels=model.labels,
+        signature=signature,
+        lineage=lineage,
+        evaluation=report,
+        description=description,
+        alias=alias,
+        actor=actor,
+    )
+    report_progress("done", 1.0)
+    return TrainResult(version=version, report=report)

@@ -1,0 +1,30 @@
+"""The ``aiweb`` command line (Typer). Heavy imports happen inside the commands."""
+
+from __future__ import annotations
+
+import typer
+
+from aiweb.cli import datasets, db, models, predict, serve, train
+
+app = typer.Typer(
+    name="aiweb",
+    help="Self-hosted AI features for web applications: train, version, serve.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(train.app, name="train")
+app.add_typer(models.app, name="models")
+app.add_typer(datasets.app, name="datasets")
+app.add_typer(db.app, name="db")
+app.command("serve")(serve.serve)
+app.command("demo")(serve.demo)
+app.command("predict")(predict.predict)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+__all__ = ["app", "main"]

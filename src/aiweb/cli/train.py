@@ -1,0 +1,205 @@
+"""``aiweb train text-classification NAME …``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from aiweb.cli._common import err, friendly_errors, open_registry, out
+
+app = typer.Typer(help="Train a model and register it as a new version.", no_args_is_help=True)
+
+
+def _parse_params(pairs: list[str]) -> dict[str, Any]:
+    import json
+
+    from aiweb.errors import InvalidInputError
+
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise InvalidInputError(f"--param takes KEY=VALUE, not {pair!r}")
+        try:
+            params[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[key] = raw
+    return params
+
+
+def report_table(name: str, version: int, report: dict[str, Any]) -> Table:
+    """The evaluation report as a rich table (overall metrics, then per class)."""
+    table = Table(
+        "class",
+        "precision",
+        "recall",
+        "f1",
+        "support",
+        title=f"{name}:{version} on {report.get('split')} (n={report.get('n')})",
+    )
+    for label, m in report.get("per_class", {}).items():
+        table.add_row(
+            label,
+            f"{m['precision']:.3f}",
+            f"{m['recall']:.3f}",
+            f"{m['f1']:.3f}",
+            str(m["support"]),
+        )
+    table.add_section()
+    table.add_row("accuracy", "", "", f"{report['accuracy']:.4f}", str(report["n"]))
+    table.add_row("macro-F1", "", "", f"{report['macro_f1']:.4f}", "")
+    if "roc_auc" in report:
+        table.add_row("ROC-AUC", "", "", f"{report['roc_auc']:.4f}", "")
+    return table
+
+
+def confusion_table(report: dict[str, Any]) -> Table:
+    """The confusion matrix (rows: true label, columns: predicted)."""
+    cm = report["confusion_matrix"]
+    table = Table("true \\ predicted", *cm["labels"], title="confusion matrix")
+    for label, row in zip(cm["labels"], cm["matrix"], strict=True):
+        table.add_row(label, *(str(v) for v in row))
+    return table
+
+
+def run_training(
+    name: str,
+    *,
+    dataset: str | None,
+    data: Path | None,
+    text_column: str,
+    label_column: str,
+    eval_data: Path | None,
+    test_size: float,
+    alias: str | None,
+    params: dict[str, Any],
+    skip_if_same: bool = False,
+) -> Any:
+    """Load data, train, print the report; shared by ``train`` and ``demo``."""
+    from aiweb import datasets
+    from aiweb.classification.trainer import TrainParams
+    from aiweb.classification.training import TrainingData, train_text_classification
+    from aiweb.config import get_settings
+    from aiweb.errors import InvalidInputError
+
+    if (dataset is None) == (data is None):
+        raise InvalidInputError("give exactly one of --data FILE or --dataset NAME")
+    try:
+        train_params = TrainParams(**params)
+    except Exception as exc:  # pydantic ValidationError: show it as a usage error
+        raise InvalidInputError(f"invalid --param: {exc}") from exc
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    ) as progress:
+        load_task = progress.add_task("loading data", total=1)
+        if dataset is not None:
+            splits = datasets.load(dataset, get_settings())
+            training = TrainingData(
+                name=splits.name,
+                train_texts=splits.train.texts,
+                train_labels=splits.train.labels,
+                sha256=splits.sha256(),
+                eval_texts=splits.eval.texts if splits.eval else None,
+                eval_labels=splits.eval.labels if splits.eval else None,
+                eval_split=splits.eval_name,
+            )
+        else:
+            assert data is not None
+            rows = datasets.read_labeled_file(
+                data, text_column=text_column, label_column=label_column
+            )
+            evals = (
+                datasets.read_labeled_file(
+                    eval_data, text_column=text_column, label_column=label_column
+                )
+                if eval_data is not None
+                else None
+            )
+            digest = rows.sha256() + (evals.sha256() if evals else "")
+            training = TrainingData(
+                name=data.name,
+                train_texts=rows.texts,
+                train_labels=rows.labels,
+                sha256=digest,
+                eval_texts=evals.texts if evals else None,
+                eval_labels=evals.labels if evals else None,
+                eval_split="eval-data" if evals else None,
+            )
+        progress.update(
+            load_task,
+            completed=1,
+            description=f"loaded {len(training.train_texts):,} rows of {training.name}",
+        )
+        fit_task = progress.add_task("training", total=100)
+
+        def on_progress(stage: str, fraction: float) -> None:
+            progress.update(fit_task, completed=round(fraction * 100), description=stage)
+
+        with open_registry() as registry:
+            result = train_text_classification(
+                registry,
+                name,
+                training,
+                params=train_params,
+                test_size=test_size,
+                alias=alias,
+                skip_if_same=skip_if_same,
+                actor="cli",
+                progress=on_progress,
+            )
+        progress.update(fit_task, completed=100)
+    version = result.version
+    if result.skipped:
+        err.print(
+            f"[yellow]{name}:{version.version} was already trained on the same data and "
+            "parameters; skipped[/]"
+        )
+    out.print(report_table(name, version.version, result.report))
+    out.print(confusion_table(result.report))
+    aliases = ", ".join(version.aliases) or "none"
+    err.print(f"registered [bold]{name}:{version.version}[/] (aliases: {aliases})")
+    return result
+
+
+@app.command("text-classification")
+@friendly_errors
+def text_classification(
+    name: str = typer.Argument(..., help="Model name, e.g. sentiment."),
+    data: Path | None = typer.Option(
+        None, "--data", exists=True, dir_okay=False, help="CSV, TSV or JSONL file."
+    ),
+    dataset: str | None = typer.Option(None, "--dataset", help="A known dataset: sst2, sms_spam."),
+    text_column: str = typer.Option("text", help="Column holding the text."),
+    label_column: str = typer.Option("label", help="Column holding the label."),
+    eval_data: Path | None = typer.Option(
+        None, "--eval-data", exists=True, dir_okay=False, help="Evaluate on this file."
+    ),
+    test_size: float = typer.Option(0.2, help="Held-out fraction when there is no eval data."),
+    alias: str | None = typer.Option(None, help="Also point this alias at the new version."),
+    param: list[str] = typer.Option(
+        [], "--param", help="Hyper-parameter KEY=VALUE (C, min_df, word_ngram_max …)."
+    ),
+) -> None:
+    """Train TF-IDF + LogisticRegression, print its evaluation and register a version."""
+    run_training(
+        name,
+        dataset=dataset,
+        data=data,
+        text_column=text_column,
+        label_column=label_column,
+        eval_data=eval_data,
+        test_size=test_size,
+        alias=alias,
+        params=_parse_params(param),
+    )

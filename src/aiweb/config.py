@@ -1,0 +1,103 @@
+"""Settings, read from the environment with the ``AIWEB_`` prefix.
+
+Zero configuration runs: everything lives under ``AIWEB_HOME`` (default
+``~/.local/share/aiweb``): the SQLite database ``aiweb.db``, the artifact directory
+``artifacts/`` and the dataset cache ``datasets/``. Nested groups use ``__``, e.g.
+``AIWEB_SERVING__MAX_INPUTS=64``.
+
+Nothing here is built at import time: call :func:`get_settings` or construct
+:class:`Settings` and pass it on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    return Path.home() / ".local" / "share" / "aiweb"
+
+
+class ServingSettings(BaseModel):
+    """Limits and batching of the predict path."""
+
+    max_inputs: int = Field(256, ge=1, description="Most texts in one predict request.")
+    max_text_chars: int = Field(10_000, ge=1, description="Longest text accepted, in characters.")
+    max_batch_size: int = Field(64, ge=1, description="Most texts run in one model call.")
+    max_wait_ms: float = Field(
+        1.0, ge=0, description="How long a batch under load waits for more requests."
+    )
+    max_queue: int = Field(2048, ge=1, description="Requests waiting per model version before 503.")
+    alias_refresh_s: float = Field(
+        2.0, gt=0, description="How often a server re-reads aliases moved by other processes."
+    )
+    keep_versions: int = Field(
+        4, ge=0, description="Loaded versions kept in memory beyond those an alias points at."
+    )
+
+
+class PredictionLogSettings(BaseModel):
+    """Batched prediction logging, off the request path."""
+
+    flush_interval_s: float = Field(1.0, gt=0)
+    max_batch_rows: int = Field(1000, ge=1)
+    max_queue_rows: int = Field(200_000, ge=1)
+
+
+class Settings(BaseSettings):
+    """All of aiweb's settings. Every field is an ``AIWEB_<NAME>`` environment variable."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AIWEB_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    home: Path = Field(default_factory=_default_home, description="Data directory.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default sqlite:///<home>/aiweb.db."
+    )
+    artifacts_dir: Path | None = Field(None, description="Default <home>/artifacts.")
+    data_home: Path | None = Field(
+        None, description="Folder with datasets laid out as ../shared/data; looked in first."
+    )
+    log_inputs: bool = Field(
+        False, description="Store input texts in the prediction log (else their sha256)."
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
+    prediction_log: PredictionLogSettings = Field(default_factory=PredictionLogSettings)
+
+    @field_validator("home", "artifacts_dir", "data_home", mode="after")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL in force: the setting, or the SQLite file under ``home``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home / 'aiweb.db'}"
+
+    @property
+    def resolved_artifacts_dir(self) -> Path:
+        """The artifact directory in force."""
+        return self.artifacts_dir or self.home / "artifacts"
+
+    @property
+    def datasets_cache_dir(self) -> Path:
+        """Where downloaded datasets are kept: ``<home>/datasets``."""
+        return self.home / "datasets"
+
+    def ensure_dirs(self) -> None:
+        """Create ``home`` and the artifact directory when missing."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.resolved_artifacts_dir.mkdir(parents=True, exist_ok=True)
+
+
+def get_settings() -> Settings:
+    """Read settings from the environment now (never cached at import time)."""
+    return Settings()

@@ -1,0 +1,44 @@
+"""Built-in datasets (SST-2, SMS Spam Collection) and readers for a user's own files.
+
+Typical use::
+
+    from aiweb.config import get_settings
+    from aiweb import datasets
+
+    splits = datasets.load("sst2", get_settings())   # downloads into the cache if needed
+    splits.train.texts[:3], splits.eval.labels[:3]
+
+    rows = datasets.read_labeled_file(Path("reviews.csv"), text_column="review")
+
+Datasets are looked up in ``AIWEB_DATA_HOME/<directory>/`` first, then in the cache
+``AIWEB_HOME/datasets/<directory>/``, and downloaded from the publisher otherwise (see
+:func:`locate`).
+"""
+
+from __future__ import annotations
+
+from aiweb.datasets._base import (
+    DatasetInfo,
+    DatasetSpec,
+    DatasetSplits,
+    LabeledTexts,
+    available,
+    fetch,
+    info,
+    load,
+    locate,
+)
+from aiweb.datasets.files import read_labeled_file
+
+__all__ = [
+    "DatasetInfo",
+    "DatasetSpec",
+    "DatasetSplits",
+    "LabeledTexts",
+    "available",
+    "fetch",
+    "info",
+    "load",
+    "locate",
+    "read_labeled_file",
+]

@@ -1,0 +1,2 @@
+"""Database layer: SQLAlchemy 2.0 tables (``orm``), engines and sessions (``session``),
+and Alembic migrations shipped inside the package (``migrate``)."""

@@ -1,0 +1,116 @@
+"""Database tables. ``Sql*`` classes are rows; nothing outside the stores sees them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from aiweb.db.base import Base
+
+
+def utcnow() -> datetime:
+    """Timezone-aware current time in UTC."""
+    return datetime.now(UTC)
+
+
+class SqlRegisteredModel(Base):
+    __tablename__ = "registered_models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True, nullable=False)
+    task: Mapped[str] = mapped_column(String(64), nullable=False)
+    description: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    versions: Mapped[list[SqlModelVersion]] = relationship(
+        back_populates="model", cascade="all, delete-orphan", order_by="SqlModelVersion.version"
+    )
+    aliases: Mapped[list[SqlModelAlias]] = relationship(
+        back_populates="model", cascade="all, delete-orphan", order_by="SqlModelAlias.alias"
+    )
+
+
+class SqlModelVersion(Base):
+    __tablename__ = "model_versions"
+    __table_args__ = (
+        UniqueConstraint("model_id", "version", name="uq_model_versions_model_version"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("registered_models.id", ondelete="CASCADE"), nullable=False
+    )
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
+    artifact_uri: Mapped[str | None] = mapped_column(String(1024))
+    artifact_format: Mapped[str | None] = mapped_column(String(32))
+    artifact_sha256: Mapped[str | None] = mapped_column(String(64))
+    labels: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
+    signature: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    lineage: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    evaluation: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    model: Mapped[SqlRegisteredModel] = relationship(back_populates="versions")
+
+
+class SqlModelAlias(Base):
+    __tablename__ = "model_aliases"
+
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True
+    )
+    alias: Mapped[str] = mapped_column(String(63), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    model: Mapped[SqlRegisteredModel] = relationship(back_populates="aliases")
+
+
+class SqlAliasEvent(Base):
+    """Every move of an alias, in order: the history ``rollback`` walks back through."""
+
+    __tablename__ = "alias_events"
+    __table_args__ = (Index("ix_alias_events_model_alias", "model_id", "alias", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("registered_models.id", ondelete="CASCADE"), nullable=False
+    )
+    alias: Mapped[str] = mapped_column(String(63), nullable=False)
+    action: Mapped[str] = mapped_column(String(16), nullable=False)
+    from_version: Mapped[int | None] = mapped_column(Integer)
+    to_version: Mapped[int | None] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(128), nullable=False, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SqlPrediction(Base):
+    """One served prediction. Written in batches by the prediction logger."""
+
+    __tablename__ = "predictions"
+    __table_args__ = (Index("ix_predictions_model_version_time", "model", "version", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    model: Mapped[str] = mapped_column(String(63), nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    label: Mapped[str] = mapped_column(String(255), nullable=False)
+    scores: Mapped[dict[str, float]] = mapped_column(JSON, nullable=False)
+    latency_ms: Mapped[float] = mapped_column(Float, nullable=False)
+    input_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    input_text: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

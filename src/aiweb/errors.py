@@ -1,0 +1,115 @@
+"""The exception tree of aiweb. Each class carries its HTTP status and problem slug.
+
+Services raise these; one handler turns any of them into an RFC 9457
+``application/problem+json`` response, and the CLI prints their message.
+
+::
+
+    AiwebError (500)
+    ├── NotFoundError (404)
+    │   ├── ModelNotFound
+    │   ├── ModelVersionNotFound
+    │   ├── AliasNotFound
+    │   └── DatasetNotFound
+    ├── ConflictError (409)
+    ├── InvalidInputError (422)
+    │   └── DataFormatError
+    ├── PayloadTooLargeError (413)
+    ├── ServiceUnavailableError (503)
+    │   ├── ModelNotReadyError
+    │   └── QueueFullError
+    └── DatasetUnavailableError (502: the dataset's publisher could not be reached)
+"""
+
+from __future__ import annotations
+
+
+class AiwebError(Exception):
+    """Base of every error aiweb raises on purpose.
+
+    Attributes:
+        status: HTTP status code the API answers with.
+        slug: last part of the problem ``type`` URI (``/problems/<slug>``).
+        title: short, constant summary of the problem type.
+        detail: what happened this time, and what to do.
+    """
+
+    status: int = 500
+    slug: str = "internal-error"
+    title: str = "Internal server error"
+
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+
+
+class NotFoundError(AiwebError):
+    status = 404
+    slug = "not-found"
+    title = "Not found"
+
+
+class ModelNotFound(NotFoundError):
+    slug = "model-not-found"
+    title = "Model not found"
+
+
+class ModelVersionNotFound(NotFoundError):
+    slug = "model-version-not-found"
+    title = "Model version not found"
+
+
+class AliasNotFound(NotFoundError):
+    slug = "alias-not-found"
+    title = "Alias not found"
+
+
+class DatasetNotFound(NotFoundError):
+    slug = "dataset-not-found"
+    title = "Dataset not found"
+
+
+class ConflictError(AiwebError):
+    status = 409
+    slug = "conflict"
+    title = "Conflict"
+
+
+class InvalidInputError(AiwebError):
+    status = 422
+    slug = "invalid-input"
+    title = "Invalid input"
+
+
+class DataFormatError(InvalidInputError):
+    slug = "data-format"
+    title = "Malformed data"
+
+
+class PayloadTooLargeError(AiwebError):
+    status = 413
+    slug = "payload-too-large"
+    title = "Payload too large"
+
+
+class ServiceUnavailableError(AiwebError):
+    status = 503
+    slug = "service-unavailable"
+    title = "Service unavailable"
+
+
+class ModelNotReadyError(ServiceUnavailableError):
+    slug = "model-not-ready"
+    title = "Model not ready"
+
+
+class QueueFullError(ServiceUnavailableError):
+    slug = "queue-full"
+    title = "Too many requests waiting for this model"
+
+
+class DatasetUnavailableError(AiwebError):
+    status = 502
+    slug = "dataset-unavailable"
+    title = "Dataset could not be downloaded"

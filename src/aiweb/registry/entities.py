@@ -1,0 +1,130 @@
+"""Storage-free registry entities. Stores turn rows into these; nothing above sees a row."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from aiweb.errors import InvalidInputError
+
+#: Model and alias names: lower-case letters, digits, ``_`` and ``-``; 1 to 63 characters.
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+PRODUCTION = "production"
+
+VERSION_STATUSES = ("pending", "ready", "failed")
+
+
+def check_name(value: str, kind: str = "model name") -> str:
+    """Return ``value`` if it is a valid model or alias name.
+
+    Raises:
+        InvalidInputError: the name does not match ``^[a-z0-9][a-z0-9_-]{0,62}$``.
+    """
+    if not NAME_PATTERN.fullmatch(value):
+        raise InvalidInputError(
+            f"invalid {kind} {value[:80]!r}: use 1 to 63 lower-case letters, digits, "
+            "'_' or '-', starting with a letter or digit"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """What a client asked for: ``name``, ``name@alias`` or ``name:version``.
+
+    Attributes:
+        name: registered model name.
+        alias: alias to resolve (``production`` when neither alias nor version is given).
+        version: explicit version number, or ``None``.
+    """
+
+    name: str
+    alias: str | None = None
+    version: int | None = None
+
+    @classmethod
+    def parse(cls, ref: str) -> ModelRef:
+        """Parse ``sentiment``, ``sentiment@staging`` or ``sentiment:3``.
+
+        Raises:
+            InvalidInputError: malformed reference, name or version.
+        """
+        if "@" in ref:
+            name, _, alias = ref.partition("@")
+            return cls(check_name(name), alias=check_name(alias, "alias"))
+        if ":" in ref:
+            name, _, version = ref.partition(":")
+            if not version.isdigit() or int(version) < 1 or len(version) > 9:
+                raise InvalidInputError(
+                    f"invalid version {version[:20]!r} in {ref[:100]!r}: use a positive integer"
+                )
+            return cls(check_name(name), version=int(version))
+        return cls(check_name(ref), alias=PRODUCTION)
+
+    def __str__(self) -> str:
+        if self.version is not None:
+            return f"{self.name}:{self.version}"
+        return f"{self.name}@{self.alias}"
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One trained version of a registered model.
+
+    Attributes:
+        name: registered model name.
+        version: integer, 1, 2, 3 … per name.
+        task: the registered model's task, e.g. ``text-classification``.
+        status: ``pending`` (artifact being written), ``ready`` or ``failed``.
+        artifact_uri: path of the artifact relative to the artifact store.
+        artifact_format: e.g. ``skops``.
+        artifact_sha256: hex digest of the artifact bytes, checked at load.
+        labels: class names, in the order of the model's score columns.
+        signature: input/output description.
+        lineage: dataset name and sha256, parameters, aiweb version, timestamps.
+        evaluation: the evaluation report (metrics, confusion matrix …).
+        aliases: aliases pointing at this version.
+    """
+
+    name: str
+    version: int
+    task: str
+    status: str
+    artifact_uri: str | None
+    artifact_format: str | None
+    artifact_sha256: str | None
+    labels: list[str]
+    signature: dict[str, Any]
+    lineage: dict[str, Any]
+    evaluation: dict[str, Any]
+    created_at: datetime
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A registered model: a name, its task, its aliases and its newest version."""
+
+    name: str
+    task: str
+    description: str
+    created_at: datetime
+    updated_at: datetime
+    aliases: dict[str, int] = field(default_factory=dict)
+    latest_version: int | None = None
+
+
+@dataclass(frozen=True)
+class AliasEvent:
+    """One move of an alias (``set``, ``promote`` or ``rollback``)."""
+
+    name: str
+    alias: str
+    action: str
+    from_version: int | None
+    to_version: int | None
+    actor: str
+    created_at: datetime

@@ -1,0 +1,264 @@
+"""Load, cache, warm and atomically swap served model versions.
+
+The loader keeps a snapshot ``{(name, alias): version}`` of every alias and the loaded
+versions they point at. When an alias moves (through this process's API, or another
+process's, seen by the periodic :meth:`ModelLoader.refresh`), the new version is loaded
+and warmed *first*, then the snapshot is replaced in one assignment: requests already
+running finish on the old version, new requests get the new one, none fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import anyio.to_thread
+import numpy as np
+import numpy.typing as npt
+
+from aiweb.config import ServingSettings
+from aiweb.errors import AiwebError, AliasNotFound, ModelNotReadyError
+from aiweb.registry.entities import PRODUCTION, ModelRef, ModelVersion
+from aiweb.registry.service import RegistryService
+from aiweb.serving.batching import MicroBatcher
+
+log = logging.getLogger(__name__)
+
+
+class CorruptArtifactError(AiwebError):
+    slug = "corrupt-artifact"
+    title = "Artifact does not match its checksum"
+
+
+class Runtime(Protocol):
+    """What a served model offers: class names and batch scoring."""
+
+    labels: list[str]
+
+    def predict_proba(self, texts: list[str]) -> npt.NDArray[np.float64]: ...
+
+
+RuntimeFactory = Callable[[ModelVersion, bytes], Runtime]
+
+
+def default_runtime_factory(version: ModelVersion, data: bytes) -> Runtime:
+    """Build the runtime for ``version`` from its artifact bytes (by task and format)."""
+    if version.task == "text-classification" and version.artifact_format == "skops":
+        from aiweb.classification.model import TextClassifier
+
+        return TextClassifier.from_bytes(data)
+    raise ModelNotReadyError(
+        f"{version.name}:{version.version} has task {version.task!r} and format "
+        f"{version.artifact_format!r}, which this server cannot serve"
+    )
+
+
+@dataclass
+class LoadedModel:
+    """A version in memory, with its micro-batcher."""
+
+    version: ModelVersion
+    runtime: Runtime
+    batcher: MicroBatcher[str]
+    loaded_at: float
+
+    async def predict_proba(self, texts: list[str]) -> npt.NDArray[np.float64]:
+        """Score ``texts`` through the batcher: float64 array ``(len(texts), n_classes)``."""
+        return await self.batcher.submit(texts)
+
+
+class ModelLoader:
+    """Keeps the served versions in memory.
+
+    Args:
+        registry: resolves aliases and reads artifacts.
+        settings: batching and cache sizes.
+        runtime_factory: builds a runtime from a version and its artifact bytes.
+        on_batch: hook ``(model, version, batch_size, seconds)`` for metrics.
+    """
+
+    def __init__(
+        self,
+        registry: RegistryService,
+        settings: ServingSettings,
+        *,
+        runtime_factory: RuntimeFactory = default_runtime_factory,
+        on_batch: Callable[[str, int, int, float], None] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.settings = settings
+        self._factory = runtime_factory
+        self._on_batch = on_batch
+        self._aliases: dict[tuple[str, str], int] = {}
+        self._loaded: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
+        self._locks: dict[tuple[str, int], asyncio.Lock] = {}
+        self._refresh_lock = asyncio.Lock()
+        self.ready = False
+
+    # -- loading ---------------------------------------------------------------------
+    def _load_sync(self, version: ModelVersion) -> Runtime:
+        if version.status != "ready" or not version.artifact_uri:
+            raise ModelNotReadyError(f"{version.name}:{version.version} is {version.status!r}")
+        data = self.registry.artifacts.read_bytes(version.artifact_uri)
+        digest = hashlib.sha256(data).hexdigest()
+        if version.artifact_sha256 and digest != version.artifact_sha256:
+            raise CorruptArtifactError(
+                f"artifact of {version.name}:{version.version} has sha256 {digest[:12]}…, "
+                f"the registry recorded {version.artifact_sha256[:12]}…; refusing to load it"
+            )
+        runtime = self._factory(version, data)
+        runtime.predict_proba(["warm-up"])  # first call allocates; do it before traffic
+        return runtime
+
+    async def _ensure_loaded(self, version: ModelVersion) -> LoadedModel:
+        key = (version.name, version.version)
+        loaded = self._loaded.get(key)
+        if loaded is not None:
+            self._loaded.move_to_end(key)
+            return loaded
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            loaded = self._loaded.get(key)
+            if loaded is not None:
+                return loaded
+            started = time.perf_counter()
+            runtime = await anyio.to_thread.run_sync(self._load_sync, version)
+            name, number = version.name, version.version
+            hook = self._on_batch
+
+            def on_batch(size: int, seconds: float) -> None:
+                if hook is not None:
+                    hook(name, number, size, seconds)
+
+            loaded = LoadedModel(
+                version=version,
+                runtime=runtime,
+                batcher=MicroBatcher(
+                    runtime.predict_proba,
+                    max_batch_size=self.settings.max_batch_size,
+                    max_wait_ms=self.settings.max_wait_ms,
+                    max_queue=self.settings.max_queue,
+                    on_batch=on_batch,
+                ),
+                loaded_at=time.time(),
+            )
+            self._loaded[key] = loaded
+            log.info("loaded %s:%s in %.2fs", name, number, time.perf_counter() - started)
+            if not self._refresh_lock.locked():  # refresh evicts after its swap
+                await self._evict()
+            return loaded
+
+    async def _evict(self) -> None:
+        pinned = {(n, v) for (n, _a), v in self._aliases.items()}
+        spare = [k for k in self._loaded if k not in pinned]
+        while len(spare) > self.settings.keep_versions:
+            key = spare.pop(0)
+            model = self._loaded.pop(key)
+            await model.batcher.aclose()
+
+    # -- resolving -------------------------------------------------------------------
+    async def get(self, ref: ModelRef) -> LoadedModel:
+        """The loaded model ``ref`` names, loading it on first use.
+
+        Aliases are resolved from the in-memory snapshot; an alias this process has not
+        seen yet is looked up in the store once.
+
+        Raises:
+            ModelNotFound, AliasNotFound, ModelVersionNotFound, ModelNotReadyError.
+        """
+        if ref.version is not None:
+            key = (ref.name, ref.version)
+            loaded = self._loaded.get(key)
+            if loaded is not None:
+                return loaded
+            version = await anyio.to_thread.run_sync(
+                self.registry.store.get_version, ref.name, ref.version
+            )
+            return await self._ensure_loaded(version)
+        alias = ref.alias or PRODUCTION
+        number = self._aliases.get((ref.name, alias))
+        if number is not None:
+            loaded = self._loaded.get((ref.name, number))
+            if loaded is not None:
+                return loaded
+        version = await anyio.to_thread.run_sync(self.registry.resolve, ref)
+        loaded = await self._ensure_loaded(version)
+        self._aliases = {**self._aliases, (ref.name, alias): version.version}
+        return loaded
+
+    def loaded_versions(self) -> list[ModelVersion]:
+        """Versions in memory now."""
+        return [m.version for m in self._loaded.values()]
+
+    def aliases(self) -> dict[tuple[str, str], int]:
+        """The alias snapshot this process serves from."""
+        return dict(self._aliases)
+
+    # -- refreshing ------------------------------------------------------------------
+    async def refresh(self) -> None:
+        """Re-read every alias; load and warm new targets, then swap the snapshot.
+
+        A version that fails to load keeps its alias on the old version in this process
+        (logged), so a bad artifact never takes serving down.
+        """
+        async with self._refresh_lock:
+            current = await anyio.to_thread.run_sync(self.registry.store.all_aliases)
+            snapshot: dict[tuple[str, str], int] = {}
+            for (name, alias), number in sorted(current.items()):
+                try:
+                    version = await anyio.to_thread.run_sync(
+                        self.registry.store.get_version, name, number
+                    )
+                    await self._ensure_loaded(version)
+                    snapshot[(name, alias)] = number
+                except AiwebError as exc:
+                    log.error("cannot serve %s@%s -> %s: %s", name, alias, number, exc.detail)
+                    old = self._aliases.get((name, alias))
+                    if old is not None:
+                        snapshot[(name, alias)] = old
+            self._aliases = snapshot  # the atomic swap
+            await self._evict()
+            self.ready = all(
+                (name, number) in self._loaded
+                for (name, alias), number in snapshot.items()
+                if alias == PRODUCTION
+            )
+
+    async def refresh_forever(self, interval_s: float) -> None:
+        """Call :meth:`refresh` every ``interval_s`` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.refresh()
+            except Exception:  # keep serving on a transient database error
+                log.exception("alias refresh failed")
+
+    async def aclose(self) -> None:
+        """Stop every batcher."""
+        for model in list(self._loaded.values()):
+            await model.batcher.aclose()
+        self._loaded.clear()
+
+    def resolved_alias(self, name: str, alias: str) -> int:
+        """The version ``name@alias`` is served from in this process.
+
+        Raises:
+            AliasNotFound: not in the snapshot.
+        """
+        try:
+            return self._aliases[(name, alias)]
+        except KeyError:
+            raise AliasNotFound(f"model {name!r} has no alias {alias!r}") from None
+
+    def status(self) -> dict[str, Any]:
+        """A summary for ``/readyz``."""
+        return {
+            "ready": self.ready,
+            "loaded": [f"{m.version.name}:{m.version.version}" for m in self._loaded.values()],
+        }

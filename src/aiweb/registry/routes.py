@@ -1,0 +1,93 @@
+"""Registry routes under ``/v1/models``. Routes hold no queries: they call the service."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import anyio.to_thread
+from fastapi import APIRouter, Body, Path
+
+from aiweb.api.deps import LoaderDep, RegistryDep
+from aiweb.registry.entities import check_name
+from aiweb.registry.schemas import (
+    AliasEventOut,
+    AliasUpdate,
+    ModelDetail,
+    ModelList,
+    ModelOut,
+    ModelVersionOut,
+    RollbackRequest,
+)
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+
+NamePath = Annotated[str, Path(description="Registered model name.", max_length=63)]
+
+
+@router.get("")
+async def list_models(registry: RegistryDep) -> ModelList:
+    """Every registered model with its aliases and newest version."""
+    models = await anyio.to_thread.run_sync(registry.list_models)
+    return ModelList(models=[ModelOut.of(m) for m in models])
+
+
+@router.get("/{name}")
+async def get_model(name: NamePath, registry: RegistryDep) -> ModelDetail:
+    """One registered model with all its versions."""
+    check_name(name)
+
+    def read() -> ModelDetail:
+        model = registry.get_model(name)
+        versions = registry.list_versions(name)
+        return ModelDetail(
+            **ModelOut.of(model).model_dump(), versions=[ModelVersionOut.of(v) for v in versions]
+        )
+
+    return await anyio.to_thread.run_sync(read)
+
+
+@router.get("/{name}/versions/{version}")
+async def get_version(
+    name: NamePath, version: Annotated[int, Path(ge=1, le=2**31 - 1)], registry: RegistryDep
+) -> ModelVersionOut:
+    """One model version: status, labels, lineage and evaluation report."""
+    check_name(name)
+    v = await anyio.to_thread.run_sync(registry.get_version, name, version)
+    return ModelVersionOut.of(v)
+
+
+@router.put("/{name}/aliases/{alias}")
+async def set_alias(
+    name: NamePath,
+    alias: Annotated[str, Path(max_length=63)],
+    body: AliasUpdate,
+    registry: RegistryDep,
+    loader: LoaderDep,
+) -> AliasEventOut:
+    """Point an alias (``production``, ``staging`` …) at a version: promotion.
+
+    The new version is loaded and warmed in this process before the answer; other
+    server processes switch within ``AIWEB_SERVING__ALIAS_REFRESH_S`` seconds.
+    """
+    check_name(name)
+    check_name(alias, "alias")
+    event = await anyio.to_thread.run_sync(
+        lambda: registry.set_alias(name, alias, body.version, actor="api")
+    )
+    await loader.refresh()
+    return AliasEventOut.of(event)
+
+
+@router.post("/{name}/rollback")
+async def rollback(
+    name: NamePath,
+    registry: RegistryDep,
+    loader: LoaderDep,
+    body: Annotated[RollbackRequest | None, Body()] = None,
+) -> AliasEventOut:
+    """Move an alias (default ``production``) back to the version it pointed at before."""
+    check_name(name)
+    alias = body.alias if body else "production"
+    event = await anyio.to_thread.run_sync(lambda: registry.rollback(name, alias, actor="api"))
+    await loader.refresh()
+    return AliasEventOut.of(event)

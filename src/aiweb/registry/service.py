@@ -1,0 +1,155 @@
+"""Registry operations: register a version with its artifact, resolve, promote, roll back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiweb.errors import ConflictError, InvalidInputError
+from aiweb.registry.artifacts import LocalArtifactStore
+from aiweb.registry.entities import (
+    PRODUCTION,
+    AliasEvent,
+    ModelRef,
+    ModelVersion,
+    RegisteredModel,
+    check_name,
+)
+from aiweb.registry.store import RegistryStore
+
+
+class RegistryService:
+    """The registry as every caller (API, CLI, jobs, tests) sees it.
+
+    Args:
+        store: persistence of models, versions and aliases.
+        artifacts: where artifact bytes go.
+    """
+
+    def __init__(self, store: RegistryStore, artifacts: LocalArtifactStore) -> None:
+        self.store = store
+        self.artifacts = artifacts
+
+    def register_version(
+        self,
+        name: str,
+        task: str,
+        *,
+        artifact: bytes,
+        artifact_format: str,
+        labels: list[str],
+        signature: dict[str, Any],
+        lineage: dict[str, Any],
+        evaluation: dict[str, Any],
+        description: str = "",
+        alias: str | None = None,
+        actor: str = "",
+    ) -> ModelVersion:
+        """Add a new version of ``name`` and write its artifact.
+
+        The version is ``pending`` until its artifact is written and ``ready`` after.
+        The first version of a model becomes ``production``; ``alias`` (if given) is
+        pointed at the new version as well.
+
+        Raises:
+            InvalidInputError: bad model or alias name.
+            ConflictError: ``name`` exists with another task.
+        """
+        check_name(name)
+        if alias is not None:
+            check_name(alias, "alias")
+        self.store.ensure_model(name, task, description)
+        version = self.store.create_version(
+            name,
+            labels=labels,
+            signature=signature,
+            lineage=lineage,
+            evaluation=evaluation,
+            artifact_format=artifact_format,
+        )
+        uri = f"models/{name}/{version.version}/model.{artifact_format}"
+        try:
+            digest = self.artifacts.write_bytes(uri, artifact)
+        except BaseException:
+            self.store.finish_version(name, version.version, status="failed")
+            raise
+        version = self.store.finish_version(
+            name, version.version, status="ready", artifact_uri=uri, artifact_sha256=digest
+        )
+        targets = set()
+        if PRODUCTION not in self.store.get_model(name).aliases:
+            targets.add(PRODUCTION)
+        if alias is not None:
+            targets.add(alias)
+        for target in sorted(targets):
+            self.store.set_alias(name, target, version.version, action="register", actor=actor)
+        return self.store.get_version(name, version.version) if targets else version
+
+    def get_model(self, name: str) -> RegisteredModel:
+        return self.store.get_model(name)
+
+    def list_models(self) -> list[RegisteredModel]:
+        return self.store.list_models()
+
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        return self.store.list_versions(name)
+
+    def get_version(self, name: str, version: int) -> ModelVersion:
+        return self.store.get_version(name, version)
+
+    def latest_version(self, name: str) -> ModelVersion | None:
+        """The newest version of ``name``, or ``None`` (also when no such model)."""
+        models = {m.name: m for m in self.store.list_models()}
+        model = models.get(name)
+        if model is None or model.latest_version is None:
+            return None
+        return self.store.get_version(name, model.latest_version)
+
+    def resolve(self, ref: ModelRef) -> ModelVersion:
+        """The version ``ref`` names (alias resolved now, from the store).
+
+        Raises:
+            ModelNotFound, AliasNotFound, ModelVersionNotFound.
+        """
+        if ref.version is not None:
+            return self.store.get_version(ref.name, ref.version)
+        version = self.store.resolve_alias(ref.name, ref.alias or PRODUCTION)
+        return self.store.get_version(ref.name, version)
+
+    def promote(
+        self, name: str, version: int, alias: str = PRODUCTION, *, actor: str = ""
+    ) -> AliasEvent:
+        """Point ``name@alias`` at ``version`` and record the move.
+
+        Raises:
+            ModelNotFound, ModelVersionNotFound; ConflictError when the version is
+            not ``ready``; InvalidInputError for a bad alias name.
+        """
+        return self.store.set_alias(name, alias, version, action="promote", actor=actor)
+
+    def rollback(self, name: str, alias: str = PRODUCTION, *, actor: str = "") -> AliasEvent:
+        """Move ``name@alias`` back to the version it pointed at before.
+
+        The alias history is replayed as a stack: every move pushes its target and every
+        rollback pops one, so repeated rollbacks keep walking back in time.
+
+        Raises:
+            ModelNotFound; ConflictError when there is no earlier version to go back to.
+        """
+        check_name(alias, "alias")
+        stack: list[int] = []
+        for event in self.store.alias_history(name, alias):
+            if event.action == "rollback":
+                if stack:
+                    stack.pop()
+            elif event.to_version is not None and (not stack or stack[-1] != event.to_version):
+                # re-pointing at the version it already has is not a step to go back over
+                stack.append(event.to_version)
+        if len(stack) < 2:
+            raise ConflictError(f"{name}@{alias} has no earlier version to roll back to")
+        return self.store.set_alias(name, alias, stack[-2], action="rollback", actor=actor)
+
+    def set_alias(self, name: str, alias: str, version: int, *, actor: str = "") -> AliasEvent:
+        """Point ``name@alias`` at ``version`` (``PUT /v1/models/{name}/aliases/{alias}``)."""
+        if version < 1:
+            raise InvalidInputError("version must be a positive integer")
+        return self.store.set_alias(name, alias, version, action="set", actor=actor)

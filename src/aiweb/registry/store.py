@@ -1,0 +1,80 @@
+"""The registry store interface. :mod:`aiweb.registry.sql_store` implements it."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from aiweb.registry.entities import AliasEvent, ModelVersion, RegisteredModel
+
+
+class RegistryStore(Protocol):
+    """Persistence of registered models, versions and aliases.
+
+    Every method opens and commits its own transaction. Errors are domain errors:
+    :class:`~aiweb.errors.ModelNotFound`, :class:`~aiweb.errors.ModelVersionNotFound`,
+    :class:`~aiweb.errors.AliasNotFound`, :class:`~aiweb.errors.ConflictError`.
+    """
+
+    def ensure_model(self, name: str, task: str, description: str = "") -> RegisteredModel:
+        """Return the model ``name``, creating it with ``task`` when missing.
+
+        Raises:
+            ConflictError: the model exists with another task.
+        """
+        ...
+
+    def get_model(self, name: str) -> RegisteredModel: ...
+
+    def list_models(self) -> list[RegisteredModel]: ...
+
+    def create_version(
+        self,
+        name: str,
+        *,
+        labels: list[str],
+        signature: dict[str, Any],
+        lineage: dict[str, Any],
+        evaluation: dict[str, Any],
+        artifact_format: str,
+    ) -> ModelVersion:
+        """Add the next version (max + 1) of ``name`` with status ``pending``."""
+        ...
+
+    def finish_version(
+        self,
+        name: str,
+        version: int,
+        *,
+        status: str,
+        artifact_uri: str | None = None,
+        artifact_sha256: str | None = None,
+    ) -> ModelVersion:
+        """Set a version's status and artifact once its artifact is written (or failed)."""
+        ...
+
+    def get_version(self, name: str, version: int) -> ModelVersion: ...
+
+    def list_versions(self, name: str) -> list[ModelVersion]: ...
+
+    def resolve_alias(self, name: str, alias: str) -> int:
+        """The version ``name@alias`` points at.
+
+        Raises:
+            ModelNotFound: no model ``name``.
+            AliasNotFound: the model has no such alias.
+        """
+        ...
+
+    def set_alias(
+        self, name: str, alias: str, version: int, *, action: str = "set", actor: str = ""
+    ) -> AliasEvent:
+        """Point ``alias`` at ``version`` (which must be ``ready``) and record the move."""
+        ...
+
+    def alias_history(self, name: str, alias: str) -> list[AliasEvent]:
+        """Every move of ``name@alias``, oldest first."""
+        ...
+
+    def all_aliases(self) -> dict[tuple[str, str], int]:
+        """``{(name, alias): version}`` for every alias of every model."""
+        ...

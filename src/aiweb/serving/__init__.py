@@ -1,0 +1,1 @@
+"""Serving machinery shared by every task: micro-batching."""

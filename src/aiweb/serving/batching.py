@@ -1,0 +1,163 @@
+"""Adaptive micro-batching: requests that arrive together run as one model call.
+
+Each model version gets one :class:`MicroBatcher`. A request submits its list of
+inputs; a single consumer task takes the first waiting request, then every request
+already queued (up to ``max_batch_size`` inputs), and runs them as one call in a
+worker thread, so the event loop never blocks. Under no load a request runs alone at
+once (no added latency); under load batches grow by themselves. When more than one
+request was waiting, the consumer also waits up to ``max_wait_ms`` for stragglers.
+The queue is bounded: a full queue raises :class:`~aiweb.errors.QueueFullError` (503
+with ``Retry-After``) instead of letting latency grow without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+import anyio.to_thread
+import numpy as np
+import numpy.typing as npt
+
+from aiweb.errors import QueueFullError
+
+T = TypeVar("T")
+
+BatchFn = Callable[[list[T]], npt.NDArray[np.float64]]
+
+
+@dataclass
+class _Pending(Generic[T]):
+    items: list[T]
+    future: asyncio.Future[npt.NDArray[np.float64]]
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+class MicroBatcher(Generic[T]):
+    """Batch concurrent calls of ``fn`` (rows in, one result row per input out).
+
+    Args:
+        fn: the model call: ``list`` of ``n`` inputs -> array with ``n`` rows.
+        max_batch_size: most inputs in one call (a single larger request runs alone).
+        max_wait_ms: extra wait for more requests once a batch is forming under load.
+        max_queue: most requests waiting; beyond it :meth:`submit` raises.
+        on_batch: optional hook called with ``(batch_size, seconds)`` after each call.
+    """
+
+    def __init__(
+        self,
+        fn: BatchFn[T],
+        *,
+        max_batch_size: int = 64,
+        max_wait_ms: float = 1.0,
+        max_queue: int = 2048,
+        on_batch: Callable[[int, float], None] | None = None,
+    ) -> None:
+        self._fn = fn
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_ms / 1000.0
+        self.max_queue = max_queue
+        self._on_batch = on_batch
+        self._queue: asyncio.Queue[_Pending[T]] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def _ensure_started(self) -> asyncio.Queue[_Pending[T]]:
+        if self._queue is None or self._task is None or self._task.done():
+            self._queue = asyncio.Queue(maxsize=self.max_queue)
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        return self._queue
+
+    async def submit(self, items: Sequence[T]) -> npt.NDArray[np.float64]:
+        """Run ``items`` in the next batch and return their rows, in order.
+
+        Raises:
+            QueueFullError: ``max_queue`` requests are already waiting.
+            Exception: whatever ``fn`` raised for the batch holding these items.
+        """
+        if self._closed:
+            raise QueueFullError(
+                "this model version is being unloaded; retry", headers={"Retry-After": "1"}
+            )
+        queue = self._ensure_started()
+        future: asyncio.Future[npt.NDArray[np.float64]] = asyncio.get_running_loop().create_future()
+        try:
+            queue.put_nowait(_Pending(list(items), future))
+        except asyncio.QueueFull:
+            raise QueueFullError(
+                f"{self.max_queue} requests are already waiting for this model; retry shortly",
+                headers={"Retry-After": "1"},
+            ) from None
+        return await future
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        queue = self._queue
+        while True:
+            first = await queue.get()
+            batch = [first]
+            size = len(first.items)
+            while size < self.max_batch_size and not queue.empty():
+                nxt = queue.get_nowait()
+                batch.append(nxt)
+                size += len(nxt.items)
+            if len(batch) > 1 and self.max_wait_s > 0 and size < self.max_batch_size:
+                deadline = time.perf_counter() + self.max_wait_s
+                while size < self.max_batch_size:
+                    timeout = deadline - time.perf_counter()
+                    if timeout <= 0:
+                        break
+                    try:
+                        nxt = await asyncio.wait_for(queue.get(), timeout)
+                    except TimeoutError:
+                        break
+                    batch.append(nxt)
+                    size += len(nxt.items)
+            await self._execute(batch)
+
+    async def _execute(self, batch: list[_Pending[T]]) -> None:
+        live = [p for p in batch if not p.future.done()]  # skip callers that gave up
+        if not live:
+            return
+        inputs: list[T] = [item for p in live for item in p.items]
+        started = time.perf_counter()
+        try:
+            result = await anyio.to_thread.run_sync(self._fn, inputs)
+        except Exception as exc:
+            if len(live) > 1:
+                # one bad request must not fail its neighbours: retry each alone
+                for p in live:
+                    await self._execute([p])
+                return
+            if not live[0].future.done():
+                live[0].future.set_exception(exc)
+            return
+        if self._on_batch is not None:
+            self._on_batch(len(inputs), time.perf_counter() - started)
+        offset = 0
+        for p in live:
+            n = len(p.items)
+            if not p.future.done():
+                p.future.set_result(result[offset : offset + n])
+            offset += n
+
+    async def aclose(self) -> None:
+        """Stop the consumer; waiting requests get their results first when possible."""
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._queue is not None:
+            while not self._queue.empty():
+                p = self._queue.get_nowait()
+                if not p.future.done():
+                    p.future.set_exception(
+                        QueueFullError(
+                            "model version unloaded; retry", headers={"Retry-After": "1"}
+                        )
+                    )

@@ -1,0 +1,106 @@
+"""Shared fixtures: settings on a temporary home, databases (SQLite and, when
+``AIWEB_TEST_DATABASE_URL`` is set, PostgreSQL), and a small real model.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from aiweb.classification.model import TextClassifier
+from aiweb.classification.trainer import TrainParams, fit_text_classifier
+from aiweb.config import Settings
+from aiweb.db.session import make_engine
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def data_home() -> Path | None:
+    """``AIWEB_DATA_HOME`` resolved against the project root, or ``None`` when unset."""
+    raw = os.environ.get("AIWEB_DATA_HOME")
+    if not raw:
+        return None
+    path = Path(raw)
+    return path if path.is_absolute() else (ROOT / path).resolve()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    home = data_home()
+    if home is None or not (home / "sst2" / "train.tsv").is_file():
+        pytest.skip("AIWEB_DATA_HOME with the shared datasets is not set")
+    return home
+
+
+def _pg_url_with_schema(base: str, schema: str) -> str:
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}options=-csearch_path%3D{schema}"
+
+
+def _database_params() -> list[str]:
+    params = ["sqlite"]
+    if os.environ.get("AIWEB_TEST_DATABASE_URL"):
+        params.append("postgresql")
+    return params
+
+
+@pytest.fixture(params=_database_params())
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file, or a new schema in the PostgreSQL test DB."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'aiweb.db'}"
+        return
+    base = os.environ["AIWEB_TEST_DATABASE_URL"]
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield _pg_url_with_schema(base, schema)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """Settings on a temporary home and a fresh database, with fast refresh/flush."""
+    return Settings(
+        home=tmp_path / "home",
+        database_url=database_url,
+        data_home=data_home(),
+        serving={"alias_refresh_s": 0.2},
+        prediction_log={"flush_interval_s": 0.1},
+    )
+
+
+TINY_TEXTS = [
+    "a wonderful, moving film",
+    "great acting and a clever story",
+    "i loved every minute",
+    "brilliant and funny",
+    "a delight from start to finish",
+    "terrible and boring",
+    "a dull, lifeless mess",
+    "i hated every minute",
+    "awful acting and a stupid plot",
+    "a waste of time",
+]
+TINY_LABELS = ["positive"] * 5 + ["negative"] * 5
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> TextClassifier:
+    """A real (tiny) fitted pipeline: fast to train, positive/negative."""
+    return fit_text_classifier(TINY_TEXTS * 3, TINY_LABELS * 3, TrainParams(C=10.0))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_bytes(tiny_model: TextClassifier) -> bytes:
+    return tiny_model.to_bytes()
