@@ -22,7 +22,7 @@ from aiweb.errors import AiwebError
 log = logging.getLogger("aiweb.api")
 
 PROBLEM_JSON = "application/problem+json"
-PROBLEM_BASE = "https://aiweb.dev/problems/"
+PROBLEM_BASE = "/problems/"
 
 _HTTP_TITLES = {
     400: "Bad request",

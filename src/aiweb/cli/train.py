@@ -188,7 +188,7 @@ def text_classification(
     test_size: float = typer.Option(0.2, help="Held-out fraction when there is no eval data."),
     alias: str | None = typer.Option(None, help="Also point this alias at the new version."),
     param: list[str] = typer.Option(
-        [], "--param", help="Hyper-parameter KEY=VALUE (C, min_df, word_ngram_max …)."
+        [], "--param", help="Hyper-parameter KEY=VALUE (C, n_features_log2, word_ngram_max …)."
     ),
 ) -> None:
     """Train TF-IDF + LogisticRegression, print its evaluation and register a version."""

@@ -147,13 +147,12 @@ class SqlRegistryStore:
 
     def list_models(self) -> list[RegisteredModel]:
         with self._sessions() as session:
-            latest = dict(
-                session.execute(
-                    select(SqlModelVersion.model_id, func.max(SqlModelVersion.version)).group_by(
-                        SqlModelVersion.model_id
-                    )
-                ).tuples()
-            )
+            grouped = session.execute(
+                select(SqlModelVersion.model_id, func.max(SqlModelVersion.version)).group_by(
+                    SqlModelVersion.model_id
+                )
+            ).tuples()
+            latest = dict(list(grouped))  # dict(result) would treat it as a mapping
             rows = session.scalars(
                 select(SqlRegisteredModel)
                 .options(selectinload(SqlRegisteredModel.aliases))
