@@ -140,13 +140,17 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error in request %s", request_id(request), exc_info=exc)
+    rid = request_id(request)
+    log.error("unhandled error in request %s", rid, exc_info=exc)
+    # Starlette answers this from its outermost middleware, outside RequestIdMiddleware,
+    # so the header is set here.
     return problem_response(
         request,
         status=500,
         slug="internal-error",
         title="Internal server error",
         detail="the server failed; the request id is in the logs",
+        headers={"X-Request-ID": rid} if rid else None,
     )
 
 

@@ -1,0 +1,5 @@
+"""``python -m aiweb`` runs the CLI."""
+
+from aiweb.cli import main
+
+main()

@@ -1,0 +1,369 @@
+"""Contract of the registry store (SqlRegistryStore) and RegistryService, on every
+database the suite runs against (SQLite and, when configured, PostgreSQL)."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from aiweb.db.migrate import upgrade
+from aiweb.db.session import make_engine, make_session_factory
+from aiweb.errors import (
+    AliasNotFound,
+    ConflictError,
+    InvalidInputError,
+    ModelNotFound,
+    ModelVersionNotFound,
+)
+from aiweb.registry.artifacts import LocalArtifactStore
+from aiweb.registry.entities import PRODUCTION
+from aiweb.registry.service import RegistryService
+from aiweb.registry.sql_store import SqlRegistryStore
+
+TASK = "text-classification"
+LABELS = ["negative", "positive"]
+
+# bug (src/aiweb/registry/sql_store.py, list_models and all_aliases): ``Result.tuples()``
+# is deprecated in SQLAlchemy 2.1 (installed: 2.1.x, allowed by pyproject), so under
+# ``filterwarnings = error`` every call raises. Ignored here so the rest of the contract
+# is checked; ``test_store_emits_no_deprecation_warning`` tracks the bug (strict xfail).
+TUPLES_DEPRECATION = (
+    r"ignore:The Result\.tuples\(\) method is deprecated:sqlalchemy.exc.SADeprecationWarning"
+)
+pytestmark = pytest.mark.filterwarnings(TUPLES_DEPRECATION)
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[SqlRegistryStore]:
+    engine = make_engine(database_url)
+    upgrade(engine)
+    try:
+        yield SqlRegistryStore(make_session_factory(engine))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def service(store: SqlRegistryStore, tmp_path: Path) -> RegistryService:
+    return RegistryService(store, LocalArtifactStore(tmp_path / "artifacts"))
+
+
+def new_version(store: SqlRegistryStore, name: str, *, ready: bool = True) -> int:
+    version = store.create_version(
+        name,
+        labels=list(LABELS),
+        signature={},
+        lineage={"dataset": "unit"},
+        evaluation={},
+        artifact_format="skops",
+    )
+    assert version.status == "pending"
+    if ready:
+        done = store.finish_version(
+            name,
+            version.version,
+            status="ready",
+            artifact_uri=f"models/{name}/{version.version}/model.skops",
+            artifact_sha256="0" * 64,
+        )
+        assert done.status == "ready"
+    return version.version
+
+
+def register(service: RegistryService, name: str, artifact: bytes, **kwargs: object) -> int:
+    v = service.register_version(
+        name,
+        TASK,
+        artifact=artifact,
+        artifact_format="skops",
+        labels=list(LABELS),
+        signature={},
+        lineage={},
+        evaluation={},
+        **kwargs,  # type: ignore[arg-type]
+    )
+    return v.version
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: sql_store.list_models/all_aliases call Result.tuples(), deprecated in "
+    "SQLAlchemy 2.1 (SADeprecationWarning -> error under filterwarnings=error)",
+)
+def test_store_emits_no_deprecation_warning(store: SqlRegistryStore) -> None:
+    store.ensure_model("sentiment", TASK)
+    new_version(store, "sentiment")
+    store.set_alias("sentiment", PRODUCTION, 1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert [m.name for m in store.list_models()] == ["sentiment"]
+        assert store.all_aliases() == {("sentiment", PRODUCTION): 1}
+    assert [str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)] == []
+
+
+# -- models ------------------------------------------------------------------------------
+def test_ensure_model_is_idempotent(store: SqlRegistryStore) -> None:
+    first = store.ensure_model("sentiment", TASK, "first")
+    again = store.ensure_model("sentiment", TASK, "ignored")
+    assert first.name == again.name == "sentiment"
+    assert again.task == TASK
+    assert again.description == "first"
+    assert first.latest_version is None
+    assert [m.name for m in store.list_models()] == ["sentiment"]
+
+
+def test_ensure_model_with_another_task_conflicts(store: SqlRegistryStore) -> None:
+    store.ensure_model("sentiment", TASK)
+    with pytest.raises(ConflictError):
+        store.ensure_model("sentiment", "image-classification")
+
+
+def test_unknown_model_raises_model_not_found(store: SqlRegistryStore) -> None:
+    with pytest.raises(ModelNotFound):
+        store.get_model("nope")
+    with pytest.raises(ModelNotFound):
+        store.list_versions("nope")
+    with pytest.raises(ModelNotFound):
+        store.get_version("nope", 1)
+    with pytest.raises(ModelNotFound):
+        store.resolve_alias("nope", PRODUCTION)
+    with pytest.raises(ModelNotFound):
+        store.create_version(
+            "nope", labels=[], signature={}, lineage={}, evaluation={}, artifact_format="skops"
+        )
+
+
+@pytest.mark.parametrize("bad", ["Bad Name", "../x", "a" * 64, "", "-lead", "UPPER"])
+def test_invalid_model_names_are_refused(store: SqlRegistryStore, bad: str) -> None:
+    with pytest.raises(InvalidInputError):
+        store.ensure_model(bad, TASK)
+
+
+def test_63_char_name_is_accepted(store: SqlRegistryStore) -> None:
+    name = "a" * 63
+    assert store.ensure_model(name, TASK).name == name
+
+
+@pytest.mark.parametrize("bad", ["Bad Name", "../x", "a" * 64])
+def test_invalid_alias_names_are_refused(store: SqlRegistryStore, bad: str) -> None:
+    store.ensure_model("sentiment", TASK)
+    new_version(store, "sentiment")
+    with pytest.raises(InvalidInputError):
+        store.set_alias("sentiment", bad, 1)
+
+
+# -- versions ----------------------------------------------------------------------------
+def test_versions_are_numbered_per_name(store: SqlRegistryStore) -> None:
+    store.ensure_model("alpha", TASK)
+    store.ensure_model("beta", TASK)
+    assert [new_version(store, "alpha") for _ in range(3)] == [1, 2, 3]
+    assert [new_version(store, "beta") for _ in range(2)] == [1, 2]
+    assert [v.version for v in store.list_versions("alpha")] == [1, 2, 3]
+    assert store.get_model("alpha").latest_version == 3
+    latest = {m.name: m.latest_version for m in store.list_models()}
+    assert latest == {"alpha": 3, "beta": 2}
+
+
+def test_get_version_round_trips_fields(store: SqlRegistryStore) -> None:
+    store.ensure_model("sentiment", TASK)
+    new_version(store, "sentiment")
+    v = store.get_version("sentiment", 1)
+    assert v.name == "sentiment"
+    assert v.task == TASK
+    assert v.status == "ready"
+    assert v.labels == LABELS
+    assert v.lineage == {"dataset": "unit"}
+    assert v.artifact_uri == "models/sentiment/1/model.skops"
+    assert v.artifact_sha256 == "0" * 64
+    assert v.created_at is not None
+
+
+def test_unknown_version_raises(store: SqlRegistryStore) -> None:
+    store.ensure_model("sentiment", TASK)
+    new_version(store, "sentiment")
+    with pytest.raises(ModelVersionNotFound):
+        store.get_version("sentiment", 2)
+
+
+def test_concurrent_create_version_gives_distinct_consecutive_numbers(
+    store: SqlRegistryStore, database_url: str, request: pytest.FixtureRequest
+) -> None:
+    if database_url.startswith("postgresql"):
+        # Not strict: the failure is probabilistic (about 2 runs in 5 on PostgreSQL).
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=False,
+                reason="bug: sql_store.create_version retries only 5 times without backoff; "
+                "8 writers racing on PostgreSQL can lose 5 rounds -> ConflictError",
+            )
+        )
+    store.ensure_model("busy", TASK)
+    threads_n = 8
+    barrier = threading.Barrier(threads_n)
+    numbers: list[int] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        try:
+            barrier.wait(timeout=10)
+            n = new_version(store, "busy", ready=False)
+            with lock:
+                numbers.append(n)
+        except BaseException as exc:
+            with lock:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(threads_n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    assert sorted(numbers) == list(range(1, threads_n + 1))
+    assert [v.version for v in store.list_versions("busy")] == list(range(1, threads_n + 1))
+
+
+# -- aliases -----------------------------------------------------------------------------
+def test_set_alias_only_on_ready_versions(store: SqlRegistryStore) -> None:
+    store.ensure_model("sentiment", TASK)
+    pending = new_version(store, "sentiment", ready=False)
+    with pytest.raises(ConflictError):
+        store.set_alias("sentiment", PRODUCTION, pending)
+    store.finish_version("sentiment", pending, status="failed")
+    with pytest.raises(ConflictError):
+        store.set_alias("sentiment", PRODUCTION, pending)
+    with pytest.raises(ModelVersionNotFound):
+        store.set_alias("sentiment", PRODUCTION, 99)
+    with pytest.raises(AliasNotFound):
+        store.resolve_alias("sentiment", PRODUCTION)
+
+
+def test_set_alias_records_events(store: SqlRegistryStore) -> None:
+    store.ensure_model("sentiment", TASK)
+    new_version(store, "sentiment")
+    new_version(store, "sentiment")
+    first = store.set_alias("sentiment", PRODUCTION, 1, actor="alice")
+    assert (first.from_version, first.to_version) == (None, 1)
+    assert (first.action, first.actor, first.alias) == ("set", "alice", PRODUCTION)
+    second = store.set_alias("sentiment", PRODUCTION, 2, action="promote")
+    assert (second.from_version, second.to_version, second.action) == (1, 2, "promote")
+    history = store.alias_history("sentiment", PRODUCTION)
+    assert [(e.action, e.from_version, e.to_version) for e in history] == [
+        ("set", None, 1),
+        ("promote", 1, 2),
+    ]
+    assert store.alias_history("sentiment", "staging") == []
+    assert store.resolve_alias("sentiment", PRODUCTION) == 2
+    assert store.get_version("sentiment", 2).aliases == (PRODUCTION,)
+    assert store.get_version("sentiment", 1).aliases == ()
+
+
+def test_resolve_alias_and_all_aliases(store: SqlRegistryStore) -> None:
+    for name in ("alpha", "beta"):
+        store.ensure_model(name, TASK)
+        new_version(store, name)
+        new_version(store, name)
+    store.set_alias("alpha", PRODUCTION, 2)
+    store.set_alias("alpha", "staging", 1)
+    store.set_alias("beta", PRODUCTION, 1)
+    assert store.resolve_alias("alpha", "staging") == 1
+    with pytest.raises(AliasNotFound):
+        store.resolve_alias("beta", "staging")
+    assert store.all_aliases() == {
+        ("alpha", PRODUCTION): 2,
+        ("alpha", "staging"): 1,
+        ("beta", PRODUCTION): 1,
+    }
+    models = {m.name: m for m in store.list_models()}
+    assert models["alpha"].aliases == {PRODUCTION: 2, "staging": 1}
+    assert models["alpha"].latest_version == 2
+    assert store.get_model("beta").aliases == {PRODUCTION: 1}
+
+
+# -- RegistryService ---------------------------------------------------------------------
+def test_first_version_becomes_production(service: RegistryService, tiny_model_bytes: bytes) -> None:
+    v1 = service.register_version(
+        "sentiment",
+        TASK,
+        artifact=tiny_model_bytes,
+        artifact_format="skops",
+        labels=list(LABELS),
+        signature={},
+        lineage={},
+        evaluation={},
+    )
+    assert v1.version == 1
+    assert v1.status == "ready"
+    assert v1.aliases == (PRODUCTION,)
+    assert v1.artifact_uri is not None
+    assert service.artifacts.read_bytes(v1.artifact_uri) == tiny_model_bytes
+    assert register(service, "sentiment", tiny_model_bytes) == 2
+    assert service.store.resolve_alias("sentiment", PRODUCTION) == 1
+    assert service.get_version("sentiment", 2).aliases == ()
+
+
+def test_register_with_alias_sets_it_too(service: RegistryService, tiny_model_bytes: bytes) -> None:
+    register(service, "sentiment", tiny_model_bytes, alias="staging")
+    assert service.store.resolve_alias("sentiment", PRODUCTION) == 1
+    assert service.store.resolve_alias("sentiment", "staging") == 1
+    register(service, "sentiment", tiny_model_bytes, alias="staging")
+    assert service.store.resolve_alias("sentiment", PRODUCTION) == 1
+    assert service.store.resolve_alias("sentiment", "staging") == 2
+
+
+def test_register_refuses_bad_names(service: RegistryService, tiny_model_bytes: bytes) -> None:
+    with pytest.raises(InvalidInputError):
+        register(service, "Bad Name", tiny_model_bytes)
+    with pytest.raises(InvalidInputError):
+        register(service, "ok", tiny_model_bytes, alias="../x")
+    assert service.list_models() == []
+
+
+def test_rollback_walks_back(service: RegistryService, tiny_model_bytes: bytes) -> None:
+    for _ in range(3):
+        register(service, "sentiment", tiny_model_bytes)
+    service.promote("sentiment", 2)
+    service.promote("sentiment", 3)
+    assert service.store.resolve_alias("sentiment", PRODUCTION) == 3
+    back = service.rollback("sentiment")
+    assert (back.action, back.from_version, back.to_version) == ("rollback", 3, 2)
+    assert service.store.resolve_alias("sentiment", PRODUCTION) == 2
+    back = service.rollback("sentiment")
+    assert (back.from_version, back.to_version) == (2, 1)
+    assert service.store.resolve_alias("sentiment", PRODUCTION) == 1
+    with pytest.raises(ConflictError):
+        service.rollback("sentiment")
+    assert service.store.resolve_alias("sentiment", PRODUCTION) == 1
+
+
+def test_rollback_without_history_conflicts(
+    service: RegistryService, tiny_model_bytes: bytes
+) -> None:
+    register(service, "sentiment", tiny_model_bytes)
+    with pytest.raises(ConflictError):
+        service.rollback("sentiment")
+    with pytest.raises(ModelNotFound):
+        service.rollback("nope")
+
+
+def test_promote_to_missing_version(service: RegistryService, tiny_model_bytes: bytes) -> None:
+    register(service, "sentiment", tiny_model_bytes)
+    with pytest.raises(ModelVersionNotFound):
+        service.promote("sentiment", 5)
+    with pytest.raises(ModelNotFound):
+        service.promote("nope", 1)
+    assert service.store.resolve_alias("sentiment", PRODUCTION) == 1
+
+
+def test_latest_version(service: RegistryService, tiny_model_bytes: bytes) -> None:
+    assert service.latest_version("sentiment") is None
+    register(service, "sentiment", tiny_model_bytes)
+    register(service, "sentiment", tiny_model_bytes)
+    latest = service.latest_version("sentiment")
+    assert latest is not None
+    assert latest.version == 2

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from aiweb.errors import QueueFullError
+from aiweb.serving.batching import MicroBatcher
+
+
+class Recorder:
+    """Model stand-in: returns each input's number, records the batches it saw."""
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.batches: list[list[int]] = []
+        self.delay_s = delay_s
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def __call__(self, items: list[int]) -> npt.NDArray[np.float64]:
+        self.gate.wait(5)
+        if self.delay_s:
+            threading.Event().wait(self.delay_s)
+        if any(i < 0 for i in items):
+            raise ValueError("negative input")
+        self.batches.append(list(items))
+        return np.array([[float(i), float(i) * 2] for i in items])
+
+
+def test_concurrent_requests_get_their_own_rows_in_order() -> None:
+    model = Recorder(delay_s=0.01)
+
+    async def main() -> None:
+        batcher = MicroBatcher(model, max_batch_size=64, max_wait_ms=2)
+        requests = [list(range(k * 10, k * 10 + (k % 4) + 1)) for k in range(40)]
+        results = await asyncio.gather(*(batcher.submit(r) for r in requests))
+        for req, res in zip(requests, results, strict=True):
+            assert res[:, 0].tolist() == [float(i) for i in req]
+        await batcher.aclose()
+
+    asyncio.run(main())
+    assert len(model.batches) < 40, "concurrent requests were not batched"
+    assert max(len(b) for b in model.batches) > 4
+
+
+def test_a_failing_request_fails_alone() -> None:
+    model = Recorder()
+    model.gate.clear()  # hold the first call so the others queue up together
+
+    async def main() -> None:
+        batcher = MicroBatcher(model, max_batch_size=64, max_wait_ms=0)
+        first = asyncio.ensure_future(batcher.submit([1]))
+        await asyncio.sleep(0.05)
+        good = [asyncio.ensure_future(batcher.submit([i])) for i in (2, 3)]
+        bad = asyncio.ensure_future(batcher.submit([-1]))
+        more = asyncio.ensure_future(batcher.submit([4]))
+        await asyncio.sleep(0.05)
+        model.gate.set()
+        assert (await first)[0, 0] == 1.0
+        assert [(await g)[0, 0] for g in good] == [2.0, 3.0]
+        assert (await more)[0, 0] == 4.0
+        with pytest.raises(ValueError, match="negative"):
+            await bad
+        await batcher.aclose()
+
+    asyncio.run(main())
+
+
+def test_full_queue_raises_503_with_retry_after() -> None:
+    model = Recorder()
+    model.gate.clear()
+
+    async def main() -> None:
+        batcher = MicroBatcher(model, max_batch_size=1, max_wait_ms=0, max_queue=2)
+        running = asyncio.ensure_future(batcher.submit([0]))
+        await asyncio.sleep(0.05)  # the consumer holds request 0 in the model call
+        waiting = [asyncio.ensure_future(batcher.submit([i])) for i in (1, 2)]
+        await asyncio.sleep(0)
+        with pytest.raises(QueueFullError) as info:
+            await batcher.submit([3])
+        assert info.value.status == 503
+        assert info.value.headers["Retry-After"] == "1"
+        model.gate.set()
+        await asyncio.gather(running, *waiting)
+        await batcher.aclose()
+
+    asyncio.run(main())
+
+
+def test_a_lone_request_is_not_delayed_by_max_wait() -> None:
+    model = Recorder()
+
+    async def main() -> float:
+        batcher = MicroBatcher(model, max_batch_size=64, max_wait_ms=500)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await batcher.submit([1])
+        elapsed = loop.time() - start
+        await batcher.aclose()
+        return elapsed
+
+    # generous bound: only checks the 500 ms wait is not applied to a request alone
+    assert asyncio.run(main()) < 0.4
