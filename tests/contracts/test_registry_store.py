@@ -27,15 +27,6 @@ from aiweb.registry.sql_store import SqlRegistryStore
 TASK = "text-classification"
 LABELS = ["negative", "positive"]
 
-# bug (src/aiweb/registry/sql_store.py, list_models and all_aliases): ``Result.tuples()``
-# is deprecated in SQLAlchemy 2.1 (installed: 2.1.x, allowed by pyproject), so under
-# ``filterwarnings = error`` every call raises. Ignored here so the rest of the contract
-# is checked; ``test_store_emits_no_deprecation_warning`` tracks the bug (strict xfail).
-TUPLES_DEPRECATION = (
-    r"ignore:The Result\.tuples\(\) method is deprecated:sqlalchemy.exc.SADeprecationWarning"
-)
-pytestmark = pytest.mark.filterwarnings(TUPLES_DEPRECATION)
-
 
 @pytest.fixture
 def store(database_url: str) -> Iterator[SqlRegistryStore]:
@@ -89,11 +80,6 @@ def register(service: RegistryService, name: str, artifact: bytes, **kwargs: obj
     return v.version
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: sql_store.list_models/all_aliases call Result.tuples(), deprecated in "
-    "SQLAlchemy 2.1 (SADeprecationWarning -> error under filterwarnings=error)",
-)
 def test_store_emits_no_deprecation_warning(store: SqlRegistryStore) -> None:
     store.ensure_model("sentiment", TASK)
     new_version(store, "sentiment")
@@ -190,17 +176,8 @@ def test_unknown_version_raises(store: SqlRegistryStore) -> None:
 
 
 def test_concurrent_create_version_gives_distinct_consecutive_numbers(
-    store: SqlRegistryStore, database_url: str, request: pytest.FixtureRequest
+    store: SqlRegistryStore,
 ) -> None:
-    if database_url.startswith("postgresql"):
-        # Not strict: the failure is probabilistic (about 2 runs in 5 on PostgreSQL).
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=False,
-                reason="bug: sql_store.create_version retries only 5 times without backoff; "
-                "8 writers racing on PostgreSQL can lose 5 rounds -> ConflictError",
-            )
-        )
     store.ensure_model("busy", TASK)
     threads_n = 8
     barrier = threading.Barrier(threads_n)
@@ -286,7 +263,9 @@ def test_resolve_alias_and_all_aliases(store: SqlRegistryStore) -> None:
 
 
 # -- RegistryService ---------------------------------------------------------------------
-def test_first_version_becomes_production(service: RegistryService, tiny_model_bytes: bytes) -> None:
+def test_first_version_becomes_production(
+    service: RegistryService, tiny_model_bytes: bytes
+) -> None:
     v1 = service.register_version(
         "sentiment",
         TASK,

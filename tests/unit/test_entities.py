@@ -21,8 +21,20 @@ def test_parse_model_refs(ref: str, expected: ModelRef) -> None:
 
 @pytest.mark.parametrize(
     "ref",
-    ["", "Sentiment", "sentiment:0", "sentiment:-1", "sentiment:x", "s@", "s@Bad", "../x", "a" * 64,
-     "sentiment:1234567890", "_x", "x y"],
+    [
+        "",
+        "Sentiment",
+        "sentiment:0",
+        "sentiment:-1",
+        "sentiment:x",
+        "s@",
+        "s@Bad",
+        "../x",
+        "a" * 64,
+        "sentiment:1234567890",
+        "_x",
+        "x y",
+    ],
 )
 def test_malformed_refs_are_invalid_input(ref: str) -> None:
     with pytest.raises(InvalidInputError):

@@ -30,7 +30,9 @@ def make_client() -> TestClient:
         }
         if kind == "crash":
             raise RuntimeError("secret internal detail")
-        raise classes[kind]("what happened", headers={"Retry-After": "1"} if kind == "full" else None)
+        raise classes[kind](
+            "what happened", headers={"Retry-After": "1"} if kind == "full" else None
+        )
 
     @app.post("/body")
     async def body(b: Body) -> dict[str, int]:

@@ -26,7 +26,7 @@ def test_deduplicate_keeps_majority_label_and_counts_removed() -> None:
 def test_split_is_deduplicated_and_stratified() -> None:
     texts = [f"ham {i % 150}" for i in range(400)] + [f"spam {i % 40}" for i in range(100)]
     labels = ["ham"] * 400 + ["spam"] * 100
-    tr_t, tr_l, te_t, te_l, info = split_train_test(texts, labels, test_size=0.2, seed=0)
+    tr_t, _, te_t, te_l, info = split_train_test(texts, labels, test_size=0.2, seed=0)
     assert not set(tr_t) & set(te_t), "a text is on both sides of the split"
     assert info["duplicates_removed"] == 500 - 190
     assert len(tr_t) + len(te_t) == 190

@@ -87,12 +87,15 @@ class SqlRegistryStore:
 
     # -- helpers ---------------------------------------------------------------------
     @staticmethod
-    def _model_row(session: Session, name: str) -> SqlRegisteredModel:
-        row = session.scalar(
+    def _model_row(session: Session, name: str, *, lock: bool = False) -> SqlRegisteredModel:
+        query = (
             select(SqlRegisteredModel)
             .where(SqlRegisteredModel.name == name)
             .options(selectinload(SqlRegisteredModel.aliases))
         )
+        if lock:  # SELECT … FOR UPDATE on PostgreSQL; SQLite serialises writers itself
+            query = query.with_for_update()
+        row = session.scalar(query)
         if row is None:
             raise ModelNotFound(f"no model named {name!r}; `aiweb models list` shows them")
         return row
@@ -151,8 +154,8 @@ class SqlRegistryStore:
                 select(SqlModelVersion.model_id, func.max(SqlModelVersion.version)).group_by(
                     SqlModelVersion.model_id
                 )
-            ).tuples()
-            latest = dict(list(grouped))  # dict(result) would treat it as a mapping
+            )
+            latest: dict[int, int] = {row[0]: row[1] for row in grouped}
             rows = session.scalars(
                 select(SqlRegisteredModel)
                 .options(selectinload(SqlRegisteredModel.aliases))
@@ -174,7 +177,7 @@ class SqlRegistryStore:
         for _ in range(_VERSION_INSERT_ATTEMPTS):
             try:
                 with transaction(self._sessions) as session:
-                    model = self._model_row(session, name)
+                    model = self._model_row(session, name, lock=True)
                     version = (self._latest(session, model.id) or 0) + 1
                     row = SqlModelVersion(
                         model_id=model.id,
@@ -288,5 +291,5 @@ class SqlRegistryStore:
                 select(SqlRegisteredModel.name, SqlModelAlias.alias, SqlModelAlias.version).join(
                     SqlModelAlias, SqlModelAlias.model_id == SqlRegisteredModel.id
                 )
-            ).tuples()
-            return {(n, a): v for n, a, v in rows}
+            )
+            return {(row[0], row[1]): row[2] for row in rows}
