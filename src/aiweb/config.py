@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -47,6 +47,37 @@ class PredictionLogSettings(BaseModel):
     max_queue_rows: int = Field(200_000, ge=1)
 
 
+class AuthSettings(BaseModel):
+    """API keys. Disabling auth is refused unless the server binds to loopback only."""
+
+    enabled: bool = Field(True, description="Require an API key on every /v1 route.")
+    metrics_public_on_loopback: bool = Field(
+        True, description="/metrics answers loopback clients without a key; others need admin."
+    )
+
+
+class RateLimitSettings(BaseModel):
+    """Requests per key (or per client address without a key), per scope.
+
+    Values use the ``limits`` library's notation, e.g. ``"600/minute"``, ``"10/second"``.
+    """
+
+    enabled: bool = True
+    predict: str = Field("1200/minute", description="Budget of a key with scope predict.")
+    train: str = Field("120/minute", description="Budget of a key with scope train.")
+    admin: str = Field("300/minute", description="Budget of a key with scope admin.")
+    anonymous: str = Field("60/minute", description="Budget of a client address without a key.")
+
+
+class LimitSettings(BaseModel):
+    """Bounds on what a client may send. Each is stated in the error it causes."""
+
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Request body, bytes.")
+    max_json_depth: int = Field(32, ge=2, description="Nesting of JSON arrays/objects.")
+    max_upload_bytes: int = Field(100 * 1024 * 1024, ge=1024, description="Uploaded file.")
+    max_upload_rows: int = Field(2_000_000, ge=1, description="Rows in an uploaded file.")
+
+
 class Settings(BaseSettings):
     """All of aiweb's settings. Every field is an ``AIWEB_<NAME>`` environment variable."""
 
@@ -65,10 +96,24 @@ class Settings(BaseSettings):
     log_inputs: bool = Field(
         False, description="Store input texts in the prediction log (else their sha256)."
     )
+    redis_url: str | None = Field(
+        None, description="redis://… shared by all workers (rate limits, caches)."
+    )
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Signs sessions; generated into <home>/secret_key when unset (embedded "
+        "default); required in production (PostgreSQL).",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed by CORS (default none)."
+    )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     prediction_log: PredictionLogSettings = Field(default_factory=PredictionLogSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
 
     @field_validator("home", "artifacts_dir", "data_home", mode="after")
     @classmethod

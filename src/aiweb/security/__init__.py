@@ -1,0 +1,1 @@
+"""Security: API keys and scopes, rate limits, the audit log."""
