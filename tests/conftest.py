@@ -77,6 +77,8 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         data_home=data_home(),
         serving={"alias_refresh_s": 0.2},
         prediction_log={"flush_interval_s": 0.1},
+        rate_limit={"enabled": False},  # the rate-limit tests switch it on
+        secret_key="tests-" + uuid.uuid4().hex + uuid.uuid4().hex,
     )
 
 
@@ -104,3 +106,32 @@ def tiny_model() -> TextClassifier:
 @pytest.fixture(scope="session")
 def tiny_model_bytes(tiny_model: TextClassifier) -> bytes:
     return tiny_model.to_bytes()
+
+
+def create_key(
+    settings: Settings, scopes: tuple[str, ...] = ("admin",), name: str = "tests"
+) -> str:
+    """Migrate the settings' database and create an API key there; returns its secret."""
+    from aiweb.db.migrate import upgrade
+    from aiweb.db.session import make_session_factory
+    from aiweb.security.keys import KeyService
+
+    settings.ensure_dirs()
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        upgrade(engine)
+        _, secret = KeyService(make_session_factory(engine)).create(name, list(scopes))
+    finally:
+        engine.dispose()
+    return secret
+
+
+@pytest.fixture
+def admin_key(settings: Settings) -> str:
+    """An admin API key in the test database."""
+    return create_key(settings)
+
+
+@pytest.fixture
+def auth_headers(admin_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {admin_key}"}

@@ -18,6 +18,8 @@ from sqlalchemy import Engine
 
 from aiweb import __version__
 from aiweb.api import problems
+from aiweb.api.hygiene import SecurityHeadersMiddleware, add_cors
+from aiweb.api.limits import InputLimitsMiddleware
 from aiweb.api.middleware import RequestIdMiddleware
 from aiweb.api.router import build_router
 from aiweb.classification.service import PredictionService
@@ -29,6 +31,10 @@ from aiweb.registry.artifacts import LocalArtifactStore
 from aiweb.registry.loader import ModelLoader
 from aiweb.registry.service import RegistryService
 from aiweb.registry.sql_store import SqlRegistryStore
+from aiweb.security.audit import AuditLog
+from aiweb.security.keys import KeyService
+from aiweb.security.ratelimit import RateLimiter
+from aiweb.security.secrets import resolve_secret_key
 
 log = logging.getLogger("aiweb")
 
@@ -48,8 +54,13 @@ def build_registry(settings: Settings) -> tuple[RegistryService, Engine]:
     """
     settings.ensure_dirs()
     engine = make_engine(settings.resolved_database_url)
-    store = SqlRegistryStore(make_session_factory(engine))
-    return RegistryService(store, LocalArtifactStore(settings.resolved_artifacts_dir)), engine
+    sessions = make_session_factory(engine)
+    registry = RegistryService(
+        SqlRegistryStore(sessions),
+        LocalArtifactStore(settings.resolved_artifacts_dir),
+        AuditLog(sessions),
+    )
+    return registry, engine
 
 
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
@@ -64,12 +75,13 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        settings.ensure_dirs()
-        engine = make_engine(settings.resolved_database_url)
+        secret_key = resolve_secret_key(settings)
+        registry, engine = build_registry(settings)
         if migrate:
             upgrade(engine)
-        store = SqlRegistryStore(make_session_factory(engine))
-        registry = RegistryService(store, LocalArtifactStore(settings.resolved_artifacts_dir))
+        assert registry.audit is not None
+        sessions = make_session_factory(engine)
+        rate_limiter = RateLimiter(settings.rate_limit, settings.redis_url)
         loader = ModelLoader(registry, settings.serving)
         logger = PredictionLogger(
             engine,
@@ -79,7 +91,11 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         )
         logger.start()
         app.state.settings = settings
+        app.state.secret_key = secret_key
         app.state.engine = engine
+        app.state.audit = registry.audit
+        app.state.keys = KeyService(sessions, registry.audit)
+        app.state.rate_limiter = rate_limiter
         app.state.registry = registry
         app.state.loader = loader
         app.state.prediction_logger = logger
@@ -94,6 +110,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
                 await refresher
             await loader.aclose()
             logger.close()
+            rate_limiter.close()
             engine.dispose()
 
     app = FastAPI(
@@ -104,7 +121,17 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     )
     problems.install(app)
     app.include_router(build_router())
+    # added innermost first: CORS runs first (browsers can read every error), then the
+    # request id, the security headers, and the input limits next to the app
+    app.add_middleware(
+        InputLimitsMiddleware,
+        max_body_bytes=settings.limits.max_body_bytes,
+        max_json_depth=settings.limits.max_json_depth,
+        max_upload_bytes=settings.limits.max_upload_bytes,
+    )
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)
+    add_cors(app, settings.cors_origins)
     return app
 
 

@@ -63,8 +63,8 @@ class RateLimitSettings(BaseModel):
     """
 
     enabled: bool = True
-    predict: str = Field("1200/minute", description="Budget of a key with scope predict.")
-    train: str = Field("120/minute", description="Budget of a key with scope train.")
+    predict: str = Field("300/second", description="Budget of a key with scope predict.")
+    train: str = Field("600/minute", description="Budget of a key with scope train.")
     admin: str = Field("300/minute", description="Budget of a key with scope admin.")
     anonymous: str = Field("60/minute", description="Budget of a client address without a key.")
 

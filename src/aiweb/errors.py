@@ -11,6 +11,8 @@ Services raise these; one handler turns any of them into an RFC 9457
     │   ├── ModelVersionNotFound
     │   ├── AliasNotFound
     │   └── DatasetNotFound
+    ├── UnauthorizedError (401, with WWW-Authenticate)
+    ├── ForbiddenError (403)
     ├── ConflictError (409)
     ├── InvalidInputError (422)
     │   └── DataFormatError
@@ -113,3 +115,24 @@ class DatasetUnavailableError(AiwebError):
     status = 502
     slug = "dataset-unavailable"
     title = "Dataset could not be downloaded"
+
+
+class UnauthorizedError(AiwebError):
+    """No API key, or one that is malformed, unknown, revoked or expired (401)."""
+
+    status = 401
+    slug = "unauthorized"
+    title = "Unauthorized"
+
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(
+            detail, headers={"WWW-Authenticate": 'Bearer realm="aiweb"', **(headers or {})}
+        )
+
+
+class ForbiddenError(AiwebError):
+    """A valid key without the scope the route needs (403)."""
+
+    status = 403
+    slug = "forbidden"
+    title = "Forbidden"

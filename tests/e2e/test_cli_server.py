@@ -175,6 +175,7 @@ class Traffic:
     """Predict requests sent continuously by a few client threads."""
 
     base_url: str
+    headers: dict[str, str]
     lock: threading.Lock = field(default_factory=threading.Lock)
     stop: threading.Event = field(default_factory=threading.Event)
     ids: list[str] = field(default_factory=list)
@@ -190,7 +191,7 @@ class Traffic:
 
     def _client(self, i: int) -> None:
         texts = [POSITIVE_TEXT, NEGATIVE_TEXT, f"client {i} thinks it is fine"]
-        with httpx.Client(base_url=self.base_url, timeout=10) as client:
+        with httpx.Client(base_url=self.base_url, timeout=10, headers=self.headers) as client:
             n = 0
             while not self.stop.is_set():
                 n += 1
@@ -290,14 +291,25 @@ def test_train_serve_promote_rollback_and_log(sst2_csvs: tuple[Path, Path], tmp_
         listing.stdout
     ), describe(listing)
 
+    # an admin key from the CLI: the secret alone on stdout, the rest on stderr
+    created = aiweb(env, "keys", "create", "e2e", "--scopes", "admin")
+    assert created.returncode == 0, describe(created)
+    secret = created.stdout.strip()
+    assert secret.startswith("aiw_"), describe(created)
+    assert "\n" not in secret
+    assert "shown only now" in created.stderr
+    headers = {"Authorization": f"Bearer {secret}"}
+
     # 3. the server, in its own process
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    server_env = cli_env(home, AIWEB_SERVING__ALIAS_REFRESH_S="0.2")
-    traffic = Traffic(base_url)
+    server_env = cli_env(
+        home, AIWEB_SERVING__ALIAS_REFRESH_S="0.2", AIWEB_RATE_LIMIT__PREDICT="100000/second"
+    )
+    traffic = Traffic(base_url, headers)
     with (
         running_server(server_env, port, tmp_path) as server,
-        httpx.Client(base_url=base_url, timeout=10) as client,
+        httpx.Client(base_url=base_url, timeout=10, headers=headers) as client,
     ):
         wait_ready(client, server, tmp_path)
 

@@ -17,15 +17,18 @@ from aiweb.app import create_app
 from aiweb.config import Settings
 from aiweb.db.orm import SqlPrediction
 from aiweb.db.session import make_engine
+from conftest import create_key
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "request_id"}
 
 
 @pytest.fixture
-def client(settings: Settings, tiny_model_bytes: bytes) -> Iterator[TestClient]:
-    """The app with ``sentiment`` versions 1 (production) and 2."""
+def client(
+    settings: Settings, tiny_model_bytes: bytes, auth_headers: dict[str, str]
+) -> Iterator[TestClient]:
+    """The app with ``sentiment`` versions 1 (production) and 2, and an admin key."""
     register_versions(settings, "sentiment", tiny_model_bytes, 2)
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings), headers=auth_headers) as c:
         yield c
 
 
@@ -209,8 +212,8 @@ def test_health_with_a_production_model(client: TestClient) -> None:
     assert "sentiment:1" in resp.json()["loaded"]
 
 
-def test_health_with_no_models(settings: Settings) -> None:
-    with TestClient(create_app(settings)) as c:
+def test_health_with_no_models(settings: Settings, auth_headers: dict[str, str]) -> None:
+    with TestClient(create_app(settings), headers=auth_headers) as c:
         assert c.get("/livez").json() == {"status": "ok"}
         resp = c.get("/readyz")
         assert resp.status_code == 200, resp.text
@@ -231,7 +234,8 @@ def _logged(settings: Settings) -> dict[str, SqlPrediction]:
 def _run_predictions(settings: Settings, texts: list[str]) -> list[tuple[str, int, str, str]]:
     """Predict ``texts`` (one per request, then all at once); return (id, version, label, text)."""
     served = []
-    with TestClient(create_app(settings)) as c:
+    headers = {"X-API-Key": create_key(settings, ("predict",), name="logger")}
+    with TestClient(create_app(settings), headers=headers) as c:
         for ref, batch in [("sentiment", texts[:1]), ("sentiment:2", texts)]:
             resp = predict(c, ref, batch)
             assert resp.status_code == 200, resp.text

@@ -32,7 +32,9 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def server_url(settings: Settings, tiny_model_bytes: bytes) -> Iterator[str]:
+def server_url(
+    settings: Settings, tiny_model_bytes: bytes, auth_headers: dict[str, str]
+) -> Iterator[str]:
     if not settings.resolved_database_url.startswith("sqlite"):
         pytest.skip("the swap test runs on SQLite only")
     register_versions(settings, "sentiment", tiny_model_bytes, 2)
@@ -60,7 +62,9 @@ def server_url(settings: Settings, tiny_model_bytes: bytes) -> Iterator[str]:
         assert not thread.is_alive()
 
 
-def test_alias_flips_under_load_fail_no_request(server_url: str) -> None:
+def test_alias_flips_under_load_fail_no_request(
+    server_url: str, auth_headers: dict[str, str]
+) -> None:
     stop = threading.Event()
     lock = threading.Lock()
     statuses: Counter[int] = Counter()
@@ -68,7 +72,7 @@ def test_alias_flips_under_load_fail_no_request(server_url: str) -> None:
     failures: list[str] = []
 
     def drive() -> None:
-        with httpx.Client(base_url=server_url, timeout=10) as client:
+        with httpx.Client(base_url=server_url, timeout=10, headers=auth_headers) as client:
             while not stop.is_set():
                 try:
                     resp = client.post(
@@ -90,7 +94,7 @@ def test_alias_flips_under_load_fail_no_request(server_url: str) -> None:
         w.start()
     flips = []
     try:
-        with httpx.Client(base_url=server_url, timeout=30) as admin:
+        with httpx.Client(base_url=server_url, timeout=30, headers=auth_headers) as admin:
             for i in range(FLIPS):
                 time.sleep(DURATION_S / (FLIPS + 1))
                 target = 2 if i % 2 == 0 else 1

@@ -10,6 +10,8 @@ from aiweb.classification.service import PredictionService
 from aiweb.config import Settings
 from aiweb.registry.loader import ModelLoader
 from aiweb.registry.service import RegistryService
+from aiweb.security.audit import AuditLog
+from aiweb.security.keys import KeyService
 
 
 def _settings(request: Request) -> Settings:
@@ -36,3 +38,17 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 RegistryDep = Annotated[RegistryService, Depends(_registry)]
 LoaderDep = Annotated[ModelLoader, Depends(_loader)]
 PredictionsDep = Annotated[PredictionService, Depends(_predictions)]
+
+
+def _keys(request: Request) -> KeyService:
+    keys: KeyService = request.app.state.keys
+    return keys
+
+
+def _audit(request: Request) -> AuditLog:
+    audit: AuditLog = request.app.state.audit
+    return audit
+
+
+KeysDep = Annotated[KeyService, Depends(_keys)]
+AuditDep = Annotated[AuditLog, Depends(_audit)]

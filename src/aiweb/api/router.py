@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from aiweb.api import health
 from aiweb.classification import routes as classification_routes
 from aiweb.registry import routes as registry_routes
+from aiweb.security import routes as security_routes
 
 
 def build_router() -> APIRouter:
@@ -15,4 +16,5 @@ def build_router() -> APIRouter:
     router.include_router(health.router)
     router.include_router(registry_routes.router)
     router.include_router(classification_routes.router)
+    router.include_router(security_routes.router)
     return router

@@ -8,19 +8,22 @@ from fastapi import APIRouter, Path
 
 from aiweb.api.deps import PredictionsDep
 from aiweb.classification.schemas import PredictRequest, PredictResponse
+from aiweb.security.auth import scoped
 
 router = APIRouter(prefix="/v1/models", tags=["predict"])
 
 
-@router.post(
-    "/{name}/predict",
-    responses={
-        404: {"description": "Unknown model, alias or version."},
-        413: {"description": "Too many inputs."},
-        422: {"description": "Invalid body or a text over the length limit."},
-        503: {"description": "The model's queue is full; retry after Retry-After."},
-    },
-)
+_PREDICT = scoped("predict")
+_PREDICT["responses"] = {
+    **_PREDICT["responses"],
+    404: {"description": "Unknown model, alias or version."},
+    413: {"description": "Too many inputs, or a body over the size limit."},
+    422: {"description": "Invalid body or a text over the length limit."},
+    503: {"description": "The model's queue is full; retry after Retry-After."},
+}
+
+
+@router.post("/{name}/predict", **_PREDICT)
 async def predict(
     name: Annotated[
         str,

@@ -114,6 +114,12 @@ def train_text_classification(
         if same is not None:
             return TrainResult(version=same, report=same.evaluation, skipped=True)
 
+    registry.record(
+        actor or "unknown",
+        "training.started",
+        f"model:{name}",
+        after={"dataset": data.name, "dataset_sha256": data.sha256, "params": params.model_dump()},
+    )
     report_progress("splitting", 0.0)
     split_info: dict[str, Any]
     if data.eval_texts is not None and data.eval_labels is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from aiweb.cli import datasets, db, models, predict, serve, train
+from aiweb.cli import datasets, db, keys, models, predict, serve, train
 
 app = typer.Typer(
     name="aiweb",
@@ -17,6 +17,7 @@ app.add_typer(train.app, name="train")
 app.add_typer(models.app, name="models")
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(db.app, name="db")
+app.add_typer(keys.app, name="keys")
 app.command("serve")(serve.serve)
 app.command("demo")(serve.demo)
 app.command("predict")(predict.predict)

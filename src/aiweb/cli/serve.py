@@ -21,25 +21,59 @@ def _workers(value: str) -> int:
     return int(value)
 
 
-def run_server(host: str, port: int, workers: int) -> None:
-    """Migrate the database once, then run uvicorn with ``workers`` processes."""
+def prepare(host: str) -> str | None:
+    """Checks and set-up before serving: refuse unsafe settings, migrate the database,
+    make the secret key, and on first start create an admin key.
+
+    Returns:
+        The new admin key's secret on first start, else ``None``.
+    """
+    from aiweb.app import build_registry
+    from aiweb.config import get_settings
+    from aiweb.db.migrate import upgrade
+    from aiweb.db.session import make_session_factory
+    from aiweb.security.keys import KeyService
+    from aiweb.security.secrets import check_auth_binding, resolve_secret_key
+
+    settings = get_settings()
+    check_auth_binding(settings, host)
+    resolve_secret_key(settings)
+    registry, engine = build_registry(settings)
+    try:
+        upgrade(engine)
+        if not settings.auth.enabled:
+            return None
+        return KeyService(make_session_factory(engine), registry.audit).ensure_admin_key()
+    finally:
+        engine.dispose()
+
+
+def print_admin_key(secret: str, url: str) -> None:
+    """Show the first-start admin key once, as Jupyter shows its token."""
+    err.rule("first start")
+    err.print(
+        "An admin API key was created. It is shown only now; store it somewhere safe:\n\n"
+        f"    [bold]{secret}[/]\n\n"
+        f"Dashboard and API docs: {url}/docs (send it as 'Authorization: Bearer <key>').\n"
+        "Create narrower keys with: aiweb keys create NAME --scopes predict",
+        highlight=False,
+        soft_wrap=True,
+    )
+    err.rule()
+
+
+def run_server(host: str, port: int, workers: int, *, admin_secret: str | None = None) -> None:
+    """Run uvicorn with ``workers`` processes (after :func:`prepare`)."""
     import uvicorn
 
     from aiweb.app import create_app
     from aiweb.config import get_settings
-    from aiweb.db.migrate import upgrade
-    from aiweb.db.session import make_engine
 
     settings = get_settings()
-    settings.ensure_dirs()
-    engine = make_engine(settings.resolved_database_url)
-    try:
-        upgrade(engine)
-    finally:
-        engine.dispose()
-    err.print(
-        f"aiweb serving on [bold]http://{host}:{port}[/] — API docs at http://{host}:{port}/docs"
-    )
+    url = f"http://{host}:{port}"
+    if admin_secret:
+        print_admin_key(admin_secret, url)
+    err.print(f"aiweb serving on [bold]{url}[/]; API docs at {url}/docs")
     if workers == 1:
         uvicorn.run(
             create_app(settings, migrate=False),
@@ -67,7 +101,8 @@ def serve(
     workers: str = typer.Option("1", help="Worker processes, or 'auto' for one per core."),
 ) -> None:
     """Serve the API: migrate the database, load and warm the production models, listen."""
-    run_server(host, port, _workers(workers))
+    count = _workers(workers)
+    run_server(host, port, count, admin_secret=prepare(host))
 
 
 @friendly_errors
@@ -77,8 +112,11 @@ def demo(
     serve_after: bool = typer.Option(True, "--serve/--no-serve", help="Serve when trained."),
 ) -> None:
     """Fetch SST-2 and the SMS Spam Collection, train `sentiment` and `spam`, and serve them."""
+    from aiweb.cli.keys import open_keys
     from aiweb.cli.train import run_training
+    from aiweb.security.keys import KeyService
 
+    admin_secret = prepare(host)
     for model, dataset in DEMO_MODELS:
         err.rule(f"{model} ← {dataset}")
         run_training(
@@ -93,11 +131,20 @@ def demo(
             params={},
             skip_if_same=True,
         )
+    # a fresh predict-only key for the example, replacing the previous demo's
+    with open_keys() as service:
+        assert isinstance(service, KeyService)
+        if any(k.name == "demo" for k in service.list()):
+            service.delete("demo", actor="demo")
+        _, demo_secret = service.create("demo", ["predict"], actor="demo")
     url = f"http://{host}:{port}"
+    if admin_secret:
+        print_admin_key(admin_secret, url)
     err.rule("ready")
-    err.print(f"Open {url}/docs for the API. Try:\n", highlight=False)
+    err.print(f"Open {url}/docs for the API. Try (a predict-only demo key):\n", highlight=False)
     err.print(
         f"  curl -s -X POST {url}/v1/models/sentiment/predict "
+        f"-H 'authorization: Bearer {demo_secret}' "
         "-H 'content-type: application/json' "
         """-d '{"inputs":["a gorgeous, witty, seductive movie"]}'\n""",
         highlight=False,

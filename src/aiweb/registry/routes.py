@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import anyio.to_thread
-from fastapi import APIRouter, Body, Path
+from fastapi import APIRouter, Body, Path, Request
 
 from aiweb.api.deps import LoaderDep, RegistryDep
+from aiweb.api.problems import request_id
 from aiweb.registry.entities import check_name
 from aiweb.registry.schemas import (
     AliasEventOut,
@@ -18,20 +19,21 @@ from aiweb.registry.schemas import (
     ModelVersionOut,
     RollbackRequest,
 )
+from aiweb.security.auth import actor, scoped
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 NamePath = Annotated[str, Path(description="Registered model name.", max_length=63)]
 
 
-@router.get("")
+@router.get("", **scoped("predict"))
 async def list_models(registry: RegistryDep) -> ModelList:
     """Every registered model with its aliases and newest version."""
     models = await anyio.to_thread.run_sync(registry.list_models)
     return ModelList(models=[ModelOut.of(m) for m in models])
 
 
-@router.get("/{name}")
+@router.get("/{name}", **scoped("predict"))
 async def get_model(name: NamePath, registry: RegistryDep) -> ModelDetail:
     """One registered model with all its versions."""
     check_name(name)
@@ -46,7 +48,7 @@ async def get_model(name: NamePath, registry: RegistryDep) -> ModelDetail:
     return await anyio.to_thread.run_sync(read)
 
 
-@router.get("/{name}/versions/{version}")
+@router.get("/{name}/versions/{version}", **scoped("predict"))
 async def get_version(
     name: NamePath, version: Annotated[int, Path(ge=1, le=2**31 - 1)], registry: RegistryDep
 ) -> ModelVersionOut:
@@ -56,11 +58,12 @@ async def get_version(
     return ModelVersionOut.of(v)
 
 
-@router.put("/{name}/aliases/{alias}")
+@router.put("/{name}/aliases/{alias}", **scoped("admin"))
 async def set_alias(
     name: NamePath,
     alias: Annotated[str, Path(max_length=63)],
     body: AliasUpdate,
+    request: Request,
     registry: RegistryDep,
     loader: LoaderDep,
 ) -> AliasEventOut:
@@ -72,15 +75,18 @@ async def set_alias(
     check_name(name)
     check_name(alias, "alias")
     event = await anyio.to_thread.run_sync(
-        lambda: registry.set_alias(name, alias, body.version, actor="api")
+        lambda: registry.set_alias(
+            name, alias, body.version, actor=actor(request), request_id=request_id(request)
+        )
     )
     await loader.refresh()
     return AliasEventOut.of(event)
 
 
-@router.post("/{name}/rollback")
+@router.post("/{name}/rollback", **scoped("admin"))
 async def rollback(
     name: NamePath,
+    request: Request,
     registry: RegistryDep,
     loader: LoaderDep,
     body: Annotated[RollbackRequest | None, Body()] = None,
@@ -88,6 +94,8 @@ async def rollback(
     """Move an alias (default ``production``) back to the version it pointed at before."""
     check_name(name)
     alias = body.alias if body else "production"
-    event = await anyio.to_thread.run_sync(lambda: registry.rollback(name, alias, actor="api"))
+    event = await anyio.to_thread.run_sync(
+        lambda: registry.rollback(name, alias, actor=actor(request), request_id=request_id(request))
+    )
     await loader.refresh()
     return AliasEventOut.of(event)

@@ -15,6 +15,7 @@ from aiweb.registry.entities import (
     check_name,
 )
 from aiweb.registry.store import RegistryStore
+from aiweb.security.audit import AuditLog
 
 
 class RegistryService:
@@ -23,11 +24,43 @@ class RegistryService:
     Args:
         store: persistence of models, versions and aliases.
         artifacts: where artifact bytes go.
+        audit: where alias moves are recorded (who, what, before, after).
     """
 
-    def __init__(self, store: RegistryStore, artifacts: LocalArtifactStore) -> None:
+    def __init__(
+        self,
+        store: RegistryStore,
+        artifacts: LocalArtifactStore,
+        audit: AuditLog | None = None,
+    ) -> None:
         self.store = store
         self.artifacts = artifacts
+        self.audit = audit
+
+    def _audit_alias(self, event: AliasEvent, request_id: str | None) -> AliasEvent:
+        if self.audit is not None:
+            self.audit.record(
+                event.actor,
+                f"alias.{event.action}",
+                f"model:{event.name}@{event.alias}",
+                before={"version": event.from_version},
+                after={"version": event.to_version},
+                request_id=request_id,
+            )
+        return event
+
+    def record(
+        self,
+        actor: str,
+        action: str,
+        target: str,
+        *,
+        after: dict[str, Any] | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        """Write an audit event (no-op without an audit log)."""
+        if self.audit is not None:
+            self.audit.record(actor, action, target, after=after, request_id=request_id)
 
     def register_version(
         self,
@@ -116,7 +149,13 @@ class RegistryService:
         return self.store.get_version(ref.name, version)
 
     def promote(
-        self, name: str, version: int, alias: str = PRODUCTION, *, actor: str = ""
+        self,
+        name: str,
+        version: int,
+        alias: str = PRODUCTION,
+        *,
+        actor: str = "",
+        request_id: str | None = None,
     ) -> AliasEvent:
         """Point ``name@alias`` at ``version`` and record the move.
 
@@ -124,9 +163,18 @@ class RegistryService:
             ModelNotFound, ModelVersionNotFound; ConflictError when the version is
             not ``ready``; InvalidInputError for a bad alias name.
         """
-        return self.store.set_alias(name, alias, version, action="promote", actor=actor)
+        return self._audit_alias(
+            self.store.set_alias(name, alias, version, action="promote", actor=actor), request_id
+        )
 
-    def rollback(self, name: str, alias: str = PRODUCTION, *, actor: str = "") -> AliasEvent:
+    def rollback(
+        self,
+        name: str,
+        alias: str = PRODUCTION,
+        *,
+        actor: str = "",
+        request_id: str | None = None,
+    ) -> AliasEvent:
         """Move ``name@alias`` back to the version it pointed at before.
 
         The alias history is replayed as a stack: every move pushes its target and every
@@ -146,10 +194,23 @@ class RegistryService:
                 stack.append(event.to_version)
         if len(stack) < 2:
             raise ConflictError(f"{name}@{alias} has no earlier version to roll back to")
-        return self.store.set_alias(name, alias, stack[-2], action="rollback", actor=actor)
+        return self._audit_alias(
+            self.store.set_alias(name, alias, stack[-2], action="rollback", actor=actor),
+            request_id,
+        )
 
-    def set_alias(self, name: str, alias: str, version: int, *, actor: str = "") -> AliasEvent:
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        actor: str = "",
+        request_id: str | None = None,
+    ) -> AliasEvent:
         """Point ``name@alias`` at ``version`` (``PUT /v1/models/{name}/aliases/{alias}``)."""
         if version < 1:
             raise InvalidInputError("version must be a positive integer")
-        return self.store.set_alias(name, alias, version, action="set", actor=actor)
+        return self._audit_alias(
+            self.store.set_alias(name, alias, version, action="set", actor=actor), request_id
+        )

@@ -1,0 +1,120 @@
+"""Route protection: API key authentication, scope checks and rate limits.
+
+Every ``/v1`` route declares its scope with :func:`scoped`, which adds the dependency
+and records the scope in the OpenAPI operation (``x-required-scope``) so tests and docs
+can enumerate them. Keys arrive as ``Authorization: Bearer <key>`` or ``X-API-Key``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio.to_thread
+from fastapi import Depends, Request, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from aiweb.errors import ForbiddenError, UnauthorizedError
+from aiweb.security.keys import ApiKey, KeyService
+from aiweb.security.ratelimit import RateLimiter, RateLimitResult
+
+_bearer = HTTPBearer(auto_error=False, description="An aiweb API key: `aiw_…`.")
+_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An aiweb API key.")
+
+ANONYMOUS = ApiKey(
+    name="anonymous",
+    prefix="",
+    scopes=("admin",),
+    created_by="",
+    created_at=datetime(1970, 1, 1, tzinfo=UTC),
+    expires_at=None,
+    revoked_at=None,
+)
+
+
+def client_address(request: Request) -> str:
+    """The peer address (uvicorn applies ``--forwarded-allow-ips`` before this)."""
+    return request.client.host if request.client else "unknown"
+
+
+async def _count(limiter: RateLimiter, identity: str, scope: str) -> RateLimitResult:
+    """Count a request; Redis round trips run off the event loop."""
+    if limiter.uses_redis:
+        return await anyio.to_thread.run_sync(limiter.check, identity, scope)
+    return limiter.check(identity, scope)
+
+
+def require(scope: str) -> Callable[..., Awaitable[ApiKey]]:
+    """A dependency that lets a request through only with a key allowing ``scope``.
+
+    It also counts the request against the key's rate limit for ``scope`` (or the
+    client address's ``anonymous`` budget when no valid key is sent) and sets the
+    ``RateLimit-*`` headers.
+
+    Raises:
+        UnauthorizedError: no key, malformed, unknown, revoked or expired (401).
+        ForbiddenError: the key lacks ``scope`` (403).
+        RateLimitedError: over budget (429).
+    """
+
+    async def dependency(
+        request: Request,
+        response: Response,
+        bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
+        header_key: str | None = Depends(_header),
+    ) -> ApiKey:
+        state = request.app.state
+        limiter: RateLimiter = state.rate_limiter
+        if not state.settings.auth.enabled:
+            result = await _count(limiter, f"ip:{client_address(request)}", scope)
+            if limiter.enabled:
+                response.headers.update(result.headers())
+            request.state.principal = ANONYMOUS
+            return ANONYMOUS
+        token = bearer.credentials if bearer is not None else header_key
+        if not token:
+            await _count(limiter, f"ip:{client_address(request)}", "anonymous")
+            raise UnauthorizedError(
+                "this route needs an API key: send 'Authorization: Bearer <key>' or "
+                "'X-API-Key: <key>' (create one with `aiweb keys create`)"
+            )
+        keys: KeyService = state.keys
+        try:
+            key = await anyio.to_thread.run_sync(keys.authenticate, token.strip())
+        except UnauthorizedError:
+            await _count(limiter, f"ip:{client_address(request)}", "anonymous")
+            raise
+        if not key.allows(scope):
+            raise ForbiddenError(
+                f"API key {key.name!r} has scopes {', '.join(key.scopes)}; this route "
+                f"needs {scope!r}"
+            )
+        result = await _count(limiter, f"key:{key.name}", scope)
+        if limiter.enabled:
+            response.headers.update(result.headers())
+        request.state.principal = key
+        return key
+
+    dependency.__name__ = f"require_{scope}"
+    return dependency
+
+
+def scoped(scope: str) -> dict[str, Any]:
+    """Route keyword arguments that protect a route with ``scope``:
+    ``@router.get("/x", **scoped("predict"))``."""
+    return {
+        "dependencies": [Depends(require(scope))],
+        "openapi_extra": {"x-required-scope": scope},
+        "responses": {
+            401: {"description": "Missing or invalid API key."},
+            403: {"description": f"The key lacks scope {scope!r}."},
+            429: {"description": "Rate limit exceeded; retry after Retry-After."},
+        },
+    }
+
+
+def actor(request: Request) -> str:
+    """The name of the key making the request (for the audit log)."""
+    principal = getattr(request.state, "principal", None)
+    return principal.name if isinstance(principal, ApiKey) else "unknown"

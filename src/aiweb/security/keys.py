@@ -1,0 +1,290 @@
+"""API keys: ``aiw_<prefix>_<secret>``, stored as a public prefix and a sha256.
+
+A key is 12 hex characters of public prefix (indexed, for lookup) and 256 random bits of
+secret (``secrets.token_urlsafe(32)``). Only the sha256 of the whole key is stored; with
+that much entropy a fast hash is the standard choice (as GitHub and Stripe tokens do) —
+slow password hashes guard low-entropy secrets. Comparison is constant-time
+(:func:`hmac.compare_digest`).
+
+Scopes: ``predict`` (predictions, feedback, searches, recommendation reads and registry
+reads), ``train`` (training, jobs, data ingestion), ``admin`` (registry changes, keys,
+audit). ``admin`` grants every scope.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from aiweb.db.orm import SqlApiKey, utcnow
+from aiweb.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    UnauthorizedError,
+)
+from aiweb.registry.entities import check_name
+from aiweb.security.audit import AuditLog
+
+SCOPES = ("predict", "train", "admin")
+KEY_PATTERN = re.compile(r"^aiw_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+_DURATION = re.compile(r"^(\d{1,6})([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+class KeyNotFound(NotFoundError):
+    slug = "key-not-found"
+    title = "API key not found"
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90d``, ``12h``, ``30m``, ``2w``, ``45s`` as a :class:`~datetime.timedelta`.
+
+    Raises:
+        InvalidInputError: another format.
+    """
+    match = _DURATION.fullmatch(text.strip())
+    if not match:
+        raise InvalidInputError(f"invalid duration {text[:40]!r}: use e.g. 90d, 12h, 30m, 2w")
+    return timedelta(seconds=int(match[1]) * _UNITS[match[2]])
+
+
+def parse_scopes(scopes: list[str] | str) -> list[str]:
+    """Validate scopes (a list, or a comma-separated string); returns them sorted.
+
+    Raises:
+        InvalidInputError: empty, or a scope outside predict/train/admin.
+    """
+    items = scopes.split(",") if isinstance(scopes, str) else list(scopes)
+    cleaned = sorted({s.strip() for s in items if s.strip()})
+    unknown = [s for s in cleaned if s not in SCOPES]
+    if not cleaned or unknown:
+        raise InvalidInputError(
+            f"invalid scopes {', '.join(unknown) or '(none)'}: choose from {', '.join(SCOPES)}"
+        )
+    return cleaned
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """An API key's public record (never the secret)."""
+
+    name: str
+    prefix: str
+    scopes: tuple[str, ...]
+    created_by: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+    def allows(self, scope: str) -> bool:
+        """Whether this key may use a route that needs ``scope`` (admin may use all)."""
+        return "admin" in self.scopes or scope in self.scopes
+
+    def state(self, now: datetime | None = None) -> str:
+        """``active``, ``revoked`` or ``expired``."""
+        now = now or datetime.now(UTC)
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and _aware(self.expires_at) <= now:
+            return "expired"
+        return "active"
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _entity(row: SqlApiKey) -> ApiKey:
+    return ApiKey(
+        name=row.name,
+        prefix=row.prefix,
+        scopes=tuple(row.scopes),
+        created_by=row.created_by,
+        created_at=_aware(row.created_at),
+        expires_at=_aware(row.expires_at) if row.expires_at else None,
+        revoked_at=_aware(row.revoked_at) if row.revoked_at else None,
+    )
+
+
+class KeyService:
+    """Create, list, revoke and check API keys.
+
+    Checks are cached in memory for ``cache_ttl_s`` seconds so the predict path does not
+    query the database per request; a revocation made in this process applies at once,
+    one made elsewhere within ``cache_ttl_s``.
+
+    Args:
+        session_factory: sessions on the migrated database.
+        audit: where key creation and revocation are recorded.
+        cache_ttl_s: how long a looked-up key is trusted without re-reading it.
+    """
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        audit: AuditLog | None = None,
+        *,
+        cache_ttl_s: float = 5.0,
+    ) -> None:
+        self._sessions = session_factory
+        self._audit = audit
+        self._ttl = cache_ttl_s
+        self._cache: dict[str, tuple[float, ApiKey, str]] = {}
+
+    def create(
+        self,
+        name: str,
+        scopes: list[str] | str,
+        *,
+        expires_in: timedelta | None = None,
+        actor: str = "",
+        request_id: str | None = None,
+    ) -> tuple[ApiKey, str]:
+        """Create a key. Returns its record and the secret, which is never shown again.
+
+        Raises:
+            InvalidInputError: bad name or scopes; ConflictError: the name is taken.
+        """
+        check_name(name, "key name")
+        scope_list = parse_scopes(scopes)
+        prefix = secrets.token_hex(6)
+        secret = f"aiw_{prefix}_{secrets.token_urlsafe(32)}"
+        expires_at = datetime.now(UTC) + expires_in if expires_in is not None else None
+        try:
+            with self._sessions() as session, session.begin():
+                row = SqlApiKey(
+                    name=name,
+                    prefix=prefix,
+                    secret_sha256=_sha256(secret),
+                    scopes=scope_list,
+                    created_by=actor,
+                    expires_at=expires_at,
+                )
+                session.add(row)
+                session.flush()
+                key = _entity(row)
+        except IntegrityError:
+            raise ConflictError(
+                f"an API key named {name!r} exists; revoke it or pick another name"
+            ) from None
+        if self._audit:
+            self._audit.record(
+                actor,
+                "key.create",
+                f"key:{name}",
+                after={
+                    "scopes": scope_list,
+                    "expires_at": expires_at.isoformat() if expires_at else None,
+                },
+                request_id=request_id,
+            )
+        return key, secret
+
+    def list(self) -> list[ApiKey]:
+        """Every key, oldest first (revoked and expired included)."""
+        with self._sessions() as session:
+            rows = session.scalars(select(SqlApiKey).order_by(SqlApiKey.id)).all()
+            return [_entity(r) for r in rows]
+
+    def count_active(self) -> int:
+        """Keys neither revoked nor expired."""
+        now = datetime.now(UTC)
+        return sum(1 for k in self.list() if k.state(now) == "active")
+
+    def revoke(self, name: str, *, actor: str = "", request_id: str | None = None) -> ApiKey:
+        """Revoke the key ``name`` (idempotent).
+
+        Raises:
+            KeyNotFound: no key with that name.
+        """
+        with self._sessions() as session, session.begin():
+            row = session.scalar(select(SqlApiKey).where(SqlApiKey.name == name))
+            if row is None:
+                raise KeyNotFound(f"no API key named {name[:80]!r}")
+            before = row.revoked_at
+            if row.revoked_at is None:
+                row.revoked_at = utcnow()
+            key = _entity(row)
+        self._cache.pop(key.prefix, None)
+        if self._audit and before is None:
+            self._audit.record(
+                actor,
+                "key.revoke",
+                f"key:{name}",
+                before={"revoked": False},
+                after={"revoked": True},
+                request_id=request_id,
+            )
+        return key
+
+    def delete(self, name: str, *, actor: str = "") -> None:
+        """Remove the key ``name`` entirely (the demo replaces its own key this way).
+
+        Raises:
+            KeyNotFound: no key with that name.
+        """
+        with self._sessions() as session, session.begin():
+            row = session.scalar(select(SqlApiKey).where(SqlApiKey.name == name))
+            if row is None:
+                raise KeyNotFound(f"no API key named {name[:80]!r}")
+            prefix = row.prefix
+            session.delete(row)
+        self._cache.pop(prefix, None)
+        if self._audit:
+            self._audit.record(actor, "key.delete", f"key:{name}", before={"exists": True})
+
+    def authenticate(self, token: str) -> ApiKey:
+        """The active key ``token`` is.
+
+        Raises:
+            UnauthorizedError: malformed, unknown, revoked or expired.
+        """
+        match = KEY_PATTERN.fullmatch(token)
+        if not match:
+            raise UnauthorizedError("malformed API key: expected aiw_<prefix>_<secret>")
+        prefix = match[1]
+        now = time.monotonic()
+        cached = self._cache.get(prefix)
+        if cached is None or now - cached[0] > self._ttl:
+            with self._sessions() as session:
+                row = session.scalar(select(SqlApiKey).where(SqlApiKey.prefix == prefix))
+                if row is None:
+                    raise UnauthorizedError("unknown API key")
+                cached = (now, _entity(row), row.secret_sha256)
+            self._cache[prefix] = cached
+        _, key, digest = cached
+        if not hmac.compare_digest(digest, _sha256(token)):
+            raise UnauthorizedError("unknown API key")
+        state = key.state()
+        if state != "active":
+            raise UnauthorizedError(f"API key {key.name!r} is {state}")
+        return key
+
+    def ensure_admin_key(self, name: str = "admin") -> str | None:
+        """On first start (no active key at all), create an admin key and return its
+        secret; otherwise return ``None``."""
+        with self._sessions() as session:
+            total = session.scalar(select(func.count()).select_from(SqlApiKey)) or 0
+        if total and self.count_active():
+            return None
+        taken = {k.name for k in self.list()}
+        candidate, n = name, 1
+        while candidate in taken:
+            n += 1
+            candidate = f"{name}-{n}"
+        _, secret = self.create(candidate, ["admin"], actor="first-start")
+        return secret
