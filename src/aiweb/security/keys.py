@@ -247,6 +247,14 @@ class KeyService:
         if self._audit:
             self._audit.record(actor, "key.delete", f"key:{name}", before={"exists": True})
 
+    def is_cached(self, token: str) -> bool:
+        """Whether :meth:`authenticate` can answer for ``token`` without the database."""
+        match = KEY_PATTERN.fullmatch(token)
+        if not match:
+            return True  # refused without a lookup
+        cached = self._cache.get(match[1])
+        return cached is not None and time.monotonic() - cached[0] <= self._ttl
+
     def authenticate(self, token: str) -> ApiKey:
         """The active key ``token`` is.
 
