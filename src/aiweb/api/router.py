@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from aiweb.api import health
 from aiweb.classification import routes as classification_routes
+from aiweb.monitoring import routes as monitoring_routes
 from aiweb.registry import routes as registry_routes
 from aiweb.security import routes as security_routes
 
@@ -14,6 +15,7 @@ def build_router() -> APIRouter:
     """The app's router: health probes and ``/v1``."""
     router = APIRouter()
     router.include_router(health.router)
+    router.include_router(monitoring_routes.router)
     router.include_router(registry_routes.router)
     router.include_router(classification_routes.router)
     router.include_router(security_routes.router)

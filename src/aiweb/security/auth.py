@@ -19,8 +19,8 @@ from aiweb.errors import ForbiddenError, UnauthorizedError
 from aiweb.security.keys import ApiKey, KeyService
 from aiweb.security.ratelimit import RateLimiter, RateLimitResult
 
-_bearer = HTTPBearer(auto_error=False, description="An aiweb API key: `aiw_…`.")
-_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An aiweb API key.")
+bearer_scheme = HTTPBearer(auto_error=False, description="An aiweb API key: `aiw_…`.")
+header_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="An aiweb API key.")
 
 ANONYMOUS = ApiKey(
     name="anonymous",
@@ -61,8 +61,8 @@ def require(scope: str) -> Callable[..., Awaitable[ApiKey]]:
     async def dependency(
         request: Request,
         response: Response,
-        bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
-        header_key: str | None = Depends(_header),
+        bearer: HTTPAuthorizationCredentials | None = Depends(bearer_scheme),
+        header_key: str | None = Depends(header_scheme),
     ) -> ApiKey:
         state = request.app.state
         limiter: RateLimiter = state.rate_limiter
