@@ -3,9 +3,16 @@ models registered from the tiny fixture pipeline."""
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import uvicorn
 from sqlalchemy import Engine
 
-from aiweb.app import build_registry
+from aiweb.app import build_registry, create_app
 from aiweb.config import Settings
 from aiweb.db.migrate import upgrade
 from aiweb.registry.entities import ModelVersion
@@ -55,3 +62,36 @@ def register_versions(settings: Settings, name: str, artifact: bytes, count: int
             register_tiny(registry, name, artifact, tag=str(i + 1))
     finally:
         engine.dispose()
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def live_server(settings: Settings, name: str = "uvicorn-test") -> Iterator[int]:
+    """Run ``create_app(settings)`` under a real uvicorn on 127.0.0.1 in a thread.
+
+    Yields the port once the server is started (lifespan done); stops it afterwards.
+    """
+    port = free_port()
+    config = uvicorn.Config(
+        app=create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=name, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive(), "uvicorn stopped during start-up"
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+        assert not thread.is_alive()

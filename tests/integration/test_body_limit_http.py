@@ -12,16 +12,12 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
-from helpers import register_versions
+from helpers import live_server, register_versions
 
-from aiweb.app import create_app
 from aiweb.config import Settings
 from conftest import create_key
 
@@ -29,12 +25,6 @@ LIMIT = 4 * 1024 * 1024  # the default AIWEB_LIMITS__MAX_BODY_BYTES
 BIG = 8 * 1024 * 1024
 SENT = 64 * 1024
 PREDICT = "/v1/models/sentiment/predict"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def json_body(size: int, text_chars: int) -> bytes:
@@ -74,28 +64,8 @@ def admin_secret(limit_settings: Settings, tiny_model_bytes: bytes) -> str:
 @pytest.fixture(scope="module")
 def server(limit_settings: Settings, admin_secret: str) -> Iterator[tuple[str, int]]:
     assert limit_settings.limits.max_body_bytes == LIMIT
-    port = free_port()
-    config = uvicorn.Config(
-        app=create_app(limit_settings),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="on",
-    )
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, name="uvicorn-body-limit", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert thread.is_alive(), "uvicorn stopped during start-up"
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
+    with live_server(limit_settings, "uvicorn-body-limit") as port:
         yield "127.0.0.1", port
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=20)
-        assert not thread.is_alive()
 
 
 @pytest.fixture

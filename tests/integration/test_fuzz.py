@@ -15,9 +15,6 @@ exactly that document at ``/openapi.json`` (loaded with ``schemathesis.openapi.f
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,8 +24,7 @@ import httpx
 import hypothesis
 import pytest
 import schemathesis
-import uvicorn
-from helpers import register_versions
+from helpers import live_server, register_versions
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
@@ -62,12 +58,6 @@ OPENAPI: dict[str, Any] = create_app(
 schema = schemathesis.openapi.from_dict(OPENAPI)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def fuzz_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     home = tmp_path_factory.mktemp("fuzz") / "home"
@@ -89,24 +79,8 @@ def fuzz_key(fuzz_settings: Settings, tiny_model_bytes: bytes) -> str:
 
 @pytest.fixture(scope="module")
 def fuzz_server(fuzz_settings: Settings, fuzz_key: str) -> Iterator[str]:
-    port = free_port()
-    config = uvicorn.Config(
-        app=create_app(fuzz_settings),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn-fuzz", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive(), "uvicorn stopped during start-up"
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    url = f"http://127.0.0.1:{port}"
-    try:
+    with live_server(fuzz_settings, "uvicorn-fuzz") as port:
+        url = f"http://127.0.0.1:{port}"
         # an administrative change, so the audit log has an event to list
         resp = httpx.put(
             f"{url}/v1/models/sentiment/aliases/staging",
@@ -116,10 +90,6 @@ def fuzz_server(fuzz_settings: Settings, fuzz_key: str) -> Iterator[str]:
         )
         assert resp.status_code == 200, resp.text
         yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
-        assert not thread.is_alive()
 
 
 @pytest.fixture(scope="module")

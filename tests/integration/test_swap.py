@@ -6,7 +6,6 @@ eight clients predict continuously while the alias is flipped between versions 1
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections import Counter
@@ -14,21 +13,13 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
-from helpers import POSITIVE_TEXT, register_versions
+from helpers import POSITIVE_TEXT, live_server, register_versions
 
-from aiweb.app import create_app
 from aiweb.config import Settings
 
 CLIENTS = 8
 DURATION_S = 3.0
 FLIPS = 6
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -38,28 +29,8 @@ def server_url(
     if not settings.resolved_database_url.startswith("sqlite"):
         pytest.skip("the swap test runs on SQLite only")
     register_versions(settings, "sentiment", tiny_model_bytes, 2)
-    port = free_port()
-    config = uvicorn.Config(
-        app=create_app(settings),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive(), "uvicorn stopped during start-up"
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
+    with live_server(settings) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
-        assert not thread.is_alive()
 
 
 def test_alias_flips_under_load_fail_no_request(
