@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import uvicorn
 from sqlalchemy import Engine
@@ -95,3 +96,15 @@ def live_server(settings: Settings, name: str = "uvicorn-test") -> Iterator[int]
         server.should_exit = True
         thread.join(timeout=20)
         assert not thread.is_alive()
+
+
+def standalone_settings(home: Path) -> Settings:
+    """Settings for a module-scoped server of its own: SQLite under ``home``, no rate
+    limits, fast alias refresh and log flush."""
+    return Settings(
+        home=home,
+        database_url=f"sqlite:///{home / 'aiweb.db'}",
+        rate_limit={"enabled": False},
+        serving={"alias_refresh_s": 0.2},
+        prediction_log={"flush_interval_s": 0.1},
+    )

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from helpers import live_server, register_versions
+from helpers import live_server, register_versions, standalone_settings
 
 from aiweb.config import Settings
 from conftest import create_key
@@ -44,14 +44,7 @@ def json_body(size: int, text_chars: int) -> bytes:
 
 @pytest.fixture(scope="module")
 def limit_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    home = tmp_path_factory.mktemp("body-limit") / "home"
-    return Settings(
-        home=home,
-        database_url=f"sqlite:///{home / 'aiweb.db'}",
-        rate_limit={"enabled": False},
-        serving={"alias_refresh_s": 0.2},
-        prediction_log={"flush_interval_s": 0.1},
-    )
+    return standalone_settings(tmp_path_factory.mktemp("body-limit") / "home")
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ import httpx
 import hypothesis
 import pytest
 import schemathesis
-from helpers import live_server, register_versions
+from helpers import live_server, register_versions, standalone_settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
@@ -60,14 +60,7 @@ schema = schemathesis.openapi.from_dict(OPENAPI)
 
 @pytest.fixture(scope="module")
 def fuzz_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    home = tmp_path_factory.mktemp("fuzz") / "home"
-    return Settings(
-        home=home,
-        database_url=f"sqlite:///{home / 'aiweb.db'}",
-        rate_limit={"enabled": False},
-        serving={"alias_refresh_s": 0.2},
-        prediction_log={"flush_interval_s": 0.1},
-    )
+    return standalone_settings(tmp_path_factory.mktemp("fuzz") / "home")
 
 
 @pytest.fixture(scope="module")

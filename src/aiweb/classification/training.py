@@ -115,7 +115,7 @@ def train_text_classification(
             return TrainResult(version=same, report=same.evaluation, skipped=True)
 
     registry.record(
-        actor or "unknown",
+        actor,
         "training.started",
         f"model:{name}",
         after={"dataset": data.name, "dataset_sha256": data.sha256, "params": params.model_dump()},

@@ -5,10 +5,16 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:  # heavy imports stay inside the commands
+    from sqlalchemy import Engine
+
+    from aiweb.registry.service import RegistryService
+    from aiweb.security.keys import KeyService
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -36,16 +42,31 @@ def friendly_errors(fn: Callable[P, R]) -> Callable[P, R]:
 
 
 @contextmanager
-def open_registry() -> Iterator[Any]:
-    """Settings from the environment, a migrated database, and the registry service."""
+def _open_database() -> Iterator[tuple[RegistryService, Engine]]:
     from aiweb.app import build_registry
     from aiweb.config import get_settings
     from aiweb.db.migrate import upgrade
 
-    settings = get_settings()
-    registry, engine = build_registry(settings)
+    registry, engine = build_registry(get_settings())
     try:
         upgrade(engine)
-        yield registry
+        yield registry, engine
     finally:
         engine.dispose()
+
+
+@contextmanager
+def open_registry() -> Iterator[RegistryService]:
+    """Settings from the environment, a migrated database, and the registry service."""
+    with _open_database() as (registry, _engine):
+        yield registry
+
+
+@contextmanager
+def open_keys() -> Iterator[KeyService]:
+    """The API key service on the migrated database (audit log included)."""
+    from aiweb.db.session import make_session_factory
+    from aiweb.security.keys import KeyService
+
+    with _open_database() as (registry, engine):
+        yield KeyService(make_session_factory(engine), registry.audit)

@@ -2,32 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import typer
 from rich.table import Table
 
-from aiweb.cli._common import err, friendly_errors, out
+from aiweb.cli._common import err, friendly_errors, open_keys, out
 
 app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
-
-
-@contextmanager
-def open_keys() -> Iterator[object]:
-    """A :class:`~aiweb.security.keys.KeyService` on the migrated database."""
-    from aiweb.app import build_registry
-    from aiweb.config import get_settings
-    from aiweb.db.migrate import upgrade
-    from aiweb.db.session import make_session_factory
-    from aiweb.security.keys import KeyService
-
-    registry, engine = build_registry(get_settings())
-    try:
-        upgrade(engine)
-        yield KeyService(make_session_factory(engine), registry.audit)
-    finally:
-        engine.dispose()
 
 
 @app.command("create")
@@ -38,11 +18,10 @@ def create_cmd(
     expires_in: str | None = typer.Option(None, help="Lifetime such as 90d or 12h."),
 ) -> None:
     """Create a key and print its secret once (alone on stdout, so scripts can capture it)."""
-    from aiweb.security.keys import KeyService, parse_duration
+    from aiweb.security.keys import parse_duration
 
     expiry = parse_duration(expires_in) if expires_in else None
     with open_keys() as service:
-        assert isinstance(service, KeyService)
         key, secret = service.create(name, scopes, expires_in=expiry, actor="cli")
     until = f", expires {key.expires_at:%Y-%m-%d %H:%M} UTC" if key.expires_at else ""
     err.print(
@@ -57,10 +36,7 @@ def create_cmd(
 @friendly_errors
 def list_cmd() -> None:
     """Every key with its scopes and state (never the secrets)."""
-    from aiweb.security.keys import KeyService
-
     with open_keys() as service:
-        assert isinstance(service, KeyService)
         keys = service.list()
     table = Table("name", "prefix", "scopes", "state", "created", "expires", title="API keys")
     for k in keys:
@@ -79,9 +55,6 @@ def list_cmd() -> None:
 @friendly_errors
 def revoke_cmd(name: str = typer.Argument(..., help="Name of the key to revoke.")) -> None:
     """Revoke a key (running servers stop accepting it within seconds)."""
-    from aiweb.security.keys import KeyService
-
     with open_keys() as service:
-        assert isinstance(service, KeyService)
         service.revoke(name, actor="cli")
     err.print(f"revoked API key {name}")

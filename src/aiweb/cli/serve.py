@@ -6,7 +6,7 @@ import os
 
 import typer
 
-from aiweb.cli._common import err, friendly_errors
+from aiweb.cli._common import err, friendly_errors, open_keys
 
 DEMO_MODELS = (("sentiment", "sst2"), ("spam", "sms_spam"))
 
@@ -28,24 +28,14 @@ def prepare(host: str) -> str | None:
     Returns:
         The new admin key's secret on first start, else ``None``.
     """
-    from aiweb.app import build_registry
     from aiweb.config import get_settings
-    from aiweb.db.migrate import upgrade
-    from aiweb.db.session import make_session_factory
-    from aiweb.security.keys import KeyService
     from aiweb.security.secrets import check_auth_binding, resolve_secret_key
 
     settings = get_settings()
     check_auth_binding(settings, host)
     resolve_secret_key(settings)
-    registry, engine = build_registry(settings)
-    try:
-        upgrade(engine)
-        if not settings.auth.enabled:
-            return None
-        return KeyService(make_session_factory(engine), registry.audit).ensure_admin_key()
-    finally:
-        engine.dispose()
+    with open_keys() as keys:
+        return keys.ensure_admin_key() if settings.auth.enabled else None
 
 
 def print_admin_key(secret: str, url: str) -> None:
@@ -112,9 +102,7 @@ def demo(
     serve_after: bool = typer.Option(True, "--serve/--no-serve", help="Serve when trained."),
 ) -> None:
     """Fetch SST-2 and the SMS Spam Collection, train `sentiment` and `spam`, and serve them."""
-    from aiweb.cli.keys import open_keys
     from aiweb.cli.train import run_training
-    from aiweb.security.keys import KeyService
 
     admin_secret = prepare(host)
     for model, dataset in DEMO_MODELS:
@@ -133,7 +121,6 @@ def demo(
         )
     # a fresh predict-only key for the example, replacing the previous demo's
     with open_keys() as service:
-        assert isinstance(service, KeyService)
         if any(k.name == "demo" for k in service.list()):
             service.delete("demo", actor="demo")
         _, demo_secret = service.create("demo", ["predict"], actor="demo")

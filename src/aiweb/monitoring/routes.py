@@ -7,10 +7,10 @@ from fastapi.security import HTTPAuthorizationCredentials
 
 from aiweb.monitoring.metrics import render
 from aiweb.security.auth import bearer_scheme, client_address, header_scheme, require
+from aiweb.security.secrets import is_loopback
 
 router = APIRouter(tags=["monitoring"])
 
-LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 _require_admin = require("admin")
 
 
@@ -33,8 +33,7 @@ async def metrics(
     ``AIWEB_AUTH__METRICS_PUBLIC_ON_LOOPBACK`` is true (the default); everyone else needs
     an ``admin`` key."""
     settings = request.app.state.settings
-    address = client_address(request)
-    if not (settings.auth.metrics_public_on_loopback and address in LOOPBACK):
+    if not (settings.auth.metrics_public_on_loopback and is_loopback(client_address(request))):
         await _require_admin(request, response, bearer, header_key)
     body, content_type = render()
     return Response(body, media_type=content_type)

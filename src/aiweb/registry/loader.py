@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from aiweb.config import ServingSettings
-from aiweb.errors import AiwebError, AliasNotFound, ModelNotReadyError
+from aiweb.errors import AiwebError, ModelNotReadyError
 from aiweb.registry.entities import PRODUCTION, ModelRef, ModelVersion
 from aiweb.registry.service import RegistryService
 from aiweb.serving.batching import MicroBatcher
@@ -192,14 +192,6 @@ class ModelLoader:
         self._aliases = {**self._aliases, (ref.name, alias): version.version}
         return loaded
 
-    def loaded_versions(self) -> list[ModelVersion]:
-        """Versions in memory now."""
-        return [m.version for m in self._loaded.values()]
-
-    def aliases(self) -> dict[tuple[str, str], int]:
-        """The alias snapshot this process serves from."""
-        return dict(self._aliases)
-
     # -- refreshing ------------------------------------------------------------------
     async def refresh(self) -> None:
         """Re-read every alias; load and warm new targets, then swap the snapshot.
@@ -244,17 +236,6 @@ class ModelLoader:
         for model in list(self._loaded.values()):
             await model.batcher.aclose()
         self._loaded.clear()
-
-    def resolved_alias(self, name: str, alias: str) -> int:
-        """The version ``name@alias`` is served from in this process.
-
-        Raises:
-            AliasNotFound: not in the snapshot.
-        """
-        try:
-            return self._aliases[(name, alias)]
-        except KeyError:
-            raise AliasNotFound(f"model {name!r} has no alias {alias!r}") from None
 
     def status(self) -> dict[str, Any]:
         """A summary for ``/readyz``."""

@@ -30,7 +30,7 @@ NamePath = Annotated[str, Path(description="Registered model name.", max_length=
 async def list_models(registry: RegistryDep) -> ModelList:
     """Every registered model with its aliases and newest version."""
     models = await anyio.to_thread.run_sync(registry.list_models)
-    return ModelList(models=[ModelOut.of(m) for m in models])
+    return ModelList(models=[ModelOut.model_validate(m) for m in models])
 
 
 @router.get("/{name}", **scoped("predict"))
@@ -42,7 +42,8 @@ async def get_model(name: NamePath, registry: RegistryDep) -> ModelDetail:
         model = registry.get_model(name)
         versions = registry.list_versions(name)
         return ModelDetail(
-            **ModelOut.of(model).model_dump(), versions=[ModelVersionOut.of(v) for v in versions]
+            **ModelOut.model_validate(model).model_dump(),
+            versions=[ModelVersionOut.model_validate(v) for v in versions],
         )
 
     return await anyio.to_thread.run_sync(read)
@@ -55,7 +56,7 @@ async def get_version(
     """One model version: status, labels, lineage and evaluation report."""
     check_name(name)
     v = await anyio.to_thread.run_sync(registry.get_version, name, version)
-    return ModelVersionOut.of(v)
+    return ModelVersionOut.model_validate(v)
 
 
 @router.put("/{name}/aliases/{alias}", **scoped("admin"))
@@ -80,7 +81,7 @@ async def set_alias(
         )
     )
     await loader.refresh()
-    return AliasEventOut.of(event)
+    return AliasEventOut.model_validate(event)
 
 
 @router.post("/{name}/rollback", **scoped("admin"))
@@ -98,4 +99,4 @@ async def rollback(
         lambda: registry.rollback(name, alias, actor=actor(request), request_id=request_id(request))
     )
     await loader.refresh()
-    return AliasEventOut.of(event)
+    return AliasEventOut.model_validate(event)

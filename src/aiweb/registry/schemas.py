@@ -7,10 +7,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aiweb.registry.entities import AliasEvent, ModelVersion, RegisteredModel
-
 
 class ModelOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     name: str
     task: str
     description: str
@@ -19,24 +19,14 @@ class ModelOut(BaseModel):
     created_at: datetime
     updated_at: datetime
 
-    @classmethod
-    def of(cls, m: RegisteredModel) -> ModelOut:
-        return cls(
-            name=m.name,
-            task=m.task,
-            description=m.description,
-            aliases=m.aliases,
-            latest_version=m.latest_version,
-            created_at=m.created_at,
-            updated_at=m.updated_at,
-        )
-
 
 class ModelList(BaseModel):
     models: list[ModelOut]
 
 
 class ModelVersionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     name: str
     version: int
     task: str
@@ -50,24 +40,6 @@ class ModelVersionOut(BaseModel):
     lineage: dict[str, Any]
     evaluation: dict[str, Any]
     created_at: datetime
-
-    @classmethod
-    def of(cls, v: ModelVersion) -> ModelVersionOut:
-        return cls(
-            name=v.name,
-            version=v.version,
-            task=v.task,
-            status=v.status,
-            aliases=list(v.aliases),
-            labels=v.labels,
-            artifact_uri=v.artifact_uri,
-            artifact_format=v.artifact_format,
-            artifact_sha256=v.artifact_sha256,
-            signature=v.signature,
-            lineage=v.lineage,
-            evaluation=v.evaluation,
-            created_at=v.created_at,
-        )
 
 
 class ModelDetail(ModelOut):
@@ -87,6 +59,8 @@ class RollbackRequest(BaseModel):
 
 
 class AliasEventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     name: str
     alias: str
     action: str
@@ -94,15 +68,3 @@ class AliasEventOut(BaseModel):
     to_version: int | None
     actor: str
     created_at: datetime
-
-    @classmethod
-    def of(cls, e: AliasEvent) -> AliasEventOut:
-        return cls(
-            name=e.name,
-            alias=e.alias,
-            action=e.action,
-            from_version=e.from_version,
-            to_version=e.to_version,
-            actor=e.actor,
-            created_at=e.created_at,
-        )

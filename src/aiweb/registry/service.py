@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiweb.errors import ConflictError, InvalidInputError
+from aiweb.errors import ConflictError, InvalidInputError, ModelNotFound
 from aiweb.registry.artifacts import LocalArtifactStore
 from aiweb.registry.entities import (
     PRODUCTION,
@@ -131,9 +131,11 @@ class RegistryService:
 
     def latest_version(self, name: str) -> ModelVersion | None:
         """The newest version of ``name``, or ``None`` (also when no such model)."""
-        models = {m.name: m for m in self.store.list_models()}
-        model = models.get(name)
-        if model is None or model.latest_version is None:
+        try:
+            model = self.store.get_model(name)
+        except ModelNotFound:
+            return None
+        if model.latest_version is None:
             return None
         return self.store.get_version(name, model.latest_version)
 

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -200,10 +200,12 @@ class KeyService:
             rows = session.scalars(select(SqlApiKey).order_by(SqlApiKey.id)).all()
             return [_entity(r) for r in rows]
 
-    def count_active(self) -> int:
-        """Keys neither revoked nor expired."""
-        now = datetime.now(UTC)
-        return sum(1 for k in self.list() if k.state(now) == "active")
+    @staticmethod
+    def _row(session: Session, name: str) -> SqlApiKey:
+        row = session.scalar(select(SqlApiKey).where(SqlApiKey.name == name))
+        if row is None:
+            raise KeyNotFound(f"no API key named {name[:80]!r}; `aiweb keys list` shows them")
+        return row
 
     def revoke(self, name: str, *, actor: str = "", request_id: str | None = None) -> ApiKey:
         """Revoke the key ``name`` (idempotent).
@@ -212,9 +214,7 @@ class KeyService:
             KeyNotFound: no key with that name.
         """
         with self._sessions() as session, session.begin():
-            row = session.scalar(select(SqlApiKey).where(SqlApiKey.name == name))
-            if row is None:
-                raise KeyNotFound(f"no API key named {name[:80]!r}")
+            row = self._row(session, name)
             before = row.revoked_at
             if row.revoked_at is None:
                 row.revoked_at = utcnow()
@@ -238,9 +238,7 @@ class KeyService:
             KeyNotFound: no key with that name.
         """
         with self._sessions() as session, session.begin():
-            row = session.scalar(select(SqlApiKey).where(SqlApiKey.name == name))
-            if row is None:
-                raise KeyNotFound(f"no API key named {name[:80]!r}")
+            row = self._row(session, name)
             prefix = row.prefix
             session.delete(row)
         self._cache.pop(prefix, None)
@@ -285,11 +283,11 @@ class KeyService:
     def ensure_admin_key(self, name: str = "admin") -> str | None:
         """On first start (no active key at all), create an admin key and return its
         secret; otherwise return ``None``."""
-        with self._sessions() as session:
-            total = session.scalar(select(func.count()).select_from(SqlApiKey)) or 0
-        if total and self.count_active():
+        keys = self.list()
+        now = datetime.now(UTC)
+        if any(k.state(now) == "active" for k in keys):
             return None
-        taken = {k.name for k in self.list()}
+        taken = {k.name for k in keys}
         candidate, n = name, 1
         while candidate in taken:
             n += 1

@@ -63,7 +63,7 @@ async def audit_log(
     )
     nxt = offset + len(events)
     return AuditPage(
-        events=[AuditEventOut.of(e) for e in events],
+        events=[AuditEventOut.model_validate(e) for e in events],
         total=total,
         limit=limit,
         offset=offset,

@@ -7,7 +7,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aiweb.security.audit import AuditEvent
 from aiweb.security.keys import ApiKey
 
 
@@ -38,16 +37,8 @@ class KeyOut(BaseModel):
 
     @classmethod
     def of(cls, key: ApiKey) -> KeyOut:
-        return cls(
-            name=key.name,
-            prefix=key.prefix,
-            scopes=list(key.scopes),
-            state=key.state(),
-            created_by=key.created_by,
-            created_at=key.created_at,
-            expires_at=key.expires_at,
-            revoked_at=key.revoked_at,
-        )
+        """The key's public record, with its state as of now."""
+        return cls.model_validate({**vars(key), "state": key.state()})
 
 
 class KeyCreated(KeyOut):
@@ -59,6 +50,8 @@ class KeyList(BaseModel):
 
 
 class AuditEventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     actor: str
     action: str
@@ -67,19 +60,6 @@ class AuditEventOut(BaseModel):
     after: dict[str, Any] | None
     request_id: str | None
     created_at: datetime
-
-    @classmethod
-    def of(cls, e: AuditEvent) -> AuditEventOut:
-        return cls(
-            id=e.id,
-            actor=e.actor,
-            action=e.action,
-            target=e.target,
-            before=e.before,
-            after=e.after,
-            request_id=e.request_id,
-            created_at=e.created_at,
-        )
 
 
 class AuditPage(BaseModel):

@@ -82,12 +82,17 @@ def resolve_secret_key(settings: Settings) -> str:
     return value
 
 
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+LOOPBACK_HOSTS = frozenset({"::1", "localhost"})
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a bind address or a client address) is on loopback only."""
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
 
 
 def check_auth_binding(settings: Settings, host: str) -> None:
     """Refuse ``AIWEB_AUTH__ENABLED=false`` unless the server binds to loopback only."""
-    if not settings.auth.enabled and host not in LOOPBACK_HOSTS and not host.startswith("127."):
+    if not settings.auth.enabled and not is_loopback(host):
         raise InsecureConfigurationError(
             f"AIWEB_AUTH__ENABLED=false is only allowed when binding to loopback, not {host!r}; "
             "create API keys with `aiweb keys create` instead"
