@@ -78,6 +78,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         serving={"alias_refresh_s": 0.2},
         prediction_log={"flush_interval_s": 0.1},
         rate_limit={"enabled": False},  # the rate-limit tests switch it on
+        jobs={"poll_interval_s": 0.05, "scheduler_interval_s": 0.5, "retry_backoff_s": 0.05},
         secret_key="tests-" + uuid.uuid4().hex + uuid.uuid4().hex,
     )
 

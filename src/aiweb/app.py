@@ -26,8 +26,11 @@ from aiweb.classification.service import PredictionService
 from aiweb.config import Settings, get_settings
 from aiweb.db.migrate import upgrade
 from aiweb.db.session import make_engine, make_session_factory
+from aiweb.jobs.embedded import EmbeddedRunner
+from aiweb.jobs.env import env_from
+from aiweb.jobs.service import JobService, make_dispatcher
 from aiweb.monitoring.prediction_log import PredictionLogger
-from aiweb.registry.artifacts import LocalArtifactStore
+from aiweb.registry.artifacts import open_artifact_store
 from aiweb.registry.loader import ModelLoader
 from aiweb.registry.service import RegistryService
 from aiweb.registry.sql_store import SqlRegistryStore
@@ -40,7 +43,8 @@ log = logging.getLogger("aiweb")
 
 DESCRIPTION = """
 Self-hosted AI features for web applications: classify text with models trained on
-your own data, versioned in a registry and served at low latency.
+your own data, versioned in a registry and served at low latency. Training and batch
+scoring run as background jobs (`/v1/jobs`) on uploaded data (`/v1/datasets`).
 
 Errors are [RFC 9457](https://www.rfc-editor.org/rfc/rfc9457) `application/problem+json`.
 """
@@ -57,7 +61,7 @@ def build_registry(settings: Settings) -> tuple[RegistryService, Engine]:
     sessions = make_session_factory(engine)
     registry = RegistryService(
         SqlRegistryStore(sessions),
-        LocalArtifactStore(settings.resolved_artifacts_dir),
+        open_artifact_store(settings),
         AuditLog(sessions),
     )
     return registry, engine
@@ -100,11 +104,22 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         app.state.loader = loader
         app.state.prediction_logger = logger
         app.state.predictions = PredictionService(loader, logger, settings)
+        job_env = env_from(settings, registry, engine, owns_engine=False)
+        runner = None if settings.broker_url else EmbeddedRunner(job_env)
+        dispatcher = runner.dispatcher if runner is not None else make_dispatcher(settings)
+        app.state.job_env = job_env
+        app.state.datasets = job_env.datasets
+        app.state.jobs = JobService(job_env.jobs, dispatcher, registry, job_env.datasets, settings)
+        app.state.job_runner = runner
         await loader.refresh()
         refresher = asyncio.create_task(loader.refresh_forever(settings.serving.alias_refresh_s))
+        if runner is not None:
+            await asyncio.to_thread(runner.start)
         try:
             yield
         finally:
+            if runner is not None:
+                await asyncio.to_thread(runner.stop)
             refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher

@@ -12,6 +12,7 @@ Nothing here is built at import time: call :func:`get_settings` or construct
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -78,6 +79,47 @@ class LimitSettings(BaseModel):
     max_upload_rows: int = Field(2_000_000, ge=1, description="Rows in an uploaded file.")
 
 
+class JobSettings(BaseModel):
+    """Background jobs: the embedded runner inside ``aiweb serve`` and Celery workers."""
+
+    concurrency: int = Field(
+        1, ge=0, description="Jobs one embedded runner (one serve worker) runs at once; 0 = none."
+    )
+    poll_interval_s: float = Field(
+        1.0, gt=0, description="How often the embedded runner looks for pending jobs."
+    )
+    max_attempts: int = Field(
+        3, ge=1, description="Attempts per job (worker deaths and transient errors) before failed."
+    )
+    lease_s: float = Field(
+        60.0,
+        gt=0,
+        description="A running job whose runner has not sent a heartbeat for this long is "
+        "considered dead and is run again.",
+    )
+    retry_backoff_s: float = Field(
+        5.0, ge=0, description="First retry delay after a transient error; doubles per attempt."
+    )
+    retry_backoff_max_s: float = Field(300.0, ge=0, description="Longest retry delay.")
+    batch_chunk_rows: int = Field(
+        4096, ge=1, description="Rows a batch-prediction job reads and scores at a time."
+    )
+    scheduler_interval_s: float = Field(
+        15.0, gt=0, description="How often schedules are checked and lost jobs swept."
+    )
+    queue: str = Field(
+        "aiweb",
+        min_length=1,
+        max_length=128,
+        description="Celery queue the API publishes to and workers consume.",
+    )
+    broker_visibility_timeout_s: int = Field(
+        3600,
+        ge=1,
+        description="Redis broker only: an unacknowledged task is redelivered after this long.",
+    )
+
+
 class Settings(BaseSettings):
     """All of aiweb's settings. Every field is an ``AIWEB_<NAME>`` environment variable."""
 
@@ -90,6 +132,17 @@ class Settings(BaseSettings):
         None, description="SQLAlchemy URL; default sqlite:///<home>/aiweb.db."
     )
     artifacts_dir: Path | None = Field(None, description="Default <home>/artifacts.")
+    artifacts_url: str | None = Field(
+        None,
+        description="fsspec URL of the artifact store such as s3://bucket/prefix (a plain "
+        "path or file:// URL is a local directory); overrides artifacts_dir.",
+    )
+    artifacts_options: dict[str, Any] = Field(
+        default_factory=dict,
+        repr=False,  # may hold credentials
+        description="fsspec storage options of artifacts_url, as JSON, e.g. "
+        '{"endpoint_url": "http://127.0.0.1:9000", "key": "…", "secret": "…"}.',
+    )
     data_home: Path | None = Field(
         None, description="Folder with datasets laid out as ../shared/data; looked in first."
     )
@@ -98,6 +151,10 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = Field(
         None, description="redis://… shared by all workers (rate limits, caches)."
+    )
+    broker_url: str | None = Field(
+        None,
+        description="Celery broker (redis://… or amqp://…). Unset: aiweb serve runs jobs itself.",
     )
     secret_key: SecretStr | None = Field(
         None,
@@ -114,6 +171,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
 
     @field_validator("home", "artifacts_dir", "data_home", mode="after")
     @classmethod
@@ -138,9 +196,14 @@ class Settings(BaseSettings):
         return self.home / "datasets"
 
     def ensure_dirs(self) -> None:
-        """Create ``home`` and the artifact directory when missing."""
+        """Create ``home`` and, unless ``artifacts_url`` is set, the artifact directory.
+
+        A store named by ``artifacts_url`` is not created here: a local one creates its
+        directory when opened, and an object store needs none.
+        """
         self.home.mkdir(parents=True, exist_ok=True)
-        self.resolved_artifacts_dir.mkdir(parents=True, exist_ok=True)
+        if not self.artifacts_url:
+            self.resolved_artifacts_dir.mkdir(parents=True, exist_ok=True)
 
 
 def get_settings() -> Settings:

@@ -10,7 +10,9 @@ Services raise these; one handler turns any of them into an RFC 9457
     │   ├── ModelNotFound
     │   ├── ModelVersionNotFound
     │   ├── AliasNotFound
-    │   └── DatasetNotFound
+    │   ├── DatasetNotFound
+    │   ├── JobNotFound
+    │   └── ScheduleNotFound
     ├── UnauthorizedError (401, with WWW-Authenticate)
     ├── ForbiddenError (403)
     ├── ConflictError (409)
@@ -19,7 +21,8 @@ Services raise these; one handler turns any of them into an RFC 9457
     ├── PayloadTooLargeError (413)
     ├── ServiceUnavailableError (503)
     │   ├── ModelNotReadyError
-    │   └── QueueFullError
+    │   ├── QueueFullError
+    │   └── BrokerUnavailableError
     └── DatasetUnavailableError (502: the dataset's publisher could not be reached)
 """
 
@@ -72,6 +75,16 @@ class DatasetNotFound(NotFoundError):
     title = "Dataset not found"
 
 
+class JobNotFound(NotFoundError):
+    slug = "job-not-found"
+    title = "Job not found"
+
+
+class ScheduleNotFound(NotFoundError):
+    slug = "schedule-not-found"
+    title = "Schedule not found"
+
+
 class ConflictError(AiwebError):
     status = 409
     slug = "conflict"
@@ -109,6 +122,13 @@ class ModelNotReadyError(ServiceUnavailableError):
 class QueueFullError(ServiceUnavailableError):
     slug = "queue-full"
     title = "Too many requests waiting for this model"
+
+
+class BrokerUnavailableError(ServiceUnavailableError):
+    """The job broker (Redis or RabbitMQ) could not be reached; no job was created."""
+
+    slug = "broker-unavailable"
+    title = "Job broker unavailable"
 
 
 class DatasetUnavailableError(AiwebError):

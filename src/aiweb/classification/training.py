@@ -46,9 +46,14 @@ class TrainingData:
 
 @dataclass(frozen=True)
 class TrainResult:
+    """A trained version, its report, and the evaluation rows it was scored on
+    (``None`` when training was skipped)."""
+
     version: ModelVersion
     report: dict[str, Any]
     skipped: bool = False
+    eval_texts: list[str] | None = None
+    eval_labels: list[str] | None = None
 
 
 def fingerprint(data_sha256: str, params: TrainParams, test_size: float | None) -> str:
@@ -80,6 +85,7 @@ def train_text_classification(
     skip_if_same: bool = False,
     actor: str = "",
     progress: Progress | None = None,
+    lineage_extra: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Fit TF-IDF + LogisticRegression, evaluate it and register a new version.
 
@@ -97,7 +103,8 @@ def train_text_classification(
             model always becomes ``production``).
         skip_if_same: return the latest version instead of training when it was
             trained on the same data, parameters and split.
-        progress: ``(stage, fraction)`` callback.
+        progress: ``(stage, fraction)`` callback; an exception it raises stops training.
+        lineage_extra: more lineage to record (the job id of a training job).
 
     Returns:
         The registered version and its evaluation report.
@@ -172,6 +179,7 @@ def train_text_classification(
             f"tfidf(word 1-{params.word_ngram_max} + char_wb "
             f"{params.char_ngram_min}-{params.char_ngram_max}) + LogisticRegression"
         ),
+        **(lineage_extra or {}),
     }
     signature = {
         "inputs": {"type": "array", "items": {"type": "string"}},
@@ -191,4 +199,6 @@ def train_text_classification(
         actor=actor,
     )
     report_progress("done", 1.0)
-    return TrainResult(version=version, report=report)
+    return TrainResult(
+        version=version, report=report, eval_texts=eval_texts, eval_labels=eval_labels
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from aiweb.cli import datasets, db, keys, models, predict, serve, train
+from aiweb.cli import datasets, db, jobs, keys, models, predict, serve, train
 
 app = typer.Typer(
     name="aiweb",
@@ -18,9 +18,12 @@ app.add_typer(models.app, name="models")
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
+app.add_typer(jobs.app, name="jobs")
 app.command("serve")(serve.serve)
 app.command("demo")(serve.demo)
 app.command("predict")(predict.predict)
+app.command("worker")(jobs.worker)
+app.command("scheduler")(jobs.scheduler)
 
 
 def main() -> None:

@@ -29,16 +29,30 @@ from aiweb.datasets._base import (
     locate,
 )
 from aiweb.datasets.files import read_labeled_file
+from aiweb.datasets.tables import (
+    TABLE_FORMATS,
+    TableChunk,
+    TableInfo,
+    inspect_table,
+    iter_table,
+    table_format,
+)
 
 __all__ = [
+    "TABLE_FORMATS",
     "DatasetInfo",
     "DatasetSpec",
     "DatasetSplits",
     "LabeledTexts",
+    "TableChunk",
+    "TableInfo",
     "available",
     "fetch",
     "info",
+    "inspect_table",
+    "iter_table",
     "load",
     "locate",
     "read_labeled_file",
+    "table_format",
 ]

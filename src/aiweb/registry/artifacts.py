@@ -1,18 +1,41 @@
-"""The artifact store: model files under one root directory, addressed by relative URIs.
+"""The artifact store: model files addressed by relative URIs, on a local directory or on
+any fsspec filesystem (``s3://bucket/prefix`` through s3fs, ``gs://…``, ``memory://…``).
 
-A URI is a relative POSIX path such as ``models/sentiment/3/model.skops``. Every path is
-resolved inside the root and refused when it would leave it (``..``, absolute paths,
-symlinks pointing outside).
+A URI is a relative POSIX path such as ``models/sentiment/3/model.skops``. Every URI is
+checked by :func:`check_artifact_uri` before it touches storage: absolute paths, ``..``,
+empty segments, backslashes and NUL bytes are refused with :class:`UnsafeArtifactPath`.
+The local store also refuses paths that resolve (through symlinks) outside its root; the
+fsspec store keeps every key under its URL's prefix.
+
+Every store raises :class:`FileNotFoundError` when nothing (or only a "directory") is
+stored at a URI.
+
+Choose the store with :func:`open_artifact_store` (``AIWEB_ARTIFACTS_URL`` /
+``AIWEB_ARTIFACTS_OPTIONS``; a local directory under ``AIWEB_HOME`` by default).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
+
+from fsspec.core import split_protocol, url_to_fs
+from fsspec.implementations.local import LocalFileSystem
 
 from aiweb.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from aiweb.config import Settings
+
+#: Bytes read from a source file per step when streaming (put_file, get_file).
+CHUNK_BYTES = 1024 * 1024
 
 
 class UnsafeArtifactPath(InvalidInputError):
@@ -20,8 +43,127 @@ class UnsafeArtifactPath(InvalidInputError):
     title = "Artifact path outside the store"
 
 
+class ArtifactStore(Protocol):
+    """Where artifact bytes live. Every method takes a relative URI (see the module docs).
+
+    Every method raises :class:`UnsafeArtifactPath` for a URI that is not a safe relative
+    path, and the reading ones raise :class:`FileNotFoundError` when nothing is stored there.
+    """
+
+    @property
+    def description(self) -> str:
+        """Where the store is, for logs: a directory or a URL such as ``s3://bucket/prefix``.
+
+        Never contains credentials.
+        """
+        ...
+
+    def write_bytes(self, uri: str, data: bytes) -> str:
+        """Store ``data`` at ``uri``, replacing what was there; returns its sha256 hex digest."""
+        ...
+
+    def read_bytes(self, uri: str) -> bytes:
+        """The whole content stored at ``uri``."""
+        ...
+
+    def exists(self, uri: str) -> bool:
+        """Whether a file is stored at ``uri`` (a "directory" is not one)."""
+        ...
+
+    def open_read(self, uri: str) -> BinaryIO:
+        """A binary file object reading ``uri`` in chunks; use it as a context manager."""
+        ...
+
+    def put_file(self, uri: str, local_path: Path) -> str:
+        """Upload the local file ``local_path`` to ``uri`` in chunks; returns its sha256 hex.
+
+        The artifact appears whole or not at all.
+        """
+        ...
+
+    def get_file(self, uri: str, local_path: Path) -> None:
+        """Download ``uri`` to the local file ``local_path`` in chunks (replacing it)."""
+        ...
+
+    def delete(self, uri: str) -> None:
+        """Remove what is stored at ``uri``; nothing stored there is not an error."""
+        ...
+
+    def size(self, uri: str) -> int:
+        """The size of what is stored at ``uri``, in bytes."""
+        ...
+
+
+def check_artifact_uri(uri: str) -> PurePosixPath:
+    """Check that ``uri`` is a safe relative POSIX path and return it normalised.
+
+    Single-dot segments are dropped (``models/./x`` is ``models/x``), as a local
+    filesystem would do, so that every store maps a URI to the same key.
+
+    Returns:
+        ``uri`` as a relative :class:`~pathlib.PurePosixPath` with at least one segment.
+
+    Raises:
+        UnsafeArtifactPath: ``uri`` is empty, absolute, names the store root (``.``),
+            has an empty (``a//b``, trailing ``/``) or ``..`` segment, or contains a
+            backslash or a NUL byte.
+    """
+    pure = PurePosixPath(uri)
+    if (
+        not uri
+        or "\\" in uri
+        or "\x00" in uri
+        or pure.is_absolute()
+        or any(part in ("..", "") for part in uri.split("/"))
+        or not pure.parts
+    ):
+        raise UnsafeArtifactPath(f"artifact path {uri[:200]!r} is not a relative path")
+    return pure
+
+
+def _not_found(uri: str) -> FileNotFoundError:
+    return FileNotFoundError(errno.ENOENT, "no artifact stored at this URI", uri)
+
+
+def _sibling_temp(target: Path) -> tuple[int, Path]:
+    """A new temporary file next to ``target`` (same filesystem, so os.replace is atomic)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    return fd, Path(tmp)
+
+
+@contextlib.contextmanager
+def _atomic_local_file(target: Path) -> Iterator[BinaryIO]:
+    """Yield a binary file that replaces ``target`` when the block ends without error.
+
+    The data is fsynced before the rename; on error the temporary file is removed and
+    ``target`` is left as it was.
+    """
+    fd, tmp = _sibling_temp(target)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _copy_hashing(src: BinaryIO, dst: BinaryIO) -> str:
+    """Copy ``src`` to ``dst`` in :data:`CHUNK_BYTES` steps; returns the sha256 hex."""
+    digest = hashlib.sha256()
+    while chunk := src.read(CHUNK_BYTES):
+        digest.update(chunk)
+        dst.write(chunk)
+    return digest.hexdigest()
+
+
 class LocalArtifactStore:
     """Artifacts in a local directory (the embedded default).
+
+    Writes are atomic: a temporary file in the target's directory, fsynced, then renamed.
 
     Args:
         root: the directory; created when missing.
@@ -31,45 +173,47 @@ class LocalArtifactStore:
         root.mkdir(parents=True, exist_ok=True)
         self.root = root.resolve()
 
+    @property
+    def description(self) -> str:
+        """The absolute root directory."""
+        return str(self.root)
+
     def path(self, uri: str) -> Path:
         """The absolute path of ``uri`` inside the store.
 
         Raises:
-            UnsafeArtifactPath: ``uri`` is absolute, empty, contains ``..`` or a
-                backslash, or resolves (through symlinks) outside the root.
+            UnsafeArtifactPath: ``uri`` is refused by :func:`check_artifact_uri`, or
+                resolves (through symlinks) outside the root.
         """
-        pure = PurePosixPath(uri)
-        if (
-            not uri
-            or "\\" in uri
-            or "\x00" in uri
-            or pure.is_absolute()
-            or any(part in ("..", "") for part in uri.split("/"))
-        ):
-            raise UnsafeArtifactPath(f"artifact path {uri[:200]!r} is not a relative path")
+        pure = check_artifact_uri(uri)
         candidate = (self.root / pure).resolve()
-        if not candidate.is_relative_to(self.root):
+        if not candidate.is_relative_to(self.root) or candidate == self.root:
             raise UnsafeArtifactPath(f"artifact path {uri[:200]!r} leaves the artifact store")
         return candidate
+
+    def _file(self, uri: str) -> Path:
+        """The path of the regular file stored at ``uri``.
+
+        Raises:
+            UnsafeArtifactPath: see :meth:`path`.
+            FileNotFoundError: no file there (a directory does not count).
+        """
+        target = self.path(uri)
+        if not target.is_file():
+            raise _not_found(uri)
+        return target
 
     def write_bytes(self, uri: str, data: bytes) -> str:
         """Write ``data`` at ``uri`` atomically (temp file + rename).
 
         Returns:
-            The sha256 hex digest of ``data``.
+            The sha256 hex digest of ``data`` (64 characters).
+
+        Raises:
+            UnsafeArtifactPath: see :meth:`path`.
         """
-        target = self.path(uri)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with _atomic_local_file(self.path(uri)) as fh:
+            fh.write(data)
         return hashlib.sha256(data).hexdigest()
 
     def read_bytes(self, uri: str) -> bytes:
@@ -79,8 +223,278 @@ class LocalArtifactStore:
             UnsafeArtifactPath: see :meth:`path`.
             FileNotFoundError: nothing is stored there.
         """
-        return self.path(uri).read_bytes()
+        return self._file(uri).read_bytes()
 
     def exists(self, uri: str) -> bool:
-        """Whether something is stored at ``uri``."""
+        """Whether a file is stored at ``uri``.
+
+        Raises:
+            UnsafeArtifactPath: see :meth:`path`.
+        """
         return self.path(uri).is_file()
+
+    def open_read(self, uri: str) -> BinaryIO:
+        """The file at ``uri``, opened for binary reading (buffered, not read in whole).
+
+        Raises:
+            UnsafeArtifactPath: see :meth:`path`.
+            FileNotFoundError: nothing is stored there.
+        """
+        return self._file(uri).open("rb")
+
+    def put_file(self, uri: str, local_path: Path) -> str:
+        """Copy the local file ``local_path`` to ``uri`` in chunks, atomically.
+
+        Returns:
+            The sha256 hex digest of the content, computed while copying.
+
+        Raises:
+            UnsafeArtifactPath: see :meth:`path`.
+            FileNotFoundError: ``local_path`` does not exist.
+        """
+        target = self.path(uri)
+        with local_path.open("rb") as src, _atomic_local_file(target) as dst:
+            return _copy_hashing(src, dst)
+
+    def get_file(self, uri: str, local_path: Path) -> None:
+        """Copy ``uri`` to the local file ``local_path`` in chunks, atomically.
+
+        ``local_path``'s directory is created when missing; an existing file is replaced.
+
+        Raises:
+            UnsafeArtifactPath: see :meth:`path`.
+            FileNotFoundError: nothing is stored at ``uri``.
+        """
+        with self.open_read(uri) as src, _atomic_local_file(local_path) as dst:
+            shutil.copyfileobj(src, dst, CHUNK_BYTES)
+
+    def delete(self, uri: str) -> None:
+        """Remove the file at ``uri``; no file there (or a directory) is not an error.
+
+        Raises:
+            UnsafeArtifactPath: see :meth:`path`.
+        """
+        target = self.path(uri)
+        if not target.is_dir():
+            target.unlink(missing_ok=True)
+
+    def size(self, uri: str) -> int:
+        """The size of the file at ``uri``, in bytes.
+
+        Raises:
+            UnsafeArtifactPath: see :meth:`path`.
+            FileNotFoundError: nothing is stored there.
+        """
+        return self._file(uri).stat().st_size
+
+
+class FsspecArtifactStore:
+    """Artifacts on any fsspec filesystem, as keys under one URL prefix.
+
+    ``uri`` ``models/a/1/model.skops`` in a store on ``s3://bucket/prefix`` is the object
+    ``s3://bucket/prefix/models/a/1/model.skops``. On S3 every write is atomic (one PUT or
+    one completed multipart upload; an upload that fails is aborted). Streaming reads and
+    writes hold at most one filesystem block in memory (s3fs: the ``default_block_size``
+    storage option, 50 MiB by default; parts of a multipart upload are that big).
+
+    Args:
+        url: an fsspec URL such as ``s3://bucket/prefix`` or ``memory://artifacts``.
+        storage_options: keyword arguments of the filesystem, e.g. for s3fs
+            ``{"endpoint_url": "http://127.0.0.1:9000", "key": ..., "secret": ...}``.
+
+    Raises:
+        ValueError: ``url`` names an unknown protocol, or no bucket/directory
+            (``s3://``).
+        ImportError: the filesystem's package (e.g. s3fs) is not installed.
+    """
+
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
+        fs, root = url_to_fs(url, **(storage_options or {}))
+        self.fs: Any = fs
+        self.root: str = str(root).rstrip("/")
+        if not self.root:
+            raise ValueError("the artifact store URL names no bucket or directory")
+        self._description = str(fs.unstrip_protocol(self.root))
+
+    @property
+    def description(self) -> str:
+        """The store's URL, e.g. ``s3://bucket/prefix`` (no credentials)."""
+        return self._description
+
+    def key(self, uri: str) -> str:
+        """The filesystem path of ``uri``: ``<prefix>/<uri>``, without the protocol.
+
+        Raises:
+            UnsafeArtifactPath: ``uri`` is refused by :func:`check_artifact_uri`.
+        """
+        pure = check_artifact_uri(uri)
+        return f"{self.root}/{pure}" if self.root else str(pure)
+
+    def _info(self, uri: str) -> dict[str, Any]:
+        """The filesystem's info of the file at ``uri``.
+
+        Raises:
+            UnsafeArtifactPath: see :meth:`key`.
+            FileNotFoundError: no file there (a "directory" prefix does not count).
+        """
+        path = self.key(uri)
+        try:
+            info = cast(dict[str, Any], self.fs.info(path))
+        except FileNotFoundError:
+            raise _not_found(uri) from None
+        if info.get("type") != "file":
+            raise _not_found(uri)
+        return info
+
+    def write_bytes(self, uri: str, data: bytes) -> str:
+        """Store ``data`` at ``uri`` in one write, replacing what was there.
+
+        Returns:
+            The sha256 hex digest of ``data`` (64 characters).
+
+        Raises:
+            UnsafeArtifactPath: see :meth:`key`.
+        """
+        self.fs.pipe_file(self.key(uri), data)
+        return hashlib.sha256(data).hexdigest()
+
+    def read_bytes(self, uri: str) -> bytes:
+        """The bytes stored at ``uri``.
+
+        Raises:
+            UnsafeArtifactPath: see :meth:`key`.
+            FileNotFoundError: nothing is stored there.
+        """
+        path = self.key(uri)
+        try:
+            return bytes(self.fs.cat_file(path))
+        except (FileNotFoundError, IsADirectoryError):
+            raise _not_found(uri) from None
+
+    def exists(self, uri: str) -> bool:
+        """Whether a file is stored at ``uri`` (a "directory" prefix is not one).
+
+        Raises:
+            UnsafeArtifactPath: see :meth:`key`.
+        """
+        return bool(self.fs.isfile(self.key(uri)))
+
+    def open_read(self, uri: str) -> BinaryIO:
+        """The object at ``uri``, opened for binary reading: fetched block by block.
+
+        Raises:
+            UnsafeArtifactPath: see :meth:`key`.
+            FileNotFoundError: nothing is stored there.
+        """
+        self._info(uri)
+        try:
+            return cast(BinaryIO, self.fs.open(self.key(uri), "rb"))
+        except FileNotFoundError:  # deleted since _info
+            raise _not_found(uri) from None
+
+    def put_file(self, uri: str, local_path: Path) -> str:
+        """Upload the local file ``local_path`` to ``uri`` in chunks.
+
+        The object appears only once the whole file is uploaded; when reading or
+        uploading fails, the upload is discarded (a multipart upload is aborted).
+
+        Returns:
+            The sha256 hex digest of the content, computed while uploading.
+
+        Raises:
+            UnsafeArtifactPath: see :meth:`key`.
+            FileNotFoundError: ``local_path`` does not exist.
+        """
+        path = self.key(uri)
+        with local_path.open("rb") as src:
+            dst = self.fs.open(path, "wb")
+            try:
+                digest = _copy_hashing(src, dst)
+            except BaseException:
+                # fsspec files commit on close(), and close() runs in __exit__ and __del__:
+                # throw the partial upload away and mark the file closed so it never lands.
+                with contextlib.suppress(Exception):
+                    dst.discard()
+                with contextlib.suppress(Exception):
+                    dst.closed = True
+                raise
+            dst.close()
+        return digest
+
+    def get_file(self, uri: str, local_path: Path) -> None:
+        """Download ``uri`` to the local file ``local_path``, atomically.
+
+        ``local_path``'s directory is created when missing; an existing file is replaced.
+
+        Raises:
+            UnsafeArtifactPath: see :meth:`key`.
+            FileNotFoundError: nothing is stored at ``uri``.
+        """
+        path = self.key(uri)
+        self._info(uri)
+        fd, tmp = _sibling_temp(local_path)
+        os.close(fd)
+        try:
+            try:
+                self.fs.get_file(path, str(tmp))
+            except FileNotFoundError:  # deleted since _info
+                raise _not_found(uri) from None
+            os.replace(tmp, local_path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def delete(self, uri: str) -> None:
+        """Remove the object at ``uri``; nothing there is not an error.
+
+        Raises:
+            UnsafeArtifactPath: see :meth:`key`.
+        """
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(self.key(uri))
+
+    def size(self, uri: str) -> int:
+        """The size of the object at ``uri``, in bytes.
+
+        Raises:
+            UnsafeArtifactPath: see :meth:`key`.
+            FileNotFoundError: nothing is stored there.
+        """
+        return int(self._info(uri)["size"])
+
+
+def local_artifacts_root(url: str) -> Path | None:
+    """The directory named by ``url`` when it is local, else ``None``.
+
+    A plain path (``~`` expanded) and a ``file://`` or ``local://`` URL are local;
+    anything else (``s3://…``, chained ``a::b`` URLs, ``memory://…``) is not.
+    """
+    if "::" in url:
+        return None
+    protocol, _ = split_protocol(url)
+    if protocol is None:
+        return Path(url).expanduser()
+    if protocol in ("file", "local"):
+        return Path(LocalFileSystem._strip_protocol(url))
+    return None
+
+
+def open_artifact_store(settings: Settings) -> ArtifactStore:
+    """The artifact store named by ``settings``.
+
+    ``settings.artifacts_url`` when set: a local path or ``file://`` URL gives a
+    :class:`LocalArtifactStore`, any other fsspec URL a :class:`FsspecArtifactStore`
+    with ``settings.artifacts_options``. Otherwise a :class:`LocalArtifactStore` on
+    ``settings.resolved_artifacts_dir``.
+
+    Raises:
+        ValueError: ``artifacts_url`` names an unknown protocol.
+        ImportError: the filesystem's package (e.g. s3fs for ``s3://``) is not installed.
+    """
+    url = settings.artifacts_url
+    if not url:
+        return LocalArtifactStore(settings.resolved_artifacts_dir)
+    local = local_artifacts_root(url)
+    if local is not None:
+        return LocalArtifactStore(local)
+    return FsspecArtifactStore(url, settings.artifacts_options)

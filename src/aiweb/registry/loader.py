@@ -59,6 +59,30 @@ def default_runtime_factory(version: ModelVersion, data: bytes) -> Runtime:
     )
 
 
+def load_runtime(
+    registry: RegistryService,
+    version: ModelVersion,
+    factory: RuntimeFactory = default_runtime_factory,
+) -> Runtime:
+    """Read ``version``'s artifact, check its sha256 against the registry, build it.
+
+    Raises:
+        ModelNotReadyError: the version is not ``ready`` or has no artifact.
+        CorruptArtifactError: the artifact's sha256 differs from the recorded one.
+        UnsafeArtifactError: the artifact holds untrusted types.
+    """
+    if version.status != "ready" or not version.artifact_uri:
+        raise ModelNotReadyError(f"{version.name}:{version.version} is {version.status!r}")
+    data = registry.artifacts.read_bytes(version.artifact_uri)
+    digest = hashlib.sha256(data).hexdigest()
+    if version.artifact_sha256 and digest != version.artifact_sha256:
+        raise CorruptArtifactError(
+            f"artifact of {version.name}:{version.version} has sha256 {digest[:12]}…, "
+            f"the registry recorded {version.artifact_sha256[:12]}…; refusing to load it"
+        )
+    return factory(version, data)
+
+
 @dataclass
 class LoadedModel:
     """A version in memory, with its micro-batcher."""
@@ -103,16 +127,7 @@ class ModelLoader:
 
     # -- loading ---------------------------------------------------------------------
     def _load_sync(self, version: ModelVersion) -> Runtime:
-        if version.status != "ready" or not version.artifact_uri:
-            raise ModelNotReadyError(f"{version.name}:{version.version} is {version.status!r}")
-        data = self.registry.artifacts.read_bytes(version.artifact_uri)
-        digest = hashlib.sha256(data).hexdigest()
-        if version.artifact_sha256 and digest != version.artifact_sha256:
-            raise CorruptArtifactError(
-                f"artifact of {version.name}:{version.version} has sha256 {digest[:12]}…, "
-                f"the registry recorded {version.artifact_sha256[:12]}…; refusing to load it"
-            )
-        runtime = self._factory(version, data)
+        runtime = load_runtime(self.registry, version, self._factory)
         runtime.predict_proba(["warm-up"])  # first call allocates; do it before traffic
         return runtime
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiweb.errors import ConflictError, InvalidInputError, ModelNotFound
-from aiweb.registry.artifacts import LocalArtifactStore
+from aiweb.registry.artifacts import ArtifactStore
 from aiweb.registry.entities import (
     PRODUCTION,
     AliasEvent,
@@ -30,7 +30,7 @@ class RegistryService:
     def __init__(
         self,
         store: RegistryStore,
-        artifacts: LocalArtifactStore,
+        artifacts: ArtifactStore,
         audit: AuditLog | None = None,
     ) -> None:
         self.store = store

@@ -1,0 +1,275 @@
+"""Text-classification job handlers: ``train`` and ``batch-predict``.
+
+Both are safe to run again after a crash: a training job first looks for a version it
+already registered (lineage ``job_id``), and a batch-prediction attempt writes its
+output under its own attempt number and publishes it only by finishing the job.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from aiweb.classification.evaluation import evaluate
+from aiweb.classification.training import TASK, TrainingData, train_text_classification
+from aiweb.datasets.tables import iter_table
+from aiweb.errors import InvalidInputError
+from aiweb.jobs.runner import JobContext, handler
+from aiweb.jobs.schemas import PromotionRule, TrainData
+from aiweb.registry.entities import PRODUCTION, ModelVersion
+from aiweb.registry.loader import load_runtime
+
+if TYPE_CHECKING:
+    from aiweb.jobs.env import JobEnv
+
+#: Score columns are written with this many decimals (probabilities).
+SCORE_DECIMALS = 6
+
+
+def load_training_data(env: JobEnv, data: TrainData, workdir: Path) -> TrainingData:
+    """Read the rows a training spec names: an uploaded dataset (with an optional
+    uploaded evaluation set) or a built-in dataset.
+
+    Raises:
+        DatasetNotFound, DataFormatError, DatasetUnavailableError.
+    """
+    from aiweb import datasets
+
+    if data.dataset is not None:
+        splits = datasets.load(data.dataset, env.settings, progress=False)
+        return TrainingData(
+            name=splits.name,
+            train_texts=splits.train.texts,
+            train_labels=splits.train.labels,
+            sha256=splits.sha256(),
+            eval_texts=splits.eval.texts if splits.eval else None,
+            eval_labels=splits.eval.labels if splits.eval else None,
+            eval_split=splits.eval_name,
+        )
+    assert data.dataset_id is not None
+    uploaded = env.datasets.get(data.dataset_id)
+    rows = datasets.read_labeled_file(
+        env.datasets.local_copy(uploaded, workdir),
+        text_column=data.text_column,
+        label_column=data.label_column,
+    )
+    evals = None
+    if data.eval_dataset_id is not None:
+        eval_upload = env.datasets.get(data.eval_dataset_id)
+        evals = datasets.read_labeled_file(
+            env.datasets.local_copy(eval_upload, workdir),
+            text_column=data.text_column,
+            label_column=data.label_column,
+        )
+    return TrainingData(
+        name=uploaded.name,
+        train_texts=rows.texts,
+        train_labels=rows.labels,
+        sha256=rows.sha256() + (evals.sha256() if evals else ""),
+        eval_texts=evals.texts if evals else None,
+        eval_labels=evals.labels if evals else None,
+        eval_split="eval-data" if evals else None,
+    )
+
+
+def _version_of_job(env: JobEnv, name: str, job_id: str) -> ModelVersion | None:
+    """The version an earlier attempt of ``job_id`` registered, if any."""
+    from aiweb.errors import ModelNotFound
+
+    try:
+        versions = env.registry.list_versions(name)
+    except ModelNotFound:
+        return None
+    for version in reversed(versions):
+        if version.lineage.get("job_id") == job_id and version.status == "ready":
+            return version
+    return None
+
+
+def decide_promotion(
+    env: JobEnv,
+    candidate: ModelVersion,
+    report: dict[str, Any],
+    eval_texts: list[str],
+    eval_labels: list[str],
+    rule: PromotionRule,
+    *,
+    actor: str,
+) -> dict[str, Any]:
+    """Move ``production`` to ``candidate`` when ``rule`` holds; audit either way.
+
+    The current production version is scored on the candidate's evaluation rows, so
+    both numbers come from the same data.
+
+    Returns:
+        ``{"metric", "min_delta", "candidate", "production", "production_version",
+        "promoted"}`` (``production`` is ``None`` when there was no production version).
+    """
+    from aiweb.errors import AliasNotFound
+    from aiweb.registry.entities import ModelRef
+
+    name = candidate.name
+    decision: dict[str, Any] = {
+        "metric": rule.metric,
+        "min_delta": rule.min_delta,
+        "candidate": report.get(rule.metric),
+        "candidate_version": candidate.version,
+        "production": None,
+        "production_version": None,
+    }
+    try:
+        current = env.registry.resolve(ModelRef(name=name, alias=PRODUCTION))
+    except AliasNotFound:
+        current = None
+    if current is not None and current.version != candidate.version:
+        runtime = load_runtime(env.registry, current)
+        proba = runtime.predict_proba(eval_texts)
+        if list(runtime.labels) == list(candidate.labels):
+            baseline = evaluate(eval_labels, proba, list(runtime.labels), split="candidate-eval")
+            decision["production"] = baseline.get(rule.metric)
+        decision["production_version"] = current.version
+    if decision["candidate"] is None:
+        holds = False
+        decision["reason"] = f"the candidate has no {rule.metric}"
+    elif current is None or current.version == candidate.version:
+        holds = True
+        decision["reason"] = "no production version yet"
+    elif decision["production"] is None:
+        holds = False
+        decision["reason"] = "the production version has other labels; promote by hand"
+    else:
+        holds = decision["candidate"] >= decision["production"] + rule.min_delta
+        decision["reason"] = (
+            f"{rule.metric} {decision['candidate']:.4f} vs production "
+            f"{decision['production']:.4f} + {rule.min_delta}"
+        )
+    decision["promoted"] = holds
+    if holds:
+        env.registry.promote(name, candidate.version, PRODUCTION, actor=actor)
+    env.registry.record(
+        actor,
+        "retrain.promoted" if holds else "retrain.not_promoted",
+        f"model:{name}",
+        after=decision,
+    )
+    return decision
+
+
+@handler("train")
+def run_train(env: JobEnv, ctx: JobContext) -> dict[str, Any]:
+    """Train a text classifier from the job's data and register the version."""
+    from aiweb.classification.trainer import TrainParams
+    from aiweb.jobs.schemas import TrainJobSpec
+
+    spec = TrainJobSpec.model_validate({**ctx.job.params, "type": "train"})
+    actor = ctx.job.submitted_by or f"job:{ctx.job.id}"
+    done = _version_of_job(env, spec.model, ctx.job.id)
+    if done is not None:  # an earlier attempt registered it, then died
+        version, report, promotion = done, done.evaluation, None
+    else:
+        ctx.progress(0.0, "loading data")
+        data = load_training_data(env, spec, ctx.workdir)
+        ctx.progress(0.1, f"loaded {len(data.train_texts):,} rows of {data.name}")
+        result = train_text_classification(
+            env.registry,
+            spec.model,
+            data,
+            params=TrainParams(**spec.params),
+            test_size=spec.test_size,
+            alias=None if spec.promotion else spec.alias,
+            actor=actor,
+            progress=lambda stage, f: ctx.progress(0.1 + 0.85 * f, stage),
+            lineage_extra={"job_id": ctx.job.id},
+        )
+        version, report, promotion = result.version, result.report, None
+        if spec.promotion is not None:
+            assert result.eval_texts is not None
+            assert result.eval_labels is not None
+            ctx.progress(0.97, "comparing with production")
+            promotion = decide_promotion(
+                env,
+                version,
+                report,
+                result.eval_texts,
+                result.eval_labels,
+                spec.promotion,
+                actor=actor,
+            )
+    out: dict[str, Any] = {
+        "model": version.name,
+        "version": version.version,
+        "task": TASK,
+        "metrics": {k: report[k] for k in ("accuracy", "macro_f1", "roc_auc") if k in report},
+        "split": report.get("split"),
+    }
+    if promotion is not None:
+        out["promotion"] = promotion
+    return out
+
+
+@handler("batch-predict")
+def run_batch_predict(env: JobEnv, ctx: JobContext) -> dict[str, Any]:
+    """Score every row of an uploaded dataset; write ``id,label,score_<class>…`` CSV.
+
+    The input is streamed in chunks of ``jobs.batch_chunk_rows`` rows, so memory stays
+    bounded whatever the file size; each chunk is one ``predict_proba`` call.
+    """
+    p = ctx.job.params
+    version = env.registry.get_version(p["model_name"], int(p["model_version"]))
+    runtime = load_runtime(env.registry, version)
+    labels = list(runtime.labels)
+    dataset = env.datasets.get(p["dataset_id"])
+    text_column, id_column = p["text_column"], p["id_column"]
+    has_ids = id_column in dataset.columns
+    total = max(1, dataset.rows)
+    out_path = ctx.workdir / "predictions.csv"
+    rows = 0
+    ctx.progress(0.0, f"scoring {dataset.rows:,} rows with {version.name}:{version.version}")
+    with env.datasets.open(dataset) as raw, out_path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["id", "label", *(f"score_{label}" for label in labels)])
+        for chunk in iter_table(
+            raw,
+            dataset.format,
+            name=dataset.name,
+            columns=[text_column, id_column] if has_ids else [text_column],
+            required=[text_column],
+            chunk_rows=env.settings.jobs.batch_chunk_rows,
+        ):
+            texts = [t if t is not None else "" for t in chunk.columns[text_column]]
+            n = len(texts)
+            if has_ids:
+                ids: list[Any] = [
+                    v if v is not None else str(chunk.start + i + 1)
+                    for i, v in enumerate(chunk.columns[id_column])
+                ]
+            else:
+                ids = list(range(chunk.start + 1, chunk.start + n + 1))
+            proba = runtime.predict_proba(texts)
+            best = np.argmax(proba, axis=1)
+            scores = np.round(proba, SCORE_DECIMALS).tolist()
+            writer.writerows(
+                [i, labels[b], *s] for i, b, s in zip(ids, best.tolist(), scores, strict=True)
+            )
+            rows += n
+            ctx.progress(rows / total, f"{rows:,} of {dataset.rows:,} rows")
+    if rows != dataset.rows:
+        raise InvalidInputError(
+            f"dataset {dataset.id} has {dataset.rows} rows on record but {rows} were read"
+        )
+    ctx.progress(1.0, "storing the result")
+    uri = f"jobs/{ctx.job.id}/attempt-{ctx.attempt}/predictions.csv"
+    sha256 = env.registry.artifacts.put_file(uri, out_path)
+    return {
+        "artifact_uri": uri,
+        "format": "csv",
+        "rows": rows,
+        "sha256": sha256,
+        "size_bytes": out_path.stat().st_size,
+        "model": version.name,
+        "version": version.version,
+        "columns": ["id", "label", *(f"score_{label}" for label in labels)],
+    }

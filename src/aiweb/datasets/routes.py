@@ -1,0 +1,116 @@
+"""``/v1/datasets``: upload a CSV or JSONL file, list and describe uploads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import anyio.to_thread
+from fastapi import APIRouter, File, Path, Query, Request, Response, UploadFile
+from pydantic import BaseModel, Field
+
+from aiweb.api.problems import request_id
+from aiweb.datasets.service import Dataset, DatasetService
+from aiweb.security.auth import actor, scoped
+
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+
+
+class DatasetOut(BaseModel):
+    """An uploaded data file."""
+
+    id: str
+    name: str
+    rows: int = Field(..., description="Data rows (the CSV header is not counted).")
+    sha256: str
+    columns: list[str]
+    format: str = Field(..., description="csv or jsonl")
+    size_bytes: int
+    created_by: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, d: Dataset) -> DatasetOut:
+        return cls(
+            id=d.id,
+            name=d.name,
+            rows=d.rows,
+            sha256=d.sha256,
+            columns=d.columns,
+            format=d.format,
+            size_bytes=d.size_bytes,
+            created_by=d.created_by,
+            created_at=d.created_at,
+        )
+
+
+class DatasetList(BaseModel):
+    datasets: list[DatasetOut]
+    total: int
+    limit: int
+    offset: int
+    next_offset: int | None
+
+
+def _service(request: Request) -> DatasetService:
+    service: DatasetService = request.app.state.datasets
+    return service
+
+
+@router.post("", status_code=201, **scoped("train"))
+async def upload_dataset(
+    file: Annotated[
+        UploadFile, File(description="A CSV (with a header row) or JSONL file, UTF-8.")
+    ],
+    request: Request,
+    response: Response,
+) -> DatasetOut:
+    """Upload a data file for training or batch prediction.
+
+    The file is checked whole before it is kept: bad UTF-8, malformed rows, or more
+    rows than ``AIWEB_LIMITS__MAX_UPLOAD_ROWS`` get a 422 naming the line; a file over
+    ``AIWEB_LIMITS__MAX_UPLOAD_BYTES`` gets a 413.
+    """
+    service = _service(request)
+    who = actor(request)
+    dataset = await anyio.to_thread.run_sync(
+        lambda: service.upload(file.file, file.filename, file.content_type, actor=who)
+    )
+    await anyio.to_thread.run_sync(
+        lambda: request.app.state.registry.record(
+            who,
+            "dataset.upload",
+            f"dataset:{dataset.id}",
+            after={"name": dataset.name, "rows": dataset.rows, "sha256": dataset.sha256},
+            request_id=request_id(request),
+        )
+    )
+    response.headers["Location"] = f"/v1/datasets/{dataset.id}"
+    return DatasetOut.of(dataset)
+
+
+@router.get("", **scoped("train"))
+async def list_datasets(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> DatasetList:
+    """Uploaded datasets, newest first."""
+    service = _service(request)
+    items, total = await anyio.to_thread.run_sync(lambda: service.list(limit=limit, offset=offset))
+    nxt = offset + len(items)
+    return DatasetList(
+        datasets=[DatasetOut.of(d) for d in items],
+        total=total,
+        limit=limit,
+        offset=offset,
+        next_offset=nxt if nxt < total else None,
+    )
+
+
+@router.get("/{dataset_id}", **scoped("train"))
+async def get_dataset(
+    dataset_id: Annotated[str, Path(max_length=64)], request: Request
+) -> DatasetOut:
+    """One uploaded dataset."""
+    return DatasetOut.of(await anyio.to_thread.run_sync(_service(request).get, dataset_id))

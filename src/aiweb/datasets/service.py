@@ -1,0 +1,188 @@
+"""Uploaded data files (``POST /v1/datasets``): checked, described and kept in the
+artifact store under ``datasets/<id>/data.<csv|jsonl>``."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, BinaryIO
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from aiweb.config import Settings
+from aiweb.datasets.tables import inspect_table, table_format
+from aiweb.db.orm import SqlDataset
+from aiweb.db.session import transaction
+from aiweb.errors import DatasetNotFound
+
+if TYPE_CHECKING:
+    from aiweb.registry.artifacts import ArtifactStore
+
+_UNSAFE_NAME = re.compile(r"[^\w.\- ]+")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """An uploaded file.
+
+    Attributes:
+        id: UUID string.
+        name: the uploaded file name (sanitised).
+        format: ``csv`` or ``jsonl``.
+        rows: data rows (header not counted).
+        columns: column names (CSV header; JSONL keys in first-seen order).
+        sha256: hex digest of the file's bytes.
+        size_bytes: file size.
+        artifact_uri: where the file is in the artifact store.
+    """
+
+    id: str
+    name: str
+    format: str
+    rows: int
+    columns: list[str]
+    sha256: str
+    size_bytes: int
+    artifact_uri: str
+    created_by: str
+    created_at: datetime
+
+    @property
+    def suffix(self) -> str:
+        return ".csv" if self.format == "csv" else ".jsonl"
+
+
+def _to_dataset(row: SqlDataset) -> Dataset:
+    return Dataset(
+        id=row.id,
+        name=row.name,
+        format=row.format,
+        rows=row.rows,
+        columns=list(row.columns),
+        sha256=row.sha256,
+        size_bytes=row.size_bytes,
+        artifact_uri=row.artifact_uri,
+        created_by=row.created_by,
+        created_at=row.created_at,
+    )
+
+
+def safe_name(filename: str | None) -> str:
+    """The base name of an uploaded file, without path parts or odd characters."""
+    base = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    base = _UNSAFE_NAME.sub("_", base).strip(" .")[:200]
+    return base or "upload"
+
+
+class DatasetService:
+    """Upload, describe and read back data files.
+
+    Args:
+        session_factory: sessions on the aiweb database.
+        artifacts: where the files are kept.
+        settings: upload bounds (``limits.max_upload_rows``) and the scratch directory.
+    """
+
+    def __init__(
+        self, session_factory: sessionmaker[Session], artifacts: ArtifactStore, settings: Settings
+    ) -> None:
+        self._sessions = session_factory
+        self.artifacts = artifacts
+        self.settings = settings
+
+    def upload(
+        self,
+        fileobj: IO[bytes],
+        filename: str | None,
+        content_type: str | None = None,
+        *,
+        actor: str = "",
+        progress: Callable[[int], None] | None = None,
+    ) -> Dataset:
+        """Check and store an uploaded file.
+
+        The whole file is validated before anything is stored: a rejected upload leaves
+        nothing behind.
+
+        Args:
+            fileobj: the file's bytes (read once, streamed).
+            filename: the client's file name; its suffix (``.csv``, ``.jsonl``) or else
+                ``content_type`` picks the format.
+            progress: called with the bytes read so far.
+
+        Raises:
+            DataFormatError: unknown format, not UTF-8, malformed rows, no rows, more
+                than ``limits.max_upload_rows`` rows (422; the message names the line).
+        """
+        name = safe_name(filename)
+        fmt = table_format(name, content_type)
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=self.settings.home, prefix=".upload-") as tmp:
+            shutil.copyfileobj(fileobj, tmp, 1024 * 1024)
+            tmp.flush()
+            tmp.seek(0)
+            info = inspect_table(
+                tmp,  # type: ignore[arg-type]
+                fmt,
+                name=name,
+                max_rows=self.settings.limits.max_upload_rows,
+                progress=progress,
+            )
+            dataset_id = str(uuid.uuid4())
+            uri = f"datasets/{dataset_id}/data{'.csv' if fmt == 'csv' else '.jsonl'}"
+            self.artifacts.put_file(uri, Path(tmp.name))
+        row = SqlDataset(
+            id=dataset_id,
+            name=name,
+            format=info.format,
+            rows=info.rows,
+            columns=info.columns,
+            sha256=info.sha256,
+            size_bytes=info.size_bytes,
+            artifact_uri=uri,
+            created_by=actor,
+        )
+        with transaction(self._sessions) as s:
+            s.add(row)
+        return _to_dataset(row)
+
+    def get(self, dataset_id: str) -> Dataset:
+        """The dataset ``dataset_id``.
+
+        Raises:
+            DatasetNotFound: no such dataset (404).
+        """
+        with self._sessions() as s:
+            row = s.get(SqlDataset, dataset_id)
+            if row is None:
+                raise DatasetNotFound(f"dataset {dataset_id[:64]!r} does not exist")
+            return _to_dataset(row)
+
+    def list(self, *, limit: int = 50, offset: int = 0) -> tuple[list[Dataset], int]:
+        """Datasets, newest first, and how many there are in all."""
+        with self._sessions() as s:
+            rows = s.scalars(
+                select(SqlDataset)
+                .order_by(SqlDataset.created_at.desc(), SqlDataset.id)
+                .limit(limit)
+                .offset(offset)
+            ).all()
+            total = s.scalar(select(func.count()).select_from(SqlDataset)) or 0
+            return [_to_dataset(r) for r in rows], int(total)
+
+    def open(self, dataset: Dataset) -> BinaryIO:
+        """The stored file, for streaming (close it, or use it in ``with``)."""
+        return self.artifacts.open_read(dataset.artifact_uri)
+
+    def local_copy(self, dataset: Dataset, directory: Path) -> Path:
+        """Copy the stored file into ``directory`` (named by its format's suffix)."""
+        target = directory / f"{dataset.id}{dataset.suffix}"
+        self.artifacts.get_file(dataset.artifact_uri, target)
+        return target

@@ -1,0 +1,69 @@
+"""What job handlers work with, built the same way in ``aiweb serve`` and in a worker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from aiweb.config import Settings
+from aiweb.datasets.service import DatasetService
+from aiweb.jobs.store import SqlJobStore
+from aiweb.registry.service import RegistryService
+
+
+@dataclass
+class JobEnv:
+    """Settings, database and artifact store as seen by a job.
+
+    Attributes:
+        settings: configuration.
+        registry: models, versions, aliases, artifacts, audit log.
+        jobs: the job rows.
+        datasets: uploaded data files.
+        engine: the database engine (disposed by :meth:`close` when owned).
+    """
+
+    settings: Settings
+    registry: RegistryService
+    jobs: SqlJobStore
+    datasets: DatasetService
+    engine: Engine
+    owns_engine: bool = True
+
+    def close(self) -> None:
+        """Release the database connections (when this env opened them)."""
+        if self.owns_engine:
+            self.engine.dispose()
+
+
+def build_job_env(settings: Settings, *, migrate: bool = False) -> JobEnv:
+    """Open the database and artifact store named by ``settings``.
+
+    Args:
+        migrate: bring the schema up to date first (workers started before ``serve``).
+    """
+    from aiweb.app import build_registry
+    from aiweb.db.migrate import upgrade
+
+    registry, engine = build_registry(settings)
+    if migrate:
+        upgrade(engine)
+    return env_from(settings, registry, engine, owns_engine=True)
+
+
+def env_from(
+    settings: Settings, registry: RegistryService, engine: Engine, *, owns_engine: bool
+) -> JobEnv:
+    """A job env on an already open registry and engine (the API process)."""
+    from aiweb.db.session import make_session_factory
+
+    sessions = make_session_factory(engine)
+    return JobEnv(
+        settings=settings,
+        registry=registry,
+        jobs=SqlJobStore(sessions),
+        datasets=DatasetService(sessions, registry.artifacts, settings),
+        engine=engine,
+        owns_engine=owns_engine,
+    )

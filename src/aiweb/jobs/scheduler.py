@@ -1,0 +1,94 @@
+"""The scheduler tick: start due retraining runs and recover lost jobs.
+
+Celery beat calls :func:`tick` (task ``aiweb.scheduler_tick``) in production; the
+embedded runner inside ``aiweb serve`` calls it on its own timer. Ticking from several
+processes at once is safe: each due run is taken by one of them only.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from aiweb.db.session import make_session_factory
+from aiweb.jobs.entities import Job
+from aiweb.jobs.schedules import Schedule, SqlScheduleStore
+from aiweb.jobs.service import CeleryDispatcher, Dispatcher
+
+if TYPE_CHECKING:
+    from aiweb.jobs.env import JobEnv
+
+log = logging.getLogger("aiweb.jobs")
+
+#: A pending job due for this long with no runner taking it had its message lost.
+LOST_PENDING_S = 600.0
+
+
+def schedule_store(env: JobEnv) -> SqlScheduleStore:
+    return SqlScheduleStore(make_session_factory(env.engine))
+
+
+def start_run(
+    env: JobEnv, dispatcher: Dispatcher, schedule: Schedule, *, actor: str = "scheduler"
+) -> Job:
+    """Submit the training job of ``schedule`` (with its promotion rule) now.
+
+    Raises:
+        BrokerUnavailableError: the job could not be dispatched (none is left behind).
+        InvalidInputError: the schedule's dataset or parameters are no longer valid.
+    """
+    from aiweb.jobs.schemas import TrainJobSpec
+    from aiweb.jobs.service import JobService
+
+    spec = TrainJobSpec.model_validate(
+        {
+            **schedule.job,
+            "type": "train",
+            "model": schedule.model,
+            "promotion": schedule.promotion,
+        }
+    )
+    service = JobService(env.jobs, dispatcher, env.registry, env.datasets, env.settings)
+    job = service.submit(spec, actor=actor)
+    schedule_store(env).set_last_job(schedule.model, job.id)
+    return job
+
+
+def tick(env: JobEnv, dispatcher: Dispatcher) -> dict[str, int]:
+    """One scheduler round.
+
+    1. Jobs whose runner died on their last attempt become ``failed``.
+    2. With Celery: jobs whose runner died, and pending jobs whose message was lost,
+       are dispatched again (the embedded runner finds them by polling).
+    3. Every due schedule starts a training job; a failure to start one is logged and
+       audited, and the schedule fires again at its next time.
+
+    Returns:
+        Counts: ``{"failed", "redispatched", "scheduled"}``.
+    """
+    lease_s = env.settings.jobs.lease_s
+    counts: dict[str, Any] = {"failed": 0, "redispatched": 0, "scheduled": 0}
+    counts["failed"] = len(env.jobs.fail_exhausted(lease_s=lease_s))
+    if isinstance(dispatcher, CeleryDispatcher):
+        lost = env.jobs.stale_running(lease_s=lease_s) + env.jobs.lost_pending(
+            older_than_s=LOST_PENDING_S
+        )
+        for job_id in lost:
+            dispatcher.dispatch(job_id)
+        counts["redispatched"] = len(lost)
+    for schedule in schedule_store(env).take_due():
+        try:
+            job = start_run(env, dispatcher, schedule)
+        except Exception as exc:
+            detail = getattr(exc, "detail", None) or f"{type(exc).__name__}: {exc}"
+            log.error("scheduled retraining of %s not started: %s", schedule.model, detail)
+            env.registry.record(
+                "scheduler",
+                "schedule.failed_to_start",
+                f"model:{schedule.model}",
+                after={"error": detail, "cron": schedule.cron},
+            )
+            continue
+        log.info("scheduled retraining of %s: job %s", schedule.model, job.id)
+        counts["scheduled"] += 1
+    return counts
