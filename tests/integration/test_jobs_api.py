@@ -1,5 +1,8 @@
-"""Jobs, uploads and schedules over the API, run by the embedded runner inside the app
-(SQLite and PostgreSQL). Production mode (Celery workers) is in tests/e2e/test_celery_jobs.py.
+"""Jobs, uploads and schedules over the API, in both modes:
+
+- ``embedded``: the runner inside the app runs jobs (SQLite and PostgreSQL);
+- ``celery``: PostgreSQL, Redis as broker and for rate limits, and a real Celery worker
+  (in a thread of this process; the multi-process kill tests are in tests/e2e).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ import io
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -48,9 +52,61 @@ def labeled_csv(repeat: int = 5, *, with_ids: bool = True) -> bytes:
     return buf.getvalue().encode()
 
 
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _redis_up() -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", 6379)) == 0
+
+
+@pytest.fixture(params=["embedded", "celery"])
+def job_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    """The test settings in one of the two job modes."""
+    if request.param == "embedded":
+        return settings
+    if not settings.resolved_database_url.startswith("postgresql"):
+        pytest.skip("production mode runs on PostgreSQL")
+    if not _redis_up():
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    import uuid
+
+    return settings.model_copy(
+        update={
+            "broker_url": REDIS_URL,
+            "redis_url": REDIS_URL,
+            "jobs": settings.jobs.model_copy(update={"queue": f"test-{uuid.uuid4().hex}"}),
+        }
+    )
+
+
+@contextmanager
+def celery_worker(settings: Settings) -> Iterator[None]:
+    """A real Celery worker on the settings' broker and database, in a thread."""
+    if not settings.broker_url:
+        yield
+        return
+    from celery.contrib.testing.worker import start_worker
+
+    from aiweb.jobs.celery_app import close_envs, make_celery
+
+    app = make_celery(settings)
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+            yield
+    finally:
+        close_envs()
+
+
 @pytest.fixture
-def client(settings: Settings, auth_headers: dict[str, str]) -> Iterator[TestClient]:
-    with TestClient(create_app(settings), headers=auth_headers) as c:
+def client(job_settings: Settings, auth_headers: dict[str, str]) -> Iterator[TestClient]:
+    with (
+        celery_worker(job_settings),
+        TestClient(create_app(job_settings), headers=auth_headers) as c,
+    ):
         yield c
 
 
@@ -225,16 +281,14 @@ def test_batch_predict_writes_one_row_per_input(client: TestClient, with_ids: bo
     assert right >= 30
 
 
-def test_result_before_success_is_409(settings: Settings, auth_headers: dict[str, str]) -> None:
-    idle = settings.model_copy(update={"jobs": settings.jobs.model_copy(update={"concurrency": 0})})
-    with TestClient(create_app(idle), headers=auth_headers) as c:
-        dataset = upload(c, labeled_csv(1)).json()
-        job = c.post(
-            "/v1/jobs", json={"type": "train", "model": "m", "dataset_id": dataset["id"]}
-        ).json()
-        r = c.get(f"/v1/jobs/{job['id']}/result")
-        assert r.status_code == 409
-        assert r.headers["content-type"] == "application/problem+json"
+def test_result_before_success_is_409(idle_client: TestClient) -> None:
+    dataset = upload(idle_client, labeled_csv(1)).json()
+    job = idle_client.post(
+        "/v1/jobs", json={"type": "train", "model": "m", "dataset_id": dataset["id"]}
+    ).json()
+    r = idle_client.get(f"/v1/jobs/{job['id']}/result")
+    assert r.status_code == 409
+    assert r.headers["content-type"] == "application/problem+json"
 
 
 @pytest.mark.parametrize(
@@ -289,9 +343,11 @@ def test_train_job_with_bad_labels_fails_with_the_reason(client: TestClient) -> 
 
 
 @pytest.fixture
-def idle_client(settings: Settings, auth_headers: dict[str, str]) -> Iterator[TestClient]:
-    """An app that accepts jobs but runs none (jobs.concurrency = 0)."""
-    idle = settings.model_copy(update={"jobs": settings.jobs.model_copy(update={"concurrency": 0})})
+def idle_client(job_settings: Settings, auth_headers: dict[str, str]) -> Iterator[TestClient]:
+    """An app that accepts jobs but runs none (no embedded runner, no Celery worker)."""
+    idle = job_settings.model_copy(
+        update={"jobs": job_settings.jobs.model_copy(update={"concurrency": 0})}
+    )
     with TestClient(create_app(idle), headers=auth_headers) as c:
         yield c
 
@@ -415,10 +471,11 @@ def test_scheduled_retraining_moves_production_only_when_the_rule_holds(
     assert client.get("/v1/models/reviews/schedule").json()["last_job_id"] == job["id"]
 
 
-def test_due_schedule_fires_from_the_embedded_scheduler(
-    client: TestClient, settings: Settings
+def test_due_schedule_fires_from_the_scheduler_tick(
+    client: TestClient, job_settings: Settings
 ) -> None:
-    """A schedule whose time has come is started by the runner's own tick."""
+    """A schedule whose time has come is started by the scheduler: the embedded runner's
+    own tick, or in production the beat task ``aiweb.scheduler_tick`` on a worker."""
     from datetime import timedelta
 
     from sqlalchemy import update
@@ -432,6 +489,10 @@ def test_due_schedule_fires_from_the_embedded_scheduler(
     engine = client.app.state.engine  # type: ignore[attr-defined]
     with engine.begin() as conn:
         conn.execute(update(SqlSchedule).values(next_run_at=utcnow() - timedelta(seconds=1)))
+    if job_settings.broker_url:  # what beat sends every jobs.scheduler_interval_s
+        from aiweb.jobs.celery_app import TICK_TASK, make_celery
+
+        make_celery(job_settings).send_task(TICK_TASK)
     deadline = time.monotonic() + 30
     while (last := client.get("/v1/models/reviews/schedule").json()["last_job_id"]) is None:
         assert time.monotonic() < deadline

@@ -29,25 +29,31 @@ TICK_TASK = "aiweb.scheduler_tick"
 MAX_TASK_RETRIES = 1000
 
 _env_lock = threading.Lock()
-_envs: dict[int, Any] = {}
+_envs: dict[tuple[int, int], Any] = {}
 
 
-def _env(settings: Settings) -> Any:
-    """The job env of this (forked) worker process, opened on first use."""
+def _env(app: Celery, settings: Settings) -> Any:
+    """The job env of this (forked) worker process and app, opened on first use."""
     from aiweb.jobs.env import build_job_env
 
+    key = (os.getpid(), id(app))
+    with _env_lock:
+        if key not in _envs:
+            _envs[key] = build_job_env(settings)
+        return _envs[key]
+
+
+def close_envs() -> None:
+    """Close the job envs this process opened (worker shutdown, tests)."""
     pid = os.getpid()
     with _env_lock:
-        if pid not in _envs:
-            _envs[pid] = build_job_env(settings)
-        return _envs[pid]
+        for key in [k for k in _envs if k[0] == pid]:
+            _envs.pop(key).close()
 
 
 @worker_process_shutdown.connect  # type: ignore[untyped-decorator]
 def _close_env(**_kwargs: Any) -> None:
-    env = _envs.pop(os.getpid(), None)
-    if env is not None:
-        env.close()
+    close_envs()
 
 
 def make_celery(settings: Settings | None = None) -> Celery:
@@ -90,6 +96,7 @@ def make_celery(settings: Settings | None = None) -> Celery:
 
     @app.task(  # type: ignore[untyped-decorator]
         name=RUN_JOB_TASK,
+        shared=False,
         bind=True,
         acks_late=True,
         reject_on_worker_lost=True,
@@ -103,7 +110,7 @@ def make_celery(settings: Settings | None = None) -> Celery:
         from aiweb.jobs.store import runner_name
 
         try:
-            outcome = execute(_env(settings), job_id, runner_name("celery"))
+            outcome = execute(_env(app, settings), job_id, runner_name("celery"))
         except (OperationalError, InterfaceError) as exc:  # database briefly away
             retries = self.request.retries or 0
             raise self.retry(exc=exc, countdown=min(60, 2**retries), max_retries=8) from exc
@@ -112,12 +119,12 @@ def make_celery(settings: Settings | None = None) -> Celery:
             raise self.retry(countdown=outcome.delay_s)
         return outcome.kind
 
-    @app.task(name=TICK_TASK, ignore_result=True)  # type: ignore[untyped-decorator]
+    @app.task(name=TICK_TASK, ignore_result=True, shared=False)  # type: ignore[untyped-decorator]
     def scheduler_tick() -> dict[str, int]:
         """Start due scheduled retraining, re-dispatch jobs whose runner or message was lost."""
         from aiweb.jobs.scheduler import tick
         from aiweb.jobs.service import CeleryDispatcher
 
-        return tick(_env(settings), CeleryDispatcher(app))
+        return tick(_env(app, settings), CeleryDispatcher(app))
 
     return app
