@@ -39,3 +39,8 @@ test: lint typecheck
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts
+
+# Benchmark: batch-predict job vs the model's predict_proba (results in docs/benchmarks.md)
+.PHONY: bench-jobs
+bench-jobs: install
+	$(BIN)/python -m bench.batch_predict

@@ -17,6 +17,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given
+from hypothesis import settings as settings_
+from hypothesis import strategies as st
 
 from aiweb.app import create_app
 from aiweb.config import Settings
@@ -503,3 +506,53 @@ def test_due_schedule_fires_from_the_scheduler_tick(
     assert job["result"]["promotion"]["promoted"] is True  # no production before
     nxt = client.get("/v1/models/reviews/schedule").json()["next_run_at"]
     assert nxt.endswith("03:00:00Z")
+
+
+# ---- generated inputs -----------------------------------------------------------------------
+
+_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
+
+
+@settings_(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    content=st.one_of(
+        st.binary(max_size=300),
+        st.lists(st.lists(_TEXT, min_size=1, max_size=4), max_size=6).map(
+            lambda rows: "\n".join(",".join(r) for r in rows).encode()
+        ),
+    ),
+    name=st.sampled_from(["x.csv", "x.jsonl", "x.ndjson", "x.txt", "", "../../x.csv"]),
+)
+def test_any_upload_is_201_or_a_clear_4xx(
+    idle_client: TestClient, content: bytes, name: str
+) -> None:
+    r = upload(idle_client, content, name, "application/octet-stream")
+    assert r.status_code in (201, 413, 415, 422), r.text
+    if r.status_code == 201:
+        body = r.json()
+        assert body["rows"] >= 1
+        assert "/" not in body["name"]
+        assert idle_client.get(f"/v1/datasets/{body['id']}").json() == body
+    else:
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["detail"]
+
+
+@settings_(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    body=st.dictionaries(
+        st.sampled_from(
+            ["type", "model", "dataset_id", "dataset", "params", "text_column", "task", "alias"]
+        ),
+        st.one_of(st.none(), st.integers(), _TEXT, st.sampled_from(["train", "batch-predict"])),
+    )
+)
+def test_any_job_body_is_202_or_a_clear_4xx(idle_client: TestClient, body: dict[str, Any]) -> None:
+    r = idle_client.post("/v1/jobs", json=body)
+    assert r.status_code in (202, 404, 422), r.text
+    if r.status_code != 202:
+        assert r.headers["content-type"] == "application/problem+json"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 import threading
 import time
 import traceback
@@ -217,7 +216,11 @@ def execute(
     if fn is None:
         env.jobs.finish(job.id, job.attempts, "failed", error=f"unknown job type {job.type!r}")
         return Outcome("failed", job.id, detail=f"unknown job type {job.type!r}")
-    workdir = Path(tempfile.mkdtemp(prefix=f"aiweb-job-{job.id[:8]}-"))
+    # one scratch directory per job: what a killed attempt left behind on this host is
+    # removed when the next attempt starts here
+    workdir = env.settings.home / "tmp" / "jobs" / job.id
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
     ctx = JobContext(job, workdir, stop or threading.Event())
     beat = _Heartbeat(env, ctx)
     beat.start()
