@@ -220,6 +220,28 @@ def test_health_with_no_models(settings: Settings, auth_headers: dict[str, str])
         assert c.get("/v1/models").json() == {"models": []}
 
 
+def test_unloadable_production_version_is_not_ready_and_says_why(
+    settings: Settings, auth_headers: dict[str, str], tiny_model_bytes: bytes
+) -> None:
+    """A production artifact gone missing: the server still starts, /readyz is 503 and
+    names the alias and the reason, and the other models keep serving."""
+    register_versions(settings, "broken", tiny_model_bytes, 1)
+    register_versions(settings, "fine", tiny_model_bytes, 1)
+    (settings.resolved_artifacts_dir / "models" / "broken" / "1").rename(
+        settings.home / "moved-away"
+    )
+    with TestClient(create_app(settings), headers=auth_headers) as c:
+        resp = c.get("/readyz")
+        assert resp.status_code == 503
+        assert "missing" in resp.json()["failed"]["broken@production"]
+        assert "fine:1" in resp.json()["loaded"]
+        ok = c.post("/v1/models/fine/predict", json={"inputs": [POSITIVE_TEXT]})
+        assert ok.status_code == 200
+        gone = c.post("/v1/models/broken/predict", json={"inputs": [POSITIVE_TEXT]})
+        assert gone.status_code >= 500
+        assert gone.headers["content-type"] == "application/problem+json"
+
+
 # -- prediction log ----------------------------------------------------------------------
 def _logged(settings: Settings) -> dict[str, SqlPrediction]:
     engine = make_engine(settings.resolved_database_url)

@@ -68,12 +68,19 @@ def load_runtime(
 
     Raises:
         ModelNotReadyError: the version is not ``ready`` or has no artifact.
-        CorruptArtifactError: the artifact's sha256 differs from the recorded one.
+        CorruptArtifactError: the artifact is missing, or its sha256 differs from the
+            recorded one.
         UnsafeArtifactError: the artifact holds untrusted types.
     """
     if version.status != "ready" or not version.artifact_uri:
         raise ModelNotReadyError(f"{version.name}:{version.version} is {version.status!r}")
-    data = registry.artifacts.read_bytes(version.artifact_uri)
+    try:
+        data = registry.artifacts.read_bytes(version.artifact_uri)
+    except FileNotFoundError:
+        raise CorruptArtifactError(
+            f"artifact of {version.name}:{version.version} ({version.artifact_uri}) is missing "
+            "from the artifact store"
+        ) from None
     digest = hashlib.sha256(data).hexdigest()
     if version.artifact_sha256 and digest != version.artifact_sha256:
         raise CorruptArtifactError(
@@ -124,6 +131,8 @@ class ModelLoader:
         self._locks: dict[tuple[str, int], asyncio.Lock] = {}
         self._refresh_lock = asyncio.Lock()
         self.ready = False
+        #: ``{"name@alias": reason}`` of aliases whose target could not be loaded.
+        self.failed: dict[str, str] = {}
 
     # -- loading ---------------------------------------------------------------------
     def _load_sync(self, version: ModelVersion) -> Runtime:
@@ -217,6 +226,7 @@ class ModelLoader:
         async with self._refresh_lock:
             current = await anyio.to_thread.run_sync(self.registry.store.all_aliases)
             snapshot: dict[tuple[str, str], int] = {}
+            failed: dict[str, str] = {}
             for (name, alias), number in sorted(current.items()):
                 try:
                     version = await anyio.to_thread.run_sync(
@@ -226,14 +236,18 @@ class ModelLoader:
                     snapshot[(name, alias)] = number
                 except AiwebError as exc:
                     log.error("cannot serve %s@%s -> %s: %s", name, alias, number, exc.detail)
+                    failed[f"{name}@{alias}"] = f"version {number}: {exc.detail}"
                     old = self._aliases.get((name, alias))
                     if old is not None:
                         snapshot[(name, alias)] = old
             self._aliases = snapshot  # the atomic swap
             await self._evict()
+            self.failed = failed
+            # ready: every production alias is served, by its target or (after a failed
+            # move) by the version it pointed at before in this process
             self.ready = all(
-                (name, number) in self._loaded
-                for (name, alias), number in snapshot.items()
+                (name, alias) in snapshot and (name, snapshot[(name, alias)]) in self._loaded
+                for (name, alias) in current
                 if alias == PRODUCTION
             )
 
@@ -257,4 +271,5 @@ class ModelLoader:
         return {
             "ready": self.ready,
             "loaded": [f"{m.version.name}:{m.version.version}" for m in self._loaded.values()],
+            "failed": dict(self.failed),
         }
