@@ -276,6 +276,7 @@ def test_broker_unreachable_is_503_leaves_no_job_and_predictions_go_on(
         assert r.status_code == 503
         assert r.headers["content-type"] == "application/problem+json"
         assert r.json()["type"].endswith("/broker-unavailable")
+        assert r.headers["retry-after"] == "5"
         assert client.get("/v1/jobs").json()["total"] == before  # nothing half-created
         # the API keeps serving predictions
         pred = client.post("/v1/models/steady/predict", json={"inputs": ["i loved every minute"]})

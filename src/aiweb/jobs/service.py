@@ -84,7 +84,8 @@ class CeleryDispatcher:
             log.warning("broker unreachable while dispatching job %s: %s", job_id, exc)
             raise BrokerUnavailableError(
                 f"the job broker is unreachable ({type(exc).__name__}); no job was created. "
-                "Retry later."
+                "Retry later.",
+                headers={"Retry-After": "5"},
             ) from exc
 
 
