@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -39,6 +39,29 @@ def friendly_errors(fn: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def parse_key_values(pairs: list[str], option: str) -> dict[str, Any]:
+    """``["C=4", "name=x"]`` -> ``{"C": 4, "name": "x"}``: values parsed as JSON when they
+    are JSON, kept as strings otherwise.
+
+    Raises:
+        InvalidInputError: a pair without ``=`` or without a key.
+    """
+    import json
+
+    from aiweb.errors import InvalidInputError
+
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise InvalidInputError(f"{option} takes KEY=VALUE, not {pair!r}")
+        try:
+            values[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[key] = raw
+    return values
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Table
 
-from aiweb.cli._common import err, friendly_errors, out
+from aiweb.cli._common import err, friendly_errors, out, parse_key_values
 
 if TYPE_CHECKING:
     from aiweb.jobs.env import JobEnv
@@ -42,21 +42,6 @@ def open_jobs() -> Iterator[tuple[JobEnv, JobService]]:
         env.close()
 
 
-def _parse_sets(pairs: list[str]) -> dict[str, Any]:
-    from aiweb.errors import InvalidInputError
-
-    values: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise InvalidInputError(f"--set takes KEY=VALUE, not {pair!r}")
-        try:
-            values[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            values[key] = raw
-    return values
-
-
 def _job_json(job: Any) -> str:
     from aiweb.jobs.schemas import JobOut
 
@@ -83,7 +68,7 @@ def submit(
     from aiweb.jobs.schemas import JobSpec
 
     fields: dict[str, Any] = json.loads(body) if body else {}
-    fields.update(_parse_sets(set_))
+    fields.update(parse_key_values(set_, "--set"))
     fields["type"] = type_
     try:
         spec: Any = TypeAdapter(JobSpec).validate_python(fields)

@@ -9,26 +9,9 @@ import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from aiweb.cli._common import err, friendly_errors, open_registry, out
+from aiweb.cli._common import err, friendly_errors, open_registry, out, parse_key_values
 
 app = typer.Typer(help="Train a model and register it as a new version.", no_args_is_help=True)
-
-
-def _parse_params(pairs: list[str]) -> dict[str, Any]:
-    import json
-
-    from aiweb.errors import InvalidInputError
-
-    params: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise InvalidInputError(f"--param takes KEY=VALUE, not {pair!r}")
-        try:
-            params[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            params[key] = raw
-    return params
 
 
 def report_table(name: str, version: int, report: dict[str, Any]) -> Table:
@@ -201,5 +184,5 @@ def text_classification(
         eval_data=eval_data,
         test_size=test_size,
         alias=alias,
-        params=_parse_params(param),
+        params=parse_key_values(param, "--param"),
     )

@@ -198,9 +198,7 @@ class SqlJobStore:
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 return None
-            row = s.get(SqlJob, job_id, populate_existing=True)
-            assert row is not None
-            return _to_job(row)
+            return self._reread(s, job_id)
 
     def claimable(self, *, lease_s: float, limit: int = 10) -> list[str]:
         """Ids of jobs :meth:`claim` could take now, oldest first."""
@@ -332,6 +330,28 @@ class SqlJobStore:
 
     # ---- a running attempt -------------------------------------------------------------
 
+    @staticmethod
+    def _write_attempt(s: Session, job_id: str, attempt: int, values: dict[str, Any]) -> None:
+        """Update the job only while attempt ``attempt`` still runs it.
+
+        Raises:
+            LeaseLost: the attempt no longer owns the job (nothing was written).
+        """
+        result = s.execute(
+            update(SqlJob)
+            .where(SqlJob.id == job_id, SqlJob.attempts == attempt, SqlJob.status == "running")
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise LeaseLost(f"job {job_id} attempt {attempt} is no longer running here")
+
+    @staticmethod
+    def _reread(s: Session, job_id: str) -> Job:
+        row = s.get(SqlJob, job_id, populate_existing=True)
+        assert row is not None
+        return _to_job(row)
+
     def heartbeat(
         self,
         job_id: str,
@@ -354,14 +374,7 @@ class SqlJobStore:
         if message is not None:
             values["message"] = message[:255]
         with transaction(self._sessions) as s:
-            result = s.execute(
-                update(SqlJob)
-                .where(SqlJob.id == job_id, SqlJob.attempts == attempt, SqlJob.status == "running")
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
-                raise LeaseLost(f"job {job_id} attempt {attempt} is no longer running here")
+            self._write_attempt(s, job_id, attempt, values)
             return bool(s.scalar(select(SqlJob.cancel_requested).where(SqlJob.id == job_id)))
 
     def finish(
@@ -390,17 +403,8 @@ class SqlJobStore:
         else:
             values["error"] = error
         with transaction(self._sessions) as s:
-            res = s.execute(
-                update(SqlJob)
-                .where(SqlJob.id == job_id, SqlJob.attempts == attempt, SqlJob.status == "running")
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
-            if res.rowcount != 1:  # type: ignore[attr-defined]
-                raise LeaseLost(f"job {job_id} attempt {attempt} is no longer running here")
-            row = s.get(SqlJob, job_id, populate_existing=True)
-            assert row is not None
-            return _to_job(row)
+            self._write_attempt(s, job_id, attempt, values)
+            return self._reread(s, job_id)
 
     def release(self, job_id: str, attempt: int, *, delay_s: float, error: str | None) -> Job:
         """Put attempt ``attempt`` back to ``pending``, due in ``delay_s`` seconds.
@@ -410,23 +414,19 @@ class SqlJobStore:
         """
         now = utcnow()
         with transaction(self._sessions) as s:
-            res = s.execute(
-                update(SqlJob)
-                .where(SqlJob.id == job_id, SqlJob.attempts == attempt, SqlJob.status == "running")
-                .values(
-                    status="pending",
-                    run_after=now + timedelta(seconds=delay_s),
-                    heartbeat_at=now,
-                    error=error,
-                    message=f"retrying in {delay_s:.0f} s" if error else "waiting to resume",
-                )
-                .execution_options(synchronize_session=False)
+            self._write_attempt(
+                s,
+                job_id,
+                attempt,
+                {
+                    "status": "pending",
+                    "run_after": now + timedelta(seconds=delay_s),
+                    "heartbeat_at": now,
+                    "error": error,
+                    "message": f"retrying in {delay_s:.0f} s" if error else "waiting to resume",
+                },
             )
-            if res.rowcount != 1:  # type: ignore[attr-defined]
-                raise LeaseLost(f"job {job_id} attempt {attempt} is no longer running here")
-            row = s.get(SqlJob, job_id, populate_existing=True)
-            assert row is not None
-            return _to_job(row)
+            return self._reread(s, job_id)
 
     def cancel(self, job_id: str) -> Job:
         """Cancel a job: at once when pending; a running job stops at its next progress step.
