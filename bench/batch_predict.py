@@ -166,15 +166,7 @@ def ensure_model(env: JobEnv) -> tuple[ModelVersion, list[str], float, bool]:
     from aiweb.classification.training import TrainingData, train_text_classification
 
     splits = datasets.load(DATASET, env.settings, progress=False)
-    data = TrainingData(
-        name=splits.name,
-        train_texts=splits.train.texts,
-        train_labels=splits.train.labels,
-        sha256=splits.sha256(),
-        eval_texts=splits.eval.texts if splits.eval else None,
-        eval_labels=splits.eval.labels if splits.eval else None,
-        eval_split=splits.eval_name,
-    )
+    data = TrainingData.from_splits(splits)
     t0 = time.perf_counter()
     result = train_text_classification(
         env.registry, MODEL, data, test_size=0.2, skip_if_same=True, actor="bench"

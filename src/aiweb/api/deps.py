@@ -8,6 +8,9 @@ from fastapi import Depends, Request
 
 from aiweb.classification.service import PredictionService
 from aiweb.config import Settings
+from aiweb.datasets.service import DatasetService
+from aiweb.jobs.env import JobEnv
+from aiweb.jobs.service import JobService
 from aiweb.registry.loader import ModelLoader
 from aiweb.registry.service import RegistryService
 from aiweb.security.audit import AuditLog
@@ -52,3 +55,23 @@ def _audit(request: Request) -> AuditLog:
 
 KeysDep = Annotated[KeyService, Depends(_keys)]
 AuditDep = Annotated[AuditLog, Depends(_audit)]
+
+
+def _jobs(request: Request) -> JobService:
+    service: JobService = request.app.state.jobs
+    return service
+
+
+def _job_env(request: Request) -> JobEnv:
+    env: JobEnv = request.app.state.job_env
+    return env
+
+
+def _datasets(request: Request) -> DatasetService:
+    service: DatasetService = request.app.state.datasets
+    return service
+
+
+JobsDep = Annotated[JobService, Depends(_jobs)]
+JobEnvDep = Annotated[JobEnv, Depends(_job_env)]
+DatasetsDep = Annotated[DatasetService, Depends(_datasets)]

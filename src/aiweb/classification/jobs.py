@@ -39,39 +39,18 @@ def load_training_data(env: JobEnv, data: TrainData, workdir: Path) -> TrainingD
     from aiweb import datasets
 
     if data.dataset is not None:
-        splits = datasets.load(data.dataset, env.settings, progress=False)
-        return TrainingData(
-            name=splits.name,
-            train_texts=splits.train.texts,
-            train_labels=splits.train.labels,
-            sha256=splits.sha256(),
-            eval_texts=splits.eval.texts if splits.eval else None,
-            eval_labels=splits.eval.labels if splits.eval else None,
-            eval_split=splits.eval_name,
-        )
+        return TrainingData.from_splits(datasets.load(data.dataset, env.settings, progress=False))
     assert data.dataset_id is not None
     uploaded = env.datasets.get(data.dataset_id)
-    rows = datasets.read_labeled_file(
+    eval_path = None
+    if data.eval_dataset_id is not None:
+        eval_path = env.datasets.local_copy(env.datasets.get(data.eval_dataset_id), workdir)
+    return TrainingData.from_files(
         env.datasets.local_copy(uploaded, workdir),
         text_column=data.text_column,
         label_column=data.label_column,
-    )
-    evals = None
-    if data.eval_dataset_id is not None:
-        eval_upload = env.datasets.get(data.eval_dataset_id)
-        evals = datasets.read_labeled_file(
-            env.datasets.local_copy(eval_upload, workdir),
-            text_column=data.text_column,
-            label_column=data.label_column,
-        )
-    return TrainingData(
+        eval_path=eval_path,
         name=uploaded.name,
-        train_texts=rows.texts,
-        train_labels=rows.labels,
-        sha256=rows.sha256() + (evals.sha256() if evals else ""),
-        eval_texts=evals.texts if evals else None,
-        eval_labels=evals.labels if evals else None,
-        eval_split="eval-data" if evals else None,
     )
 
 

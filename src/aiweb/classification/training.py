@@ -8,7 +8,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from aiweb import __version__
 from aiweb.classification.evaluation import evaluate
@@ -16,6 +17,9 @@ from aiweb.classification.model import ARTIFACT_FORMAT
 from aiweb.classification.trainer import TrainParams, fit_text_classifier, split_train_test
 from aiweb.registry.entities import ModelVersion
 from aiweb.registry.service import RegistryService
+
+if TYPE_CHECKING:
+    from aiweb.datasets import DatasetSplits
 
 TASK = "text-classification"
 
@@ -42,6 +46,52 @@ class TrainingData:
     eval_texts: list[str] | None = None
     eval_labels: list[str] | None = None
     eval_split: str | None = None
+
+    @classmethod
+    def from_splits(cls, splits: DatasetSplits) -> TrainingData:
+        """A built-in dataset's splits (its official evaluation split, when it has one)."""
+        return cls(
+            name=splits.name,
+            train_texts=splits.train.texts,
+            train_labels=splits.train.labels,
+            sha256=splits.sha256(),
+            eval_texts=splits.eval.texts if splits.eval else None,
+            eval_labels=splits.eval.labels if splits.eval else None,
+            eval_split=splits.eval_name,
+        )
+
+    @classmethod
+    def from_files(
+        cls,
+        path: Path,
+        *,
+        text_column: str,
+        label_column: str,
+        eval_path: Path | None = None,
+        name: str | None = None,
+    ) -> TrainingData:
+        """A user's labeled CSV/TSV/JSONL file, and optionally one to evaluate on.
+
+        Raises:
+            DataFormatError: see :func:`aiweb.datasets.read_labeled_file`.
+        """
+        from aiweb.datasets import read_labeled_file
+
+        rows = read_labeled_file(path, text_column=text_column, label_column=label_column)
+        evals = (
+            read_labeled_file(eval_path, text_column=text_column, label_column=label_column)
+            if eval_path is not None
+            else None
+        )
+        return cls(
+            name=name or path.name,
+            train_texts=rows.texts,
+            train_labels=rows.labels,
+            sha256=rows.sha256() + (evals.sha256() if evals else ""),
+            eval_texts=evals.texts if evals else None,
+            eval_labels=evals.labels if evals else None,
+            eval_split="eval-data" if evals else None,
+        )
 
 
 @dataclass(frozen=True)

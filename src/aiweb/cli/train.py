@@ -87,37 +87,11 @@ def run_training(
     ) as progress:
         load_task = progress.add_task("loading data", total=1)
         if dataset is not None:
-            splits = datasets.load(dataset, get_settings())
-            training = TrainingData(
-                name=splits.name,
-                train_texts=splits.train.texts,
-                train_labels=splits.train.labels,
-                sha256=splits.sha256(),
-                eval_texts=splits.eval.texts if splits.eval else None,
-                eval_labels=splits.eval.labels if splits.eval else None,
-                eval_split=splits.eval_name,
-            )
+            training = TrainingData.from_splits(datasets.load(dataset, get_settings()))
         else:
             assert data is not None
-            rows = datasets.read_labeled_file(
-                data, text_column=text_column, label_column=label_column
-            )
-            evals = (
-                datasets.read_labeled_file(
-                    eval_data, text_column=text_column, label_column=label_column
-                )
-                if eval_data is not None
-                else None
-            )
-            digest = rows.sha256() + (evals.sha256() if evals else "")
-            training = TrainingData(
-                name=data.name,
-                train_texts=rows.texts,
-                train_labels=rows.labels,
-                sha256=digest,
-                eval_texts=evals.texts if evals else None,
-                eval_labels=evals.labels if evals else None,
-                eval_split="eval-data" if evals else None,
+            training = TrainingData.from_files(
+                data, text_column=text_column, label_column=label_column, eval_path=eval_data
             )
         progress.update(
             load_task,

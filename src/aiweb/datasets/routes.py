@@ -9,8 +9,9 @@ import anyio.to_thread
 from fastapi import APIRouter, File, Path, Query, Request, Response, UploadFile
 from pydantic import BaseModel, Field
 
+from aiweb.api.deps import DatasetsDep, RegistryDep
 from aiweb.api.problems import request_id
-from aiweb.datasets.service import Dataset, DatasetService
+from aiweb.datasets.service import Dataset
 from aiweb.security.auth import actor, scoped
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
@@ -52,11 +53,6 @@ class DatasetList(BaseModel):
     next_offset: int | None
 
 
-def _service(request: Request) -> DatasetService:
-    service: DatasetService = request.app.state.datasets
-    return service
-
-
 @router.post("", status_code=201, **scoped("train"))
 async def upload_dataset(
     file: Annotated[
@@ -64,6 +60,8 @@ async def upload_dataset(
     ],
     request: Request,
     response: Response,
+    service: DatasetsDep,
+    registry: RegistryDep,
 ) -> DatasetOut:
     """Upload a data file for training or batch prediction.
 
@@ -71,13 +69,12 @@ async def upload_dataset(
     rows than ``AIWEB_LIMITS__MAX_UPLOAD_ROWS`` get a 422 naming the line; a file over
     ``AIWEB_LIMITS__MAX_UPLOAD_BYTES`` gets a 413.
     """
-    service = _service(request)
     who = actor(request)
     dataset = await anyio.to_thread.run_sync(
         lambda: service.upload(file.file, file.filename, file.content_type, actor=who)
     )
     await anyio.to_thread.run_sync(
-        lambda: request.app.state.registry.record(
+        lambda: registry.record(
             who,
             "dataset.upload",
             f"dataset:{dataset.id}",
@@ -91,12 +88,11 @@ async def upload_dataset(
 
 @router.get("", **scoped("train"))
 async def list_datasets(
-    request: Request,
+    service: DatasetsDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> DatasetList:
     """Uploaded datasets, newest first."""
-    service = _service(request)
     items, total = await anyio.to_thread.run_sync(lambda: service.list(limit=limit, offset=offset))
     nxt = offset + len(items)
     return DatasetList(
@@ -110,7 +106,7 @@ async def list_datasets(
 
 @router.get("/{dataset_id}", **scoped("train"))
 async def get_dataset(
-    dataset_id: Annotated[str, Path(max_length=64)], request: Request
+    dataset_id: Annotated[str, Path(max_length=64)], service: DatasetsDep
 ) -> DatasetOut:
     """One uploaded dataset."""
-    return DatasetOut.of(await anyio.to_thread.run_sync(_service(request).get, dataset_id))
+    return DatasetOut.of(await anyio.to_thread.run_sync(service.get, dataset_id))

@@ -14,8 +14,9 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from aiweb.jobs.entities import Job
 from aiweb.jobs.env import JobEnv
-from aiweb.jobs.runner import execute
+from aiweb.jobs.runner import Outcome, execute
 from aiweb.jobs.scheduler import tick
 from aiweb.jobs.service import EmbeddedDispatcher
 from aiweb.jobs.store import runner_name
@@ -40,7 +41,7 @@ class EmbeddedRunner:
         self.name = runner_name(KIND)
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._running: dict[str, Future[object]] = {}
+        self._running: dict[str, Future[Outcome | None]] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(
             max_workers=max(1, self.concurrency), thread_name_prefix="aiweb-job"
@@ -109,10 +110,7 @@ class EmbeddedRunner:
             with self._lock:
                 self._running[job.id] = self._pool.submit(self._run, job.id, job)
 
-    def _run(self, job_id: str, job: object) -> object:
-        from aiweb.jobs.entities import Job
-
-        assert isinstance(job, Job)
+    def _run(self, job_id: str, job: Job) -> Outcome | None:
         try:
             outcome = execute(self.env, job_id, self.name, stop=self._stop, claimed=job)
             log.info("job %s: %s %s", job_id, outcome.kind, outcome.detail)

@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 
 from aiweb.config import Settings
 from aiweb.datasets.service import DatasetService
+from aiweb.jobs.schedules import SqlScheduleStore
 from aiweb.jobs.store import SqlJobStore
 from aiweb.registry.service import RegistryService
 
@@ -20,6 +21,7 @@ class JobEnv:
         settings: configuration.
         registry: models, versions, aliases, artifacts, audit log.
         jobs: the job rows.
+        schedules: the retraining schedules.
         datasets: uploaded data files.
         engine: the database engine (disposed by :meth:`close` when owned).
     """
@@ -27,6 +29,7 @@ class JobEnv:
     settings: Settings
     registry: RegistryService
     jobs: SqlJobStore
+    schedules: SqlScheduleStore
     datasets: DatasetService
     engine: Engine
     owns_engine: bool = True
@@ -63,6 +66,7 @@ def env_from(
         settings=settings,
         registry=registry,
         jobs=SqlJobStore(sessions),
+        schedules=SqlScheduleStore(sessions),
         datasets=DatasetService(sessions, registry.artifacts, settings),
         engine=engine,
         owns_engine=owns_engine,

@@ -11,11 +11,11 @@ from fastapi import APIRouter, Body, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from aiweb.api.deps import JobEnvDep, JobsDep
 from aiweb.api.problems import request_id
 from aiweb.errors import ConflictError
-from aiweb.jobs.env import JobEnv
+from aiweb.jobs.scheduler import start_run
 from aiweb.jobs.schemas import JobList, JobOut, JobSpec, PromotionRule, TrainData
-from aiweb.jobs.service import JobService
 from aiweb.registry.entities import check_name
 from aiweb.security.auth import actor, scoped
 
@@ -25,28 +25,18 @@ JobIdPath = Annotated[str, Path(description="Job id.", max_length=64)]
 NamePath = Annotated[str, Path(description="Registered model name.", max_length=63)]
 
 
-def _service(request: Request) -> JobService:
-    service: JobService = request.app.state.jobs
-    return service
-
-
-def _env(request: Request) -> JobEnv:
-    env: JobEnv = request.app.state.job_env
-    return env
-
-
 @router.post("/jobs", status_code=202, **scoped("train"))
 async def submit_job(
     body: Annotated[JobSpec, Body(description="The job: its `type` and parameters.")],
     request: Request,
     response: Response,
+    service: JobsDep,
 ) -> JobOut:
     """Submit a background job (``train`` or ``batch-predict``).
 
     Answers 202 with the job record and its ``Location``; follow it with
     ``GET /v1/jobs/{id}``. 503 (no job created) when the broker is unreachable.
     """
-    service = _service(request)
     job = await anyio.to_thread.run_sync(
         lambda: service.submit(body, actor=actor(request), request_id=request_id(request))
     )
@@ -56,7 +46,7 @@ async def submit_job(
 
 @router.get("/jobs", **scoped("train"))
 async def list_jobs(
-    request: Request,
+    env: JobEnvDep,
     status: Annotated[
         Literal["pending", "running", "succeeded", "failed", "cancelled"] | None, Query()
     ] = None,
@@ -65,9 +55,8 @@ async def list_jobs(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> JobList:
     """Jobs, newest first, filtered by status and type."""
-    store = _service(request).store
     page = await anyio.to_thread.run_sync(
-        lambda: store.page(status=status, type_=type, limit=limit, offset=offset)
+        lambda: env.jobs.page(status=status, type_=type, limit=limit, offset=offset)
     )
     nxt = offset + len(page.jobs)
     return JobList(
@@ -80,17 +69,15 @@ async def list_jobs(
 
 
 @router.get("/jobs/{job_id}", **scoped("train"))
-async def get_job(job_id: JobIdPath, request: Request) -> JobOut:
+async def get_job(job_id: JobIdPath, env: JobEnvDep) -> JobOut:
     """One job: status, progress, result or error."""
-    store = _service(request).store
-    return JobOut.of(await anyio.to_thread.run_sync(store.get, job_id))
+    return JobOut.of(await anyio.to_thread.run_sync(env.jobs.get, job_id))
 
 
 @router.post("/jobs/{job_id}/cancel", **scoped("train"))
-async def cancel_job(job_id: JobIdPath, request: Request) -> JobOut:
+async def cancel_job(job_id: JobIdPath, request: Request, service: JobsDep) -> JobOut:
     """Cancel a job: at once when pending; a running job stops at its next step.
     409 when it already finished."""
-    service = _service(request)
     job = await anyio.to_thread.run_sync(
         lambda: service.cancel(job_id, actor=actor(request), request_id=request_id(request))
     )
@@ -106,12 +93,12 @@ _RESULT["responses"] = {
 
 
 @router.get("/jobs/{job_id}/result", response_class=StreamingResponse, **_RESULT)
-async def job_result(job_id: JobIdPath, request: Request) -> StreamingResponse:
+async def job_result(job_id: JobIdPath, env: JobEnvDep) -> StreamingResponse:
     """The output file of a finished job (a batch prediction's CSV), streamed.
     409 while the job has not succeeded or has no file."""
-    env = _env(request)
     job = await anyio.to_thread.run_sync(env.jobs.get, job_id)
-    uri = (job.result or {}).get("artifact_uri")
+    result = job.result or {}
+    uri = result.get("artifact_uri")
     if job.status != "succeeded" or not uri:
         raise ConflictError(
             f"job {job_id} is {job.status}; a result file exists once a job that writes one "
@@ -129,7 +116,7 @@ async def job_result(job_id: JobIdPath, request: Request) -> StreamingResponse:
         media_type="text/csv; charset=utf-8",
         headers={
             "Content-Disposition": f'attachment; filename="{job.type}-{job.id}.csv"',
-            **({"Content-Length": str(job.result["size_bytes"])} if job.result else {}),
+            "Content-Length": str(result["size_bytes"]),
         },
     )
 
@@ -154,6 +141,8 @@ class ScheduleIn(TrainData):
 
 
 class ScheduleOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     model: str
     cron: str
     timezone: str
@@ -166,40 +155,24 @@ class ScheduleOut(BaseModel):
     updated_at: datetime
 
 
-def _schedule_out(s: Any) -> ScheduleOut:
-    return ScheduleOut(
-        model=s.model,
-        cron=s.cron,
-        timezone=s.timezone,
-        training=s.job,
-        promotion=s.promotion,
-        enabled=s.enabled,
-        next_run_at=s.next_run_at,
-        last_run_at=s.last_run_at,
-        last_job_id=s.last_job_id,
-        updated_at=s.updated_at,
-    )
-
-
 @router.put("/models/{name}/schedule", **scoped("admin"))
-async def put_schedule(name: NamePath, body: ScheduleIn, request: Request) -> ScheduleOut:
+async def put_schedule(
+    name: NamePath, body: ScheduleIn, request: Request, env: JobEnvDep, service: JobsDep
+) -> ScheduleOut:
     """Retrain ``name`` on a cron schedule; ``production`` moves to the new version only
     when the promotion rule holds. The audit log records every decision."""
-    from aiweb.jobs.scheduler import schedule_store
-
     check_name(name)
-    env, service = _env(request), _service(request)
     await anyio.to_thread.run_sync(service.check_train_data, body)
     training = body.model_dump(
         exclude={"cron", "timezone", "promotion", "enabled"}, exclude_none=True
     )
 
     def put() -> Any:
-        new, _before = schedule_store(env).put(
+        new, _before = env.schedules.put(
             name,
             cron=body.cron,
             timezone=body.timezone,
-            job=training,
+            training=training,
             promotion=body.promotion.model_dump(),
             enabled=body.enabled,
             actor=actor(request),
@@ -213,27 +186,21 @@ async def put_schedule(name: NamePath, body: ScheduleIn, request: Request) -> Sc
         )
         return new
 
-    return _schedule_out(await anyio.to_thread.run_sync(put))
+    return ScheduleOut.model_validate(await anyio.to_thread.run_sync(put))
 
 
 @router.get("/models/{name}/schedule", **scoped("train"))
-async def get_schedule(name: NamePath, request: Request) -> ScheduleOut:
+async def get_schedule(name: NamePath, env: JobEnvDep) -> ScheduleOut:
     """The retraining schedule of ``name`` (404 when it has none)."""
-    from aiweb.jobs.scheduler import schedule_store
-
-    store = schedule_store(_env(request))
-    return _schedule_out(await anyio.to_thread.run_sync(store.get, name))
+    return ScheduleOut.model_validate(await anyio.to_thread.run_sync(env.schedules.get, name))
 
 
 @router.delete("/models/{name}/schedule", status_code=204, **scoped("admin"))
-async def delete_schedule(name: NamePath, request: Request) -> Response:
+async def delete_schedule(name: NamePath, request: Request, env: JobEnvDep) -> Response:
     """Stop retraining ``name`` on a schedule."""
-    from aiweb.jobs.scheduler import schedule_store
-
-    env = _env(request)
 
     def delete() -> None:
-        gone = schedule_store(env).delete(name)
+        gone = env.schedules.delete(name)
         env.registry.record(
             actor(request),
             "schedule.delete",
@@ -247,14 +214,13 @@ async def delete_schedule(name: NamePath, request: Request) -> Response:
 
 
 @router.post("/models/{name}/schedule/run", status_code=202, **scoped("admin"))
-async def run_schedule_now(name: NamePath, request: Request, response: Response) -> JobOut:
+async def run_schedule_now(
+    name: NamePath, request: Request, response: Response, env: JobEnvDep, service: JobsDep
+) -> JobOut:
     """Start the scheduled retraining of ``name`` now, without waiting for its time."""
-    from aiweb.jobs.scheduler import schedule_store, start_run
-
-    env, service = _env(request), _service(request)
 
     def run() -> Any:
-        schedule = schedule_store(env).get(name)
+        schedule = env.schedules.get(name)
         return start_run(env, service.dispatcher, schedule, actor=actor(request))
 
     job = await anyio.to_thread.run_sync(run)

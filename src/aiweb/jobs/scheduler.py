@@ -10,9 +10,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from aiweb.db.session import make_session_factory
 from aiweb.jobs.entities import Job
-from aiweb.jobs.schedules import Schedule, SqlScheduleStore
+from aiweb.jobs.schedules import Schedule
 from aiweb.jobs.service import CeleryDispatcher, Dispatcher
 
 if TYPE_CHECKING:
@@ -22,10 +21,6 @@ log = logging.getLogger("aiweb.jobs")
 
 #: A pending job due for this long with no runner taking it had its message lost.
 LOST_PENDING_S = 600.0
-
-
-def schedule_store(env: JobEnv) -> SqlScheduleStore:
-    return SqlScheduleStore(make_session_factory(env.engine))
 
 
 def start_run(
@@ -42,7 +37,7 @@ def start_run(
 
     spec = TrainJobSpec.model_validate(
         {
-            **schedule.job,
+            **schedule.training,
             "type": "train",
             "model": schedule.model,
             "promotion": schedule.promotion,
@@ -50,7 +45,7 @@ def start_run(
     )
     service = JobService(env.jobs, dispatcher, env.registry, env.datasets, env.settings)
     job = service.submit(spec, actor=actor)
-    schedule_store(env).set_last_job(schedule.model, job.id)
+    env.schedules.set_last_job(schedule.model, job.id)
     return job
 
 
@@ -76,7 +71,7 @@ def tick(env: JobEnv, dispatcher: Dispatcher) -> dict[str, int]:
         for job_id in lost:
             dispatcher.dispatch(job_id)
         counts["redispatched"] = len(lost)
-    for schedule in schedule_store(env).take_due():
+    for schedule in env.schedules.take_due():
         try:
             job = start_run(env, dispatcher, schedule)
         except Exception as exc:

@@ -24,7 +24,7 @@ class Schedule:
         model: registered model name.
         cron: 5-field cron expression (minute hour day-of-month month day-of-week).
         timezone: IANA zone the expression is read in.
-        job: the training spec (``TrainData`` fields: dataset, columns, params).
+        training: the training spec (``TrainData`` fields: dataset, columns, params).
         promotion: ``{"metric", "min_delta"}``.
         next_run_at: when it fires next (UTC).
     """
@@ -32,7 +32,7 @@ class Schedule:
     model: str
     cron: str
     timezone: str
-    job: dict[str, Any]
+    training: dict[str, Any]
     promotion: dict[str, Any]
     enabled: bool
     next_run_at: datetime
@@ -47,7 +47,7 @@ def _to_schedule(row: SqlSchedule) -> Schedule:
         model=row.model,
         cron=row.cron,
         timezone=row.timezone,
-        job=dict(row.job),
+        training=dict(row.job),
         promotion=dict(row.promotion),
         enabled=row.enabled,
         next_run_at=row.next_run_at,
@@ -92,7 +92,7 @@ class SqlScheduleStore:
         *,
         cron: str,
         timezone: str,
-        job: dict[str, Any],
+        training: dict[str, Any],
         promotion: dict[str, Any],
         enabled: bool,
         actor: str,
@@ -113,7 +113,7 @@ class SqlScheduleStore:
             if row is None:
                 row = SqlSchedule(model=model)
                 s.add(row)
-            row.cron, row.timezone, row.job, row.promotion = cron, timezone, job, promotion
+            row.cron, row.timezone, row.job, row.promotion = cron, timezone, training, promotion
             row.enabled, row.next_run_at, row.created_by, row.updated_at = (
                 enabled,
                 nxt,
@@ -148,10 +148,6 @@ class SqlScheduleStore:
             gone = _to_schedule(row)
             s.delete(row)
             return gone
-
-    def all(self) -> list[Schedule]:
-        with self._sessions() as s:
-            return [_to_schedule(r) for r in s.scalars(select(SqlSchedule).order_by("model"))]
 
     def take_due(self, now: datetime | None = None) -> list[Schedule]:
         """Advance every enabled schedule that is due and return them (as they were).

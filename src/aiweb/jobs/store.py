@@ -153,12 +153,6 @@ class SqlJobStore:
             total = s.scalar(count) or 0
             return JobPage(jobs=[_to_job(r) for r in rows], total=int(total))
 
-    def counts(self) -> dict[str, int]:
-        """How many jobs are in each status."""
-        with self._sessions() as s:
-            rows = s.execute(select(SqlJob.status, func.count()).group_by(SqlJob.status)).all()
-            return {str(status): int(n) for status, n in rows}
-
     # ---- claiming --------------------------------------------------------------------
 
     def claim(self, job_id: str, runner: str, *, lease_s: float) -> Job | None:
