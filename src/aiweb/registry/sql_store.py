@@ -178,6 +178,11 @@ class SqlRegistryStore:
             try:
                 with transaction(self._sessions) as session:
                     model = self._model_row(session, name, lock=True)
+                    # Write first: on SQLite the UPDATE opens the transaction and takes the
+                    # database's write lock (waiting out busy_timeout), so the number read
+                    # next cannot be taken by another writer before this one commits.
+                    model.updated_at = utcnow()
+                    session.flush()
                     version = (self._latest(session, model.id) or 0) + 1
                     row = SqlModelVersion(
                         model_id=model.id,
@@ -190,7 +195,6 @@ class SqlRegistryStore:
                         evaluation=evaluation,
                     )
                     session.add(row)
-                    model.updated_at = utcnow()
                     session.flush()
                     return _to_version(row, model)
             except IntegrityError:  # another writer took this number; take the next one
