@@ -44,3 +44,18 @@ clean:
 .PHONY: bench-jobs
 bench-jobs: install
 	$(BIN)/python -m bench.batch_predict
+
+# Benchmarks: aiweb serve vs the tutorial FastAPI app and in-process predict_proba, driven by
+# wrk; then the text-classification runtimes (scikit-learn, onnxruntime) in process. wrk (Debian's wrk package; installed here when missing and running as root).
+# Options: make bench BENCH_ARGS='--duration 5 --markdown /tmp/serving.md'
+.PHONY: bench
+bench: install
+	@command -v wrk >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "wrk is missing: apt-get install -y wrk"; \
+	    apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }; \
+	  else \
+	    echo "bench needs wrk (Debian's wrk package): sudo apt-get install wrk" >&2; exit 2; \
+	  fi; }
+	$(BIN)/python -m bench.serving $(BENCH_ARGS)
+	$(BIN)/python -m bench.runtimes

@@ -14,30 +14,33 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from sqlalchemy import Engine
 
 from aiweb import __version__
 from aiweb.api import problems
 from aiweb.api.hygiene import SecurityHeadersMiddleware, add_cors
 from aiweb.api.limits import InputLimitsMiddleware
-from aiweb.api.middleware import RequestIdMiddleware
+from aiweb.api.middleware import MetricsMiddleware, RequestIdMiddleware
 from aiweb.api.router import build_router
 from aiweb.classification.service import PredictionService
 from aiweb.config import Settings, get_settings
 from aiweb.db.migrate import upgrade
-from aiweb.db.session import make_engine, make_session_factory
+from aiweb.db.session import make_session_factory
 from aiweb.jobs.embedded import EmbeddedRunner
 from aiweb.jobs.env import env_from
 from aiweb.jobs.service import JobService, make_dispatcher
+from aiweb.monitoring.alerts import AlertSender
+from aiweb.monitoring.drift import DriftService
+from aiweb.monitoring.feedback import FeedbackService
+from aiweb.monitoring.logs import init_sentry
+from aiweb.monitoring.metrics import JobsCollector, observe_batch, worker_exited
 from aiweb.monitoring.prediction_log import PredictionLogger
-from aiweb.registry.artifacts import open_artifact_store
+from aiweb.registry.factory import build_registry
 from aiweb.registry.loader import ModelLoader
-from aiweb.registry.service import RegistryService
-from aiweb.registry.sql_store import SqlRegistryStore
-from aiweb.security.audit import AuditLog
 from aiweb.security.keys import KeyService
 from aiweb.security.ratelimit import RateLimiter
 from aiweb.security.secrets import resolve_secret_key
+from aiweb.serving.cache import make_prediction_cache
+from aiweb.serving.gc import tune_after_load
 
 log = logging.getLogger("aiweb")
 
@@ -48,23 +51,6 @@ scoring run as background jobs (`/v1/jobs`) on uploaded data (`/v1/datasets`).
 
 Errors are [RFC 9457](https://www.rfc-editor.org/rfc/rfc9457) `application/problem+json`.
 """
-
-
-def build_registry(settings: Settings) -> tuple[RegistryService, Engine]:
-    """Open the database and artifact store named by ``settings``.
-
-    Returns:
-        ``(registry, engine)``; the caller disposes the engine.
-    """
-    settings.ensure_dirs()
-    engine = make_engine(settings.resolved_database_url)
-    sessions = make_session_factory(engine)
-    registry = RegistryService(
-        SqlRegistryStore(sessions),
-        open_artifact_store(settings),
-        AuditLog(sessions),
-    )
-    return registry, engine
 
 
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
@@ -79,6 +65,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        init_sentry(settings.sentry_dsn)
         secret_key = resolve_secret_key(settings)
         registry, engine = build_registry(settings)
         if migrate:
@@ -86,7 +73,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         assert registry.audit is not None
         sessions = make_session_factory(engine)
         rate_limiter = RateLimiter(settings.rate_limit, settings.redis_url)
-        loader = ModelLoader(registry, settings.serving)
+        loader = ModelLoader(registry, settings.serving, on_batch=observe_batch)
         logger = PredictionLogger(
             engine,
             flush_interval_s=settings.prediction_log.flush_interval_s,
@@ -102,8 +89,18 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         app.state.rate_limiter = rate_limiter
         app.state.registry = registry
         app.state.loader = loader
+        app.state.metrics_collectors = [JobsCollector(engine)]
         app.state.prediction_logger = logger
-        app.state.predictions = PredictionService(loader, logger, settings)
+        app.state.feedback = FeedbackService(
+            sessions,
+            registry.store,
+            logger,
+            wait_s=2 * settings.prediction_log.flush_interval_s + 0.5,
+        )
+        alerts = AlertSender(sessions, settings.alert_webhook_url, settings.alerts)
+        app.state.drift = DriftService(sessions, registry, alerts=alerts)
+        cache = make_prediction_cache(settings.cache, settings.redis_url)
+        app.state.predictions = PredictionService(loader, logger, settings, cache)
         job_env = env_from(settings, registry, engine, owns_engine=False)
         runner = None if settings.broker_url else EmbeddedRunner(job_env)
         dispatcher = runner.dispatcher if runner is not None else make_dispatcher(settings)
@@ -112,6 +109,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         app.state.jobs = JobService(job_env.jobs, dispatcher, registry, job_env.datasets, settings)
         app.state.job_runner = runner
         await loader.refresh()
+        tune_after_load(settings.serving, collect=True)
         refresher = asyncio.create_task(loader.refresh_forever(settings.serving.alias_refresh_s))
         if runner is not None:
             await asyncio.to_thread(runner.start)
@@ -124,9 +122,13 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher
             await loader.aclose()
+            if cache is not None:
+                await cache.aclose()
             logger.close()
+            alerts.close()
             rate_limiter.close()
             engine.dispose()
+            worker_exited()
 
     app = FastAPI(
         title="aiweb",
@@ -137,7 +139,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     problems.install(app)
     app.include_router(build_router())
     # added innermost first: CORS runs first (browsers can read every error), then the
-    # request id, the security headers, and the input limits next to the app
+    # metrics (timing everything below), the request id, the security headers, and the
+    # input limits next to the app
     app.add_middleware(
         InputLimitsMiddleware,
         max_body_bytes=settings.limits.max_body_bytes,
@@ -146,6 +149,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     )
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(MetricsMiddleware)
     add_cors(app, settings.cors_origins)
     return app
 

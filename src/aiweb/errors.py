@@ -12,7 +12,8 @@ Services raise these; one handler turns any of them into an RFC 9457
     │   ├── AliasNotFound
     │   ├── DatasetNotFound
     │   ├── JobNotFound
-    │   └── ScheduleNotFound
+    │   ├── ScheduleNotFound
+    │   └── PredictionNotFound
     ├── UnauthorizedError (401, with WWW-Authenticate)
     ├── ForbiddenError (403)
     ├── ConflictError (409)
@@ -83,6 +84,11 @@ class JobNotFound(NotFoundError):
 class ScheduleNotFound(NotFoundError):
     slug = "schedule-not-found"
     title = "Schedule not found"
+
+
+class PredictionNotFound(NotFoundError):
+    slug = "prediction-not-found"
+    title = "Prediction not found"
 
 
 class ConflictError(AiwebError):

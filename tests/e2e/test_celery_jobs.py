@@ -239,8 +239,8 @@ def test_broker_unreachable_is_503_leaves_no_job_and_predictions_go_on(
     stack: Stack, tmp_path: Path, tiny_model_bytes: bytes
 ) -> None:
     """A second API process on the same database whose broker is down."""
-    from aiweb.app import build_registry
     from aiweb.config import Settings
+    from aiweb.registry.factory import build_registry
 
     registry, engine = build_registry(
         Settings(home=stack.home, database_url=stack.env["AIWEB_DATABASE_URL"])

@@ -3,20 +3,25 @@ models registered from the tiny fixture pipeline."""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 from sqlalchemy import Engine
 
-from aiweb.app import build_registry, create_app
+from aiweb.app import create_app
 from aiweb.config import Settings
 from aiweb.db.migrate import upgrade
 from aiweb.registry.entities import ModelVersion
+from aiweb.registry.factory import build_registry
 from aiweb.registry.service import RegistryService
 
 TASK = "text-classification"
@@ -73,14 +78,20 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(settings: Settings, name: str = "uvicorn-test") -> Iterator[int]:
+def live_server(
+    settings: Settings, name: str = "uvicorn-test", app: FastAPI | None = None
+) -> Iterator[int]:
     """Run ``create_app(settings)`` under a real uvicorn on 127.0.0.1 in a thread.
 
     Yields the port once the server is started (lifespan done); stops it afterwards.
     """
     port = free_port()
     config = uvicorn.Config(
-        app=create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        app=app or create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=name, daemon=True)
@@ -108,3 +119,31 @@ def standalone_settings(home: Path) -> Settings:
         serving={"alias_refresh_s": 0.2},
         prediction_log={"flush_interval_s": 0.1},
     )
+
+
+class Receiver:
+    """A webhook on 127.0.0.1 that answers 503 to the first ``fail_first`` posts."""
+
+    def __init__(self, fail_first: int) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.attempts = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers["content-length"])
+                body = json.loads(self.rfile.read(length))
+                receiver.attempts += 1
+                if receiver.attempts <= fail_first:
+                    self.send_response(503)
+                else:
+                    receiver.bodies.append(body)
+                    self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()

@@ -376,7 +376,7 @@ def test_build_registry_on_s3_registers_and_reads_back(
     s3_client: Any,
     tiny_model_bytes: bytes,
 ) -> None:
-    from aiweb.app import build_registry  # here: the rest of the module needs no app
+    from aiweb.registry.factory import build_registry
 
     prefix = f"t-{uuid.uuid4().hex[:12]}"
     settings = settings.model_copy(

@@ -11,6 +11,8 @@ from aiweb.config import Settings
 from aiweb.datasets.service import DatasetService
 from aiweb.jobs.env import JobEnv
 from aiweb.jobs.service import JobService
+from aiweb.monitoring.drift import DriftService
+from aiweb.monitoring.feedback import FeedbackService
 from aiweb.registry.loader import ModelLoader
 from aiweb.registry.service import RegistryService
 from aiweb.security.audit import AuditLog
@@ -75,3 +77,19 @@ def _datasets(request: Request) -> DatasetService:
 JobsDep = Annotated[JobService, Depends(_jobs)]
 JobEnvDep = Annotated[JobEnv, Depends(_job_env)]
 DatasetsDep = Annotated[DatasetService, Depends(_datasets)]
+
+
+def _feedback(request: Request) -> FeedbackService:
+    service: FeedbackService = request.app.state.feedback
+    return service
+
+
+FeedbackDep = Annotated[FeedbackService, Depends(_feedback)]
+
+
+def _drift(request: Request) -> DriftService:
+    service: DriftService = request.app.state.drift
+    return service
+
+
+DriftDep = Annotated[DriftService, Depends(_drift)]

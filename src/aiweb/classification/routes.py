@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+import orjson
+from fastapi import APIRouter, Path, Response
 
 from aiweb.api.deps import PredictionsDep
 from aiweb.classification.schemas import PredictRequest, PredictResponse
@@ -23,7 +24,7 @@ _PREDICT["responses"] = {
 }
 
 
-@router.post("/{name}/predict", **_PREDICT)
+@router.post("/{name}/predict", response_model=PredictResponse, **_PREDICT)
 async def predict(
     name: Annotated[
         str,
@@ -34,8 +35,12 @@ async def predict(
     ],
     body: PredictRequest,
     predictions: PredictionsDep,
-) -> PredictResponse:
+    response: Response,
+) -> Response:
     """Classify 1 to 256 texts with a model's ``production`` version (or the alias or
     version named). Each prediction gets an id, label and the probability of every
     class; outputs align with ``inputs`` by index."""
-    return await predictions.predict(name, body.inputs)
+    content = orjson.dumps(await predictions.predict(name, body.inputs))
+    out = Response(content, media_type="application/json")
+    out.headers.raw.extend(response.headers.raw)  # RateLimit-* set by the auth dependency
+    return out

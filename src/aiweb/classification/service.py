@@ -1,17 +1,25 @@
-"""Prediction: limits, model lookup, micro-batched scoring, ids and logging."""
+"""Prediction: limits, model lookup, the cache, micro-batched scoring, ids and logging."""
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
+from typing import Any
 
-from aiweb.classification.schemas import Prediction, PredictResponse
+import numpy as np
+import numpy.typing as npt
+
 from aiweb.config import Settings
 from aiweb.errors import InvalidInputError, PayloadTooLargeError
+from aiweb.monitoring.drift import oov_rate
+from aiweb.monitoring.logs import MODEL, VERSION
+from aiweb.monitoring.metrics import PREDICTIONS
 from aiweb.monitoring.prediction_log import PredictionLogger, PredictionRecord, text_sha256
 from aiweb.registry.entities import ModelRef
-from aiweb.registry.loader import ModelLoader
+from aiweb.registry.loader import LoadedModel, ModelLoader
+from aiweb.serving.cache import PredictionCache, text_key, version_key
 
 
 class PredictionService:
@@ -21,12 +29,20 @@ class PredictionService:
         loader: the loaded models.
         logger: the prediction log writer.
         settings: limits and whether inputs are logged.
+        cache: the prediction cache, or ``None`` for none.
     """
 
-    def __init__(self, loader: ModelLoader, logger: PredictionLogger, settings: Settings) -> None:
+    def __init__(
+        self,
+        loader: ModelLoader,
+        logger: PredictionLogger,
+        settings: Settings,
+        cache: PredictionCache | None = None,
+    ) -> None:
         self.loader = loader
         self.logger = logger
         self.settings = settings
+        self.cache = cache
 
     def check_inputs(self, inputs: list[str]) -> None:
         """Enforce the request limits.
@@ -50,12 +66,19 @@ class PredictionService:
                     f"{limits.max_text_chars} (AIWEB_SERVING__MAX_TEXT_CHARS)"
                 )
 
-    async def predict(self, ref: str, inputs: list[str]) -> PredictResponse:
+    async def predict(self, ref: str, inputs: list[str]) -> dict[str, Any]:
         """Classify ``inputs`` with the model ``ref`` names.
+
+        Scores of texts seen before by the same model version come from the prediction
+        cache when it is on; every prediction still gets its own id and is logged.
 
         Args:
             ref: ``name``, ``name@alias`` or ``name:version``.
             inputs: texts; outputs align with them by index.
+
+        Returns:
+            The response body, shaped as :class:`~aiweb.classification.schemas.PredictResponse`
+            (a plain dict: it is serialised with orjson, skipping a validation pass).
 
         Raises:
             InvalidInputError, PayloadTooLargeError: see :meth:`check_inputs`.
@@ -65,19 +88,24 @@ class PredictionService:
         self.check_inputs(inputs)
         started = time.perf_counter()
         model = await self.loader.get(ModelRef.parse(ref))
-        proba = await model.predict_proba(inputs)
-        latency_ms = (time.perf_counter() - started) * 1000.0
+        MODEL.set(model.version.name)  # for the logs of this request
+        VERSION.set(model.version.version)
         labels = model.runtime.labels
+        digests = [text_sha256(t) for t in inputs]
+        proba = await self._scores(model, inputs, digests, len(labels))
+        latency_ms = (time.perf_counter() - started) * 1000.0
         now = datetime.now(UTC)
         log_inputs = self.settings.log_inputs
         name, number = model.version.name, model.version.version
-        predictions: list[Prediction] = []
+        best = proba.argmax(axis=1).tolist()
+        predictions: list[dict[str, Any]] = []
         records: list[PredictionRecord] = []
-        for text, row in zip(inputs, proba.tolist(), strict=True):
+        vocabulary = model.vocabulary
+        for text, digest, row, top in zip(inputs, digests, proba.tolist(), best, strict=True):
             scores = dict(zip(labels, row, strict=True))
-            label = labels[max(range(len(row)), key=row.__getitem__)]
+            label = labels[top]
             pid = str(uuid.uuid4())
-            predictions.append(Prediction(id=pid, label=label, scores=scores))
+            predictions.append({"id": pid, "label": label, "scores": scores})
             records.append(
                 PredictionRecord(
                     id=pid,
@@ -86,10 +114,46 @@ class PredictionService:
                     label=label,
                     scores=scores,
                     latency_ms=latency_ms,
-                    input_sha256=text_sha256(text),
+                    input_sha256=digest,
                     input_text=text if log_inputs else None,
                     created_at=now,
+                    input_chars=len(text),
+                    oov_rate=oov_rate(text, vocabulary) if vocabulary is not None else None,
                 )
             )
         self.logger.record(records)
-        return PredictResponse(model=name, version=number, predictions=predictions)
+        version_label = str(number)
+        for label, count in Counter(labels[i] for i in best).items():
+            PREDICTIONS.labels(name, version_label, label).inc(count)
+        return {"model": name, "version": number, "predictions": predictions}
+
+    async def _scores(
+        self, model: LoadedModel, inputs: list[str], digests: list[str], n_classes: int
+    ) -> npt.NDArray[np.float64]:
+        """Scores ``(len(inputs), n_classes)``: cached rows, the rest from the model.
+
+        ``digests`` are the texts' hex sha256, the cache keys' last part."""
+        cache = self.cache
+        if cache is None:
+            return await model.predict_proba(inputs)
+        limit = cache.settings.max_text_chars
+        vkey = version_key(model.version)
+        keys = {i: text_key(vkey, digests[i]) for i, t in enumerate(inputs) if len(t) <= limit}
+        cached = await cache.get_many(list(keys.values()), n_classes) if keys else []
+        rows: dict[int, npt.NDArray[np.float64]] = {
+            i: row for i, row in zip(keys, cached, strict=True) if row is not None
+        }
+        if len(rows) == len(inputs):
+            return np.vstack([rows[i] for i in range(len(inputs))])
+        missing = [i for i in range(len(inputs)) if i not in rows]
+        scored = await model.predict_proba([inputs[i] for i in missing])
+        fresh = {keys[i]: scored[j].copy() for j, i in enumerate(missing) if i in keys}
+        if fresh:
+            await cache.set_many(fresh)
+        if not rows:
+            return scored
+        out = np.empty((len(inputs), n_classes), dtype=np.float64)
+        for i, row in rows.items():
+            out[i] = row
+        out[missing] = scored
+        return out

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import sparse
-from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+from sklearn.feature_extraction.text import CountVectorizer, HashingVectorizer, TfidfTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import FeatureUnion, Pipeline, make_pipeline
@@ -48,9 +48,27 @@ class TrainParams(BaseModel):
     )
     max_iter: int = Field(2000, ge=10)
     seed: int = 0
+    vectorizer: Literal["hashing", "tfidf"] = Field(
+        "hashing",
+        description="'hashing': word + char_wb n-grams, hashed (the default, most accurate). "
+        "'tfidf': word n-grams with a stored vocabulary (ASCII tokens, linear tf) — a "
+        "pipeline skl2onnx can export, so it may be served by onnxruntime.",
+    )
 
 
-def _vectorizers(params: TrainParams) -> list[tuple[str, HashingVectorizer]]:
+#: Word tokens of the ``tfidf`` vectorizer: 2+ ASCII word characters, the pattern
+#: onnxruntime's RE2 tokenizer reproduces exactly (Python's ``\w`` is Unicode-aware).
+ASCII_WORD_REGEX = r"(?a)\b\w\w+\b"
+
+
+def _vectorizers(params: TrainParams) -> list[tuple[str, Any]]:
+    if params.vectorizer == "tfidf":
+        vocabulary = CountVectorizer(
+            ngram_range=(1, params.word_ngram_max),
+            token_pattern=ASCII_WORD_REGEX,
+            dtype=np.float32,
+        )
+        return [("word", vocabulary)]
     common = {
         "n_features": 2**params.n_features_log2,
         "alternate_sign": False,
@@ -103,8 +121,13 @@ def fit_text_classifier(
     blocks = []
     for i, (name, vec) in enumerate(_vectorizers(params)):
         report(f"vectorizing ({name} n-grams)", i * 0.25)
-        tfidf = TfidfTransformer(sublinear_tf=True)
-        blocks.append(tfidf.fit_transform(vec.transform(texts)))
+        # skl2onnx's converter does not reproduce sublinear tf, so the exportable
+        # 'tfidf' pipeline counts terms linearly
+        tfidf = TfidfTransformer(sublinear_tf=params.vectorizer == "hashing")
+        counts = (
+            vec.transform(texts) if params.vectorizer == "hashing" else vec.fit_transform(texts)
+        )
+        blocks.append(tfidf.fit_transform(counts))
         fitted.append((name, make_pipeline(vec, tfidf)))
     report("fitting logistic regression", 0.5)
     features = sparse.hstack(blocks, format="csr")

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 from aiweb import __version__
 from aiweb.classification.evaluation import evaluate
 from aiweb.classification.model import ARTIFACT_FORMAT
+from aiweb.classification.onnx_export import ONNX_ARTIFACT, export_onnx
 from aiweb.classification.trainer import TrainParams, fit_text_classifier, split_train_test
+from aiweb.monitoring.drift import VOCABULARY_ARTIFACT, build_reference, build_vocabulary
 from aiweb.registry.entities import ModelVersion
 from aiweb.registry.service import RegistryService
 
@@ -214,6 +216,18 @@ def train_text_classification(
     report_progress("evaluating", 0.85)
     proba = model.predict_proba(eval_texts)
     report = evaluate(eval_labels, proba, model.labels, split=split_name)
+    report_progress("profiling the evaluation data for drift", 0.88)
+    vocabulary = build_vocabulary(train_texts)
+    vocabulary_bytes = "\n".join(vocabulary).encode("utf-8")
+    predicted = [model.labels[i] for i in proba.argmax(axis=1)]
+    report["drift_reference"] = {
+        **build_reference(eval_texts, predicted, model.labels, vocabulary),
+        "split": split_name,
+        "vocabulary_artifact": VOCABULARY_ARTIFACT,
+        "vocabulary_sha256": hashlib.sha256(vocabulary_bytes).hexdigest(),
+    }
+    report_progress("exporting to ONNX", 0.9)
+    onnx_bytes, report["onnx"] = export_onnx(model, eval_texts, proba)
     report_progress("registering", 0.95)
     lineage = {
         "dataset": data.name,
@@ -228,6 +242,8 @@ def train_text_classification(
         "pipeline": (
             f"tfidf(word 1-{params.word_ngram_max} + char_wb "
             f"{params.char_ngram_min}-{params.char_ngram_max}) + LogisticRegression"
+            if params.vectorizer == "hashing"
+            else f"tfidf(word 1-{params.word_ngram_max}, vocabulary) + LogisticRegression"
         ),
         **(lineage_extra or {}),
     }
@@ -247,6 +263,10 @@ def train_text_classification(
         description=description,
         alias=alias,
         actor=actor,
+        extra_artifacts={
+            VOCABULARY_ARTIFACT: vocabulary_bytes,
+            **({ONNX_ARTIFACT: onnx_bytes} if onnx_bytes is not None else {}),
+        },
     )
     report_progress("done", 1.0)
     return TrainResult(

@@ -66,9 +66,9 @@ def parse_key_values(pairs: list[str], option: str) -> dict[str, Any]:
 
 @contextmanager
 def _open_database() -> Iterator[tuple[RegistryService, Engine]]:
-    from aiweb.app import build_registry
     from aiweb.config import get_settings
     from aiweb.db.migrate import upgrade
+    from aiweb.registry.factory import build_registry
 
     registry, engine = build_registry(get_settings())
     try:

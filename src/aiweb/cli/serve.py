@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from typing import Any
 
 import typer
 
@@ -52,36 +57,64 @@ def print_admin_key(secret: str, url: str) -> None:
     err.rule()
 
 
-def run_server(host: str, port: int, workers: int, *, admin_secret: str | None = None) -> None:
-    """Run uvicorn with ``workers`` processes (after :func:`prepare`)."""
+def run_server(
+    host: str,
+    port: int,
+    workers: int,
+    *,
+    admin_secret: str | None = None,
+    access_log: bool = False,
+) -> None:
+    """Run uvicorn with ``workers`` processes (after :func:`prepare`).
+
+    Each worker loads and warms the production models in its lifespan, before uvicorn
+    lets it accept connections. With several workers the supervisor process imports none
+    of the app (it only watches the workers), so it stays small.
+    """
     import uvicorn
 
-    from aiweb.app import create_app
     from aiweb.config import get_settings
+    from aiweb.monitoring.logs import log_config
 
     settings = get_settings()
     url = f"http://{host}:{port}"
     if admin_secret:
         print_admin_key(admin_secret, url)
-    err.print(f"aiweb serving on [bold]{url}[/]; API docs at {url}/docs")
+    err.print(f"aiweb serving on [bold]{url}[/] with {workers} worker(s); API docs at {url}/docs")
+    common: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": settings.log_level,
+        "log_config": log_config(settings.log_format, settings.log_level, access_log),
+        "access_log": False,  # aiweb.access, written by the app, replaces uvicorn's
+        "timeout_graceful_shutdown": 30,
+    }
     if workers == 1:
-        uvicorn.run(
-            create_app(settings, migrate=False),
-            host=host,
-            port=port,
-            log_level="info",
-            timeout_graceful_shutdown=30,
-        )
-    else:
-        uvicorn.run(
-            "aiweb.app:app_factory",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="info",
-            timeout_graceful_shutdown=30,
-        )
+        from aiweb.app import create_app
+
+        uvicorn.run(create_app(settings, migrate=False), **common)
+        return
+    with multiprocess_metrics_dir():
+        uvicorn.run("aiweb.app:app_factory", factory=True, workers=workers, **common)
+
+
+@contextlib.contextmanager
+def multiprocess_metrics_dir() -> Iterator[None]:
+    """Point ``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory for the worker processes
+    (which inherit it), so ``/metrics`` adds up every worker; removed afterwards. A
+    directory the operator set already is used as it is."""
+    from aiweb.monitoring.metrics import MULTIPROC_ENV
+
+    if os.environ.get(MULTIPROC_ENV):
+        yield
+        return
+    path = tempfile.mkdtemp(prefix="aiweb-metrics-")
+    os.environ[MULTIPROC_ENV] = path
+    try:
+        yield
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @friendly_errors
@@ -89,10 +122,15 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to bind."),
     port: int = typer.Option(8000, help="Port to bind."),
     workers: str = typer.Option("1", help="Worker processes, or 'auto' for one per core."),
+    access_log: bool = typer.Option(
+        False,
+        "--access-log/--no-access-log",
+        help="Log every request (logger aiweb.access; JSON with AIWEB_LOG_FORMAT=json).",
+    ),
 ) -> None:
     """Serve the API: migrate the database, load and warm the production models, listen."""
     count = _workers(workers)
-    run_server(host, port, count, admin_secret=prepare(host))
+    run_server(host, port, count, admin_secret=prepare(host), access_log=access_log)
 
 
 @friendly_errors

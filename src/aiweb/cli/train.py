@@ -49,6 +49,24 @@ def confusion_table(report: dict[str, Any]) -> Table:
     return table
 
 
+def onnx_summary(check: dict[str, Any]) -> str:
+    """One line on the version's ONNX export check (see aiweb.classification.onnx_export)."""
+    status = check.get("status")
+    if status == "agrees":
+        return (
+            f"ONNX export agrees with scikit-learn on {check['rows']:,} rows (max |Δp| "
+            f"{check['max_abs_diff']:.1e}): onnxruntime serves small batches"
+        )
+    if status is None:
+        return "ONNX export: not attempted (trained before aiweb exported models)"
+    hint = (
+        " (--param vectorizer=tfidf trains a pipeline that can be exported)"
+        if status == "unsupported"
+        else ""
+    )
+    return f"ONNX: not used, {check.get('reason', status)}; scikit-learn serves it{hint}"
+
+
 def run_training(
     name: str,
     *,
@@ -124,6 +142,7 @@ def run_training(
         )
     out.print(report_table(name, version.version, result.report))
     out.print(confusion_table(result.report))
+    err.print(onnx_summary(result.report.get("onnx") or {}), highlight=False)
     aliases = ", ".join(version.aliases) or "none"
     err.print(f"registered [bold]{name}:{version.version}[/] (aliases: {aliases})")
     return result

@@ -137,7 +137,50 @@ class SqlPrediction(Base):
     latency_ms: Mapped[float] = mapped_column(Float, nullable=False)
     input_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
     input_text: Mapped[str | None] = mapped_column(Text)
+    #: characters of the input and its out-of-vocabulary rate: drift features
+    input_chars: Mapped[int | None] = mapped_column(Integer)
+    oov_rate: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+
+class SqlFeedback(Base):
+    """A user's correction of one prediction: the label it should have had.
+
+    One row per prediction (a second submission replaces the first). ``predicted_at`` is
+    the prediction's time, which the live-performance windows are computed over.
+    """
+
+    __tablename__ = "feedback"
+    __table_args__ = (
+        Index("ix_feedback_model_version_predicted_at", "model", "version", "predicted_at"),
+    )
+
+    prediction_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    model: Mapped[str] = mapped_column(String(63), nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    predicted_label: Mapped[str] = mapped_column(String(255), nullable=False)
+    label: Mapped[str] = mapped_column(String(255), nullable=False)
+    comment: Mapped[str | None] = mapped_column(Text)
+    submitted_by: Mapped[str] = mapped_column(String(128), nullable=False)
+    predicted_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+
+class SqlDriftAlert(Base):
+    """One drift alert per model version and feature: the row is claimed (inserted) by the
+    first process that sees the drift, so several workers never send it twice."""
+
+    __tablename__ = "drift_alerts"
+
+    model: Mapped[str] = mapped_column(String(63), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    feature: Mapped[str] = mapped_column(String(63), primary_key=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # pending|sent|failed
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class SqlApiKey(Base):

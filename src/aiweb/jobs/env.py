@@ -46,8 +46,8 @@ def build_job_env(settings: Settings, *, migrate: bool = False) -> JobEnv:
     Args:
         migrate: bring the schema up to date first (workers started before ``serve``).
     """
-    from aiweb.app import build_registry
     from aiweb.db.migrate import upgrade
+    from aiweb.registry.factory import build_registry
 
     registry, engine = build_registry(settings)
     if migrate:

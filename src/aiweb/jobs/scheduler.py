@@ -8,6 +8,7 @@ processes at once is safe: each due run is taken by one of them only.
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from aiweb.jobs.entities import Job
@@ -57,9 +58,10 @@ def tick(env: JobEnv, dispatcher: Dispatcher) -> dict[str, int]:
        are dispatched again (the embedded runner finds them by polling).
     3. Every due schedule starts a training job; a failure to start one is logged and
        audited, and the schedule fires again at its next time.
+    4. From time to time, drift of the production versions is checked (:func:`check_drift`).
 
     Returns:
-        Counts: ``{"failed", "redispatched", "scheduled"}``.
+        Counts: ``{"failed", "redispatched", "scheduled", "drift_checked"}``.
     """
     lease_s = env.settings.jobs.lease_s
     counts: dict[str, Any] = {"failed": 0, "redispatched": 0, "scheduled": 0}
@@ -86,4 +88,42 @@ def tick(env: JobEnv, dispatcher: Dispatcher) -> dict[str, int]:
             continue
         log.info("scheduled retraining of %s: job %s", schedule.model, job.id)
         counts["scheduled"] += 1
+    counts["drift_checked"] = check_drift(env)
     return counts
+
+
+_last_drift_check = 0.0
+
+
+def check_drift(env: JobEnv, *, force: bool = False) -> int:
+    """4. Every ``alerts.drift_check_interval_s`` (per process), compute drift of every
+    production version, which alerts through ``AIWEB_ALERT_WEBHOOK_URL`` (each alert is
+    claimed in the database, so several schedulers never send one twice).
+
+    Returns:
+        The number of versions checked (0 when it was not time yet or no webhook is set).
+    """
+    global _last_drift_check
+    settings = env.settings
+    if not settings.alert_webhook_url:
+        return 0
+    now = time.monotonic()
+    if not force and now - _last_drift_check < settings.alerts.drift_check_interval_s:
+        return 0
+    _last_drift_check = now
+    from aiweb.db.session import make_session_factory
+    from aiweb.monitoring.alerts import AlertSender
+    from aiweb.monitoring.drift import DriftService
+
+    sessions = make_session_factory(env.engine)
+    alerts = AlertSender(sessions, settings.alert_webhook_url, settings.alerts)
+    try:
+        results = DriftService(sessions, env.registry, alerts=alerts).check_production(
+            settings.alerts.drift_window
+        )
+    except Exception:
+        log.exception("periodic drift check failed")
+        return 0
+    finally:
+        alerts.close()  # wait for the alerts being sent
+    return len(results)

@@ -1,15 +1,161 @@
-"""Prometheus metrics exposition (``GET /metrics``).
+"""Prometheus metrics: definitions and the ``GET /metrics`` exposition.
 
-Every Prometheus object aiweb defines lives in this module. For now the endpoint exposes
-the client library's process and platform collectors; the request, inference and model
-metrics come with the monitoring work.
+Every Prometheus object aiweb defines lives in this module (names follow the Prometheus
+naming guide: base units, ``_total`` for counters):
+
+=========================================  =========  ===================================
+metric                                     type       labels
+=========================================  =========  ===================================
+``aiweb_http_request_duration_seconds``    histogram  route (the template), method, status
+``aiweb_http_requests_total``              counter    route, method, status
+``aiweb_inference_duration_seconds``       histogram  model, version (one model call)
+``aiweb_batch_size``                       histogram  model, version (texts per call)
+``aiweb_predictions_total``                counter    model, version, label
+``aiweb_prediction_cache_hits_total``      counter    —
+``aiweb_prediction_cache_misses_total``    counter    —
+``aiweb_jobs_total``                       gauge      type, status (jobs in the database)
+``aiweb_model_live_accuracy``              gauge      model, version (24 h, from feedback)
+``aiweb_model_drift_score``                gauge      model, version, feature
+=========================================  =========  ===================================
+
+Several worker processes (``aiweb serve --workers N``) use prometheus-client's
+multiprocess mode: ``aiweb serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh
+directory before the workers start, each worker writes its samples there, and whichever
+worker answers ``/metrics`` merges them (counters and histograms summed), so a scrape sees
+the whole server. Process collectors (CPU, memory) are per process and only exposed with
+one worker.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+import os
+from collections.abc import Iterable, Iterator
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine, func, select
+
+from aiweb.db.orm import SqlJob
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+HTTP_REQUEST_DURATION = Histogram(
+    "aiweb_http_request_duration_seconds",
+    "Time from receiving a request to sending the last byte of its response, seconds.",
+    ["route", "method", "status"],
+    buckets=_LATENCY_BUCKETS,
+)
+HTTP_REQUESTS = Counter(
+    "aiweb_http_requests",
+    "HTTP requests answered, by route template, method and status code.",
+    ["route", "method", "status"],
+)
+INFERENCE_DURATION = Histogram(
+    "aiweb_inference_duration_seconds",
+    "Duration of one model call (a micro-batch), seconds.",
+    ["model", "version"],
+    buckets=_LATENCY_BUCKETS,
+)
+BATCH_SIZE = Histogram(
+    "aiweb_batch_size",
+    "Inputs per model call (micro-batch size).",
+    ["model", "version"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+)
+PREDICTIONS = Counter(
+    "aiweb_predictions",
+    "Predictions served, by model version and predicted label.",
+    ["model", "version", "label"],
+)
+LIVE_ACCURACY = Gauge(
+    "aiweb_model_live_accuracy",
+    "Accuracy of a model version's predictions of the last 24 h that got feedback.",
+    ["model", "version"],
+    multiprocess_mode="mostrecent",
+)
+DRIFT_SCORE = Gauge(
+    "aiweb_model_drift_score",
+    "Drift of a model version's live inputs from its reference profile, per feature: the "
+    "PSI for text_length and oov_rate (drift above 0.2), 1 - the chi-square p-value for "
+    "predicted_label (drift above 0.99). Set when drift is computed.",
+    ["model", "version", "feature"],
+    multiprocess_mode="mostrecent",
+)
+PREDICTION_CACHE_HITS = Counter(
+    "aiweb_prediction_cache_hits",
+    "Texts whose scores were served from the prediction cache.",
+)
+PREDICTION_CACHE_MISSES = Counter(
+    "aiweb_prediction_cache_misses",
+    "Texts looked up in the prediction cache and not found (scored by the model).",
+)
 
 
-def render() -> tuple[bytes, str]:
-    """The current metrics in the Prometheus text format, and its content type."""
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+def observe_batch(model: str, version: int, size: int, seconds: float) -> None:
+    """Record one model call (the model loader's ``on_batch`` hook)."""
+    labels = (model, str(version))
+    INFERENCE_DURATION.labels(*labels).observe(seconds)
+    BATCH_SIZE.labels(*labels).observe(size)
+
+
+class JobsCollector(Collector):
+    """``aiweb_jobs_total{type,status}``: jobs in the database, counted at scrape time
+    (one ``GROUP BY`` query), so every process reports the same truth."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "aiweb_jobs_total",
+            "Jobs in the database by type and status.",
+            labels=["type", "status"],
+        )
+        query = select(SqlJob.type, SqlJob.status, func.count()).group_by(
+            SqlJob.type, SqlJob.status
+        )
+        with self._engine.connect() as conn:
+            for job_type, status, count in conn.execute(query):
+                family.add_metric([job_type, status], float(count))
+        yield family
+
+
+def multiprocess_mode() -> bool:
+    """Whether samples are shared through ``PROMETHEUS_MULTIPROC_DIR``."""
+    return bool(os.environ.get(MULTIPROC_ENV))
+
+
+def render(extra: Iterable[Collector] = ()) -> tuple[bytes, str]:
+    """The current metrics in the Prometheus text format, and its content type.
+
+    Args:
+        extra: collectors read at scrape time (e.g. :class:`JobsCollector`).
+    """
+    if multiprocess_mode():
+        registry = CollectorRegistry(auto_describe=False)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        body = generate_latest(registry)
+    else:
+        body = generate_latest(REGISTRY)
+    scrape = CollectorRegistry(auto_describe=False)
+    for collector in extra:
+        scrape.register(collector)
+    return body + generate_latest(scrape), CONTENT_TYPE_LATEST
+
+
+def worker_exited() -> None:
+    """Tell multiprocess mode this process is gone (drops its live-gauge files)."""
+    if multiprocess_mode():
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]

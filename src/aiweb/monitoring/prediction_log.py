@@ -36,6 +36,8 @@ class PredictionRecord:
     input_sha256: str
     input_text: str | None
     created_at: datetime
+    input_chars: int | None = None
+    oov_rate: float | None = None
 
 
 def text_sha256(text: str) -> str:
@@ -129,6 +131,8 @@ class PredictionLogger:
                         "latency_ms": r.latency_ms,
                         "input_sha256": r.input_sha256,
                         "input_text": r.input_text,
+                        "input_chars": r.input_chars,
+                        "oov_rate": r.oov_rate,
                         "created_at": r.created_at,
                     }
                     for r in batch

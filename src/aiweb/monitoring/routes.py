@@ -1,12 +1,23 @@
-"""``GET /metrics``: open to loopback clients, otherwise an admin key (configurable)."""
+"""``GET /metrics`` (open to loopback clients, otherwise an admin key; configurable),
+feedback on predictions and live performance per model version."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request, Response
+from typing import Annotated, Any
+
+import anyio.to_thread
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
 
+from aiweb.api.deps import DriftDep, FeedbackDep
 from aiweb.monitoring.metrics import render
-from aiweb.security.auth import bearer_scheme, client_address, header_scheme, require
+from aiweb.monitoring.schemas import (
+    DriftResponse,
+    FeedbackRequest,
+    FeedbackResponse,
+    PerformanceResponse,
+)
+from aiweb.security.auth import actor, bearer_scheme, client_address, header_scheme, require, scoped
 from aiweb.security.secrets import is_loopback
 
 router = APIRouter(tags=["monitoring"])
@@ -35,5 +46,88 @@ async def metrics(
     settings = request.app.state.settings
     if not (settings.auth.metrics_public_on_loopback and is_loopback(client_address(request))):
         await _require_admin(request, response, bearer, header_key)
-    body, content_type = render()
+    body, content_type = await anyio.to_thread.run_sync(
+        render, request.app.state.metrics_collectors
+    )
     return Response(body, media_type=content_type)
+
+
+_FEEDBACK = scoped("predict")
+_FEEDBACK["responses"] = {
+    **_FEEDBACK["responses"],
+    200: {"description": "Earlier feedback on this prediction was replaced."},
+    404: {"description": "No such prediction."},
+    422: {"description": "Not a label of the prediction's model version, or a bad body."},
+}
+
+
+@router.post(
+    "/v1/predictions/{prediction_id}/feedback",
+    status_code=201,
+    response_model=FeedbackResponse,
+    tags=["monitoring"],
+    **_FEEDBACK,
+)
+async def post_feedback(
+    prediction_id: Annotated[str, Path(max_length=64, description="A prediction's id.")],
+    body: FeedbackRequest,
+    request: Request,
+    response: Response,
+    feedback: FeedbackDep,
+) -> dict[str, Any]:
+    """Say which label a served prediction should have had (201; 200 when it replaces
+    earlier feedback on the same prediction). Stored before the answer; it feeds the
+    version's live accuracy (``GET …/versions/{version}/performance``)."""
+    created, out = await anyio.to_thread.run_sync(
+        feedback.submit, prediction_id, body.label, body.comment, actor(request)
+    )
+    if not created:
+        response.status_code = 200
+    return out
+
+
+_PERFORMANCE = scoped("predict")
+_PERFORMANCE["responses"] = {
+    **_PERFORMANCE["responses"],
+    404: {"description": "Unknown model or version."},
+}
+
+
+@router.get(
+    "/v1/models/{name}/versions/{version}/performance",
+    response_model=PerformanceResponse,
+    tags=["monitoring"],
+    **_PERFORMANCE,
+)
+async def get_performance(
+    name: Annotated[str, Path(max_length=63)],
+    version: Annotated[int, Path(ge=1)],
+    feedback: FeedbackDep,
+) -> dict[str, Any]:
+    """Live accuracy and macro-F1 of a model version over the last hour, day and week,
+    from the feedback on its predictions (windows by prediction time)."""
+    return await anyio.to_thread.run_sync(feedback.performance, name, version)
+
+
+_DRIFT = scoped("predict")
+_DRIFT["responses"] = {
+    **_DRIFT["responses"],
+    404: {"description": "Unknown model, alias or version."},
+    409: {"description": "The version has no reference profile (retrain it)."},
+    422: {"description": "A bad window."},
+}
+
+
+@router.get("/v1/models/{name}/drift", response_model=DriftResponse, tags=["monitoring"], **_DRIFT)
+async def get_drift(
+    name: Annotated[
+        str, Path(max_length=80, description="`sentiment`, `sentiment@staging` or `sentiment:3`.")
+    ],
+    drift: DriftDep,
+    window: Annotated[str, Query(max_length=8, description="30m, 24h, 7d …")] = "24h",
+) -> dict[str, Any]:
+    """Compare the model version's predictions of the last ``window`` with the reference
+    profile of its evaluation data: PSI of text length and out-of-vocabulary rate (drift
+    above 0.2), chi-square test of the predicted-label distribution (drift when p < 0.01).
+    Nothing is flagged below ``min_n`` predictions."""
+    return await anyio.to_thread.run_sync(drift.drift, name, window)

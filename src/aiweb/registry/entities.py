@@ -103,6 +103,11 @@ class ModelVersion:
     created_at: datetime
     aliases: tuple[str, ...] = ()
 
+    def file_uri(self, filename: str) -> str:
+        """Artifact-store path of one of this version's files (its artifact, an ONNX
+        export, a vocabulary …): ``models/<name>/<version>/<filename>``."""
+        return f"models/{self.name}/{self.version}/{filename}"
+
 
 @dataclass(frozen=True)
 class RegisteredModel:

@@ -24,9 +24,11 @@ import numpy.typing as npt
 
 from aiweb.config import ServingSettings
 from aiweb.errors import AiwebError, ModelNotReadyError
+from aiweb.registry.artifacts import ArtifactStore
 from aiweb.registry.entities import PRODUCTION, ModelRef, ModelVersion
 from aiweb.registry.service import RegistryService
 from aiweb.serving.batching import MicroBatcher
+from aiweb.serving.gc import tune_after_load
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +61,38 @@ def default_runtime_factory(version: ModelVersion, data: bytes) -> Runtime:
     )
 
 
+def read_verified(artifacts: ArtifactStore, uri: str, sha256: str | None, what: str) -> bytes:
+    """The bytes at ``uri``, checked against ``sha256`` (when one was recorded).
+
+    Args:
+        what: names the file in errors, e.g. ``"artifact of sentiment:3"``.
+
+    Raises:
+        CorruptArtifactError: the file is missing, or its sha256 differs.
+    """
+    try:
+        data = artifacts.read_bytes(uri)
+    except FileNotFoundError:
+        raise CorruptArtifactError(f"{what} ({uri}) is missing from the artifact store") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if sha256 and digest != sha256:
+        raise CorruptArtifactError(
+            f"{what} has sha256 {digest[:12]}…, the registry recorded {sha256[:12]}…; "
+            "refusing to load it"
+        )
+    return data
+
+
 def load_runtime(
     registry: RegistryService,
     version: ModelVersion,
     factory: RuntimeFactory = default_runtime_factory,
+    serving: ServingSettings | None = None,
 ) -> Runtime:
     """Read ``version``'s artifact, check its sha256 against the registry, build it.
+
+    With ``serving`` given, a text classifier whose ONNX export agreed with it is served
+    by onnxruntime as ``serving.runtime`` says (:func:`aiweb.classification.onnx_export.with_onnx`).
 
     Raises:
         ModelNotReadyError: the version is not ``ready`` or has no artifact.
@@ -74,20 +102,20 @@ def load_runtime(
     """
     if version.status != "ready" or not version.artifact_uri:
         raise ModelNotReadyError(f"{version.name}:{version.version} is {version.status!r}")
-    try:
-        data = registry.artifacts.read_bytes(version.artifact_uri)
-    except FileNotFoundError:
-        raise CorruptArtifactError(
-            f"artifact of {version.name}:{version.version} ({version.artifact_uri}) is missing "
-            "from the artifact store"
-        ) from None
-    digest = hashlib.sha256(data).hexdigest()
-    if version.artifact_sha256 and digest != version.artifact_sha256:
-        raise CorruptArtifactError(
-            f"artifact of {version.name}:{version.version} has sha256 {digest[:12]}…, "
-            f"the registry recorded {version.artifact_sha256[:12]}…; refusing to load it"
-        )
-    return factory(version, data)
+    data = read_verified(
+        registry.artifacts,
+        version.artifact_uri,
+        version.artifact_sha256,
+        f"artifact of {version.name}:{version.version}",
+    )
+    runtime = factory(version, data)
+    if serving is not None and version.task == "text-classification":
+        from aiweb.classification.model import TextClassifier
+        from aiweb.classification.onnx_export import with_onnx
+
+        if isinstance(runtime, TextClassifier):
+            return with_onnx(runtime, version, registry.artifacts, serving)
+    return runtime
 
 
 @dataclass
@@ -98,6 +126,8 @@ class LoadedModel:
     runtime: Runtime
     batcher: MicroBatcher[str]
     loaded_at: float
+    #: the training vocabulary (drift's out-of-vocabulary feature), when profiled
+    vocabulary: frozenset[str] | None = None
 
     async def predict_proba(self, texts: list[str]) -> npt.NDArray[np.float64]:
         """Score ``texts`` through the batcher: float64 array ``(len(texts), n_classes)``."""
@@ -135,10 +165,12 @@ class ModelLoader:
         self.failed: dict[str, str] = {}
 
     # -- loading ---------------------------------------------------------------------
-    def _load_sync(self, version: ModelVersion) -> Runtime:
-        runtime = load_runtime(self.registry, version, self._factory)
+    def _load_sync(self, version: ModelVersion) -> tuple[Runtime, frozenset[str] | None]:
+        from aiweb.monitoring.drift import read_vocabulary
+
+        runtime = load_runtime(self.registry, version, self._factory, self.settings)
         runtime.predict_proba(["warm-up"])  # first call allocates; do it before traffic
-        return runtime
+        return runtime, read_vocabulary(self.registry.artifacts, version)
 
     async def _ensure_loaded(self, version: ModelVersion) -> LoadedModel:
         key = (version.name, version.version)
@@ -152,7 +184,7 @@ class ModelLoader:
             if loaded is not None:
                 return loaded
             started = time.perf_counter()
-            runtime = await anyio.to_thread.run_sync(self._load_sync, version)
+            runtime, vocabulary = await anyio.to_thread.run_sync(self._load_sync, version)
             name, number = version.name, version.version
             hook = self._on_batch
 
@@ -171,8 +203,11 @@ class ModelLoader:
                     on_batch=on_batch,
                 ),
                 loaded_at=time.time(),
+                vocabulary=vocabulary,
             )
             self._loaded[key] = loaded
+            if self.ready:  # loaded while serving: keep the new model out of gc scans too
+                tune_after_load(self.settings, collect=False)
             log.info("loaded %s:%s in %.2fs", name, number, time.perf_counter() - started)
             if not self._refresh_lock.locked():  # refresh evicts after its swap
                 await self._evict()

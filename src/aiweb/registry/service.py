@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiweb.errors import ConflictError, InvalidInputError, ModelNotFound
@@ -16,6 +17,8 @@ from aiweb.registry.entities import (
 )
 from aiweb.registry.store import RegistryStore
 from aiweb.security.audit import AuditLog
+
+_FILE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
 
 class RegistryService:
@@ -76,8 +79,13 @@ class RegistryService:
         description: str = "",
         alias: str | None = None,
         actor: str = "",
+        extra_artifacts: dict[str, bytes] | None = None,
     ) -> ModelVersion:
         """Add a new version of ``name`` and write its artifact.
+
+        ``extra_artifacts`` (file name -> bytes, e.g. an ONNX export) are written next to
+        the artifact, ``models/<name>/<version>/<file name>``; their checksums belong in
+        the evaluation report.
 
         The version is ``pending`` until its artifact is written and ``ready`` after.
         The first version of a model becomes ``production``; ``alias`` (if given) is
@@ -90,6 +98,10 @@ class RegistryService:
         check_name(name)
         if alias is not None:
             check_name(alias, "alias")
+        main_file = f"model.{artifact_format}"
+        for filename in extra_artifacts or {}:
+            if not _FILE_NAME.fullmatch(filename) or filename == main_file:
+                raise InvalidInputError(f"bad extra artifact file name {filename!r}")
         self.store.ensure_model(name, task, description)
         version = self.store.create_version(
             name,
@@ -99,9 +111,11 @@ class RegistryService:
             evaluation=evaluation,
             artifact_format=artifact_format,
         )
-        uri = f"models/{name}/{version.version}/model.{artifact_format}"
+        uri = version.file_uri(main_file)
         try:
             digest = self.artifacts.write_bytes(uri, artifact)
+            for filename, data in (extra_artifacts or {}).items():
+                self.artifacts.write_bytes(version.file_uri(filename), data)
         except BaseException:
             self.store.finish_version(name, version.version, status="failed")
             raise

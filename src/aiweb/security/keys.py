@@ -99,13 +99,9 @@ class ApiKey:
         now = now or datetime.now(UTC)
         if self.revoked_at is not None:
             return "revoked"
-        if self.expires_at is not None and _aware(self.expires_at) <= now:
+        if self.expires_at is not None and self.expires_at <= now:
             return "expired"
         return "active"
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _entity(row: SqlApiKey) -> ApiKey:
@@ -114,9 +110,9 @@ def _entity(row: SqlApiKey) -> ApiKey:
         prefix=row.prefix,
         scopes=tuple(row.scopes),
         created_by=row.created_by,
-        created_at=_aware(row.created_at),
-        expires_at=_aware(row.expires_at) if row.expires_at else None,
-        revoked_at=_aware(row.revoked_at) if row.revoked_at else None,
+        created_at=row.created_at,  # UTCDateTime: always timezone-aware UTC
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
     )
 
 

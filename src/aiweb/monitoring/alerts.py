@@ -1,0 +1,154 @@
+"""Drift alerts: one JSON POST per drifted model version and feature.
+
+When a drift computation (``GET /v1/models/{name}/drift`` or the scheduler's periodic
+check) finds a feature drifted and ``AIWEB_ALERT_WEBHOOK_URL`` is set, the alert is
+claimed by inserting its row into ``drift_alerts`` (primary key: model, version,
+feature) — the first process to insert it sends it, so several workers never send the same
+alert twice — and posted in a background thread, retried with exponential back-off on a
+network error or a 5xx answer up to ``AIWEB_ALERTS__MAX_ATTEMPTS`` tries. The row records
+the outcome (``sent`` or ``failed``, attempts, last error). The body::
+
+    {"type": "aiweb.drift", "model": "sentiment", "version": 3, "feature": "oov_rate",
+     "statistic": "psi", "value": 0.41, "threshold": 0.2, "window": "24h", "n": 5120,
+     "detected_at": "2026-11-21T05:00:00+00:00"}
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from aiweb.config import AlertSettings
+from aiweb.db.orm import SqlDriftAlert
+
+log = logging.getLogger(__name__)
+
+
+class AlertSender:
+    """Claims and posts drift alerts.
+
+    Args:
+        sessions: database sessions (the ``drift_alerts`` table).
+        url: the webhook URL, or ``None`` to send nothing.
+        settings: attempts, back-off and timeout.
+    """
+
+    def __init__(
+        self, sessions: sessionmaker[Session], url: str | None, settings: AlertSettings
+    ) -> None:
+        self._sessions = sessions
+        self._url = url
+        self._settings = settings
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def _claim(self, payload: dict[str, Any]) -> bool:
+        row = SqlDriftAlert(
+            model=payload["model"],
+            version=payload["version"],
+            feature=payload["feature"],
+            payload=payload,
+            status="pending",
+            attempts=0,
+            created_at=datetime.now(UTC),
+        )
+        try:
+            with self._sessions.begin() as session:
+                session.add(row)
+        except IntegrityError:
+            return False  # already alerted (by this or another process)
+        return True
+
+    def alert(self, drift: dict[str, Any]) -> list[Future[bool]]:
+        """Send one alert per drifted feature of a drift result not alerted before.
+
+        Args:
+            drift: a :meth:`aiweb.monitoring.drift.DriftService.drift` result.
+
+        Returns:
+            The pending sends (tests wait on them); empty when no webhook is set.
+        """
+        if not self._url:
+            return []
+        now = datetime.now(UTC).isoformat()
+        futures = []
+        for feature in drift["features"]:
+            if not feature["drift"]:
+                continue
+            payload = {
+                "type": "aiweb.drift",
+                "model": drift["model"],
+                "version": drift["version"],
+                "feature": feature["name"],
+                "statistic": feature["statistic"],
+                "value": feature["value"],
+                "threshold": feature["threshold"],
+                "window": drift["window"],
+                "n": drift["n"],
+                "detected_at": now,
+            }
+            if self._claim(payload):
+                with self._lock:
+                    if self._pool is None:
+                        self._pool = ThreadPoolExecutor(1, thread_name_prefix="aiweb-alerts")
+                    futures.append(self._pool.submit(self._send, payload))
+        return futures
+
+    def _send(self, payload: dict[str, Any]) -> bool:
+        assert self._url is not None
+        settings = self._settings
+        error = ""
+        attempt = 0
+        for attempt in range(1, settings.max_attempts + 1):
+            try:
+                resp = httpx.post(self._url, json=payload, timeout=settings.timeout_s)
+                if resp.status_code < 500:
+                    ok = resp.status_code < 400
+                    error = "" if ok else f"HTTP {resp.status_code} (not retried)"
+                    self._finish(payload, "sent" if ok else "failed", attempt, error)
+                    return ok
+                error = f"HTTP {resp.status_code}"
+            except httpx.HTTPError as exc:
+                error = f"{type(exc).__name__}: {exc}"
+            if attempt < settings.max_attempts:
+                time.sleep(settings.retry_backoff_s * 2 ** (attempt - 1))
+        log.error(
+            "drift alert for %s:%s %s not delivered: %s",
+            payload["model"],
+            payload["version"],
+            payload["feature"],
+            error,
+        )
+        self._finish(payload, "failed", attempt, error)
+        return False
+
+    def _finish(self, payload: dict[str, Any], status: str, attempts: int, error: str) -> None:
+        with self._sessions.begin() as session:
+            session.execute(
+                update(SqlDriftAlert)
+                .where(SqlDriftAlert.model == payload["model"])
+                .where(SqlDriftAlert.version == payload["version"])
+                .where(SqlDriftAlert.feature == payload["feature"])
+                .values(
+                    status=status,
+                    attempts=attempts,
+                    last_error=error or None,
+                    sent_at=datetime.now(UTC) if status == "sent" else None,
+                )
+            )
+
+    def close(self) -> None:
+        """Wait for alerts being sent."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)

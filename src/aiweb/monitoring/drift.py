@@ -1,0 +1,310 @@
+"""Drift: does live traffic still look like the data a model version was evaluated on?
+
+Reference profile (built at training, stored in the version's evaluation report under
+``"drift_reference"``, its vocabulary as the artifact ``vocabulary.txt``) — computed on
+the *evaluation* data, which is what live traffic should resemble:
+
+- ``predicted_label``: the distribution of the labels the model predicts;
+- ``text_length``: characters per text, binned at the reference deciles;
+- ``oov_rate``: per text, the fraction of its word tokens (lower-cased, 2+ word
+  characters, scikit-learn's default token pattern) that never occur in the training
+  texts, binned the same way.
+
+Each served prediction logs its text's length and OOV rate (never the text itself,
+unless ``AIWEB_LOG_INPUTS``). The live window is compared with the reference:
+
+- Population Stability Index per numeric feature, PSI = Σ (live - ref) · ln(live / ref)
+  over the bins, with empty bins floored at 1e-4 (Siddiqi, *Credit Risk Scorecards*,
+  2006). Threshold: PSI > 0.2 is drift (0.1 to 0.2 is commonly read as a moderate shift).
+- Pearson's chi-square goodness-of-fit test of the live predicted-label counts against the
+  reference proportions (``scipy.stats.chisquare``); drift when p < 0.01.
+
+A window with fewer than :data:`MIN_SAMPLES` predictions is reported but never flagged.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from aiweb.db.orm import SqlPrediction
+from aiweb.errors import ConflictError, InvalidInputError
+from aiweb.monitoring.alerts import AlertSender
+from aiweb.monitoring.metrics import DRIFT_SCORE
+from aiweb.registry.artifacts import ArtifactStore
+from aiweb.registry.entities import PRODUCTION, ModelRef, ModelVersion
+from aiweb.registry.service import RegistryService
+
+log = logging.getLogger(__name__)
+
+#: Word tokens, as scikit-learn's default ``token_pattern`` (lower-cased first).
+WORD = re.compile(r"(?u)\b\w\w+\b")
+#: File name of the training vocabulary, next to the version's artifact.
+VOCABULARY_ARTIFACT = "vocabulary.txt"
+PSI_THRESHOLD = 0.2
+CHI2_P_THRESHOLD = 0.01
+MIN_SAMPLES = 30
+_FLOOR = 1e-4
+_MAX_VOCABULARY = 200_000
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-cased word tokens of ``text``."""
+    return WORD.findall(text.lower())
+
+
+def oov_rate(text: str, vocabulary: frozenset[str]) -> float:
+    """Fraction of ``text``'s tokens not in ``vocabulary`` (0.0 for a text without any)."""
+    words = tokens(text)
+    if not words:
+        return 0.0
+    return sum(1 for w in words if w not in vocabulary) / len(words)
+
+
+def build_vocabulary(texts: Iterable[str]) -> list[str]:
+    """The training vocabulary: every token seen, most frequent first, at most 200,000."""
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(tokens(text))
+    return [w for w, _ in counts.most_common(_MAX_VOCABULARY)]
+
+
+def _binned(values: Sequence[float]) -> dict[str, list[float]]:
+    """Decile edges of ``values`` (duplicates merged) and the fraction in each bin."""
+    data = np.asarray(values, dtype=np.float64)
+    edges = np.unique(np.quantile(data, np.linspace(0.1, 0.9, 9)))
+    return {"edges": edges.tolist(), "fractions": _fractions(data, edges).tolist()}
+
+
+def _fractions(values: np.ndarray[Any, Any], edges: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
+    return counts / max(1, len(values))
+
+
+def build_reference(
+    eval_texts: Sequence[str],
+    predicted: Sequence[str],
+    labels: Sequence[str],
+    vocabulary: list[str],
+) -> dict[str, Any]:
+    """The reference profile of a version (see the module docstring).
+
+    Args:
+        eval_texts: the evaluation texts.
+        predicted: the label the version predicts for each of them.
+        labels: every class of the version.
+        vocabulary: the training vocabulary (:func:`build_vocabulary`).
+    """
+    vocab = frozenset(vocabulary)
+    counts = Counter(predicted)
+    n = len(eval_texts)
+    return {
+        "n": n,
+        "labels": {label: counts.get(label, 0) / max(1, n) for label in labels},
+        "features": {
+            "text_length": _binned([len(t) for t in eval_texts]),
+            "oov_rate": _binned([oov_rate(t, vocab) for t in eval_texts]),
+        },
+        "vocabulary_size": len(vocabulary),
+        "psi_threshold": PSI_THRESHOLD,
+        "chi2_p_threshold": CHI2_P_THRESHOLD,
+    }
+
+
+def psi(reference: dict[str, list[float]], live: Sequence[float]) -> float:
+    """Population Stability Index of ``live`` values against a binned reference."""
+    edges = np.asarray(reference["edges"], dtype=np.float64)
+    expected = np.maximum(np.asarray(reference["fractions"], dtype=np.float64), _FLOOR)
+    actual = np.maximum(_fractions(np.asarray(live, dtype=np.float64), edges), _FLOOR)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def label_shift_p_value(reference: dict[str, float], live: Sequence[str]) -> float:
+    """p-value of Pearson's chi-square test of the live label counts against the
+    reference proportions (each floored at 1e-4 and renormalised)."""
+    from scipy.stats import chisquare
+
+    labels = sorted(reference)
+    counts = Counter(live)
+    observed = np.array([counts.get(label, 0) for label in labels], dtype=np.float64)
+    if len(labels) < 2 or observed.sum() == 0:
+        return 1.0
+    proportions = np.maximum(np.array([reference[label] for label in labels]), _FLOOR)
+    expected = proportions / proportions.sum() * observed.sum()
+    return float(chisquare(observed, expected).pvalue)
+
+
+def compare(
+    reference: dict[str, Any], labels: Sequence[str], lengths: Sequence[float], oov: Sequence[float]
+) -> tuple[bool, list[dict[str, Any]]]:
+    """Compare a live window with ``reference``.
+
+    Returns:
+        ``(drift, features)`` with one ``{"name", "statistic", "value", "threshold",
+        "drift"}`` per feature; ``drift`` is false below :data:`MIN_SAMPLES` predictions.
+    """
+    n = len(labels)
+    enough = n >= MIN_SAMPLES
+    features: list[dict[str, Any]] = []
+    if n:
+        p = label_shift_p_value(reference["labels"], labels)
+        features.append(
+            {
+                "name": "predicted_label",
+                "statistic": "chi-square p-value",
+                "value": p,
+                "threshold": CHI2_P_THRESHOLD,
+                "drift": enough and p < CHI2_P_THRESHOLD,
+            }
+        )
+    for name, values in (("text_length", lengths), ("oov_rate", oov)):
+        present = [v for v in values if v is not None and not math.isnan(v)]
+        if not present:
+            continue
+        score = psi(reference["features"][name], present)
+        features.append(
+            {
+                "name": name,
+                "statistic": "psi",
+                "value": score,
+                "threshold": PSI_THRESHOLD,
+                "drift": enough and score > PSI_THRESHOLD,
+            }
+        )
+    return any(f["drift"] for f in features), features
+
+
+def read_vocabulary(artifacts: ArtifactStore, version: ModelVersion) -> frozenset[str] | None:
+    """The training vocabulary of ``version``, or ``None`` when it has no drift reference
+    (trained before aiweb profiled versions) or the file is missing or altered (logged:
+    the version is served, without the OOV drift feature)."""
+    from aiweb.registry.loader import CorruptArtifactError, read_verified
+
+    sha256 = (version.evaluation.get("drift_reference") or {}).get("vocabulary_sha256")
+    if not sha256:
+        return None
+    what = f"vocabulary of {version.name}:{version.version}"
+    try:
+        data = read_verified(artifacts, version.file_uri(VOCABULARY_ARTIFACT), sha256, what)
+    except CorruptArtifactError as exc:
+        log.error("%s; no OOV drift feature", exc.detail)
+        return None
+    return frozenset(data.decode("utf-8").split("\n"))
+
+
+_WINDOW = re.compile(r"^([1-9][0-9]{0,3})([mhd])$")
+_UNIT_S = {"m": 60, "h": 3600, "d": 86400}
+
+
+def parse_window(window: str) -> timedelta:
+    """``"30m"``, ``"24h"``, ``"7d"`` … as a duration (at most 90 days).
+
+    Raises:
+        InvalidInputError: another shape, or longer than 90 days.
+    """
+    match = _WINDOW.match(window)
+    if match is None:
+        raise InvalidInputError(f"window must look like 30m, 24h or 7d, not {window!r}")
+    span = timedelta(seconds=int(match[1]) * _UNIT_S[match[2]])
+    if span > timedelta(days=90):
+        raise InvalidInputError("window must be at most 90d")
+    return span
+
+
+class DriftService:
+    """Compares a model version's recent predictions with its reference profile.
+
+    Args:
+        sessions: database sessions (the prediction log).
+        registry: resolves model references.
+        alerts: sends webhook alerts for drifted features (``None``: no alerts).
+        max_rows: the most recent predictions of the window that are read at most.
+        clock: the current time.
+    """
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        registry: RegistryService,
+        *,
+        alerts: AlertSender | None = None,
+        max_rows: int = 100_000,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._sessions = sessions
+        self._registry = registry
+        self.alerts = alerts
+        self._max_rows = max_rows
+        self._clock = clock
+
+    def check_production(self, window: str) -> list[dict[str, Any]]:
+        """Compute drift (and so alert) for every ``production`` version that has a
+        reference profile; the scheduler calls this periodically."""
+        results = []
+        for (name, alias), _number in sorted(self._registry.store.all_aliases().items()):
+            if alias != PRODUCTION:
+                continue
+            try:
+                results.append(self.drift(name, window))
+            except ConflictError:
+                continue  # no reference profile
+        return results
+
+    def drift(self, ref: str, window: str) -> dict[str, Any]:
+        """``{"model", "version", "window", "n", "drift", "features": [...]}`` for the
+        version ``ref`` names (``name`` means its ``production`` version).
+
+        Raises:
+            InvalidInputError: bad window; ModelNotFound, AliasNotFound,
+            ModelVersionNotFound: unknown reference; ConflictError: the version has no
+            reference profile (trained before aiweb profiled versions; retrain it).
+        """
+        span = parse_window(window)
+        version = self._registry.resolve(ModelRef.parse(ref))
+        reference = version.evaluation.get("drift_reference")
+        if not reference:
+            raise ConflictError(
+                f"{version.name}:{version.version} has no drift reference profile; "
+                "versions trained by this aiweb have one: retrain it"
+            )
+        since = self._clock() - span
+        query = (
+            select(SqlPrediction.label, SqlPrediction.input_chars, SqlPrediction.oov_rate)
+            .where(SqlPrediction.model == version.name)
+            .where(SqlPrediction.version == version.version)
+            .where(SqlPrediction.created_at > since)
+            .order_by(SqlPrediction.created_at.desc())
+            .limit(self._max_rows)
+        )
+        with self._sessions() as session:
+            rows = session.execute(query).all()
+        labels = [r.label for r in rows]
+        lengths = [float(r.input_chars) for r in rows if r.input_chars is not None]
+        oov = [float(r.oov_rate) for r in rows if r.oov_rate is not None]
+        drifted, features = compare(reference, labels, lengths, oov)
+        for feature in features:
+            score = feature["value"]
+            if feature["statistic"] != "psi":
+                score = 1.0 - score  # p-value -> higher is more drift, like PSI
+            DRIFT_SCORE.labels(version.name, str(version.version), feature["name"]).set(score)
+        result = {
+            "model": version.name,
+            "version": version.version,
+            "window": window,
+            "n": len(rows),
+            "min_n": MIN_SAMPLES,
+            "drift": drifted,
+            "features": features,
+        }
+        if drifted and self.alerts is not None:
+            self.alerts.alert(result)
+        return result

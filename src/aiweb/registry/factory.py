@@ -1,0 +1,29 @@
+"""Open the registry named by the settings (no web app, no model runtimes imported)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from aiweb.config import Settings
+from aiweb.db.session import make_engine, make_session_factory
+from aiweb.registry.artifacts import open_artifact_store
+from aiweb.registry.service import RegistryService
+from aiweb.registry.sql_store import SqlRegistryStore
+from aiweb.security.audit import AuditLog
+
+
+def build_registry(settings: Settings) -> tuple[RegistryService, Engine]:
+    """Open the database and artifact store named by ``settings``.
+
+    Returns:
+        ``(registry, engine)``; the caller disposes the engine.
+    """
+    settings.ensure_dirs()
+    engine = make_engine(settings.resolved_database_url)
+    sessions = make_session_factory(engine)
+    registry = RegistryService(
+        SqlRegistryStore(sessions),
+        open_artifact_store(settings),
+        AuditLog(sessions),
+    )
+    return registry, engine
