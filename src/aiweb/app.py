@@ -23,6 +23,8 @@ from aiweb.api.middleware import MetricsMiddleware, RequestIdMiddleware
 from aiweb.api.router import build_router
 from aiweb.classification.service import PredictionService
 from aiweb.config import Settings, get_settings
+from aiweb.dashboard.session import SessionCodec
+from aiweb.dashboard.users import UserService
 from aiweb.db.migrate import upgrade
 from aiweb.db.session import make_session_factory
 from aiweb.jobs.embedded import EmbeddedRunner
@@ -86,6 +88,11 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         app.state.engine = engine
         app.state.audit = registry.audit
         app.state.keys = KeyService(sessions, registry.audit)
+        app.state.dashboard_db = sessions
+        app.state.dashboard_users = UserService(sessions, registry.audit)
+        app.state.dashboard_sessions = SessionCodec(
+            secret_key, settings.dashboard.session_max_age_s
+        )
         app.state.rate_limiter = rate_limiter
         app.state.registry = registry
         app.state.loader = loader
@@ -138,6 +145,10 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     )
     problems.install(app)
     app.include_router(build_router())
+    if settings.dashboard.enabled:
+        from aiweb.dashboard.routes import install as install_dashboard
+
+        install_dashboard(app)
     # added innermost first: CORS runs first (browsers can read every error), then the
     # metrics (timing everything below), the request id, the security headers, and the
     # input limits next to the app

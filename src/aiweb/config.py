@@ -174,6 +174,15 @@ class AlertSettings(BaseModel):
     drift_window: str = Field("24h", description="Window of the periodic drift check.")
 
 
+class DashboardSettings(BaseModel):
+    """The web dashboard at ``/``."""
+
+    enabled: bool = Field(True, description="Serve the dashboard at / (the API is unaffected).")
+    session_max_age_s: int = Field(
+        12 * 3600, ge=60, le=30 * 24 * 3600, description="A login lasts this long, seconds."
+    )
+
+
 class Settings(BaseSettings):
     """All of aiweb's settings. Every field is an ``AIWEB_<NAME>`` environment variable."""
 
@@ -240,6 +249,7 @@ class Settings(BaseSettings):
         "feature (unset: no alerts).",
     )
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
 
     @field_validator("home", "artifacts_dir", "data_home", mode="after")
     @classmethod

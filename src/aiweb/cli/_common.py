@@ -13,6 +13,7 @@ from rich.console import Console
 if TYPE_CHECKING:  # heavy imports stay inside the commands
     from sqlalchemy import Engine
 
+    from aiweb.dashboard.users import UserService
     from aiweb.registry.service import RegistryService
     from aiweb.security.keys import KeyService
 
@@ -93,3 +94,14 @@ def open_keys() -> Iterator[KeyService]:
 
     with _open_database() as (registry, engine):
         yield KeyService(make_session_factory(engine), registry.audit)
+
+
+@contextmanager
+def open_users() -> Iterator[UserService]:
+    """The dashboard user service on the migrated database (audit log included)."""
+    from aiweb.dashboard.users import UserService
+    from aiweb.db.session import make_session_factory
+
+    with _open_database() as (registry, engine):
+        assert registry.audit is not None
+        yield UserService(make_session_factory(engine), registry.audit)

@@ -49,7 +49,8 @@ def print_admin_key(secret: str, url: str) -> None:
     err.print(
         "An admin API key was created. It is shown only now; store it somewhere safe:\n\n"
         f"    [bold]{secret}[/]\n\n"
-        f"Dashboard and API docs: {url}/docs (send it as 'Authorization: Bearer <key>').\n"
+        f"Dashboard: {url}/ (log in with this key). API docs: {url}/docs (send it as "
+        "'Authorization: Bearer <key>').\n"
         "Create narrower keys with: aiweb keys create NAME --scopes predict",
         highlight=False,
         soft_wrap=True,
@@ -80,7 +81,10 @@ def run_server(
     url = f"http://{host}:{port}"
     if admin_secret:
         print_admin_key(admin_secret, url)
-    err.print(f"aiweb serving on [bold]{url}[/] with {workers} worker(s); API docs at {url}/docs")
+    err.print(
+        f"aiweb serving on [bold]{url}[/] with {workers} worker(s): dashboard at {url}/ "
+        f"(an admin key or `aiweb users create NAME` logs in), API docs at {url}/docs"
+    )
     common: dict[str, Any] = {
         "host": host,
         "port": port,

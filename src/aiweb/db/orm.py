@@ -199,6 +199,22 @@ class SqlApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class SqlDashboardUser(Base):
+    """A dashboard login: username and argon2id password hash (never the password)."""
+
+    __tablename__ = "dashboard_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(63), unique=True, nullable=False)
+    password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    password_changed_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), nullable=False, default=utcnow
+    )
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 class SqlAuditEvent(Base):
     """Who did what to what, when, with the state before and after."""
 

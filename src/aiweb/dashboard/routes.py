@@ -1,0 +1,672 @@
+"""The dashboard's pages: server-rendered HTML (Jinja2) made live with htmx.
+
+Every page needs a dashboard session (see :mod:`aiweb.dashboard.session`); without
+one a browser is sent to ``/login`` (htmx requests get ``HX-Redirect``). Every POST
+checks the session's CSRF token and, when the browser sends one, that ``Origin`` is this
+server. Actions go through the same services as the API and are audited with the
+actor ``dashboard:<name>``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote, urlsplit
+
+import anyio.to_thread
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from starlette.datastructures import FormData
+
+from aiweb import __version__
+from aiweb.api.problems import request_id
+from aiweb.classification.service import PredictionService
+from aiweb.dashboard import views
+from aiweb.dashboard.session import (
+    CSRF_FIELD,
+    CSRF_HEADER,
+    LOGIN_CSRF_COOKIE,
+    SESSION_COOKIE,
+    DashboardSession,
+    SessionCodec,
+    clear_cookie,
+    set_cookie,
+    tokens_match,
+)
+from aiweb.dashboard.users import UserService
+from aiweb.errors import AiwebError, UnauthorizedError
+from aiweb.jobs.env import JobEnv
+from aiweb.jobs.service import JobService
+from aiweb.registry.entities import PRODUCTION
+from aiweb.registry.service import RegistryService
+from aiweb.security.audit import AuditLog
+from aiweb.security.auth import client_address
+from aiweb.security.keys import SCOPES, KeyService, parse_duration
+from aiweb.security.ratelimit import RateLimiter
+
+log = logging.getLogger("aiweb.dashboard")
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+templates.env.globals["aiweb_version"] = __version__
+templates.env.filters["series"] = lambda models, field: [
+    {"name": name, "values": stats[field]} for name, stats in sorted(models.items())
+]
+
+CLASSIFICATION_TASKS = ("text-classification",)
+ACTIVE_JOB_STATES = ("pending", "running")
+FLASH_COOKIE = "aiweb_flash"
+AUDIT_PAGE = 50
+
+
+class LoginRequired(Exception):
+    """No valid dashboard session; carries where to go back after logging in."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__(next_path)
+        self.next_path = next_path
+
+
+class CsrfRejected(Exception):
+    """A POST without the session's CSRF token, or from another origin."""
+
+
+# -- plumbing ------------------------------------------------------------------------------
+
+
+def _codec(request: Request) -> SessionCodec:
+    codec: SessionCodec = request.app.state.dashboard_sessions
+    return codec
+
+
+def _flash_serializer(request: Request) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(request.app.state.secret_key, salt="aiweb.dashboard.flash")
+
+
+def _state(request: Request) -> Any:
+    return request.app.state
+
+
+def _safe_next(value: str | None) -> str:
+    """A local path to return to after login (never another site)."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return value
+
+
+async def current_session(request: Request) -> DashboardSession:
+    """The logged-in session, checked against the keys and users tables.
+
+    Raises:
+        LoginRequired: no cookie, a bad one, or its key/user is no longer allowed in.
+    """
+    session = _codec(request).read(request.cookies.get(SESSION_COOKIE))
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if session is None or not await anyio.to_thread.run_sync(_still_allowed, request, session):
+        raise LoginRequired(target)
+    request.state.dashboard_session = session
+    return session
+
+
+def _still_allowed(request: Request, session: DashboardSession) -> bool:
+    state = _state(request)
+    if session.kind == "key":
+        keys: KeyService = state.keys
+        for key in keys.list():
+            if key.name == session.name:
+                return key.state() == "active" and key.allows("admin")
+        return False
+    users: UserService = state.dashboard_users
+    try:
+        user = users.get(session.name)
+    except AiwebError:
+        return False
+    return user.active and tokens_match(user.stamp, session.stamp)
+
+
+SessionDep = Annotated[DashboardSession, Depends(current_session)]
+
+
+async def checked_form(request: Request, session: DashboardSession) -> FormData:
+    """The POSTed form, after the CSRF and origin checks.
+
+    Raises:
+        CsrfRejected: missing or wrong token, or a foreign ``Origin``.
+    """
+    origin = request.headers.get("origin")
+    # "null" is what browsers send under some referrer policies; the token still decides
+    if origin and origin != "null" and origin != f"{request.url.scheme}://{request.url.netloc}":
+        raise CsrfRejected()
+    form = await request.form()
+    token = form.get(CSRF_FIELD)
+    given = token if isinstance(token, str) else request.headers.get(CSRF_HEADER)
+    if not tokens_match(session.csrf, given):
+        raise CsrfRejected()
+    return form
+
+
+def _field(form: FormData, name: str, default: str = "") -> str:
+    value = form.get(name, default)
+    return value.strip() if isinstance(value, str) else default
+
+
+def _is_htmx(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true"
+
+
+def _flash(request: Request) -> dict[str, str] | None:
+    raw = request.cookies.get(FLASH_COOKIE)
+    if not raw:
+        return None
+    try:
+        data = _flash_serializer(request).loads(raw, max_age=120)
+    except BadSignature:
+        return None
+    if isinstance(data, dict) and data.get("kind") in ("ok", "error"):
+        return {"kind": str(data["kind"]), "text": str(data.get("text", ""))}
+    return None
+
+
+def _redirect_with_flash(request: Request, to: str, kind: str, text: str) -> RedirectResponse:
+    response = RedirectResponse(to, status_code=303)
+    value = _flash_serializer(request).dumps({"kind": kind, "text": text[:500]})
+    set_cookie(response, request, FLASH_COOKIE, value, 120)
+    return response
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any],
+    *,
+    session: DashboardSession | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """Render ``template`` with the common context (session, CSRF token, flash)."""
+    flash = _flash(request)
+    base = {
+        "session": session,
+        "csrf": session.csrf if session else "",
+        "flash": flash,
+        "path": request.url.path,
+        "now": datetime.now(UTC),
+    }
+    response = templates.TemplateResponse(
+        request, template, {**base, **context}, status_code=status_code
+    )
+    response.headers["Cache-Control"] = "no-store"
+    # forms then carry a real Origin header (no-referrer makes browsers send "null")
+    response.headers["Referrer-Policy"] = "same-origin"
+    if flash is not None:
+        clear_cookie(response, request, FLASH_COOKIE)
+    return response
+
+
+def install(app: FastAPI) -> None:
+    """Mount the dashboard on ``app``: static files, pages and its error handlers."""
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="dashboard-static")
+    app.include_router(router)
+
+    async def login_required(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, LoginRequired)
+        to = f"/login?next={quote(_safe_next(exc.next_path), safe='/')}"
+        if _is_htmx(request):
+            return Response(status_code=200, headers={"HX-Redirect": to})
+        return RedirectResponse(to, status_code=303)
+
+    async def csrf_rejected(request: Request, exc: Exception) -> Response:
+        return templates.TemplateResponse(
+            request,
+            "error.html",
+            {
+                "session": None,
+                "csrf": "",
+                "flash": None,
+                "path": request.url.path,
+                "title": "Form expired",
+                "detail": "This form was not sent by this dashboard page (missing or old "
+                "security token). Reload the page and try again.",
+            },
+            status_code=403,
+        )
+
+    app.add_exception_handler(LoginRequired, login_required)
+    app.add_exception_handler(CsrfRejected, csrf_rejected)
+
+
+router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
+
+
+# -- login ---------------------------------------------------------------------------------
+
+
+@router.get("/login")
+async def login_page(request: Request, next: str = "/") -> Response:
+    """The login form (admin API key, or username and password)."""
+    import secrets
+
+    token = secrets.token_urlsafe(32)
+    response = render(request, "login.html", {"next": _safe_next(next), "login_csrf": token})
+    set_cookie(response, request, LOGIN_CSRF_COOKIE, token, 3600, path="/login")
+    return response
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    """Check the credentials, then set the session cookie and go to ``next``."""
+    state = _state(request)
+    form = await request.form()
+    next_path = _safe_next(_field(form, "next", "/"))
+    given = form.get(CSRF_FIELD)
+    if not tokens_match(
+        request.cookies.get(LOGIN_CSRF_COOKIE, ""), given if isinstance(given, str) else None
+    ):
+        raise CsrfRejected()
+    limiter: RateLimiter = state.rate_limiter
+    if limiter.enabled:
+        attempt = await anyio.to_thread.run_sync(
+            limiter.hit, f"login:{client_address(request)}", "anonymous"
+        )
+        if not attempt.allowed:
+            return _login_error(
+                request, next_path, f"Too many attempts; wait {attempt.retry_after_s}s.", 429
+            )
+    token = _field(form, "token")
+    username = _field(form, "username")
+    password = form.get("password")
+    kind: str
+    name: str
+    stamp = ""
+    if token:
+        keys: KeyService = state.keys
+        try:
+            key = await anyio.to_thread.run_sync(keys.authenticate, token)
+        except UnauthorizedError:
+            return _login_error(request, next_path, "That API key is not valid.", 401)
+        if not key.allows("admin"):
+            return _login_error(
+                request,
+                next_path,
+                f"API key {key.name!r} has scopes {', '.join(key.scopes)}; the dashboard "
+                "needs an admin key.",
+                403,
+            )
+        kind, name = "key", key.name
+    elif username and isinstance(password, str) and password:
+        users: UserService = state.dashboard_users
+        user = await anyio.to_thread.run_sync(users.verify, username, password)
+        if user is None:
+            return _login_error(request, next_path, "Wrong username or password.", 401)
+        kind, name, stamp = "user", user.username, user.stamp
+    else:
+        return _login_error(
+            request, next_path, "Enter an admin API key, or a username and password.", 422
+        )
+    codec = _codec(request)
+    value, session = codec.issue("key" if kind == "key" else "user", name, stamp)
+    audit: AuditLog = state.audit
+    await anyio.to_thread.run_sync(
+        lambda: audit.record(
+            session.actor, "dashboard.login", f"{kind}:{name}", request_id=request_id(request)
+        )
+    )
+    response = RedirectResponse(next_path, status_code=303)
+    set_cookie(response, request, SESSION_COOKIE, value, codec.max_age_s)
+    clear_cookie(response, request, LOGIN_CSRF_COOKIE, path="/login")
+    return response
+
+
+def _login_error(request: Request, next_path: str, message: str, status: int) -> Response:
+    import secrets
+
+    token = secrets.token_urlsafe(32)
+    response = render(
+        request,
+        "login.html",
+        {"next": next_path, "login_csrf": token, "error": message},
+        status_code=status,
+    )
+    set_cookie(response, request, LOGIN_CSRF_COOKIE, token, 3600, path="/login")
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, session: SessionDep) -> Response:
+    """End the session (the cookie is dropped)."""
+    await checked_form(request, session)
+    response = RedirectResponse("/login", status_code=303)
+    clear_cookie(response, request, SESSION_COOKIE)
+    return response
+
+
+# -- overview and models ---------------------------------------------------------------------
+
+
+@router.get("/")
+async def overview(request: Request, session: SessionDep) -> Response:
+    """Requests, latency and errors overall and per model; drift badges."""
+    state = _state(request)
+
+    def gather() -> dict[str, Any]:
+        stats = views.traffic(state.dashboard_db)
+        return {
+            "http": views.http_summary(),
+            "traffic": stats,
+            "rows": views.model_rows(state.registry, state.drift, stats),
+            "active_jobs": state.job_env.jobs.page(status="running", limit=1, offset=0).total,
+        }
+
+    return render(request, "overview.html", await anyio.to_thread.run_sync(gather), session=session)
+
+
+@router.get("/models")
+async def models_page(request: Request, session: SessionDep) -> Response:
+    """Every registered model with its production version and drift."""
+    state = _state(request)
+
+    def gather() -> dict[str, Any]:
+        stats = views.traffic(state.dashboard_db)
+        return {"rows": views.model_rows(state.registry, state.drift, stats)}
+
+    return render(request, "models.html", await anyio.to_thread.run_sync(gather), session=session)
+
+
+@router.get("/models/{name}")
+async def model_page(request: Request, name: str, session: SessionDep) -> Response:
+    """A model's versions, aliases (promote, roll back), live performance and drift."""
+    state = _state(request)
+    try:
+        context = await anyio.to_thread.run_sync(
+            lambda: views.model_detail(
+                state.registry, state.drift, state.feedback, state.dashboard_db, name
+            )
+        )
+    except AiwebError as exc:
+        return _not_found(request, session, exc)
+    return render(request, "model.html", context, session=session)
+
+
+@router.get("/models/{name}/versions/{version}")
+async def version_page(request: Request, name: str, version: int, session: SessionDep) -> Response:
+    """A version's evaluation report, confusion matrix heatmap and lineage."""
+    registry: RegistryService = _state(request).registry
+    try:
+        context = await anyio.to_thread.run_sync(
+            lambda: views.version_detail(registry, name, version)
+        )
+    except AiwebError as exc:
+        return _not_found(request, session, exc)
+    return render(request, "version.html", context, session=session)
+
+
+def _not_found(request: Request, session: DashboardSession, exc: AiwebError) -> Response:
+    return render(
+        request,
+        "error.html",
+        {"title": exc.title, "detail": exc.detail},
+        session=session,
+        status_code=exc.status,
+    )
+
+
+@router.post("/models/{name}/promote")
+async def promote(request: Request, name: str, session: SessionDep) -> Response:
+    """Point an alias (default ``production``) at a version."""
+    form = await checked_form(request, session)
+    registry: RegistryService = _state(request).registry
+    alias = _field(form, "alias", PRODUCTION) or PRODUCTION
+    try:
+        version = int(_field(form, "version"))
+        event = await anyio.to_thread.run_sync(
+            lambda: registry.promote(
+                name, version, alias, actor=session.actor, request_id=request_id(request)
+            )
+        )
+    except ValueError:
+        return _redirect_with_flash(request, f"/models/{name}", "error", "Choose a version.")
+    except AiwebError as exc:
+        return _redirect_with_flash(request, f"/models/{name}", "error", exc.detail)
+    return _redirect_with_flash(
+        request,
+        f"/models/{name}",
+        "ok",
+        f"{name}@{alias} now serves version {event.to_version} (was {event.from_version}).",
+    )
+
+
+@router.post("/models/{name}/rollback")
+async def rollback(request: Request, name: str, session: SessionDep) -> Response:
+    """Move an alias back to the version it pointed at before."""
+    form = await checked_form(request, session)
+    registry: RegistryService = _state(request).registry
+    alias = _field(form, "alias", PRODUCTION) or PRODUCTION
+    try:
+        event = await anyio.to_thread.run_sync(
+            lambda: registry.rollback(
+                name, alias, actor=session.actor, request_id=request_id(request)
+            )
+        )
+    except AiwebError as exc:
+        return _redirect_with_flash(request, f"/models/{name}", "error", exc.detail)
+    return _redirect_with_flash(
+        request,
+        f"/models/{name}",
+        "ok",
+        f"Rolled {name}@{alias} back to version {event.to_version} (from {event.from_version}).",
+    )
+
+
+# -- playground ------------------------------------------------------------------------------
+
+
+@router.get("/playground")
+async def playground(request: Request, session: SessionDep, model: str = "") -> Response:
+    """Type a text, see the label and the scores of each production classifier."""
+    registry: RegistryService = _state(request).registry
+    models = await anyio.to_thread.run_sync(
+        lambda: views.servable_models(registry, CLASSIFICATION_TASKS)
+    )
+    return render(
+        request,
+        "playground.html",
+        {"models": models, "selected": model, "text": "", "result": None},
+        session=session,
+    )
+
+
+@router.post("/playground")
+async def playground_predict(request: Request, session: SessionDep) -> Response:
+    """Classify the posted text; htmx swaps in the result, else the whole page renders."""
+    form = await checked_form(request, session)
+    state = _state(request)
+    model = _field(form, "model")
+    text = str(form.get("text", ""))
+    result: dict[str, Any]
+    predictions: PredictionService = state.predictions
+    status = 200
+    try:
+        if not model:
+            raise ValueError("Choose a model.")
+        if not text.strip():
+            raise ValueError("Type a text to classify.")
+        body = await predictions.predict(model, [text])
+        prediction = body["predictions"][0]
+        scores = sorted(prediction["scores"].items(), key=lambda kv: -kv[1])
+        result = {
+            "ok": True,
+            "model": body.get("model", model),
+            "version": body.get("version"),
+            "label": prediction["label"],
+            "id": prediction["id"],
+            "scores": scores,
+            "chart": {
+                "type": "bar",
+                "labels": [k for k, _ in scores],
+                "series": [{"name": "score", "values": [round(v, 4) for _, v in scores]}],
+                "max": 1,
+                "horizontal": True,
+            },
+        }
+    except ValueError as exc:
+        result, status = {"ok": False, "error": str(exc)}, 422
+    except AiwebError as exc:
+        result, status = {"ok": False, "error": exc.detail}, exc.status
+    if _is_htmx(request):
+        # htmx swaps only 2xx answers by default: the error text comes back with 200
+        return render(request, "_prediction.html", {"result": result}, session=session)
+    registry: RegistryService = state.registry
+    models = await anyio.to_thread.run_sync(
+        lambda: views.servable_models(registry, CLASSIFICATION_TASKS)
+    )
+    return render(
+        request,
+        "playground.html",
+        {"models": models, "selected": model, "text": text, "result": result},
+        session=session,
+        status_code=status,
+    )
+
+
+# -- jobs ------------------------------------------------------------------------------------
+
+
+def _jobs_context(env: JobEnv, status: str | None) -> dict[str, Any]:
+    page = env.jobs.page(status=status or None, type_=None, limit=50, offset=0)
+    active = any(j.status in ACTIVE_JOB_STATES for j in page.jobs)
+    return {"jobs": page.jobs, "total": page.total, "active": active, "status": status or ""}
+
+
+JobStatus = Annotated[str | None, Query(pattern="^(|pending|running|succeeded|failed|cancelled)$")]
+
+
+@router.get("/jobs")
+async def jobs_page(request: Request, session: SessionDep, status: JobStatus = None) -> Response:
+    """Jobs, newest first; the table refreshes itself while a job is active."""
+    env: JobEnv = _state(request).job_env
+    context = await anyio.to_thread.run_sync(_jobs_context, env, status)
+    return render(request, "jobs.html", context, session=session)
+
+
+@router.get("/jobs/table")
+async def jobs_table(request: Request, session: SessionDep, status: JobStatus = None) -> Response:
+    """The jobs table alone (polled by htmx every second while a job is active)."""
+    env: JobEnv = _state(request).job_env
+    context = await anyio.to_thread.run_sync(_jobs_context, env, status)
+    return render(request, "_jobs_table.html", context, session=session)
+
+
+@router.post("/jobs/{job_id}/cancel")
+async def cancel_job(request: Request, job_id: str, session: SessionDep) -> Response:
+    """Cancel a pending or running job."""
+    await checked_form(request, session)
+    service: JobService = _state(request).jobs
+    try:
+        await anyio.to_thread.run_sync(
+            lambda: service.cancel(job_id, actor=session.actor, request_id=request_id(request))
+        )
+    except AiwebError as exc:
+        return _redirect_with_flash(request, "/jobs", "error", exc.detail)
+    return _redirect_with_flash(request, "/jobs", "ok", f"Job {job_id[:8]} cancelled.")
+
+
+# -- API keys --------------------------------------------------------------------------------
+
+
+@router.get("/keys")
+async def keys_page(request: Request, session: SessionDep) -> Response:
+    """API keys with their scopes and state; create and revoke."""
+    keys: KeyService = _state(request).keys
+    context = {"keys": await anyio.to_thread.run_sync(keys.list), "scopes": SCOPES}
+    return render(request, "keys.html", context, session=session)
+
+
+@router.post("/keys")
+async def create_key(request: Request, session: SessionDep) -> Response:
+    """Create a key and show its secret once, on this response only."""
+    form = await checked_form(request, session)
+    keys: KeyService = _state(request).keys
+    name = _field(form, "name")
+    scopes = [s for s in form.getlist("scopes") if isinstance(s, str)]
+    expires = _field(form, "expires_in")
+    secret = None
+    error = None
+    created = None
+    try:
+        expiry = parse_duration(expires) if expires else None
+        created, secret = await anyio.to_thread.run_sync(
+            lambda: keys.create(
+                name,
+                scopes or ["predict"],
+                expires_in=expiry,
+                actor=session.actor,
+                request_id=request_id(request),
+            )
+        )
+    except AiwebError as exc:
+        error = exc.detail
+    context = {
+        "keys": await anyio.to_thread.run_sync(keys.list),
+        "scopes": SCOPES,
+        "created": created,
+        "secret": secret,
+        "error": error,
+        "form_name": name,
+    }
+    return render(
+        request,
+        "keys.html",
+        context,
+        session=session,
+        status_code=200 if error is None else 422,
+    )
+
+
+@router.post("/keys/{name}/revoke")
+async def revoke_key(request: Request, name: str, session: SessionDep) -> Response:
+    """Revoke a key (servers stop accepting it within seconds)."""
+    await checked_form(request, session)
+    keys: KeyService = _state(request).keys
+    if session.kind == "key" and session.name == name:
+        return _redirect_with_flash(
+            request, "/keys", "error", "You are logged in with this key; log in another way first."
+        )
+    try:
+        await anyio.to_thread.run_sync(
+            lambda: keys.revoke(name, actor=session.actor, request_id=request_id(request))
+        )
+    except AiwebError as exc:
+        return _redirect_with_flash(request, "/keys", "error", exc.detail)
+    return _redirect_with_flash(request, "/keys", "ok", f"API key {name} revoked.")
+
+
+# -- audit -----------------------------------------------------------------------------------
+
+
+@router.get("/audit")
+async def audit_page(
+    request: Request,
+    session: SessionDep,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> Response:
+    """The audit log, newest first, 50 per page, filtered by action."""
+    audit: AuditLog = _state(request).audit
+    events, total = await anyio.to_thread.run_sync(
+        lambda: audit.list(limit=AUDIT_PAGE, offset=offset, action=action or None)
+    )
+    context = {
+        "events": events,
+        "total": total,
+        "offset": offset,
+        "action": action or "",
+        "page": AUDIT_PAGE,
+    }
+    return render(request, "audit.html", context, session=session)

@@ -1,0 +1,143 @@
+"""Dashboard sessions: a signed cookie, and the CSRF token each form carries.
+
+The session cookie holds ``{"kind", "name", "csrf"}`` signed and timestamped with
+``itsdangerous`` (HMAC-SHA1 over the app's secret key, salt ``aiweb.dashboard``); it is
+``HttpOnly``, ``SameSite=Strict``, ``Path=/`` and ``Secure`` on HTTPS. Nothing secret
+is in it: a key login stores the key's *name*, and each request checks that the key is
+still active and an admin key, and that a user is still enabled and has the password
+they logged in with (a digest of its hash travels as the session's stamp) — so
+revoking a key, disabling a user or changing a password ends those sessions at once.
+
+CSRF: every state-changing form carries the session's random token (synchronizer-token
+pattern, OWASP CSRF Prevention Cheat Sheet), htmx requests send it in ``X-CSRF-Token``;
+the login form, before any session exists, uses a double-submit cookie. Both compare in
+constant time.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from starlette.requests import Request
+from starlette.responses import Response
+
+SESSION_COOKIE = "aiweb_session"
+LOGIN_CSRF_COOKIE = "aiweb_login_csrf"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+_SALT = "aiweb.dashboard"
+
+
+@dataclass(frozen=True)
+class DashboardSession:
+    """Who is logged in.
+
+    Attributes:
+        kind: ``key`` (logged in with an admin API key) or ``user`` (username/password).
+        name: the key's or the user's name; the audit log's actor is ``dashboard:<name>``.
+        csrf: the token forms must send back.
+        issued_at: when the cookie was signed (UTC).
+        stamp: a user's password stamp at login (a new password ends the session).
+    """
+
+    kind: Literal["key", "user"]
+    name: str
+    csrf: str
+    issued_at: datetime
+    stamp: str = ""
+
+    @property
+    def actor(self) -> str:
+        return f"dashboard:{self.name}"
+
+
+class SessionCodec:
+    """Sign and read session cookies.
+
+    Args:
+        secret_key: the app's secret key (``AIWEB_SECRET_KEY``).
+        max_age_s: lifetime of a session, seconds.
+    """
+
+    def __init__(self, secret_key: str, max_age_s: int) -> None:
+        self._serializer = URLSafeTimedSerializer(secret_key, salt=_SALT)
+        self.max_age_s = max_age_s
+
+    def issue(
+        self, kind: Literal["key", "user"], name: str, stamp: str = ""
+    ) -> tuple[str, DashboardSession]:
+        """A new cookie value and the session it holds (with a fresh CSRF token)."""
+        csrf = secrets.token_urlsafe(32)
+        payload = {"kind": kind, "name": name, "csrf": csrf, "stamp": stamp}
+        value = self._serializer.dumps(payload)
+        now = datetime.now(UTC).replace(microsecond=0)
+        session = DashboardSession(kind=kind, name=name, csrf=csrf, issued_at=now, stamp=stamp)
+        return value, session
+
+    def read(self, value: str | None) -> DashboardSession | None:
+        """The session in a cookie, or ``None`` if absent, forged, malformed or expired."""
+        if not value or len(value) > 4096:
+            return None
+        try:
+            data, signed_at = self._serializer.loads(
+                value, max_age=self.max_age_s, return_timestamp=True
+            )
+        except (BadSignature, SignatureExpired):
+            return None
+        if not _valid_payload(data):
+            return None
+        return DashboardSession(
+            kind=data["kind"],
+            name=data["name"],
+            csrf=data["csrf"],
+            issued_at=signed_at,
+            stamp=str(data.get("stamp", "")),
+        )
+
+
+def _valid_payload(data: Any) -> bool:
+    return (
+        isinstance(data, dict)
+        and data.get("kind") in ("key", "user")
+        and isinstance(data.get("name"), str)
+        and isinstance(data.get("csrf"), str)
+    )
+
+
+def tokens_match(expected: str, given: str | None) -> bool:
+    """Constant-time comparison of CSRF tokens (``False`` when one is missing)."""
+    if not expected or not given:
+        return False
+    return hmac.compare_digest(expected.encode(), given.encode())
+
+
+def is_https(request: Request) -> bool:
+    """Whether the browser reached us over HTTPS (uvicorn applies X-Forwarded-Proto)."""
+    return request.url.scheme == "https"
+
+
+def set_cookie(
+    response: Response, request: Request, name: str, value: str, max_age_s: int, *, path: str = "/"
+) -> None:
+    """Set a dashboard cookie: HttpOnly, SameSite=Strict, Secure on HTTPS."""
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age_s,
+        path=path,
+        httponly=True,
+        samesite="strict",
+        secure=is_https(request),
+    )
+
+
+def clear_cookie(response: Response, request: Request, name: str, *, path: str = "/") -> None:
+    """Delete a dashboard cookie."""
+    response.delete_cookie(
+        name, path=path, httponly=True, samesite="strict", secure=is_https(request)
+    )

@@ -1,0 +1,351 @@
+"""What the dashboard pages show, computed from the database and the metrics.
+
+Plain functions returning plain dicts, so they are tested without a browser. Traffic and
+latency per model come from the prediction log (durable, the same for every worker);
+HTTP totals and error rates from the Prometheus metrics of the running server
+(:func:`aiweb.monitoring.metrics.render`, all workers in multiprocess mode).
+
+Quantiles of a Prometheus histogram are estimated as ``histogram_quantile`` does
+(linear interpolation inside the bucket that holds the rank; Prometheus documentation,
+"Histograms and summaries").
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from aiweb.db.orm import SqlFeedback, SqlPrediction
+from aiweb.errors import ConflictError, NotFoundError
+from aiweb.monitoring.drift import MIN_SAMPLES, DriftService
+from aiweb.monitoring.feedback import FeedbackService
+from aiweb.monitoring.metrics import render
+from aiweb.registry.entities import PRODUCTION, ModelVersion, RegisteredModel
+from aiweb.registry.service import RegistryService
+
+MAX_ROWS = 200_000
+"""Most prediction rows read for one overview (newest first)."""
+
+HEAT_LEVELS = 10
+"""Colour steps of the confusion-matrix heatmap (CSS classes ``heat-0`` … ``heat-9``)."""
+
+
+def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
+    """The ``q`` quantile of a cumulative histogram, as Prometheus estimates it.
+
+    Args:
+        q: quantile in [0, 1].
+        buckets: ``(upper_bound, cumulative_count)`` sorted by bound, ending with ``+Inf``.
+
+    Returns:
+        The estimate in the buckets' unit, or ``None`` when the histogram is empty. A
+        rank in the ``+Inf`` bucket answers the highest finite bound.
+    """
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    total = buckets[-1][1]
+    rank = q * total
+    lower_bound, lower_count = 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            if math.isinf(bound):
+                return lower_bound
+            if count == lower_count:
+                return bound
+            return lower_bound + (bound - lower_bound) * (rank - lower_count) / (
+                count - lower_count
+            )
+        lower_bound, lower_count = bound, count
+    return lower_bound
+
+
+def http_summary(text: str | None = None) -> dict[str, Any]:
+    """Requests, error rate and latency quantiles of the API since the server started.
+
+    Args:
+        text: Prometheus exposition text; the running server's metrics when ``None``.
+
+    Returns:
+        ``{"requests": int, "errors": int, "error_rate": float | None, "p50_ms",
+        "p95_ms": float | None, "routes": [{"route", "requests", "errors", "p50_ms",
+        "p95_ms"}]}`` over the ``/v1`` routes, busiest route first.
+    """
+    if text is None:
+        text = render()[0].decode()
+    requests: dict[str, float] = defaultdict(float)
+    errors: dict[str, float] = defaultdict(float)
+    buckets: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
+    for family in text_string_to_metric_families(text):
+        if family.name == "aiweb_http_requests":
+            for sample in family.samples:
+                route = sample.labels.get("route", "")
+                if not route.startswith("/v1") or not sample.name.endswith("_total"):
+                    continue
+                requests[route] += sample.value
+                if sample.labels.get("status", "").startswith("5"):
+                    errors[route] += sample.value
+        elif family.name == "aiweb_http_request_duration_seconds":
+            for sample in family.samples:
+                route = sample.labels.get("route", "")
+                if sample.name.endswith("_bucket") and route.startswith("/v1"):
+                    buckets[route][float(sample.labels["le"])] += sample.value
+    routes = []
+    merged: dict[float, float] = defaultdict(float)
+    for route, count in sorted(requests.items(), key=lambda kv: -kv[1]):
+        hist = sorted(buckets.get(route, {}).items())
+        for bound, c in hist:
+            merged[bound] += c
+        routes.append(
+            {
+                "route": route,
+                "requests": int(count),
+                "errors": int(errors.get(route, 0)),
+                "p50_ms": _ms(histogram_quantile(0.5, hist)),
+                "p95_ms": _ms(histogram_quantile(0.95, hist)),
+            }
+        )
+    total = int(sum(requests.values()))
+    errs = int(sum(errors.values()))
+    all_buckets = sorted(merged.items())
+    return {
+        "requests": total,
+        "errors": errs,
+        "error_rate": errs / total if total else None,
+        "p50_ms": _ms(histogram_quantile(0.5, all_buckets)),
+        "p95_ms": _ms(histogram_quantile(0.95, all_buckets)),
+        "routes": routes,
+    }
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000.0
+
+
+def _hours(now: datetime, n: int) -> list[datetime]:
+    end = now.replace(minute=0, second=0, microsecond=0)
+    return [end - timedelta(hours=n - 1 - i) for i in range(n)]
+
+
+def traffic(
+    sessions: sessionmaker[Session], *, now: datetime | None = None, hours: int = 24
+) -> dict[str, Any]:
+    """Predictions per model over the last ``hours`` hours, from the prediction log.
+
+    Returns:
+        ``{"hours": [ISO hour starts], "models": {name: {"n", "p50_ms", "p95_ms",
+        "per_hour": [int], "p95_per_hour": [float | None]}}}``. Latency is the model
+        call's, in milliseconds, as logged per request.
+    """
+    now = now or datetime.now(UTC)
+    starts = _hours(now, hours)
+    since = starts[0]
+    query = (
+        select(SqlPrediction.model, SqlPrediction.latency_ms, SqlPrediction.created_at)
+        .where(SqlPrediction.created_at >= since)
+        .order_by(SqlPrediction.created_at.desc())
+        .limit(MAX_ROWS)
+    )
+    with sessions() as session:
+        rows = session.execute(query).all()
+    by_model: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    for model, latency, created in rows:
+        hour = int((created - since).total_seconds() // 3600)
+        by_model[model].append((float(latency), min(max(hour, 0), hours - 1)))
+    models: dict[str, Any] = {}
+    for model, values in sorted(by_model.items()):
+        latencies = np.array([v for v, _ in values])
+        per_hour = [0] * hours
+        hourly: list[list[float]] = [[] for _ in range(hours)]
+        for latency, hour in values:
+            per_hour[hour] += 1
+            hourly[hour].append(latency)
+        models[model] = {
+            "n": len(values),
+            "p50_ms": float(np.percentile(latencies, 50)),
+            "p95_ms": float(np.percentile(latencies, 95)),
+            "per_hour": per_hour,
+            "p95_per_hour": [round(float(np.percentile(h, 95)), 3) if h else None for h in hourly],
+        }
+    return {"hours": [h.isoformat() for h in starts], "models": models}
+
+
+def drift_status(drift: DriftService, name: str, window: str = "24h") -> dict[str, Any]:
+    """The drift check of ``name``'s production version, for a badge.
+
+    Returns:
+        ``{"state": "drift" | "ok" | "few" | "none", "n", "features", "window",
+        "version"}`` — ``few`` when the window has too few predictions to judge,
+        ``none`` when the version has no reference profile or no production alias.
+    """
+    try:
+        result = drift.drift(name, window)
+    except (ConflictError, NotFoundError) as exc:
+        return {"state": "none", "n": 0, "features": [], "window": window, "why": exc.detail}
+    state = "drift" if result["drift"] else ("ok" if result["n"] >= MIN_SAMPLES else "few")
+    return {**result, "state": state}
+
+
+def accuracy_series(
+    sessions: sessionmaker[Session],
+    name: str,
+    version: int,
+    *,
+    now: datetime | None = None,
+    days: int = 7,
+) -> dict[str, Any]:
+    """Daily live accuracy of ``name:version`` from feedback, over the last ``days`` days.
+
+    Returns:
+        ``{"days": [ISO dates], "accuracy": [float | None], "n": [int]}``.
+    """
+    now = now or datetime.now(UTC)
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    starts = [today - timedelta(days=days - 1 - i) for i in range(days)]
+    query = (
+        select(SqlFeedback.label, SqlFeedback.predicted_label, SqlFeedback.predicted_at)
+        .where(SqlFeedback.model == name)
+        .where(SqlFeedback.version == version)
+        .where(SqlFeedback.predicted_at >= starts[0])
+    )
+    with sessions() as session:
+        rows = session.execute(query).all()
+    right = [0] * days
+    count = [0] * days
+    for label, predicted, at in rows:
+        day = min(max((at - starts[0]).days, 0), days - 1)
+        count[day] += 1
+        right[day] += int(label == predicted)
+    return {
+        "days": [d.date().isoformat() for d in starts],
+        "accuracy": [round(r / n, 4) if n else None for r, n in zip(right, count, strict=True)],
+        "n": count,
+    }
+
+
+def heatmap(confusion: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of a confusion matrix with each cell's share of its row and colour step.
+
+    Args:
+        confusion: ``{"labels": [str], "matrix": [[int]]}`` (rows: true label).
+
+    Returns:
+        ``[{"label", "total", "cells": [{"count", "share", "heat"}]}]`` where ``heat``
+        is ``0`` … ``HEAT_LEVELS - 1``.
+    """
+    rows = []
+    labels, matrix = confusion.get("labels", []), confusion.get("matrix", [])
+    for label, counts in zip(labels, matrix, strict=False):
+        total = sum(counts)
+        cells = []
+        for count in counts:
+            share = count / total if total else 0.0
+            cells.append(
+                {
+                    "count": count,
+                    "share": share,
+                    "heat": min(HEAT_LEVELS - 1, int(share * HEAT_LEVELS)),
+                }
+            )
+        rows.append({"label": label, "total": total, "cells": cells})
+    return rows
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """``{"a": {"b": 1}}`` → ``[("a.b", "1")]``, for showing lineage as a table."""
+    out: list[tuple[str, str]] = []
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.extend(flatten(value, f"{path}."))
+        elif isinstance(value, list):
+            out.append((path, ", ".join(str(v) for v in value)))
+        else:
+            out.append((path, "" if value is None else str(value)))
+    return out
+
+
+def model_rows(
+    registry: RegistryService, drift: DriftService, stats: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """One row per registered model for the overview and the models page."""
+    rows = []
+    for model in registry.list_models():
+        production = model.aliases.get(PRODUCTION)
+        traffic_ = stats["models"].get(model.name, {})
+        rows.append(
+            {
+                "model": model,
+                "production": production,
+                "n": traffic_.get("n", 0),
+                "p50_ms": traffic_.get("p50_ms"),
+                "p95_ms": traffic_.get("p95_ms"),
+                "drift": drift_status(drift, model.name) if production else {"state": "none"},
+            }
+        )
+    return rows
+
+
+def model_detail(
+    registry: RegistryService,
+    drift: DriftService,
+    feedback: FeedbackService,
+    sessions: sessionmaker[Session],
+    name: str,
+) -> dict[str, Any]:
+    """Everything the page of one model shows.
+
+    Raises:
+        ModelNotFound.
+    """
+    model: RegisteredModel = registry.get_model(name)
+    versions = sorted(registry.list_versions(name), key=lambda v: -v.version)
+    history = {
+        alias: list(reversed(registry.store.alias_history(name, alias)))[:20]
+        for alias in sorted(model.aliases)
+    }
+    production = model.aliases.get(PRODUCTION)
+    performance = feedback.performance(name, production) if production else None
+    series = accuracy_series(sessions, name, production) if production else None
+    return {
+        "model": model,
+        "versions": versions,
+        "history": history,
+        "production": production,
+        "drift": drift_status(drift, name) if production else {"state": "none"},
+        "performance": performance,
+        "accuracy_series": series,
+    }
+
+
+def version_detail(registry: RegistryService, name: str, number: int) -> dict[str, Any]:
+    """The report of one version: metrics, confusion heatmap, lineage.
+
+    Raises:
+        ModelNotFound, ModelVersionNotFound.
+    """
+    version: ModelVersion = registry.get_version(name, number)
+    evaluation = version.evaluation or {}
+    confusion = evaluation.get("confusion_matrix") or {}
+    return {
+        "version": version,
+        "evaluation": evaluation,
+        "heatmap": heatmap(confusion),
+        "confusion_labels": confusion.get("labels", []),
+        "per_class": evaluation.get("per_class", {}),
+        "lineage": flatten(version.lineage or {}),
+        "onnx": evaluation.get("onnx"),
+    }
+
+
+def servable_models(registry: RegistryService, tasks: Iterable[str]) -> list[RegisteredModel]:
+    """Models of ``tasks`` that have a production version (for the playground)."""
+    wanted = set(tasks)
+    return [m for m in registry.list_models() if m.task in wanted and PRODUCTION in m.aliases]
