@@ -8,6 +8,9 @@ import pytest
 from aiweb.errors import InvalidInputError
 from aiweb.monitoring.drift import (
     MIN_SAMPLES,
+    MIN_SAMPLES_PSI,
+    PSI_THRESHOLD,
+    _binned,
     build_reference,
     compare,
     label_shift_p_value,
@@ -61,11 +64,27 @@ def test_small_windows_are_never_flagged() -> None:
     drift, features = compare(reference, ["negative"] * few, [500.0] * few, [1.0] * few)
     assert drift is False
     assert all(f["drift"] is False for f in features)
+    # from 30 predictions the chi-square test judges; PSI waits for MIN_SAMPLES_PSI
     drift, features = compare(reference, ["negative"] * 100, [500.0] * 100, [1.0] * 100)
     assert drift is True
+    assert {f["name"] for f in features if f["drift"]} == {"predicted_label"}
+    n = MIN_SAMPLES_PSI
+    drift, features = compare(reference, ["negative"] * n, [500.0] * n, [1.0] * n)
     assert {f["name"] for f in features if f["drift"]} == {
         "predicted_label",
         "text_length",
         "oov_rate",
     }
     assert np.isfinite([f["value"] for f in features]).all()
+
+
+def test_psi_of_an_undrifted_sample_stays_under_the_threshold_from_min_samples_psi() -> None:
+    # the small-sample bias that MIN_SAMPLES_PSI guards against: same distribution,
+    # PSI of 60 draws often exceeds 0.2, of MIN_SAMPLES_PSI draws (almost) never does
+    rng = np.random.default_rng(0)
+    population = rng.lognormal(4.0, 0.6, 5000)
+    reference = _binned(population[:1000].tolist())
+    small = [psi(reference, rng.choice(population, 60).tolist()) for _ in range(200)]
+    large = [psi(reference, rng.choice(population, MIN_SAMPLES_PSI).tolist()) for _ in range(200)]
+    assert np.mean(np.asarray(small) > PSI_THRESHOLD) > 0.05
+    assert np.mean(np.asarray(large) > PSI_THRESHOLD) < 0.01

@@ -170,7 +170,11 @@ def demo(
     if admin_secret:
         print_admin_key(admin_secret, url)
     err.rule("ready")
-    err.print(f"Open {url}/docs for the API. Try (a predict-only demo key):\n", highlight=False)
+    err.print(
+        f"Open {url}/ for the dashboard (log in with an admin key) and {url}/docs for the "
+        "API. Try (a predict-only demo key):\n",
+        highlight=False,
+    )
     err.print(
         f"  curl -s -X POST {url}/v1/models/sentiment/predict "
         f"-H 'authorization: Bearer {demo_secret}' "
