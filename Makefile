@@ -59,3 +59,8 @@ bench: install
 	  fi; }
 	$(BIN)/python -m bench.serving $(BENCH_ARGS)
 	$(BIN)/python -m bench.runtimes
+
+# Benchmark: recommendations over HTTP at concurrency 8 (MovieLens; needs wrk, see `bench`)
+.PHONY: bench-recommend
+bench-recommend: install
+	$(BIN)/python -m bench.recommend

@@ -36,6 +36,9 @@ from aiweb.monitoring.feedback import FeedbackService
 from aiweb.monitoring.logs import init_sentry
 from aiweb.monitoring.metrics import JobsCollector, observe_batch, worker_exited
 from aiweb.monitoring.prediction_log import PredictionLogger
+from aiweb.recommendations.cache import make_recommendation_cache
+from aiweb.recommendations.service import RecommendationService
+from aiweb.recommendations.store import RecommendationStore
 from aiweb.registry.factory import build_registry
 from aiweb.registry.loader import ModelLoader
 from aiweb.security.keys import KeyService
@@ -115,6 +118,13 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         app.state.datasets = job_env.datasets
         app.state.jobs = JobService(job_env.jobs, dispatcher, registry, job_env.datasets, settings)
         app.state.job_runner = runner
+        recommendations = RecommendationService(
+            RecommendationStore(engine),
+            registry,
+            settings,
+            make_recommendation_cache(settings.cache, settings.redis_url),
+        )
+        app.state.recommendations = recommendations
         await loader.refresh()
         tune_after_load(settings.serving, collect=True)
         refresher = asyncio.create_task(loader.refresh_forever(settings.serving.alias_refresh_s))
@@ -129,6 +139,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher
             await loader.aclose()
+            await recommendations.aclose()
             if cache is not None:
                 await cache.aclose()
             logger.close()

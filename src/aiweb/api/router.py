@@ -9,6 +9,7 @@ from aiweb.classification import routes as classification_routes
 from aiweb.datasets import routes as dataset_routes
 from aiweb.jobs import routes as job_routes
 from aiweb.monitoring import routes as monitoring_routes
+from aiweb.recommendations import routes as recommendation_routes
 from aiweb.registry import routes as registry_routes
 from aiweb.security import routes as security_routes
 
@@ -23,4 +24,5 @@ def build_router() -> APIRouter:
     router.include_router(security_routes.router)
     router.include_router(dataset_routes.router)
     router.include_router(job_routes.router)
+    router.include_router(recommendation_routes.router)
     return router

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from aiweb.cli import accounts, datasets, db, jobs, keys, models, predict, serve, train
+from aiweb.cli import accounts, datasets, db, jobs, keys, models, predict, recommend, serve, train
 
 app = typer.Typer(
     name="aiweb",
@@ -19,6 +19,8 @@ app.add_typer(datasets.app, name="datasets")
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(recommend.import_app, name="import")
+app.add_typer(recommend.evaluate_app, name="evaluate")
 app.add_typer(accounts.app, name="users")
 app.command("serve")(serve.serve)
 app.command("demo")(serve.demo)

@@ -1,4 +1,4 @@
-"""``aiweb train text-classification NAME …``."""
+"""``aiweb train text-classification NAME …`` and ``aiweb train recommendation NAME``."""
 
 from __future__ import annotations
 
@@ -179,3 +179,21 @@ def text_classification(
         alias=alias,
         params=parse_key_values(param, "--param"),
     )
+
+
+@app.command("recommendation")
+@friendly_errors
+def recommendation(
+    name: str = typer.Argument(..., help="Model name, e.g. movies."),
+    algorithm: str = typer.Option(
+        "auto", help="auto (best on validation), hybrid, als, bpr, ease, content or popularity."
+    ),
+    param: list[str] = typer.Option(
+        [], "--param", help="Per-algorithm parameters ALGORITHM=JSON, e.g. ease='{\"l2\": 300}'."
+    ),
+) -> None:
+    """Train recommenders on the stored items and interactions, print their comparison
+    and register the chosen one as a new version."""
+    from aiweb.cli.recommend import run_recommendation_training
+
+    run_recommendation_training(name, algorithm, parse_key_values(param, "--param"))

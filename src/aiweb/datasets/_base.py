@@ -243,9 +243,9 @@ def splits(
 
 def _registry() -> dict[str, DatasetSpec]:
     # Imported here: the dataset modules import this module.
-    from aiweb.datasets import sms_spam, sst2
+    from aiweb.datasets import movielens, sms_spam, sst2
 
-    return {spec.info.name: spec for spec in (sst2.SPEC, sms_spam.SPEC)}
+    return {spec.info.name: spec for spec in (sst2.SPEC, sms_spam.SPEC, movielens.SPEC)}
 
 
 def _spec(name: str) -> DatasetSpec:

@@ -299,3 +299,8 @@ class SqlSchedule(Base):
     last_job_id: Mapped[str | None] = mapped_column(String(36))
     created_by: Mapped[str] = mapped_column(String(128), nullable=False, default="")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# the recommendation tables live with their domain; importing them here puts them in
+# Base.metadata wherever the ORM is loaded (migrations, tests, the app)
+from aiweb.recommendations import orm as _recommendations  # noqa: E402,F401

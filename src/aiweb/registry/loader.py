@@ -32,6 +32,10 @@ from aiweb.serving.gc import tune_after_load
 
 log = logging.getLogger(__name__)
 
+SERVED_TASKS = frozenset({"text-classification"})
+"""Tasks whose versions this loader serves; other tasks' aliases (recommendation …) are
+left to their own services and do not count towards readiness."""
+
 
 class CorruptArtifactError(AiwebError):
     slug = "corrupt-artifact"
@@ -262,11 +266,15 @@ class ModelLoader:
             current = await anyio.to_thread.run_sync(self.registry.store.all_aliases)
             snapshot: dict[tuple[str, str], int] = {}
             failed: dict[str, str] = {}
+            others: set[tuple[str, str]] = set()  # aliases of models other loaders serve
             for (name, alias), number in sorted(current.items()):
                 try:
                     version = await anyio.to_thread.run_sync(
                         self.registry.store.get_version, name, number
                     )
+                    if version.task not in SERVED_TASKS:
+                        others.add((name, alias))
+                        continue
                     await self._ensure_loaded(version)
                     snapshot[(name, alias)] = number
                 except AiwebError as exc:
@@ -283,7 +291,7 @@ class ModelLoader:
             self.ready = all(
                 (name, alias) in snapshot and (name, snapshot[(name, alias)]) in self._loaded
                 for (name, alias) in current
-                if alias == PRODUCTION
+                if alias == PRODUCTION and (name, alias) not in others
             )
 
     async def refresh_forever(self, interval_s: float) -> None:

@@ -1,0 +1,1 @@
+"""Recommendations: items and interactions in, personalised top-N out (task ``recommendation``)."""

@@ -1,0 +1,612 @@
+"""Recommendation algorithms: one interface, scikit-learn conventions.
+
+Every algorithm is fitted on a float32 CSR user-item matrix ``X`` of shape
+``(n_users, n_items)`` (1.0 where a user interacted with an item, see
+:mod:`aiweb.recommendations.data`) and scores items for a batch of users from their rows::
+
+    scores = algo.score(users, rows)   # float32 (len(users), n_items), higher is better
+
+``users`` holds the users' row indices in ``X`` (``-1`` for a user unknown at fit time)
+and ``rows`` their interactions now, a CSR ``(len(users), n_items)`` whose values are
+recency weights in (0, 1] (1.0 for the most recent; :func:`recency_rows`). Item-based
+algorithms score from ``rows`` alone, so a new interaction changes the result at once,
+without refitting; ALS folds a user's current rows in (Hu et al. 2008, eq. 4).
+
+Learned state ends in ``_``; :meth:`Algorithm.state` / :meth:`Algorithm.from_state` move it
+to and from plain numpy arrays (stored with :func:`numpy.savez`, loaded with
+``allow_pickle=False``: no pickled objects ever).
+
+Sources:
+
+- ALS: Y. Hu, Y. Koren, C. Volinsky, "Collaborative Filtering for Implicit Feedback
+  Datasets", ICDM 2008 — fitted by :class:`implicit.cpu.als.AlternatingLeastSquares`
+  (conjugate gradient, Takács et al. 2011), confidence ``1 + alpha * x``.
+- BPR: S. Rendle et al., "BPR: Bayesian Personalized Ranking from Implicit Feedback",
+  UAI 2009 — :class:`implicit.cpu.bpr.BayesianPersonalizedRanking`.
+- EASE: H. Steck, "Embarrassingly Shallow Autoencoders for Sparse Data", WWW 2019,
+  closed form ``B = I - P diag(1/diag(P))``, ``P = (XᵀX + λI)⁻¹`` (numpy / LAPACK).
+- Content: TF-IDF (scikit-learn :class:`~sklearn.feature_extraction.text.TfidfVectorizer`)
+  over title, text, categories and tags; a user's profile is the recency-weighted sum of
+  the L2-normalised vectors of their items, scored by cosine (Pazzani & Billsus, "Content-
+  Based Recommendation Systems", The Adaptive Web, 2007).
+- Popularity: number of users per item. Trending: the same count with each interaction
+  decayed exponentially by its age (half-life ``half_life_days``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+import numpy.typing as npt
+from scipy import sparse
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+from aiweb.errors import InvalidInputError
+from aiweb.recommendations.data import Interactions, ItemText
+
+F32 = npt.NDArray[np.float32]
+State = dict[str, npt.NDArray[Any]]
+
+ALGORITHMS = ("als", "bpr", "ease", "content", "popularity", "trending")
+
+
+class NotFittedError(RuntimeError):
+    """An algorithm was asked to score before :meth:`fit` or :meth:`from_state`."""
+
+
+class Algorithm(Protocol):
+    """What every recommendation algorithm offers."""
+
+    name: ClassVar[str]
+
+    def fit(self, data: Interactions, texts: list[ItemText]) -> Algorithm: ...
+
+    def score(self, users: npt.NDArray[np.int32], rows: sparse.csr_matrix) -> F32: ...
+
+    def params(self) -> dict[str, Any]: ...
+
+    def state(self) -> State: ...
+
+
+def recency_rows(
+    data: Interactions, users: npt.NDArray[np.int32], half_life: float
+) -> sparse.csr_matrix:
+    """The rows of ``users`` in ``data`` weighted by recency.
+
+    A user's k-th most recent item (k = 0 for the latest) gets weight
+    ``0.5 ** (k / half_life)``; ``half_life = inf`` gives every item 1.0.
+
+    Args:
+        data: interactions sorted by user then time.
+        users: int32 ``(b,)`` user indices.
+        half_life: in interactions, > 0.
+
+    Returns:
+        float32 CSR ``(b, n_items)``.
+    """
+    counts = np.bincount(data.users, minlength=data.n_users)
+    starts = np.concatenate(([0], np.cumsum(counts)))
+    indptr = [0]
+    cols: list[npt.NDArray[np.int32]] = []
+    vals: list[F32] = []
+    for u in users.tolist():
+        lo, hi = (starts[u], starts[u + 1]) if u >= 0 else (0, 0)
+        n = hi - lo
+        cols.append(data.items[lo:hi])
+        age = np.arange(n - 1, -1, -1, dtype=np.float32)
+        vals.append(
+            np.power(np.float32(0.5), age / np.float32(half_life)).astype(np.float32, copy=False)
+            if math.isfinite(half_life)
+            else np.ones(n, dtype=np.float32)
+        )
+        indptr.append(indptr[-1] + n)
+    return sparse.csr_matrix(
+        (
+            np.concatenate(vals) if vals else np.zeros(0, np.float32),
+            np.concatenate(cols) if cols else np.zeros(0, np.int32),
+            np.asarray(indptr),
+        ),
+        shape=(len(users), data.n_items),
+        dtype=np.float32,
+    )
+
+
+def _check(fitted: object, name: str) -> None:
+    if fitted is None:
+        raise NotFittedError(f"{name} is not fitted: call fit() or from_state() first")
+
+
+# --------------------------------------------------------------------------- popularity
+
+
+class Popularity:
+    """Most interacted-with items first: the same scores for every user.
+
+    ``popularity_`` is float32 ``(n_items,)``: distinct users per item.
+    """
+
+    name: ClassVar[str] = "popularity"
+
+    def __init__(self) -> None:
+        self.popularity_: F32 | None = None
+
+    def fit(self, data: Interactions, texts: list[ItemText]) -> Popularity:
+        self.popularity_ = np.bincount(data.items, minlength=data.n_items).astype(
+            np.float32, copy=False
+        )
+        return self
+
+    def score(self, users: npt.NDArray[np.int32], rows: sparse.csr_matrix) -> F32:
+        _check(self.popularity_, self.name)
+        assert self.popularity_ is not None
+        return np.broadcast_to(self.popularity_, (len(users), len(self.popularity_))).copy()
+
+    def params(self) -> dict[str, Any]:
+        return {}
+
+    def state(self) -> State:
+        assert self.popularity_ is not None
+        return {"popularity": self.popularity_}
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], state: State) -> Popularity:
+        algo = cls(**params)
+        algo.popularity_ = state["popularity"].astype(np.float32, copy=False)
+        return algo
+
+
+class Trending:
+    """Recency-decayed popularity: each interaction counts ``0.5 ** (age / half_life)``,
+    age measured from the newest interaction seen in training.
+
+    Args:
+        half_life_days: days after which an interaction counts half, > 0.
+    """
+
+    name: ClassVar[str] = "trending"
+
+    def __init__(self, half_life_days: float = 30.0) -> None:
+        if half_life_days <= 0:
+            raise InvalidInputError("half_life_days must be positive")
+        self.half_life_days = half_life_days
+        self.trending_: F32 | None = None
+
+    def fit(self, data: Interactions, texts: list[ItemText]) -> Trending:
+        newest = float(data.times.max()) if len(data) else 0.0
+        age_days = (newest - data.times) / 86400.0
+        weights = np.power(0.5, age_days / self.half_life_days)
+        self.trending_ = np.bincount(data.items, weights, minlength=data.n_items).astype(
+            np.float32, copy=False
+        )
+        # ties (nothing recent) are broken by all-time popularity
+        popularity = np.bincount(data.items, minlength=data.n_items).astype(np.float32, copy=False)
+        self.trending_ += 1e-6 * popularity / max(1.0, float(popularity.max()))
+        return self
+
+    def score(self, users: npt.NDArray[np.int32], rows: sparse.csr_matrix) -> F32:
+        _check(self.trending_, self.name)
+        assert self.trending_ is not None
+        return np.broadcast_to(self.trending_, (len(users), len(self.trending_))).copy()
+
+    def params(self) -> dict[str, Any]:
+        return {"half_life_days": self.half_life_days}
+
+    def state(self) -> State:
+        assert self.trending_ is not None
+        return {"trending": self.trending_}
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], state: State) -> Trending:
+        algo = cls(**params)
+        algo.trending_ = state["trending"].astype(np.float32, copy=False)
+        return algo
+
+
+# --------------------------------------------------------------------------- matrix factorisation
+
+
+class ALS:
+    """Implicit-feedback ALS (Hu, Koren & Volinsky 2008) fitted by ``implicit``.
+
+    Confidence of an observed pair is ``1 + alpha`` (``X`` is binary), of the rest 1.
+    Users whose rows are given at scoring time are folded in from those rows (the
+    closed-form least-squares step of the paper, eq. 4), so a new interaction counts at
+    once and users unknown at fit time get factors too.
+
+    Args:
+        factors: latent dimensions.
+        regularization: L2 weight λ.
+        alpha: confidence scale.
+        iterations: ALS sweeps.
+        seed: random seed of the initial factors.
+
+    Attributes:
+        item_factors_: float32 ``(n_items, factors)``.
+        user_factors_: float32 ``(n_users, factors)``.
+    """
+
+    name: ClassVar[str] = "als"
+
+    def __init__(
+        self,
+        factors: int = 64,
+        regularization: float = 0.05,
+        alpha: float = 10.0,
+        iterations: int = 15,
+        seed: int = 0,
+    ) -> None:
+        self.factors = factors
+        self.regularization = regularization
+        self.alpha = alpha
+        self.iterations = iterations
+        self.seed = seed
+        self.item_factors_: F32 | None = None
+        self.user_factors_: F32 | None = None
+
+    def fit(self, data: Interactions, texts: list[ItemText]) -> ALS:
+        from implicit.cpu.als import AlternatingLeastSquares  # type: ignore[import-untyped]
+
+        with threadpool_limits(1, "blas"):  # implicit's advice: its own threads, not BLAS's
+            model = AlternatingLeastSquares(
+                factors=self.factors,
+                regularization=self.regularization,
+                alpha=self.alpha,
+                iterations=self.iterations,
+                random_state=self.seed,
+                num_threads=0,
+            )
+            model.fit(data.matrix(), show_progress=False)
+        self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
+        self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
+        return self
+
+    def fold_in(self, rows: sparse.csr_matrix) -> F32:
+        """User factors from interaction rows: float32 ``(len(rows), factors)``.
+
+        Solves ``(YᵀY + alpha·Y_uᵀY_u + λI) x = (1 + alpha)·Y_uᵀ 1`` per user, ``Y_u`` the
+        factors of the user's items (Hu et al. 2008, eq. 4, binary preferences).
+        """
+        _check(self.item_factors_, self.name)
+        y = self.item_factors_
+        assert y is not None
+        k = y.shape[1]
+        base = (y.T @ y).astype(np.float64) + self.regularization * np.eye(k)
+        out = np.zeros((rows.shape[0], k), dtype=np.float32)
+        for r in range(rows.shape[0]):
+            cols = rows.indices[rows.indptr[r] : rows.indptr[r + 1]]
+            if len(cols) == 0:
+                continue
+            yu = y[cols].astype(np.float64)
+            a = base + self.alpha * (yu.T @ yu)
+            b = (1.0 + self.alpha) * yu.sum(axis=0)
+            out[r] = np.linalg.solve(a, b)
+        return out
+
+    def score(
+        self, users: npt.NDArray[np.int32], rows: sparse.csr_matrix, *, fold_in: bool = False
+    ) -> F32:
+        """Scores ``user factors · item factors``; with ``fold_in`` (or for users ``-1``)
+        the user factors come from ``rows``."""
+        _check(self.item_factors_, self.name)
+        assert self.item_factors_ is not None
+        assert self.user_factors_ is not None
+        factors = np.zeros((len(users), self.item_factors_.shape[1]), dtype=np.float32)
+        known = users >= 0
+        factors[known] = self.user_factors_[users[known]]
+        redo = np.ones(len(users), dtype=bool) if fold_in else ~known
+        if redo.any():
+            factors[redo] = self.fold_in(rows[np.flatnonzero(redo)])
+        return factors @ self.item_factors_.T
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "factors": self.factors,
+            "regularization": self.regularization,
+            "alpha": self.alpha,
+            "iterations": self.iterations,
+            "seed": self.seed,
+        }
+
+    def state(self) -> State:
+        assert self.item_factors_ is not None
+        assert self.user_factors_ is not None
+        return {"user_factors": self.user_factors_, "item_factors": self.item_factors_}
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], state: State) -> ALS:
+        algo = cls(**params)
+        algo.user_factors_ = state["user_factors"].astype(np.float32, copy=False)
+        algo.item_factors_ = state["item_factors"].astype(np.float32, copy=False)
+        return algo
+
+
+class BPR:
+    """Bayesian Personalized Ranking (Rendle et al. 2009) fitted by ``implicit``.
+
+    A user unknown at fit time is represented by the mean factors of the items in their
+    rows (weighted by recency), an item-based stand-in, as BPR has no fold-in step.
+
+    Args:
+        factors: latent dimensions (``implicit`` adds an item-bias column).
+        learning_rate: SGD step.
+        regularization: L2 weight.
+        iterations: epochs over the positives.
+        seed: random seed.
+
+    Attributes:
+        item_factors_: float32 ``(n_items, factors + 1)``.
+        user_factors_: float32 ``(n_users, factors + 1)``.
+    """
+
+    name: ClassVar[str] = "bpr"
+
+    def __init__(
+        self,
+        factors: int = 64,
+        learning_rate: float = 0.05,
+        regularization: float = 0.01,
+        iterations: int = 100,
+        seed: int = 0,
+    ) -> None:
+        self.factors = factors
+        self.learning_rate = learning_rate
+        self.regularization = regularization
+        self.iterations = iterations
+        self.seed = seed
+        self.item_factors_: F32 | None = None
+        self.user_factors_: F32 | None = None
+
+    def fit(self, data: Interactions, texts: list[ItemText]) -> BPR:
+        from implicit.cpu.bpr import BayesianPersonalizedRanking  # type: ignore[import-untyped]
+
+        with threadpool_limits(1, "blas"):
+            model = BayesianPersonalizedRanking(
+                factors=self.factors,
+                learning_rate=self.learning_rate,
+                regularization=self.regularization,
+                iterations=self.iterations,
+                random_state=self.seed,
+                num_threads=0,
+            )
+            model.fit(data.matrix(), show_progress=False)
+        self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
+        self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
+        return self
+
+    def score(self, users: npt.NDArray[np.int32], rows: sparse.csr_matrix) -> F32:
+        _check(self.item_factors_, self.name)
+        assert self.item_factors_ is not None
+        assert self.user_factors_ is not None
+        factors = np.zeros((len(users), self.item_factors_.shape[1]), dtype=np.float32)
+        known = users >= 0
+        factors[known] = self.user_factors_[users[known]]
+        unknown = np.flatnonzero(~known)
+        if len(unknown):
+            sub = rows[unknown]
+            sums = np.asarray(sub.sum(axis=1)).ravel()
+            factors[unknown] = (sub @ self.item_factors_) / np.maximum(sums, 1e-9)[:, None]
+        return factors @ self.item_factors_.T
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "factors": self.factors,
+            "learning_rate": self.learning_rate,
+            "regularization": self.regularization,
+            "iterations": self.iterations,
+            "seed": self.seed,
+        }
+
+    def state(self) -> State:
+        assert self.item_factors_ is not None
+        assert self.user_factors_ is not None
+        return {"user_factors": self.user_factors_, "item_factors": self.item_factors_}
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], state: State) -> BPR:
+        algo = cls(**params)
+        algo.user_factors_ = state["user_factors"].astype(np.float32, copy=False)
+        algo.item_factors_ = state["item_factors"].astype(np.float32, copy=False)
+        return algo
+
+
+# --------------------------------------------------------------------------- item-based
+
+
+class EASE:
+    """EASE (Steck 2019): an item-item weight matrix ``B`` with a zero diagonal, in closed
+    form: ``P = (XᵀX + λI)⁻¹``, ``B = I - P·diag(1/diag(P))``; scores ``rows · B``.
+
+    Only items with at least ``min_item_users`` users in training enter ``B`` (the
+    inverse is cubic in their number: up to ~20k items); the others score the row
+    minimum. The matrix is kept as float32 (``m²·4`` bytes for ``m`` items).
+
+    Args:
+        l2: regularisation λ (> 0).
+        min_item_users: users an item needs to enter ``B``.
+        max_items: refuse to fit more items than this.
+
+    Attributes:
+        items_: int32 ``(m,)`` item indices in ``B``.
+        weights_: float32 ``(m, m)``, ``B``.
+    """
+
+    name: ClassVar[str] = "ease"
+
+    def __init__(self, l2: float = 200.0, min_item_users: int = 2, max_items: int = 20_000) -> None:
+        if l2 <= 0:
+            raise InvalidInputError("l2 must be positive")
+        self.l2 = l2
+        self.min_item_users = min_item_users
+        self.max_items = max_items
+        self.items_: npt.NDArray[np.int32] | None = None
+        self.weights_: F32 | None = None
+        self.n_items_ = 0
+
+    def fit(self, data: Interactions, texts: list[ItemText]) -> EASE:
+        counts = np.bincount(data.items, minlength=data.n_items)
+        items = np.flatnonzero(counts >= self.min_item_users).astype(np.int32)
+        if len(items) > self.max_items:
+            raise InvalidInputError(
+                f"EASE needs a dense {len(items)}² matrix; the limit is {self.max_items} items "
+                "(raise min_item_users, or use als)"
+            )
+        x = data.matrix()[:, items]
+        gram = (x.T @ x).toarray().astype(np.float64)
+        gram[np.diag_indices_from(gram)] += self.l2
+        p = np.linalg.inv(gram)
+        b = p / (-np.diag(p))
+        b[np.diag_indices_from(b)] = 0.0
+        self.items_ = items
+        self.weights_ = b.astype(np.float32, copy=False)
+        self.n_items_ = data.n_items
+        return self
+
+    def score(self, users: npt.NDArray[np.int32], rows: sparse.csr_matrix) -> F32:
+        _check(self.weights_, self.name)
+        assert self.items_ is not None
+        assert self.weights_ is not None
+        sub = rows[:, self.items_]
+        part = np.asarray(sub @ self.weights_, dtype=np.float32)
+        out = np.empty((rows.shape[0], self.n_items_), dtype=np.float32)
+        out[:] = part.min(axis=1, keepdims=True) if part.shape[1] else 0.0
+        out[:, self.items_] = part
+        return out
+
+    def params(self) -> dict[str, Any]:
+        return {"l2": self.l2, "min_item_users": self.min_item_users, "max_items": self.max_items}
+
+    def state(self) -> State:
+        assert self.items_ is not None
+        assert self.weights_ is not None
+        return {
+            "items": self.items_,
+            "weights": self.weights_,
+            "n_items": np.asarray([self.n_items_], dtype=np.int64),
+        }
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], state: State) -> EASE:
+        algo = cls(**params)
+        algo.items_ = state["items"].astype(np.int32)
+        algo.weights_ = state["weights"].astype(np.float32, copy=False)
+        algo.n_items_ = int(state["n_items"][0])
+        return algo
+
+
+def item_document(text: ItemText) -> str:
+    """The text TF-IDF reads for an item: title, text, categories and tags, joined."""
+    return " ".join((text.title, text.text, *text.categories, *text.tags))
+
+
+class Content:
+    """Content-based: TF-IDF (scikit-learn, word 1-2-grams, sublinear tf) over
+    :func:`item_document`, L2-normalised; a user's score for item ``i`` is the cosine of
+    ``i`` with the recency-weighted sum of their items' vectors.
+
+    Args:
+        min_df: a term must occur in this many items.
+        max_features: vocabulary size cap.
+
+    Attributes:
+        vectors_: float32 CSR ``(n_items, n_terms)``, rows L2-normalised (all zero for an
+            item without text).
+    """
+
+    name: ClassVar[str] = "content"
+
+    def __init__(self, min_df: int = 2, max_features: int = 50_000) -> None:
+        self.min_df = min_df
+        self.max_features = max_features
+        self.vectors_: sparse.csr_matrix | None = None
+
+    def fit(self, data: Interactions, texts: list[ItemText]) -> Content:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        if len(texts) != data.n_items:
+            raise InvalidInputError(f"{len(texts)} item texts for {data.n_items} items")
+        docs = [item_document(t) for t in texts]
+        vectorizer = TfidfVectorizer(
+            ngram_range=(1, 2),
+            min_df=min(self.min_df, max(1, len(docs))),
+            max_features=self.max_features,
+            sublinear_tf=True,
+            dtype=np.float32,
+        )
+        try:
+            vectors = vectorizer.fit_transform(docs)
+        except ValueError:  # no item has any text: an empty vocabulary
+            vectors = sparse.csr_matrix((len(docs), 1), dtype=np.float32)
+        self.vectors_ = sparse.csr_matrix(vectors, dtype=np.float32)
+        return self
+
+    def score(self, users: npt.NDArray[np.int32], rows: sparse.csr_matrix) -> F32:
+        _check(self.vectors_, self.name)
+        assert self.vectors_ is not None
+        profile = rows @ self.vectors_
+        return np.asarray((profile @ self.vectors_.T).toarray(), dtype=np.float32)
+
+    def similar(self, item: int) -> F32:
+        """Cosine of item ``item`` with every item: float32 ``(n_items,)``."""
+        _check(self.vectors_, self.name)
+        assert self.vectors_ is not None
+        return np.asarray((self.vectors_ @ self.vectors_[item].T).toarray()).ravel()
+
+    def params(self) -> dict[str, Any]:
+        return {"min_df": self.min_df, "max_features": self.max_features}
+
+    def state(self) -> State:
+        assert self.vectors_ is not None
+        v = self.vectors_
+        return {
+            "data": v.data,
+            "indices": v.indices,
+            "indptr": v.indptr,
+            "shape": np.asarray(v.shape, dtype=np.int64),
+        }
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], state: State) -> Content:
+        algo = cls(**params)
+        shape = tuple(int(x) for x in state["shape"])
+        algo.vectors_ = sparse.csr_matrix(
+            (state["data"], state["indices"], state["indptr"]), shape=shape, dtype=np.float32
+        )
+        return algo
+
+
+CLASSES: dict[str, Any] = {c.name: c for c in (ALS, BPR, EASE, Content, Popularity, Trending)}
+
+
+def make(name: str, params: dict[str, Any] | None = None) -> Algorithm:
+    """A new, unfitted algorithm by name.
+
+    Raises:
+        InvalidInputError: unknown name or parameter.
+    """
+    cls = CLASSES.get(name)
+    if cls is None:
+        raise InvalidInputError(
+            f"unknown recommendation algorithm {name!r}; known: {', '.join(ALGORITHMS)}"
+        )
+    try:
+        algo: Algorithm = cls(**(params or {}))
+    except TypeError as exc:
+        raise InvalidInputError(f"bad parameters for {name}: {exc}") from None
+    return algo
+
+
+def from_state(name: str, params: dict[str, Any], state: State) -> Algorithm:
+    """Rebuild a fitted algorithm from :meth:`Algorithm.state`."""
+    algo: Algorithm = CLASSES[name].from_state(params, state)
+    return algo
+
+
+def standardize(scores: F32) -> F32:
+    """Each row minus its mean, divided by its standard deviation (1 when constant):
+    scores of different algorithms on one scale, for blending."""
+    mean = scores.mean(axis=1, keepdims=True)
+    std = scores.std(axis=1, keepdims=True)
+    std[std == 0] = 1.0
+    return np.asarray((scores - mean) / std, dtype=np.float32)

@@ -1,0 +1,391 @@
+"""A trained recommender as served: its components, the cold-start fallbacks, the artifact.
+
+A model version holds one or more scoring *components* (an algorithm, its blend weight
+and the recency half-life of the rows it scores from), plus three parts every version
+has: trending items (unknown users), popularity, and TF-IDF item vectors (content-based
+results and explanations for users who arrived after training).
+
+How a user is served, from their interactions *now* (read from the store per request):
+
+- no interactions: trending items, reason ``popular``;
+- known at training: the components' (blended) scores from the current rows, reason
+  ``collaborative`` (item-based components and ALS fold-in reflect new interactions at
+  once);
+- unknown at training, with interactions since: item-to-item (the collaborative
+  components scored from the rows alone) blended with content-based scores, reason
+  ``similar-to:<item_id>`` naming the user's item that contributes most.
+
+Artifact format ``npz``: one uncompressed :func:`numpy.savez` archive of plain arrays plus
+a JSON document (``meta.json``, UTF-8 bytes); it is read with ``allow_pickle=False``, so
+loading it never runs code. The registry checks its sha256 before it is read.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy import sparse
+
+from aiweb.errors import InvalidInputError
+from aiweb.recommendations import algorithms as algos
+from aiweb.recommendations.algorithms import (
+    ALS,
+    BPR,
+    EASE,
+    Algorithm,
+    Content,
+    Popularity,
+    Trending,
+)
+
+ARTIFACT_FORMAT = "npz"
+FORMAT_VERSION = 1
+POPULAR = "popular"
+COLLABORATIVE = "collaborative"
+
+F32 = npt.NDArray[np.float32]
+
+
+class UnsafeArtifactError(InvalidInputError):
+    slug = "unsafe-artifact"
+    title = "Artifact is not a recommender archive"
+
+
+@dataclass
+class Component:
+    """One scoring part of a model.
+
+    Attributes:
+        algorithm: the fitted algorithm.
+        weight: its weight in the blend (scores are standardised per user first when
+            there are several components).
+        half_life: recency half-life (in interactions) of the rows it scores from.
+    """
+
+    algorithm: Algorithm
+    weight: float = 1.0
+    half_life: float = math.inf
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One recommended item: index into ``item_ids``, score (higher is better), reason."""
+
+    item: int
+    score: float
+    reason: str
+
+
+def user_rows(history: list[int], n_items: int, half_life: float) -> sparse.csr_matrix:
+    """One user's distinct items, oldest first, as a recency-weighted float32 CSR
+    ``(1, n_items)`` (weights as :func:`~aiweb.recommendations.algorithms.recency_rows`)."""
+    n = len(history)
+    age = np.arange(n - 1, -1, -1, dtype=np.float32)
+    weights = (
+        np.power(np.float32(0.5), age / np.float32(half_life))
+        if math.isfinite(half_life)
+        else np.ones(n, dtype=np.float32)
+    )
+    return sparse.csr_matrix(
+        (weights.astype(np.float32), np.asarray(history, dtype=np.int32), np.asarray([0, n])),
+        shape=(1, n_items),
+        dtype=np.float32,
+    )
+
+
+class RecommenderModel:
+    """A served recommendation model.
+
+    Args:
+        name: ``auto``'s choice or the algorithm asked for (``ease``, ``hybrid`` …).
+        components: the scoring parts (at least one).
+        trending, popularity, content: the parts every version has.
+        user_ids, item_ids: external ids of the rows and columns it was trained on.
+        last_interaction_id: the highest interaction log id it was trained on.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        components: list[Component],
+        trending: Trending,
+        popularity: Popularity,
+        content: Content,
+        user_ids: list[str],
+        item_ids: list[str],
+        last_interaction_id: int,
+    ) -> None:
+        if not components:
+            raise InvalidInputError("a model needs at least one component")
+        self.name = name
+        self.components = components
+        self.trending = trending
+        self.popularity = popularity
+        self.content = content
+        self.user_ids = user_ids
+        self.item_ids = item_ids
+        self.last_interaction_id = last_interaction_id
+        self.user_index = {u: i for i, u in enumerate(user_ids)}
+        self.item_index = {t: i for i, t in enumerate(item_ids)}
+        self._norm_factors: dict[int, F32] = {}
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    # ------------------------------------------------------------------ scoring
+
+    def _blend(self, user: int, history: list[int], *, fold_in: bool) -> F32:
+        users = np.asarray([user], dtype=np.int32)
+        if len(self.components) == 1:
+            c = self.components[0]
+            rows = user_rows(history, self.n_items, c.half_life)
+            return np.asarray(self._score(c, users, rows, fold_in)[0], dtype=np.float32)
+        total = np.zeros(self.n_items, dtype=np.float32)
+        for c in self.components:
+            rows = user_rows(history, self.n_items, c.half_life)
+            total += c.weight * algos.standardize(self._score(c, users, rows, fold_in))[0]
+        return total
+
+    @staticmethod
+    def _score(
+        c: Component, users: npt.NDArray[np.int32], rows: sparse.csr_matrix, fold_in: bool
+    ) -> F32:
+        if isinstance(c.algorithm, ALS):
+            return c.algorithm.score(users, rows, fold_in=fold_in)
+        return c.algorithm.score(users, rows)
+
+    def scores(self, user_id: str, history: list[int], *, has_new: bool) -> tuple[F32, str]:
+        """Scores of every item for a user and the kind of result.
+
+        Args:
+            user_id: external id.
+            history: the user's distinct item indices now, oldest first.
+            has_new: the user has interactions the model was not trained on.
+
+        Returns:
+            ``(float32 (n_items,), kind)``, kind ``popular``, ``collaborative`` or
+            ``similar`` (new user: content-based and item-to-item).
+        """
+        if not history:
+            return self.trending.score(np.zeros(1, np.int32), sparse.csr_matrix((1, 1)))[0], POPULAR
+        user = self.user_index.get(user_id, -1)
+        if user >= 0:
+            return self._blend(user, history, fold_in=has_new), COLLABORATIVE
+        cf = self._blend(-1, history, fold_in=True)
+        rows = user_rows(history, self.n_items, 3.0)
+        content = self.content.score(np.full(1, -1, np.int32), rows)
+        both = algos.standardize(cf[None, :])[0] + algos.standardize(content)[0]
+        return both, "similar"
+
+    def recommend(
+        self,
+        user_id: str,
+        history: list[int],
+        *,
+        has_new: bool,
+        allowed: npt.NDArray[np.bool_],
+        n: int,
+    ) -> list[Recommendation]:
+        """The ``n`` best allowed items for a user, with reasons.
+
+        Args:
+            user_id: external id.
+            history: distinct item indices the user interacted with, oldest first.
+            has_new: the user has interactions newer than the model.
+            allowed: bool ``(n_items,)``: items that may be recommended.
+            n: list length.
+
+        Returns:
+            Up to ``n`` recommendations, best first.
+        """
+        scores, kind = self.scores(user_id, history, has_new=has_new)
+        scores = np.where(allowed, scores, -np.inf).astype(np.float32)
+        k = min(n, int(allowed.sum()))
+        if k <= 0:
+            return []
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        if kind != "similar":
+            reason = POPULAR if kind == POPULAR else COLLABORATIVE
+            return [Recommendation(int(i), float(scores[i]), reason) for i in top]
+        sources = np.asarray(history[-50:], dtype=np.int64)  # the most recent 50 explain
+        block = self.item_similarity(sources, top)
+        weights = user_rows(list(sources), self.n_items, 3.0).data[:, None]
+        block = block * weights
+        best = block.argmax(axis=0)
+        out = []
+        for j, i in enumerate(top.tolist()):
+            if block[best[j], j] > 0:
+                reason = f"similar-to:{self.item_ids[int(sources[best[j]])]}"
+            else:
+                reason = POPULAR
+            out.append(Recommendation(int(i), float(scores[i]), reason))
+        return out
+
+    # ------------------------------------------------------------------ item-to-item
+
+    def _cf(self) -> Algorithm | None:
+        best = None
+        for c in self.components:
+            if isinstance(c.algorithm, EASE | ALS | BPR) and (
+                best is None or c.weight > best.weight
+            ):
+                best = c
+        return best.algorithm if best is not None else None
+
+    def _unit_factors(self, algo: ALS | BPR) -> F32:
+        key = id(algo)
+        if key not in self._norm_factors:
+            assert algo.item_factors_ is not None
+            f = algo.item_factors_
+            norms = np.linalg.norm(f, axis=1, keepdims=True)
+            norms[norms == 0] = 1.0
+            self._norm_factors[key] = (f / norms).astype(np.float32)
+        return self._norm_factors[key]
+
+    def _cf_similarity(self, sources: npt.NDArray[np.int64], targets: npt.NDArray[np.int64]) -> F32:
+        algo = self._cf()
+        out = np.zeros((len(sources), len(targets)), dtype=np.float32)
+        if isinstance(algo, EASE):
+            assert algo.items_ is not None
+            assert algo.weights_ is not None
+            pos = np.full(self.n_items, -1, dtype=np.int64)
+            pos[algo.items_] = np.arange(len(algo.items_))
+            ps, pt = pos[sources], pos[targets]
+            ok_s, ok_t = np.flatnonzero(ps >= 0), np.flatnonzero(pt >= 0)
+            if len(ok_s) and len(ok_t):
+                out[np.ix_(ok_s, ok_t)] = algo.weights_[np.ix_(ps[ok_s], pt[ok_t])]
+        elif isinstance(algo, ALS | BPR):
+            unit = self._unit_factors(algo)
+            out = unit[sources] @ unit[targets].T
+        return out
+
+    def item_similarity(
+        self, sources: npt.NDArray[np.int64], targets: npt.NDArray[np.int64]
+    ) -> F32:
+        """Similarity of items ``sources`` to items ``targets``: float32
+        ``(len(sources), len(targets))``, the collaborative similarity scaled to at most 1
+        plus the TF-IDF cosine."""
+        cf = self._cf_similarity(sources, targets)
+        peak = float(np.abs(cf).max()) if cf.size else 0.0
+        if peak > 0:
+            cf = cf / peak
+        assert self.content.vectors_ is not None
+        v = self.content.vectors_
+        content = np.asarray((v[sources] @ v[targets].T).toarray(), dtype=np.float32)
+        return (cf + content).astype(np.float32)
+
+    def similar(self, item: int, *, allowed: npt.NDArray[np.bool_], n: int) -> list[Recommendation]:
+        """Items most like ``item``: collaborative and content similarity, standardised and
+        summed (content only for an item nobody interacted with in training).
+
+        Returns:
+            Up to ``n`` items (never ``item`` itself), reason ``similar-to:<item_id>``.
+        """
+        everything = np.arange(self.n_items, dtype=np.int64)
+        source = np.asarray([item], dtype=np.int64)
+        cf = self._cf_similarity(source, everything)
+        content = self.content.similar(item)[None, :]
+        scores = algos.standardize(content)[0]
+        if np.abs(cf).max() > 0:
+            scores = scores + algos.standardize(cf)[0]
+        allowed = allowed.copy()
+        allowed[item] = False
+        scores = np.where(allowed, scores, -np.inf).astype(np.float32)
+        k = min(n, int(allowed.sum()))
+        if k <= 0:
+            return []
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        reason = f"similar-to:{self.item_ids[item]}"
+        return [Recommendation(int(i), float(scores[i]), reason) for i in top]
+
+    # ------------------------------------------------------------------ artifact
+
+    def meta(self) -> dict[str, Any]:
+        return {
+            "format": "aiweb-recommender",
+            "format_version": FORMAT_VERSION,
+            "name": self.name,
+            "components": [
+                {
+                    "algorithm": c.algorithm.name,
+                    "params": c.algorithm.params(),
+                    "weight": c.weight,
+                    "half_life": None if math.isinf(c.half_life) else c.half_life,
+                }
+                for c in self.components
+            ],
+            "trending": self.trending.params(),
+            "content": self.content.params(),
+            "user_ids": self.user_ids,
+            "item_ids": self.item_ids,
+            "last_interaction_id": self.last_interaction_id,
+        }
+
+    def to_bytes(self) -> bytes:
+        """The artifact: an ``.npz`` archive (see the module docstring)."""
+        arrays: dict[str, npt.NDArray[Any]] = {
+            "meta.json": np.frombuffer(json.dumps(self.meta()).encode("utf-8"), dtype=np.uint8)
+        }
+        parts: list[tuple[str, Algorithm]] = [
+            ("trending", self.trending),
+            ("popularity", self.popularity),
+            ("content", self.content),
+        ]
+        parts += [(f"c{i}", c.algorithm) for i, c in enumerate(self.components)]
+        for prefix, algo in parts:
+            for key, value in algo.state().items():
+                arrays[f"{prefix}.{key}"] = value
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)  # type: ignore[arg-type]
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> RecommenderModel:
+        """Rebuild a model from :meth:`to_bytes`.
+
+        Raises:
+            UnsafeArtifactError: not an npz archive of this format (object arrays are
+                refused: ``allow_pickle=False``).
+        """
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+                arrays = {k: archive[k] for k in archive.files}
+            meta = json.loads(arrays.pop("meta.json").tobytes().decode("utf-8"))
+        except (ValueError, OSError, KeyError, UnicodeDecodeError) as exc:
+            raise UnsafeArtifactError(f"not a recommender artifact: {exc}") from None
+        if meta.get("format") != "aiweb-recommender" or meta.get("format_version") != 1:
+            raise UnsafeArtifactError("not a recommender artifact of format version 1")
+
+        def state(prefix: str) -> dict[str, npt.NDArray[Any]]:
+            return {
+                k[len(prefix) + 1 :]: v for k, v in arrays.items() if k.startswith(prefix + ".")
+            }
+
+        components = [
+            Component(
+                algorithm=algos.from_state(c["algorithm"], c["params"], state(f"c{i}")),
+                weight=float(c["weight"]),
+                half_life=math.inf if c["half_life"] is None else float(c["half_life"]),
+            )
+            for i, c in enumerate(meta["components"])
+        ]
+        return cls(
+            name=meta["name"],
+            components=components,
+            trending=Trending.from_state(meta["trending"], state("trending")),
+            popularity=Popularity.from_state({}, state("popularity")),
+            content=Content.from_state(meta["content"], state("content")),
+            user_ids=list(meta["user_ids"]),
+            item_ids=list(meta["item_ids"]),
+            last_interaction_id=int(meta["last_interaction_id"]),
+        )

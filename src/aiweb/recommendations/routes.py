@@ -1,0 +1,188 @@
+"""``/v1/items``, ``/v1/interactions``, ``/v1/users/{user_id}/recommendations`` and
+``/v1/items/{item_id}/similar``.
+
+Mount with ``app.include_router(router)``; the service is built on first use from what
+the app's lifespan put on ``app.state`` (engine, registry, settings).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import anyio.to_thread
+import orjson
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+
+from aiweb.db.orm import utcnow
+from aiweb.errors import InvalidInputError
+from aiweb.recommendations.cache import make_recommendation_cache
+from aiweb.recommendations.schemas import (
+    InteractionsRequest,
+    InteractionsResponse,
+    ItemsRequest,
+    ItemsResponse,
+    Recommended,
+)
+from aiweb.recommendations.service import MAX_N, RecommendationService
+from aiweb.recommendations.store import RecommendationStore
+from aiweb.recommendations.training import TASK
+from aiweb.registry.entities import PRODUCTION
+from aiweb.registry.service import RegistryService
+from aiweb.security.auth import scoped
+
+router = APIRouter(prefix="/v1", tags=["recommendations"])
+
+
+def _service(request: Request) -> RecommendationService:
+    state = request.app.state
+    service: RecommendationService | None = getattr(state, "recommendations", None)
+    if service is None:
+        settings = state.settings
+        service = RecommendationService(
+            RecommendationStore(state.engine),
+            state.registry,
+            settings,
+            make_recommendation_cache(settings.cache, settings.redis_url),
+        )
+        state.recommendations = service
+    return service
+
+
+ServiceDep = Annotated[RecommendationService, Depends(_service)]
+_ModelQuery = Query(
+    description="`movies`, `movies@staging` or `movies:3`.", min_length=1, max_length=80
+)
+_SimilarModelQuery = Query(
+    description="`movies`, `movies@staging` or `movies:3`; optional when a single "
+    "recommendation model has a production version.",
+    min_length=1,
+    max_length=80,
+)
+_N = Query(ge=1, le=MAX_N, description="How many items.")
+_ITEM_ID = Path(min_length=1, max_length=255)
+
+
+def _json(body: object, response: Response) -> Response:
+    out = Response(orjson.dumps(body), media_type="application/json")
+    out.headers.raw.extend(response.headers.raw)  # RateLimit-* set by the auth dependency
+    return out
+
+
+def _items(body: dict[str, Any], response: Response) -> Response:
+    """The answer is the list ``[{"item_id", "score", "reason"}]``; which model version
+    made it travels in the ``X-Model`` and ``X-Model-Version`` headers."""
+    out = _json(body["items"], response)
+    out.headers["X-Model"] = str(body["model"])
+    out.headers["X-Model-Version"] = str(body["version"])
+    return out
+
+
+def _default_model(request: Request) -> str:
+    """The one recommendation model with a production version, for routes whose
+    ``model`` is optional.
+
+    Raises:
+        InvalidInputError: none, or several (then ``model`` must be given).
+    """
+    registry: RegistryService = request.app.state.registry
+    names = [m.name for m in registry.list_models() if m.task == TASK and PRODUCTION in m.aliases]
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise InvalidInputError(
+            "no recommendation model has a production version yet: train one with "
+            "`aiweb train recommendation NAME`"
+        )
+    raise InvalidInputError(
+        f"several recommendation models ({', '.join(sorted(names))}): choose one with ?model="
+    )
+
+
+_TRAIN = scoped("train")
+_PREDICT = scoped("predict")
+_NOT_FOUND = {404: {"description": "Unknown model, alias, version or item."}}
+
+
+@router.post("/items", response_model=ItemsResponse, **_TRAIN)
+async def upsert_items(body: ItemsRequest, service: ServiceDep) -> ItemsResponse:
+    """Insert or replace 1 to 1000 catalogue items (by ``item_id``). Stored when the
+    response is 2xx. ``available: false`` keeps an item out of recommendations."""
+    count = await service.upsert_items([i.to_item() for i in body.items])
+    return ItemsResponse(upserted=count)
+
+
+@router.delete(
+    "/items/{item_id}",
+    status_code=204,
+    **{**_TRAIN, "responses": {**_TRAIN["responses"], **_NOT_FOUND}},
+)
+async def delete_item(item_id: Annotated[str, _ITEM_ID], service: ServiceDep) -> Response:
+    """Remove an item from the catalogue: it is no longer recommended (its interactions
+    are kept for training)."""
+    await service.delete_item(item_id)
+    return Response(status_code=204)
+
+
+@router.post("/interactions", response_model=InteractionsResponse, **_PREDICT)
+async def add_interactions(body: InteractionsRequest, service: ServiceDep) -> InteractionsResponse:
+    """Record 1 to 1000 events (``view``, ``click``, ``like``, ``rating``, ``purchase`` or a
+    custom type). Stored when the response is 2xx; an event whose ``event_id`` was stored
+    before is skipped, so retries are safe. The users' next recommendations reflect them."""
+    now = utcnow()
+    stored, duplicates = await service.add_interactions(
+        [e.to_interaction(now) for e in body.interactions]
+    )
+    return InteractionsResponse(stored=stored, duplicates=duplicates)
+
+
+@router.get(
+    "/users/{user_id}/recommendations",
+    response_model=list[Recommended],
+    **{**_PREDICT, "responses": {**_PREDICT["responses"], **_NOT_FOUND}},
+)
+async def recommendations(
+    user_id: Annotated[str, Path(min_length=1, max_length=255)],
+    model: Annotated[str, _ModelQuery],
+    service: ServiceDep,
+    response: Response,
+    n: Annotated[int, _N] = 10,
+    exclude_seen: Annotated[
+        bool, Query(description="Leave out items the user interacted with.")
+    ] = True,
+    exclude: Annotated[
+        list[str] | None, Query(max_length=1000, description="Item ids to leave out.")
+    ] = None,
+    category: Annotated[
+        str | None, Query(min_length=1, max_length=100, description="Only this category.")
+    ] = None,
+) -> Response:
+    """Personalised top-N for a user, only available items, each with its reason:
+    ``collaborative`` (the model), ``similar-to:<item_id>`` (a user who arrived after
+    training: from their interactions) or ``popular`` (an unknown user: trending items)."""
+    body = await service.recommend(
+        model, user_id, n=n, exclude_seen=exclude_seen, exclude=exclude or (), category=category
+    )
+    return _items(body, response)
+
+
+@router.get(
+    "/items/{item_id}/similar",
+    response_model=list[Recommended],
+    **{**_PREDICT, "responses": {**_PREDICT["responses"], **_NOT_FOUND}},
+)
+async def similar(
+    item_id: Annotated[str, _ITEM_ID],
+    request: Request,
+    service: ServiceDep,
+    response: Response,
+    model: Annotated[str | None, _SimilarModelQuery] = None,
+    n: Annotated[int, _N] = 10,
+    category: Annotated[
+        str | None, Query(min_length=1, max_length=100, description="Only this category.")
+    ] = None,
+) -> Response:
+    """Available items most like ``item_id``: collaborative (co-interaction) and content
+    (TF-IDF over title, categories and tags) similarity combined."""
+    ref: str = model if model else await anyio.to_thread.run_sync(_default_model, request)
+    body = await service.similar(ref, item_id, n=n, category=category)
+    return _items(body, response)

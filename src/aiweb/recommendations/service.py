@@ -1,0 +1,361 @@
+"""Data in and recommendations out: the catalogue, the interaction log, models, the cache.
+
+:class:`RecommendationService` is what the routes, the CLI and the tests call. Models
+are resolved through the registry (aliases re-read every ``serving.alias_refresh_s``),
+loaded once per version (artifact sha256 checked) and kept while an alias points at
+them. The catalogue's availability and categories are kept in memory and re-read when
+this process changes an item, or when another process did (checked every
+``serving.alias_refresh_s`` with one ``count``/``max(updated_at)`` query).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import anyio.to_thread
+import numpy as np
+import numpy.typing as npt
+
+from aiweb.config import Settings
+from aiweb.errors import InvalidInputError
+from aiweb.recommendations.cache import Entry, RecommendationCache
+from aiweb.recommendations.model import RecommenderModel
+from aiweb.recommendations.store import (
+    CatalogEntry,
+    Interaction,
+    Item,
+    ItemNotFound,
+    RecommendationStore,
+    UserEvent,
+)
+from aiweb.recommendations.training import TASK
+from aiweb.registry.entities import ModelRef, ModelVersion
+from aiweb.registry.loader import read_verified
+from aiweb.registry.service import RegistryService
+
+#: ranked items kept per cached list (enough for n <= MAX_N after filters, usually)
+CACHE_DEPTH = 100
+MAX_N = 100
+#: most recent interactions of a user read per request
+HISTORY_LIMIT = 1000
+
+
+@dataclass
+class _Catalog:
+    entries: dict[str, CatalogEntry]
+    stamp: tuple[int, datetime | None]
+    checked_at: float
+    #: per model version: bool (n_items,) available, and per category masks
+    masks: dict[tuple[str, int], dict[str | None, npt.NDArray[np.bool_]]] = field(
+        default_factory=dict
+    )
+
+
+@dataclass
+class _Loaded:
+    version: ModelVersion
+    model: RecommenderModel
+
+
+class RecommendationService:
+    """Serves ``/v1/items``, ``/v1/interactions`` and the recommendation routes.
+
+    Args:
+        store: items and interactions.
+        registry: model versions and their artifacts.
+        settings: ``serving.alias_refresh_s`` (how stale aliases and the catalogue may be).
+        cache: the per-user cache, or ``None``.
+    """
+
+    def __init__(
+        self,
+        store: RecommendationStore,
+        registry: RegistryService,
+        settings: Settings,
+        cache: RecommendationCache | None = None,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.settings = settings
+        self.cache = cache
+        self._refs: dict[str, tuple[float, ModelVersion]] = {}
+        self._loaded: dict[tuple[str, int], _Loaded] = {}
+        self._catalog: _Catalog | None = None
+        self._lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------ data in
+
+    async def upsert_items(self, items: Sequence[Item]) -> int:
+        """Insert or replace items; the catalogue in memory is re-read next request."""
+        count = await anyio.to_thread.run_sync(self.store.upsert_items, items)
+        self._catalog = None
+        return count
+
+    async def delete_item(self, item_id: str) -> None:
+        """Raises ItemNotFound."""
+        await anyio.to_thread.run_sync(self.store.delete_item, item_id)
+        self._catalog = None
+
+    async def add_interactions(self, events: Sequence[Interaction]) -> tuple[int, int]:
+        """Store events (committed before this returns), then drop the users' cached lists.
+
+        Returns:
+            ``(stored, duplicates)``: duplicates are events whose ``event_id`` was stored.
+        """
+        result = await anyio.to_thread.run_sync(self.store.add_interactions, events)
+        if self.cache is not None:
+            await self.cache.invalidate(sorted({e.user_id for e in events}))
+        return result
+
+    # ------------------------------------------------------------------ models
+
+    async def model(self, ref: str) -> _Loaded:
+        """The loaded version ``ref`` names (``movies``, ``movies@staging``, ``movies:2``).
+
+        Raises:
+            InvalidInputError: malformed reference, or a model of another task.
+            ModelNotFound, AliasNotFound, ModelVersionNotFound: unknown reference.
+            ModelNotReadyError, CorruptArtifactError: the version cannot be loaded.
+        """
+        now = time.monotonic()
+        cached = self._refs.get(ref)
+        if cached is None or now - cached[0] > self.settings.serving.alias_refresh_s:
+            parsed = ModelRef.parse(ref)
+            version = await anyio.to_thread.run_sync(self.registry.resolve, parsed)
+            self._refs[ref] = (now, version)
+        else:
+            version = cached[1]
+        key = (version.name, version.version)
+        loaded = self._loaded.get(key)
+        if loaded is not None:
+            return loaded
+        if version.task != TASK:
+            raise InvalidInputError(
+                f"model {version.name!r} has task {version.task!r}, not {TASK!r}"
+            )
+        async with self._lock:
+            loaded = self._loaded.get(key)
+            if loaded is None:
+                model = await anyio.to_thread.run_sync(self._load, version)
+                loaded = _Loaded(version, model)
+                self._loaded[key] = loaded
+                live = {(v.name, v.version) for _, v in self._refs.values()}
+                for old in [k for k in self._loaded if k not in live]:
+                    del self._loaded[old]
+        return loaded
+
+    def _load(self, version: ModelVersion) -> RecommenderModel:
+        from aiweb.errors import ModelNotReadyError
+
+        if version.status != "ready" or not version.artifact_uri:
+            raise ModelNotReadyError(f"{version.name}:{version.version} is {version.status!r}")
+        data = read_verified(
+            self.registry.artifacts,
+            version.artifact_uri,
+            version.artifact_sha256,
+            f"artifact of {version.name}:{version.version}",
+        )
+        return RecommenderModel.from_bytes(data)
+
+    # ------------------------------------------------------------------ catalogue
+
+    async def _fresh_catalog(self) -> _Catalog:
+        now = time.monotonic()
+        catalog = self._catalog
+        if catalog is not None and now - catalog.checked_at < self.settings.serving.alias_refresh_s:
+            return catalog
+        stamp = await anyio.to_thread.run_sync(self.store.catalog_stamp)
+        if catalog is not None and stamp == catalog.stamp:
+            catalog.checked_at = now
+            return catalog
+        entries = await anyio.to_thread.run_sync(self.store.catalog)
+        catalog = _Catalog(entries=entries, stamp=stamp, checked_at=now)
+        self._catalog = catalog
+        return catalog
+
+    @staticmethod
+    def _mask(catalog: _Catalog, loaded: _Loaded, category: str | None) -> npt.NDArray[np.bool_]:
+        """bool ``(n_items,)``: items that may be shown (available, in ``category``).
+        An item the catalogue does not hold (only seen in interactions) counts as
+        available and in no category."""
+        key = (loaded.version.name, loaded.version.version)
+        masks = catalog.masks.setdefault(key, {})
+        mask = masks.get(category)
+        if mask is None:
+            entries = catalog.entries
+            if category is None:
+                mask = np.fromiter(
+                    (entries[i].available if i in entries else True for i in loaded.model.item_ids),
+                    dtype=bool,
+                    count=loaded.model.n_items,
+                )
+            else:
+                in_category = np.fromiter(
+                    (
+                        i in entries and category in entries[i].categories
+                        for i in loaded.model.item_ids
+                    ),
+                    dtype=bool,
+                    count=loaded.model.n_items,
+                )
+                mask = RecommendationService._mask(catalog, loaded, None) & in_category
+            masks[category] = mask
+        return mask
+
+    # ------------------------------------------------------------------ serving
+
+    async def recommend(
+        self,
+        ref: str,
+        user_id: str,
+        *,
+        n: int = 10,
+        exclude_seen: bool = True,
+        exclude: Sequence[str] = (),
+        category: str | None = None,
+    ) -> dict[str, Any]:
+        """Top ``n`` items for ``user_id`` with reasons.
+
+        Args:
+            ref: model reference.
+            user_id: the application's user id (unknown users get trending items).
+            n: 1 to 100 items.
+            exclude_seen: leave out items the user interacted with.
+            exclude: item ids to leave out.
+            category: only items in this category.
+
+        Returns:
+            ``{"model", "version", "user_id", "items": [{"item_id", "score", "reason"}]}``.
+
+        Raises:
+            InvalidInputError: ``n`` out of range; see :meth:`model` for the rest.
+        """
+        if not 1 <= n <= MAX_N:
+            raise InvalidInputError(f"n must be between 1 and {MAX_N}, not {n}")
+        loaded = await self.model(ref)
+        catalog = await self._fresh_catalog()
+        version = loaded.version
+        digest = (version.artifact_sha256 or "")[:16]
+        key = f"{version.name}:{version.version}:{digest}:{int(exclude_seen)}"
+        entry = await self.cache.get(user_id, key) if self.cache is not None else None
+        if entry is None:
+            events = await anyio.to_thread.run_sync(self.store.user_events, user_id, HISTORY_LIMIT)
+            entry = await anyio.to_thread.run_sync(
+                self._rank, loaded, catalog, user_id, events, exclude_seen, None, (), CACHE_DEPTH
+            )
+            if self.cache is not None:
+                await self.cache.set(user_id, key, entry)
+        items = self._filter(entry, catalog, loaded, set(exclude), category, n)
+        if len(items) < n and len(entry) >= CACHE_DEPTH and (exclude or category):
+            # the filters emptied the cached list: rank again with them applied
+            events = await anyio.to_thread.run_sync(self.store.user_events, user_id, HISTORY_LIMIT)
+            entry = await anyio.to_thread.run_sync(
+                self._rank, loaded, catalog, user_id, events, exclude_seen, category, exclude, n
+            )
+            items = self._filter(entry, catalog, loaded, set(exclude), category, n)
+        return {
+            "model": version.name,
+            "version": version.version,
+            "user_id": user_id,
+            "items": items,
+        }
+
+    def _filter(
+        self,
+        entry: Entry,
+        catalog: _Catalog,
+        loaded: _Loaded,
+        exclude: set[str],
+        category: str | None,
+        n: int,
+    ) -> list[dict[str, Any]]:
+        mask = self._mask(catalog, loaded, category)
+        index = loaded.model.item_index
+        out = []
+        for item_id, score, reason in entry:
+            if item_id in exclude or not mask[index[item_id]]:
+                continue
+            out.append({"item_id": item_id, "score": score, "reason": reason})
+            if len(out) == n:
+                break
+        return out
+
+    def _rank(
+        self,
+        loaded: _Loaded,
+        catalog: _Catalog,
+        user_id: str,
+        events: list[UserEvent],
+        exclude_seen: bool,
+        category: str | None,
+        exclude: Sequence[str],
+        depth: int,
+    ) -> Entry:
+        model = loaded.model
+        history: list[int] = []
+        seen: set[int] = set()
+        for event in events:
+            i = model.item_index.get(event.item_id)
+            if i is not None and i not in seen:
+                seen.add(i)
+                history.append(i)
+        has_new = any(e.id > model.last_interaction_id for e in events)
+        allowed = self._mask(catalog, loaded, category).copy()
+        if exclude_seen and history:
+            allowed[np.asarray(history)] = False
+        for item_id in exclude:
+            i = model.item_index.get(item_id)
+            if i is not None:
+                allowed[i] = False
+        recs = model.recommend(user_id, history, has_new=has_new, allowed=allowed, n=depth)
+        return [[model.item_ids[r.item], round(r.score, 6), r.reason] for r in recs]
+
+    async def similar(
+        self, ref: str, item_id: str, *, n: int = 10, category: str | None = None
+    ) -> dict[str, Any]:
+        """Items most like ``item_id`` (collaborative and content similarity).
+
+        Returns:
+            ``{"model", "version", "item_id", "items": [{"item_id", "score", "reason"}]}``.
+
+        Raises:
+            InvalidInputError: ``n`` out of range.
+            ItemNotFound: the model does not know the item.
+        """
+        if not 1 <= n <= MAX_N:
+            raise InvalidInputError(f"n must be between 1 and {MAX_N}, not {n}")
+        loaded = await self.model(ref)
+        catalog = await self._fresh_catalog()
+        index = loaded.model.item_index.get(item_id)
+        if index is None:
+            raise ItemNotFound(
+                f"item {item_id!r} is not known to {loaded.version.name}:"
+                f"{loaded.version.version} (items added after training are known once it is "
+                "retrained)"
+            )
+        mask = self._mask(catalog, loaded, category)
+        recs = await anyio.to_thread.run_sync(
+            lambda: loaded.model.similar(index, allowed=mask, n=n)
+        )
+        return {
+            "model": loaded.version.name,
+            "version": loaded.version.version,
+            "item_id": item_id,
+            "items": [
+                {
+                    "item_id": loaded.model.item_ids[r.item],
+                    "score": round(r.score, 6),
+                    "reason": r.reason,
+                }
+                for r in recs
+            ],
+        }
+
+    async def aclose(self) -> None:
+        if self.cache is not None:
+            await self.cache.aclose()

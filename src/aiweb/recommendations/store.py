@@ -1,0 +1,328 @@
+"""Storage of items and interactions (SQLite or PostgreSQL), behind plain dataclasses.
+
+Writes commit before they return, so an API answer of 2xx means the data is durable.
+Upserts use the dialect's ``INSERT … ON CONFLICT`` (SQLite ≥ 3.24 and PostgreSQL).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from aiweb.db.orm import utcnow
+from aiweb.db.session import make_session_factory, transaction
+from aiweb.errors import NotFoundError
+from aiweb.recommendations.orm import SqlInteraction, SqlItem
+
+#: rows per INSERT statement (SQLite allows 32,766 bound variables)
+CHUNK_ROWS = 1000
+
+
+class ItemNotFound(NotFoundError):
+    slug = "item-not-found"
+    title = "Item not found"
+
+
+@dataclass(frozen=True)
+class Item:
+    """A catalogue item, as the API takes it.
+
+    Attributes:
+        item_id: the application's id.
+        title, text: shown and used by content-based recommendations.
+        categories: filterable categories (``?category=``).
+        tags: free-text tags (content-based).
+        metadata: anything the application wants back; not interpreted.
+        available: ``False`` hides the item from recommendations.
+    """
+
+    item_id: str
+    title: str = ""
+    text: str = ""
+    categories: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+    available: bool = True
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """One event.
+
+    Attributes:
+        user_id, item_id: who and what.
+        type: ``view``, ``click``, ``like``, ``rating``, ``purchase`` or a custom name.
+        value: e.g. the stars of a rating; ``None`` when the type has none.
+        occurred_at: when it happened (timezone-aware UTC).
+        event_id: the client's id of the event, for idempotent retries.
+    """
+
+    user_id: str
+    item_id: str
+    type: str
+    occurred_at: datetime
+    value: float | None = None
+    event_id: str | None = None
+
+
+@dataclass(frozen=True)
+class UserEvent:
+    """An interaction as serving reads it: the item, the time and the log id."""
+
+    id: int
+    item_id: str
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """What serving needs to filter an item: availability and categories."""
+
+    available: bool
+    categories: frozenset[str]
+
+
+@dataclass(frozen=True)
+class TrainingRows:
+    """Everything training reads, columnar.
+
+    Attributes:
+        user_ids, item_ids: ``n`` interactions' user and item ids, in log order.
+        times: ``n`` Unix seconds.
+        last_id: the highest interaction id read (0 when none).
+        items: the catalogue (deleted items excluded).
+    """
+
+    user_ids: list[str]
+    item_ids: list[str]
+    times: list[float]
+    last_id: int
+    items: list[Item]
+
+
+def _insert(session: Session, table: Any) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _chunks(rows: Sequence[dict[str, Any]]) -> Iterable[Sequence[dict[str, Any]]]:
+    for lo in range(0, len(rows), CHUNK_ROWS):
+        yield rows[lo : lo + CHUNK_ROWS]
+
+
+class RecommendationStore:
+    """Items and interactions on a database.
+
+    Args:
+        engine: a migrated database (revision 0006 or later).
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sessions: sessionmaker[Session] = make_session_factory(engine)
+
+    # ------------------------------------------------------------------ items
+
+    def upsert_items(self, items: Sequence[Item]) -> int:
+        """Insert or replace ``items`` (a later duplicate id in the list wins).
+
+        Returns:
+            The number of distinct items written.
+        """
+        now = utcnow()
+        latest = {item.item_id: item for item in items}
+        rows = [
+            {
+                "item_id": i.item_id,
+                "title": i.title,
+                "text": i.text,
+                "categories": list(i.categories),
+                "tags": list(i.tags),
+                "metadata": i.metadata,
+                "available": i.available,
+                "deleted": False,
+                "updated_at": now,
+            }
+            for i in latest.values()
+        ]
+        with transaction(self.sessions) as session:
+            for chunk in _chunks(rows):
+                stmt = _insert(session, SqlItem.__table__)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["item_id"],
+                    set_={
+                        c: getattr(stmt.excluded, c)
+                        for c in (
+                            "title",
+                            "text",
+                            "categories",
+                            "tags",
+                            "metadata",
+                            "available",
+                            "deleted",
+                            "updated_at",
+                        )
+                    },
+                )
+                session.execute(stmt, list(chunk))
+        return len(rows)
+
+    def delete_item(self, item_id: str) -> None:
+        """Remove an item from the catalogue (its interactions are kept).
+
+        Raises:
+            ItemNotFound: no such item (or deleted already).
+        """
+        with transaction(self.sessions) as session:
+            result = session.execute(
+                update(SqlItem)
+                .where(SqlItem.item_id == item_id, SqlItem.deleted.is_(False))
+                .values(deleted=True, available=False, updated_at=utcnow())
+            )
+            if result.rowcount == 0:  # type: ignore[attr-defined]
+                raise ItemNotFound(f"no item {item_id!r} in the catalogue")
+
+    def get_item(self, item_id: str) -> Item:
+        """Raises ItemNotFound when absent or deleted."""
+        with self.sessions() as session:
+            row = session.get(SqlItem, item_id)
+            if row is None or row.deleted:
+                raise ItemNotFound(f"no item {item_id!r} in the catalogue")
+            return _item(row)
+
+    def catalog(self) -> dict[str, CatalogEntry]:
+        """Availability and categories of every item row (deleted items: unavailable)."""
+        with self.sessions() as session:
+            rows = session.execute(
+                select(SqlItem.item_id, SqlItem.available, SqlItem.deleted, SqlItem.categories)
+            ).all()
+        return {
+            item_id: CatalogEntry(available and not deleted, frozenset(categories or ()))
+            for item_id, available, deleted, categories in rows
+        }
+
+    def catalog_stamp(self) -> tuple[int, datetime | None]:
+        """``(rows, newest updated_at)`` of the catalogue: changes when any item does."""
+        with self.sessions() as session:
+            count, newest = session.execute(
+                select(func.count(), func.max(SqlItem.updated_at))
+            ).one()
+        if isinstance(newest, str):  # SQLite returns aggregates unconverted
+            newest = datetime.fromisoformat(newest)
+        return int(count), newest
+
+    # ------------------------------------------------------------------ interactions
+
+    def add_interactions(self, events: Sequence[Interaction]) -> tuple[int, int]:
+        """Append events; one whose ``event_id`` is already stored is skipped.
+
+        Returns:
+            ``(stored, duplicates)``.
+        """
+        now = utcnow()
+        rows = [
+            {
+                "event_id": e.event_id,
+                "user_id": e.user_id,
+                "item_id": e.item_id,
+                "type": e.type,
+                "value": e.value,
+                "occurred_at": e.occurred_at,
+                "created_at": now,
+            }
+            for e in events
+        ]
+        stored = 0
+        with transaction(self.sessions) as session:
+            for chunk in _chunks(rows):
+                keyed = [r for r in chunk if r["event_id"] is not None]
+                plain = [r for r in chunk if r["event_id"] is None]
+                if plain:
+                    session.execute(_insert(session, SqlInteraction.__table__), plain)
+                    stored += len(plain)
+                if keyed:
+                    # a duplicate inside the batch counts once, like one already stored
+                    unique = {r["event_id"]: r for r in keyed}
+                    known = set(
+                        session.execute(
+                            select(SqlInteraction.event_id).where(
+                                SqlInteraction.event_id.in_(list(unique))
+                            )
+                        ).scalars()
+                    )
+                    fresh = [r for e, r in unique.items() if e not in known]
+                    if fresh:
+                        # ON CONFLICT covers a concurrent writer of the same event ids
+                        stmt = _insert(session, SqlInteraction.__table__).on_conflict_do_nothing(
+                            index_elements=["event_id"]
+                        )
+                        session.execute(stmt, fresh)
+                        stored += len(fresh)
+        return stored, len(rows) - stored
+
+    def user_events(self, user_id: str, limit: int = 1000) -> list[UserEvent]:
+        """The user's latest ``limit`` interactions, oldest first."""
+        with self.sessions() as session:
+            rows = session.execute(
+                select(SqlInteraction.id, SqlInteraction.item_id, SqlInteraction.occurred_at)
+                .where(SqlInteraction.user_id == user_id)
+                .order_by(SqlInteraction.id.desc())
+                .limit(limit)
+            ).all()
+        events = [UserEvent(id=r[0], item_id=r[1], occurred_at=r[2]) for r in rows]
+        events.sort(key=lambda e: (e.occurred_at, e.id))
+        return events
+
+    def count_interactions(self) -> int:
+        with self.sessions() as session:
+            return int(session.execute(select(func.count()).select_from(SqlInteraction)).one()[0])
+
+    def training_rows(self) -> TrainingRows:
+        """Every interaction (columnar) and the catalogue, for training."""
+        with self.sessions() as session:
+            rows = session.execute(
+                select(
+                    SqlInteraction.id,
+                    SqlInteraction.user_id,
+                    SqlInteraction.item_id,
+                    SqlInteraction.occurred_at,
+                ).order_by(SqlInteraction.id)
+            ).all()
+            items = [
+                _item(r)
+                for r in session.execute(
+                    select(SqlItem).where(SqlItem.deleted.is_(False)).order_by(SqlItem.item_id)
+                ).scalars()
+            ]
+        return TrainingRows(
+            user_ids=[r[1] for r in rows],
+            item_ids=[r[2] for r in rows],
+            times=[_seconds(r[3]) for r in rows],
+            last_id=int(rows[-1][0]) if rows else 0,
+            items=items,
+        )
+
+
+def _seconds(value: datetime) -> float:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+def _item(row: SqlItem) -> Item:
+    return Item(
+        item_id=row.item_id,
+        title=row.title,
+        text=row.text,
+        categories=tuple(row.categories or ()),
+        tags=tuple(row.tags or ()),
+        metadata=dict(row.meta or {}),
+        available=row.available,
+    )

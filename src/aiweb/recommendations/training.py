@@ -1,0 +1,495 @@
+"""Train, compare and register a recommender (``aiweb train recommendation NAME``).
+
+The offline protocol (the issue's, stored in every version's report):
+
+1. every user's distinct items are sorted by time; the last ``n_test`` (5) are the
+   **test** set and the rest the training set (users with 5 items or fewer are only
+   trained on); every interaction counts as a positive, whatever its type;
+2. the same cut applied to the training set gives a **validation** set: algorithms are
+   fitted on what is left, their recency half-life (the weight of older items in the
+   rows they score from) and the hybrid's blend weights are chosen on it, and ``auto``
+   picks the algorithm (or hybrid) with the best validation NDCG@10;
+3. each algorithm is refitted on the whole training set and scored on the test set:
+   Precision/Recall/NDCG/MAP/HitRate@10 and catalogue coverage, side by side with the
+   popularity baseline (:mod:`aiweb.recommendations.evaluation`);
+4. the chosen algorithm is refitted on all interactions and registered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy import sparse
+
+from aiweb import __version__
+from aiweb.errors import InvalidInputError
+from aiweb.recommendations import algorithms as algos
+from aiweb.recommendations.algorithms import Algorithm, Content, Popularity, Trending
+from aiweb.recommendations.data import Interactions, ItemText, leave_last_out
+from aiweb.recommendations.evaluation import EvalSet, ScoreFn, evaluate_scores
+from aiweb.recommendations.model import ARTIFACT_FORMAT, Component, RecommenderModel
+from aiweb.recommendations.store import RecommendationStore, TrainingRows
+from aiweb.registry.entities import ModelVersion
+from aiweb.registry.service import RegistryService
+
+TASK = "recommendation"
+#: what ``--algorithm`` accepts
+CHOICES = ("auto", "hybrid", "als", "bpr", "ease", "content", "popularity")
+#: algorithms ``auto`` compares (trending is evaluated too, but serves only cold starts)
+COMPARED = ("als", "bpr", "ease", "content", "popularity", "trending")
+HYBRID_PARTS = ("als", "bpr", "ease", "content", "popularity")
+#: recency half-lives tried on validation by algorithms that score from a user's rows
+HALF_LIVES = (3.0, 10.0, math.inf)
+ROW_BASED = ("ease", "content")
+BLEND_WEIGHTS = (0.1, 0.25, 0.5, 1.0)
+K = 10
+#: most validation users the hybrid search holds score matrices for
+MAX_BLEND_USERS = 2000
+
+Progress = Callable[[str, float], None]
+
+
+@dataclass(frozen=True)
+class RecommendationData:
+    """Interactions and item texts to train on.
+
+    Attributes:
+        name: where they come from (``store``, ``movielens_latest_small``).
+        interactions: distinct positives (see :class:`Interactions`).
+        texts: one :class:`ItemText` per item index.
+        last_interaction_id: highest interaction log id included (0 when not from a store).
+        sha256: digest of the interactions, recorded in the lineage.
+    """
+
+    name: str
+    interactions: Interactions
+    texts: list[ItemText]
+    last_interaction_id: int
+    sha256: str
+
+    @classmethod
+    def from_rows(cls, rows: TrainingRows, name: str = "store") -> RecommendationData:
+        """Build from :meth:`RecommendationStore.training_rows`.
+
+        Raises:
+            InvalidInputError: no interactions.
+        """
+        if not rows.user_ids:
+            raise InvalidInputError(
+                "there are no interactions to train on: POST /v1/interactions or "
+                "`aiweb import interactions FILE` first"
+            )
+        interactions = Interactions.build(
+            rows.user_ids, rows.item_ids, rows.times, catalogue=[i.item_id for i in rows.items]
+        )
+        by_id = {
+            i.item_id: ItemText(i.title, i.text, tuple(i.categories), tuple(i.tags))
+            for i in rows.items
+        }
+        texts = [by_id.get(item, ItemText()) for item in interactions.item_ids]
+        digest = hashlib.sha256()
+        digest.update(interactions.users.tobytes())
+        digest.update(interactions.items.tobytes())
+        digest.update(interactions.times.tobytes())
+        digest.update("\n".join(interactions.item_ids).encode("utf-8"))
+        return cls(name, interactions, texts, rows.last_id, digest.hexdigest())
+
+    @classmethod
+    def from_store(cls, store: RecommendationStore) -> RecommendationData:
+        """Everything in the store. Raises InvalidInputError when it holds no interactions."""
+        return cls.from_rows(store.training_rows())
+
+
+@dataclass
+class Candidate:
+    """An algorithm under comparison: its settings and its validation/test results."""
+
+    name: str
+    half_life: float = math.inf
+    validation: dict[str, float] = field(default_factory=dict)
+    test: dict[str, float] = field(default_factory=dict)
+    fit_seconds: float = 0.0
+    weights: dict[str, float] = field(default_factory=dict)  # hybrid only
+
+
+@dataclass
+class Comparison:
+    """The outcome of :func:`compare`: results per algorithm and the choice."""
+
+    candidates: dict[str, Candidate]
+    selected: str
+    report: dict[str, Any]
+
+
+def _eval_set(train: Interactions, heldout: Interactions) -> EvalSet:
+    users = np.unique(heldout.users).astype(np.int32)
+    relevant: list[set[int]] = [set() for _ in users]
+    position = {int(u): j for j, u in enumerate(users)}
+    for u, i in zip(heldout.users.tolist(), heldout.items.tolist(), strict=True):
+        relevant[position[u]].add(i)
+    seen = train.matrix()[users]
+    return EvalSet(users=users, rows=seen, seen=seen, relevant=relevant)
+
+
+def _scorer(parts: list[tuple[Algorithm, float, float]], train: Interactions) -> ScoreFn:
+    """``score(users, rows)`` of a blend of ``(algorithm, weight, half_life)``; each part
+    scores from ``train``'s rows of the users at its own half-life."""
+
+    def score(users: npt.NDArray[np.int32], _rows: sparse.csr_matrix) -> npt.NDArray[np.float32]:
+        if len(parts) == 1:
+            algo, _w, hl = parts[0]
+            return algo.score(users, algos.recency_rows(train, users, hl))
+        total = np.zeros((len(users), train.n_items), dtype=np.float32)
+        for algo, weight, hl in parts:
+            rows = algos.recency_rows(train, users, hl)
+            total += weight * algos.standardize(algo.score(users, rows))
+        return total
+
+    return score
+
+
+def _fit(name: str, data: Interactions, texts: list[ItemText], params: dict[str, Any]) -> Algorithm:
+    return algos.make(name, params.get(name)).fit(data, texts)
+
+
+def compare(
+    data: RecommendationData,
+    names: tuple[str, ...],
+    *,
+    hybrid: bool,
+    params: dict[str, dict[str, Any]] | None = None,
+    n_test: int = 5,
+    progress: Progress | None = None,
+) -> Comparison:
+    """Run the protocol of the module docstring for ``names`` (and the hybrid).
+
+    Args:
+        data: the interactions and item texts.
+        names: algorithms to compare (``popularity`` is always added as the baseline).
+        hybrid: also search a blend of ``HYBRID_PARTS`` among ``names``.
+        params: per algorithm, constructor parameters (e.g. ``{"ease": {"l2": 300}}``).
+        n_test: interactions held out per user, for test and for validation.
+        progress: ``(stage, fraction)`` callback.
+
+    Returns:
+        The results; ``selected`` is the best on validation NDCG@10.
+
+    Raises:
+        InvalidInputError: no user has more than ``n_test`` interactions twice over.
+    """
+    report_progress = progress or (lambda _s, _f: None)
+    params = params or {}
+    names = tuple(dict.fromkeys((*names, "popularity")))
+    full = data.interactions
+    test_mask = leave_last_out(full, n_test)
+    train = full.subset(~test_mask)
+    val_mask = leave_last_out(train, n_test)
+    fit = train.subset(~val_mask)
+    if not val_mask.any():
+        raise InvalidInputError(
+            f"too few interactions to evaluate: a user needs more than {2 * n_test} distinct "
+            "items to be held out for validation and test"
+        )
+    val_set = _eval_set(fit, train.subset(val_mask))
+    test_set = _eval_set(train, full.subset(test_mask))
+    steps = 2 * len(names) + 2
+    done = 0
+
+    candidates: dict[str, Candidate] = {}
+    val_models: dict[str, Algorithm] = {}
+    for name in names:
+        report_progress(f"validation: fitting {name}", done / steps)
+        started = time.perf_counter()
+        algo = _fit(name, fit, data.texts, params)
+        seconds = time.perf_counter() - started
+        best: Candidate | None = None
+        for hl in HALF_LIVES if name in ROW_BASED else (math.inf,):
+            metrics = evaluate_scores(_scorer([(algo, 1.0, hl)], fit), val_set, full.n_items, K)
+            if best is None or metrics["ndcg"] > best.validation["ndcg"]:
+                best = Candidate(name, hl, metrics, fit_seconds=seconds)
+        assert best is not None
+        candidates[name] = best
+        val_models[name] = algo
+        done += 1
+
+    blend: list[tuple[str, float]] = []
+    if hybrid:
+        report_progress("validation: blending", done / steps)
+        blend = _search_blend(candidates, val_models, fit, val_set, full.n_items)
+        if len(blend) > 1:
+            weights = dict(blend)
+            parts = [(val_models[n], w, candidates[n].half_life) for n, w in blend]
+            candidates["hybrid"] = Candidate(
+                "hybrid",
+                validation=evaluate_scores(_scorer(parts, fit), val_set, full.n_items, K),
+                weights=weights,
+            )
+    done += 1
+
+    test_models: dict[str, Algorithm] = {}
+    for name in names:
+        report_progress(f"test: fitting {name}", done / steps)
+        started = time.perf_counter()
+        algo = _fit(name, train, data.texts, params)
+        candidates[name].fit_seconds += time.perf_counter() - started
+        test_models[name] = algo
+        scorer = _scorer([(algo, 1.0, candidates[name].half_life)], train)
+        candidates[name].test = evaluate_scores(scorer, test_set, full.n_items, K)
+        done += 1
+    if "hybrid" in candidates:
+        h = candidates["hybrid"]
+        parts = [(test_models[n], w, candidates[n].half_life) for n, w in h.weights.items()]
+        h.test = evaluate_scores(_scorer(parts, train), test_set, full.n_items, K)
+        h.fit_seconds = sum(candidates[n].fit_seconds for n in h.weights)
+    selectable = [c for c in candidates.values() if c.name != "trending"]
+    selected = max(selectable, key=lambda c: c.validation["ndcg"]).name
+    report = _report(candidates, selected, full, train, val_set, test_set, n_test)
+    return Comparison(candidates, selected, report)
+
+
+def _search_blend(
+    candidates: dict[str, Candidate],
+    models: dict[str, Algorithm],
+    fit: Interactions,
+    val_set: EvalSet,
+    n_items: int,
+) -> list[tuple[str, float]]:
+    """Greedy forward selection of blend weights on validation NDCG@10: start from the
+    best single algorithm, add the one (and weight from ``BLEND_WEIGHTS``) that improves
+    most, until nothing does."""
+    names = [n for n in HYBRID_PARTS if n in candidates]
+    if len(names) < 2:
+        return []
+    sample = EvalSet(
+        users=val_set.users[:MAX_BLEND_USERS],
+        rows=val_set.rows[:MAX_BLEND_USERS],
+        seen=val_set.seen[:MAX_BLEND_USERS],
+        relevant=val_set.relevant[:MAX_BLEND_USERS],
+    )
+    cached: dict[str, npt.NDArray[np.float32]] = {}
+    for n in names:
+        rows = algos.recency_rows(fit, sample.users, candidates[n].half_life)
+        cached[n] = algos.standardize(models[n].score(sample.users, rows))
+
+    def ndcg(blend: list[tuple[str, float]]) -> float:
+        total = sum(w * cached[n] for n, w in blend)
+        return evaluate_scores(lambda _u, _r: np.array(total), sample, n_items, K)["ndcg"]
+
+    first = max(names, key=lambda n: candidates[n].validation["ndcg"])
+    blend = [(first, 1.0)]
+    best = ndcg(blend)
+    while True:
+        trial = None
+        for n in names:
+            if n in dict(blend):
+                continue
+            for w in BLEND_WEIGHTS:
+                value = ndcg([*blend, (n, w)])
+                if value > best + 1e-4 and (trial is None or value > trial[0]):
+                    trial = (value, n, w)
+        if trial is None:
+            return blend
+        best = trial[0]
+        blend.append((trial[1], trial[2]))
+
+
+def _report(
+    candidates: dict[str, Candidate],
+    selected: str,
+    full: Interactions,
+    train: Interactions,
+    val_set: EvalSet,
+    test_set: EvalSet,
+    n_test: int,
+) -> dict[str, Any]:
+    chosen = candidates[selected]
+    return {
+        "split": f"temporal leave-last-{n_test}-out per user",
+        "k": K,
+        "protocol": {
+            "holdout_per_user": n_test,
+            "positives": "every interaction (any type or value) counts as positive",
+            "users": full.n_users,
+            "items": full.n_items,
+            "interactions": len(full),
+            "train_interactions": len(train),
+            "test_users": len(test_set.users),
+            "validation_users": len(val_set.users),
+        },
+        "selected": selected,
+        "baseline": "popularity",
+        # the selected algorithm's test metrics at the top level (promotion rules read these)
+        **{m: chosen.test.get(m) for m in ("precision", "recall", "ndcg", "map", "hit_rate")},
+        "coverage": chosen.test.get("coverage"),
+        "algorithms": {
+            c.name: {
+                "test": c.test,
+                "validation": c.validation,
+                "half_life": None if math.isinf(c.half_life) else c.half_life,
+                "fit_seconds": round(c.fit_seconds, 3),
+                **({"weights": c.weights} if c.weights else {}),
+            }
+            for c in candidates.values()
+        },
+    }
+
+
+def build_model(
+    data: RecommendationData,
+    comparison: Comparison,
+    *,
+    params: dict[str, dict[str, Any]] | None = None,
+    progress: Progress | None = None,
+) -> RecommenderModel:
+    """Fit the selected algorithm (or the hybrid's parts) and the cold-start parts on all
+    interactions."""
+    report_progress = progress or (lambda _s, _f: None)
+    params = params or {}
+    full = data.interactions
+    chosen = comparison.candidates[comparison.selected]
+    weights = chosen.weights or {chosen.name: 1.0}
+    components = []
+    fitted: dict[str, Algorithm] = {}
+    for i, (name, weight) in enumerate(weights.items()):
+        report_progress(f"final: fitting {name}", i / (len(weights) + 1))
+        fitted[name] = _fit(name, full, data.texts, params)
+        components.append(Component(fitted[name], weight, comparison.candidates[name].half_life))
+    report_progress("final: fitting cold-start parts", len(weights) / (len(weights) + 1))
+    content = fitted.get("content") or Content(**params.get("content", {})).fit(full, data.texts)
+    popularity = fitted.get("popularity") or Popularity().fit(full, data.texts)
+    trending = Trending(**params.get("trending", {})).fit(full, data.texts)
+    assert isinstance(content, Content)
+    assert isinstance(popularity, Popularity)
+    return RecommenderModel(
+        name=comparison.selected,
+        components=components,
+        trending=trending,
+        popularity=popularity,
+        content=content,
+        user_ids=full.user_ids,
+        item_ids=full.item_ids,
+        last_interaction_id=data.last_interaction_id,
+    )
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """A registered version and its report."""
+
+    version: ModelVersion
+    report: dict[str, Any]
+    seconds: float
+
+
+def train_recommendation(
+    registry: RegistryService,
+    name: str,
+    data: RecommendationData,
+    *,
+    algorithm: str = "auto",
+    params: dict[str, dict[str, Any]] | None = None,
+    alias: str | None = None,
+    description: str = "",
+    actor: str = "",
+    progress: Progress | None = None,
+    lineage_extra: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Compare, fit and register a recommender (task ``recommendation``).
+
+    Args:
+        registry: where the version goes.
+        name: registered model name.
+        data: interactions and item texts.
+        algorithm: one of :data:`CHOICES`; ``auto`` compares all and keeps the best on
+            validation; a named one is compared with the popularity baseline only.
+        params: per algorithm constructor parameters.
+        alias: also point this alias at the new version (the first version becomes
+            ``production``).
+        progress: ``(stage, fraction)`` callback.
+        lineage_extra: more lineage (a training job's id).
+
+    Returns:
+        The version, its evaluation report and the wall-clock seconds of the whole run.
+
+    Raises:
+        InvalidInputError: unknown algorithm, or too little data.
+    """
+    if algorithm not in CHOICES:
+        raise InvalidInputError(
+            f"unknown algorithm {algorithm!r}; choose one of {', '.join(CHOICES)}"
+        )
+    report_progress = progress or (lambda _s, _f: None)
+    started = time.perf_counter()
+    registry.record(
+        actor,
+        "training.started",
+        f"model:{name}",
+        after={"dataset": data.name, "dataset_sha256": data.sha256, "algorithm": algorithm},
+    )
+    names = COMPARED if algorithm in ("auto", "hybrid") else (algorithm,)
+    comparison = compare(
+        data,
+        names,
+        hybrid=algorithm in ("auto", "hybrid"),
+        params=params,
+        progress=lambda s, f: report_progress(s, 0.8 * f),
+    )
+    if algorithm == "hybrid" and "hybrid" in comparison.candidates:
+        comparison.selected = "hybrid"
+        comparison.report["selected"] = "hybrid"
+    elif algorithm not in ("auto", "hybrid"):
+        comparison.selected = algorithm
+        comparison.report["selected"] = algorithm
+    chosen = comparison.candidates[comparison.selected]
+    for metric in ("precision", "recall", "ndcg", "map", "hit_rate", "coverage"):
+        comparison.report[metric] = chosen.test.get(metric)
+    model = build_model(
+        data, comparison, params=params, progress=lambda s, f: report_progress(s, 0.8 + 0.15 * f)
+    )
+    report_progress("registering", 0.95)
+    artifact = model.to_bytes()
+    seconds = time.perf_counter() - started
+    comparison.report["train_seconds"] = round(seconds, 2)
+    lineage = {
+        "dataset": data.name,
+        "dataset_sha256": data.sha256,
+        "algorithm": algorithm,
+        "selected": comparison.selected,
+        "components": model.meta()["components"],
+        "params": params or {},
+        "last_interaction_id": data.last_interaction_id,
+        "users": data.interactions.n_users,
+        "items": data.interactions.n_items,
+        "interactions": len(data.interactions),
+        "aiweb_version": __version__,
+        "trained_at": datetime.now(UTC).isoformat(),
+        "fit_seconds": round(seconds, 3),
+        **(lineage_extra or {}),
+    }
+    signature = {
+        "inputs": {"user_id": "string", "n": "integer"},
+        "outputs": {"items": [{"item_id": "string", "score": "number", "reason": "string"}]},
+    }
+    version = registry.register_version(
+        name,
+        TASK,
+        artifact=artifact,
+        artifact_format=ARTIFACT_FORMAT,
+        labels=[],
+        signature=signature,
+        lineage=lineage,
+        evaluation=comparison.report,
+        description=description,
+        alias=alias,
+        actor=actor,
+    )
+    report_progress("done", 1.0)
+    return TrainResult(version=version, report=comparison.report, seconds=seconds)

@@ -1,0 +1,182 @@
+"""Algorithms, the served model (cold start, exclusion, reasons, artifact) and the cache."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from aiweb.errors import DataFormatError, InvalidInputError
+from aiweb.recommendations import algorithms as algos
+from aiweb.recommendations.cache import MemoryRecommendationCache
+from aiweb.recommendations.data import Interactions, ItemText
+from aiweb.recommendations.importing import parse_timestamp, split_list
+from aiweb.recommendations.model import RecommenderModel, UnsafeArtifactError
+from aiweb.recommendations.store import Item, TrainingRows
+from aiweb.recommendations.training import RecommendationData, build_model, compare
+
+N_USERS, N_ITEMS = 40, 30
+
+
+def synthetic_rows() -> TrainingRows:
+    """Two taste groups: users < 20 like items 0-14 ("sci-fi"), the rest items 15-29
+    ("drama"); each user has 14 interactions, one per hour."""
+    rng = np.random.default_rng(0)
+    users, items, times = [], [], []
+    for u in range(N_USERS):
+        pool = range(0, 15) if u < 20 else range(15, 30)
+        for t, i in enumerate(rng.permutation(list(pool))[:14]):
+            users.append(f"u{u}")
+            items.append(f"m{i}")
+            times.append(1_600_000_000.0 + 3600 * t + u)
+    catalogue = [
+        Item(
+            f"m{i}",
+            title=f"{'space robots' if i < 15 else 'family love'} story {i}",
+            categories=("sci-fi",) if i < 15 else ("drama",),
+            tags=("future",) if i < 15 else ("tears",),
+        )
+        for i in range(N_ITEMS)
+    ]
+    return TrainingRows(users, items, times, last_id=len(users), items=catalogue)
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[RecommendationData, RecommenderModel]:
+    data = RecommendationData.from_rows(synthetic_rows())
+    comparison = compare(data, ("ease", "als", "content"), hybrid=True)
+    return data, build_model(data, comparison)
+
+
+@pytest.mark.parametrize("name", ["als", "bpr", "ease", "content", "popularity", "trending"])
+def test_every_algorithm_scores_all_items_and_round_trips(name: str) -> None:
+    data = RecommendationData.from_rows(synthetic_rows())
+    algo = algos.make(name).fit(data.interactions, data.texts)
+    users = np.arange(3, dtype=np.int32)
+    rows = algos.recency_rows(data.interactions, users, 10.0)
+    scores = algo.score(users, rows)
+    assert scores.shape == (3, data.interactions.n_items)
+    assert scores.dtype == np.float32
+    again = algos.from_state(name, algo.params(), algo.state())
+    np.testing.assert_allclose(again.score(users, rows), scores, rtol=1e-5)
+
+
+def test_unfitted_algorithm_raises() -> None:
+    with pytest.raises(algos.NotFittedError):
+        algos.make("ease").score(np.zeros(1, np.int32), None)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError):
+        algos.make("nope")
+
+
+def test_collaborative_results_stay_in_the_users_taste(
+    trained: tuple[RecommendationData, RecommenderModel],
+) -> None:
+    _data, model = trained
+    history = [model.item_index[f"m{i}"] for i in range(5)]
+    allowed = np.ones(model.n_items, dtype=bool)
+    allowed[history] = False
+    recs = model.recommend("u0", history, has_new=False, allowed=allowed, n=5)
+    assert [r.reason for r in recs] == ["collaborative"] * 5
+    assert all(int(model.item_ids[r.item][1:]) < 15 for r in recs)
+    assert not {r.item for r in recs} & set(history)
+
+
+def test_cold_start_unknown_user_gets_trending(
+    trained: tuple[RecommendationData, RecommenderModel],
+) -> None:
+    _, model = trained
+    recs = model.recommend("stranger", [], has_new=False, allowed=np.ones(model.n_items, bool), n=3)
+    assert [r.reason for r in recs] == ["popular"] * 3
+    expected = np.argsort(-model.trending.trending_)[:3]  # type: ignore[index]
+    assert [r.item for r in recs] == expected.tolist()
+
+
+def test_new_user_with_interactions_gets_similar_items_at_once(
+    trained: tuple[RecommendationData, RecommenderModel],
+) -> None:
+    _, model = trained
+    drama = model.item_index["m20"]
+    allowed = np.ones(model.n_items, bool)
+    allowed[drama] = False
+    recs = model.recommend("newcomer", [drama], has_new=True, allowed=allowed, n=3)
+    assert all(r.reason == "similar-to:m20" for r in recs)
+    assert all(int(model.item_ids[r.item][1:]) >= 15 for r in recs)
+
+
+def test_allowed_mask_is_respected(trained: tuple[RecommendationData, RecommenderModel]) -> None:
+    _, model = trained
+    allowed = np.zeros(model.n_items, bool)
+    allowed[[3, 7]] = True
+    recs = model.recommend("u0", [0, 1], has_new=False, allowed=allowed, n=10)
+    assert sorted(r.item for r in recs) == [3, 7]
+    assert (
+        model.recommend("u0", [0], has_new=False, allowed=np.zeros(model.n_items, bool), n=5) == []
+    )
+
+
+def test_similar_items(trained: tuple[RecommendationData, RecommenderModel]) -> None:
+    _, model = trained
+    item = model.item_index["m2"]
+    recs = model.similar(item, allowed=np.ones(model.n_items, bool), n=4)
+    assert item not in {r.item for r in recs}
+    assert all(int(model.item_ids[r.item][1:]) < 15 for r in recs)
+
+
+def test_artifact_round_trip_and_refusal(
+    trained: tuple[RecommendationData, RecommenderModel],
+) -> None:
+    _, model = trained
+    again = RecommenderModel.from_bytes(model.to_bytes())
+    assert again.item_ids == model.item_ids
+    assert again.user_ids == model.user_ids
+    history = [0, 1, 2]
+    allowed = np.ones(model.n_items, bool)
+    a = model.recommend("u1", history, has_new=False, allowed=allowed, n=5)
+    b = again.recommend("u1", history, has_new=False, allowed=allowed, n=5)
+    assert [r.item for r in a] == [r.item for r in b]
+    with pytest.raises(UnsafeArtifactError):
+        RecommenderModel.from_bytes(b"not an archive")
+
+
+def test_too_little_data_is_a_clear_error() -> None:
+    rows = TrainingRows(["u"] * 3, ["a", "b", "c"], [1.0, 2.0, 3.0], 3, [])
+    with pytest.raises(InvalidInputError, match="too few interactions"):
+        compare(RecommendationData.from_rows(rows), ("ease",), hybrid=False)
+    with pytest.raises(InvalidInputError, match="no interactions"):
+        RecommendationData.from_rows(TrainingRows([], [], [], 0, []))
+
+
+def test_memory_cache_invalidation_and_ttl() -> None:
+    now = [0.0]
+    cache = MemoryRecommendationCache(ttl_s=10, max_users=2, clock=lambda: now[0])
+
+    async def run() -> None:
+        await cache.set("alice", "movies:1", [["m1", 1.0, "popular"]])
+        await cache.set("alice", "movies:2", [["m2", 1.0, "popular"]])
+        await cache.set("bob", "movies:1", [["m3", 1.0, "popular"]])
+        assert await cache.get("alice", "movies:1") == [["m1", 1.0, "popular"]]
+        await cache.invalidate(["alice"])
+        assert await cache.get("alice", "movies:1") is None
+        assert await cache.get("alice", "movies:2") is None
+        assert await cache.get("bob", "movies:1") is not None
+        now[0] = 11.0
+        assert await cache.get("bob", "movies:1") is None
+
+    asyncio.run(run())
+
+
+def test_import_parsers() -> None:
+    assert split_list("Action|Comedy| Drama") == ("Action", "Comedy", "Drama")
+    assert split_list('["a", "b|c"]') == ("a", "b|c")
+    assert split_list(None) == ()
+    assert parse_timestamp("964982703", where="x").year == 2000
+    assert parse_timestamp("2024-01-02T03:04:05", where="x").tzinfo is not None
+    with pytest.raises(DataFormatError, match="row 3"):
+        parse_timestamp("yesterday", where="row 3")
+
+
+def test_interactions_build_keeps_catalogue_items() -> None:
+    data = Interactions.build(["u"], ["a"], [1.0], catalogue=["z", "a"])
+    assert data.item_ids == ["z", "a"]
+    assert ItemText().title == ""
