@@ -9,25 +9,16 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from helpers import open_registry
 
 from aiweb.app import create_app
 from aiweb.config import Settings
-from aiweb.recommendations.routes import router as recommendations_router
 from aiweb.recommendations.store import RecommendationStore
 from aiweb.recommendations.training import RecommendationData, train_recommendation
 from conftest import create_key
 
 N_USERS = 30
-
-
-def build_app(settings: Settings) -> FastAPI:
-    app = create_app(settings)
-    if not any(getattr(r, "path", "") == "/v1/interactions" for r in app.routes):
-        app.include_router(recommendations_router)  # until app.py mounts it
-    return app
 
 
 def catalogue() -> list[dict[str, Any]]:
@@ -66,7 +57,7 @@ def history() -> list[dict[str, Any]]:
 def client(settings: Settings, auth_headers: dict[str, str]) -> Iterator[TestClient]:
     """The app with the synthetic catalogue and interactions posted, and ``shows``
     trained on them."""
-    with TestClient(build_app(settings), headers=auth_headers) as c:
+    with TestClient(create_app(settings), headers=auth_headers) as c:
         assert c.post("/v1/items", json={"items": catalogue()}).status_code == 200
         events = history()
         resp = c.post("/v1/interactions", json={"interactions": events})
@@ -218,3 +209,48 @@ def test_routes_need_keys_with_scopes(settings: Settings, client: TestClient) ->
     )
     forbidden = client.post("/v1/items", json={"items": catalogue()[:1]}, headers=headers)
     assert forbidden.status_code == 403
+
+
+def test_dashboard_shows_and_plays_recommendation_models(
+    client: TestClient, admin_key: str
+) -> None:
+    import re
+
+    page = client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token
+    login = client.post(
+        "/login",
+        data={"csrf_token": token.group(1), "token": admin_key, "next": "/"},
+        follow_redirects=False,
+    )
+    assert login.status_code == 303
+    model = client.get("/models/shows")
+    assert model.status_code == 200
+    assert "NDCG@10" in model.text
+    report = client.get("/models/shows/versions/1")
+    table = report.text[report.text.index('id="algorithms"') :]
+    assert "ease" in table
+    assert "selected" in table
+    assert "popularity" in table  # the baseline side by side
+    playground = client.get("/playground")
+    assert 'id="recommend-form"' in playground.text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', playground.text)
+    assert csrf
+    fragment = client.post(
+        "/playground/recommend",
+        data={"csrf_token": csrf.group(1), "model": "shows", "user_id": "u0"},
+        headers={"HX-Request": "true"},
+    )
+    assert fragment.status_code == 200
+    rows = re.findall(r"<tr><td><code>(m\d+)</code></td>", fragment.text)
+    assert len(rows) == 10
+    seen = {e["item_id"] for e in history() if e["user_id"] == "u0"}
+    assert not set(rows) & seen
+    assert "collaborative" in fragment.text
+    cold = client.post(
+        "/playground/recommend",
+        data={"csrf_token": csrf.group(1), "model": "shows", "user_id": "nobody"},
+        headers={"HX-Request": "true"},
+    )
+    assert "popular" in cold.text

@@ -42,6 +42,7 @@ from aiweb.dashboard.users import UserService
 from aiweb.errors import AiwebError, UnauthorizedError
 from aiweb.jobs.env import JobEnv
 from aiweb.jobs.service import JobService
+from aiweb.recommendations.service import RecommendationService
 from aiweb.registry.entities import PRODUCTION
 from aiweb.registry.service import RegistryService
 from aiweb.security.audit import AuditLog
@@ -59,6 +60,7 @@ templates.env.filters["series"] = lambda models, field: [
 ]
 
 CLASSIFICATION_TASKS = ("text-classification",)
+RECOMMENDATION_TASKS = ("recommendation",)
 ACTIVE_JOB_STATES = ("pending", "running")
 FLASH_COOKIE = "aiweb_flash"
 AUDIT_PAGE = 50
@@ -471,14 +473,26 @@ async def rollback(request: Request, name: str, session: SessionDep) -> Response
 async def playground(request: Request, session: SessionDep, model: str = "") -> Response:
     """Type a text, see the label and the scores of each production classifier."""
     registry: RegistryService = _state(request).registry
-    models = await anyio.to_thread.run_sync(
-        lambda: views.servable_models(registry, CLASSIFICATION_TASKS)
-    )
+    models, recommenders = await anyio.to_thread.run_sync(_playground_models, registry)
     return render(
         request,
         "playground.html",
-        {"models": models, "selected": model, "text": "", "result": None},
+        {
+            "models": models,
+            "recommenders": recommenders,
+            "selected": model,
+            "text": "",
+            "result": None,
+            "recs": None,
+        },
         session=session,
+    )
+
+
+def _playground_models(registry: RegistryService) -> tuple[list[Any], list[Any]]:
+    return (
+        views.servable_models(registry, CLASSIFICATION_TASKS),
+        views.servable_models(registry, RECOMMENDATION_TASKS),
     )
 
 
@@ -523,13 +537,76 @@ async def playground_predict(request: Request, session: SessionDep) -> Response:
         # htmx swaps only 2xx answers by default: the error text comes back with 200
         return render(request, "_prediction.html", {"result": result}, session=session)
     registry: RegistryService = state.registry
-    models = await anyio.to_thread.run_sync(
-        lambda: views.servable_models(registry, CLASSIFICATION_TASKS)
-    )
+    models, recommenders = await anyio.to_thread.run_sync(_playground_models, registry)
     return render(
         request,
         "playground.html",
-        {"models": models, "selected": model, "text": text, "result": result},
+        {
+            "models": models,
+            "recommenders": recommenders,
+            "selected": model,
+            "text": text,
+            "result": result,
+            "recs": None,
+        },
+        session=session,
+        status_code=status,
+    )
+
+
+@router.post("/playground/recommend")
+async def playground_recommend(request: Request, session: SessionDep) -> Response:
+    """Recommendations for a user id, with their reasons and titles (htmx fragment, or the
+    whole page without JavaScript)."""
+    form = await checked_form(request, session)
+    state = _state(request)
+    model = _field(form, "model")
+    user_id = _field(form, "user_id")
+    recs: dict[str, Any]
+    status = 200
+    try:
+        if not model:
+            raise ValueError("Choose a model.")
+        if not user_id:
+            raise ValueError("Type a user id.")
+        service: RecommendationService = state.recommendations
+        body = await service.recommend(model, user_id, n=10)
+        items = body["items"]
+        titles = await anyio.to_thread.run_sync(
+            lambda: views.item_titles(service.store, [i["item_id"] for i in items])
+        )
+        recs = {
+            "ok": True,
+            "model": body["model"],
+            "version": body["version"],
+            "user_id": user_id,
+            "items": [{**i, "title": titles.get(i["item_id"], "")} for i in items],
+            "chart": {
+                "type": "bar",
+                "labels": [titles.get(i["item_id"]) or i["item_id"] for i in items],
+                "series": [{"name": "score", "values": [round(i["score"], 4) for i in items]}],
+                "horizontal": True,
+            },
+        }
+    except ValueError as exc:
+        recs, status = {"ok": False, "error": str(exc)}, 422
+    except AiwebError as exc:
+        recs, status = {"ok": False, "error": exc.detail}, exc.status
+    if _is_htmx(request):
+        return render(request, "_recommendations.html", {"recs": recs}, session=session)
+    registry: RegistryService = state.registry
+    models, recommenders = await anyio.to_thread.run_sync(_playground_models, registry)
+    return render(
+        request,
+        "playground.html",
+        {
+            "models": models,
+            "recommenders": recommenders,
+            "selected": model,
+            "text": "",
+            "result": None,
+            "recs": recs,
+        },
         session=session,
         status_code=status,
     )

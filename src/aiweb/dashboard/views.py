@@ -28,6 +28,7 @@ from aiweb.errors import ConflictError, NotFoundError
 from aiweb.monitoring.drift import MIN_SAMPLES, DriftService
 from aiweb.monitoring.feedback import FeedbackService
 from aiweb.monitoring.metrics import render
+from aiweb.recommendations.store import RecommendationStore
 from aiweb.registry.entities import PRODUCTION, ModelVersion, RegisteredModel
 from aiweb.registry.service import RegistryService
 
@@ -342,6 +343,7 @@ def version_detail(registry: RegistryService, name: str, number: int) -> dict[st
         "per_class": evaluation.get("per_class", {}),
         "lineage": flatten(version.lineage or {}),
         "onnx": evaluation.get("onnx"),
+        "algorithms": algorithm_rows(evaluation),
     }
 
 
@@ -349,3 +351,33 @@ def servable_models(registry: RegistryService, tasks: Iterable[str]) -> list[Reg
     """Models of ``tasks`` that have a production version (for the playground)."""
     wanted = set(tasks)
     return [m for m in registry.list_models() if m.task in wanted and PRODUCTION in m.aliases]
+
+
+def item_titles(store: RecommendationStore, item_ids: list[str]) -> dict[str, str]:
+    """Titles of catalogue items (``""`` for unknown ones), for showing recommendations."""
+    titles: dict[str, str] = {}
+    for item_id in item_ids:
+        try:
+            titles[item_id] = store.get_item(item_id).title
+        except NotFoundError:
+            titles[item_id] = ""
+    return titles
+
+
+def algorithm_rows(evaluation: dict[str, Any]) -> list[dict[str, Any]]:
+    """A recommendation version's offline comparison, one row per algorithm, best NDCG
+    first: ``[{"name", "selected", "ndcg", "recall", "precision", "map", "hit_rate",
+    "coverage", "fit_seconds"}]`` (test split, at ``evaluation["k"]``)."""
+    rows = []
+    for name, result in (evaluation.get("algorithms") or {}).items():
+        test = result.get("test") or {}
+        rows.append(
+            {
+                "name": name,
+                "selected": name == evaluation.get("selected"),
+                **{m: test.get(m) for m in ("ndcg", "recall", "precision", "map", "hit_rate")},
+                "coverage": test.get("coverage"),
+                "fit_seconds": result.get("fit_seconds"),
+            }
+        )
+    return sorted(rows, key=lambda r: -(r["ndcg"] or 0.0))
