@@ -190,7 +190,10 @@ def test_sms_load_directory(tmp_path: Path) -> None:
 
 def test_available_and_info() -> None:
     names = [item.name for item in datasets.available()]
-    assert names == ["sms_spam", "sst2"]
+    assert names == ["movielens_latest_small", "sms_spam", "sst2"]
+    movielens = datasets.info("movielens_latest_small")
+    assert movielens.task == "recommendation"
+    assert movielens.url == "https://files.grouplens.org/datasets/movielens/ml-latest-small.zip"
     sst = datasets.info("sst2")
     assert sst.directory == "sst2"
     assert sst.url == "https://dl.fbaipublicfiles.com/glue/data/SST-2.zip"
@@ -204,7 +207,8 @@ def test_available_and_info() -> None:
 
 
 def test_unknown_dataset_lists_known_ones(tmp_path: Path) -> None:
-    with pytest.raises(DatasetNotFound, match="known datasets: sms_spam, sst2"):
+    known = "known datasets: movielens_latest_small, sms_spam, sst2"
+    with pytest.raises(DatasetNotFound, match=known):
         datasets.info("imdb")
     with pytest.raises(DatasetNotFound):
         datasets.load("imdb", Settings(home=tmp_path, data_home=None), progress=False)
