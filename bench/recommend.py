@@ -10,7 +10,7 @@ In a fresh temporary ``AIWEB_HOME`` (``AIWEB_DATA_HOME``: ``--data-home``, else
 (scope predict). Then for each cache setting a server — ``uvicorn`` with one worker on
 loopback running ``aiweb.app:app_factory`` (the recommendation routes are part of the app; the
 rate limit lifted) — is started, warmed with one request per user (which loads the model),
-and driven by wrk (1 thread, 8 connections, ``bench/wrk/recommend.lua``) through
+and driven by wrk (1 thread, 8 connections, ``bench/wrk/requests.lua``) through
 ``GET /v1/users/{user}/recommendations?model=movies&n=10`` for every MovieLens user and 10%
 unknown users (cold start), in a shuffled order. ``cache off`` (``AIWEB_CACHE__ENABLED=false``)
 reads each user's interactions from SQLite and scores every request; ``cache on`` serves
@@ -36,7 +36,7 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
-LUA = REPO / "bench" / "wrk" / "recommend.lua"
+LUA = REPO / "bench" / "wrk" / "requests.lua"
 BIN = Path(sys.executable).parent
 P99_MAX_MS = 20.0
 MB = 1e6

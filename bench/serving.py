@@ -21,7 +21,7 @@ makes a predict key. Then, in one run:
   ``aiweb serve`` runs, uvicorn's access log included (to a file in the work directory).
 
 Each server is its own process on loopback, driven by wrk with one thread (enough for these
-rates, and it leaves the cores to the server) and ``bench/wrk/predict.lua``, which cycles
+rates, and it leaves the cores to the server) and ``bench/wrk/requests.lua``, which cycles
 through prebuilt ``PATH<TAB>JSON`` request lines and prints one JSON summary line. Every
 text goes out once in the whole run (SST-2 training sentences and SMS messages,
 deduplicated, shuffled with a fixed seed; once all are used they start over with `` (2)``
@@ -69,7 +69,7 @@ from rich.console import Console
 from rich.table import Table
 
 REPO = Path(__file__).resolve().parent.parent
-LUA_SCRIPT = REPO / "bench" / "wrk" / "predict.lua"
+LUA_SCRIPT = REPO / "bench" / "wrk" / "requests.lua"
 KEY_RE = re.compile(r"aiw_[0-9a-f]{12}_[A-Za-z0-9_-]+")
 MB = 1_000_000
 BATCH = 32
@@ -391,7 +391,7 @@ def wrk_version(wrk: str) -> str:
 
 
 def run_wrk(wrk: str, url: str, bodies: Path, key: str, connections: int, seconds: int) -> Any:
-    """One wrk run with ``predict.lua``; its JSON summary."""
+    """One wrk run with ``requests.lua``; its JSON summary."""
     cmd = [
         wrk,
         "-t1",

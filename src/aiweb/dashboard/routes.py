@@ -10,6 +10,7 @@ actor ``dashboard:<name>``.
 from __future__ import annotations
 
 import logging
+import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,7 +21,6 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.datastructures import FormData
 
 from aiweb import __version__
@@ -30,6 +30,8 @@ from aiweb.dashboard import views
 from aiweb.dashboard.session import (
     CSRF_FIELD,
     CSRF_HEADER,
+    FLASH_COOKIE,
+    FLASH_MAX_AGE_S,
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
     DashboardSession,
@@ -39,7 +41,7 @@ from aiweb.dashboard.session import (
     tokens_match,
 )
 from aiweb.dashboard.users import UserService
-from aiweb.errors import AiwebError, UnauthorizedError
+from aiweb.errors import AiwebError, NotFoundError, UnauthorizedError
 from aiweb.jobs.env import JobEnv
 from aiweb.jobs.service import JobService
 from aiweb.recommendations.service import RecommendationService
@@ -62,7 +64,6 @@ templates.env.filters["series"] = lambda models, field: [
 CLASSIFICATION_TASKS = ("text-classification",)
 RECOMMENDATION_TASKS = ("recommendation",)
 ACTIVE_JOB_STATES = ("pending", "running")
-FLASH_COOKIE = "aiweb_flash"
 AUDIT_PAGE = 50
 
 
@@ -84,10 +85,6 @@ class CsrfRejected(Exception):
 def _codec(request: Request) -> SessionCodec:
     codec: SessionCodec = request.app.state.dashboard_sessions
     return codec
-
-
-def _flash_serializer(request: Request) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(request.app.state.secret_key, salt="aiweb.dashboard.flash")
 
 
 def _state(request: Request) -> Any:
@@ -120,16 +117,14 @@ async def current_session(request: Request) -> DashboardSession:
 
 def _still_allowed(request: Request, session: DashboardSession) -> bool:
     state = _state(request)
-    if session.kind == "key":
-        keys: KeyService = state.keys
-        for key in keys.list():
-            if key.name == session.name:
-                return key.state() == "active" and key.allows("admin")
-        return False
-    users: UserService = state.dashboard_users
     try:
+        if session.kind == "key":
+            keys: KeyService = state.keys
+            key = keys.get(session.name)
+            return key.state() == "active" and key.allows("admin")
+        users: UserService = state.dashboard_users
         user = users.get(session.name)
-    except AiwebError:
+    except NotFoundError:
         return False
     return user.active and tokens_match(user.stamp, session.stamp)
 
@@ -165,22 +160,13 @@ def _is_htmx(request: Request) -> bool:
 
 
 def _flash(request: Request) -> dict[str, str] | None:
-    raw = request.cookies.get(FLASH_COOKIE)
-    if not raw:
-        return None
-    try:
-        data = _flash_serializer(request).loads(raw, max_age=120)
-    except BadSignature:
-        return None
-    if isinstance(data, dict) and data.get("kind") in ("ok", "error"):
-        return {"kind": str(data["kind"]), "text": str(data.get("text", ""))}
-    return None
+    return _codec(request).read_flash(request.cookies.get(FLASH_COOKIE))
 
 
 def _redirect_with_flash(request: Request, to: str, kind: str, text: str) -> RedirectResponse:
     response = RedirectResponse(to, status_code=303)
-    value = _flash_serializer(request).dumps({"kind": kind, "text": text[:500]})
-    set_cookie(response, request, FLASH_COOKIE, value, 120)
+    value = _codec(request).sign_flash(kind, text)
+    set_cookie(response, request, FLASH_COOKIE, value, FLASH_MAX_AGE_S)
     return response
 
 
@@ -225,20 +211,12 @@ def install(app: FastAPI) -> None:
         return RedirectResponse(to, status_code=303)
 
     async def csrf_rejected(request: Request, exc: Exception) -> Response:
-        return templates.TemplateResponse(
-            request,
-            "error.html",
-            {
-                "session": None,
-                "csrf": "",
-                "flash": None,
-                "path": request.url.path,
-                "title": "Form expired",
-                "detail": "This form was not sent by this dashboard page (missing or old "
-                "security token). Reload the page and try again.",
-            },
-            status_code=403,
+        detail = (
+            "This form was not sent by this dashboard page (missing or old security token). "
+            "Reload the page and try again."
         )
+        context = {"title": "Form expired", "detail": detail}
+        return render(request, "error.html", context, status_code=403)
 
     app.add_exception_handler(LoginRequired, login_required)
     app.add_exception_handler(CsrfRejected, csrf_rejected)
@@ -253,10 +231,20 @@ router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
 @router.get("/login")
 async def login_page(request: Request, next: str = "/") -> Response:
     """The login form (admin API key, or username and password)."""
-    import secrets
+    return _login_form(request, _safe_next(next))
 
+
+def _login_form(
+    request: Request, next_path: str, error: str | None = None, status: int = 200
+) -> Response:
+    """The login page with a fresh double-submit CSRF token (cookie and hidden field)."""
     token = secrets.token_urlsafe(32)
-    response = render(request, "login.html", {"next": _safe_next(next), "login_csrf": token})
+    response = render(
+        request,
+        "login.html",
+        {"next": next_path, "login_csrf": token, "error": error},
+        status_code=status,
+    )
     set_cookie(response, request, LOGIN_CSRF_COOKIE, token, 3600, path="/login")
     return response
 
@@ -278,7 +266,7 @@ async def login(request: Request) -> Response:
             limiter.hit, f"login:{client_address(request)}", "anonymous"
         )
         if not attempt.allowed:
-            return _login_error(
+            return _login_form(
                 request, next_path, f"Too many attempts; wait {attempt.retry_after_s}s.", 429
             )
     token = _field(form, "token")
@@ -292,9 +280,9 @@ async def login(request: Request) -> Response:
         try:
             key = await anyio.to_thread.run_sync(keys.authenticate, token)
         except UnauthorizedError:
-            return _login_error(request, next_path, "That API key is not valid.", 401)
+            return _login_form(request, next_path, "That API key is not valid.", 401)
         if not key.allows("admin"):
-            return _login_error(
+            return _login_form(
                 request,
                 next_path,
                 f"API key {key.name!r} has scopes {', '.join(key.scopes)}; the dashboard "
@@ -306,10 +294,10 @@ async def login(request: Request) -> Response:
         users: UserService = state.dashboard_users
         user = await anyio.to_thread.run_sync(users.verify, username, password)
         if user is None:
-            return _login_error(request, next_path, "Wrong username or password.", 401)
+            return _login_form(request, next_path, "Wrong username or password.", 401)
         kind, name, stamp = "user", user.username, user.stamp
     else:
-        return _login_error(
+        return _login_form(
             request, next_path, "Enter an admin API key, or a username and password.", 422
         )
     codec = _codec(request)
@@ -323,20 +311,6 @@ async def login(request: Request) -> Response:
     response = RedirectResponse(next_path, status_code=303)
     set_cookie(response, request, SESSION_COOKIE, value, codec.max_age_s)
     clear_cookie(response, request, LOGIN_CSRF_COOKIE, path="/login")
-    return response
-
-
-def _login_error(request: Request, next_path: str, message: str, status: int) -> Response:
-    import secrets
-
-    token = secrets.token_urlsafe(32)
-    response = render(
-        request,
-        "login.html",
-        {"next": next_path, "login_csrf": token, "error": message},
-        status_code=status,
-    )
-    set_cookie(response, request, LOGIN_CSRF_COOKIE, token, 3600, path="/login")
     return response
 
 
@@ -471,29 +445,33 @@ async def rollback(request: Request, name: str, session: SessionDep) -> Response
 
 @router.get("/playground")
 async def playground(request: Request, session: SessionDep, model: str = "") -> Response:
-    """Type a text, see the label and the scores of each production classifier."""
+    """Type a text, see the label and the scores of each production classifier; type a
+    user id, see a recommendation model's top 10."""
+    return await _playground_page(request, session, selected=model)
+
+
+async def _playground_page(
+    request: Request,
+    session: DashboardSession,
+    *,
+    status_code: int = 200,
+    selected: str = "",
+    text: str = "",
+    result: dict[str, Any] | None = None,
+    recs: dict[str, Any] | None = None,
+) -> Response:
+    """The whole playground page (a GET, or a POST from a browser without JavaScript)."""
     registry: RegistryService = _state(request).registry
-    models, recommenders = await anyio.to_thread.run_sync(_playground_models, registry)
-    return render(
-        request,
-        "playground.html",
-        {
-            "models": models,
-            "recommenders": recommenders,
-            "selected": model,
-            "text": "",
-            "result": None,
-            "recs": None,
-        },
-        session=session,
-    )
-
-
-def _playground_models(registry: RegistryService) -> tuple[list[Any], list[Any]]:
-    return (
-        views.servable_models(registry, CLASSIFICATION_TASKS),
-        views.servable_models(registry, RECOMMENDATION_TASKS),
-    )
+    models = await anyio.to_thread.run_sync(registry.list_models)
+    context = {
+        "models": views.servable(models, CLASSIFICATION_TASKS),
+        "recommenders": views.servable(models, RECOMMENDATION_TASKS),
+        "selected": selected,
+        "text": text,
+        "result": result,
+        "recs": recs,
+    }
+    return render(request, "playground.html", context, session=session, status_code=status_code)
 
 
 @router.post("/playground")
@@ -536,21 +514,8 @@ async def playground_predict(request: Request, session: SessionDep) -> Response:
     if _is_htmx(request):
         # htmx swaps only 2xx answers by default: the error text comes back with 200
         return render(request, "_prediction.html", {"result": result}, session=session)
-    registry: RegistryService = state.registry
-    models, recommenders = await anyio.to_thread.run_sync(_playground_models, registry)
-    return render(
-        request,
-        "playground.html",
-        {
-            "models": models,
-            "recommenders": recommenders,
-            "selected": model,
-            "text": text,
-            "result": result,
-            "recs": None,
-        },
-        session=session,
-        status_code=status,
+    return await _playground_page(
+        request, session, status_code=status, selected=model, text=text, result=result
     )
 
 
@@ -573,7 +538,7 @@ async def playground_recommend(request: Request, session: SessionDep) -> Respons
         body = await service.recommend(model, user_id, n=10)
         items = body["items"]
         titles = await anyio.to_thread.run_sync(
-            lambda: views.item_titles(service.store, [i["item_id"] for i in items])
+            views.item_titles, state.dashboard_db, [i["item_id"] for i in items]
         )
         recs = {
             "ok": True,
@@ -594,22 +559,7 @@ async def playground_recommend(request: Request, session: SessionDep) -> Respons
         recs, status = {"ok": False, "error": exc.detail}, exc.status
     if _is_htmx(request):
         return render(request, "_recommendations.html", {"recs": recs}, session=session)
-    registry: RegistryService = state.registry
-    models, recommenders = await anyio.to_thread.run_sync(_playground_models, registry)
-    return render(
-        request,
-        "playground.html",
-        {
-            "models": models,
-            "recommenders": recommenders,
-            "selected": model,
-            "text": "",
-            "result": None,
-            "recs": recs,
-        },
-        session=session,
-        status_code=status,
-    )
+    return await _playground_page(request, session, status_code=status, recs=recs)
 
 
 # -- jobs ------------------------------------------------------------------------------------

@@ -22,11 +22,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
 from starlette.responses import Response
 
 SESSION_COOKIE = "aiweb_session"
+FLASH_COOKIE = "aiweb_flash"
+FLASH_MAX_AGE_S = 120
 LOGIN_CSRF_COOKIE = "aiweb_login_csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -66,7 +68,25 @@ class SessionCodec:
 
     def __init__(self, secret_key: str, max_age_s: int) -> None:
         self._serializer = URLSafeTimedSerializer(secret_key, salt=_SALT)
+        self._flash = URLSafeTimedSerializer(secret_key, salt=_SALT + ".flash")
         self.max_age_s = max_age_s
+
+    def sign_flash(self, kind: str, text: str) -> str:
+        """A one-shot message for the next page (``kind``: ``ok`` or ``error``)."""
+        return self._flash.dumps({"kind": kind, "text": text[:500]})
+
+    def read_flash(self, value: str | None) -> dict[str, str] | None:
+        """The message in a flash cookie, or ``None`` if absent, forged or older than
+        :data:`FLASH_MAX_AGE_S`."""
+        if not value:
+            return None
+        try:
+            data = self._flash.loads(value, max_age=FLASH_MAX_AGE_S)
+        except BadSignature:  # SignatureExpired is a BadSignature
+            return None
+        if isinstance(data, dict) and data.get("kind") in ("ok", "error"):
+            return {"kind": str(data["kind"]), "text": str(data.get("text", ""))}
+        return None
 
     def issue(
         self, kind: Literal["key", "user"], name: str, stamp: str = ""
@@ -87,7 +107,7 @@ class SessionCodec:
             data, signed_at = self._serializer.loads(
                 value, max_age=self.max_age_s, return_timestamp=True
             )
-        except (BadSignature, SignatureExpired):
+        except BadSignature:  # SignatureExpired is a BadSignature
             return None
         if not _valid_payload(data):
             return None

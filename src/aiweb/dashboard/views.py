@@ -28,7 +28,7 @@ from aiweb.errors import ConflictError, NotFoundError
 from aiweb.monitoring.drift import MIN_SAMPLES, DriftService
 from aiweb.monitoring.feedback import FeedbackService
 from aiweb.monitoring.metrics import render
-from aiweb.recommendations.store import RecommendationStore
+from aiweb.recommendations.orm import SqlItem
 from aiweb.registry.entities import PRODUCTION, ModelVersion, RegisteredModel
 from aiweb.registry.service import RegistryService
 
@@ -347,21 +347,19 @@ def version_detail(registry: RegistryService, name: str, number: int) -> dict[st
     }
 
 
-def servable_models(registry: RegistryService, tasks: Iterable[str]) -> list[RegisteredModel]:
-    """Models of ``tasks`` that have a production version (for the playground)."""
+def servable(models: Iterable[RegisteredModel], tasks: Iterable[str]) -> list[RegisteredModel]:
+    """The ``models`` of ``tasks`` that have a production version (for the playground)."""
     wanted = set(tasks)
-    return [m for m in registry.list_models() if m.task in wanted and PRODUCTION in m.aliases]
+    return [m for m in models if m.task in wanted and PRODUCTION in m.aliases]
 
 
-def item_titles(store: RecommendationStore, item_ids: list[str]) -> dict[str, str]:
-    """Titles of catalogue items (``""`` for unknown ones), for showing recommendations."""
-    titles: dict[str, str] = {}
-    for item_id in item_ids:
-        try:
-            titles[item_id] = store.get_item(item_id).title
-        except NotFoundError:
-            titles[item_id] = ""
-    return titles
+def item_titles(sessions: sessionmaker[Session], item_ids: list[str]) -> dict[str, str]:
+    """Titles of catalogue items in one query (items not in the catalogue are left out)."""
+    if not item_ids:
+        return {}
+    query = select(SqlItem.item_id, SqlItem.title).where(SqlItem.item_id.in_(item_ids))
+    with sessions() as session:
+        return {row.item_id: row.title for row in session.execute(query)}
 
 
 def algorithm_rows(evaluation: dict[str, Any]) -> list[dict[str, Any]]:

@@ -196,6 +196,11 @@ class KeyService:
             rows = session.scalars(select(SqlApiKey).order_by(SqlApiKey.id)).all()
             return [_entity(r) for r in rows]
 
+    def get(self, name: str) -> ApiKey:
+        """The key ``name`` (any state). Raises: KeyNotFound."""
+        with self._sessions() as session:
+            return _entity(self._row(session, name))
+
     @staticmethod
     def _row(session: Session, name: str) -> SqlApiKey:
         row = session.scalar(select(SqlApiKey).where(SqlApiKey.name == name))

@@ -1,9 +1,10 @@
--- wrk script for bench/serving.py: POST prebuilt JSON bodies, print one JSON summary line.
+-- wrk script for bench/serving.py and bench/recommend.py: send prebuilt requests, print
+-- one JSON summary line.
 --
---   wrk -t1 -c64 -d10s --latency -s bench/wrk/predict.lua URL -- BODIES [KEY [THREADS]]
+--   wrk -t1 -c64 -d10s --latency -s bench/wrk/requests.lua URL -- BODIES [KEY [THREADS]]
 --
 -- BODIES is a file of request lines "PATH<TAB>JSON_BODY" (so one run can hit several
--- routes); KEY, when given, is sent as "Authorization: Bearer KEY". Both can also come from
+-- routes), sent as POST; a line with nothing after the tab is sent as GET. KEY, when given, is sent as "Authorization: Bearer KEY". Both can also come from
 -- the environment (WRK_BODIES, WRK_KEY); THREADS (or WRK_THREADS) is wrk's -t. Every request
 -- is built once in init(); thread i of n starts i/n of the way into the file and cycles.
 --
@@ -27,7 +28,7 @@ function init(args)
   local path = args[1] or os.getenv("WRK_BODIES")
   local key = args[2] or os.getenv("WRK_KEY")
   if path == nil or path == "" then
-    error("predict.lua: give the bodies file: wrk ... -s predict.lua URL -- BODIES [KEY]")
+    error("requests.lua: give the bodies file: wrk ... -s requests.lua URL -- BODIES [KEY]")
   end
   local headers = { ["Content-Type"] = "application/json" }
   if key ~= nil and key ~= "" then
@@ -39,12 +40,16 @@ function init(args)
     if tab ~= nil then
       local route = line:sub(1, tab - 1)
       local body = line:sub(tab + 1)
-      table.insert(requests_, wrk.format("POST", route, headers, body))
+      if body == "" then
+        table.insert(requests_, wrk.format("GET", route, headers))
+      else
+        table.insert(requests_, wrk.format("POST", route, headers, body))
+      end
     end
   end
   file:close()
   if #requests_ == 0 then
-    error("predict.lua: no PATH<TAB>BODY lines in " .. path)
+    error("requests.lua: no PATH<TAB>BODY lines in " .. path)
   end
   -- spread the threads over the file: thread i starts i/n of the way in
   local index = thread_index or 0
