@@ -91,6 +91,14 @@ class PredictionNotFound(NotFoundError):
     title = "Prediction not found"
 
 
+class UnsafeArtifactError(AiwebError):
+    """A stored model artifact is refused at load: not of its format, or holding types
+    the loader does not trust. The server's state, not the client's request: 500."""
+
+    slug = "unsafe-artifact"
+    title = "Artifact refused"
+
+
 class ConflictError(AiwebError):
     status = 409
     slug = "conflict"

@@ -11,18 +11,13 @@ import skops.io as sio
 from scipy import sparse
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from aiweb.errors import AiwebError
+from aiweb.errors import UnsafeArtifactError
 
 #: Types a text-classification artifact may contain beyond skops' own trusted defaults.
 #: Anything else found in an artifact is refused before it is loaded.
 TRUSTED_TYPES: frozenset[str] = frozenset()
 
 ARTIFACT_FORMAT = "skops"
-
-
-class UnsafeArtifactError(AiwebError):
-    slug = "unsafe-artifact"
-    title = "Artifact refused"
 
 
 def _unrolled(pipeline: Any) -> tuple[list[tuple[Any, Any]], Any | None]:

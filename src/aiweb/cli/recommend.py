@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -218,28 +218,29 @@ def evaluate_recommendation(
 ) -> None:
     """Re-run the offline evaluation of a recommendation model's version on the data stored
     now (same algorithm choice and parameters), and print the comparison table."""
-    from aiweb.recommendations.training import COMPARED, RecommendationData, compare
+    from aiweb.recommendations.training import RecommendationData, compare, compared
     from aiweb.registry.entities import ModelRef
 
     with open_store() as (store, registry), _progress() as progress:
         version = registry.resolve(ModelRef.parse(name))
         algorithm = version.lineage.get("algorithm", "auto")
-        names = COMPARED if algorithm in ("auto", "hybrid") else (algorithm,)
+        names, hybrid = compared(algorithm)
         task = progress.add_task("evaluating", total=100)
-        on_progress: Callable[[str, float], None] = lambda s, f: progress.update(  # noqa: E731
-            task, completed=round(100 * f), description=s
-        )
+
+        def on_progress(stage: str, fraction: float) -> None:
+            progress.update(task, completed=round(100 * fraction), description=stage)
+
         data = RecommendationData.from_store(store)
         comparison = compare(
             data,
             names,
-            hybrid=algorithm in ("auto", "hybrid"),
+            hybrid=hybrid,
             params=version.lineage.get("params") or None,
             progress=on_progress,
         )
         progress.update(task, completed=100)
-    if algorithm not in ("auto", "hybrid"):
-        comparison.report["selected"] = algorithm
+    if not hybrid:
+        comparison.select(algorithm)
     stored = version.evaluation.get("ndcg")
     out.print(comparison_table(comparison.report, f"{version.name}:{version.version} (re-run)"))
     if stored is not None:

@@ -35,8 +35,10 @@ Sources:
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Any, ClassVar, Protocol
+from collections.abc import Callable
+from typing import Any, ClassVar, Protocol, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -70,13 +72,23 @@ class Algorithm(Protocol):
     def state(self) -> State: ...
 
 
+def recency_weights(n: int, half_life: float) -> F32:
+    """Weights of a user's ``n`` items, oldest first: the k-th most recent (k = 0 for the
+    latest) gets ``0.5 ** (k / half_life)``; ``half_life = inf`` gives every item 1.0.
+
+    Returns:
+        float32 ``(n,)``.
+    """
+    if not math.isfinite(half_life):
+        return np.ones(n, dtype=np.float32)
+    age = np.arange(n - 1, -1, -1, dtype=np.float32)
+    return np.asarray(np.power(np.float32(0.5), age / np.float32(half_life)), dtype=np.float32)
+
+
 def recency_rows(
     data: Interactions, users: npt.NDArray[np.int32], half_life: float
 ) -> sparse.csr_matrix:
-    """The rows of ``users`` in ``data`` weighted by recency.
-
-    A user's k-th most recent item (k = 0 for the latest) gets weight
-    ``0.5 ** (k / half_life)``; ``half_life = inf`` gives every item 1.0.
+    """The rows of ``users`` in ``data`` weighted by recency (:func:`recency_weights`).
 
     Args:
         data: interactions sorted by user then time.
@@ -93,15 +105,9 @@ def recency_rows(
     vals: list[F32] = []
     for u in users.tolist():
         lo, hi = (starts[u], starts[u + 1]) if u >= 0 else (0, 0)
-        n = hi - lo
         cols.append(data.items[lo:hi])
-        age = np.arange(n - 1, -1, -1, dtype=np.float32)
-        vals.append(
-            np.power(np.float32(0.5), age / np.float32(half_life)).astype(np.float32, copy=False)
-            if math.isfinite(half_life)
-            else np.ones(n, dtype=np.float32)
-        )
-        indptr.append(indptr[-1] + n)
+        vals.append(recency_weights(hi - lo, half_life))
+        indptr.append(indptr[-1] + hi - lo)
     return sparse.csr_matrix(
         (
             np.concatenate(vals) if vals else np.zeros(0, np.float32),
@@ -207,7 +213,79 @@ class Trending:
 # --------------------------------------------------------------------------- matrix factorisation
 
 
-class ALS:
+class _ImplicitFactors:
+    """What ALS and BPR share: fitted by ``implicit``, scored as ``user factors · item
+    factors``, their state the two factor matrices.
+
+    Subclasses say how ``implicit`` builds the model (:meth:`_implicit_model`) and how a
+    user's factors come from their rows (:meth:`_row_factors`) when the fitted ones are
+    not used.
+
+    Attributes:
+        item_factors_: float32 ``(n_items, d)``.
+        user_factors_: float32 ``(n_users, d)``.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, factors: int, regularization: float, iterations: int, seed: int) -> None:
+        self.factors = factors
+        self.regularization = regularization
+        self.iterations = iterations
+        self.seed = seed
+        self.item_factors_: F32 | None = None
+        self.user_factors_: F32 | None = None
+
+    def _implicit_model(self) -> Callable[[], Any]:
+        """Builds the unfitted ``implicit`` model. Returned rather than called: ``implicit``
+        is imported here, before :meth:`fit` limits BLAS threads (the limit reaches only
+        the BLAS libraries loaded by then), and built under the limit."""
+        raise NotImplementedError
+
+    def _row_factors(self, rows: sparse.csr_matrix) -> F32:
+        raise NotImplementedError
+
+    def _set_factors(self, user_factors: npt.NDArray[Any], item_factors: npt.NDArray[Any]) -> None:
+        self.user_factors_ = np.ascontiguousarray(user_factors, dtype=np.float32)
+        self.item_factors_ = np.ascontiguousarray(item_factors, dtype=np.float32)
+
+    def fit(self, data: Interactions, texts: list[ItemText]) -> Self:
+        build = self._implicit_model()
+        with threadpool_limits(1, "blas"):  # implicit's advice: its own threads, not BLAS's
+            model = build()
+            model.fit(data.matrix(), show_progress=False)
+        self._set_factors(model.user_factors, model.item_factors)
+        return self
+
+    def _score(
+        self, users: npt.NDArray[np.int32], rows: sparse.csr_matrix, redo: npt.NDArray[np.bool_]
+    ) -> F32:
+        """Scores with the fitted factors of ``users``, except where ``redo`` (always for
+        users ``-1``): there the factors come from ``rows`` (:meth:`_row_factors`)."""
+        _check(self.item_factors_, self.name)
+        assert self.item_factors_ is not None
+        assert self.user_factors_ is not None
+        factors = np.zeros((len(users), self.item_factors_.shape[1]), dtype=np.float32)
+        known = users >= 0
+        factors[known] = self.user_factors_[users[known]]
+        redo = redo | ~known
+        if redo.any():
+            factors[redo] = self._row_factors(rows[np.flatnonzero(redo)])
+        return factors @ self.item_factors_.T
+
+    def state(self) -> State:
+        assert self.item_factors_ is not None
+        assert self.user_factors_ is not None
+        return {"user_factors": self.user_factors_, "item_factors": self.item_factors_}
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], state: State) -> Self:
+        algo = cls(**params)
+        algo._set_factors(state["user_factors"], state["item_factors"])
+        return algo
+
+
+class ALS(_ImplicitFactors):
     """Implicit-feedback ALS (Hu, Koren & Volinsky 2008) fitted by ``implicit``.
 
     Confidence of an observed pair is ``1 + alpha`` (``X`` is binary), of the rest 1.
@@ -237,30 +315,30 @@ class ALS:
         iterations: int = 15,
         seed: int = 0,
     ) -> None:
-        self.factors = factors
-        self.regularization = regularization
+        super().__init__(factors, regularization, iterations, seed)
         self.alpha = alpha
-        self.iterations = iterations
-        self.seed = seed
-        self.item_factors_: F32 | None = None
-        self.user_factors_: F32 | None = None
+        #: float64 ``(factors, factors)``: ``YᵀY + λI``, the part of every fold-in system
+        #: that does not depend on the user (set with the factors)
+        self._gram: npt.NDArray[np.float64] | None = None
 
-    def fit(self, data: Interactions, texts: list[ItemText]) -> ALS:
+    def _implicit_model(self) -> Callable[[], Any]:
         from implicit.cpu.als import AlternatingLeastSquares  # type: ignore[import-untyped]
 
-        with threadpool_limits(1, "blas"):  # implicit's advice: its own threads, not BLAS's
-            model = AlternatingLeastSquares(
-                factors=self.factors,
-                regularization=self.regularization,
-                alpha=self.alpha,
-                iterations=self.iterations,
-                random_state=self.seed,
-                num_threads=0,
-            )
-            model.fit(data.matrix(), show_progress=False)
-        self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
-        self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
-        return self
+        return functools.partial(
+            AlternatingLeastSquares,
+            factors=self.factors,
+            regularization=self.regularization,
+            alpha=self.alpha,
+            iterations=self.iterations,
+            random_state=self.seed,
+            num_threads=0,
+        )
+
+    def _set_factors(self, user_factors: npt.NDArray[Any], item_factors: npt.NDArray[Any]) -> None:
+        super()._set_factors(user_factors, item_factors)
+        y = self.item_factors_
+        assert y is not None
+        self._gram = (y.T @ y).astype(np.float64) + self.regularization * np.eye(y.shape[1])
 
     def fold_in(self, rows: sparse.csr_matrix) -> F32:
         """User factors from interaction rows: float32 ``(len(rows), factors)``.
@@ -271,34 +349,26 @@ class ALS:
         _check(self.item_factors_, self.name)
         y = self.item_factors_
         assert y is not None
-        k = y.shape[1]
-        base = (y.T @ y).astype(np.float64) + self.regularization * np.eye(k)
-        out = np.zeros((rows.shape[0], k), dtype=np.float32)
+        assert self._gram is not None
+        out = np.zeros((rows.shape[0], y.shape[1]), dtype=np.float32)
         for r in range(rows.shape[0]):
             cols = rows.indices[rows.indptr[r] : rows.indptr[r + 1]]
             if len(cols) == 0:
                 continue
             yu = y[cols].astype(np.float64)
-            a = base + self.alpha * (yu.T @ yu)
+            a = self._gram + self.alpha * (yu.T @ yu)
             b = (1.0 + self.alpha) * yu.sum(axis=0)
             out[r] = np.linalg.solve(a, b)
         return out
+
+    _row_factors = fold_in
 
     def score(
         self, users: npt.NDArray[np.int32], rows: sparse.csr_matrix, *, fold_in: bool = False
     ) -> F32:
         """Scores ``user factors · item factors``; with ``fold_in`` (or for users ``-1``)
         the user factors come from ``rows``."""
-        _check(self.item_factors_, self.name)
-        assert self.item_factors_ is not None
-        assert self.user_factors_ is not None
-        factors = np.zeros((len(users), self.item_factors_.shape[1]), dtype=np.float32)
-        known = users >= 0
-        factors[known] = self.user_factors_[users[known]]
-        redo = np.ones(len(users), dtype=bool) if fold_in else ~known
-        if redo.any():
-            factors[redo] = self.fold_in(rows[np.flatnonzero(redo)])
-        return factors @ self.item_factors_.T
+        return self._score(users, rows, np.full(len(users), fold_in))
 
     def params(self) -> dict[str, Any]:
         return {
@@ -309,20 +379,8 @@ class ALS:
             "seed": self.seed,
         }
 
-    def state(self) -> State:
-        assert self.item_factors_ is not None
-        assert self.user_factors_ is not None
-        return {"user_factors": self.user_factors_, "item_factors": self.item_factors_}
 
-    @classmethod
-    def from_state(cls, params: dict[str, Any], state: State) -> ALS:
-        algo = cls(**params)
-        algo.user_factors_ = state["user_factors"].astype(np.float32, copy=False)
-        algo.item_factors_ = state["item_factors"].astype(np.float32, copy=False)
-        return algo
-
-
-class BPR:
+class BPR(_ImplicitFactors):
     """Bayesian Personalized Ranking (Rendle et al. 2009) fitted by ``implicit``.
 
     A user unknown at fit time is represented by the mean factors of the items in their
@@ -350,44 +408,30 @@ class BPR:
         iterations: int = 100,
         seed: int = 0,
     ) -> None:
-        self.factors = factors
+        super().__init__(factors, regularization, iterations, seed)
         self.learning_rate = learning_rate
-        self.regularization = regularization
-        self.iterations = iterations
-        self.seed = seed
-        self.item_factors_: F32 | None = None
-        self.user_factors_: F32 | None = None
 
-    def fit(self, data: Interactions, texts: list[ItemText]) -> BPR:
+    def _implicit_model(self) -> Callable[[], Any]:
         from implicit.cpu.bpr import BayesianPersonalizedRanking  # type: ignore[import-untyped]
 
-        with threadpool_limits(1, "blas"):
-            model = BayesianPersonalizedRanking(
-                factors=self.factors,
-                learning_rate=self.learning_rate,
-                regularization=self.regularization,
-                iterations=self.iterations,
-                random_state=self.seed,
-                num_threads=0,
-            )
-            model.fit(data.matrix(), show_progress=False)
-        self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
-        self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
-        return self
+        return functools.partial(
+            BayesianPersonalizedRanking,
+            factors=self.factors,
+            learning_rate=self.learning_rate,
+            regularization=self.regularization,
+            iterations=self.iterations,
+            random_state=self.seed,
+            num_threads=0,
+        )
+
+    def _row_factors(self, rows: sparse.csr_matrix) -> F32:
+        """The recency-weighted mean factors of the rows' items."""
+        assert self.item_factors_ is not None
+        sums = np.asarray(rows.sum(axis=1)).ravel()
+        return np.asarray((rows @ self.item_factors_) / np.maximum(sums, 1e-9)[:, None])
 
     def score(self, users: npt.NDArray[np.int32], rows: sparse.csr_matrix) -> F32:
-        _check(self.item_factors_, self.name)
-        assert self.item_factors_ is not None
-        assert self.user_factors_ is not None
-        factors = np.zeros((len(users), self.item_factors_.shape[1]), dtype=np.float32)
-        known = users >= 0
-        factors[known] = self.user_factors_[users[known]]
-        unknown = np.flatnonzero(~known)
-        if len(unknown):
-            sub = rows[unknown]
-            sums = np.asarray(sub.sum(axis=1)).ravel()
-            factors[unknown] = (sub @ self.item_factors_) / np.maximum(sums, 1e-9)[:, None]
-        return factors @ self.item_factors_.T
+        return self._score(users, rows, np.zeros(len(users), dtype=bool))
 
     def params(self) -> dict[str, Any]:
         return {
@@ -397,18 +441,6 @@ class BPR:
             "iterations": self.iterations,
             "seed": self.seed,
         }
-
-    def state(self) -> State:
-        assert self.item_factors_ is not None
-        assert self.user_factors_ is not None
-        return {"user_factors": self.user_factors_, "item_factors": self.item_factors_}
-
-    @classmethod
-    def from_state(cls, params: dict[str, Any], state: State) -> BPR:
-        algo = cls(**params)
-        algo.user_factors_ = state["user_factors"].astype(np.float32, copy=False)
-        algo.item_factors_ = state["item_factors"].astype(np.float32, copy=False)
-        return algo
 
 
 # --------------------------------------------------------------------------- item-based

@@ -73,7 +73,9 @@ def parse_timestamp(value: str | None, *, where: str) -> datetime:
 def _chunks(
     path: Path, columns: dict[str, str], required: list[str]
 ) -> Iterator[tuple[int, dict[str, list[str | None]], int]]:
-    """``(first row number, {field: values}, rows)`` per chunk, renamed to API fields."""
+    """``(first row number, {field: values}, rows)`` per chunk, renamed to API fields
+    (every field of ``columns`` has one value per row, ``None`` where the file has no such
+    column: :class:`~aiweb.datasets.tables.TableChunk`)."""
     fmt = table_format(path.name)
     with path.open("rb") as fh:
         for chunk in iter_table(
@@ -84,14 +86,8 @@ def _chunks(
             required=[columns[f] for f in required],
             chunk_rows=CHUNK_ROWS,
         ):
-            values = {f: chunk.columns.get(c) or [] for f, c in columns.items()}
-            n = len(next(iter(chunk.columns.values()))) if chunk.columns else 0
-            yield chunk.start, values, n
-
-
-def _cell(values: dict[str, list[str | None]], name: str, j: int) -> str | None:
-    column = values.get(name) or []
-    return column[j] if j < len(column) else None
+            values = {f: chunk.columns[c] for f, c in columns.items()}
+            yield chunk.start, values, len(next(iter(values.values())))
 
 
 def import_items(
@@ -120,17 +116,17 @@ def import_items(
     for start, values, n in _chunks(path, mapping, ["item_id"]):
         items = []
         for j in range(n):
-            item_id = (_cell(values, "item_id", j) or "").strip()
+            item_id = (values["item_id"][j] or "").strip()
             if not item_id:
                 raise DataFormatError(f"{path.name}: row {start + j + 1}: item_id is empty")
-            available = (_cell(values, "available", j) or "true").strip().lower()
+            available = (values["available"][j] or "true").strip().lower()
             items.append(
                 Item(
                     item_id=item_id,
-                    title=_cell(values, "title", j) or "",
-                    text=_cell(values, "text", j) or "",
-                    categories=split_list(_cell(values, "categories", j)),
-                    tags=split_list(_cell(values, "tags", j)),
+                    title=values["title"][j] or "",
+                    text=values["text"][j] or "",
+                    categories=split_list(values["categories"][j]),
+                    tags=split_list(values["tags"][j]),
                     available=available not in ("false", "0", "no"),
                 )
             )
@@ -171,31 +167,31 @@ def import_interactions(
         events = []
         for j in range(n):
             where = f"{path.name}: row {start + j + 1}"
-            user_id = (_cell(values, "user_id", j) or "").strip()
-            item_id = (_cell(values, "item_id", j) or "").strip()
+            user_id = (values["user_id"][j] or "").strip()
+            item_id = (values["item_id"][j] or "").strip()
             if not user_id or not item_id:
                 raise DataFormatError(f"{where}: user_id and item_id must not be empty")
-            kind = (_cell(values, "type", j) or default_type or "").strip()
+            kind = (values["type"][j] or default_type or "").strip()
             if not _TYPE.match(kind):
                 raise DataFormatError(
                     f"{where}: type {kind[:40]!r} is not a lower-case name (give --type when "
                     "the file has no type column)"
                 )
-            raw_value = _cell(values, "value", j)
+            raw_value = values["value"][j]
             try:
                 value = float(raw_value) if raw_value not in (None, "") else None
             except ValueError:
                 raise DataFormatError(
                     f"{where}: value {(raw_value or '')[:40]!r} is not a number"
                 ) from None
-            event_id = _cell(values, "event_id", j)
+            event_id = values["event_id"][j]
             events.append(
                 Interaction(
                     user_id=user_id,
                     item_id=item_id,
                     type=kind,
                     value=value,
-                    occurred_at=parse_timestamp(_cell(values, "timestamp", j), where=where),
+                    occurred_at=parse_timestamp(values["timestamp"][j], where=where),
                     event_id=event_id or None,
                 )
             )

@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import sparse
 
-from aiweb.errors import InvalidInputError
+from aiweb.errors import InvalidInputError, UnsafeArtifactError
 from aiweb.recommendations import algorithms as algos
 from aiweb.recommendations.algorithms import (
     ALS,
@@ -48,13 +48,14 @@ ARTIFACT_FORMAT = "npz"
 FORMAT_VERSION = 1
 POPULAR = "popular"
 COLLABORATIVE = "collaborative"
+SIMILAR = "similar"
+#: recency half-life (in interactions) of the rows a user unknown at training is served
+#: and explained from
+NEW_USER_HALF_LIFE = 3.0
+#: a new user's most recent items that may explain a recommendation
+EXPLAIN_ITEMS = 50
 
 F32 = npt.NDArray[np.float32]
-
-
-class UnsafeArtifactError(InvalidInputError):
-    slug = "unsafe-artifact"
-    title = "Artifact is not a recommender archive"
 
 
 @dataclass
@@ -84,19 +85,28 @@ class Recommendation:
 
 def user_rows(history: list[int], n_items: int, half_life: float) -> sparse.csr_matrix:
     """One user's distinct items, oldest first, as a recency-weighted float32 CSR
-    ``(1, n_items)`` (weights as :func:`~aiweb.recommendations.algorithms.recency_rows`)."""
+    ``(1, n_items)`` (weights: :func:`~aiweb.recommendations.algorithms.recency_weights`)."""
     n = len(history)
-    age = np.arange(n - 1, -1, -1, dtype=np.float32)
-    weights = (
-        np.power(np.float32(0.5), age / np.float32(half_life))
-        if math.isfinite(half_life)
-        else np.ones(n, dtype=np.float32)
-    )
     return sparse.csr_matrix(
-        (weights.astype(np.float32), np.asarray(history, dtype=np.int32), np.asarray([0, n])),
+        (
+            algos.recency_weights(n, half_life),
+            np.asarray(history, dtype=np.int32),
+            np.asarray([0, n]),
+        ),
         shape=(1, n_items),
         dtype=np.float32,
     )
+
+
+def _top(scores: F32, allowed: npt.NDArray[np.bool_], n: int) -> tuple[F32, npt.NDArray[np.intp]]:
+    """``(scores with disallowed items at -inf, the indices of the up to n best allowed
+    items, best first)``."""
+    scores = np.where(allowed, scores, -np.inf).astype(np.float32)
+    k = min(n, int(allowed.sum()))
+    if k <= 0:
+        return scores, np.zeros(0, dtype=np.intp)
+    top = np.argpartition(-scores, k - 1)[:k]
+    return scores, top[np.argsort(-scores[top], kind="stable")]
 
 
 class RecommenderModel:
@@ -134,7 +144,21 @@ class RecommenderModel:
         self.last_interaction_id = last_interaction_id
         self.user_index = {u: i for i, u in enumerate(user_ids)}
         self.item_index = {t: i for i, t in enumerate(item_ids)}
-        self._norm_factors: dict[int, F32] = {}
+        self._cf = self._item_to_item(components)
+        # what item-to-item similarity reads, prepared once: for EASE the position of each
+        # item in ``B`` (-1 when not in it), for ALS/BPR the L2-normalised item factors
+        self._ease_positions: npt.NDArray[np.int64] | None = None
+        self._unit_factors: F32 | None = None
+        if isinstance(self._cf, EASE):
+            assert self._cf.items_ is not None
+            self._ease_positions = np.full(self.n_items, -1, dtype=np.int64)
+            self._ease_positions[self._cf.items_] = np.arange(len(self._cf.items_))
+        elif isinstance(self._cf, ALS | BPR):
+            assert self._cf.item_factors_ is not None
+            f = self._cf.item_factors_
+            norms = np.linalg.norm(f, axis=1, keepdims=True)
+            norms[norms == 0] = 1.0
+            self._unit_factors = (f / norms).astype(np.float32)
 
     @property
     def n_items(self) -> int:
@@ -149,9 +173,12 @@ class RecommenderModel:
             rows = user_rows(history, self.n_items, c.half_life)
             return np.asarray(self._score(c, users, rows, fold_in)[0], dtype=np.float32)
         total = np.zeros(self.n_items, dtype=np.float32)
+        rows_at: dict[float, sparse.csr_matrix] = {}
         for c in self.components:
-            rows = user_rows(history, self.n_items, c.half_life)
-            total += c.weight * algos.standardize(self._score(c, users, rows, fold_in))[0]
+            if c.half_life not in rows_at:
+                rows_at[c.half_life] = user_rows(history, self.n_items, c.half_life)
+            scores = self._score(c, users, rows_at[c.half_life], fold_in)
+            total += c.weight * algos.standardize(scores)[0]
         return total
 
     @staticmethod
@@ -180,10 +207,10 @@ class RecommenderModel:
         if user >= 0:
             return self._blend(user, history, fold_in=has_new), COLLABORATIVE
         cf = self._blend(-1, history, fold_in=True)
-        rows = user_rows(history, self.n_items, 3.0)
+        rows = user_rows(history, self.n_items, NEW_USER_HALF_LIFE)
         content = self.content.score(np.full(1, -1, np.int32), rows)
         both = algos.standardize(cf[None, :])[0] + algos.standardize(content)[0]
-        return both, "similar"
+        return both, SIMILAR
 
     def recommend(
         self,
@@ -207,19 +234,12 @@ class RecommenderModel:
             Up to ``n`` recommendations, best first.
         """
         scores, kind = self.scores(user_id, history, has_new=has_new)
-        scores = np.where(allowed, scores, -np.inf).astype(np.float32)
-        k = min(n, int(allowed.sum()))
-        if k <= 0:
-            return []
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        if kind != "similar":
-            reason = POPULAR if kind == POPULAR else COLLABORATIVE
-            return [Recommendation(int(i), float(scores[i]), reason) for i in top]
-        sources = np.asarray(history[-50:], dtype=np.int64)  # the most recent 50 explain
+        scores, top = _top(scores, allowed, n)
+        if kind != SIMILAR or not len(top):
+            return [Recommendation(int(i), float(scores[i]), kind) for i in top]
+        sources = np.asarray(history[-EXPLAIN_ITEMS:], dtype=np.int64)
         block = self.item_similarity(sources, top)
-        weights = user_rows(list(sources), self.n_items, 3.0).data[:, None]
-        block = block * weights
+        block = block * algos.recency_weights(len(sources), NEW_USER_HALF_LIFE)[:, None]
         best = block.argmax(axis=0)
         out = []
         for j, i in enumerate(top.tolist()):
@@ -232,40 +252,29 @@ class RecommenderModel:
 
     # ------------------------------------------------------------------ item-to-item
 
-    def _cf(self) -> Algorithm | None:
-        best = None
-        for c in self.components:
-            if isinstance(c.algorithm, EASE | ALS | BPR) and (
-                best is None or c.weight > best.weight
-            ):
-                best = c
-        return best.algorithm if best is not None else None
-
-    def _unit_factors(self, algo: ALS | BPR) -> F32:
-        key = id(algo)
-        if key not in self._norm_factors:
-            assert algo.item_factors_ is not None
-            f = algo.item_factors_
-            norms = np.linalg.norm(f, axis=1, keepdims=True)
-            norms[norms == 0] = 1.0
-            self._norm_factors[key] = (f / norms).astype(np.float32)
-        return self._norm_factors[key]
+    @staticmethod
+    def _item_to_item(components: list[Component]) -> EASE | ALS | BPR | None:
+        """The collaborative algorithm item-to-item similarity comes from: the heaviest
+        EASE, ALS or BPR component (the first of equals), or none."""
+        best: EASE | ALS | BPR | None = None
+        weight = -math.inf
+        for c in components:
+            if isinstance(c.algorithm, EASE | ALS | BPR) and c.weight > weight:
+                best, weight = c.algorithm, c.weight
+        return best
 
     def _cf_similarity(self, sources: npt.NDArray[np.int64], targets: npt.NDArray[np.int64]) -> F32:
-        algo = self._cf()
+        if self._unit_factors is not None:
+            unit = self._unit_factors
+            return unit[sources] @ unit[targets].T
         out = np.zeros((len(sources), len(targets)), dtype=np.float32)
-        if isinstance(algo, EASE):
-            assert algo.items_ is not None
-            assert algo.weights_ is not None
-            pos = np.full(self.n_items, -1, dtype=np.int64)
-            pos[algo.items_] = np.arange(len(algo.items_))
-            ps, pt = pos[sources], pos[targets]
+        if self._ease_positions is not None:
+            assert isinstance(self._cf, EASE)
+            assert self._cf.weights_ is not None
+            ps, pt = self._ease_positions[sources], self._ease_positions[targets]
             ok_s, ok_t = np.flatnonzero(ps >= 0), np.flatnonzero(pt >= 0)
             if len(ok_s) and len(ok_t):
-                out[np.ix_(ok_s, ok_t)] = algo.weights_[np.ix_(ps[ok_s], pt[ok_t])]
-        elif isinstance(algo, ALS | BPR):
-            unit = self._unit_factors(algo)
-            out = unit[sources] @ unit[targets].T
+                out[np.ix_(ok_s, ok_t)] = self._cf.weights_[np.ix_(ps[ok_s], pt[ok_t])]
         return out
 
     def item_similarity(
@@ -299,12 +308,7 @@ class RecommenderModel:
             scores = scores + algos.standardize(cf)[0]
         allowed = allowed.copy()
         allowed[item] = False
-        scores = np.where(allowed, scores, -np.inf).astype(np.float32)
-        k = min(n, int(allowed.sum()))
-        if k <= 0:
-            return []
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
+        scores, top = _top(scores, allowed, n)
         reason = f"similar-to:{self.item_ids[item]}"
         return [Recommendation(int(i), float(scores[i]), reason) for i in top]
 

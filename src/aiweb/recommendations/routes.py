@@ -1,8 +1,8 @@
 """``/v1/items``, ``/v1/interactions``, ``/v1/users/{user_id}/recommendations`` and
 ``/v1/items/{item_id}/similar``.
 
-Mount with ``app.include_router(router)``; the service is built on first use from what
-the app's lifespan put on ``app.state`` (engine, registry, settings).
+Mount with ``app.include_router(router)``; the service is the one the app's lifespan put
+on ``app.state.recommendations``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from aiweb.db.orm import utcnow
 from aiweb.errors import InvalidInputError
-from aiweb.recommendations.cache import make_recommendation_cache
 from aiweb.recommendations.schemas import (
     InteractionsRequest,
     InteractionsResponse,
@@ -24,7 +23,6 @@ from aiweb.recommendations.schemas import (
     Recommended,
 )
 from aiweb.recommendations.service import MAX_N, RecommendationService
-from aiweb.recommendations.store import RecommendationStore
 from aiweb.recommendations.training import TASK
 from aiweb.registry.entities import PRODUCTION
 from aiweb.registry.service import RegistryService
@@ -34,17 +32,7 @@ router = APIRouter(prefix="/v1", tags=["recommendations"])
 
 
 def _service(request: Request) -> RecommendationService:
-    state = request.app.state
-    service: RecommendationService | None = getattr(state, "recommendations", None)
-    if service is None:
-        settings = state.settings
-        service = RecommendationService(
-            RecommendationStore(state.engine),
-            state.registry,
-            settings,
-            make_recommendation_cache(settings.cache, settings.redis_url),
-        )
-        state.recommendations = service
+    service: RecommendationService = request.app.state.recommendations
     return service
 
 
@@ -62,16 +50,12 @@ _N = Query(ge=1, le=MAX_N, description="How many items.")
 _ITEM_ID = Path(min_length=1, max_length=255)
 
 
-def _json(body: object, response: Response) -> Response:
-    out = Response(orjson.dumps(body), media_type="application/json")
-    out.headers.raw.extend(response.headers.raw)  # RateLimit-* set by the auth dependency
-    return out
-
-
 def _items(body: dict[str, Any], response: Response) -> Response:
-    """The answer is the list ``[{"item_id", "score", "reason"}]``; which model version
-    made it travels in the ``X-Model`` and ``X-Model-Version`` headers."""
-    out = _json(body["items"], response)
+    """The answer is the list ``[{"item_id", "score", "reason"}]`` (serialised with orjson,
+    as the predict route does); which model version made it travels in the ``X-Model`` and
+    ``X-Model-Version`` headers."""
+    out = Response(orjson.dumps(body["items"]), media_type="application/json")
+    out.headers.raw.extend(response.headers.raw)  # RateLimit-* set by the auth dependency
     out.headers["X-Model"] = str(body["model"])
     out.headers["X-Model-Version"] = str(body["version"])
     return out

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from aiweb.config import Settings
-from aiweb.errors import InvalidInputError
+from aiweb.errors import InvalidInputError, ModelNotReadyError
 from aiweb.recommendations.cache import Entry, RecommendationCache
 from aiweb.recommendations.model import RecommenderModel
 from aiweb.recommendations.store import (
@@ -37,6 +37,7 @@ from aiweb.recommendations.training import TASK
 from aiweb.registry.entities import ModelRef, ModelVersion
 from aiweb.registry.loader import read_verified
 from aiweb.registry.service import RegistryService
+from aiweb.serving.cache import version_key
 
 #: ranked items kept per cached list (enough for n <= MAX_N after filters, usually)
 CACHE_DEPTH = 100
@@ -60,6 +61,12 @@ class _Catalog:
 class _Loaded:
     version: ModelVersion
     model: RecommenderModel
+    #: names the version in cache keys (name, number, artifact digest)
+    cache_key: str
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.version.name, self.version.version)
 
 
 class RecommendationService:
@@ -142,7 +149,7 @@ class RecommendationService:
             loaded = self._loaded.get(key)
             if loaded is None:
                 model = await anyio.to_thread.run_sync(self._load, version)
-                loaded = _Loaded(version, model)
+                loaded = _Loaded(version, model, version_key(version, prefix="rec"))
                 self._loaded[key] = loaded
                 live = {(v.name, v.version) for _, v in self._refs.values()}
                 for old in [k for k in self._loaded if k not in live]:
@@ -150,8 +157,6 @@ class RecommendationService:
         return loaded
 
     def _load(self, version: ModelVersion) -> RecommenderModel:
-        from aiweb.errors import ModelNotReadyError
-
         if version.status != "ready" or not version.artifact_uri:
             raise ModelNotReadyError(f"{version.name}:{version.version} is {version.status!r}")
         data = read_verified(
@@ -183,28 +188,26 @@ class RecommendationService:
         """bool ``(n_items,)``: items that may be shown (available, in ``category``).
         An item the catalogue does not hold (only seen in interactions) counts as
         available and in no category."""
-        key = (loaded.version.name, loaded.version.version)
-        masks = catalog.masks.setdefault(key, {})
+        masks = catalog.masks.setdefault(loaded.key, {})
         mask = masks.get(category)
-        if mask is None:
-            entries = catalog.entries
-            if category is None:
-                mask = np.fromiter(
-                    (entries[i].available if i in entries else True for i in loaded.model.item_ids),
-                    dtype=bool,
-                    count=loaded.model.n_items,
-                )
-            else:
-                in_category = np.fromiter(
-                    (
-                        i in entries and category in entries[i].categories
-                        for i in loaded.model.item_ids
-                    ),
-                    dtype=bool,
-                    count=loaded.model.n_items,
-                )
-                mask = RecommendationService._mask(catalog, loaded, None) & in_category
-            masks[category] = mask
+        if mask is not None:
+            return mask
+        entries = catalog.entries
+        item_ids = loaded.model.item_ids
+        if category is None:
+            mask = np.fromiter(
+                (entries[i].available if i in entries else True for i in item_ids),
+                dtype=bool,
+                count=len(item_ids),
+            )
+        else:
+            in_category = np.fromiter(
+                (i in entries and category in entries[i].categories for i in item_ids),
+                dtype=bool,
+                count=len(item_ids),
+            )
+            mask = RecommendationService._mask(catalog, loaded, None) & in_category
+        masks[category] = mask
         return mask
 
     # ------------------------------------------------------------------ serving
@@ -239,9 +242,9 @@ class RecommendationService:
             raise InvalidInputError(f"n must be between 1 and {MAX_N}, not {n}")
         loaded = await self.model(ref)
         catalog = await self._fresh_catalog()
-        version = loaded.version
-        digest = (version.artifact_sha256 or "")[:16]
-        key = f"{version.name}:{version.version}:{digest}:{int(exclude_seen)}"
+        key = f"{loaded.cache_key}:{int(exclude_seen)}"
+        excluded = set(exclude)
+        events: list[UserEvent] | None = None
         entry = await self.cache.get(user_id, key) if self.cache is not None else None
         if entry is None:
             events = await anyio.to_thread.run_sync(self.store.user_events, user_id, HISTORY_LIMIT)
@@ -250,17 +253,20 @@ class RecommendationService:
             )
             if self.cache is not None:
                 await self.cache.set(user_id, key, entry)
-        items = self._filter(entry, catalog, loaded, set(exclude), category, n)
+        items = self._filter(entry, catalog, loaded, excluded, category, n)
         if len(items) < n and len(entry) >= CACHE_DEPTH and (exclude or category):
             # the filters emptied the cached list: rank again with them applied
-            events = await anyio.to_thread.run_sync(self.store.user_events, user_id, HISTORY_LIMIT)
+            if events is None:
+                events = await anyio.to_thread.run_sync(
+                    self.store.user_events, user_id, HISTORY_LIMIT
+                )
             entry = await anyio.to_thread.run_sync(
                 self._rank, loaded, catalog, user_id, events, exclude_seen, category, exclude, n
             )
-            items = self._filter(entry, catalog, loaded, set(exclude), category, n)
+            items = self._filter(entry, catalog, loaded, excluded, category, n)
         return {
-            "model": version.name,
-            "version": version.version,
+            "model": loaded.version.name,
+            "version": loaded.version.version,
             "user_id": user_id,
             "items": items,
         }

@@ -53,6 +53,8 @@ BLEND_WEIGHTS = (0.1, 0.25, 0.5, 1.0)
 K = 10
 #: most validation users the hybrid search holds score matrices for
 MAX_BLEND_USERS = 2000
+#: test metrics of the selected algorithm a report holds at its top level
+TOP_LEVEL_METRICS = ("precision", "recall", "ndcg", "map", "hit_rate")
 
 Progress = Callable[[str, float], None]
 
@@ -127,6 +129,24 @@ class Comparison:
     candidates: dict[str, Candidate]
     selected: str
     report: dict[str, Any]
+
+    def select(self, name: str) -> None:
+        """Make ``name`` the choice, in the report too (its test metrics at the top level,
+        where promotion rules read them)."""
+        self.selected = name
+        self.report["selected"] = name
+        chosen = self.candidates[name]
+        for metric in (*TOP_LEVEL_METRICS, "coverage"):
+            self.report[metric] = chosen.test.get(metric)
+
+
+def compared(algorithm: str) -> tuple[tuple[str, ...], bool]:
+    """What :func:`compare` runs for ``--algorithm``: ``(names, hybrid)``. ``auto`` and
+    ``hybrid`` compare every algorithm and search a blend; a named one is compared with
+    the popularity baseline only."""
+    if algorithm in ("auto", "hybrid"):
+        return COMPARED, True
+    return (algorithm,), False
 
 
 def _eval_set(train: Interactions, heldout: Interactions) -> EvalSet:
@@ -327,7 +347,7 @@ def _report(
         "selected": selected,
         "baseline": "popularity",
         # the selected algorithm's test metrics at the top level (promotion rules read these)
-        **{m: chosen.test.get(m) for m in ("precision", "recall", "ndcg", "map", "hit_rate")},
+        **{m: chosen.test.get(m) for m in TOP_LEVEL_METRICS},
         "coverage": chosen.test.get("coverage"),
         "algorithms": {
             c.name: {
@@ -434,23 +454,18 @@ def train_recommendation(
         f"model:{name}",
         after={"dataset": data.name, "dataset_sha256": data.sha256, "algorithm": algorithm},
     )
-    names = COMPARED if algorithm in ("auto", "hybrid") else (algorithm,)
+    names, hybrid = compared(algorithm)
     comparison = compare(
         data,
         names,
-        hybrid=algorithm in ("auto", "hybrid"),
+        hybrid=hybrid,
         params=params,
         progress=lambda s, f: report_progress(s, 0.8 * f),
     )
     if algorithm == "hybrid" and "hybrid" in comparison.candidates:
-        comparison.selected = "hybrid"
-        comparison.report["selected"] = "hybrid"
-    elif algorithm not in ("auto", "hybrid"):
-        comparison.selected = algorithm
-        comparison.report["selected"] = algorithm
-    chosen = comparison.candidates[comparison.selected]
-    for metric in ("precision", "recall", "ndcg", "map", "hit_rate", "coverage"):
-        comparison.report[metric] = chosen.test.get(metric)
+        comparison.select("hybrid")
+    elif not hybrid:
+        comparison.select(algorithm)
     model = build_model(
         data, comparison, params=params, progress=lambda s, f: report_progress(s, 0.8 + 0.15 * f)
     )
