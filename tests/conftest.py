@@ -136,3 +136,57 @@ def admin_key(settings: Settings) -> str:
 @pytest.fixture
 def auth_headers(admin_key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {admin_key}"}
+
+
+class MinilmInstall:
+    """What ``aiweb embeddings install`` did in a fresh home, once per test session.
+
+    Attributes:
+        home: its AIWEB_HOME (SQLite registry with model ``minilm``).
+        export_dir: the kept export (``model.onnx``, ``model-int8.onnx``, ``tokenizer.json``,
+            ``embedder.json``), for tests that register it in their own registry.
+        stdout: what the command printed (the check table).
+        seconds: wall time of the command.
+    """
+
+    def __init__(self, home: Path, export_dir: Path, stdout: str, seconds: float) -> None:
+        self.home = home
+        self.export_dir = export_dir
+        self.stdout = stdout
+        self.seconds = seconds
+
+
+@pytest.fixture(scope="session")
+def minilm_install(tmp_path_factory: pytest.TempPathFactory) -> MinilmInstall:
+    """Run the real ``aiweb embeddings install`` (torch export, int8 quantization, the
+    1,000-sentence check) once per session; skipped without the shared data."""
+    import subprocess
+    import sys
+    import time
+
+    shared = data_home()
+    if shared is None or not (shared / "sst2" / "dev.tsv").is_file():
+        pytest.skip("AIWEB_DATA_HOME with the shared datasets is not set")
+    home = tmp_path_factory.mktemp("minilm-home")
+    export_dir = home / "export"
+    env = {k: v for k, v in os.environ.items() if k != "AIWEB_DATABASE_URL"}  # SQLite
+    env.update(AIWEB_HOME=str(home), AIWEB_DATA_HOME=str(shared))
+    aiweb = Path(sys.executable).with_name("aiweb")
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [str(aiweb), "embeddings", "install", "--export-dir", str(export_dir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    seconds = time.perf_counter() - started
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return MinilmInstall(home, export_dir, proc.stdout, seconds)
+
+
+@pytest.fixture(scope="session")
+def minilm_dir(minilm_install: MinilmInstall) -> Path:
+    """The exported all-MiniLM-L6-v2 directory (see :class:`MinilmInstall`)."""
+    return minilm_install.export_dir

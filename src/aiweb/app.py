@@ -27,6 +27,7 @@ from aiweb.dashboard.session import SessionCodec
 from aiweb.dashboard.users import UserService
 from aiweb.db.migrate import upgrade
 from aiweb.db.session import make_session_factory
+from aiweb.embeddings.runtime import EmbedderPool
 from aiweb.jobs.embedded import EmbeddedRunner
 from aiweb.jobs.env import env_from
 from aiweb.jobs.service import JobService, make_dispatcher
@@ -125,6 +126,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
             make_recommendation_cache(settings.cache, settings.redis_url),
         )
         app.state.recommendations = recommendations
+        embedders = EmbedderPool(registry, settings.embeddings, on_batch=observe_batch)
+        app.state.embedders = embedders
         await loader.refresh()
         tune_after_load(settings.serving, collect=True)
         refresher = asyncio.create_task(loader.refresh_forever(settings.serving.alias_refresh_s))
@@ -140,6 +143,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
                 await refresher
             await loader.aclose()
             await recommendations.aclose()
+            await embedders.aclose()
             if cache is not None:
                 await cache.aclose()
             logger.close()

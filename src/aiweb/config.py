@@ -174,6 +174,22 @@ class AlertSettings(BaseModel):
     drift_window: str = Field("24h", description="Window of the periodic drift check.")
 
 
+class EmbeddingSettings(BaseModel):
+    """Sentence embeddings (``POST /v1/models/{name}/embed``, collections, minilm features)."""
+
+    threads: int = Field(
+        0, ge=0, description="onnxruntime intra-op threads per embedder (0: every core)."
+    )
+    max_inputs: int = Field(256, ge=1, description="Most texts in one embed request.")
+    max_batch_size: int = Field(
+        32, ge=1, description="Most texts in one model call when requests are micro-batched."
+    )
+    max_wait_ms: float = Field(
+        2.0, ge=0, description="How long a batch under load waits for more embed requests."
+    )
+    max_queue: int = Field(2048, ge=1, description="Embed requests waiting before 503.")
+
+
 class DashboardSettings(BaseModel):
     """The web dashboard at ``/``."""
 
@@ -250,6 +266,7 @@ class Settings(BaseSettings):
     )
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
+    embeddings: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
 
     @field_validator("home", "artifacts_dir", "data_home", mode="after")
     @classmethod

@@ -61,6 +61,13 @@ class ModelNotFound(NotFoundError):
     title = "Model not found"
 
 
+class EmbeddingModelNotInstalled(ModelNotFound):
+    """The sentence-embedding model is not in the registry (``aiweb embeddings install``)."""
+
+    slug = "embedding-model-not-installed"
+    title = "Embedding model not installed"
+
+
 class ModelVersionNotFound(NotFoundError):
     slug = "model-version-not-found"
     title = "Model version not found"

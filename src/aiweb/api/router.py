@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from aiweb.api import health
 from aiweb.classification import routes as classification_routes
 from aiweb.datasets import routes as dataset_routes
+from aiweb.embeddings import routes as embedding_routes
 from aiweb.jobs import routes as job_routes
 from aiweb.monitoring import routes as monitoring_routes
 from aiweb.recommendations import routes as recommendation_routes
@@ -21,6 +22,7 @@ def build_router() -> APIRouter:
     router.include_router(monitoring_routes.router)
     router.include_router(registry_routes.router)
     router.include_router(classification_routes.router)
+    router.include_router(embedding_routes.router)
     router.include_router(security_routes.router)
     router.include_router(dataset_routes.router)
     router.include_router(job_routes.router)

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from aiweb.cli import accounts, datasets, db, jobs, keys, models, predict, recommend, serve, train
+from aiweb.cli import (
+    accounts,
+    datasets,
+    db,
+    embeddings,
+    jobs,
+    keys,
+    models,
+    predict,
+    recommend,
+    serve,
+    train,
+)
 
 app = typer.Typer(
     name="aiweb",
@@ -22,6 +34,7 @@ app.add_typer(jobs.app, name="jobs")
 app.add_typer(recommend.import_app, name="import")
 app.add_typer(recommend.evaluate_app, name="evaluate")
 app.add_typer(accounts.app, name="users")
+app.add_typer(embeddings.app, name="embeddings")
 app.command("serve")(serve.serve)
 app.command("demo")(serve.demo)
 app.command("predict")(predict.predict)

@@ -128,7 +128,7 @@ class LoadedModel:
 
     version: ModelVersion
     runtime: Runtime
-    batcher: MicroBatcher[str]
+    batcher: MicroBatcher[str, npt.NDArray[np.float64]]
     loaded_at: float
     #: the training vocabulary (drift's out-of-vocabulary feature), when profiled
     vocabulary: frozenset[str] | None = None

@@ -17,31 +17,40 @@ import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import anyio.to_thread
-import numpy as np
-import numpy.typing as npt
 
 from aiweb.errors import QueueFullError
 
 T = TypeVar("T")
 
-BatchFn = Callable[[list[T]], npt.NDArray[np.float64]]
+
+class SupportsSlice(Protocol):
+    """A batch result whose rows are cut out per request with ``result[start:stop]``."""
+
+    def __getitem__(self, index: slice, /) -> Any: ...
+
+
+#: The result of one model call: an array, or any row container that slices.
+R = TypeVar("R", bound=SupportsSlice)
+
+BatchFn = Callable[[list[T]], R]
 
 
 @dataclass
-class _Pending(Generic[T]):
+class _Pending(Generic[T, R]):
     items: list[T]
-    future: asyncio.Future[npt.NDArray[np.float64]]
+    future: asyncio.Future[R]
     enqueued: float = field(default_factory=time.perf_counter)
 
 
-class MicroBatcher(Generic[T]):
+class MicroBatcher(Generic[T, R]):
     """Batch concurrent calls of ``fn`` (rows in, one result row per input out).
 
     Args:
-        fn: the model call: ``list`` of ``n`` inputs -> array with ``n`` rows.
+        fn: the model call: ``list`` of ``n`` inputs -> array (or other sliceable row
+            container, such as :class:`aiweb.embeddings.Embeddings`) with ``n`` rows.
         max_batch_size: most inputs in one call (a single larger request runs alone).
         max_wait_ms: extra wait for more requests once a batch is forming under load.
         max_queue: most requests waiting; beyond it :meth:`submit` raises.
@@ -50,7 +59,7 @@ class MicroBatcher(Generic[T]):
 
     def __init__(
         self,
-        fn: BatchFn[T],
+        fn: BatchFn[T, R],
         *,
         max_batch_size: int = 64,
         max_wait_ms: float = 1.0,
@@ -62,17 +71,17 @@ class MicroBatcher(Generic[T]):
         self.max_wait_s = max_wait_ms / 1000.0
         self.max_queue = max_queue
         self._on_batch = on_batch
-        self._queue: asyncio.Queue[_Pending[T]] | None = None
+        self._queue: asyncio.Queue[_Pending[T, R]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
-    def _ensure_started(self) -> asyncio.Queue[_Pending[T]]:
+    def _ensure_started(self) -> asyncio.Queue[_Pending[T, R]]:
         if self._queue is None or self._task is None or self._task.done():
             self._queue = asyncio.Queue(maxsize=self.max_queue)
             self._task = asyncio.get_running_loop().create_task(self._run())
         return self._queue
 
-    async def submit(self, items: Sequence[T]) -> npt.NDArray[np.float64]:
+    async def submit(self, items: Sequence[T]) -> R:
         """Run ``items`` in the next batch and return their rows, in order.
 
         Raises:
@@ -84,7 +93,7 @@ class MicroBatcher(Generic[T]):
                 "this model version is being unloaded; retry", headers={"Retry-After": "1"}
             )
         queue = self._ensure_started()
-        future: asyncio.Future[npt.NDArray[np.float64]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         try:
             queue.put_nowait(_Pending(list(items), future))
         except asyncio.QueueFull:
@@ -119,7 +128,7 @@ class MicroBatcher(Generic[T]):
                     size += len(nxt.items)
             await self._execute(batch)
 
-    async def _execute(self, batch: list[_Pending[T]]) -> None:
+    async def _execute(self, batch: list[_Pending[T, R]]) -> None:
         live = [p for p in batch if not p.future.done()]  # skip callers that gave up
         if not live:
             return

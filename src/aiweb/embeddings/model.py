@@ -1,0 +1,200 @@
+"""Sentence embeddings on onnxruntime: the served all-MiniLM-L6-v2.
+
+The ONNX graph (written by :mod:`aiweb.embeddings.export`) takes BERT's ``input_ids``,
+``attention_mask`` and ``token_type_ids`` and returns ``sentence_embedding``: the mean of
+the token states over the attention mask, L2-normalised — the pooling of
+sentence-transformers' all-MiniLM-L6-v2 (Reimers & Gurevych, 2019, "Sentence-BERT",
+https://arxiv.org/abs/1908.10084). Word pieces come from the model's own
+``tokenizer.json`` through Hugging Face ``tokenizers``; no PyTorch is needed here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from aiweb.errors import InvalidInputError
+
+#: Files of an exported embedder, in a directory or as registry artifacts.
+MODEL_FILE = "model.onnx"
+INT8_MODEL_FILE = "model-int8.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+CONFIG_FILE = "embedder.json"
+
+#: Texts are embedded in model calls of at most this many texts (sorted by length, so
+#: each call pads little).
+CALL_BATCH = 32
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """Sentence vectors and which texts were cut to fit the model.
+
+    Attributes:
+        vectors: float32 array of shape ``(n, dim)``; each row has L2 norm 1 (cosine
+            similarity is the dot product).
+        truncated: ``n`` flags; True where the text had more than ``max_tokens`` word
+            pieces (special tokens included) and only its start was embedded.
+    """
+
+    vectors: npt.NDArray[np.float32]
+    truncated: list[bool] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.vectors.shape[0])
+
+    def __getitem__(self, index: slice, /) -> Embeddings:
+        """Rows ``index`` (a slice) as new :class:`Embeddings`."""
+        return Embeddings(self.vectors[index], self.truncated[index])
+
+
+@dataclass(frozen=True)
+class EmbedderConfig:
+    """What an exported embedder is (``embedder.json``).
+
+    Attributes:
+        dim: vector dimension (384 for all-MiniLM-L6-v2).
+        max_tokens: longest input in word pieces, ``[CLS]`` and ``[SEP]`` included (256,
+            sentence-transformers' ``max_seq_length`` for this model).
+        precision: ``fp32`` or ``int8``.
+        source: where the weights came from.
+    """
+
+    dim: int = 384
+    max_tokens: int = 256
+    precision: str = "fp32"
+    source: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "dim": self.dim,
+                "max_tokens": self.max_tokens,
+                "precision": self.precision,
+                "source": self.source,
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> EmbedderConfig:
+        raw = json.loads(text)
+        return cls(
+            dim=int(raw["dim"]),
+            max_tokens=int(raw["max_tokens"]),
+            precision=str(raw.get("precision", "fp32")),
+            source=str(raw.get("source", "")),
+        )
+
+
+class OnnxEmbedder:
+    """all-MiniLM-L6-v2 (or any BERT-style mean-pooling encoder exported the same way)
+    on onnxruntime's CPU provider.
+
+    Thread-safe: one instance serves every request of a process (onnxruntime's
+    ``InferenceSession.run`` and ``tokenizers``' encoding may be called concurrently).
+
+    Args:
+        model: the ONNX model, as bytes or a file path.
+        tokenizer_json: the contents of the model's ``tokenizer.json``.
+        config: dimension, token limit and precision.
+        threads: onnxruntime intra-op threads; 0 lets onnxruntime use every core.
+
+    Attributes:
+        dim: vector dimension.
+        max_tokens: word-piece limit; longer texts are truncated.
+    """
+
+    def __init__(
+        self,
+        model: bytes | Path,
+        tokenizer_json: str,
+        config: EmbedderConfig,
+        *,
+        threads: int = 0,
+    ) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.config = config
+        self.dim = config.dim
+        self.max_tokens = config.max_tokens
+        tokenizer = Tokenizer.from_str(tokenizer_json)
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_length=config.max_tokens)
+        self._tokenizer = tokenizer
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        source = str(model) if isinstance(model, Path) else model
+        self._session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+        self._inputs = {i.name for i in self._session.get_inputs()}
+
+    @classmethod
+    def from_dir(cls, path: Path, *, precision: str = "fp32", threads: int = 0) -> OnnxEmbedder:
+        """Load an export directory (``model.onnx`` or ``model-int8.onnx``, ``tokenizer.json``,
+        ``embedder.json``).
+
+        Raises:
+            FileNotFoundError: a file is missing.
+        """
+        config = EmbedderConfig.from_json((path / CONFIG_FILE).read_text())
+        config = EmbedderConfig(config.dim, config.max_tokens, precision, config.source)
+        model_file = path / (INT8_MODEL_FILE if precision == "int8" else MODEL_FILE)
+        if not model_file.is_file():
+            raise FileNotFoundError(model_file)
+        tokenizer = (path / TOKENIZER_FILE).read_text(encoding="utf-8")
+        return cls(model_file, tokenizer, config, threads=threads)
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """Word pieces per text, special tokens included, before truncation."""
+        encodings = self._tokenizer.encode_batch(texts)
+        return [
+            len(e.ids) + sum(len(o.ids) - 2 for o in e.overflowing)  # overflow repeats specials
+            for e in encodings
+        ]
+
+    def embed(self, texts: list[str]) -> Embeddings:
+        """Embed ``texts``.
+
+        Args:
+            texts: ``n`` strings (empty strings are allowed: they embed ``[CLS] [SEP]``).
+
+        Returns:
+            :class:`Embeddings` with ``vectors`` float32 ``(n, dim)``, rows L2-normalised,
+            in the order of ``texts``.
+
+        Raises:
+            InvalidInputError: an input is not a string.
+        """
+        n = len(texts)
+        if n == 0:
+            return Embeddings(np.zeros((0, self.dim), dtype=np.float32), [])
+        for text in texts:
+            if not isinstance(text, str):
+                raise InvalidInputError("every input must be a string")
+        encodings = self._tokenizer.encode_batch(texts)
+        truncated = [bool(e.overflowing) for e in encodings]
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=n)
+        order = np.argsort(lengths, kind="stable")
+        out = np.empty((n, self.dim), dtype=np.float32)
+        for start in range(0, n, CALL_BATCH):
+            rows = order[start : start + CALL_BATCH]
+            width = int(lengths[rows].max())
+            ids = np.zeros((len(rows), width), dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            for j, row in enumerate(rows):
+                e = encodings[int(row)]
+                ids[j, : len(e.ids)] = e.ids
+                mask[j, : len(e.ids)] = 1
+            feed: dict[str, Any] = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in self._inputs:
+                feed["token_type_ids"] = np.zeros_like(ids)
+            out[rows] = self._session.run(["sentence_embedding"], feed)[0]
+        return Embeddings(out, truncated)
