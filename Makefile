@@ -64,3 +64,9 @@ bench: install
 .PHONY: bench-recommend
 bench-recommend: install
 	$(BIN)/python -m bench.recommend
+
+# Benchmark: sentence embeddings over HTTP (32 clients x 1 sentence, micro-batched) vs
+# onnxruntime called directly with batches of 32 (needs wrk). Options as BENCH_ARGS.
+.PHONY: bench-embed
+bench-embed: install
+	$(BIN)/python -m bench.embed $(BENCH_ARGS)

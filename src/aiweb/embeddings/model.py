@@ -104,6 +104,9 @@ class OnnxEmbedder:
         tokenizer_json: the contents of the model's ``tokenizer.json``.
         config: dimension, token limit and precision.
         threads: onnxruntime intra-op threads; 0 lets onnxruntime use every core.
+        spin: let onnxruntime's idle worker threads spin-wait for work (its default).
+            Off here: in a server, spinning threads take the CPU the event loop needs
+            between model calls.
 
     Attributes:
         dim: vector dimension.
@@ -117,6 +120,7 @@ class OnnxEmbedder:
         config: EmbedderConfig,
         *,
         threads: int = 0,
+        spin: bool = False,
     ) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -132,12 +136,15 @@ class OnnxEmbedder:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         source = str(model) if isinstance(model, Path) else model
         self._session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self._session.get_inputs()}
 
     @classmethod
-    def from_dir(cls, path: Path, *, precision: str = "fp32", threads: int = 0) -> OnnxEmbedder:
+    def from_dir(
+        cls, path: Path, *, precision: str = "fp32", threads: int = 0, spin: bool = False
+    ) -> OnnxEmbedder:
         """Load an export directory (``model.onnx`` or ``model-int8.onnx``, ``tokenizer.json``,
         ``embedder.json``).
 
@@ -150,7 +157,7 @@ class OnnxEmbedder:
         if not model_file.is_file():
             raise FileNotFoundError(model_file)
         tokenizer = (path / TOKENIZER_FILE).read_text(encoding="utf-8")
-        return cls(model_file, tokenizer, config, threads=threads)
+        return cls(model_file, tokenizer, config, threads=threads, spin=spin)
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Word pieces per text, special tokens included, before truncation."""

@@ -38,7 +38,7 @@ INSTALL_HINT = "run `aiweb embeddings install` (needs pip install 'aiweb[export]
 
 
 def load_embedder(
-    registry: RegistryService, version: ModelVersion, *, threads: int = 0
+    registry: RegistryService, version: ModelVersion, *, threads: int = 0, spin: bool = False
 ) -> OnnxEmbedder:
     """Read a registered embedding version's files (sha256-checked) and start it.
 
@@ -71,7 +71,11 @@ def load_embedder(
         f"{CONFIG_FILE} of {what}",
     )
     return OnnxEmbedder(
-        model, tokenizer.decode("utf-8"), EmbedderConfig.from_json(config), threads=threads
+        model,
+        tokenizer.decode("utf-8"),
+        EmbedderConfig.from_json(config),
+        threads=threads,
+        spin=spin,
     )
 
 
