@@ -38,9 +38,9 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.serving import (
-    KEY_RE,
     Server,
     base_env,
+    create_key,
     default_data_home,
     free_port,
     run_wrk,
@@ -69,22 +69,6 @@ def banking77_queries(data_home: Path | None) -> list[str]:
         raise SystemExit("bench.embed needs AIWEB_DATA_HOME with banking77/test.csv")
     with (data_home / "banking77" / "test.csv").open(newline="", encoding="utf-8") as fh:
         return [row["text"] for row in csv.DictReader(fh)]
-
-
-def create_key(aiweb: str, env: dict[str, str]) -> str:
-    """A new predict-only key (named per run, so a reused ``--home`` takes another)."""
-    proc = subprocess.run(
-        [aiweb, "keys", "create", f"bench-embed-{int(time.time())}", "--scopes", "predict"],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    found = KEY_RE.search(proc.stdout) or KEY_RE.search(proc.stderr)
-    if proc.returncode != 0 or found is None:
-        raise RuntimeError(f"aiweb keys create failed ({proc.returncode}):\n{proc.stderr}")
-    return found.group(0)
 
 
 def install(aiweb: str, env: dict[str, str], home: Path) -> None:
@@ -226,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         env.pop("AIWEB_DATABASE_URL", None)
         if args.home is None:
             install(aiweb, env, home)
-        key = create_key(aiweb, env)
+        key = create_key(aiweb, env, f"bench-embed-{int(time.time())}")  # --home may have one
         with err.status(f"direct: batches of {BATCH} for {args.duration} s …"):
             direct = direct_rate(home, args.model, texts, args.duration)
         http = http_rate(aiweb, env, home, args.model, texts, key, args.duration)

