@@ -34,8 +34,14 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# Two pytest-xdist workers; a test file runs whole on one worker (its module fixtures
+# and the services it starts stay together). PYTEST_WORKERS=0 runs in one process.
+# Tests marked `serial` (schemathesis' per-operation items, which xdist would fold into
+# one) run afterwards in one process.
+PYTEST_WORKERS ?= 2
 test: lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not serial"
+	$(BIN)/pytest -m serial
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts
@@ -70,3 +76,16 @@ bench-recommend: install
 .PHONY: bench-embed
 bench-embed: install
 	$(BIN)/python -m bench.embed $(BENCH_ARGS)
+
+# Benchmark: TF-IDF vs MiniLM features (SST-2, airline tweets, Banking77) and CLINC150
+# intent detection with out-of-scope; needs the embedding model (see bench/features.py)
+.PHONY: bench-features
+bench-features: install
+	$(BIN)/python -m bench.features --check $(BENCH_ARGS)
+
+# Benchmark: search collections — p99 at concurrency 4 over HTTP (vector, keyword, hybrid;
+# HNSW and the exact baseline), ANN recall@10 and banking77 retrieval quality on a 50,000-
+# document collection built once under $AIWEB_HOME/bench/search (needs wrk). BENCH_ARGS.
+.PHONY: bench-search
+bench-search: install
+	$(BIN)/python -m bench.search $(BENCH_ARGS)

@@ -9,6 +9,10 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+# Rich sizes tables and wraps text to the terminal; pytest-xdist workers have none (80
+# columns) where a serial run inherits one. Tests read CLI output at a fixed width.
+os.environ["COLUMNS"] = "160"
+
 import pytest
 from sqlalchemy import text
 
@@ -138,6 +142,43 @@ def auth_headers(admin_key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {admin_key}"}
 
 
+@pytest.fixture(scope="session")
+def pgvector_server() -> Iterator[str]:
+    """A PostgreSQL with the pgvector extension (PyPI ``pgserver``: its own binaries, a
+    throw-away data directory, a unix socket only), for the whole session. Yields the
+    SQLAlchemy URL of its ``postgres`` database."""
+    import shutil
+    import tempfile
+    import warnings
+
+    with warnings.catch_warnings():  # platformdirs warns that XDG_RUNTIME_DIR is unset
+        warnings.simplefilter("ignore")
+        import pgserver
+
+        root = Path(tempfile.mkdtemp(prefix="aiweb-pgvector-"))
+        server = pgserver.get_server(root / "pgdata", cleanup_mode="stop")
+    try:
+        yield server.get_uri().replace("postgresql://", "postgresql+psycopg://", 1)
+    finally:
+        server.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def pgvector_database_url(pgvector_server: str) -> Iterator[str]:
+    """A fresh, empty database on :func:`pgvector_server` (dropped afterwards)."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(pgvector_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield pgvector_server.replace("/postgres?", f"/{name}?", 1)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 class MinilmInstall:
     """What ``aiweb embeddings install`` did in a fresh home, once per test session.
 
@@ -159,30 +200,47 @@ class MinilmInstall:
 @pytest.fixture(scope="session")
 def minilm_install(tmp_path_factory: pytest.TempPathFactory) -> MinilmInstall:
     """Run the real ``aiweb embeddings install`` (torch export, int8 quantization, the
-    1,000-sentence check) once per session; skipped without the shared data."""
+    1,000-sentence check) once per test run; skipped without the shared data.
+
+    Under pytest-xdist the workers share one install: the first to get the file lock
+    runs it and writes ``install.json``; the others read it.
+    """
+    import json
     import subprocess
     import sys
     import time
 
+    from filelock import FileLock
+
     shared = data_home()
     if shared is None or not (shared / "sst2" / "dev.tsv").is_file():
         pytest.skip("AIWEB_DATA_HOME with the shared datasets is not set")
-    home = tmp_path_factory.mktemp("minilm-home")
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # shared by the workers of this run
+    home = root / "minilm-home"
     export_dir = home / "export"
-    env = {k: v for k, v in os.environ.items() if k != "AIWEB_DATABASE_URL"}  # SQLite
-    env.update(AIWEB_HOME=str(home), AIWEB_DATA_HOME=str(shared))
-    aiweb = Path(sys.executable).with_name("aiweb")
-    started = time.perf_counter()
-    proc = subprocess.run(
-        [str(aiweb), "embeddings", "install", "--export-dir", str(export_dir)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    seconds = time.perf_counter() - started
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = root / "minilm-install.json"
+    with FileLock(str(root / "minilm-install.lock")):
+        if record.is_file():
+            done = json.loads(record.read_text())
+            return MinilmInstall(home, export_dir, done["stdout"], done["seconds"])
+        home.mkdir(exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if k != "AIWEB_DATABASE_URL"}  # SQLite
+        env.update(AIWEB_HOME=str(home), AIWEB_DATA_HOME=str(shared))
+        aiweb = Path(sys.executable).with_name("aiweb")
+        started = time.perf_counter()
+        proc = subprocess.run(
+            [str(aiweb), "embeddings", "install", "--export-dir", str(export_dir)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        seconds = time.perf_counter() - started
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        record.write_text(json.dumps({"stdout": proc.stdout, "seconds": seconds}))
     return MinilmInstall(home, export_dir, proc.stdout, seconds)
 
 
@@ -190,3 +248,17 @@ def minilm_install(tmp_path_factory: pytest.TempPathFactory) -> MinilmInstall:
 def minilm_dir(minilm_install: MinilmInstall) -> Path:
     """The exported all-MiniLM-L6-v2 directory (see :class:`MinilmInstall`)."""
     return minilm_install.export_dir
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the files with full-dataset (``slow``) and end-to-end (``e2e``) tests first.
+
+    ``make test`` hands whole files to two pytest-xdist workers in collection order; a
+    long file started last would leave the other worker idle at the end. The order of
+    the tests within a file is kept.
+    """
+    weight: dict[str, int] = {}
+    for item in items:
+        rank = 0 if item.get_closest_marker("slow") else 1 if item.get_closest_marker("e2e") else 2
+        weight[item.path.as_posix()] = min(rank, weight.get(item.path.as_posix(), 2))
+    items.sort(key=lambda item: weight[item.path.as_posix()])

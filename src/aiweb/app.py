@@ -42,11 +42,14 @@ from aiweb.recommendations.service import RecommendationService
 from aiweb.recommendations.store import RecommendationStore
 from aiweb.registry.factory import build_registry
 from aiweb.registry.loader import ModelLoader
+from aiweb.search.service import SearchService
+from aiweb.search.store import SearchStore
 from aiweb.security.keys import KeyService
 from aiweb.security.ratelimit import RateLimiter
 from aiweb.security.secrets import resolve_secret_key
 from aiweb.serving.cache import make_prediction_cache
 from aiweb.serving.gc import tune_after_load
+from aiweb.serving.threads import limit_blas_threads
 
 log = logging.getLogger("aiweb")
 
@@ -79,7 +82,12 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         assert registry.audit is not None
         sessions = make_session_factory(engine)
         rate_limiter = RateLimiter(settings.rate_limit, settings.redis_url)
-        loader = ModelLoader(registry, settings.serving, on_batch=observe_batch)
+        # one embedder pool for the embed route, collections and classifiers on MiniLM
+        # features: each embedding model version is loaded once per process
+        embedders = EmbedderPool(registry, settings.embeddings, on_batch=observe_batch)
+        loader = ModelLoader(
+            registry, settings.serving, on_batch=observe_batch, embedders=embedders
+        )
         logger = PredictionLogger(
             engine,
             flush_interval_s=settings.prediction_log.flush_interval_s,
@@ -126,13 +134,28 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
             make_recommendation_cache(settings.cache, settings.redis_url),
         )
         app.state.recommendations = recommendations
-        embedders = EmbedderPool(registry, settings.embeddings, on_batch=observe_batch)
         app.state.embedders = embedders
+        search = SearchService(
+            SearchStore(
+                engine,
+                pgvector_m=settings.search.pgvector_m,
+                pgvector_ef_construction=settings.search.pgvector_ef_construction,
+            ),
+            embedders,
+            registry,
+            settings,
+            app.state.jobs,
+            on_query=observe_batch,
+        )
+        app.state.search = search
+        restore_blas = limit_blas_threads(settings.serving.blas_threads)
         await loader.refresh()
+        await recommendations.warm()
         tune_after_load(settings.serving, collect=True)
         refresher = asyncio.create_task(loader.refresh_forever(settings.serving.alias_refresh_s))
         if runner is not None:
             await asyncio.to_thread(runner.start)
+        search.start()
         try:
             yield
         finally:
@@ -144,12 +167,14 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
             await loader.aclose()
             await recommendations.aclose()
             await embedders.aclose()
+            await asyncio.to_thread(search.close)
             if cache is not None:
                 await cache.aclose()
             logger.close()
             alerts.close()
             rate_limiter.close()
             engine.dispose()
+            restore_blas()
             worker_exited()
 
     app = FastAPI(

@@ -59,6 +59,14 @@ class ServingSettings(BaseModel):
     gc_gen0_threshold: int = Field(
         50_000, ge=100, description="Allocations between young-generation collections."
     )
+    blas_threads: int = Field(
+        1,
+        ge=0,
+        description="BLAS (OpenBLAS/MKL) threads per serving process; 0 leaves the library's "
+        "default (one per core). Requests are served in parallel by workers, and the small "
+        "matrix-vector products of a request run several times slower when BLAS wakes "
+        "threads for them (docs/benchmarks.md).",
+    )
 
 
 class CacheSettings(BaseModel):
@@ -178,7 +186,10 @@ class EmbeddingSettings(BaseModel):
     """Sentence embeddings (``POST /v1/models/{name}/embed``, collections, minilm features)."""
 
     threads: int = Field(
-        0, ge=0, description="onnxruntime intra-op threads per embedder (0: every core)."
+        0,
+        ge=0,
+        description="onnxruntime intra-op threads per embedder (0: every core; under "
+        "`aiweb serve --workers N`, N > 1, each worker's share: cores // N).",
     )
     max_inputs: int = Field(256, ge=1, description="Most texts in one embed request.")
     max_batch_size: int = Field(
@@ -188,6 +199,67 @@ class EmbeddingSettings(BaseModel):
         2.0, ge=0, description="How long a batch under load waits for more embed requests."
     )
     max_queue: int = Field(2048, ge=1, description="Embed requests waiting before 503.")
+
+
+class SearchSettings(BaseModel):
+    """Search collections (``/v1/collections``): vector indexes, limits, ranking."""
+
+    vector_index: Literal["auto", "embedded", "pgvector"] = Field(
+        "auto",
+        description="Vector index of new collections: 'embedded' (in process: exact search, "
+        "then usearch HNSW from ann_threshold documents, saved under <home>/search); "
+        "'pgvector' (PostgreSQL with the vector extension); 'auto': pgvector when the "
+        "database has it, else embedded.",
+    )
+    ann_threshold: int = Field(
+        20_000, ge=1, description="Documents from which an embedded index adds an HNSW graph."
+    )
+    ann_connectivity: int = Field(16, ge=2, le=128, description="HNSW M (edges per node).")
+    ann_expansion_add: int = Field(
+        128, ge=8, le=4096, description="HNSW efConstruction (build quality)."
+    )
+    ann_expansion_search: int = Field(
+        64, ge=8, le=4096, description="HNSW ef at search time (recall against latency)."
+    )
+    ann_refresh_dirty: int = Field(
+        2_000,
+        ge=1,
+        description="Documents written since an HNSW graph was built that make it refresh "
+        "(until then they are searched exactly).",
+    )
+    ann_build_threads: int = Field(
+        1, ge=1, description="Threads that build an HNSW graph (in the background)."
+    )
+    pgvector_m: int = Field(16, ge=2, le=100, description="pgvector HNSW m.")
+    pgvector_ef_construction: int = Field(
+        64, ge=4, le=1000, description="pgvector HNSW ef_construction."
+    )
+    pgvector_ef_search: int = Field(
+        64, ge=1, le=1000, description="pgvector hnsw.ef_search (at least top_k)."
+    )
+    upkeep_interval_s: float = Field(
+        2.0,
+        gt=0,
+        description="How often a server process catches its embedded indexes up with writes "
+        "of other processes and builds or refreshes HNSW graphs (in the background).",
+    )
+    max_documents: int = Field(10_000, ge=1, description="Most documents in one POST …/documents.")
+    sync_max_documents: int = Field(
+        128,
+        ge=0,
+        description="Larger document batches are embedded by a background job (202).",
+    )
+    max_document_chars: int = Field(
+        100_000, ge=1, description="Longest document text, in characters."
+    )
+    max_metadata_bytes: int = Field(
+        16_384, ge=2, description="Largest metadata object of a document, as JSON bytes."
+    )
+    max_top_k: int = Field(100, ge=1, le=10_000, description="Most hits one search returns.")
+    hybrid_candidates: int = Field(
+        50, ge=1, description="Hits taken from each of vector and keyword search to fuse."
+    )
+    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant k.")
 
 
 class DashboardSettings(BaseModel):
@@ -267,6 +339,7 @@ class Settings(BaseSettings):
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     embeddings: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    search: SearchSettings = Field(default_factory=SearchSettings)
 
     @field_validator("home", "artifacts_dir", "data_home", mode="after")
     @classmethod

@@ -346,3 +346,83 @@ def test_latest_version(service: RegistryService, tiny_model_bytes: bytes) -> No
     latest = service.latest_version("sentiment")
     assert latest is not None
     assert latest.version == 2
+
+
+# -- evaluation reports ----------------------------------------------------------------------
+def test_update_evaluation_sets_keys_and_keeps_the_others(store: SqlRegistryStore) -> None:
+    store.ensure_model("sentiment", TASK)
+    store.create_version(
+        "sentiment",
+        labels=list(LABELS),
+        signature={},
+        lineage={},
+        evaluation={"accuracy": 0.8, "split": "20%"},
+        artifact_format="skops",
+    )
+    updated = store.update_evaluation("sentiment", 1, {"accuracy": 0.9, "reruns": [{"n": 1}]})
+    assert updated.evaluation == {"accuracy": 0.9, "split": "20%", "reruns": [{"n": 1}]}
+    assert store.get_version("sentiment", 1).evaluation == updated.evaluation
+    store.update_evaluation("sentiment", 1, {"reruns": [{"n": 1}, {"n": 2}]})
+    again = store.get_version("sentiment", 1)
+    assert again.evaluation["reruns"] == [{"n": 1}, {"n": 2}]
+    assert again.evaluation["split"] == "20%"
+    assert again.status == "pending"  # nothing else changes
+    with pytest.raises(ModelVersionNotFound):
+        store.update_evaluation("sentiment", 2, {"accuracy": 1.0})
+    with pytest.raises(ModelNotFound):
+        store.update_evaluation("nope", 1, {"accuracy": 1.0})
+
+
+def test_concurrent_evaluation_updates_of_different_keys_all_survive(
+    store: SqlRegistryStore,
+) -> None:
+    store.ensure_model("sentiment", TASK)
+    new_version(store, "sentiment")
+    errors: list[BaseException] = []
+
+    def update(i: int) -> None:
+        try:
+            store.update_evaluation("sentiment", 1, {f"k{i}": i})
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=update, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert store.get_version("sentiment", 1).evaluation == {f"k{i}": i for i in range(6)}
+
+
+def test_service_update_evaluation_is_audited(
+    database_url: str, tmp_path: Path, tiny_model_bytes: bytes
+) -> None:
+    from aiweb.security.audit import AuditLog
+
+    engine = make_engine(database_url)
+    upgrade(engine)
+    try:
+        sessions = make_session_factory(engine)
+        audit = AuditLog(sessions)
+        service = RegistryService(
+            SqlRegistryStore(sessions), LocalArtifactStore(tmp_path / "artifacts"), audit
+        )
+        register(service, "sentiment", tiny_model_bytes)
+        version = service.update_evaluation(
+            "sentiment", 1, {"recheck": {"accuracy": 0.5}}, actor="cli", request_id="r1"
+        )
+        assert version.evaluation == {"recheck": {"accuracy": 0.5}}
+        events, _ = audit.list(action="version.evaluation_updated")
+        assert len(events) == 1
+        event = events[0]
+        assert (event.actor, event.target, event.request_id) == ("cli", "model:sentiment:1", "r1")
+        assert event.before == {"recheck": None}
+        assert event.after == {"recheck": {"accuracy": 0.5}}
+        with pytest.raises(InvalidInputError):
+            service.update_evaluation("sentiment", 1, {})
+        with pytest.raises(ModelVersionNotFound):
+            service.update_evaluation("sentiment", 9, {"x": 1})
+        assert len(audit.list(action="version.evaluation_updated")[0]) == 1
+    finally:
+        engine.dispose()

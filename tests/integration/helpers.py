@@ -30,6 +30,19 @@ POSITIVE_TEXT = "a wonderful, moving film, brilliant and funny"
 NEGATIVE_TEXT = "terrible and boring, a dull lifeless mess"
 
 
+def redis_reachable(url: str = "redis://127.0.0.1:6379/0") -> bool:
+    """Whether the Redis at ``url`` answers PING within half a second."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
 def open_registry(settings: Settings) -> tuple[RegistryService, Engine]:
     """A registry on the (migrated) database and artifact store of ``settings``."""
     registry, engine = build_registry(settings)

@@ -46,6 +46,7 @@ def test_handlers(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
     def flaky(env: JobEnv, ctx: JobContext) -> dict[str, Any]:
         calls["runs"] += 1
+        ctx.when_finished(lambda: calls.setdefault("cleaned", []).append(ctx.attempt))
         if ctx.attempt < int(ctx.job.params.get("succeed_on", 99)):
             raise TransientJobError("the service blinked")
         return {"attempt": ctx.attempt}
@@ -135,6 +136,7 @@ def test_transient_errors_retry_with_backoff_then_succeed(
     job_id = make(env, "flaky", succeed_on=2)
     first = execute(env, job_id, "t:1")
     assert first.kind == "retry"
+    assert "cleaned" not in test_handlers  # a retry still needs the job's inputs
     assert first.delay_s == pytest.approx(env.settings.jobs.retry_backoff_s)
     job = env.jobs.get(job_id)
     assert job.status == "pending"
@@ -143,6 +145,7 @@ def test_transient_errors_retry_with_backoff_then_succeed(
     time.sleep(first.delay_s + 0.05)
     assert execute(env, job_id, "t:1").kind == "succeeded"
     assert env.jobs.get(job_id).result == {"attempt": 2}
+    assert test_handlers["cleaned"] == [2]  # once, after success
 
 
 def test_transient_errors_fail_after_max_attempts(
@@ -155,6 +158,7 @@ def test_transient_errors_fail_after_max_attempts(
         kinds.append(outcome.kind)
         time.sleep(outcome.delay_s + 0.05)
     assert kinds == ["retry", "retry", "failed"]
+    assert test_handlers["cleaned"] == [3]  # once, when no attempts are left
     job = env.jobs.get(job_id)
     assert job.status == "failed"
     assert "attempt 3 of 3" in (job.error or "")

@@ -16,6 +16,7 @@ from multiprocessing.synchronize import Barrier
 
 import pytest
 import redis
+from helpers import redis_reachable
 
 from aiweb.config import RateLimitSettings
 from aiweb.security import ratelimit
@@ -25,17 +26,7 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 CLOSED_PORT_URL = "redis://127.0.0.1:1/0"
 
 
-def _redis_reachable() -> bool:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=0.5, socket_timeout=0.5)
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
-
-
-if not _redis_reachable():
+if not redis_reachable(REDIS_URL):
     pytest.skip(f"Redis is not reachable at {REDIS_URL}", allow_module_level=True)
 
 

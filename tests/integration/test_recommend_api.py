@@ -254,3 +254,94 @@ def test_dashboard_shows_and_plays_recommendation_models(
         headers={"HX-Request": "true"},
     )
     assert "popular" in cold.text
+
+
+def test_history_comes_from_the_model_plus_interactions_since_training(
+    settings: Settings, client: TestClient
+) -> None:
+    """Serving reads only the interactions logged after training (the model keeps the
+    training histories); a version 1 artifact, without them, reads the whole history."""
+    from aiweb.recommendations.model import RecommenderModel
+    from aiweb.recommendations.service import RecommendationService
+    from aiweb.registry.entities import ModelRef
+
+    registry, engine = open_registry(settings)
+    try:
+        store = RecommendationStore(engine)
+        service = RecommendationService(store, registry, settings)
+        model = service._load(registry.resolve(ModelRef.parse("shows")))
+        trained = [f"m{(3 + t) % 15}" for t in range(13)]  # u3's ratings, one an hour
+        before = service.history(model, "u3")
+        assert [model.item_ids[i] for i in before.items] == trained
+        assert before.has_new is False
+        assert store.user_events_since("u3", model.last_interaction_id) == []
+        client.post(
+            "/v1/interactions",
+            json={
+                "interactions": [
+                    {"user_id": "u3", "item_id": "m20", "type": "click"},
+                    {"user_id": "u3", "item_id": "m5", "type": "click"},  # had it already
+                    {"user_id": "u3", "item_id": "unknown-item", "type": "click"},
+                    {"user_id": "u3", "item_id": "m20", "type": "like"},
+                ]
+            },
+        )
+        after = service.history(model, "u3")
+        assert [model.item_ids[i] for i in after.items] == [*trained, "m20"]
+        assert after.has_new is True
+        assert len(store.user_events_since("u3", model.last_interaction_id)) == 4
+        # without training histories (format 1) the whole history is read from the store
+        old = RecommenderModel(
+            name=model.name,
+            components=model.components,
+            trending=model.trending,
+            popularity=model.popularity,
+            content=model.content,
+            user_ids=model.user_ids,
+            item_ids=model.item_ids,
+            last_interaction_id=model.last_interaction_id,
+        )
+        assert old.histories is None
+        from_store = service.history(old, "u3")
+        assert from_store.items.tolist() == after.items.tolist()
+        assert from_store.has_new is True
+    finally:
+        engine.dispose()
+
+
+def test_without_the_cache_every_answer_is_ranked_with_the_filters(
+    settings: Settings, client: TestClient, auth_headers: dict[str, str]
+) -> None:
+    """``AIWEB_CACHE__ENABLED=false``: each request ranks just ``n`` items, exclusions,
+    category and availability applied, and reflects a new interaction at once."""
+
+    def scored(c: TestClient, user: str, **params: Any) -> list[tuple[str, float]]:
+        resp = recs(c, user, n=5, **params)
+        assert resp.status_code == 200, resp.text
+        return [(i["reason"], i["score"]) for i in resp.json()]
+
+    asked = (("u0", {}), ("u20", {"category": "sci-fi"}), ("nobody", {}))
+    # (ties in score may come in another order: compare reasons and scores)
+    cached = {u: scored(client, u, **params) for u, params in asked}
+    uncached = settings.model_copy(
+        update={"cache": settings.cache.model_copy(update={"enabled": False})}
+    )
+    with TestClient(create_app(uncached), headers=auth_headers) as c:
+        assert c.app.state.recommendations.cache is None  # type: ignore[attr-defined]
+        assert {u: scored(c, u, **params) for u, params in asked} == cached
+        assert all(int(i[1:]) < 15 for i in ids(recs(c, "u20", n=5, category="sci-fi")))
+        assert ids(recs(c, "u0", n=5)) == ids(recs(client, "u0", n=5))
+        seen = {e["item_id"] for e in history() if e["user_id"] == "u0"}
+        top = ids(recs(c, "u0", n=5))
+        assert not set(top) & seen
+        excluded = ids(recs(c, "u0", n=4, exclude=top[:2]))
+        assert len(excluded) == 4
+        assert not set(excluded) & (set(top[:2]) | seen)
+        c.post(
+            "/v1/interactions",
+            json={"interactions": [{"user_id": "u0", "item_id": top[0], "type": "purchase"}]},
+        )
+        assert top[0] not in ids(recs(c, "u0", n=5))
+        hidden = dict(catalogue()[int(top[1][1:])], available=False)
+        assert c.post("/v1/items", json={"items": [hidden]}).status_code == 200
+        assert top[1] not in ids(recs(c, "u0", n=10))

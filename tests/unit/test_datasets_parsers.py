@@ -190,7 +190,14 @@ def test_sms_load_directory(tmp_path: Path) -> None:
 
 def test_available_and_info() -> None:
     names = [item.name for item in datasets.available()]
-    assert names == ["movielens_latest_small", "sms_spam", "sst2"]
+    assert names == [
+        "banking77",
+        "clinc150",
+        "movielens_latest_small",
+        "sms_spam",
+        "sst2",
+        "twitter_airline_sentiment",
+    ]
     movielens = datasets.info("movielens_latest_small")
     assert movielens.task == "recommendation"
     assert movielens.url == "https://files.grouplens.org/datasets/movielens/ml-latest-small.zip"
@@ -207,7 +214,10 @@ def test_available_and_info() -> None:
 
 
 def test_unknown_dataset_lists_known_ones(tmp_path: Path) -> None:
-    known = "known datasets: movielens_latest_small, sms_spam, sst2"
+    known = (
+        "known datasets: banking77, clinc150, movielens_latest_small, sms_spam, sst2, "
+        "twitter_airline_sentiment"
+    )
     with pytest.raises(DatasetNotFound, match=known):
         datasets.info("imdb")
     with pytest.raises(DatasetNotFound):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
+import math
 
 import numpy as np
 import pytest
@@ -180,3 +183,121 @@ def test_interactions_build_keeps_catalogue_items() -> None:
     data = Interactions.build(["u"], ["a"], [1.0], catalogue=["z", "a"])
     assert data.item_ids == ["z", "a"]
     assert ItemText().title == ""
+
+
+@pytest.mark.parametrize("name", ["als", "bpr", "ease", "content", "popularity", "trending"])
+@pytest.mark.parametrize("half_life", [3.0, math.inf])
+def test_single_user_scoring_equals_batch_scoring(name: str, half_life: float) -> None:
+    """Serving's one-user path (score_user) gives the scores evaluation measured."""
+    data = RecommendationData.from_rows(synthetic_rows())
+    algo = algos.make(name).fit(data.interactions, data.texts)
+    # the fourth user is unknown to the model and has user 0's items
+    rows = algos.recency_rows(data.interactions, np.asarray([0, 7, 25, 0], np.int32), half_life)
+    users = np.asarray([0, 7, 25, -1], dtype=np.int32)
+    batch = algo.score(users, rows)
+    for j, user in enumerate(users.tolist()):
+        items = rows.indices[rows.indptr[j] : rows.indptr[j + 1]]
+        weights = rows.data[rows.indptr[j] : rows.indptr[j + 1]]
+        one = algo.score_user(user, items, weights)
+        assert one.shape == (data.interactions.n_items,)
+        assert one.dtype == np.float32
+        np.testing.assert_allclose(one, batch[j], rtol=1e-5, atol=1e-6)
+    if isinstance(algo, algos.ALS):
+        folded = algo.score(users, rows, fold_in=True)
+        items = rows.indices[rows.indptr[1] : rows.indptr[2]]
+        one = algo.score_user(7, items, np.ones(len(items), np.float32), fold_in=True)
+        np.testing.assert_allclose(one, folded[1], rtol=1e-4, atol=1e-5)
+
+
+def test_long_histories_score_as_with_every_item() -> None:
+    """EASE and content leave out items weighted below 2^-24 of the heaviest item that
+    counts; scores stay those of every item even when the latest items do not count (not
+    in EASE's B, no text), so the weights left are all tiny."""
+    rows = synthetic_rows()
+    # user u0 then rates 80 more items, the same second, that nobody else rated and that
+    # have no text: in neither B nor TF-IDF
+    extra = [f"new{i}" for i in range(80)]
+    rows = TrainingRows(
+        rows.user_ids + ["u0"] * 80,
+        rows.item_ids + extra,
+        rows.times + [1_700_000_000.0] * 80,
+        last_id=rows.last_id + 80,
+        items=rows.items,
+    )
+    data = RecommendationData.from_rows(rows)
+    inter = data.interactions
+    history = inter.items[inter.users == 0]
+    assert len(history) == 94
+    rows_u0 = algos.recency_rows(inter, np.zeros(1, np.int32), 3.0)
+    for name in ("ease", "content"):
+        algo = algos.make(name).fit(inter, data.texts)
+        batch = algo.score(np.zeros(1, np.int32), rows_u0)[0]
+        one = algo.score_user(0, history, algos.recency_weights(len(history), 3.0))
+        assert np.abs(batch).max() < 1e-6  # only items weighted 2^-27 and less count
+        np.testing.assert_allclose(one, batch, rtol=1e-4, atol=1e-12 * np.abs(batch).max())
+        assert np.argmax(one) == np.argmax(batch)
+
+
+def test_model_keeps_the_training_histories(
+    trained: tuple[RecommendationData, RecommenderModel],
+) -> None:
+    data, model = trained
+    inter = data.interactions
+    for user in (0, 13, 39):
+        expected = inter.items[inter.users == user]  # rows are in time order per user
+        assert model.training_history(user).tolist() == expected.tolist()
+    assert len(model.training_history(-1)) == 0
+    again = RecommenderModel.from_bytes(model.to_bytes())
+    assert again.histories is not None
+    assert again.training_history(13).tolist() == model.training_history(13).tolist()
+
+
+def _rewrite_artifact(data: bytes, meta_update: dict[str, object], drop: str = "") -> bytes:
+    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+        arrays = {k: archive[k] for k in archive.files if not (drop and k.startswith(drop))}
+    meta = json.loads(arrays["meta.json"].tobytes().decode("utf-8"))
+    meta.update(meta_update)
+    arrays["meta.json"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def test_format_1_artifacts_load_without_histories_and_bad_histories_are_refused(
+    trained: tuple[RecommendationData, RecommenderModel],
+) -> None:
+    _, model = trained
+    old = RecommenderModel.from_bytes(
+        _rewrite_artifact(model.to_bytes(), {"format_version": 1}, drop="history.")
+    )
+    assert old.histories is None
+    assert len(old.training_history(0)) == 0
+    allowed = np.ones(model.n_items, bool)
+    history = model.training_history(3)
+    a = model.recommend("u3", history, has_new=False, allowed=allowed, n=5)
+    b = old.recommend("u3", history, has_new=False, allowed=allowed, n=5)
+    assert a == b
+    with np.load(io.BytesIO(model.to_bytes()), allow_pickle=False) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    arrays["history.items"] = arrays["history.items"] + model.n_items  # out of range
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    with pytest.raises(UnsafeArtifactError, match="histories"):
+        RecommenderModel.from_bytes(buffer.getvalue())
+    with pytest.raises(UnsafeArtifactError, match="format version"):
+        RecommenderModel.from_bytes(_rewrite_artifact(model.to_bytes(), {"format_version": 9}))
+
+
+def test_algorithm_parameters_are_checked_against_the_constructor() -> None:
+    assert algos.make("ease", {"l2": 300}).l2 == 300.0  # type: ignore[attr-defined]
+    assert algos.make("als", {"factors": 8}).factors == 8  # type: ignore[attr-defined]
+    for name, params, problem in (
+        ("als", {"factors": "many"}, "factors"),
+        ("als", {"factors": 1.5}, "factors"),
+        ("ease", {"bogus": 1}, "bogus"),
+        ("popularity", {"x": 1}, "x"),
+    ):
+        with pytest.raises(InvalidInputError, match=problem):
+            algos.make(name, params)
+    with pytest.raises(InvalidInputError, match="object"):
+        algos.make("ease", 5)  # type: ignore[arg-type]

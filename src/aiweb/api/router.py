@@ -12,6 +12,7 @@ from aiweb.jobs import routes as job_routes
 from aiweb.monitoring import routes as monitoring_routes
 from aiweb.recommendations import routes as recommendation_routes
 from aiweb.registry import routes as registry_routes
+from aiweb.search import routes as search_routes
 from aiweb.security import routes as security_routes
 
 
@@ -27,4 +28,5 @@ def build_router() -> APIRouter:
     router.include_router(dataset_routes.router)
     router.include_router(job_routes.router)
     router.include_router(recommendation_routes.router)
+    router.include_router(search_routes.router)
     return router

@@ -16,7 +16,12 @@ from sklearn.metrics import (
 
 
 def evaluate(
-    y_true: list[str], proba: npt.NDArray[np.float64], labels: list[str], *, split: str
+    y_true: list[str],
+    proba: npt.NDArray[np.float64],
+    labels: list[str],
+    *,
+    split: str,
+    predicted: list[str] | None = None,
 ) -> dict[str, Any]:
     """Build the evaluation report stored with a model version.
 
@@ -28,15 +33,19 @@ def evaluate(
     Args:
         y_true: ``n`` true labels.
         proba: float array ``(n, len(labels))`` of predicted probabilities.
-        labels: class names in the column order of ``proba``.
+        labels: class names in the column order of ``proba``; with ``predicted``, every
+            label that can be answered (the columns of ``proba`` first, then e.g. an
+            out-of-scope label, see :mod:`aiweb.classification.rejection`).
         split: name of the evaluated split (``dev``, ``test``, ``eval-data``).
+        predicted: the answered label of each row, when it is not the most probable
+            column (a rejection threshold); ``None`` for argmax.
 
     Returns:
         A JSON-serialisable dict: ``{"split", "n", "accuracy", "macro_f1",
         "roc_auc"?, "per_class": {label: {"precision", "recall", "f1", "support"}},
         "confusion_matrix": {"labels": [...], "matrix": [[int]]}}``.
     """
-    y_pred = [labels[i] for i in np.argmax(proba, axis=1)]
+    y_pred = predicted if predicted is not None else [labels[i] for i in np.argmax(proba, axis=1)]
     precision, recall, f1, support = precision_recall_fscore_support(
         y_true, y_pred, labels=labels, zero_division=0
     )
@@ -61,7 +70,7 @@ def evaluate(
             "matrix": confusion_matrix(y_true, y_pred, labels=labels).astype(int).tolist(),
         },
     }
-    if len(labels) == 2 and len(set(y_true)) == 2:
+    if len(labels) == 2 and proba.shape[1] == 2 and len(set(y_true)) == 2:
         positives = [1 if y == labels[1] else 0 for y in y_true]
         report["roc_auc"] = float(roc_auc_score(positives, proba[:, 1]))
     return report

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from aiweb.classification.evaluation import evaluate
+from aiweb.classification.rejection import Rejection, decide, output_labels
 from aiweb.classification.training import TASK, TrainingData, train_text_classification
 from aiweb.datasets.tables import iter_table
 from aiweb.errors import InvalidInputError
@@ -54,20 +55,6 @@ def load_training_data(env: JobEnv, data: TrainData, workdir: Path) -> TrainingD
     )
 
 
-def _version_of_job(env: JobEnv, name: str, job_id: str) -> ModelVersion | None:
-    """The version an earlier attempt of ``job_id`` registered, if any."""
-    from aiweb.errors import ModelNotFound
-
-    try:
-        versions = env.registry.list_versions(name)
-    except ModelNotFound:
-        return None
-    for version in reversed(versions):
-        if version.lineage.get("job_id") == job_id and version.status == "ready":
-            return version
-    return None
-
-
 def decide_promotion(
     env: JobEnv,
     candidate: ModelVersion,
@@ -106,8 +93,16 @@ def decide_promotion(
     if current is not None and current.version != candidate.version:
         runtime = load_runtime(env.registry, current)
         proba = runtime.predict_proba(eval_texts)
-        if list(runtime.labels) == list(candidate.labels):
-            baseline = evaluate(eval_labels, proba, list(runtime.labels), split="candidate-eval")
+        rejection = Rejection.of_lineage(current.lineage)
+        labels = output_labels(runtime.labels, rejection)
+        if labels == list(candidate.labels):
+            baseline = evaluate(
+                eval_labels,
+                proba,
+                labels,
+                split="candidate-eval",
+                predicted=decide(runtime.labels, proba, rejection),
+            )
             decision["production"] = baseline.get(rule.metric)
         decision["production_version"] = current.version
     if decision["candidate"] is None:
@@ -145,7 +140,7 @@ def run_train(env: JobEnv, ctx: JobContext) -> dict[str, Any]:
 
     spec = TrainJobSpec.model_validate({**ctx.job.params, "type": "train"})
     actor = ctx.job.submitted_by or f"job:{ctx.job.id}"
-    done = _version_of_job(env, spec.model, ctx.job.id)
+    done = env.version_of_job(spec.model, ctx.job.id)
     if done is not None:  # an earlier attempt registered it, then died
         version, report, promotion = done, done.evaluation, None
     else:
@@ -184,6 +179,11 @@ def run_train(env: JobEnv, ctx: JobContext) -> dict[str, Any]:
         "metrics": {k: report[k] for k in ("accuracy", "macro_f1", "roc_auc") if k in report},
         "split": report.get("split"),
     }
+    oos = report.get("out_of_scope")
+    if isinstance(oos, dict):
+        out["metrics"].update(
+            in_scope_accuracy=oos.get("in_scope_accuracy"), oos_recall=oos.get("oos_recall")
+        )
     if promotion is not None:
         out["promotion"] = promotion
     return out
@@ -200,6 +200,7 @@ def run_batch_predict(env: JobEnv, ctx: JobContext) -> dict[str, Any]:
     version = env.registry.get_version(p["model_name"], int(p["model_version"]))
     runtime = load_runtime(env.registry, version)
     labels = list(runtime.labels)
+    rejection = Rejection.of_lineage(version.lineage)
     dataset = env.datasets.get(p["dataset_id"])
     text_column, id_column = p["text_column"], p["id_column"]
     has_ids = id_column in dataset.columns
@@ -228,10 +229,10 @@ def run_batch_predict(env: JobEnv, ctx: JobContext) -> dict[str, Any]:
             else:
                 ids = list(range(chunk.start + 1, chunk.start + n + 1))
             proba = runtime.predict_proba(texts)
-            best = np.argmax(proba, axis=1)
+            answered = decide(labels, proba, rejection)
             scores = np.round(proba, SCORE_DECIMALS).tolist()
             writer.writerows(
-                [i, labels[b], *s] for i, b, s in zip(ids, best.tolist(), scores, strict=True)
+                [i, label, *s] for i, label, s in zip(ids, answered, scores, strict=True)
             )
             rows += n
             ctx.progress(rows / total, f"{rows:,} of {dataset.rows:,} rows")

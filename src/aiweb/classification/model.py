@@ -39,6 +39,25 @@ def _unrolled(pipeline: Any) -> tuple[list[tuple[Any, Any]], Any | None]:
     return parts, clf
 
 
+def load_skops(data: bytes) -> Any:
+    """Load a skops file, never executing pickle: only skops' trusted defaults and
+    :data:`TRUSTED_TYPES` may appear in it.
+
+    Raises:
+        UnsafeArtifactError: not a valid skops file, or a type outside those lists.
+    """
+    try:
+        untrusted = sio.get_untrusted_types(data=data)
+    except Exception as exc:
+        raise UnsafeArtifactError(f"not a valid skops artifact: {exc}") from exc
+    refused = sorted(set(untrusted) - TRUSTED_TYPES)
+    if refused:
+        raise UnsafeArtifactError(
+            "artifact contains types that are not trusted: " + ", ".join(refused[:10])
+        )
+    return sio.loads(data, trusted=list(untrusted))
+
+
 class TextClassifier:
     """A fitted scikit-learn text pipeline with named classes.
 
@@ -94,16 +113,7 @@ class TextClassifier:
             UnsafeArtifactError: the artifact holds a type outside skops' trusted
                 defaults and :data:`TRUSTED_TYPES`, or is not a valid skops file.
         """
-        try:
-            untrusted = sio.get_untrusted_types(data=data)
-        except Exception as exc:
-            raise UnsafeArtifactError(f"not a valid skops artifact: {exc}") from exc
-        refused = sorted(set(untrusted) - TRUSTED_TYPES)
-        if refused:
-            raise UnsafeArtifactError(
-                "artifact contains types that are not trusted: " + ", ".join(refused[:10])
-            )
-        pipeline = sio.loads(data, trusted=list(untrusted))
+        pipeline = load_skops(data)
         if not hasattr(pipeline, "predict_proba") or not hasattr(pipeline, "classes_"):
             raise UnsafeArtifactError("artifact is not a fitted classifier")
         return cls(pipeline)

@@ -20,7 +20,12 @@ class PredictRequest(BaseModel):
 
 class Prediction(BaseModel):
     id: str = Field(..., description="Prediction id: send feedback about it later.")
-    label: str = Field(..., description="The most probable class.")
+    label: str = Field(
+        ...,
+        description="The most probable class; for an intent model with out-of-scope "
+        "detection, its out-of-scope label (`oos`) when the top probability is below the "
+        "version's calibrated threshold (`lineage.rejection`).",
+    )
     scores: dict[str, float] = Field(..., description="Probability of every class.")
 
 

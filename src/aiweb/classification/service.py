@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from aiweb.classification.rejection import decide
 from aiweb.config import Settings
 from aiweb.errors import InvalidInputError, PayloadTooLargeError
 from aiweb.monitoring.drift import oov_rate
@@ -70,7 +71,10 @@ class PredictionService:
         """Classify ``inputs`` with the model ``ref`` names.
 
         Scores of texts seen before by the same model version come from the prediction
-        cache when it is on; every prediction still gets its own id and is logged.
+        cache when it is on; every prediction still gets its own id and is logged. The
+        label is the most probable class, or, for a version with an out-of-scope rule,
+        its label (``oos``) when the top probability is below the version's threshold
+        (:mod:`aiweb.classification.rejection`); scores are the classifier's either way.
 
         Args:
             ref: ``name``, ``name@alias`` or ``name:version``.
@@ -97,13 +101,12 @@ class PredictionService:
         now = datetime.now(UTC)
         log_inputs = self.settings.log_inputs
         name, number = model.version.name, model.version.version
-        best = proba.argmax(axis=1).tolist()
+        answered = decide(labels, proba, model.rejection)
         predictions: list[dict[str, Any]] = []
         records: list[PredictionRecord] = []
         vocabulary = model.vocabulary
-        for text, digest, row, top in zip(inputs, digests, proba.tolist(), best, strict=True):
+        for text, digest, row, label in zip(inputs, digests, proba.tolist(), answered, strict=True):
             scores = dict(zip(labels, row, strict=True))
-            label = labels[top]
             pid = str(uuid.uuid4())
             predictions.append({"id": pid, "label": label, "scores": scores})
             records.append(
@@ -123,7 +126,7 @@ class PredictionService:
             )
         self.logger.record(records)
         version_label = str(number)
-        for label, count in Counter(labels[i] for i in best).items():
+        for label, count in Counter(answered).items():
             PREDICTIONS.labels(name, version_label, label).inc(count)
         return {"model": name, "version": number, "predictions": predictions}
 

@@ -12,12 +12,13 @@ in milliseconds) and weighted by :class:`~sklearn.feature_extraction.text.TfidfT
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy import sparse
 from sklearn.feature_extraction.text import CountVectorizer, HashingVectorizer, TfidfTransformer
 from sklearn.linear_model import LogisticRegression
@@ -31,6 +32,12 @@ from aiweb.errors import InvalidInputError
 ProgressCallback = Callable[[str, float], None]
 
 
+#: ``C`` of minilm features when none is given: dense 384-dimensional unit vectors need
+#: less regularisation than sparse n-grams (Banking77 test accuracy 0.920 at C=2, 0.932 at
+#: 8; CLINC150 and the tweets within ±0.007 of their best; docs/benchmarks.md).
+MINILM_DEFAULT_C = 8.0
+
+
 class TrainParams(BaseModel):
     """Hyper-parameters of the pipeline. Stored in each version's lineage."""
 
@@ -42,7 +49,12 @@ class TrainParams(BaseModel):
     n_features_log2: int = Field(
         19, ge=10, le=24, description="Hashed feature columns per vectorizer: 2**N."
     )
-    C: float = Field(2.0, gt=0, description="Inverse L2 regularisation strength.")
+    C: float = Field(
+        2.0,
+        gt=0,
+        description="Inverse L2 regularisation strength; when not given, 2.0 for tfidf "
+        f"features and {MINILM_DEFAULT_C} for minilm features.",
+    )
     class_weight: str | None = Field(
         "balanced", pattern="^balanced$", description='"balanced" or null.'
     )
@@ -54,6 +66,43 @@ class TrainParams(BaseModel):
         "'tfidf': word n-grams with a stored vocabulary (ASCII tokens, linear tf) — a "
         "pipeline skl2onnx can export, so it may be served by onnxruntime.",
     )
+    features: Literal["tfidf", "minilm"] = Field(
+        "tfidf",
+        description="'tfidf': the n-gram pipeline above. 'minilm': all-MiniLM-L6-v2 sentence "
+        "embeddings (a registered feature-extraction model) + LogisticRegression; the "
+        "n-gram parameters then do not apply.",
+    )
+    embedding_model: str | None = Field(
+        None,
+        max_length=130,
+        description="minilm features: the embedding model (name, name@alias or name:3), "
+        "resolved once at training and pinned; default minilm@production.",
+    )
+    oos_label: str = Field(
+        "oos",
+        min_length=1,
+        max_length=100,
+        description="Out-of-scope label: when the data has it, a threshold on the top "
+        "probability is calibrated on the evaluation split and the model answers it below.",
+    )
+    oos_training: Literal["class", "exclude"] = Field(
+        "class",
+        description="Out-of-scope training rows: 'class' keeps them as one more class "
+        "(better on CLINC150), 'exclude' trains on in-scope rows only.",
+    )
+    oos_criterion: Literal["oos_f2", "oos_f1", "balanced"] = Field(
+        "oos_f2",
+        description="What the threshold maximises on the evaluation split: F2 or F1 of the "
+        "out-of-scope answer, or in-scope accuracy + out-of-scope recall.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_c(cls, data: Any) -> Any:
+        """minilm features without an explicit ``C`` get :data:`MINILM_DEFAULT_C`."""
+        if isinstance(data, dict) and data.get("features") == "minilm" and data.get("C") is None:
+            return {**data, "C": MINILM_DEFAULT_C}
+        return data
 
 
 #: Word tokens of the ``tfidf`` vectorizer: 2+ ASCII word characters, the pattern
@@ -131,6 +180,7 @@ def fit_text_classifier(
         fitted.append((name, make_pipeline(vec, tfidf)))
     report("fitting logistic regression", 0.5)
     features = sparse.hstack(blocks, format="csr")
+    check_optimizer_memory(len(set(labels)), features.shape[1])
     clf = LogisticRegression(
         C=params.C,
         max_iter=params.max_iter,
@@ -141,6 +191,43 @@ def fit_text_classifier(
     report("fitted", 1.0)
     pipeline = Pipeline([("features", FeatureUnion(fitted)), ("clf", clf)])
     return TextClassifier(pipeline)
+
+
+#: Bytes per weight of LogisticRegression's lbfgs fit: scipy's L-BFGS-B work array holds
+#: 2·m + 5 float64 per weight (m = 10 correction pairs, scipy's ``maxcor``), and
+#: scikit-learn keeps about four more copies (weights, gradient, line search).
+LBFGS_BYTES_PER_WEIGHT = (2 * 10 + 5 + 4) * 8
+
+
+def check_optimizer_memory(n_classes: int, n_columns: int) -> None:
+    """Refuse a fit whose optimizer state cannot fit in this machine's memory.
+
+    A multinomial LogisticRegression has ``n_classes x (n_columns + 1)`` weights (one row
+    when there are two classes), and lbfgs needs :data:`LBFGS_BYTES_PER_WEIGHT` bytes per
+    weight: the default TF-IDF features (2 x 2**19 columns) on CLINC150's 151 classes
+    would need ~37 GB. Failing before the fit beats a MemoryError minutes into it.
+
+    Args:
+        n_classes: distinct labels.
+        n_columns: feature columns.
+
+    Raises:
+        InvalidInputError: the estimate exceeds the physical memory (names the options
+            that shrink it). Without ``os.sysconf`` the check is skipped.
+    """
+    weights = (n_classes if n_classes > 2 else 1) * (n_columns + 1)
+    needed = LBFGS_BYTES_PER_WEIGHT * weights
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return
+    if needed > total:
+        raise InvalidInputError(
+            f"{n_classes} classes x {n_columns:,} feature columns need about "
+            f"{needed / 1e9:.0f} GB to fit LogisticRegression (lbfgs), more than this "
+            f"machine's {total / 1e9:.0f} GB: use fewer hashed columns (--param "
+            "n_features_log2=16), --param vectorizer=tfidf, or --features minilm"
+        )
 
 
 def deduplicate(texts: list[str], labels: list[str]) -> tuple[list[str], list[str], int]:

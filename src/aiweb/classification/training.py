@@ -1,4 +1,15 @@
-"""Train, evaluate and register a text classifier (``aiweb train text-classification``)."""
+"""Train, evaluate and register a text classifier (``aiweb train text-classification``).
+
+Two kinds of features (``TrainParams.features``): the TF-IDF n-gram pipeline
+(:mod:`aiweb.classification.trainer`) or sentence embeddings of a pinned all-MiniLM-L6-v2
+version (:mod:`aiweb.classification.embedding_features`), each with LogisticRegression.
+
+When the labels include ``TrainParams.oos_label`` (``oos`` in CLINC150), the version also
+gets an out-of-scope rule (:mod:`aiweb.classification.rejection`): a threshold on the top
+probability, calibrated on the evaluation split, below which the model answers ``oos``.
+The report then has ``out_of_scope`` (threshold, in-scope accuracy, out-of-scope recall
+…) and every metric counts the answers with the rule applied.
+"""
 
 from __future__ import annotations
 
@@ -12,16 +23,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiweb import __version__
+from aiweb.classification import embedding_features
 from aiweb.classification.evaluation import evaluate
 from aiweb.classification.model import ARTIFACT_FORMAT
 from aiweb.classification.onnx_export import ONNX_ARTIFACT, export_onnx
+from aiweb.classification.rejection import Rejection, calibrate_threshold, decide, output_labels
 from aiweb.classification.trainer import TrainParams, fit_text_classifier, split_train_test
 from aiweb.monitoring.drift import VOCABULARY_ARTIFACT, build_reference, build_vocabulary
 from aiweb.registry.entities import ModelVersion
 from aiweb.registry.service import RegistryService
 
 if TYPE_CHECKING:
+    from aiweb.classification.embedding_features import EmbeddingRef, EmbeddingTextClassifier
+    from aiweb.classification.model import TextClassifier
     from aiweb.datasets import DatasetSplits
+    from aiweb.embeddings.runtime import EmbedderPool
 
 TASK = "text-classification"
 
@@ -108,12 +124,22 @@ class TrainResult:
     eval_labels: list[str] | None = None
 
 
-def fingerprint(data_sha256: str, params: TrainParams, test_size: float | None) -> str:
-    """Digest of what determines a trained version: data, parameters and split."""
-    blob = json.dumps(
-        {"data": data_sha256, "params": params.model_dump(), "test_size": test_size},
-        sort_keys=True,
-    )
+def fingerprint(
+    data_sha256: str,
+    params: TrainParams,
+    test_size: float | None,
+    embedding: EmbeddingRef | None = None,
+) -> str:
+    """Digest of what determines a trained version: data, parameters, split and (minilm
+    features) the pinned embedding model version."""
+    content: dict[str, Any] = {
+        "data": data_sha256,
+        "params": params.model_dump(),
+        "test_size": test_size,
+    }
+    if embedding is not None:
+        content["embedding_model"] = embedding.to_json()
+    blob = json.dumps(content, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -138,8 +164,9 @@ def train_text_classification(
     actor: str = "",
     progress: Progress | None = None,
     lineage_extra: dict[str, Any] | None = None,
+    embedders: EmbedderPool | None = None,
 ) -> TrainResult:
-    """Fit TF-IDF + LogisticRegression, evaluate it and register a new version.
+    """Fit the features + LogisticRegression, evaluate it and register a new version.
 
     With an evaluation split in ``data``, training rows whose text also appears in it are
     dropped (no leakage). Without one, the data are de-duplicated and split stratified
@@ -157,17 +184,30 @@ def train_text_classification(
             trained on the same data, parameters and split.
         progress: ``(stage, fraction)`` callback; an exception it raises stops training.
         lineage_extra: more lineage to record (the job id of a training job).
+        embedders: where minilm features take their embedding model from (a pool on
+            ``registry`` is made when ``None``).
 
     Returns:
         The registered version and its evaluation report.
 
     Raises:
-        InvalidInputError: unusable data (one class, too few rows to split …).
+        InvalidInputError: unusable data (one class, too few rows to split, an
+            out-of-scope label without evaluation rows of it …).
+        EmbeddingModelNotInstalled: minilm features and no embedding model registered.
     """
     params = params or TrainParams()
     report_progress = progress or (lambda _s, _f: None)
     has_eval = data.eval_texts is not None and data.eval_labels is not None
-    fp = fingerprint(data.sha256, params, None if has_eval else test_size)
+    embedding: EmbeddingRef | None = None
+    if params.features == embedding_features.FEATURES:
+        if embedders is None:
+            from aiweb.embeddings.runtime import EmbedderPool
+
+            embedders = EmbedderPool(registry)
+        embedding_version = embedders.resolve(params.embedding_model)
+        embedder = embedders.get(embedding_version)
+        embedding = embedding_features.EmbeddingRef.of(embedding_version, embedder.dim)
+    fp = fingerprint(data.sha256, params, None if has_eval else test_size, embedding)
     if skip_if_same:
         same = find_same(registry, name, fp)
         if same is not None:
@@ -205,29 +245,68 @@ def train_text_classification(
         split_name = "test"
         split_info["eval_split"] = f"stratified {test_size:.0%} de-duplicated split"
 
+    oos = params.oos_label if params.oos_label in {*train_labels, *eval_labels} else None
+    fit_texts, fit_labels = train_texts, train_labels
+    if oos is not None:
+        if params.oos_training == "exclude":
+            kept = [(t, y) for t, y in zip(train_texts, train_labels, strict=True) if y != oos]
+            fit_texts, fit_labels = [t for t, _ in kept], [y for _, y in kept]
+        split_info["out_of_scope_training_rows"] = (
+            0 if params.oos_training == "exclude" else train_labels.count(oos)
+        )
+
     started = time.perf_counter()
-    model = fit_text_classifier(
-        train_texts,
-        train_labels,
-        params,
-        progress=lambda stage, f: report_progress(stage, 0.05 + 0.8 * f),
-    )
+    model: TextClassifier | EmbeddingTextClassifier
+
+    def fit_progress(stage: str, fraction: float) -> None:
+        report_progress(stage, 0.05 + 0.75 * fraction)
+
+    if embedding is not None:
+        model = embedding_features.fit_embedding_classifier(
+            fit_texts, fit_labels, params, embedder, embedding, progress=fit_progress
+        )
+    else:
+        model = fit_text_classifier(fit_texts, fit_labels, params, progress=fit_progress)
     fit_seconds = time.perf_counter() - started
-    report_progress("evaluating", 0.85)
+    report_progress("evaluating", 0.8)
     proba = model.predict_proba(eval_texts)
-    report = evaluate(eval_labels, proba, model.labels, split=split_name)
+    rejection: Rejection | None = None
+    choice = None
+    if oos is not None:
+        report_progress("calibrating the out-of-scope threshold", 0.85)
+        choice = calibrate_threshold(
+            eval_labels, proba, model.labels, oos, criterion=params.oos_criterion
+        )
+        rejection = Rejection(oos, choice.threshold)
+    labels = output_labels(model.labels, rejection)
+    predicted = decide(model.labels, proba, rejection)
+    report = evaluate(eval_labels, proba, labels, split=split_name, predicted=predicted)
+    if rejection is not None and choice is not None:
+        report["out_of_scope"] = {
+            "label": rejection.label,
+            "training": params.oos_training,
+            **choice.to_json(),
+        }
     report_progress("profiling the evaluation data for drift", 0.88)
     vocabulary = build_vocabulary(train_texts)
     vocabulary_bytes = "\n".join(vocabulary).encode("utf-8")
-    predicted = [model.labels[i] for i in proba.argmax(axis=1)]
     report["drift_reference"] = {
-        **build_reference(eval_texts, predicted, model.labels, vocabulary),
+        **build_reference(eval_texts, predicted, labels, vocabulary),
         "split": split_name,
         "vocabulary_artifact": VOCABULARY_ARTIFACT,
         "vocabulary_sha256": hashlib.sha256(vocabulary_bytes).hexdigest(),
     }
-    report_progress("exporting to ONNX", 0.9)
-    onnx_bytes, report["onnx"] = export_onnx(model, eval_texts, proba)
+    onnx_bytes: bytes | None = None
+    if embedding is None:
+        assert not isinstance(model, embedding_features.EmbeddingTextClassifier)
+        report_progress("exporting to ONNX", 0.9)
+        onnx_bytes, report["onnx"] = export_onnx(model, eval_texts, proba)
+    else:
+        report["onnx"] = {
+            "status": "unsupported",
+            "reason": f"minilm features: the texts are embedded by {embedding} on "
+            "onnxruntime and the linear head is not exported",
+        }
     report_progress("registering", 0.95)
     lineage = {
         "dataset": data.name,
@@ -239,24 +318,33 @@ def train_text_classification(
         "trained_at": datetime.now(UTC).isoformat(),
         "fit_seconds": round(fit_seconds, 3),
         "fingerprint": fp,
-        "pipeline": (
-            f"tfidf(word 1-{params.word_ngram_max} + char_wb "
-            f"{params.char_ngram_min}-{params.char_ngram_max}) + LogisticRegression"
-            if params.vectorizer == "hashing"
-            else f"tfidf(word 1-{params.word_ngram_max}, vocabulary) + LogisticRegression"
-        ),
+        "features": params.features,
+        "pipeline": _pipeline_name(params, embedding),
+        **({"embedding_model": embedding.to_json()} if embedding is not None else {}),
+        **({"rejection": rejection.to_json()} if rejection is not None else {}),
         **(lineage_extra or {}),
     }
     signature = {
         "inputs": {"type": "array", "items": {"type": "string"}},
-        "outputs": {"label": model.labels, "scores": "probability per label"},
+        "outputs": {
+            "label": labels,
+            "scores": "probability per label"
+            + (
+                f"; the label is {rejection.label!r} when the top probability is below "
+                f"{rejection.threshold:.4f}"
+                if rejection is not None
+                else ""
+            ),
+        },
     }
     version = registry.register_version(
         name,
         TASK,
         artifact=model.to_bytes(),
-        artifact_format=ARTIFACT_FORMAT,
-        labels=model.labels,
+        artifact_format=(
+            ARTIFACT_FORMAT if embedding is None else embedding_features.ARTIFACT_FORMAT
+        ),
+        labels=labels,
         signature=signature,
         lineage=lineage,
         evaluation=report,
@@ -272,3 +360,14 @@ def train_text_classification(
     return TrainResult(
         version=version, report=report, eval_texts=eval_texts, eval_labels=eval_labels
     )
+
+
+def _pipeline_name(params: TrainParams, embedding: EmbeddingRef | None) -> str:
+    if embedding is not None:
+        return f"sentence embeddings ({embedding}, {embedding.dim} dims) + LogisticRegression"
+    if params.vectorizer == "hashing":
+        return (
+            f"tfidf(word 1-{params.word_ngram_max} + char_wb "
+            f"{params.char_ngram_min}-{params.char_ngram_max}) + LogisticRegression"
+        )
+    return f"tfidf(word 1-{params.word_ngram_max}, vocabulary) + LogisticRegression"

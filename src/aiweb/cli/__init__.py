@@ -6,6 +6,7 @@ import typer
 
 from aiweb.cli import (
     accounts,
+    collections,
     datasets,
     db,
     embeddings,
@@ -35,6 +36,7 @@ app.add_typer(recommend.import_app, name="import")
 app.add_typer(recommend.evaluate_app, name="evaluate")
 app.add_typer(accounts.app, name="users")
 app.add_typer(embeddings.app, name="embeddings")
+app.add_typer(collections.app, name="collections")
 app.command("serve")(serve.serve)
 app.command("demo")(serve.demo)
 app.command("predict")(predict.predict)

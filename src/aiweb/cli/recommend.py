@@ -31,6 +31,8 @@ import_app = typer.Typer(
 )
 evaluate_app = typer.Typer(help="Re-run a model's offline evaluation.", no_args_is_help=True)
 
+#: re-runs of the offline evaluation kept in a version's report (the latest)
+MAX_REEVALUATIONS = 10
 METRIC_COLUMNS = (
     ("precision", "P@10"),
     ("recall", "Recall@10"),
@@ -217,8 +219,14 @@ def evaluate_recommendation(
     name: str = typer.Argument(..., help="Model name, name@alias or name:version."),
 ) -> None:
     """Re-run the offline evaluation of a recommendation model's version on the data stored
-    now (same algorithm choice and parameters), and print the comparison table."""
-    from aiweb.recommendations.training import RecommendationData, compare, compared
+    now (same algorithm choice and parameters), print the comparison table and store it in
+    the version's report (``reevaluations``, the latest last)."""
+    from aiweb.recommendations.training import (
+        RecommendationData,
+        compare,
+        compared,
+        reevaluation_entry,
+    )
     from aiweb.registry.entities import ModelRef
 
     with open_store() as (store, registry), _progress() as progress:
@@ -239,9 +247,18 @@ def evaluate_recommendation(
             progress=on_progress,
         )
         progress.update(task, completed=100)
-    if not hybrid:
-        comparison.select(algorithm)
+        if not hybrid:
+            comparison.select(algorithm)
+        entry = reevaluation_entry(data, comparison, actor="cli")
+        history = [*version.evaluation.get("reevaluations", []), entry][-MAX_REEVALUATIONS:]
+        registry.update_evaluation(
+            version.name, version.version, {"reevaluations": history}, actor="cli"
+        )
     stored = version.evaluation.get("ndcg")
     out.print(comparison_table(comparison.report, f"{version.name}:{version.version} (re-run)"))
-    if stored is not None:
-        err.print(f"NDCG@10 recorded at training: {stored:.4f}")
+    err.print(
+        f"NDCG@10 now {comparison.report['ndcg']:.4f}"
+        + (f", at training {stored:.4f}" if stored is not None else "")
+        + f"; stored in the report of {version.name}:{version.version} "
+        f"(reevaluations, {len(history)} kept)"
+    )

@@ -13,6 +13,9 @@ from aiweb.cli._common import err, friendly_errors, open_registry, out, parse_ke
 
 app = typer.Typer(help="Train a model and register it as a new version.", no_args_is_help=True)
 
+#: Largest confusion matrix printed after training (labels per side).
+MAX_CONFUSION_LABELS = 20
+
 
 def report_table(name: str, version: int, report: dict[str, Any]) -> Table:
     """The evaluation report as a rich table (overall metrics, then per class)."""
@@ -37,6 +40,17 @@ def report_table(name: str, version: int, report: dict[str, Any]) -> Table:
     table.add_row("macro-F1", "", "", f"{report['macro_f1']:.4f}", "")
     if "roc_auc" in report:
         table.add_row("ROC-AUC", "", "", f"{report['roc_auc']:.4f}", "")
+    oos = report.get("out_of_scope")
+    if oos:
+        table.add_section()
+        table.add_row(
+            "in-scope accuracy", "", "", f"{oos['in_scope_accuracy']:.4f}", str(oos["n_in_scope"])
+        )
+        table.add_row(
+            f"{oos['label']} recall", "", "", f"{oos['oos_recall']:.4f}", str(oos["n_oos"])
+        )
+        table.add_row(f"{oos['label']} precision", "", "", f"{oos['oos_precision']:.4f}", "")
+        table.add_row(f"{oos['label']} threshold", "", "", f"{oos['threshold']:.4f}", "")
     return table
 
 
@@ -61,7 +75,7 @@ def onnx_summary(check: dict[str, Any]) -> str:
         return "ONNX export: not attempted (trained before aiweb exported models)"
     hint = (
         " (--param vectorizer=tfidf trains a pipeline that can be exported)"
-        if status == "unsupported"
+        if status == "unsupported" and not str(check.get("reason", "")).startswith("minilm")
         else ""
     )
     return f"ONNX: not used, {check.get('reason', status)}; scikit-learn serves it{hint}"
@@ -79,6 +93,7 @@ def run_training(
     alias: str | None,
     params: dict[str, Any],
     skip_if_same: bool = False,
+    features: str | None = None,
 ) -> Any:
     """Load data, train, print the report; shared by ``train`` and ``demo``."""
     from aiweb import datasets
@@ -89,6 +104,10 @@ def run_training(
 
     if (dataset is None) == (data is None):
         raise InvalidInputError("give exactly one of --data FILE or --dataset NAME")
+    if features is not None:
+        if features not in ("tfidf", "minilm"):
+            raise InvalidInputError(f"--features must be tfidf or minilm, not {features!r}")
+        params = {**params, "features": features}
     try:
         train_params = TrainParams(**params)
     except Exception as exc:  # pydantic ValidationError: show it as a usage error
@@ -141,7 +160,13 @@ def run_training(
             "parameters; skipped[/]"
         )
     out.print(report_table(name, version.version, result.report))
-    out.print(confusion_table(result.report))
+    if len(result.report["confusion_matrix"]["labels"]) <= MAX_CONFUSION_LABELS:
+        out.print(confusion_table(result.report))
+    else:
+        err.print(
+            f"confusion matrix: {len(result.report['confusion_matrix']['labels'])} labels, "
+            f"not printed (see `aiweb models show {name}` or the dashboard)"
+        )
     err.print(onnx_summary(result.report.get("onnx") or {}), highlight=False)
     aliases = ", ".join(version.aliases) or "none"
     err.print(f"registered [bold]{name}:{version.version}[/] (aliases: {aliases})")
@@ -155,7 +180,9 @@ def text_classification(
     data: Path | None = typer.Option(
         None, "--data", exists=True, dir_okay=False, help="CSV, TSV or JSONL file."
     ),
-    dataset: str | None = typer.Option(None, "--dataset", help="A known dataset: sst2, sms_spam."),
+    dataset: str | None = typer.Option(
+        None, "--dataset", help="A known dataset: sst2, clinc150 … (aiweb datasets list)."
+    ),
     text_column: str = typer.Option("text", help="Column holding the text."),
     label_column: str = typer.Option("label", help="Column holding the label."),
     eval_data: Path | None = typer.Option(
@@ -166,8 +193,16 @@ def text_classification(
     param: list[str] = typer.Option(
         [], "--param", help="Hyper-parameter KEY=VALUE (C, n_features_log2, word_ngram_max …)."
     ),
+    features: str = typer.Option(
+        "tfidf",
+        "--features",
+        help="tfidf (word + character n-grams) or minilm (all-MiniLM-L6-v2 sentence "
+        "embeddings; needs `aiweb embeddings install`).",
+    ),
 ) -> None:
-    """Train TF-IDF + LogisticRegression, print its evaluation and register a version."""
+    """Train TF-IDF or sentence-embedding features + LogisticRegression, print its
+    evaluation and register a version. When the labels include `oos`, an out-of-scope
+    threshold is calibrated on the evaluation split (intent detection)."""
     run_training(
         name,
         dataset=dataset,
@@ -178,6 +213,7 @@ def text_classification(
         test_size=test_size,
         alias=alias,
         params=parse_key_values(param, "--param"),
+        features=features,
     )
 
 

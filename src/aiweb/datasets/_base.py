@@ -14,6 +14,12 @@ sits in the publisher's zip archive, and a parser turning the directory into
    bar on stderr), extracts only the needed members into a temporary directory next to
    the cache and renames it into place, so a half-finished download is never seen as a
    complete dataset.
+
+Datasets published as plain files in a repository (CLINC150, Banking77 …) name each file
+under a base URL pinned to a commit (:attr:`DatasetSpec.downloads`) instead of a zip
+archive; a dataset may also record the sha256 of each file as the shared copy holds it
+(:attr:`DatasetSpec.sha256`, from its ``SOURCE.md``), and a download whose files differ
+is refused.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import httpx
@@ -142,7 +148,8 @@ class DatasetInfo:
         task: ``"text-classification"``.
         description: one-sentence description.
         directory: folder name under the data home and the cache (``"sst2"``).
-        url: the publisher's canonical zip archive.
+        url: the publisher's canonical zip archive, or the base URL (pinned to a commit)
+            of its files when it is published as plain files in a repository.
         license: license, as stated by the publisher.
         labels: label names, sorted.
         caveats: things to know before training or evaluating on it.
@@ -169,12 +176,22 @@ class DatasetSpec:
             member is otherwise looked up by basename.
         parse: reads the dataset directory and returns its splits; raises
             :class:`~aiweb.errors.DataFormatError` on malformed files.
+        downloads: for datasets published as plain files rather than a zip archive:
+            file name to download -> its path under ``info.url`` (a base URL). Empty for
+            zip archives.
+        prepare: run on the downloaded files before they are checked and installed
+            (e.g. drop splits the shared copy leaves out); must leave exactly ``files``.
+        sha256: file name -> expected sha256 hex digest of the file as installed; a
+            download that does not match is refused.
     """
 
     info: DatasetInfo
     files: tuple[str, ...]
     members: dict[str, str]
     parse: Callable[[Path], DatasetSplits]
+    downloads: dict[str, str] = field(default_factory=dict)
+    prepare: Callable[[Path], None] | None = None
+    sha256: dict[str, str] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- helpers for parsers
@@ -243,9 +260,17 @@ def splits(
 
 def _registry() -> dict[str, DatasetSpec]:
     # Imported here: the dataset modules import this module.
-    from aiweb.datasets import movielens, sms_spam, sst2
+    from aiweb.datasets import banking77, clinc150, movielens, sms_spam, sst2, twitter_airline
 
-    return {spec.info.name: spec for spec in (sst2.SPEC, sms_spam.SPEC, movielens.SPEC)}
+    specs = (
+        sst2.SPEC,
+        sms_spam.SPEC,
+        movielens.SPEC,
+        clinc150.SPEC,
+        banking77.SPEC,
+        twitter_airline.SPEC,
+    )
+    return {spec.info.name: spec for spec in specs}
 
 
 def _spec(name: str) -> DatasetSpec:
@@ -400,8 +425,12 @@ def _download(spec: DatasetSpec, settings: Settings, url: str, *, progress: bool
         archive = work / "archive.zip"
         staged = work / spec.info.directory
         try:
-            _stream_to_file(url, archive, label=spec.info.name, progress=progress)
-            _extract(spec, archive, staged)
+            if spec.downloads:
+                _fetch_files(spec, url, staged, progress=progress)
+            else:
+                _stream_to_file(url, archive, label=spec.info.name, progress=progress)
+                _extract(spec, archive, staged)
+            _check_sha256(spec, staged)
         except _DownloadFailed as exc:
             raise DatasetUnavailableError(
                 f"Cannot download dataset {spec.info.name!r} from {url}: {exc}\n"
@@ -459,6 +488,42 @@ def _stream_to_file(url: str, dest: Path, *, label: str, progress: bool) -> None
         raise _DownloadFailed(f"{type(exc).__name__} ({_one_line(exc)})") from None
     except OSError as exc:
         raise _DownloadFailed(f"cannot write {dest} ({exc.strerror or exc})") from None
+
+
+def _fetch_files(spec: DatasetSpec, base_url: str, staged: Path, *, progress: bool) -> None:
+    """Download each of ``spec.downloads`` from under ``base_url``, then ``spec.prepare``."""
+    staged.mkdir()
+    base = base_url.rstrip("/")
+    for file_name, path in spec.downloads.items():
+        _stream_to_file(
+            f"{base}/{path}",
+            staged / file_name,
+            label=f"{spec.info.name} {file_name}",
+            progress=progress,
+        )
+    if spec.prepare is not None:
+        try:
+            spec.prepare(staged)
+        except (DataFormatError, OSError, ValueError) as exc:
+            raise _DownloadFailed(
+                f"cannot prepare the downloaded files ({_one_line(exc)})"
+            ) from None
+    missing = [name for name in spec.files if not (staged / name).is_file()]
+    if missing:
+        raise _DownloadFailed(f"the download did not give {', '.join(missing)}")
+
+
+def _check_sha256(spec: DatasetSpec, staged: Path) -> None:
+    for file_name, expected in spec.sha256.items():
+        digest = hashlib.sha256()
+        with (staged / file_name).open("rb") as fh:
+            for chunk in iter(lambda: fh.read(_CHUNK_BYTES), b""):
+                digest.update(chunk)
+        if digest.hexdigest() != expected:
+            raise _DownloadFailed(
+                f"{file_name} has sha256 {digest.hexdigest()[:12]}…, expected "
+                f"{expected[:12]}… (a changed or corrupted file)"
+            )
 
 
 def _one_line(exc: BaseException) -> str:

@@ -304,3 +304,4 @@ class SqlSchedule(Base):
 # the recommendation tables live with their domain; importing them here puts them in
 # Base.metadata wherever the ORM is loaded (migrations, tests, the app)
 from aiweb.recommendations import orm as _recommendations  # noqa: E402,F401
+from aiweb.search import orm as _search  # noqa: E402,F401

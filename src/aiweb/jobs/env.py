@@ -8,8 +8,10 @@ from sqlalchemy import Engine
 
 from aiweb.config import Settings
 from aiweb.datasets.service import DatasetService
+from aiweb.errors import ModelNotFound
 from aiweb.jobs.schedules import SqlScheduleStore
 from aiweb.jobs.store import SqlJobStore
+from aiweb.registry.entities import ModelVersion
 from aiweb.registry.service import RegistryService
 
 
@@ -33,6 +35,19 @@ class JobEnv:
     datasets: DatasetService
     engine: Engine
     owns_engine: bool = True
+
+    def version_of_job(self, name: str, job_id: str) -> ModelVersion | None:
+        """The ready version of model ``name`` that an earlier attempt of job ``job_id``
+        registered (its lineage names the job), if any: a retried training job finds
+        its own result instead of training again."""
+        try:
+            versions = self.registry.list_versions(name)
+        except ModelNotFound:
+            return None
+        for version in reversed(versions):
+            if version.lineage.get("job_id") == job_id and version.status == "ready":
+                return version
+        return None
 
     def close(self) -> None:
         """Release the database connections (when this env opened them)."""

@@ -9,13 +9,22 @@ from typing import Annotated, Any, Literal
 import anyio.to_thread
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from aiweb.api.deps import JobEnvDep, JobsDep
 from aiweb.api.problems import request_id
 from aiweb.errors import ConflictError
 from aiweb.jobs.scheduler import start_run
-from aiweb.jobs.schemas import JobList, JobOut, JobSpec, PromotionRule, TrainData
+from aiweb.jobs.schemas import (
+    JobList,
+    JobOut,
+    JobSpec,
+    PromotionRule,
+    RecommendationPromotionRule,
+    RecommendationTrainData,
+    TrainData,
+    train_task,
+)
 from aiweb.registry.entities import check_name
 from aiweb.security.auth import actor, scoped
 
@@ -140,6 +149,29 @@ class ScheduleIn(TrainData):
     enabled: bool = True
 
 
+class RecommendationScheduleIn(RecommendationTrainData):
+    """``PUT /v1/models/{name}/schedule`` for a recommender (``"task": "recommendation"``):
+    retrain from the items and interactions stored, promote by the offline metrics."""
+
+    cron: str = Field(
+        ...,
+        max_length=255,
+        description="5-field cron expression, e.g. '0 3 * * *'.",
+        examples=["0 3 * * *"],
+    )
+    timezone: str = Field("UTC", max_length=64, description="IANA time zone of the cron.")
+    promotion: RecommendationPromotionRule = Field(default_factory=RecommendationPromotionRule)
+    enabled: bool = True
+
+
+#: a text classifier's schedule, or a recommender's (``"task": "recommendation"``)
+ScheduleBody = Annotated[
+    Annotated[ScheduleIn, Tag("text-classification")]
+    | Annotated[RecommendationScheduleIn, Tag("recommendation")],
+    Discriminator(train_task),
+]
+
+
 class ScheduleOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -157,12 +189,20 @@ class ScheduleOut(BaseModel):
 
 @router.put("/models/{name}/schedule", **scoped("admin"))
 async def put_schedule(
-    name: NamePath, body: ScheduleIn, request: Request, env: JobEnvDep, service: JobsDep
+    name: NamePath,
+    body: Annotated[ScheduleBody, Body(description="When and how to retrain.")],
+    request: Request,
+    env: JobEnvDep,
+    service: JobsDep,
 ) -> ScheduleOut:
     """Retrain ``name`` on a cron schedule; ``production`` moves to the new version only
-    when the promotion rule holds. The audit log records every decision."""
+    when the promotion rule holds. The audit log records every decision. A recommender's
+    schedule says ``"task": "recommendation"`` and trains on the interactions stored."""
     check_name(name)
-    await anyio.to_thread.run_sync(service.check_train_data, body)
+    if isinstance(body, RecommendationScheduleIn):
+        await anyio.to_thread.run_sync(service.check_recommendation_train_data, name, body)
+    else:
+        await anyio.to_thread.run_sync(service.check_train_data, body)
     training = body.model_dump(
         exclude={"cron", "timezone", "promotion", "enabled"}, exclude_none=True
     )

@@ -43,19 +43,32 @@ Handler = Callable[["JobEnv", "JobContext"], dict[str, Any]]
 HANDLERS: dict[str, Handler] = {}
 
 
-def handler(type_: str) -> Callable[[Handler], Handler]:
-    """Register the handler of job type ``type_``."""
+def handler(type_: str, task: str | None = None) -> Callable[[Handler], Handler]:
+    """Register the handler of job type ``type_`` or, with ``task``, of the jobs of that
+    type whose ``params["task"]`` is ``task`` (``train`` of a ``recommendation``)."""
 
     def register(fn: Handler) -> Handler:
-        HANDLERS[type_] = fn
+        HANDLERS[type_ if task is None else f"{type_}:{task}"] = fn
         return fn
 
     return register
 
 
+def handler_for(handlers: dict[str, Handler], job: Job) -> Handler | None:
+    """The handler of ``job``: the one registered for its type and task, else for its type."""
+    task = job.params.get("task")
+    if isinstance(task, str):
+        fn = handlers.get(f"{job.type}:{task}")
+        if fn is not None:
+            return fn
+    return handlers.get(job.type)
+
+
 def load_handlers() -> dict[str, Handler]:
     """Import the modules that register handlers, and return the table."""
     from aiweb.classification import jobs as _classification_jobs  # noqa: F401
+    from aiweb.recommendations import jobs as _recommendation_jobs  # noqa: F401
+    from aiweb.search import jobs as _search_jobs  # noqa: F401
 
     return HANDLERS
 
@@ -102,6 +115,22 @@ class JobContext:
         self._dirty = True
         self.cancel_requested = False
         self.lease_lost = False
+        self.cleanups: list[Callable[[], None]] = []
+
+    def when_finished(self, cleanup: Callable[[], None]) -> None:
+        """Run ``cleanup`` once the job is finished for good (succeeded, failed or
+        cancelled, recorded in the database), not when this attempt is retried or
+        interrupted: what a retry still needs (an input file) is removed only then.
+        A cleanup that raises is logged and ignored."""
+        self.cleanups.append(cleanup)
+
+    def run_cleanups(self) -> None:
+        """Run the :meth:`when_finished` callbacks (the runner calls this)."""
+        for cleanup in self.cleanups:
+            try:
+                cleanup()
+            except Exception:
+                log.exception("job %s: a cleanup failed", self.job.id)
 
     @property
     def attempt(self) -> int:
@@ -212,7 +241,7 @@ def execute(
     if job is None:
         return _not_claimed(env, job_id)
     handlers = load_handlers()
-    fn = handlers.get(job.type)
+    fn = handler_for(handlers, job)
     if fn is None:
         env.jobs.finish(job.id, job.attempts, "failed", error=f"unknown job type {job.type!r}")
         return Outcome("failed", job.id, detail=f"unknown job type {job.type!r}")
@@ -234,9 +263,11 @@ def execute(
             beat.join()
         env.jobs.finish(job.id, job.attempts, "succeeded", result=result)
         log.info("job %s succeeded", job.id)
+        ctx.run_cleanups()
         return Outcome("succeeded", job.id)
     except JobCancelled:
         env.jobs.finish(job.id, job.attempts, "cancelled", error="cancelled on request")
+        ctx.run_cleanups()
         return Outcome("cancelled", job.id)
     except LeaseLost as exc:
         log.warning("job %s: %s", job.id, exc)
@@ -247,6 +278,7 @@ def execute(
     except AiwebError as exc:  # bad data, unknown model …: retrying cannot help
         env.jobs.finish(job.id, job.attempts, "failed", error=exc.detail)
         log.info("job %s failed: %s", job.id, exc.detail)
+        ctx.run_cleanups()
         return Outcome("failed", job.id, detail=exc.detail)
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}"
@@ -261,6 +293,7 @@ def execute(
         if is_transient(exc):
             reason = f"{reason} (attempt {job.attempts} of {job.max_attempts}; no attempts left)"
         env.jobs.finish(job.id, job.attempts, "failed", error=reason)
+        ctx.run_cleanups()
         return Outcome("failed", job.id, detail=reason)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

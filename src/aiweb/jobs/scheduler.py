@@ -33,10 +33,13 @@ def start_run(
         BrokerUnavailableError: the job could not be dispatched (none is left behind).
         InvalidInputError: the schedule's dataset or parameters are no longer valid.
     """
-    from aiweb.jobs.schemas import TrainJobSpec
+    from pydantic import TypeAdapter
+
+    from aiweb.jobs.schemas import TrainSpec
     from aiweb.jobs.service import JobService
 
-    spec = TrainJobSpec.model_validate(
+    # a text classifier's or a recommender's training spec, by the schedule's ``task``
+    spec = TypeAdapter(TrainSpec).validate_python(
         {
             **schedule.training,
             "type": "train",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from aiweb.jobs.entities import Job
 
@@ -87,7 +87,87 @@ class BatchPredictJobSpec(BaseModel):
     )
 
 
-JobSpec = Annotated[TrainJobSpec | BatchPredictJobSpec, Field(discriminator="type")]
+class RecommendationPromotionRule(BaseModel):
+    """Move ``production`` to the new recommender only when it is better, and better than
+    the popularity baseline.
+
+    Both versions are scored with the offline protocol (temporal leave-last-5-out) on the
+    same split of the data the new version was trained on: the new version as its report
+    has it, production by refitting its recipe (algorithms, parameters, blend weights and
+    half-lives, from its lineage) on the split's training part; its artifact cannot be
+    scored as it is, having been fitted on every interaction, held-out ones included. The
+    rule holds when ``new[metric] >= production[metric] + min_delta`` and, with
+    ``beat_popularity``, ``new[metric] > popularity[metric]`` on the same split.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: Literal["ndcg", "recall", "precision", "map", "hit_rate"] = Field(
+        "ndcg", description="An @10 metric of the offline evaluation."
+    )
+    min_delta: float = Field(0.0, ge=-1.0, le=1.0)
+    beat_popularity: bool = True
+
+
+class RecommendationTrainData(BaseModel):
+    """How a recommender trains: on the items and interactions stored (``POST /v1/items``,
+    ``POST /v1/interactions``, ``aiweb import``), with one algorithm or ``auto``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: Literal["recommendation"]
+    algorithm: Literal["auto", "hybrid", "als", "bpr", "ease", "content", "popularity"] = Field(
+        "auto",
+        description="`auto` compares every algorithm (and a hybrid) and keeps the best on "
+        "validation; a named one is compared with the popularity baseline.",
+    )
+    params: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description='Constructor parameters per algorithm, e.g. {"ease": {"l2": 300}}.',
+    )
+
+
+class RecommendationTrainJobSpec(RecommendationTrainData):
+    """``{"type": "train", "task": "recommendation", "model": NAME, "algorithm": "auto"}``."""
+
+    type: Literal["train"]
+    model: str = Field(..., pattern=_NAME, description="Registered model name.")
+    alias: str | None = Field(
+        None, pattern=_NAME, description="Point this alias at the new version."
+    )
+    promotion: RecommendationPromotionRule | None = Field(
+        None, description="Move production only when this rule holds (scheduled retraining)."
+    )
+
+
+def train_task(value: Any) -> str:
+    """The ``task`` of a training body (``text-classification`` when it names none): what
+    tells a classifier's training spec from a recommender's."""
+    task = value.get("task") if isinstance(value, dict) else getattr(value, "task", None)
+    return task if isinstance(task, str) else "text-classification"
+
+
+#: ``{"type": "train", …}``: by ``task``, a text classifier's or a recommender's
+TrainSpec = Annotated[
+    Annotated[TrainJobSpec, Tag("text-classification")]
+    | Annotated[RecommendationTrainJobSpec, Tag("recommendation")],
+    Discriminator(train_task),
+]
+
+
+def job_type(value: Any) -> str | None:
+    """The ``type`` of a job body (``None`` when it has none)."""
+    type_ = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return type_ if isinstance(type_, str) else None
+
+
+#: A job body, by its ``type``. Every member is tagged with its type: a discriminator on
+#: the ``type`` field cannot hold ``train``, itself a union by ``task`` (pydantic then
+#: writes an OpenAPI discriminator mapping that is not a string).
+JobSpec = Annotated[
+    Annotated[TrainSpec, Tag("train")] | Annotated[BatchPredictJobSpec, Tag("batch-predict")],
+    Discriminator(job_type),
+]
 
 
 class JobOut(BaseModel):

@@ -16,7 +16,13 @@ from pydantic import ValidationError
 from aiweb.config import Settings
 from aiweb.errors import BrokerUnavailableError, InvalidInputError, NotFoundError
 from aiweb.jobs.entities import Job
-from aiweb.jobs.schemas import BatchPredictJobSpec, TrainData, TrainJobSpec
+from aiweb.jobs.schemas import (
+    BatchPredictJobSpec,
+    RecommendationTrainData,
+    RecommendationTrainJobSpec,
+    TrainData,
+    TrainJobSpec,
+)
 from aiweb.jobs.store import SqlJobStore
 from aiweb.registry.entities import ModelRef
 
@@ -125,7 +131,7 @@ class JobService:
 
     def submit(
         self,
-        spec: TrainJobSpec | BatchPredictJobSpec,
+        spec: TrainJobSpec | RecommendationTrainJobSpec | BatchPredictJobSpec,
         *,
         actor: str,
         request_id: str | None = None,
@@ -139,6 +145,8 @@ class JobService:
         """
         if isinstance(spec, TrainJobSpec):
             params = self.check_train(spec)
+        elif isinstance(spec, RecommendationTrainJobSpec):
+            params = self.check_recommendation_train(spec)
         else:
             params = self.check_batch_predict(spec)
         job = self.store.create(
@@ -203,6 +211,34 @@ class JobService:
     def check_train(self, spec: TrainJobSpec) -> dict[str, Any]:
         """The stored parameters of a training job."""
         self.check_train_data(spec)
+        return spec.model_dump(exclude={"type"}, exclude_none=True)
+
+    def check_recommendation_train_data(self, model: str, data: RecommendationTrainData) -> None:
+        """Check a recommender's training spec: known algorithms in ``params`` with valid
+        parameters, and no model ``model`` of another task.
+
+        Raises:
+            InvalidInputError: see :meth:`submit`.
+        """
+        from aiweb.errors import ModelNotFound
+        from aiweb.recommendations import algorithms as algos
+        from aiweb.recommendations.training import TASK
+
+        for name, values in data.params.items():
+            algos.make(name, values)  # InvalidInputError for an unknown name or parameter
+        try:
+            existing = self.registry.get_model(model)
+        except ModelNotFound:
+            return
+        if existing.task != TASK:
+            raise InvalidInputError(
+                f"model {model!r} exists with task {existing.task!r}, not {TASK!r}; "
+                "choose another name"
+            )
+
+    def check_recommendation_train(self, spec: RecommendationTrainJobSpec) -> dict[str, Any]:
+        """The stored parameters of a recommender's training job."""
+        self.check_recommendation_train_data(spec.model, spec)
         return spec.model_dump(exclude={"type"}, exclude_none=True)
 
     def check_batch_predict(self, spec: BatchPredictJobSpec) -> dict[str, Any]:

@@ -12,6 +12,18 @@ recency weights in (0, 1] (1.0 for the most recent; :func:`recency_rows`). Item-
 algorithms score from ``rows`` alone, so a new interaction changes the result at once,
 without refitting; ALS folds a user's current rows in (Hu et al. 2008, eq. 4).
 
+Serving scores one user per request, so every algorithm also has a single-user path with
+the same results (up to float32 summation order) and no sparse-matrix construction::
+
+    scores = algo.score_user(user, items, weights)   # float32 (n_items,)
+
+``items`` are the user's item indices and ``weights`` their recency weights (the nonzeros
+of one row of ``rows``). EASE and content leave out the items whose weight is below
+:data:`MIN_RELATIVE_WEIGHT` times the largest weight among the items that count (those in
+``B``, those with text): they change no float32 score, and a user with thousands of
+interactions then costs no more than one with a hundred (with a recency half-life of 3,
+73 items count).
+
 Learned state ends in ``_``; :meth:`Algorithm.state` / :meth:`Algorithm.from_state` move it
 to and from plain numpy arrays (stored with :func:`numpy.savez`, loaded with
 ``allow_pickle=False``: no pickled objects ever).
@@ -36,12 +48,15 @@ Sources:
 from __future__ import annotations
 
 import functools
+import inspect
 import math
+import typing
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol, Self
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from scipy import sparse
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
@@ -49,9 +64,14 @@ from aiweb.errors import InvalidInputError
 from aiweb.recommendations.data import Interactions, ItemText
 
 F32 = npt.NDArray[np.float32]
+I32 = npt.NDArray[np.int32]
 State = dict[str, npt.NDArray[Any]]
 
 ALGORITHMS = ("als", "bpr", "ease", "content", "popularity", "trending")
+#: items weighted below this fraction (2^-24, float32's relative precision) of a user's
+#: heaviest item that counts are left out by :meth:`EASE.score_user` and
+#: :meth:`Content.score_user`
+MIN_RELATIVE_WEIGHT = 2.0**-24
 
 
 class NotFittedError(RuntimeError):
@@ -66,6 +86,12 @@ class Algorithm(Protocol):
     def fit(self, data: Interactions, texts: list[ItemText]) -> Algorithm: ...
 
     def score(self, users: npt.NDArray[np.int32], rows: sparse.csr_matrix) -> F32: ...
+
+    def score_user(self, user: int, items: I32, weights: F32) -> F32:
+        """Scores of one user: float32 ``(n_items,)``, equal (up to float32 summation
+        order) to ``score([user], rows)[0]`` where ``rows`` holds ``weights`` at ``items``.
+        The array may be the algorithm's own (read-only) state: copy it to change it."""
+        ...
 
     def params(self) -> dict[str, Any]: ...
 
@@ -124,6 +150,20 @@ def _check(fitted: object, name: str) -> None:
         raise NotFittedError(f"{name} is not fitted: call fit() or from_state() first")
 
 
+def _heavy(weights: F32) -> npt.NDArray[np.bool_] | None:
+    """Which of ``weights`` are at least :data:`MIN_RELATIVE_WEIGHT` times the largest, or
+    ``None`` when all are."""
+    heavy = weights >= weights.max() * MIN_RELATIVE_WEIGHT
+    return None if heavy.all() else heavy
+
+
+def _read_only(array: F32) -> F32:
+    """A view of ``array`` that cannot be written through (no copy)."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
 # --------------------------------------------------------------------------- popularity
 
 
@@ -148,6 +188,12 @@ class Popularity:
         _check(self.popularity_, self.name)
         assert self.popularity_ is not None
         return np.broadcast_to(self.popularity_, (len(users), len(self.popularity_))).copy()
+
+    def score_user(self, user: int, items: I32, weights: F32) -> F32:
+        """The popularity array itself, read-only."""
+        _check(self.popularity_, self.name)
+        assert self.popularity_ is not None
+        return _read_only(self.popularity_)
 
     def params(self) -> dict[str, Any]:
         return {}
@@ -195,6 +241,12 @@ class Trending:
         _check(self.trending_, self.name)
         assert self.trending_ is not None
         return np.broadcast_to(self.trending_, (len(users), len(self.trending_))).copy()
+
+    def score_user(self, user: int, items: I32, weights: F32) -> F32:
+        """The trending array itself, read-only."""
+        _check(self.trending_, self.name)
+        assert self.trending_ is not None
+        return _read_only(self.trending_)
 
     def params(self) -> dict[str, Any]:
         return {"half_life_days": self.half_life_days}
@@ -245,6 +297,10 @@ class _ImplicitFactors:
     def _row_factors(self, rows: sparse.csr_matrix) -> F32:
         raise NotImplementedError
 
+    def _item_factors(self, items: I32, weights: F32) -> F32:
+        """One user's factors from their items (what :meth:`_row_factors` does per row)."""
+        raise NotImplementedError
+
     def _set_factors(self, user_factors: npt.NDArray[Any], item_factors: npt.NDArray[Any]) -> None:
         self.user_factors_ = np.ascontiguousarray(user_factors, dtype=np.float32)
         self.item_factors_ = np.ascontiguousarray(item_factors, dtype=np.float32)
@@ -272,6 +328,18 @@ class _ImplicitFactors:
         if redo.any():
             factors[redo] = self._row_factors(rows[np.flatnonzero(redo)])
         return factors @ self.item_factors_.T
+
+    def _score_user(self, user: int, items: I32, weights: F32, redo: bool) -> F32:
+        """One user's scores: ``item factors · user factors`` (one matrix-vector product),
+        the user factors from ``items`` when ``redo`` or ``user`` is ``-1``."""
+        _check(self.item_factors_, self.name)
+        assert self.item_factors_ is not None
+        assert self.user_factors_ is not None
+        if user >= 0 and not redo:
+            factors = self.user_factors_[user]
+        else:
+            factors = self._item_factors(items, weights)
+        return np.asarray(self.item_factors_ @ factors, dtype=np.float32)
 
     def state(self) -> State:
         assert self.item_factors_ is not None
@@ -347,21 +415,30 @@ class ALS(_ImplicitFactors):
         factors of the user's items (Hu et al. 2008, eq. 4, binary preferences).
         """
         _check(self.item_factors_, self.name)
+        assert self.item_factors_ is not None
+        out = np.zeros((rows.shape[0], self.item_factors_.shape[1]), dtype=np.float32)
+        for r in range(rows.shape[0]):
+            cols = rows.indices[rows.indptr[r] : rows.indptr[r + 1]]
+            out[r] = self._fold_in_items(cols)
+        return out
+
+    def _fold_in_items(self, items: I32) -> F32:
+        """:meth:`fold_in` of one user from their items: float32 ``(factors,)`` (zeros
+        when there are none)."""
         y = self.item_factors_
         assert y is not None
         assert self._gram is not None
-        out = np.zeros((rows.shape[0], y.shape[1]), dtype=np.float32)
-        for r in range(rows.shape[0]):
-            cols = rows.indices[rows.indptr[r] : rows.indptr[r + 1]]
-            if len(cols) == 0:
-                continue
-            yu = y[cols].astype(np.float64)
-            a = self._gram + self.alpha * (yu.T @ yu)
-            b = (1.0 + self.alpha) * yu.sum(axis=0)
-            out[r] = np.linalg.solve(a, b)
-        return out
+        if len(items) == 0:
+            return np.zeros(y.shape[1], dtype=np.float32)
+        yu = y[items].astype(np.float64)
+        a = self._gram + self.alpha * (yu.T @ yu)
+        b = (1.0 + self.alpha) * yu.sum(axis=0)
+        return np.linalg.solve(a, b).astype(np.float32)
 
     _row_factors = fold_in
+
+    def _item_factors(self, items: I32, weights: F32) -> F32:
+        return self._fold_in_items(items)
 
     def score(
         self, users: npt.NDArray[np.int32], rows: sparse.csr_matrix, *, fold_in: bool = False
@@ -369,6 +446,10 @@ class ALS(_ImplicitFactors):
         """Scores ``user factors · item factors``; with ``fold_in`` (or for users ``-1``)
         the user factors come from ``rows``."""
         return self._score(users, rows, np.full(len(users), fold_in))
+
+    def score_user(self, user: int, items: I32, weights: F32, *, fold_in: bool = False) -> F32:
+        """:meth:`score` of one user; ``weights`` are not read (preferences are binary)."""
+        return self._score_user(user, items, weights, fold_in)
 
     def params(self) -> dict[str, Any]:
         return {
@@ -430,8 +511,18 @@ class BPR(_ImplicitFactors):
         sums = np.asarray(rows.sum(axis=1)).ravel()
         return np.asarray((rows @ self.item_factors_) / np.maximum(sums, 1e-9)[:, None])
 
+    def _item_factors(self, items: I32, weights: F32) -> F32:
+        assert self.item_factors_ is not None
+        total = max(float(weights.sum()), 1e-9)
+        return np.asarray((weights @ self.item_factors_[items]) / total, dtype=np.float32)
+
     def score(self, users: npt.NDArray[np.int32], rows: sparse.csr_matrix) -> F32:
         return self._score(users, rows, np.zeros(len(users), dtype=bool))
+
+    def score_user(self, user: int, items: I32, weights: F32) -> F32:
+        """:meth:`score` of one user (a known user's fitted factors; ``-1``: the weighted
+        mean factors of ``items``)."""
+        return self._score_user(user, items, weights, False)
 
     def params(self) -> dict[str, Any]:
         return {
@@ -462,6 +553,8 @@ class EASE:
     Attributes:
         items_: int32 ``(m,)`` item indices in ``B``.
         weights_: float32 ``(m, m)``, ``B``.
+        positions_: int32 ``(n_items,)``: the row of each item in ``B``, -1 when not in it
+            (derived from ``items_``).
     """
 
     name: ClassVar[str] = "ease"
@@ -474,7 +567,14 @@ class EASE:
         self.max_items = max_items
         self.items_: npt.NDArray[np.int32] | None = None
         self.weights_: F32 | None = None
+        self.positions_: I32 | None = None
         self.n_items_ = 0
+
+    def _set_items(self, items: I32, n_items: int) -> None:
+        self.items_ = items
+        self.n_items_ = n_items
+        self.positions_ = np.full(n_items, -1, dtype=np.int32)
+        self.positions_[items] = np.arange(len(items), dtype=np.int32)
 
     def fit(self, data: Interactions, texts: list[ItemText]) -> EASE:
         counts = np.bincount(data.items, minlength=data.n_items)
@@ -490,9 +590,8 @@ class EASE:
         p = np.linalg.inv(gram)
         b = p / (-np.diag(p))
         b[np.diag_indices_from(b)] = 0.0
-        self.items_ = items
         self.weights_ = b.astype(np.float32, copy=False)
-        self.n_items_ = data.n_items
+        self._set_items(items, data.n_items)
         return self
 
     def score(self, users: npt.NDArray[np.int32], rows: sparse.csr_matrix) -> F32:
@@ -504,6 +603,30 @@ class EASE:
         out = np.empty((rows.shape[0], self.n_items_), dtype=np.float32)
         out[:] = part.min(axis=1, keepdims=True) if part.shape[1] else 0.0
         out[:, self.items_] = part
+        return out
+
+    def score_user(self, user: int, items: I32, weights: F32) -> F32:
+        """One user's scores: the ``weights``-weighted sum of the rows of ``B`` of their
+        ``items`` (one gather and one matrix-vector product; items weighted below
+        :data:`MIN_RELATIVE_WEIGHT` times the heaviest item in ``B`` left out)."""
+        _check(self.weights_, self.name)
+        assert self.items_ is not None
+        assert self.weights_ is not None
+        assert self.positions_ is not None
+        rows = self.positions_[items]
+        known = rows >= 0
+        if not known.all():
+            rows, weights = rows[known], weights[known]
+        if len(rows):
+            heavy = _heavy(weights)
+            if heavy is not None:
+                rows, weights = rows[heavy], weights[heavy]
+            part = weights @ self.weights_[rows]
+        else:
+            part = np.zeros(len(self.items_), dtype=np.float32)
+        out = np.empty(self.n_items_, dtype=np.float32)
+        out[:] = part.min() if len(part) else 0.0
+        out[self.items_] = part
         return out
 
     def params(self) -> dict[str, Any]:
@@ -521,9 +644,8 @@ class EASE:
     @classmethod
     def from_state(cls, params: dict[str, Any], state: State) -> EASE:
         algo = cls(**params)
-        algo.items_ = state["items"].astype(np.int32)
         algo.weights_ = state["weights"].astype(np.float32, copy=False)
-        algo.n_items_ = int(state["n_items"][0])
+        algo._set_items(state["items"].astype(np.int32), int(state["n_items"][0]))
         return algo
 
 
@@ -579,6 +701,35 @@ class Content:
         profile = rows @ self.vectors_
         return np.asarray((profile @ self.vectors_.T).toarray(), dtype=np.float32)
 
+    def score_user(self, user: int, items: I32, weights: F32) -> F32:
+        """One user's scores: their dense profile ``weights · V[items]`` (float32
+        ``(n_terms,)``) times every item's vector (one sparse matrix-vector product; items
+        weighted below :data:`MIN_RELATIVE_WEIGHT` times the heaviest item with text left
+        out)."""
+        _check(self.vectors_, self.name)
+        assert self.vectors_ is not None
+        v = self.vectors_
+        starts = v.indptr[items]
+        lengths = v.indptr[items + 1] - starts
+        with_text = lengths > 0
+        if not with_text.any():
+            return np.zeros(v.shape[0], dtype=np.float32)
+        if not with_text.all():
+            starts, lengths, weights = starts[with_text], lengths[with_text], weights[with_text]
+        heavy = _heavy(weights)
+        if heavy is not None:
+            starts, lengths, weights = starts[heavy], lengths[heavy], weights[heavy]
+        # the profile from the items' nonzeros, gathered through indptr (what v[items].T @
+        # weights computes, without building a sparse matrix)
+        ends = np.cumsum(lengths)
+        nonzeros = np.arange(int(ends[-1])) + np.repeat(starts - (ends - lengths), lengths)
+        profile = np.bincount(
+            v.indices[nonzeros],
+            v.data[nonzeros] * np.repeat(weights, lengths),
+            minlength=v.shape[1],
+        ).astype(np.float32)
+        return np.asarray(v @ profile, dtype=np.float32)
+
     def similar(self, item: int) -> F32:
         """Cosine of item ``item`` with every item: float32 ``(n_items,)``."""
         _check(self.vectors_, self.name)
@@ -622,11 +773,33 @@ def make(name: str, params: dict[str, Any] | None = None) -> Algorithm:
         raise InvalidInputError(
             f"unknown recommendation algorithm {name!r}; known: {', '.join(ALGORITHMS)}"
         )
+    if not isinstance(params or {}, dict):
+        raise InvalidInputError(f"parameters for {name} must be an object of name: value")
     try:
-        algo: Algorithm = cls(**(params or {}))
-    except TypeError as exc:
-        raise InvalidInputError(f"bad parameters for {name}: {exc}") from None
+        checked = _params_model(cls).model_validate(params or {})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise InvalidInputError(f"bad parameters for {name}: {problems}") from None
+    algo: Algorithm = cls(**checked.model_dump(exclude_unset=True))
     return algo
+
+
+@functools.cache
+def _params_model(cls: type) -> type[BaseModel]:
+    """A pydantic model of ``cls.__init__``'s parameters (types from its annotations,
+    defaults from its signature; unknown names refused)."""
+    hints = typing.get_type_hints(vars(cls)["__init__"])
+    fields: dict[str, Any] = {
+        p.name: (hints.get(p.name, Any), p.default)
+        for p in inspect.signature(cls).parameters.values()
+    }
+    return create_model(
+        f"{cls.__name__}Params",
+        __config__=ConfigDict(extra="forbid", strict=False),
+        **fields,
+    )
 
 
 def from_state(name: str, params: dict[str, Any], state: State) -> Algorithm:

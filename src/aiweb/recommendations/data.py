@@ -126,6 +126,16 @@ class Interactions:
             times=self.times[mask],
         )
 
+    def histories(self) -> tuple[npt.NDArray[np.int64], IntArray]:
+        """Every user's distinct items, oldest first, in CSR layout: ``(indptr, items)``,
+        int64 ``(n_users + 1,)`` and int32 ``(n,)``; user ``u``'s items are
+        ``items[indptr[u]:indptr[u + 1]]`` (rows must be sorted by user, then time, as
+        :meth:`build` sorts them)."""
+        counts = np.bincount(self.users, minlength=self.n_users)
+        indptr = np.zeros(self.n_users + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        return indptr, self.items.astype(np.int32, copy=True)
+
     def matrix(self) -> sparse.csr_matrix:
         """float32 CSR ``(n_users, n_items)`` with 1.0 at every positive."""
         data = np.ones(len(self.users), dtype=np.float32)

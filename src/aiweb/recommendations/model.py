@@ -5,7 +5,10 @@ and the recency half-life of the rows it scores from), plus three parts every ve
 has: trending items (unknown users), popularity, and TF-IDF item vectors (content-based
 results and explanations for users who arrived after training).
 
-How a user is served, from their interactions *now* (read from the store per request):
+How a user is served, from their interactions *now*: the distinct items a user had at
+training are kept in the model (:meth:`RecommenderModel.training_history`), so serving reads
+from the store only the interactions logged after training (one indexed query) and
+appends them:
 
 - no interactions: trending items, reason ``popular``;
 - known at training: the components' (blended) scores from the current rows, reason
@@ -15,9 +18,14 @@ How a user is served, from their interactions *now* (read from the store per req
   components scored from the rows alone) blended with content-based scores, reason
   ``similar-to:<item_id>`` naming the user's item that contributes most.
 
+Each component scores a user from one gather and one matrix-vector product (no sparse
+matrix is built per request: ``score_user`` in :mod:`~aiweb.recommendations.algorithms`).
+
 Artifact format ``npz``: one uncompressed :func:`numpy.savez` archive of plain arrays plus
 a JSON document (``meta.json``, UTF-8 bytes); it is read with ``allow_pickle=False``, so
-loading it never runs code. The registry checks its sha256 before it is read.
+loading it never runs code. The registry checks its sha256 before it is read. Format
+version 2 adds the training histories (``history.indptr``, ``history.items``); version 1
+artifacts still load, and are then served from the whole history read from the store.
 """
 
 from __future__ import annotations
@@ -25,12 +33,12 @@ from __future__ import annotations
 import io
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import sparse
 
 from aiweb.errors import InvalidInputError, UnsafeArtifactError
 from aiweb.recommendations import algorithms as algos
@@ -45,7 +53,9 @@ from aiweb.recommendations.algorithms import (
 )
 
 ARTIFACT_FORMAT = "npz"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: artifact format versions :meth:`RecommenderModel.from_bytes` reads
+READABLE_VERSIONS = (1, 2)
 POPULAR = "popular"
 COLLABORATIVE = "collaborative"
 SIMILAR = "similar"
@@ -56,6 +66,7 @@ NEW_USER_HALF_LIFE = 3.0
 EXPLAIN_ITEMS = 50
 
 F32 = npt.NDArray[np.float32]
+I32 = npt.NDArray[np.int32]
 
 
 @dataclass
@@ -75,6 +86,21 @@ class Component:
 
 
 @dataclass(frozen=True)
+class Ranked:
+    """Recommended items, best first.
+
+    Attributes:
+        items: intp ``(k,)`` indices into ``item_ids``.
+        scores: float32 ``(k,)``, higher is better.
+        reasons: ``k`` reasons (``collaborative``, ``popular``, ``similar-to:<item_id>``).
+    """
+
+    items: npt.NDArray[np.intp]
+    scores: F32
+    reasons: list[str]
+
+
+@dataclass(frozen=True)
 class Recommendation:
     """One recommended item: index into ``item_ids``, score (higher is better), reason."""
 
@@ -83,30 +109,25 @@ class Recommendation:
     reason: str
 
 
-def user_rows(history: list[int], n_items: int, half_life: float) -> sparse.csr_matrix:
-    """One user's distinct items, oldest first, as a recency-weighted float32 CSR
-    ``(1, n_items)`` (weights: :func:`~aiweb.recommendations.algorithms.recency_weights`)."""
-    n = len(history)
-    return sparse.csr_matrix(
-        (
-            algos.recency_weights(n, half_life),
-            np.asarray(history, dtype=np.int32),
-            np.asarray([0, n]),
-        ),
-        shape=(1, n_items),
-        dtype=np.float32,
-    )
-
-
 def _top(scores: F32, allowed: npt.NDArray[np.bool_], n: int) -> tuple[F32, npt.NDArray[np.intp]]:
     """``(scores with disallowed items at -inf, the indices of the up to n best allowed
     items, best first)``."""
-    scores = np.where(allowed, scores, -np.inf).astype(np.float32)
-    k = min(n, int(allowed.sum()))
+    scores = np.where(allowed, scores, np.float32(-np.inf)).astype(np.float32, copy=False)
+    k = min(n, int(np.count_nonzero(allowed)))
     if k <= 0:
         return scores, np.zeros(0, dtype=np.intp)
     top = np.argpartition(-scores, k - 1)[:k]
     return scores, top[np.argsort(-scores[top], kind="stable")]
+
+
+def _standardize(scores: F32) -> F32:
+    """:func:`~aiweb.recommendations.algorithms.standardize` of one score vector (the
+    same up to float32 rounding; the variance from one dot product): a new float32 array."""
+    out = scores - np.float32(scores.mean(dtype=np.float64))
+    std = math.sqrt(float(np.dot(out, out)) / max(1, len(out)))
+    if std > 0:
+        out /= np.float32(std)
+    return out
 
 
 class RecommenderModel:
@@ -118,6 +139,9 @@ class RecommenderModel:
         trending, popularity, content: the parts every version has.
         user_ids, item_ids: external ids of the rows and columns it was trained on.
         last_interaction_id: the highest interaction log id it was trained on.
+        histories: ``(indptr, items)``, the CSR layout of every training user's distinct
+            items, oldest first: user ``u``'s are ``items[indptr[u]:indptr[u + 1]]``
+            (int64 ``(n_users + 1,)`` and int32); ``None`` for a version 1 artifact.
     """
 
     def __init__(
@@ -131,6 +155,7 @@ class RecommenderModel:
         user_ids: list[str],
         item_ids: list[str],
         last_interaction_id: int,
+        histories: tuple[npt.NDArray[np.int64], I32] | None = None,
     ) -> None:
         if not components:
             raise InvalidInputError("a model needs at least one component")
@@ -144,16 +169,20 @@ class RecommenderModel:
         self.last_interaction_id = last_interaction_id
         self.user_index = {u: i for i, u in enumerate(user_ids)}
         self.item_index = {t: i for i, t in enumerate(item_ids)}
+        if histories is not None:
+            indptr, items = histories
+            if len(indptr) != len(user_ids) + 1 or int(indptr[-1]) != len(items):
+                raise InvalidInputError("histories do not match the model's users")
+            histories = (
+                np.asarray(indptr, dtype=np.int64),
+                np.ascontiguousarray(items, dtype=np.int32),
+            )
+        self.histories = histories
         self._cf = self._item_to_item(components)
-        # what item-to-item similarity reads, prepared once: for EASE the position of each
-        # item in ``B`` (-1 when not in it), for ALS/BPR the L2-normalised item factors
-        self._ease_positions: npt.NDArray[np.int64] | None = None
+        # what item-to-item similarity reads, prepared once: for ALS/BPR the L2-normalised
+        # item factors (EASE keeps the position of each item in ``B`` itself)
         self._unit_factors: F32 | None = None
-        if isinstance(self._cf, EASE):
-            assert self._cf.items_ is not None
-            self._ease_positions = np.full(self.n_items, -1, dtype=np.int64)
-            self._ease_positions[self._cf.items_] = np.arange(len(self._cf.items_))
-        elif isinstance(self._cf, ALS | BPR):
+        if isinstance(self._cf, ALS | BPR):
             assert self._cf.item_factors_ is not None
             f = self._cf.item_factors_
             norms = np.linalg.norm(f, axis=1, keepdims=True)
@@ -164,32 +193,44 @@ class RecommenderModel:
     def n_items(self) -> int:
         return len(self.item_ids)
 
+    def training_history(self, user: int) -> I32:
+        """The distinct items user index ``user`` had at training, oldest first: int32
+        (a read-only view; empty for ``-1`` or a version 1 artifact)."""
+        if user < 0 or self.histories is None:
+            return np.zeros(0, dtype=np.int32)
+        indptr, items = self.histories
+        view = items[indptr[user] : indptr[user + 1]]
+        view.flags.writeable = False
+        return view
+
     # ------------------------------------------------------------------ scoring
 
-    def _blend(self, user: int, history: list[int], *, fold_in: bool) -> F32:
-        users = np.asarray([user], dtype=np.int32)
-        if len(self.components) == 1:
-            c = self.components[0]
-            rows = user_rows(history, self.n_items, c.half_life)
-            return np.asarray(self._score(c, users, rows, fold_in)[0], dtype=np.float32)
-        total = np.zeros(self.n_items, dtype=np.float32)
-        rows_at: dict[float, sparse.csr_matrix] = {}
+    def _blend(self, user: int, history: I32, *, fold_in: bool) -> F32:
+        """The components' scores of one user (standardised and weighted when several):
+        float32 ``(n_items,)``, possibly a read-only array."""
+        total: F32 | None = None
+        weights_at: dict[float, F32] = {}
         for c in self.components:
-            if c.half_life not in rows_at:
-                rows_at[c.half_life] = user_rows(history, self.n_items, c.half_life)
-            scores = self._score(c, users, rows_at[c.half_life], fold_in)
-            total += c.weight * algos.standardize(scores)[0]
+            if c.half_life not in weights_at:
+                weights_at[c.half_life] = algos.recency_weights(len(history), c.half_life)
+            weights = weights_at[c.half_life]
+            if isinstance(c.algorithm, ALS):
+                scores = c.algorithm.score_user(user, history, weights, fold_in=fold_in)
+            else:
+                scores = c.algorithm.score_user(user, history, weights)
+            if len(self.components) == 1:
+                return scores
+            part = c.weight * _standardize(scores)
+            if total is None:
+                total = part
+            else:
+                total += part
+        assert total is not None
         return total
 
-    @staticmethod
-    def _score(
-        c: Component, users: npt.NDArray[np.int32], rows: sparse.csr_matrix, fold_in: bool
-    ) -> F32:
-        if isinstance(c.algorithm, ALS):
-            return c.algorithm.score(users, rows, fold_in=fold_in)
-        return c.algorithm.score(users, rows)
-
-    def scores(self, user_id: str, history: list[int], *, has_new: bool) -> tuple[F32, str]:
+    def scores(
+        self, user_id: str, history: Sequence[int] | I32, *, has_new: bool
+    ) -> tuple[F32, str]:
         """Scores of every item for a user and the kind of result.
 
         Args:
@@ -199,29 +240,30 @@ class RecommenderModel:
 
         Returns:
             ``(float32 (n_items,), kind)``, kind ``popular``, ``collaborative`` or
-            ``similar`` (new user: content-based and item-to-item).
+            ``similar`` (new user: content-based and item-to-item). The array may be
+            read-only (the model's own trending scores): copy it to change it.
         """
-        if not history:
-            return self.trending.score(np.zeros(1, np.int32), sparse.csr_matrix((1, 1)))[0], POPULAR
+        items = np.asarray(history, dtype=np.int32)
+        if not len(items):
+            return self.trending.score_user(-1, items, np.zeros(0, np.float32)), POPULAR
         user = self.user_index.get(user_id, -1)
         if user >= 0:
-            return self._blend(user, history, fold_in=has_new), COLLABORATIVE
-        cf = self._blend(-1, history, fold_in=True)
-        rows = user_rows(history, self.n_items, NEW_USER_HALF_LIFE)
-        content = self.content.score(np.full(1, -1, np.int32), rows)
-        both = algos.standardize(cf[None, :])[0] + algos.standardize(content)[0]
-        return both, SIMILAR
+            return self._blend(user, items, fold_in=has_new), COLLABORATIVE
+        cf = self._blend(-1, items, fold_in=True)
+        weights = algos.recency_weights(len(items), NEW_USER_HALF_LIFE)
+        content = self.content.score_user(-1, items, weights)
+        return _standardize(cf) + _standardize(content), SIMILAR
 
-    def recommend(
+    def rank(
         self,
         user_id: str,
-        history: list[int],
+        history: Sequence[int] | I32,
         *,
         has_new: bool,
         allowed: npt.NDArray[np.bool_],
         n: int,
-    ) -> list[Recommendation]:
-        """The ``n`` best allowed items for a user, with reasons.
+    ) -> Ranked:
+        """The ``n`` best allowed items for a user, with reasons, as arrays.
 
         Args:
             user_id: external id.
@@ -231,24 +273,41 @@ class RecommenderModel:
             n: list length.
 
         Returns:
-            Up to ``n`` recommendations, best first.
+            Up to ``n`` items, best first.
         """
         scores, kind = self.scores(user_id, history, has_new=has_new)
         scores, top = _top(scores, allowed, n)
         if kind != SIMILAR or not len(top):
-            return [Recommendation(int(i), float(scores[i]), kind) for i in top]
-        sources = np.asarray(history[-EXPLAIN_ITEMS:], dtype=np.int64)
+            return Ranked(top, scores[top], [kind] * len(top))
+        sources = np.asarray(history, dtype=np.int64)[-EXPLAIN_ITEMS:]
         block = self.item_similarity(sources, top)
         block = block * algos.recency_weights(len(sources), NEW_USER_HALF_LIFE)[:, None]
         best = block.argmax(axis=0)
-        out = []
-        for j, i in enumerate(top.tolist()):
+        reasons = []
+        for j in range(len(top)):
             if block[best[j], j] > 0:
-                reason = f"similar-to:{self.item_ids[int(sources[best[j]])]}"
+                reasons.append(f"similar-to:{self.item_ids[int(sources[best[j]])]}")
             else:
-                reason = POPULAR
-            out.append(Recommendation(int(i), float(scores[i]), reason))
-        return out
+                reasons.append(POPULAR)
+        return Ranked(top, scores[top], reasons)
+
+    def recommend(
+        self,
+        user_id: str,
+        history: Sequence[int] | I32,
+        *,
+        has_new: bool,
+        allowed: npt.NDArray[np.bool_],
+        n: int,
+    ) -> list[Recommendation]:
+        """:meth:`rank` as a list of :class:`Recommendation`, best first."""
+        ranked = self.rank(user_id, history, has_new=has_new, allowed=allowed, n=n)
+        return [
+            Recommendation(i, s, r)
+            for i, s, r in zip(
+                ranked.items.tolist(), ranked.scores.tolist(), ranked.reasons, strict=True
+            )
+        ]
 
     # ------------------------------------------------------------------ item-to-item
 
@@ -268,10 +327,10 @@ class RecommenderModel:
             unit = self._unit_factors
             return unit[sources] @ unit[targets].T
         out = np.zeros((len(sources), len(targets)), dtype=np.float32)
-        if self._ease_positions is not None:
-            assert isinstance(self._cf, EASE)
+        if isinstance(self._cf, EASE):
             assert self._cf.weights_ is not None
-            ps, pt = self._ease_positions[sources], self._ease_positions[targets]
+            assert self._cf.positions_ is not None
+            ps, pt = self._cf.positions_[sources], self._cf.positions_[targets]
             ok_s, ok_t = np.flatnonzero(ps >= 0), np.flatnonzero(pt >= 0)
             if len(ok_s) and len(ok_t):
                 out[np.ix_(ok_s, ok_t)] = self._cf.weights_[np.ix_(ps[ok_s], pt[ok_t])]
@@ -349,6 +408,8 @@ class RecommenderModel:
         for prefix, algo in parts:
             for key, value in algo.state().items():
                 arrays[f"{prefix}.{key}"] = value
+        if self.histories is not None:
+            arrays["history.indptr"], arrays["history.items"] = self.histories
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)  # type: ignore[arg-type]
         return buffer.getvalue()
@@ -367,14 +428,37 @@ class RecommenderModel:
             meta = json.loads(arrays.pop("meta.json").tobytes().decode("utf-8"))
         except (ValueError, OSError, KeyError, UnicodeDecodeError) as exc:
             raise UnsafeArtifactError(f"not a recommender artifact: {exc}") from None
-        if meta.get("format") != "aiweb-recommender" or meta.get("format_version") != 1:
-            raise UnsafeArtifactError("not a recommender artifact of format version 1")
+        if (
+            meta.get("format") != "aiweb-recommender"
+            or meta.get("format_version") not in READABLE_VERSIONS
+        ):
+            raise UnsafeArtifactError(
+                "not a recommender artifact of format version "
+                + " or ".join(str(v) for v in READABLE_VERSIONS)
+            )
 
         def state(prefix: str) -> dict[str, npt.NDArray[Any]]:
             return {
                 k[len(prefix) + 1 :]: v for k, v in arrays.items() if k.startswith(prefix + ".")
             }
 
+        histories = None
+        if "history.indptr" in arrays or "history.items" in arrays:
+            indptr = arrays.get("history.indptr", np.zeros(0, np.int64))
+            items = arrays.get("history.items", np.zeros(0, np.int32))
+            n_items = len(meta["item_ids"])
+            if (
+                indptr.dtype.kind not in "iu"
+                or items.dtype.kind not in "iu"
+                or indptr.ndim != 1
+                or items.ndim != 1
+                or len(indptr) != len(meta["user_ids"]) + 1
+                or (len(indptr) and (indptr[0] != 0 or int(indptr[-1]) != len(items)))
+                or np.any(np.diff(indptr) < 0)
+                or (len(items) and (items.min() < 0 or items.max() >= n_items))
+            ):
+                raise UnsafeArtifactError("the artifact's training histories are inconsistent")
+            histories = (indptr, items)
         components = [
             Component(
                 algorithm=algos.from_state(c["algorithm"], c["params"], state(f"c{i}")),
@@ -392,4 +476,5 @@ class RecommenderModel:
             user_ids=list(meta["user_ids"]),
             item_ids=list(meta["item_ids"]),
             last_interaction_id=int(meta["last_interaction_id"]),
+            histories=histories,
         )

@@ -11,6 +11,7 @@ this process changes an item, or when another process did (checked every
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,18 +32,19 @@ from aiweb.recommendations.store import (
     Item,
     ItemNotFound,
     RecommendationStore,
-    UserEvent,
 )
 from aiweb.recommendations.training import TASK
-from aiweb.registry.entities import ModelRef, ModelVersion
+from aiweb.registry.entities import PRODUCTION, ModelRef, ModelVersion
 from aiweb.registry.loader import read_verified
 from aiweb.registry.service import RegistryService
 from aiweb.serving.cache import version_key
 
+log = logging.getLogger(__name__)
+
 #: ranked items kept per cached list (enough for n <= MAX_N after filters, usually)
 CACHE_DEPTH = 100
 MAX_N = 100
-#: most recent interactions of a user read per request
+#: most interactions since training read per request (the latest)
 HISTORY_LIMIT = 1000
 
 
@@ -55,6 +57,15 @@ class _Catalog:
     masks: dict[tuple[str, int], dict[str | None, npt.NDArray[np.bool_]]] = field(
         default_factory=dict
     )
+
+
+@dataclass(frozen=True)
+class _History:
+    """A user's distinct item indices now (int32, oldest first) and whether any
+    interaction came after the model's training."""
+
+    items: npt.NDArray[np.int32]
+    has_new: bool
 
 
 @dataclass
@@ -156,6 +167,28 @@ class RecommendationService:
                     del self._loaded[old]
         return loaded
 
+    async def warm(self) -> list[str]:
+        """Load the production version of every recommendation model, and the catalogue
+        (at start, so the first requests do not pay for it). A model that cannot be
+        loaded is logged and left to the first request that asks for it.
+
+        Returns:
+            ``name:version`` of the models loaded.
+        """
+        models = await anyio.to_thread.run_sync(self.registry.list_models)
+        warmed = []
+        for m in models:
+            if m.task != TASK or PRODUCTION not in m.aliases:
+                continue
+            try:
+                loaded = await self.model(m.name)
+                self._mask(await self._fresh_catalog(), loaded, None)
+            except Exception:  # serving must start even when a version cannot be loaded
+                log.exception("could not load recommendation model %s at start", m.name)
+                continue
+            warmed.append(f"{loaded.version.name}:{loaded.version.version}")
+        return warmed
+
     def _load(self, version: ModelVersion) -> RecommenderModel:
         if version.status != "ready" or not version.artifact_uri:
             raise ModelNotReadyError(f"{version.name}:{version.version} is {version.status!r}")
@@ -244,26 +277,33 @@ class RecommendationService:
         catalog = await self._fresh_catalog()
         key = f"{loaded.cache_key}:{int(exclude_seen)}"
         excluded = set(exclude)
-        events: list[UserEvent] | None = None
-        entry = await self.cache.get(user_id, key) if self.cache is not None else None
-        if entry is None:
-            events = await anyio.to_thread.run_sync(self.store.user_events, user_id, HISTORY_LIMIT)
-            entry = await anyio.to_thread.run_sync(
-                self._rank, loaded, catalog, user_id, events, exclude_seen, None, (), CACHE_DEPTH
+        history: _History | None = None
+        if self.cache is None:  # no list to keep: rank just n, the filters applied
+            entry, _ = await anyio.to_thread.run_sync(
+                self._rank, loaded, catalog, user_id, None, exclude_seen, category, exclude, n
             )
-            if self.cache is not None:
-                await self.cache.set(user_id, key, entry)
+            return self._answer(
+                loaded, user_id, self._filter(entry, catalog, loaded, set(), None, n)
+            )
+        cached = await self.cache.get(user_id, key)
+        if cached is not None:
+            entry = cached
+        else:
+            entry, history = await anyio.to_thread.run_sync(
+                self._rank, loaded, catalog, user_id, None, exclude_seen, None, (), CACHE_DEPTH
+            )
+            await self.cache.set(user_id, key, entry)
         items = self._filter(entry, catalog, loaded, excluded, category, n)
         if len(items) < n and len(entry) >= CACHE_DEPTH and (exclude or category):
             # the filters emptied the cached list: rank again with them applied
-            if events is None:
-                events = await anyio.to_thread.run_sync(
-                    self.store.user_events, user_id, HISTORY_LIMIT
-                )
-            entry = await anyio.to_thread.run_sync(
-                self._rank, loaded, catalog, user_id, events, exclude_seen, category, exclude, n
+            entry, _ = await anyio.to_thread.run_sync(
+                self._rank, loaded, catalog, user_id, history, exclude_seen, category, exclude, n
             )
             items = self._filter(entry, catalog, loaded, excluded, category, n)
+        return self._answer(loaded, user_id, items)
+
+    @staticmethod
+    def _answer(loaded: _Loaded, user_id: str, items: list[dict[str, Any]]) -> dict[str, Any]:
         return {
             "model": loaded.version.name,
             "version": loaded.version.version,
@@ -291,35 +331,66 @@ class RecommendationService:
                 break
         return out
 
+    def history(self, model: RecommenderModel, user_id: str) -> _History:
+        """A user's distinct items now, oldest first, and whether any came after training.
+
+        The items the user had at training come from the model; only the interactions
+        logged since (log id above ``model.last_interaction_id``, at most
+        :data:`HISTORY_LIMIT`) are read from the store, in one indexed query, and appended
+        (an item the user had already keeps its place). A version 1 artifact holds no
+        histories: then the latest :data:`HISTORY_LIMIT` interactions are read.
+        """
+        user = model.user_index.get(user_id, -1)
+        trained = model.training_history(user)
+        after = model.last_interaction_id if model.histories is not None else 0
+        events = self.store.user_events_since(user_id, after, HISTORY_LIMIT)
+        has_new = any(e.id > model.last_interaction_id for e in events)
+        index = model.item_index
+        new = np.fromiter(
+            (i for i in (index.get(e.item_id) for e in events) if i is not None), dtype=np.int32
+        )
+        if not len(new):
+            return _History(trained, has_new)
+        _, first = np.unique(new, return_index=True)
+        new = new[np.sort(first)]
+        if len(trained):
+            new = new[~np.isin(new, trained)]
+        return _History(np.concatenate((trained, new)) if len(trained) else new, has_new)
+
     def _rank(
         self,
         loaded: _Loaded,
         catalog: _Catalog,
         user_id: str,
-        events: list[UserEvent],
+        history: _History | None,
         exclude_seen: bool,
         category: str | None,
         exclude: Sequence[str],
         depth: int,
-    ) -> Entry:
+    ) -> tuple[Entry, _History]:
+        """The user's ``depth`` best items as a cache entry, and their history (read when
+        ``history`` is ``None``)."""
         model = loaded.model
-        history: list[int] = []
-        seen: set[int] = set()
-        for event in events:
-            i = model.item_index.get(event.item_id)
-            if i is not None and i not in seen:
-                seen.add(i)
-                history.append(i)
-        has_new = any(e.id > model.last_interaction_id for e in events)
+        if history is None:
+            history = self.history(model, user_id)
         allowed = self._mask(catalog, loaded, category).copy()
-        if exclude_seen and history:
-            allowed[np.asarray(history)] = False
+        if exclude_seen and len(history.items):
+            allowed[history.items] = False
         for item_id in exclude:
             i = model.item_index.get(item_id)
             if i is not None:
                 allowed[i] = False
-        recs = model.recommend(user_id, history, has_new=has_new, allowed=allowed, n=depth)
-        return [[model.item_ids[r.item], round(r.score, 6), r.reason] for r in recs]
+        ranked = model.rank(
+            user_id, history.items, has_new=history.has_new, allowed=allowed, n=depth
+        )
+        item_ids = model.item_ids
+        entry = [
+            [item_ids[i], round(score, 6), reason]
+            for i, score, reason in zip(
+                ranked.items.tolist(), ranked.scores.tolist(), ranked.reasons, strict=True
+            )
+        ]
+        return entry, history
 
     async def similar(
         self, ref: str, item_id: str, *, n: int = 10, category: str | None = None

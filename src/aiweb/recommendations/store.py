@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -104,6 +104,17 @@ class TrainingRows:
     times: list[float]
     last_id: int
     items: list[Item]
+
+
+_EVENTS_SINCE = (
+    select(SqlInteraction.id, SqlInteraction.item_id, SqlInteraction.occurred_at)
+    .where(
+        SqlInteraction.user_id == bindparam("user_id"),
+        SqlInteraction.id > bindparam("after_id"),
+    )
+    .order_by(SqlInteraction.id.desc())
+    .limit(bindparam("limit"))
+)
 
 
 def _insert(session: Session, table: Any) -> Any:
@@ -269,12 +280,18 @@ class RecommendationStore:
 
     def user_events(self, user_id: str, limit: int = 1000) -> list[UserEvent]:
         """The user's latest ``limit`` interactions, oldest first."""
-        with self.sessions() as session:
-            rows = session.execute(
-                select(SqlInteraction.id, SqlInteraction.item_id, SqlInteraction.occurred_at)
-                .where(SqlInteraction.user_id == user_id)
-                .order_by(SqlInteraction.id.desc())
-                .limit(limit)
+        return self.user_events_since(user_id, 0, limit)
+
+    def user_events_since(self, user_id: str, after_id: int, limit: int = 1000) -> list[UserEvent]:
+        """The user's latest ``limit`` interactions with a log id above ``after_id``
+        (those a model trained up to ``after_id`` has not seen), oldest first.
+
+        One range scan of the ``(user_id, id)`` index; the statement is built once (building
+        a SQLAlchemy ``select`` costs more than running this query on SQLite).
+        """
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                _EVENTS_SINCE, {"user_id": user_id, "after_id": after_id, "limit": limit}
             ).all()
         events = [UserEvent(id=r[0], item_id=r[1], occurred_at=r[2]) for r in rows]
         events.sort(key=lambda e: (e.occurred_at, e.id))

@@ -275,6 +275,57 @@ def compare(
     return Comparison(candidates, selected, report)
 
 
+def evaluate_recipe(
+    data: RecommendationData,
+    components: list[dict[str, Any]],
+    *,
+    n_test: int = 5,
+    progress: Progress | None = None,
+) -> dict[str, float]:
+    """Test metrics of a fixed recipe under the protocol of the module docstring, on
+    ``data``'s test split (the one :func:`compare` makes of the same data): every component
+    refitted on the training part, blended as recorded.
+
+    What a promotion rule compares a new version with: the production version's recipe
+    on the new version's split (its artifact saw every interaction, held-out ones too).
+
+    Args:
+        data: the interactions and item texts.
+        components: ``[{"algorithm", "params", "weight", "half_life"}]`` as a version's
+            lineage records them (``half_life`` ``None`` for infinite).
+        n_test: interactions held out per user.
+        progress: ``(stage, fraction)`` callback.
+
+    Returns:
+        ``{"precision", "recall", "ndcg", "map", "hit_rate", "coverage"}`` at 10.
+
+    Raises:
+        InvalidInputError: an unknown algorithm or parameter, no components, or too few
+            interactions.
+    """
+    if not components:
+        raise InvalidInputError("a recipe needs at least one component")
+    report_progress = progress or (lambda _s, _f: None)
+    full = data.interactions
+    test_mask = leave_last_out(full, n_test)
+    if not test_mask.any():
+        raise InvalidInputError(
+            f"too few interactions to evaluate: a user needs more than {n_test} distinct items"
+        )
+    train = full.subset(~test_mask)
+    test_set = _eval_set(train, full.subset(test_mask))
+    parts: list[tuple[Algorithm, float, float]] = []
+    for i, c in enumerate(components):
+        report_progress(f"fitting {c['algorithm']}", i / len(components))
+        algo = algos.make(str(c["algorithm"]), dict(c.get("params") or {})).fit(train, data.texts)
+        half_life = c.get("half_life")
+        parts.append(
+            (algo, float(c.get("weight", 1.0)), math.inf if half_life is None else half_life)
+        )
+    report_progress("scoring", 1.0)
+    return evaluate_scores(_scorer(parts, train), test_set, full.n_items, K)
+
+
 def _search_blend(
     candidates: dict[str, Candidate],
     models: dict[str, Algorithm],
@@ -362,6 +413,21 @@ def _report(
     }
 
 
+def reevaluation_entry(
+    data: RecommendationData, comparison: Comparison, *, actor: str
+) -> dict[str, Any]:
+    """What a re-run of the offline evaluation stores in a version's report: when, by whom,
+    on which data, and the comparison report (as :func:`compare` makes it)."""
+    return {
+        "evaluated_at": datetime.now(UTC).isoformat(),
+        "actor": actor,
+        "dataset": data.name,
+        "dataset_sha256": data.sha256,
+        "last_interaction_id": data.last_interaction_id,
+        "report": comparison.report,
+    }
+
+
 def build_model(
     data: RecommendationData,
     comparison: Comparison,
@@ -397,6 +463,7 @@ def build_model(
         user_ids=full.user_ids,
         item_ids=full.item_ids,
         last_interaction_id=data.last_interaction_id,
+        histories=full.histories(),
     )
 
 

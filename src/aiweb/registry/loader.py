@@ -16,12 +16,15 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from functools import partial
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio.to_thread
 import numpy as np
 import numpy.typing as npt
 
+from aiweb.classification.embedding_features import ARTIFACT_FORMAT as EMBEDDING_HEAD_FORMAT
+from aiweb.classification.rejection import Rejection
 from aiweb.config import ServingSettings
 from aiweb.errors import AiwebError, ModelNotReadyError
 from aiweb.registry.artifacts import ArtifactStore
@@ -29,6 +32,9 @@ from aiweb.registry.entities import PRODUCTION, ModelRef, ModelVersion
 from aiweb.registry.service import RegistryService
 from aiweb.serving.batching import MicroBatcher
 from aiweb.serving.gc import tune_after_load
+
+if TYPE_CHECKING:
+    from aiweb.embeddings.runtime import EmbedderPool
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +59,42 @@ class Runtime(Protocol):
 RuntimeFactory = Callable[[ModelVersion, bytes], Runtime]
 
 
-def default_runtime_factory(version: ModelVersion, data: bytes) -> Runtime:
-    """Build the runtime for ``version`` from its artifact bytes (by task and format)."""
+def needs_embedder(version: ModelVersion) -> bool:
+    """Whether ``version`` embeds its inputs with a registered embedding model."""
+    return version.task == "text-classification" and (
+        version.artifact_format == EMBEDDING_HEAD_FORMAT
+    )
+
+
+def default_runtime_factory(
+    version: ModelVersion, data: bytes, *, embedders: EmbedderPool | None = None
+) -> Runtime:
+    """Build the runtime for ``version`` from its artifact bytes (by task and format).
+
+    Args:
+        version: the model version.
+        data: its artifact (sha256 already checked).
+        embedders: the pool classifiers on sentence-embedding features take their
+            pinned embedding model from (required for them, unused otherwise).
+
+    Raises:
+        ModelNotReadyError: a task or format this server cannot serve, or (embedding
+            features) the pinned embedding model cannot be loaded.
+        UnsafeArtifactError: the artifact holds untrusted types.
+    """
     if version.task == "text-classification" and version.artifact_format == "skops":
         from aiweb.classification.model import TextClassifier
 
         return TextClassifier.from_bytes(data)
+    if needs_embedder(version):
+        from aiweb.classification.embedding_features import EmbeddingTextClassifier
+
+        if embedders is None:
+            raise ModelNotReadyError(
+                f"{version.name}:{version.version} embeds its inputs, and no embedding "
+                "model pool was given to load it"
+            )
+        return EmbeddingTextClassifier.from_bytes(data, embedders)
     raise ModelNotReadyError(
         f"{version.name}:{version.version} has task {version.task!r} and format "
         f"{version.artifact_format!r}, which this server cannot serve"
@@ -90,13 +126,21 @@ def read_verified(artifacts: ArtifactStore, uri: str, sha256: str | None, what: 
 def load_runtime(
     registry: RegistryService,
     version: ModelVersion,
-    factory: RuntimeFactory = default_runtime_factory,
+    factory: RuntimeFactory | None = None,
     serving: ServingSettings | None = None,
+    *,
+    embedders: EmbedderPool | None = None,
 ) -> Runtime:
     """Read ``version``'s artifact, check its sha256 against the registry, build it.
 
     With ``serving`` given, a text classifier whose ONNX export agreed with it is served
     by onnxruntime as ``serving.runtime`` says (:func:`aiweb.classification.onnx_export.with_onnx`).
+
+    Args:
+        factory: builds the runtime; :func:`default_runtime_factory` when ``None``.
+        embedders: where a classifier on sentence-embedding features takes its pinned
+            embedding model from; when ``None`` and the version needs one, a pool of its
+            own is made on ``registry`` (CLI, jobs).
 
     Raises:
         ModelNotReadyError: the version is not ``ready`` or has no artifact.
@@ -112,6 +156,12 @@ def load_runtime(
         version.artifact_sha256,
         f"artifact of {version.name}:{version.version}",
     )
+    if factory is None:
+        if embedders is None and needs_embedder(version):
+            from aiweb.embeddings.runtime import EmbedderPool
+
+            embedders = EmbedderPool(registry)
+        factory = partial(default_runtime_factory, embedders=embedders)
     runtime = factory(version, data)
     if serving is not None and version.task == "text-classification":
         from aiweb.classification.model import TextClassifier
@@ -132,6 +182,8 @@ class LoadedModel:
     loaded_at: float
     #: the training vocabulary (drift's out-of-vocabulary feature), when profiled
     vocabulary: frozenset[str] | None = None
+    #: the version's out-of-scope rule (answer its label below a top probability)
+    rejection: Rejection | None = None
 
     async def predict_proba(self, texts: list[str]) -> npt.NDArray[np.float64]:
         """Score ``texts`` through the batcher: float64 array ``(len(texts), n_classes)``."""
@@ -144,8 +196,12 @@ class ModelLoader:
     Args:
         registry: resolves aliases and reads artifacts.
         settings: batching and cache sizes.
-        runtime_factory: builds a runtime from a version and its artifact bytes.
+        runtime_factory: builds a runtime from a version and its artifact bytes
+            (:func:`default_runtime_factory` when ``None``).
         on_batch: hook ``(model, version, batch_size, seconds)`` for metrics.
+        embedders: the process-wide embedding model pool, shared by every classifier on
+            sentence-embedding features (one onnxruntime session per embedding version);
+            made on ``registry`` when ``None``.
     """
 
     def __init__(
@@ -153,12 +209,18 @@ class ModelLoader:
         registry: RegistryService,
         settings: ServingSettings,
         *,
-        runtime_factory: RuntimeFactory = default_runtime_factory,
+        runtime_factory: RuntimeFactory | None = None,
         on_batch: Callable[[str, int, int, float], None] | None = None,
+        embedders: EmbedderPool | None = None,
     ) -> None:
+        if embedders is None:
+            from aiweb.embeddings.runtime import EmbedderPool
+
+            embedders = EmbedderPool(registry)
         self.registry = registry
         self.settings = settings
-        self._factory = runtime_factory
+        self.embedders = embedders
+        self._factory = runtime_factory or partial(default_runtime_factory, embedders=embedders)
         self._on_batch = on_batch
         self._aliases: dict[tuple[str, str], int] = {}
         self._loaded: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
@@ -208,6 +270,7 @@ class ModelLoader:
                 ),
                 loaded_at=time.time(),
                 vocabulary=vocabulary,
+                rejection=Rejection.of_lineage(version.lineage),
             )
             self._loaded[key] = loaded
             if self.ready:  # loaded while serving: keep the new model out of gc scans too

@@ -143,6 +143,41 @@ class RegistryService:
     def get_version(self, name: str, version: int) -> ModelVersion:
         return self.store.get_version(name, version)
 
+    def update_evaluation(
+        self,
+        name: str,
+        version: int,
+        values: dict[str, Any],
+        *,
+        actor: str = "",
+        request_id: str | None = None,
+    ) -> ModelVersion:
+        """Set top-level keys of a version's evaluation report (the other keys are kept),
+        e.g. a re-run of its offline evaluation, and audit the change
+        (``version.evaluation_updated``, with the keys' values before and after).
+
+        Returns:
+            The version as updated.
+
+        Raises:
+            InvalidInputError: no keys given.
+            ModelNotFound, ModelVersionNotFound.
+        """
+        if not values:
+            raise InvalidInputError("no evaluation keys to update")
+        current = self.store.get_version(name, version)
+        updated = self.store.update_evaluation(name, version, values)
+        if self.audit is not None:
+            self.audit.record(
+                actor,
+                "version.evaluation_updated",
+                f"model:{name}:{version}",
+                before={k: current.evaluation.get(k) for k in values},
+                after=dict(values),
+                request_id=request_id,
+            )
+        return updated
+
     def latest_version(self, name: str) -> ModelVersion | None:
         """The newest version of ``name``, or ``None`` (also when no such model)."""
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -220,6 +220,26 @@ class SqlRegistryStore:
                 row.artifact_uri = artifact_uri
             if artifact_sha256 is not None:
                 row.artifact_sha256 = artifact_sha256
+            session.flush()
+            return _to_version(row, model)
+
+    def update_evaluation(self, name: str, version: int, values: dict[str, Any]) -> ModelVersion:
+        with transaction(self._sessions) as session:
+            model = self._model_row(session, name)
+            where = (SqlModelVersion.model_id == model.id, SqlModelVersion.version == version)
+            # Write first, as create_version does: the no-op UPDATE takes the row lock on
+            # PostgreSQL and the database's write lock on SQLite, so the report read next is
+            # the latest and concurrent updates of different keys all survive.
+            session.execute(
+                update(SqlModelVersion)
+                .where(*where)
+                .values(status=SqlModelVersion.status)
+                .execution_options(synchronize_session=False)
+            )
+            row = session.scalar(select(SqlModelVersion).where(*where))
+            if row is None:
+                raise ModelVersionNotFound(f"model {name!r} has no version {version}")
+            row.evaluation = {**dict(row.evaluation), **values}  # a new dict: marks it dirty
             session.flush()
             return _to_version(row, model)
 

@@ -52,6 +52,15 @@ class RegistryStore(Protocol):
         """Set a version's status and artifact once its artifact is written (or failed)."""
         ...
 
+    def update_evaluation(self, name: str, version: int, values: dict[str, Any]) -> ModelVersion:
+        """Set top-level keys of a version's evaluation report (the other keys are kept),
+        in one transaction.
+
+        Raises:
+            ModelNotFound, ModelVersionNotFound.
+        """
+        ...
+
     def get_version(self, name: str, version: int) -> ModelVersion: ...
 
     def list_versions(self, name: str) -> list[ModelVersion]: ...

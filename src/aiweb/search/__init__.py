@@ -1,0 +1,3 @@
+"""Search collections: documents embedded with a registered sentence-embedding model,
+searched by vector (exact, HNSW or pgvector), keyword (BM25) or both (reciprocal rank
+fusion), with metadata filters."""

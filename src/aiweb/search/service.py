@@ -1,0 +1,755 @@
+"""Collections in, hits out: what the routes, the CLI, the jobs and the tests call.
+
+A search runs: look the collection up (one indexed query; it also tells whether this
+process's embedded index is behind, in which case the changes are read and applied) →
+embed the query with the collection's embedding model version (the process's
+:class:`~aiweb.embeddings.runtime.EmbedderPool` holds it; see :meth:`SearchService._embed_query`
+for why queries skip its micro-batcher) → rank:
+
+* ``vector``: cosine similarity, from the collection's vector index (embedded exact or
+  HNSW, or pgvector);
+* ``keyword``: BM25 over the collection's full-text index (:mod:`aiweb.search.keyword`);
+* ``hybrid``: reciprocal rank fusion (Cormack, Clarke & Büttcher, "Reciprocal Rank Fusion
+  outperforms Condorcet and individual Rank Learning Methods", SIGIR 2009) of the two
+  lists, each ``max(top_k, hybrid_candidates)`` long: ``score(d) = Σ 1 / (k + rank(d))``
+  with ``k = 60``;
+
+with the metadata filter applied inside each ranking (exact pre-filter), then read the
+hits' texts and metadata.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio.to_thread
+import numpy as np
+import orjson
+
+from aiweb.config import Settings
+from aiweb.errors import (
+    BrokerUnavailableError,
+    ConflictError,
+    InvalidInputError,
+    PayloadTooLargeError,
+)
+from aiweb.registry.entities import ModelVersion, check_name
+from aiweb.search import pgvector
+from aiweb.search.embedded import AnnParams, EmbeddedIndex
+from aiweb.search.entities import (
+    Collection,
+    CollectionNotFound,
+    Document,
+    Hit,
+    Mode,
+    StoredDocument,
+)
+from aiweb.search.filters import Filter, check_field
+from aiweb.search.index import Keys, Scores
+from aiweb.search.store import SearchStore
+
+if TYPE_CHECKING:
+    from aiweb.embeddings.model import Embeddings, OnnxEmbedder
+    from aiweb.embeddings.runtime import EmbedderPool
+    from aiweb.jobs.entities import Job
+    from aiweb.jobs.service import JobService
+    from aiweb.registry.service import RegistryService
+
+log = logging.getLogger("aiweb.search")
+
+#: the job type that embeds and writes a large batch of documents
+INDEX_JOB = "index-documents"
+MAX_METADATA_FIELDS = 64
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    """What a synchronous upsert wrote: ``upserted`` distinct documents, the ids of those
+    whose text was truncated to the embedding model's word-piece limit."""
+
+    upserted: int
+    truncated: list[str]
+    revision: int
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    hits: list[Hit]
+    query_truncated: bool
+
+
+def reciprocal_rank_fusion(
+    rankings: Sequence[Keys], k: int = 60, limit: int | None = None
+) -> tuple[Keys, Scores]:
+    """Fuse ranked key lists by reciprocal rank fusion (Cormack et al., SIGIR 2009).
+
+    Args:
+        rankings: int64 key arrays, each best first.
+        k: the RRF constant (60 in the paper).
+        limit: keep the best ``limit`` keys.
+
+    Returns:
+        ``(keys, scores)``: int64 and float32, by fused score ``Σ 1/(k + rank)`` (ranks
+        from 1), ties broken by the best single rank, then by key.
+    """
+    score: dict[int, float] = {}
+    best: dict[int, int] = {}
+    for ranking in rankings:
+        for rank, key in enumerate(ranking.tolist(), start=1):
+            score[key] = score.get(key, 0.0) + 1.0 / (k + rank)
+            best[key] = min(best.get(key, rank), rank)
+    order = sorted(score, key=lambda key: (-score[key], best[key], key))[:limit]
+    return (
+        np.asarray(order, dtype=np.int64),
+        np.asarray([score[key] for key in order], dtype=np.float32),
+    )
+
+
+class SearchService:
+    """Search collections on one database, with this process's embedded indexes.
+
+    Args:
+        store: collections and documents.
+        embedders: the process's embedder pool.
+        registry: embedding model versions, the artifact store (job batches), audit log.
+        settings: ``settings.search`` limits and index parameters; ``settings.home`` for
+            index files.
+        jobs: submits large upserts as jobs (``None``: every upsert is synchronous).
+        on_query: hook ``(model, version, batch_size, seconds)`` after each query
+            embedding (the app passes the inference metrics).
+    """
+
+    def __init__(
+        self,
+        store: SearchStore,
+        embedders: EmbedderPool,
+        registry: RegistryService,
+        settings: Settings,
+        jobs: JobService | None = None,
+        *,
+        on_query: Callable[[str, int, int, float], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.embedders = embedders
+        self.registry = registry
+        self.settings = settings
+        self.config = settings.search
+        self.jobs = jobs
+        self.root = settings.home / "search"
+        self.params = AnnParams(
+            threshold=self.config.ann_threshold,
+            connectivity=self.config.ann_connectivity,
+            expansion_add=self.config.ann_expansion_add,
+            expansion_search=self.config.ann_expansion_search,
+            refresh_dirty=self.config.ann_refresh_dirty,
+            build_threads=self.config.ann_build_threads,
+        )
+        self._indexes: dict[int, EmbeddedIndex] = {}
+        self._indexes_lock = threading.Lock()
+        self._sync_locks: dict[int, threading.Lock] = {}
+        self._versions: dict[tuple[str, int], ModelVersion] = {}
+        self._seen: dict[str, Collection] = {}
+        self._on_query = on_query
+        self._query_embedders: dict[tuple[str, int], OnnxEmbedder] = {}
+        self._query_slots = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
+        self._pgvector: bool | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Start the background upkeep thread (catch-up and HNSW builds)."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._upkeep_forever, name="aiweb-search-upkeep", daemon=True
+            )
+            self._thread.start()
+
+    def close(self) -> None:
+        """Stop the upkeep thread (a graph being built is abandoned)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+            self._thread = None
+
+    def _upkeep_forever(self) -> None:
+        first = True
+        while not self._stop.is_set():
+            try:
+                self.upkeep(load_all=first)
+                first = False
+            except Exception:  # the database away for a moment: try again next round
+                log.warning("search index upkeep failed", exc_info=True)
+            self._stop.wait(self.config.upkeep_interval_s)
+
+    def upkeep(self, *, load_all: bool = False) -> dict[str, str]:
+        """Catch every loaded embedded index up with the database, build, load, refresh or
+        drop HNSW graphs, forget deleted collections. ``load_all`` also loads the indexes
+        of collections this process has not searched yet (done once at start).
+
+        Returns:
+            ``{collection name: what upkeep did}`` (see :meth:`EmbeddedIndex.upkeep`).
+        """
+        revisions = self.store.revisions()
+        done: dict[str, str] = {}
+        gone = []
+        with self._indexes_lock:
+            for cid, index in list(self._indexes.items()):
+                if revisions.get(cid, ("", 0))[0] != index.collection.uid:
+                    gone.append(self._indexes.pop(cid))
+        for index in gone:  # deleted (perhaps by another process): its files too
+            index.remove_files()
+        if load_all:
+            self._remove_orphan_files()
+            for collection in self.store.list_collections():
+                if collection.vector_index == "embedded" and not self._stop.is_set():
+                    self._index(collection)
+        for cid, index in list(self._indexes.items()):
+            if self._stop.is_set():
+                break
+            uid, revision = revisions.get(cid, ("", 0))
+            if uid != index.collection.uid:
+                continue
+            if index.revision < revision:
+                self._sync(index, revision)
+            done[index.collection.name] = index.upkeep(revision, self._stop)
+        return done
+
+    def _remove_orphan_files(self) -> None:
+        """Delete index directories of collections that no longer exist (deleted while
+        this server was down)."""
+        if not self.root.is_dir():
+            return
+        candidates = [d for d in self.root.iterdir() if d.is_dir()]
+        if not candidates:
+            return
+        live = {uid for uid, _ in self.store.revisions().values()}
+        for directory in candidates:
+            if directory.name not in live:
+                log.info("removing the index files of a deleted collection: %s", directory)
+                shutil.rmtree(directory, ignore_errors=True)
+
+    def _index(self, collection: Collection) -> EmbeddedIndex:
+        """This process's embedded index of ``collection``, caught up with
+        ``collection.revision``."""
+        index = self._indexes.get(collection.id)
+        if index is None or index.collection.uid != collection.uid:
+            with self._indexes_lock:
+                index = self._indexes.get(collection.id)
+                if index is None or index.collection.uid != collection.uid:
+                    index = EmbeddedIndex(collection, self.root / collection.uid, self.params)
+                    self._indexes[collection.id] = index
+                    self._sync_locks[collection.id] = threading.Lock()
+        if index.revision < collection.revision:
+            self._sync(index, collection.revision)
+        return index
+
+    def _sync(self, index: EmbeddedIndex, revision: int) -> None:
+        lock = self._sync_locks.setdefault(index.collection.id, threading.Lock())
+        with lock:
+            if index.revision < revision:
+                index.apply(self.store.changes(index.collection, index.revision))
+
+    def embedded_index(self, name: str) -> EmbeddedIndex:
+        """The caught-up embedded index of collection ``name`` (tests, benchmarks).
+
+        Raises:
+            CollectionNotFound: no such collection.
+            InvalidInputError: the collection uses pgvector.
+        """
+        collection = self.store.get_collection(name)
+        if collection.vector_index != "embedded":
+            raise InvalidInputError(f"collection {name!r} uses {collection.vector_index}")
+        return self._index(collection)
+
+    def _record(
+        self,
+        actor: str,
+        action: str,
+        target: str,
+        *,
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        """Write an audit event (no-op without an audit log)."""
+        if self.registry.audit is not None:
+            self.registry.audit.record(
+                actor, action, target, before=before, after=after, request_id=request_id
+            )
+
+    # ------------------------------------------------------------------ collections
+
+    def _vector_index_kind(self) -> str:
+        wanted = self.config.vector_index
+        if wanted == "embedded":
+            return "embedded"
+        if self._pgvector is None:
+            self._pgvector = pgvector.available(self.store.engine)
+        if self._pgvector:
+            return "pgvector"
+        if wanted == "pgvector":
+            raise InvalidInputError(
+                "AIWEB_SEARCH__VECTOR_INDEX=pgvector, but the database is not PostgreSQL with "
+                "the vector extension (CREATE EXTENSION vector)"
+            )
+        return "embedded"
+
+    def _embedding_version(self, ref: str | None) -> tuple[ModelVersion, int]:
+        version = self.embedders.resolve(ref)
+        if version.status != "ready":
+            raise InvalidInputError(
+                f"{version.name}:{version.version} is {version.status}, not ready"
+            )
+        return version, self.embedders.get(version).dim
+
+    def put_collection(
+        self,
+        name: str,
+        *,
+        embedding_model: str | None,
+        metadata_fields: Sequence[str] | None,
+        fields_given: bool,
+        actor: str,
+        request_id: str | None = None,
+    ) -> tuple[Collection, bool]:
+        """Create collection ``name``, or update it.
+
+        Args:
+            embedding_model: ``minilm``, ``minilm@production``, ``minilm:2``; ``None``: the
+                default embedder for a new collection, unchanged for an existing one.
+            metadata_fields: the filterable fields (``None``: all).
+            fields_given: whether ``metadata_fields`` was sent (else an existing
+                collection keeps its own).
+
+        Returns:
+            ``(collection, created)``.
+
+        Raises:
+            InvalidInputError: a bad name, field or model reference; a model of another
+                task (422).
+            EmbeddingModelNotInstalled, ModelNotFound, AliasNotFound: the model (404).
+            ConflictError: a different embedding model for a collection with documents.
+        """
+        check_name(name, "collection name")
+        fields = _check_fields(metadata_fields)
+        try:
+            current = self.store.get_collection(name)
+        except CollectionNotFound:
+            current = None
+        if current is None:
+            version, dim = self._embedding_version(embedding_model)
+            try:
+                collection = self.store.create_collection(
+                    name,
+                    embedding_model=version.name,
+                    embedding_version=version.version,
+                    dim=dim,
+                    metadata_fields=fields,
+                    vector_index=self._vector_index_kind(),
+                    actor=actor,
+                )
+            except ConflictError:  # created concurrently: update it instead
+                return self.put_collection(
+                    name,
+                    embedding_model=embedding_model,
+                    metadata_fields=metadata_fields,
+                    fields_given=fields_given,
+                    actor=actor,
+                    request_id=request_id,
+                )
+            self._record(
+                actor,
+                "collection.create",
+                f"collection:{name}",
+                after=_audit(collection),
+                request_id=request_id,
+            )
+            return dataclasses.replace(collection, documents=0), True
+        embedding = None
+        if embedding_model is not None:
+            version, dim = self._embedding_version(embedding_model)
+            if (version.name, version.version) != (
+                current.embedding_model,
+                current.embedding_version,
+            ):
+                embedding = (version.name, version.version, dim)
+        collection = self.store.update_collection(
+            current,
+            metadata_fields=fields if fields_given else current.metadata_fields,
+            embedding=embedding,
+        )
+        if embedding is not None or collection.metadata_fields != current.metadata_fields:
+            self._record(
+                actor,
+                "collection.update",
+                f"collection:{name}",
+                before=_audit(current),
+                after=_audit(collection),
+                request_id=request_id,
+            )
+        return self.store.get_collection(name, count=True), False
+
+    def get_collection(self, name: str) -> Collection:
+        """One collection with its document count. Raises CollectionNotFound."""
+        return self.store.get_collection(name, count=True)
+
+    def list_collections(self) -> list[Collection]:
+        """Every collection with its document count."""
+        return self.store.list_collections()
+
+    def delete_collection(self, name: str, *, actor: str, request_id: str | None = None) -> None:
+        """Delete a collection, its documents, its index tables and files.
+
+        Raises:
+            CollectionNotFound: no such collection.
+        """
+        collection = self.store.get_collection(name)
+        self.store.delete_collection(collection)
+        self._seen.pop(name, None)
+        with self._indexes_lock:
+            index = self._indexes.pop(collection.id, None)
+        if index is None:
+            index = EmbeddedIndex(collection, self.root / collection.uid, self.params)
+        index.remove_files()
+        self._record(
+            actor,
+            "collection.delete",
+            f"collection:{name}",
+            before=_audit(collection),
+            request_id=request_id,
+        )
+
+    # ------------------------------------------------------------------ documents
+
+    def check_documents(self, collection: Collection, documents: Sequence[Document]) -> None:
+        """Check sizes of a batch of documents.
+
+        Raises:
+            PayloadTooLargeError: more than ``max_documents``.
+            InvalidInputError: a text or metadata object over its limit.
+        """
+        if len(documents) > self.config.max_documents:
+            raise PayloadTooLargeError(
+                f"{len(documents)} documents in one request; at most "
+                f"{self.config.max_documents} (AIWEB_SEARCH__MAX_DOCUMENTS)"
+            )
+        for i, doc in enumerate(documents):
+            if len(doc.text) > self.config.max_document_chars:
+                raise InvalidInputError(
+                    f"documents[{i}] ({doc.id!r}): text of {len(doc.text)} characters; at most "
+                    f"{self.config.max_document_chars} (AIWEB_SEARCH__MAX_DOCUMENT_CHARS)"
+                )
+            size = len(orjson.dumps(doc.metadata))
+            if size > self.config.max_metadata_bytes:
+                raise InvalidInputError(
+                    f"documents[{i}] ({doc.id!r}): metadata of {size} bytes as JSON; at most "
+                    f"{self.config.max_metadata_bytes} (AIWEB_SEARCH__MAX_METADATA_BYTES)"
+                )
+
+    def model_version(self, collection: Collection) -> ModelVersion:
+        """The collection's embedding model version (cached)."""
+        key = (collection.embedding_model, collection.embedding_version)
+        version = self._versions.get(key)
+        if version is None:
+            version = self.registry.get_version(*key)
+            self._versions[key] = version
+        return version
+
+    async def upsert(
+        self,
+        name: str,
+        documents: Sequence[Document],
+        *,
+        actor: str,
+        request_id: str | None = None,
+    ) -> UpsertResult | Job:
+        """Embed and store ``documents`` (insert or replace by id): at once when there are
+        at most ``sync_max_documents`` (or no job service), else as an
+        ``index-documents`` job, which is returned.
+
+        Raises:
+            CollectionNotFound (404), PayloadTooLargeError (413), InvalidInputError (422),
+            BrokerUnavailableError (503, no job created).
+        """
+        collection = await anyio.to_thread.run_sync(self.store.get_collection, name)
+        self.check_documents(collection, documents)
+        if self.jobs is not None and len(documents) > self.config.sync_max_documents:
+            return await anyio.to_thread.run_sync(
+                lambda: self.submit_index_job(
+                    collection, documents, actor=actor, request_id=request_id
+                )
+            )
+        version = await anyio.to_thread.run_sync(self.model_version, collection)
+        _, embeddings = await self.embedders.embed(version, [d.text for d in documents])
+        revision = await anyio.to_thread.run_sync(
+            self.store.upsert_documents,
+            collection,
+            documents,
+            embeddings.vectors,
+            embeddings.truncated,
+        )
+        return _result(documents, embeddings.truncated, revision)
+
+    def upsert_sync(self, name: str, documents: Sequence[Document]) -> UpsertResult:
+        """Embed and store ``documents`` in this thread (CLI, jobs); see :meth:`upsert`."""
+        collection = self.store.get_collection(name)
+        self.check_documents(collection, documents)
+        embedder = self.embedders.get(self.model_version(collection))
+        embeddings = embedder.embed([d.text for d in documents])
+        revision = self.store.upsert_documents(
+            collection, documents, embeddings.vectors, embeddings.truncated
+        )
+        return _result(documents, embeddings.truncated, revision)
+
+    def submit_index_job(
+        self,
+        collection: Collection,
+        documents: Sequence[Document],
+        *,
+        actor: str,
+        request_id: str | None = None,
+    ) -> Job:
+        """Write the batch to the artifact store and submit an ``index-documents`` job.
+
+        Raises:
+            BrokerUnavailableError: the broker is unreachable; nothing is left behind.
+        """
+        import uuid
+
+        assert self.jobs is not None
+        uri = f"search-batches/{collection.uid}/{uuid.uuid4().hex}.jsonl"
+        lines = b"".join(
+            orjson.dumps({"id": d.id, "text": d.text, "metadata": d.metadata}) + b"\n"
+            for d in documents
+        )
+        self.registry.artifacts.write_bytes(uri, lines)
+        params = {
+            "collection": collection.name,
+            "collection_uid": collection.uid,
+            "batch_uri": uri,
+            "documents": len(documents),
+        }
+        job = self.jobs.store.create(
+            INDEX_JOB,
+            params,
+            submitted_by=actor,
+            max_attempts=self.settings.jobs.max_attempts,
+        )
+        try:
+            self.jobs.dispatcher.dispatch(job.id)
+        except BrokerUnavailableError:
+            self.jobs.store.delete(job.id)
+            self.registry.artifacts.delete(uri)
+            raise
+        self._record(
+            actor,
+            "job.submitted",
+            f"job:{job.id}",
+            after={"type": INDEX_JOB, "params": params},
+            request_id=request_id,
+        )
+        return job
+
+    def delete_document(self, name: str, doc_id: str) -> None:
+        """Delete one document. Raises CollectionNotFound, DocumentNotFound."""
+        collection = self.store.get_collection(name)
+        self.store.delete_document(collection, doc_id)
+
+    def get_document(self, name: str, doc_id: str) -> StoredDocument:
+        """One document. Raises CollectionNotFound, DocumentNotFound."""
+        return self.store.get_document(self.store.get_collection(name), doc_id)
+
+    # ------------------------------------------------------------------ search
+
+    async def search(
+        self,
+        name: str,
+        query: str,
+        *,
+        top_k: int = 10,
+        filter: dict[str, Any] | None = None,
+        mode: Mode = "hybrid",
+    ) -> SearchResult:
+        """Search collection ``name`` (see the module docs for the modes).
+
+        Args:
+            query: the text searched for.
+            top_k: hits wanted, 1 to ``max_top_k``.
+            filter: ``{field: value | {"in": [values]}}`` on metadata.
+            mode: ``vector``, ``keyword`` or ``hybrid``.
+
+        Returns:
+            Hits best first (fewer than ``top_k`` when fewer documents match), and whether
+            the query was truncated to the embedding model's word-piece limit.
+
+        Raises:
+            CollectionNotFound (404), InvalidInputError (422: bad filter or top_k),
+            QueueFullError (503).
+        """
+        if not 1 <= top_k <= self.config.max_top_k:
+            raise InvalidInputError(
+                f"top_k must be 1 to {self.config.max_top_k} (AIWEB_SEARCH__MAX_TOP_K)"
+            )
+        # the collection as last seen by this process tells which embedding model to load
+        # without a database round trip; _search_current re-reads the row (one indexed
+        # query, in the same worker thread as the embedding and the ranking) and says
+        # when it changed
+        collection = self._seen.get(name)
+        if collection is None:
+            collection = await anyio.to_thread.run_sync(self.store.get_collection, name)
+        for _ in range(3):
+            Filter.parse(filter, collection.metadata_fields)  # a bad filter fails fast
+            embedder = None
+            if mode != "keyword":
+                embedder = await self._query_embedder(collection)
+            current, result = await anyio.to_thread.run_sync(
+                self._search_current, name, collection, query, embedder, top_k, filter, mode
+            )
+            if result is not None:
+                return result
+            collection = current  # recreated, or another embedding model: embed again
+        raise ConflictError(f"collection {name!r} keeps changing its embedding model; retry")
+
+    async def _query_embedder(self, collection: Collection) -> OnnxEmbedder:
+        """The pool's loaded embedder of the collection's model version."""
+        key = (collection.embedding_model, collection.embedding_version)
+        embedder = self._query_embedders.get(key)
+        if embedder is None:
+            version = await anyio.to_thread.run_sync(self.model_version, collection)
+            embedder = await anyio.to_thread.run_sync(self.embedders.get, version)
+            self._query_embedders[key] = embedder
+        return embedder
+
+    def _embed_query(
+        self, collection: Collection, embedder: OnnxEmbedder, query: str
+    ) -> Embeddings:
+        """Embed one query in this (worker) thread, at most one query per core at a time.
+
+        Not through the pool's micro-batcher: it runs one batch at a time, and
+        all-MiniLM-L6-v2 (int8 or fp32) costs as much per short text in a batch of 4 as
+        alone on this CPU, so queued queries only waited (at concurrency 4 and 16 direct
+        calls answered 1.2-1.7x the searches per second, with a lower p99; see
+        docs/benchmarks.md). Documents, embedded in bulk, still go through the batcher.
+        """
+        with self._query_slots:
+            started = time.perf_counter()
+            embeddings = embedder.embed([query])
+            seconds = time.perf_counter() - started
+        if self._on_query is not None:
+            self._on_query(collection.embedding_model, collection.embedding_version, 1, seconds)
+        return embeddings
+
+    def _search_current(
+        self,
+        name: str,
+        seen: Collection,
+        query: str,
+        embedder: OnnxEmbedder | None,
+        top_k: int,
+        filter: dict[str, Any] | None,
+        mode: Mode,
+    ) -> tuple[Collection, SearchResult | None]:
+        """Embed the query, re-read the collection, catch its embedded index up and rank;
+        ``None`` when the query was embedded for a collection that is no longer the
+        current one (deleted and recreated, or another embedding model)."""
+        embeddings = self._embed_query(seen, embedder, query) if embedder is not None else None
+        try:
+            current = self.store.get_collection(name)
+        except CollectionNotFound:
+            self._seen.pop(name, None)
+            raise
+        self._seen[name] = current
+        same = (current.uid, current.embedding_model, current.embedding_version) == (
+            seen.uid,
+            seen.embedding_model,
+            seen.embedding_version,
+        )
+        if not same and mode != "keyword":
+            return current, None
+        where = Filter.parse(filter, current.metadata_fields)
+        if current.vector_index == "embedded" and mode != "keyword":
+            self._index(current)
+        query_vector = embeddings.vectors[0] if embeddings is not None else None
+        hits = self._rank(current, query, query_vector, top_k, where, mode)
+        truncated = bool(embeddings.truncated[0]) if embeddings and embeddings.truncated else False
+        return current, SearchResult(hits, truncated)
+
+    def vector_search(
+        self, collection: Collection, query: np.ndarray[Any, Any], k: int, where: Filter | None
+    ) -> tuple[Keys, Scores]:
+        """The ``k`` nearest documents of a query vector (float32 (dim,), L2-normalised)."""
+        if collection.vector_index == "pgvector":
+            return self.store.pgvector_search(
+                collection, query, k, where, self.config.pgvector_ef_search
+            )
+        index = self._index(collection)
+        allowed = self.store.filter_keys(collection, where) if where is not None else None
+        return index.search(query, k, allowed)
+
+    def _rank(
+        self,
+        collection: Collection,
+        query: str,
+        query_vector: np.ndarray[Any, Any] | None,
+        top_k: int,
+        where: Filter | None,
+        mode: Mode,
+    ) -> list[Hit]:
+        if mode == "vector":
+            assert query_vector is not None
+            keys, scores = self.vector_search(collection, query_vector, top_k, where)
+        elif mode == "keyword":
+            keys, scores = self.store.keyword_search(collection, query, top_k, where)
+        else:
+            assert query_vector is not None
+            depth = max(top_k, self.config.hybrid_candidates)
+            by_vector, _ = self.vector_search(collection, query_vector, depth, where)
+            by_keyword, _ = self.store.keyword_search(collection, query, depth, where)
+            keys, scores = reciprocal_rank_fusion(
+                [by_vector, by_keyword], k=self.config.rrf_k, limit=top_k
+            )
+        docs = self.store.fetch(collection, keys.tolist())
+        hits = []
+        for key, score in zip(keys.tolist(), scores.tolist(), strict=True):
+            found = docs.get(key)
+            if found is not None:  # deleted since the index was read
+                doc_id, text, metadata = found
+                hits.append(Hit(id=doc_id, score=float(score), text=text, metadata=metadata))
+        return hits
+
+
+def _check_fields(fields: Sequence[str] | None) -> list[str] | None:
+    if fields is None:
+        return None
+    if len(fields) > MAX_METADATA_FIELDS:
+        raise InvalidInputError(f"metadata_fields: at most {MAX_METADATA_FIELDS} fields")
+    return list(dict.fromkeys(check_field(f) for f in fields))
+
+
+def _audit(collection: Collection) -> dict[str, Any]:
+    return {
+        "embedding_model": collection.embedding_ref,
+        "metadata_fields": list(collection.metadata_fields)
+        if collection.metadata_fields is not None
+        else None,
+        "vector_index": collection.vector_index,
+    }
+
+
+def _result(
+    documents: Sequence[Document], truncated: Sequence[bool], revision: int
+) -> UpsertResult:
+    cut = {d.id: bool(t) for d, t in zip(documents, truncated, strict=True)}  # last wins
+    return UpsertResult(
+        upserted=len(cut), truncated=[i for i, t in cut.items() if t], revision=revision
+    )
