@@ -169,7 +169,7 @@ def test_train_from_upload_and_score_200k_rows_surviving_a_sigkilled_worker(
         finally:
             if sweeper is not None:
                 sweeper.stop()
-        assert done["status"] == "succeeded", done
+        assert done["status"] == "succeeded", (done["error"], done["attempts"], done["message"])
         assert done["attempts"] == 2
         assert done["result"]["rows"] == BATCH_ROWS
         res = client.get(f"/v1/jobs/{job['id']}/result")

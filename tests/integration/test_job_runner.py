@@ -92,6 +92,31 @@ def test_a_job_runs_once_to_success_with_progress(
     assert test_handlers["runs"] == 1
 
 
+def test_a_slow_handler_import_happens_before_the_claim_not_on_the_lease(
+    env: JobEnv, test_handlers: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # CI once lost a job this way: the first attempt in a fresh worker imported its
+    # handlers (scikit-learn, PyTorch via skops) after claiming, for longer than the
+    # lease, with no heartbeat; another runner took the job over, twice, until it failed
+    lease_s = env.settings.jobs.lease_s
+    table = runner_mod.load_handlers()
+
+    def slow_import() -> dict[str, Any]:
+        time.sleep(2 * lease_s)
+        return table
+
+    monkeypatch.setattr(runner_mod, "load_handlers", slow_import)
+    job_id = make(env)
+    outcomes: list[Any] = []
+    thread = threading.Thread(target=lambda: outcomes.append(execute(env, job_id, "t:slow")))
+    thread.start()
+    time.sleep(lease_s + 0.5)  # the import is still under way, longer than a lease
+    assert env.jobs.get(job_id).status == "pending"  # not claimed: no lease to lapse
+    thread.join(timeout=30)
+    assert [o.kind for o in outcomes] == ["succeeded"]
+    assert env.jobs.get(job_id).attempts == 1
+
+
 def test_only_one_of_many_concurrent_claims_wins(env: JobEnv) -> None:
     job_id = make(env)
     barrier = threading.Barrier(8)

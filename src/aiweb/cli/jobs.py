@@ -214,9 +214,13 @@ def worker(
 
     from aiweb.jobs.celery_app import make_celery
     from aiweb.jobs.env import build_job_env
+    from aiweb.jobs.runner import load_handlers
 
     settings = _celery_settings()
     build_job_env(settings, migrate=True).close()  # schema current before any task
+    # the job handlers' imports (scikit-learn, implicit, onnxruntime …) once, before the
+    # pool forks, not in each child while its first job's lease runs
+    load_handlers()
     celery = make_celery(settings)
     n = concurrency or max(1, len(os.sched_getaffinity(0)))
     err.print(f"aiweb worker: {n} {pool} process(es) on {_redact(settings.broker_url)}")

@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from aiweb.jobs.entities import Job
 from aiweb.jobs.env import JobEnv
-from aiweb.jobs.runner import Outcome, execute
+from aiweb.jobs.runner import Outcome, execute, load_handlers
 from aiweb.jobs.scheduler import tick
 from aiweb.jobs.service import EmbeddedDispatcher
 from aiweb.jobs.store import runner_name
@@ -100,7 +100,10 @@ class EmbeddedRunner:
         free = self.concurrency - self.busy
         if free <= 0:
             return
-        for job_id in self.env.jobs.claimable(lease_s=self.settings.lease_s, limit=free * 2):
+        due = self.env.jobs.claimable(lease_s=self.settings.lease_s, limit=free * 2)
+        if due:
+            load_handlers()  # imported before the claim starts the lease (see execute)
+        for job_id in due:
             if self._stop.is_set() or free <= 0:
                 return
             job = self.env.jobs.claim(job_id, self.name, lease_s=self.settings.lease_s)

@@ -237,10 +237,14 @@ def execute(
         (the caller retries the whole call).
     """
     settings = env.settings.jobs
+    # import the handlers (scikit-learn, onnxruntime …: seconds on a busy machine) before
+    # claiming: the lease runs from the claim, and no heartbeat is sent until the attempt
+    # starts, so a slow import after the claim let the lease lapse and another runner
+    # take the job over
+    handlers = load_handlers()
     job = claimed or env.jobs.claim(job_id, runner, lease_s=settings.lease_s)
     if job is None:
         return _not_claimed(env, job_id)
-    handlers = load_handlers()
     fn = handler_for(handlers, job)
     if fn is None:
         env.jobs.finish(job.id, job.attempts, "failed", error=f"unknown job type {job.type!r}")
