@@ -4,6 +4,8 @@ problems for bad input."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -345,3 +347,35 @@ def test_without_the_cache_every_answer_is_ranked_with_the_filters(
         hidden = dict(catalogue()[int(top[1][1:])], available=False)
         assert c.post("/v1/items", json={"items": [hidden]}).status_code == 200
         assert top[1] not in ids(recs(c, "u0", n=10))
+
+
+def test_an_alias_moved_elsewhere_is_re_read_in_the_background_never_awaited(
+    client: TestClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # awaiting the periodic re-read cost the unlucky request 100-400 ms under load
+    assert recs(client, "u1").headers["X-Model-Version"] == "1"
+    registry, engine = open_registry(settings)
+    try:  # another process trains version 2 and promotes it
+        data = RecommendationData.from_store(RecommendationStore(engine))
+        train_recommendation(registry, "shows", data, algorithm="popularity", actor="tests")
+        registry.promote("shows", 2, actor="tests")
+    finally:
+        engine.dispose()
+    service = client.app.state.recommendations  # type: ignore[attr-defined]
+    release = threading.Event()
+    resolve = service.registry.resolve
+
+    def slow_resolve(ref: Any) -> Any:
+        release.wait(10)  # the registry's database is slow to answer
+        return resolve(ref)
+
+    monkeypatch.setattr(service.registry, "resolve", slow_resolve)
+    time.sleep(settings.serving.alias_refresh_s + 0.1)  # the alias is due a re-read
+    resp = recs(client, "u1")
+    assert not release.is_set()  # answered without waiting for the re-read …
+    assert resp.headers["X-Model-Version"] == "1"  # … from the version it had
+    release.set()
+    deadline = time.monotonic() + 10
+    while recs(client, "u1").headers["X-Model-Version"] != "2":
+        assert time.monotonic() < deadline, "version 2 never picked up"
+        time.sleep(0.05)

@@ -19,22 +19,22 @@ from aiweb.security.audit import AuditLog
 from aiweb.security.keys import KeyService
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _registry(request: Request) -> RegistryService:
+async def _registry(request: Request) -> RegistryService:
     registry: RegistryService = request.app.state.registry
     return registry
 
 
-def _loader(request: Request) -> ModelLoader:
+async def _loader(request: Request) -> ModelLoader:
     loader: ModelLoader = request.app.state.loader
     return loader
 
 
-def _predictions(request: Request) -> PredictionService:
+async def _predictions(request: Request) -> PredictionService:
     service: PredictionService = request.app.state.predictions
     return service
 
@@ -45,12 +45,12 @@ LoaderDep = Annotated[ModelLoader, Depends(_loader)]
 PredictionsDep = Annotated[PredictionService, Depends(_predictions)]
 
 
-def _keys(request: Request) -> KeyService:
+async def _keys(request: Request) -> KeyService:
     keys: KeyService = request.app.state.keys
     return keys
 
 
-def _audit(request: Request) -> AuditLog:
+async def _audit(request: Request) -> AuditLog:
     audit: AuditLog = request.app.state.audit
     return audit
 
@@ -59,17 +59,17 @@ KeysDep = Annotated[KeyService, Depends(_keys)]
 AuditDep = Annotated[AuditLog, Depends(_audit)]
 
 
-def _jobs(request: Request) -> JobService:
+async def _jobs(request: Request) -> JobService:
     service: JobService = request.app.state.jobs
     return service
 
 
-def _job_env(request: Request) -> JobEnv:
+async def _job_env(request: Request) -> JobEnv:
     env: JobEnv = request.app.state.job_env
     return env
 
 
-def _datasets(request: Request) -> DatasetService:
+async def _datasets(request: Request) -> DatasetService:
     service: DatasetService = request.app.state.datasets
     return service
 
@@ -79,7 +79,7 @@ JobEnvDep = Annotated[JobEnv, Depends(_job_env)]
 DatasetsDep = Annotated[DatasetService, Depends(_datasets)]
 
 
-def _feedback(request: Request) -> FeedbackService:
+async def _feedback(request: Request) -> FeedbackService:
     service: FeedbackService = request.app.state.feedback
     return service
 
@@ -87,7 +87,7 @@ def _feedback(request: Request) -> FeedbackService:
 FeedbackDep = Annotated[FeedbackService, Depends(_feedback)]
 
 
-def _drift(request: Request) -> DriftService:
+async def _drift(request: Request) -> DriftService:
     service: DriftService = request.app.state.drift
     return service
 

@@ -31,7 +31,7 @@ from aiweb.security.auth import scoped
 router = APIRouter(prefix="/v1", tags=["recommendations"])
 
 
-def _service(request: Request) -> RecommendationService:
+async def _service(request: Request) -> RecommendationService:
     service: RecommendationService = request.app.state.recommendations
     return service
 

@@ -6,6 +6,11 @@ loaded once per version (artifact sha256 checked) and kept while an alias points
 them. The catalogue's availability and categories are kept in memory and re-read when
 this process changes an item, or when another process did (checked every
 ``serving.alias_refresh_s`` with one ``count``/``max(updated_at)`` query).
+
+Those periodic re-reads run in the background (stale-while-revalidate): a request never
+waits for them, and a version an alias moved to is loaded before requests switch to it.
+Awaiting them on the request path cost the unlucky request 100-400 ms under load, when
+the database call's thread waited for the GIL behind a busy event loop.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -104,20 +109,24 @@ class RecommendationService:
         self._refs: dict[str, tuple[float, ModelVersion]] = {}
         self._loaded: dict[tuple[str, int], _Loaded] = {}
         self._catalog: _Catalog | None = None
+        #: bumped by this process's own catalogue writes: a background re-read that
+        #: started before one does not install what it read
+        self._catalog_generation = 0
         self._lock = asyncio.Lock()
+        self._background: dict[str, asyncio.Task[None]] = {}
 
     # ------------------------------------------------------------------ data in
 
     async def upsert_items(self, items: Sequence[Item]) -> int:
         """Insert or replace items; the catalogue in memory is re-read next request."""
         count = await anyio.to_thread.run_sync(self.store.upsert_items, items)
-        self._catalog = None
+        self._catalog, self._catalog_generation = None, self._catalog_generation + 1
         return count
 
     async def delete_item(self, item_id: str) -> None:
         """Raises ItemNotFound."""
         await anyio.to_thread.run_sync(self.store.delete_item, item_id)
-        self._catalog = None
+        self._catalog, self._catalog_generation = None, self._catalog_generation + 1
 
     async def add_interactions(self, events: Sequence[Interaction]) -> tuple[int, int]:
         """Store events (committed before this returns), then drop the users' cached lists.
@@ -140,14 +149,35 @@ class RecommendationService:
             ModelNotFound, AliasNotFound, ModelVersionNotFound: unknown reference.
             ModelNotReadyError, CorruptArtifactError: the version cannot be loaded.
         """
-        now = time.monotonic()
         cached = self._refs.get(ref)
-        if cached is None or now - cached[0] > self.settings.serving.alias_refresh_s:
-            parsed = ModelRef.parse(ref)
-            version = await anyio.to_thread.run_sync(self.registry.resolve, parsed)
-            self._refs[ref] = (now, version)
-        else:
-            version = cached[1]
+        if cached is None:
+            return await self._resolve(ref)
+        if time.monotonic() - cached[0] > self.settings.serving.alias_refresh_s:
+            self._in_background(f"ref:{ref}", lambda: self._revalidate(ref))
+        return await self._ensure_loaded(cached[1])
+
+    async def _resolve(self, ref: str) -> _Loaded:
+        """Resolve ``ref`` in the registry, load its version, then switch ``ref`` to it."""
+        now = time.monotonic()
+        version = await anyio.to_thread.run_sync(self.registry.resolve, ModelRef.parse(ref))
+        loaded = await self._ensure_loaded(version)
+        self._refs[ref] = (now, version)
+        live = {(v.name, v.version) for _, v in self._refs.values()}
+        for old in [k for k in self._loaded if k not in live]:
+            del self._loaded[old]
+        return loaded
+
+    async def _revalidate(self, ref: str) -> None:
+        """The background re-read of ``ref``. When it fails (alias removed, version
+        archived …), ``ref`` is forgotten: the next request resolves it and gets the
+        error."""
+        try:
+            await self._resolve(ref)
+        except Exception:
+            self._refs.pop(ref, None)
+            raise
+
+    async def _ensure_loaded(self, version: ModelVersion) -> _Loaded:
         key = (version.name, version.version)
         loaded = self._loaded.get(key)
         if loaded is not None:
@@ -162,10 +192,23 @@ class RecommendationService:
                 model = await anyio.to_thread.run_sync(self._load, version)
                 loaded = _Loaded(version, model, version_key(version, prefix="rec"))
                 self._loaded[key] = loaded
-                live = {(v.name, v.version) for _, v in self._refs.values()}
-                for old in [k for k in self._loaded if k not in live]:
-                    del self._loaded[old]
         return loaded
+
+    def _in_background(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
+        """Run ``work`` as a task of the running loop, one at a time per ``name``; its
+        errors are logged (a periodic re-read failing must not fail requests)."""
+        if name in self._background:
+            return
+
+        async def run() -> None:
+            try:
+                await work()
+            except Exception:
+                log.warning("background re-read of %s failed", name, exc_info=True)
+            finally:
+                self._background.pop(name, None)
+
+        self._background[name] = asyncio.get_running_loop().create_task(run())
 
     async def warm(self) -> list[str]:
         """Load the production version of every recommendation model, and the catalogue
@@ -203,17 +246,28 @@ class RecommendationService:
     # ------------------------------------------------------------------ catalogue
 
     async def _fresh_catalog(self) -> _Catalog:
-        now = time.monotonic()
         catalog = self._catalog
-        if catalog is not None and now - catalog.checked_at < self.settings.serving.alias_refresh_s:
-            return catalog
+        if catalog is None:
+            return await self._read_catalog(None)
+        if time.monotonic() - catalog.checked_at >= self.settings.serving.alias_refresh_s:
+
+            async def recheck() -> None:
+                await self._read_catalog(catalog)
+
+            self._in_background("catalog", recheck)
+        return catalog
+
+    async def _read_catalog(self, current: _Catalog | None) -> _Catalog:
+        """Re-read the catalogue when its stamp moved (or there is none in memory)."""
+        now, generation = time.monotonic(), self._catalog_generation
         stamp = await anyio.to_thread.run_sync(self.store.catalog_stamp)
-        if catalog is not None and stamp == catalog.stamp:
-            catalog.checked_at = now
-            return catalog
+        if current is not None and stamp == current.stamp:
+            current.checked_at = now
+            return current
         entries = await anyio.to_thread.run_sync(self.store.catalog)
         catalog = _Catalog(entries=entries, stamp=stamp, checked_at=now)
-        self._catalog = catalog
+        if generation == self._catalog_generation:  # no write of ours since it began
+            self._catalog = catalog
         return catalog
 
     @staticmethod

@@ -31,7 +31,7 @@ from aiweb.security.auth import actor, scoped
 router = APIRouter(prefix="/v1/collections", tags=["search"])
 
 
-def _service(request: Request) -> SearchService:
+async def _service(request: Request) -> SearchService:
     service: SearchService = request.app.state.search
     return service
 
