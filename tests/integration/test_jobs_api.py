@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from helpers import redis_reachable
 from hypothesis import HealthCheck, given
 from hypothesis import settings as settings_
 from hypothesis import strategies as st
@@ -58,22 +59,14 @@ def labeled_csv(repeat: int = 5, *, with_ids: bool = True) -> bytes:
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-def _redis_up() -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", 6379)) == 0
-
-
-@pytest.fixture(params=["embedded", "celery"])
-def job_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
-    """The test settings in one of the two job modes."""
-    if request.param == "embedded":
+def job_mode_settings(mode: str, settings: Settings) -> Settings:
+    """``settings`` in job mode ``mode``: ``embedded`` as they are; ``celery`` with Redis as
+    broker and a queue of its own (skips unless on PostgreSQL with Redis up)."""
+    if mode == "embedded":
         return settings
     if not settings.resolved_database_url.startswith("postgresql"):
         pytest.skip("production mode runs on PostgreSQL")
-    if not _redis_up():
+    if not redis_reachable(REDIS_URL):
         pytest.skip("no Redis on 127.0.0.1:6379")
     import uuid
 
@@ -84,6 +77,12 @@ def job_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings
             "jobs": settings.jobs.model_copy(update={"queue": f"test-{uuid.uuid4().hex}"}),
         }
     )
+
+
+@pytest.fixture(params=["embedded", "celery"])
+def job_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    """The test settings in one of the two job modes."""
+    return job_mode_settings(request.param, settings)
 
 
 @contextmanager

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from helpers import live_server
 from sqlalchemy import update
-from test_jobs_api import REDIS_URL, _redis_up, celery_worker, wait_job
+from test_jobs_api import celery_worker, job_mode_settings, wait_job
 from test_recommend_api import catalogue, history
 from typer.testing import CliRunner
 
@@ -30,19 +29,7 @@ from aiweb.db.orm import SqlSchedule, utcnow
 @pytest.fixture(params=["embedded", "celery"])
 def job_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
     """The test settings in one of the two job modes."""
-    if request.param == "embedded":
-        return settings
-    if not settings.resolved_database_url.startswith("postgresql"):
-        pytest.skip("production mode runs on PostgreSQL")
-    if not _redis_up():
-        pytest.skip("no Redis on 127.0.0.1:6379")
-    return settings.model_copy(
-        update={
-            "broker_url": REDIS_URL,
-            "redis_url": REDIS_URL,
-            "jobs": settings.jobs.model_copy(update={"queue": f"test-{uuid.uuid4().hex}"}),
-        }
-    )
+    return job_mode_settings(request.param, settings)
 
 
 @pytest.fixture
