@@ -70,6 +70,37 @@ def test_install_exports_checks_and_registers(minilm_install: MinilmInstall) -> 
     assert fp32.signature["max_tokens"] == 256
 
 
+def test_int8_export_quantizes_every_matmul_weight(minilm_install: MinilmInstall) -> None:
+    """The first plan (block-wise 8-bit for the early feed-forward MatMuls, per-channel
+    dynamic for the rest) passes the check here, and leaves no fp32 weight MatMul."""
+    import onnx
+
+    from aiweb.embeddings.export import quantization_plans
+
+    settings = Settings(home=minilm_install.home)
+    registry, engine = build_registry(settings)
+    try:
+        fp32 = next(v for v in registry.list_versions("minilm") if v.lineage["precision"] == "fp32")
+    finally:
+        engine.dispose()
+    check = fp32.evaluation["check"]
+    plans = quantization_plans(minilm_install.export_dir / "model.onnx")
+    assert check["int8_passed"]
+    assert check["int8_quantized"] == plans[0].description
+    assert len(plans[0].blockwise) == 6  # two feed-forward MatMuls in each of layers 0-2
+    graph = onnx.load(str(minilm_install.export_dir / "model-int8.onnx")).graph
+    weights = {init.name for init in graph.initializer}
+    ops = [node.op_type for node in graph.node]
+    float_weight_matmuls = [
+        node.name
+        for node in graph.node
+        if node.op_type == "MatMul" and any(name in weights for name in node.input)
+    ]
+    assert float_weight_matmuls == []
+    assert ops.count("MatMulNBits") == 6
+    assert ops.count("MatMulInteger") == 30  # 6 layers x 6 weight MatMuls, 6 block-wise
+
+
 def test_install_again_is_a_no_op(minilm_install: MinilmInstall) -> None:
     env = {k: v for k, v in os.environ.items() if k != "AIWEB_DATABASE_URL"}
     env["AIWEB_HOME"] = str(minilm_install.home)
