@@ -20,7 +20,7 @@ from aiweb.api import problems
 from aiweb.api.hygiene import SecurityHeadersMiddleware, add_cors
 from aiweb.api.limits import InputLimitsMiddleware
 from aiweb.api.middleware import MetricsMiddleware, RequestIdMiddleware
-from aiweb.api.router import build_router
+from aiweb.api.router import api_routers
 from aiweb.classification.service import PredictionService
 from aiweb.config import Settings, get_settings
 from aiweb.dashboard.session import SessionCodec
@@ -146,6 +146,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
             settings,
             app.state.jobs,
             on_query=observe_batch,
+            # the indexes load after start-up: keep them out of full collections too
+            on_loaded=lambda: tune_after_load(settings.serving, collect=False),
         )
         app.state.search = search
         restore_blas = limit_blas_threads(settings.serving.blas_threads)
@@ -184,7 +186,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         lifespan=lifespan,
     )
     problems.install(app)
-    app.include_router(build_router())
+    for router in api_routers():
+        app.include_router(router)
     if settings.dashboard.enabled:
         from aiweb.dashboard.routes import install as install_dashboard
 

@@ -23,6 +23,7 @@ embeddings instead of to documents that share one common word with it.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,8 +31,13 @@ from typing import Any, cast
 
 import numpy as np
 from sqlalchemy import (
+    ColumnClause,
     Connection,
+    Integer,
+    Select,
+    String,
     Table,
+    bindparam,
     column,
     func,
     literal_column,
@@ -326,6 +332,40 @@ def remove(conn: Connection, collection_id: int, keys: Sequence[int]) -> None:
     )
 
 
+@functools.lru_cache(maxsize=1024)
+def _statement(dialect: str, name: str) -> tuple[Select[Any], ColumnClause[Any]]:
+    """The ranked keyword query of table ``name`` and its key column; the query text
+    (``q``) and the limit (``k``) are bound per search.
+
+    Built once per table: the table and column objects of a statement reference each
+    other, so building them per request left ~30 objects in reference cycles for the
+    cyclic garbage collector each time, and with ``AIWEB_SERVING__GC_GEN0_THRESHOLD``
+    at 50,000 every young collection freed them by the tens of thousands, stalling the
+    process for 30-170 ms (docs/benchmarks.md).
+    """
+    limit = bindparam("k", type_=Integer())
+    if dialect == "postgresql":
+        kw = table(name, column("key"), column("tsv"))
+        tsquery = func.websearch_to_tsquery(_REGCONFIG, bindparam("q", type_=String()))
+        score = func.ts_rank_cd(kw.c.tsv, tsquery, 1)
+        stmt = (
+            select(kw.c.key, score.label("score"))
+            .where(kw.c.tsv.op("@@")(tsquery))
+            .order_by(score.desc(), kw.c.key)
+            .limit(limit)
+        )
+        return stmt, kw.c.key
+    fts = table(name, column("rowid"))
+    bm25 = func.bm25(literal_column(name))
+    stmt = (
+        select(fts.c.rowid, (-bm25).label("score"))
+        .where(literal_column(name).op("MATCH")(bindparam("q", type_=String())))
+        .order_by(bm25, fts.c.rowid)
+        .limit(limit)
+    )
+    return stmt, fts.c.rowid
+
+
 def search(
     conn: Connection, collection_id: int, query: str, k: int, where: Filter | None
 ) -> tuple[Keys, Scores]:
@@ -339,38 +379,21 @@ def search(
     dialect = conn.dialect.name
     if k <= 0:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    name = table_name(dialect, collection_id)
     if dialect == "postgresql":
         if not _WORD.search(query):
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        kw = table(name, column("key"), column("tsv"))
-        tsquery = func.websearch_to_tsquery(_REGCONFIG, query)
-        score = func.ts_rank_cd(kw.c.tsv, tsquery, 1)
-        stmt = (
-            select(kw.c.key, score.label("score"))
-            .where(kw.c.tsv.op("@@")(tsquery))
-            .order_by(score.desc(), kw.c.key)
-            .limit(k)
-        )
-        key_col = kw.c.key
+        text_param = query
     else:
         clauses = parse_query(query)
         if not clauses:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        fts = table(name, column("rowid"))
-        bm25 = func.bm25(literal_column(name))
-        stmt = (
-            select(fts.c.rowid, (-bm25).label("score"))
-            .where(literal_column(name).op("MATCH")(fts5_query(clauses)))
-            .order_by(bm25, fts.c.rowid)
-            .limit(k)
-        )
-        key_col = fts.c.rowid
+        text_param = fts5_query(clauses)
+    stmt, key_col = _statement(dialect, table_name(dialect, collection_id))
     if where is not None:
         stmt = stmt.join(_DOCS, _DOCS.c.id == key_col).where(
             where.clause(_DOCS.c.metadata, dialect)
         )
-    rows = conn.execute(stmt).all()
+    rows = conn.execute(stmt, {"q": text_param, "k": int(k)}).all()
     keys = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
     scores = np.fromiter((r[1] for r in rows), dtype=np.float32, count=len(rows))
     return keys, scores

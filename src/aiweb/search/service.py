@@ -125,6 +125,9 @@ class SearchService:
         jobs: submits large upserts as jobs (``None``: every upsert is synchronous).
         on_query: hook ``(model, version, batch_size, seconds)`` after each query
             embedding (the app passes the inference metrics).
+        on_loaded: called after the upkeep thread loaded the indexes of every
+            collection at start (the app freezes them out of the garbage collector's
+            scans with :func:`aiweb.serving.gc.tune_after_load`).
     """
 
     def __init__(
@@ -136,6 +139,7 @@ class SearchService:
         jobs: JobService | None = None,
         *,
         on_query: Callable[[str, int, int, float], None] | None = None,
+        on_loaded: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.embedders = embedders
@@ -158,6 +162,7 @@ class SearchService:
         self._versions: dict[tuple[str, int], ModelVersion] = {}
         self._seen: dict[str, Collection] = {}
         self._on_query = on_query
+        self._on_loaded = on_loaded
         self._query_embedders: dict[tuple[str, int], OnnxEmbedder] = {}
         self._query_slots = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
         self._pgvector: bool | None = None
@@ -186,6 +191,8 @@ class SearchService:
         while not self._stop.is_set():
             try:
                 self.upkeep(load_all=first)
+                if first and self._on_loaded is not None:
+                    self._on_loaded()
                 first = False
             except Exception:  # the database away for a moment: try again next round
                 log.warning("search index upkeep failed", exc_info=True)
