@@ -84,7 +84,12 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         rate_limiter = RateLimiter(settings.rate_limit, settings.redis_url)
         # one embedder pool for the embed route, collections and classifiers on MiniLM
         # features: each embedding model version is loaded once per process
-        embedders = EmbedderPool(registry, settings.embeddings, on_batch=observe_batch)
+        embedders = EmbedderPool(
+            registry,
+            settings.embeddings,
+            on_batch=observe_batch,
+            refresh_s=settings.serving.alias_refresh_s,
+        )
         loader = ModelLoader(
             registry, settings.serving, on_batch=observe_batch, embedders=embedders
         )

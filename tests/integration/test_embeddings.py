@@ -23,6 +23,7 @@ from aiweb.config import Settings
 from aiweb.embeddings import OnnxEmbedder
 from aiweb.embeddings.install import register_exported
 from aiweb.embeddings.runtime import EmbedderPool
+from aiweb.registry.entities import ModelVersion
 from aiweb.registry.factory import build_registry
 from conftest import MinilmInstall, create_key
 
@@ -152,6 +153,52 @@ def test_long_texts_are_truncated_at_256_word_pieces(embedder: OnnxEmbedder) -> 
     # only the first 256 pieces count: two texts that differ after them embed the same
     np.testing.assert_allclose(result.vectors[1], result.vectors[2], atol=1e-5)
     assert not np.allclose(result.vectors[0], result.vectors[1], atol=1e-3)
+
+
+def test_pool_answers_a_seen_reference_without_the_registry_and_follows_an_alias_move(
+    settings: Settings, minilm_dir: Path
+) -> None:
+    """A reference resolved before is answered from memory; once older than
+    ``refresh_s`` it is renewed in the background, so a moved alias is followed soon
+    after, and no request waits on the registry for it."""
+    if not (minilm_dir / "model-int8.onnx").is_file():
+        pytest.skip("the int8 export did not pass its check here")
+    registry, engine = open_registry(settings)
+    try:
+        register_exported(registry, minilm_dir, include_int8=True, actor="tests")
+        pool = EmbedderPool(registry, settings.embeddings, refresh_s=60.0)
+        calls: list[object] = []
+        resolve = pool.resolve
+
+        def counting(ref: object) -> ModelVersion:
+            calls.append(ref)
+            return resolve(ref)  # type: ignore[arg-type]
+
+        pool.resolve = counting  # type: ignore[method-assign]
+
+        async def scenario() -> None:
+            version, _ = await pool.embed(None, ["one"])
+            assert version.version == 2  # production: int8
+            for _ in range(5):
+                await pool.embed(None, ["again"])
+            assert len(calls) == 1  # answered from memory
+            registry.set_alias("minilm", "production", 1, actor="tests")
+            pool.refresh_s = 0.2
+            await asyncio.sleep(0.3)
+            version, _ = await pool.embed(None, ["stale"])
+            assert version.version == 2  # answered at once; renewed behind it
+            for _ in range(100):
+                if not pool._revalidating:
+                    break
+                await asyncio.sleep(0.02)
+            version, _ = await pool.embed(None, ["moved"])
+            assert version.version == 1
+            assert len(calls) == 2
+            await pool.aclose()
+
+        asyncio.run(scenario())
+    finally:
+        engine.dispose()
 
 
 # -- the route ---------------------------------------------------------------------------

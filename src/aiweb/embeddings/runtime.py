@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 
 import anyio.to_thread
@@ -86,6 +87,10 @@ class EmbedderPool:
         registry: resolves references and reads artifacts.
         settings: threads and micro-batching limits.
         on_batch: optional hook ``(model, version, batch_size, seconds)`` for metrics.
+        refresh_s: how long :meth:`embed` serves a reference's last resolution before it
+            re-resolves it in the background (stale-while-revalidate: requests never
+            wait on the registry for a reference seen before); an alias moved elsewhere
+            is followed within about this long (``AIWEB_SERVING__ALIAS_REFRESH_S``).
     """
 
     def __init__(
@@ -94,10 +99,14 @@ class EmbedderPool:
         settings: EmbeddingSettings | None = None,
         *,
         on_batch: Callable[[str, int, int, float], None] | None = None,
+        refresh_s: float = 2.0,
     ) -> None:
         self.registry = registry
         self.settings = settings or EmbeddingSettings()
         self._on_batch = on_batch
+        self.refresh_s = refresh_s
+        self._resolved: dict[str, tuple[float, ModelVersion]] = {}
+        self._revalidating: dict[str, asyncio.Task[None]] = {}
         self._embedders: dict[tuple[str, int], OnnxEmbedder] = {}
         self._batchers: dict[tuple[str, int], MicroBatcher[str, Embeddings]] = {}
         self._lock = threading.Lock()
@@ -180,15 +189,41 @@ class EmbedderPool:
         Raises:
             see :meth:`resolve`; QueueFullError (503) when too many requests wait.
         """
-        if isinstance(ref, ModelVersion):
-            version = ref
-        else:
-            version = await anyio.to_thread.run_sync(self.resolve, ref)
+        version = ref if isinstance(ref, ModelVersion) else await self._resolve_cached(ref)
         key = (version.name, version.version)
         embedder = self._embedders.get(key)
         if embedder is None:
             embedder = await anyio.to_thread.run_sync(self.get, version)
         return version, await self._batcher(version, embedder).submit(texts)
+
+    async def _resolve_cached(self, ref: str | ModelRef | None) -> ModelVersion:
+        """:meth:`resolve`, answered from the last resolution of ``ref`` when there is
+        one; one older than ``refresh_s`` is renewed by a background task (the registry
+        query costs a thread hop and several GIL hand-offs: 33% of an embed request's
+        samples when it ran on every request). A renewal that fails forgets ``ref``, so
+        the next request gets the error."""
+        text = str(ref) if ref is not None else DEFAULT_EMBEDDING_MODEL
+        cached = self._resolved.get(text)
+        now = time.monotonic()
+        if cached is None:
+            version = await anyio.to_thread.run_sync(self.resolve, ref)
+            self._resolved[text] = (time.monotonic(), version)
+            return version
+        seen, version = cached
+        if now - seen > self.refresh_s and text not in self._revalidating:
+            task = asyncio.get_running_loop().create_task(self._revalidate(text, ref))
+            self._revalidating[text] = task
+        return version
+
+    async def _revalidate(self, text: str, ref: str | ModelRef | None) -> None:
+        try:
+            version = await anyio.to_thread.run_sync(self.resolve, ref)
+        except Exception:
+            self._resolved.pop(text, None)
+        else:
+            self._resolved[text] = (time.monotonic(), version)
+        finally:
+            self._revalidating.pop(text, None)
 
     def loaded(self) -> list[tuple[str, int]]:
         """(name, version) of every loaded embedder."""
@@ -196,6 +231,9 @@ class EmbedderPool:
 
     async def aclose(self) -> None:
         """Stop the batchers (waiting requests are answered 503)."""
+        for task in list(self._revalidating.values()):
+            task.cancel()
+        self._revalidating.clear()
         batchers = list(self._batchers.values())
         self._batchers.clear()
         await asyncio.gather(*(b.aclose() for b in batchers))
