@@ -16,6 +16,7 @@ Needs the ``vector`` extension (``CREATE EXTENSION vector``; see :func:`availabl
 
 from __future__ import annotations
 
+import functools
 import typing
 
 import numpy as np
@@ -25,6 +26,7 @@ from sqlalchemy import (
     Engine,
     Float,
     Table,
+    TableClause,
     any_,
     bindparam,
     cast,
@@ -157,7 +159,7 @@ def search(
         conn.execute(text("SET LOCAL enable_indexscan = off"))
     else:
         conn.execute(text(f"SET LOCAL hnsw.ef_search = {max(int(ef_search), int(k))}"))
-    vec = table(table_name(collection_id), column("key"), column("embedding"))
+    vec = _vector_table(collection_id)
     distance = vec.c.embedding.op("<=>", return_type=Float())(
         cast(bindparam("q", literal(query)), _Vector())
     )
@@ -174,6 +176,14 @@ def search(
     keys = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
     scores = np.fromiter((r[1] for r in rows), dtype=np.float32, count=len(rows))
     return keys, scores
+
+
+@functools.lru_cache(maxsize=1024)
+def _vector_table(collection_id: int) -> TableClause:
+    """The collection's vector table as a SQL expression, built once: its table and
+    column objects reference each other, so one per search left reference cycles for the
+    garbage collector (see :func:`aiweb.search.keyword._statement`)."""
+    return table(table_name(collection_id), column("key"), column("embedding"))
 
 
 class PgVectorIndex:
