@@ -33,6 +33,7 @@ from aiweb.errors import (
 from aiweb.registry.entities import ModelRef, ModelVersion
 from aiweb.registry.loader import read_verified
 from aiweb.registry.service import RegistryService
+from aiweb.serving.background import BackgroundRefresh
 from aiweb.serving.batching import MicroBatcher
 
 INSTALL_HINT = "run `aiweb embeddings install` (needs pip install 'aiweb[export]' once)"
@@ -106,7 +107,7 @@ class EmbedderPool:
         self._on_batch = on_batch
         self.refresh_s = refresh_s
         self._resolved: dict[str, tuple[float, ModelVersion]] = {}
-        self._revalidating: dict[str, asyncio.Task[None]] = {}
+        self._background = BackgroundRefresh("embedder pool")
         self._embedders: dict[tuple[str, int], OnnxEmbedder] = {}
         self._batchers: dict[tuple[str, int], MicroBatcher[str, Embeddings]] = {}
         self._lock = threading.Lock()
@@ -210,9 +211,8 @@ class EmbedderPool:
             self._resolved[text] = (time.monotonic(), version)
             return version
         seen, version = cached
-        if now - seen > self.refresh_s and text not in self._revalidating:
-            task = asyncio.get_running_loop().create_task(self._revalidate(text, ref))
-            self._revalidating[text] = task
+        if now - seen > self.refresh_s:
+            self._background.start(text, lambda: self._revalidate(text, ref))
         return version
 
     async def _revalidate(self, text: str, ref: str | ModelRef | None) -> None:
@@ -220,10 +220,8 @@ class EmbedderPool:
             version = await anyio.to_thread.run_sync(self.resolve, ref)
         except Exception:
             self._resolved.pop(text, None)
-        else:
-            self._resolved[text] = (time.monotonic(), version)
-        finally:
-            self._revalidating.pop(text, None)
+            raise
+        self._resolved[text] = (time.monotonic(), version)
 
     def loaded(self) -> list[tuple[str, int]]:
         """(name, version) of every loaded embedder."""
@@ -231,9 +229,7 @@ class EmbedderPool:
 
     async def aclose(self) -> None:
         """Stop the batchers (waiting requests are answered 503)."""
-        for task in list(self._revalidating.values()):
-            task.cancel()
-        self._revalidating.clear()
+        await self._background.aclose()
         batchers = list(self._batchers.values())
         self._batchers.clear()
         await asyncio.gather(*(b.aclose() for b in batchers))

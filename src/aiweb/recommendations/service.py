@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -42,6 +42,7 @@ from aiweb.recommendations.training import TASK
 from aiweb.registry.entities import PRODUCTION, ModelRef, ModelVersion
 from aiweb.registry.loader import read_verified
 from aiweb.registry.service import RegistryService
+from aiweb.serving.background import BackgroundRefresh
 from aiweb.serving.cache import version_key
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ class RecommendationService:
         #: started before one does not install what it read
         self._catalog_generation = 0
         self._lock = asyncio.Lock()
-        self._background: dict[str, asyncio.Task[None]] = {}
+        self._background = BackgroundRefresh("recommendations")
 
     # ------------------------------------------------------------------ data in
 
@@ -153,7 +154,7 @@ class RecommendationService:
         if cached is None:
             return await self._resolve(ref)
         if time.monotonic() - cached[0] > self.settings.serving.alias_refresh_s:
-            self._in_background(f"ref:{ref}", lambda: self._revalidate(ref))
+            self._background.start(f"ref:{ref}", lambda: self._revalidate(ref))
         return await self._ensure_loaded(cached[1])
 
     async def _resolve(self, ref: str) -> _Loaded:
@@ -193,22 +194,6 @@ class RecommendationService:
                 loaded = _Loaded(version, model, version_key(version, prefix="rec"))
                 self._loaded[key] = loaded
         return loaded
-
-    def _in_background(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
-        """Run ``work`` as a task of the running loop, one at a time per ``name``; its
-        errors are logged (a periodic re-read failing must not fail requests)."""
-        if name in self._background:
-            return
-
-        async def run() -> None:
-            try:
-                await work()
-            except Exception:
-                log.warning("background re-read of %s failed", name, exc_info=True)
-            finally:
-                self._background.pop(name, None)
-
-        self._background[name] = asyncio.get_running_loop().create_task(run())
 
     async def warm(self) -> list[str]:
         """Load the production version of every recommendation model, and the catalogue
@@ -254,7 +239,7 @@ class RecommendationService:
             async def recheck() -> None:
                 await self._read_catalog(catalog)
 
-            self._in_background("catalog", recheck)
+            self._background.start("catalog", recheck)
         return catalog
 
     async def _read_catalog(self, current: _Catalog | None) -> _Catalog:
@@ -488,5 +473,6 @@ class RecommendationService:
         }
 
     async def aclose(self) -> None:
+        await self._background.aclose()
         if self.cache is not None:
             await self.cache.aclose()
