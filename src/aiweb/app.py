@@ -47,6 +47,7 @@ from aiweb.search.store import SearchStore
 from aiweb.security.keys import KeyService
 from aiweb.security.ratelimit import RateLimiter
 from aiweb.security.secrets import resolve_secret_key
+from aiweb.serving import balance
 from aiweb.serving.cache import make_prediction_cache
 from aiweb.serving.gc import tune_after_load
 from aiweb.serving.threads import limit_blas_threads
@@ -209,6 +210,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(MetricsMiddleware)
+    if balance.table() is not None:  # several workers (aiweb serve), see serving.balance
+        app.add_middleware(balance.ConnectionBalanceMiddleware)
     add_cors(app, settings.cors_origins)
     return app
 

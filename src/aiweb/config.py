@@ -51,6 +51,12 @@ class ServingSettings(BaseModel):
         description="'auto' runtime: the largest model call given to onnxruntime; bigger "
         "batches go to scikit-learn, which is faster on them (see docs/benchmarks.md).",
     )
+    balance_connections: bool = Field(
+        True,
+        description="With several workers, a worker holding more than its share of the open "
+        "connections answers with 'Connection: close' so that the client reconnects to a "
+        "less loaded worker (keep-alive clients otherwise pile onto one worker).",
+    )
     gc_freeze: bool = Field(
         True,
         description="After models load, freeze the objects alive out of the cyclic garbage "

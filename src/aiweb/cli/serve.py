@@ -7,11 +7,14 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from aiweb.cli._common import err, friendly_errors, open_keys
+
+if TYPE_CHECKING:
+    from aiweb.config import ServingSettings
 
 DEMO_MODELS = (("sentiment", "sst2"), ("spam", "sms_spam"))
 
@@ -99,8 +102,8 @@ def run_server(
 
         uvicorn.run(create_app(settings, migrate=False), **common)
         return
-    with multiprocess_metrics_dir():
-        uvicorn.run("aiweb.app:app_factory", factory=True, workers=workers, **common)
+    with multiprocess_metrics_dir(), connection_table(workers, settings.serving) as http:
+        uvicorn.run("aiweb.app:app_factory", factory=True, workers=workers, http=http, **common)
 
 
 EMBEDDING_THREADS_ENV = "AIWEB_EMBEDDINGS__THREADS"
@@ -137,6 +140,33 @@ def multiprocess_metrics_dir() -> Iterator[None]:
     finally:
         os.environ.pop(MULTIPROC_ENV, None)
         shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def connection_table(workers: int, serving: ServingSettings) -> Iterator[str]:
+    """The shared connection table for ``workers`` processes (see
+    :mod:`aiweb.serving.balance`) in a temporary file the workers find through
+    ``$AIWEB_SERVE_CONNECTION_TABLE``, removed afterwards.
+
+    Yields:
+        uvicorn's ``http`` protocol: the balancing one, or ``"auto"`` when
+        ``serving.balance_connections`` is off.
+    """
+    from aiweb.serving import balance
+
+    if not serving.balance_connections or workers < 2:
+        yield "auto"
+        return
+    fd, path = tempfile.mkstemp(prefix="aiweb-connections-")
+    os.close(fd)
+    balance.create_table(path, workers)
+    os.environ[balance.TABLE_ENV] = path
+    try:
+        yield balance.PROTOCOL
+    finally:
+        os.environ.pop(balance.TABLE_ENV, None)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 @friendly_errors

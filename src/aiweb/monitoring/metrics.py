@@ -62,6 +62,11 @@ HTTP_REQUESTS = Counter(
     "HTTP requests answered, by route template, method and status code.",
     ["route", "method", "status"],
 )
+HTTP_CONNECTIONS_REBALANCED = Counter(
+    "aiweb_http_connections_rebalanced",
+    "Keep-alive connections a worker closed (Connection: close) because it held more "
+    "than its share of the open connections (serving.balance_connections).",
+)
 INFERENCE_DURATION = Histogram(
     "aiweb_inference_duration_seconds",
     "Duration of one model call (a micro-batch), seconds.",
