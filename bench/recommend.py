@@ -55,7 +55,14 @@ from typing import Any
 import httpx
 import numpy as np
 
-from bench.serving import free_port, process_tree, server_rss, start_server, stop_server
+from bench.serving import (
+    free_port,
+    process_tree,
+    rebalanced,
+    server_rss,
+    start_server,
+    stop_server,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 LUA = REPO / "bench" / "wrk" / "requests.lua"
@@ -274,7 +281,9 @@ def run_http(
         tree = process_tree(server.proc.pid)
         machine0, server0 = machine_jiffies(), sum(process_jiffies(p) for p in tree)
         wrk0 = children_seconds()
+        closed0 = rebalanced(url)
         out = subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
+        closed = rebalanced(url) - closed0
         wrk_s = children_seconds() - wrk0  # wrk's CPU time (the only child reaped meanwhile)
         machine1, server1 = machine_jiffies(), sum(process_jiffies(p) for p in tree)
         summary: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
@@ -287,6 +296,7 @@ def run_http(
         summary["rss_total_mb"] = rss.total / MB
         summary["workers"] = rss.workers
         summary["sample"] = sample[:3]
+        summary["rebalanced"] = closed
         return summary
     finally:
         stop_server(server)
@@ -365,9 +375,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nHTTP, wrk {CONNECTIONS} connections, aiweb serve --workers {workers}:")
     print(
         "| cache | requests/s | p50 ms | p90 ms | p99 ms | max ms | errors | server CPU ms/request "
-        "| other load (cores) | RSS MB/worker | RSS MB total | bar |"
+        "| other load (cores) | RSS MB/worker | RSS MB total | connections rebalanced | bar |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     failed = train_failed
     for cache, r in results.items():
         rps = r["requests"] / (r["duration_us"] / 1e6)
@@ -378,7 +388,8 @@ def main(argv: list[str] | None = None) -> int:
             f"| {'on' if cache else 'off'} | {rps:,.0f} | {r['p50_us'] / 1000:.2f} | "
             f"{r['p90_us'] / 1000:.2f} | {p99:.2f} | {r['max_us'] / 1000:.1f} | {r['errors']} | "
             f"{r['server_cpu_ms']:.2f} | {r['other_cores']:.2f} | "
-            f"{r['rss_worker_mb']:.0f} | {r['rss_total_mb']:.0f} | {'PASS' if ok else 'FAIL'} |"
+            f"{r['rss_worker_mb']:.0f} | {r['rss_total_mb']:.0f} | {r['rebalanced']} | "
+            f"{'PASS' if ok else 'FAIL'} |"
         )
     print(f"artifact: {artifact_mb:.0f} MB")
     print("sample (user 1):", json.dumps(next(iter(results.values()))["sample"]))

@@ -73,6 +73,7 @@ from bench.serving import (
     default_data_home,
     free_port,
     process_tree,
+    rebalanced,
     run_wrk,
     server_rss,
     start_server,
@@ -357,6 +358,7 @@ class HttpRun:
     rss_mb: float
     cpu_ms: float  # server CPU time per request
     first_error: str
+    rebalanced: int  # connections closed by a worker over its share (new in the run)
 
     @property
     def rate(self) -> float:
@@ -431,9 +433,11 @@ def http_runs(
             )
             with err.status(f"{label} {mode}: warm-up {warmup} s, then {seconds} s …"):
                 run_wrk(wrk, server.url, bodies, key, CONNECTIONS, warmup)
+                closed_before = rebalanced(server.url)
                 cpu_before = cpu_seconds(server.proc.pid)
                 summary = run_wrk(wrk, server.url, bodies, key, CONNECTIONS, seconds)
                 cpu = cpu_seconds(server.proc.pid) - cpu_before
+                closed = rebalanced(server.url) - closed_before
             rss = server_rss(server.proc.pid)
             runs.append(
                 HttpRun(
@@ -449,6 +453,7 @@ def http_runs(
                     rss_mb=rss.max_worker / MB,
                     cpu_ms=1000 * cpu / max(1, summary["requests"]),
                     first_error=summary.get("first_error", ""),
+                    rebalanced=closed,
                 )
             )
     finally:
@@ -468,11 +473,12 @@ def report(
         f"{machine}",
         "",
         "| mode | index | requests/s | p50 ms | p90 ms | p99 ms | max ms | errors | "
-        "server CPU ms/request | worker RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "server CPU ms/request | worker RSS MB | connections rebalanced |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     table = Table(
         "mode", "index", "requests/s", "p50", "p90", "p99", "max", "errors", "CPU/req", "RSS",
+        "rebalanced",
         title=f"search at concurrency {CONNECTIONS}, {rec['documents']:,} documents, top_k {TOP_K}",
     )  # fmt: skip
     for r in runs:
@@ -487,9 +493,15 @@ def report(
             str(r.errors),
             f"{r.cpu_ms:.1f}",
             f"{r.rss_mb:.0f}",
+            str(r.rebalanced),
         ]
         table.add_row(
-            *row[:3], *(f"{v} ms" for v in row[3:7]), row[7], f"{row[8]} ms", f"{row[9]} MB"
+            *row[:3],
+            *(f"{v} ms" for v in row[3:7]),
+            row[7],
+            f"{row[8]} ms",
+            f"{row[9]} MB",
+            row[10],
         )
         lines.append("| " + " | ".join(row) + " |")
     out.print(table)

@@ -390,6 +390,16 @@ def wrk_version(wrk: str) -> str:
     return first[0].split(" Copyright")[0] if first else "unknown"
 
 
+def rebalanced(url: str) -> int:
+    """Connections the server's workers have closed to even out their share
+    (``aiweb_http_connections_rebalanced_total`` on ``/metrics``, open on loopback)."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    for line in text.splitlines():
+        if line.startswith("aiweb_http_connections_rebalanced_total "):
+            return int(float(line.split()[1]))
+    return 0
+
+
 def run_wrk(wrk: str, url: str, bodies: Path, key: str, connections: int, seconds: int) -> Any:
     """One wrk run with ``requests.lua``; its JSON summary."""
     cmd = [
