@@ -2,7 +2,7 @@
 
 Run from the project root (``make bench-embed``; needs ``wrk``)::
 
-    .venv/bin/python -m bench.embed [--duration 10] [--model minilm] [--home DIR]
+    .venv/bin/python -m bench.embed [--duration 10] [--model minilm] [--home DIR] [--workers 1]
 
 In a fresh temporary ``AIWEB_HOME`` (``AIWEB_DATA_HOME``: ``--data-home``, else
 ``../shared/data``): ``aiweb embeddings install`` (the export and its check; ``--home DIR``
@@ -12,11 +12,14 @@ reuses a home where it ran) and ``aiweb keys create`` (scope predict). The texts
 * ``direct`` (the baseline): the served version's ONNX model loaded in this process as
   the server loads it (``EmbedderPool``; onnxruntime on every core), embedding the texts
   in batches of 32 back to back for ``--duration`` seconds: sentences/s.
-* ``HTTP``: ``aiweb serve`` (one worker, rate limit lifted) on loopback, driven by wrk
-  (1 thread, 32 connections, ``bench/wrk/requests.lua``): each request
+* ``HTTP``: ``aiweb serve`` (one worker, or ``--workers N``; rate limit lifted) on
+  loopback, driven by wrk (1 thread, 32 connections, ``bench/wrk/requests.lua``): each request
   ``POST /v1/models/{model}/embed`` with one sentence, so 32 clients each send one
   sentence at a time and only micro-batching puts them into shared model calls.
-  Sentences/s, p50/p99 and the worker's RSS (MB = 10^6 bytes) after the run.
+  Sentences/s, p50/p99 and the largest worker's RSS (MB = 10^6 bytes) after the run.
+  One worker is the like-for-like comparison (one process, every core to onnxruntime);
+  ``--workers 2`` is what ``aiweb serve --workers auto`` runs on 2 cores (each worker one
+  onnxruntime thread).
 
 Bar (PASS/FAIL; exit status 1 on FAIL with ``--check``): HTTP sentences/s >= 70% of
 direct, no errors.
@@ -137,6 +140,7 @@ def http_rate(
     texts: list[str],
     key: str,
     seconds: int,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Sentences/s over HTTP with 32 connections, one sentence per request."""
     bodies = home / "embed-bodies.tsv"
@@ -146,14 +150,14 @@ def http_rate(
     port = free_port()
     server: Server = start_server(
         "aiweb",
-        [aiweb, "serve", "--port", str(port), "--workers", "1"],
+        [aiweb, "serve", "--port", str(port), "--workers", str(workers)],
         env | {"AIWEB_RATE_LIMIT__PREDICT": "1000000/second"},
         port,
         home,
     )
     try:
         with err.status("aiweb serve: starting …"):
-            wait_ready(server, lambda c: c.get("/readyz").status_code == 200, 2)
+            wait_ready(server, lambda c: c.get("/readyz").status_code == 200, 2 * workers)
 
             def probe(c: Any) -> bool:
                 resp = c.post(
@@ -163,7 +167,7 @@ def http_rate(
                 )
                 return bool(resp.status_code == 200)
 
-            wait_ready(server, probe, 3)  # loads and warms the embedder
+            wait_ready(server, probe, 3 * workers)  # loads and warms the embedder
         with err.status(f"wrk: {CONNECTIONS} connections for {seconds} s …"):
             summary = run_wrk(
                 shutil.which("wrk") or "wrk",
@@ -196,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", type=Path, help="reuse a home where the embedder is installed")
     parser.add_argument("--data-home", type=Path, help="AIWEB_DATA_HOME")
     parser.add_argument("--keep", action="store_true", help="keep the temporary home")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="aiweb serve --workers of the HTTP run (default 1)"
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 when the bar fails")
     parser.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
     args = parser.parse_args(argv)
@@ -213,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         key = create_key(aiweb, env, f"bench-embed-{int(time.time())}")  # --home may have one
         with err.status(f"direct: batches of {BATCH} for {args.duration} s …"):
             direct = direct_rate(home, args.model, texts, args.duration)
-        http = http_rate(aiweb, env, home, args.model, texts, key, args.duration)
+        http = http_rate(aiweb, env, home, args.model, texts, key, args.duration, args.workers)
     ratio = http["rate"] / direct["rate"]
     passed = ratio >= RATIO_MIN and http["errors"] == 0
     table = Table(
@@ -236,8 +243,10 @@ def main(argv: list[str] | None = None) -> int:
             "",
             "",
         )
+    plural = "s" if args.workers > 1 else ""
+    path = f"HTTP ({args.workers} worker{plural}), {CONNECTIONS} clients x 1 sentence"
     table.add_row(
-        f"HTTP, {CONNECTIONS} clients x 1 sentence",
+        path,
         f"{http['rate']:,.0f}",
         f"{ratio:.2f}",
         f"{http['p50_ms']:.1f} ms",
@@ -259,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{rate / direct['rate']:.2f} | | | | |\n"
                 for label, rate in direct["rates"].items()
             )
-            + f"| HTTP, {CONNECTIONS} clients x 1 sentence | {http['rate']:,.0f} | {ratio:.2f} | "
+            + f"| {path} | {http['rate']:,.0f} | {ratio:.2f} | "
             f"{http['p50_ms']:.1f} ms | {http['p99_ms']:.1f} ms | {http['rss_mb']:.0f} MB | "
             f"{http['errors']} |\n"
         )
