@@ -93,19 +93,23 @@ def start_worker(env: dict[str, str], log: Path, *, concurrency: int = 2) -> Pro
     return proc
 
 
-def start_server(env: dict[str, str], log: Path, port: int) -> Proc:
-    """``aiweb serve``, returned once /readyz answers 200."""
-    proc = Proc(["serve", "--port", str(port)], env, log)
+def start_server(env: dict[str, str], log: Path, port: int, *, workers: int = 1) -> Proc:
+    """``aiweb serve --workers N``, returned once /readyz answers 200 (on ``2 * workers``
+    fresh connections in a row with several workers, so that every worker is up)."""
+    proc = Proc(["serve", "--port", str(port), "--workers", str(workers)], env, log)
     deadline = time.monotonic() + 60
-    while True:
+    ready = 0
+    while ready < (1 if workers == 1 else 2 * workers):
         assert proc.popen.poll() is None, f"server exited:\n{proc.output()}"
         assert time.monotonic() < deadline, f"server not ready:\n{proc.output()}"
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return proc
+            ok = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
+            ok = False
+        ready = ready + 1 if ok else 0
+        if not ok:
+            time.sleep(0.1)
+    return proc
 
 
 @contextmanager

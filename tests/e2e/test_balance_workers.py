@@ -4,68 +4,34 @@ workers (aiweb.serving.balance), whichever worker the kernel first gave them to.
 from __future__ import annotations
 
 import http.client
-import os
 import struct
-import subprocess
-import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-
-CLI = Path(sys.executable).parent / "aiweb"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from stack import base_env, free_port, running, start_server
 
 
-def start(tmp_path: Path, balance: bool) -> tuple[subprocess.Popen[bytes], str, Path]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIWEB_")}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    env["AIWEB_HOME"] = str(tmp_path / "home")
-    env["AIWEB_RATE_LIMIT__ENABLED"] = "false"
-    env["AIWEB_SERVING__BALANCE_CONNECTIONS"] = str(balance).lower()
-    scratch = tmp_path / "tmp"  # where aiweb serve makes its connection table
+@contextmanager
+def serving(tmp_path: Path, balance: bool) -> Iterator[tuple[str, Path]]:
+    """``aiweb serve --workers 2``; yields its host:port and the directory where it makes
+    its connection table (its TMPDIR), which should be empty again afterwards."""
+    scratch = tmp_path / "tmp"
     scratch.mkdir()
-    env["TMPDIR"] = str(scratch)
+    env = base_env(
+        tmp_path / "home",
+        AIWEB_RATE_LIMIT__ENABLED="false",
+        AIWEB_SERVING__BALANCE_CONNECTIONS=str(balance).lower(),
+        TMPDIR=str(scratch),
+    )
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     port = free_port()
-    log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [str(CLI), "serve", "--port", str(port), "--workers", "2"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    ready = 0
-    while ready < 5:  # several fresh connections in a row: both workers are up
-        try:
-            ok = httpx.get(f"{base}/readyz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            ok = False
-        ready = ready + 1 if ok else 0
-        assert server.poll() is None, log_path.read_text()
-        assert time.monotonic() < deadline, "server did not become ready"
-        time.sleep(0.1)
-    return server, f"127.0.0.1:{port}", scratch
-
-
-def stop(server: subprocess.Popen[bytes]) -> None:
-    server.terminate()
-    try:
-        server.wait(30)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
+    with running(start_server(env, tmp_path / "server.log", port, workers=2)):
+        yield f"127.0.0.1:{port}", scratch
 
 
 def drive(host: str, clients: int, seconds: float) -> list[int]:
@@ -135,29 +101,22 @@ def table_counts(scratch: Path) -> list[int]:
 
 @pytest.mark.e2e
 def test_keep_alive_connections_end_up_evenly_split_over_two_workers(tmp_path: Path) -> None:
-    server, host, scratch = start(tmp_path, balance=True)
-    try:
+    with serving(tmp_path, balance=True) as (host, scratch):
         # concurrent clients: a crowded worker closes connections, no request fails
         closed = sum(drive(host, 4, 2.0))
         # whichever worker the kernel gives each connection, the workers close some
-        # until each holds 2 of the 4, and then they close no more
-        took, more, conns = settle(host, 4, rounds=100)
-        closed += more
-        assert took < 100
-        assert sorted(table_counts(scratch)) == [2, 2]
-        for conn in conns:
-            conn.close()
-        deadline = time.monotonic() + 10
-        while sum(table_counts(scratch)) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert table_counts(scratch) == [0, 0]  # closed connections are uncounted
-        # 6 connections on 2 workers: 3 + 3
-        took, more, conns = settle(host, 6, rounds=100)
-        closed += more
-        assert took < 100
-        assert sorted(table_counts(scratch)) == [3, 3]
-        for conn in conns:
-            conn.close()
+        # until each holds its share, and then they close no more
+        for clients, split in ((4, [2, 2]), (6, [3, 3])):
+            took, more, conns = settle(host, clients, rounds=100)
+            closed += more
+            assert took < 100
+            assert sorted(table_counts(scratch)) == split
+            for conn in conns:
+                conn.close()
+            deadline = time.monotonic() + 10
+            while sum(table_counts(scratch)) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert table_counts(scratch) == [0, 0]  # closed connections are uncounted
         metrics = httpx.get(f"http://{host}/metrics", timeout=10).text
         (rebalanced,) = [
             float(line.split()[1])
@@ -165,16 +124,11 @@ def test_keep_alive_connections_end_up_evenly_split_over_two_workers(tmp_path: P
             if line.startswith("aiweb_http_connections_rebalanced_total ")
         ]
         assert rebalanced == closed  # every close the clients saw, counted once
-    finally:
-        stop(server)
     assert not list(scratch.glob("aiweb-connections-*"))  # removed on shutdown
 
 
 @pytest.mark.e2e
 def test_balancing_off_serves_without_a_table_and_never_closes(tmp_path: Path) -> None:
-    server, host, scratch = start(tmp_path, balance=False)
-    try:
+    with serving(tmp_path, balance=False) as (host, scratch):
         assert drive(host, 4, 1.0) == [0, 0, 0, 0]
         assert not list(scratch.glob("aiweb-connections-*"))
-    finally:
-        stop(server)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import multiprocessing
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +27,28 @@ def write_count(path: Path, slot: int, count: int) -> None:
         f.write(struct.pack("q", count))
 
 
-@pytest.fixture
-def other_worker(tmp_path: Path) -> Any:
-    """A table for 2 workers whose first slot a live child process holds."""
-    path = tmp_path / "table"
-    create_table(str(path), 2)
+@contextmanager
+def other_worker_on(path: Path) -> Iterator[None]:
+    """A live child process holding the table's first slot."""
     ctx = multiprocessing.get_context("spawn")
     claimed, release = ctx.Queue(), ctx.Event()
     child = ctx.Process(target=hold_slot, args=(str(path), claimed, release))
     child.start()
-    assert claimed.get(timeout=30) == 0
-    yield path
-    release.set()
-    child.join(30)
+    try:
+        assert claimed.get(timeout=30) == 0
+        yield
+    finally:
+        release.set()
+        child.join(30)
+
+
+@pytest.fixture
+def other_worker(tmp_path: Path) -> Iterator[Path]:
+    """A table for 2 workers whose first slot another live process holds."""
+    path = tmp_path / "table"
+    create_table(str(path), 2)
+    with other_worker_on(path):
+        yield path
 
 
 def test_each_worker_claims_its_own_slot_and_a_dead_workers_slot_is_taken_over(
@@ -60,12 +71,7 @@ def test_each_worker_claims_its_own_slot_and_a_dead_workers_slot_is_taken_over(
 def test_a_worker_with_no_free_slot_neither_counts_nor_closes(tmp_path: Path) -> None:
     path = tmp_path / "table"
     create_table(str(path), 1)
-    ctx = multiprocessing.get_context("spawn")
-    claimed, release = ctx.Queue(), ctx.Event()
-    child = ctx.Process(target=hold_slot, args=(str(path), claimed, release))
-    child.start()
-    try:
-        assert claimed.get(timeout=30) == 0
+    with other_worker_on(path):
         table = ConnectionTable(str(path))
         assert table.slot is None
         for _ in range(3):
@@ -73,9 +79,6 @@ def test_a_worker_with_no_free_slot_neither_counts_nor_closes(tmp_path: Path) ->
         assert table.counts() == [0]
         assert not table.over_share()
         table.close()
-    finally:
-        release.set()
-        child.join(30)
 
 
 def test_a_worker_over_its_share_closes_until_the_counts_even_out(other_worker: Path) -> None:
