@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from aiweb.recommendations.data import Interactions, ItemText
 from aiweb.recommendations.importing import parse_timestamp, split_list
 from aiweb.recommendations.model import RecommenderModel, UnsafeArtifactError
 from aiweb.recommendations.store import Item, TrainingRows
-from aiweb.recommendations.training import RecommendationData, build_model, compare
+from aiweb.recommendations.training import RecommendationData, build_model, compare, compared
 
 N_USERS, N_ITEMS = 40, 30
 
@@ -45,6 +46,24 @@ def synthetic_rows() -> TrainingRows:
     return TrainingRows(users, items, times, last_id=len(users), items=catalogue)
 
 
+def with_topic_embeddings(data: RecommendationData) -> RecommendationData:
+    """``data`` with 8-dimensional item embeddings standing in for a sentence embedder's
+    (training attaches the real ones, see tests/integration/test_recommend_embeddings.py):
+    sci-fi items near one axis, drama near another, an item-specific part, L2-normalised."""
+    rng = np.random.default_rng(1)
+    texts = []
+    for t in data.texts:
+        v = rng.normal(0, 0.15, 8).astype(np.float32)
+        v[0 if "sci-fi" in t.categories else 1] += 1.0
+        texts.append(replace(t, embedding=v / np.linalg.norm(v)))
+    return replace(data, texts=texts, embedding_model={"name": "fake", "version": 1})
+
+
+def fitted_data(name: str) -> RecommendationData:
+    data = RecommendationData.from_rows(synthetic_rows())
+    return with_topic_embeddings(data) if name == "content-minilm" else data
+
+
 @pytest.fixture(scope="module")
 def trained() -> tuple[RecommendationData, RecommenderModel]:
     data = RecommendationData.from_rows(synthetic_rows())
@@ -52,9 +71,12 @@ def trained() -> tuple[RecommendationData, RecommenderModel]:
     return data, build_model(data, comparison)
 
 
-@pytest.mark.parametrize("name", ["als", "bpr", "ease", "content", "popularity", "trending"])
+ALL = ["als", "bpr", "ease", "content", "content-minilm", "popularity", "trending"]
+
+
+@pytest.mark.parametrize("name", ALL)
 def test_every_algorithm_scores_all_items_and_round_trips(name: str) -> None:
-    data = RecommendationData.from_rows(synthetic_rows())
+    data = fitted_data(name)
     algo = algos.make(name).fit(data.interactions, data.texts)
     users = np.arange(3, dtype=np.int32)
     rows = algos.recency_rows(data.interactions, users, 10.0)
@@ -185,11 +207,11 @@ def test_interactions_build_keeps_catalogue_items() -> None:
     assert ItemText().title == ""
 
 
-@pytest.mark.parametrize("name", ["als", "bpr", "ease", "content", "popularity", "trending"])
+@pytest.mark.parametrize("name", ALL)
 @pytest.mark.parametrize("half_life", [3.0, math.inf])
 def test_single_user_scoring_equals_batch_scoring(name: str, half_life: float) -> None:
     """Serving's one-user path (score_user) gives the scores evaluation measured."""
-    data = RecommendationData.from_rows(synthetic_rows())
+    data = fitted_data(name)
     algo = algos.make(name).fit(data.interactions, data.texts)
     # the fourth user is unknown to the model and has user 0's items
     rows = algos.recency_rows(data.interactions, np.asarray([0, 7, 25, 0], np.int32), half_life)
@@ -301,3 +323,41 @@ def test_algorithm_parameters_are_checked_against_the_constructor() -> None:
             algos.make(name, params)
     with pytest.raises(InvalidInputError, match="object"):
         algos.make("ease", 5)  # type: ignore[arg-type]
+
+
+def test_embedding_content_ranks_by_the_items_embeddings() -> None:
+    data = with_topic_embeddings(RecommendationData.from_rows(synthetic_rows()))
+    algo = algos.make("content-minilm").fit(data.interactions, data.texts)
+    inter = data.interactions
+    scifi = inter.item_ids.index("m3")
+    similar = algo.similar(scifi)
+    assert similar[scifi] == pytest.approx(1.0, abs=1e-5)  # an item's cosine with itself
+    top = np.argsort(-similar)[:10]
+    assert all(int(inter.item_ids[i][1:]) < 15 for i in top)  # the sci-fi items
+    user = inter.user_ids.index("u25")  # a drama fan
+    items = inter.items[inter.users == user].astype(np.int32)
+    scores = algo.score_user(user, items, np.ones(len(items), np.float32))
+    assert all(int(inter.item_ids[i][1:]) >= 15 for i in np.argsort(-scores)[:10])
+
+
+def test_embedding_content_without_embeddings_says_how_to_get_them() -> None:
+    data = RecommendationData.from_rows(synthetic_rows())
+    with pytest.raises(InvalidInputError, match="aiweb embeddings install"):
+        algos.make("content-minilm").fit(data.interactions, data.texts)
+
+
+def test_auto_compares_embedding_content_only_with_item_embeddings() -> None:
+    data = RecommendationData.from_rows(synthetic_rows())
+    names, hybrid = compared("auto", data)
+    assert "content-minilm" not in names
+    assert hybrid
+    names, _ = compared("auto", with_topic_embeddings(data))
+    assert "content-minilm" in names
+    assert compared("content-minilm", data) == (("content-minilm",), False)
+    comparison = compare(with_topic_embeddings(data), names, hybrid=True)
+    assert "content-minilm" in comparison.report["algorithms"]
+    model = build_model(with_topic_embeddings(data), comparison)
+    again = RecommenderModel.from_bytes(model.to_bytes())
+    assert [c.algorithm.name for c in again.components] == [
+        c.algorithm.name for c in model.components
+    ]

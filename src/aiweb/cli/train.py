@@ -222,7 +222,9 @@ def text_classification(
 def recommendation(
     name: str = typer.Argument(..., help="Model name, e.g. movies."),
     algorithm: str = typer.Option(
-        "auto", help="auto (best on validation), hybrid, als, bpr, ease, content or popularity."
+        "auto",
+        help="auto (best on validation), hybrid, als, bpr, ease, content, content-minilm "
+        "(sentence embeddings; needs `aiweb embeddings install`) or popularity.",
     ),
     param: list[str] = typer.Option(
         [], "--param", help="Per-algorithm parameters ALGORITHM=JSON, e.g. ease='{\"l2\": 300}'."

@@ -116,10 +116,14 @@ class RecommendationTrainData(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     task: Literal["recommendation"]
-    algorithm: Literal["auto", "hybrid", "als", "bpr", "ease", "content", "popularity"] = Field(
+    algorithm: Literal[
+        "auto", "hybrid", "als", "bpr", "ease", "content", "content-minilm", "popularity"
+    ] = Field(
         "auto",
         description="`auto` compares every algorithm (and a hybrid) and keeps the best on "
-        "validation; a named one is compared with the popularity baseline.",
+        "validation; a named one is compared with the popularity baseline. `content-minilm` "
+        "(content-based on sentence embeddings) needs `aiweb embeddings install`; `auto` "
+        "includes it when an embedding model is installed.",
     )
     params: dict[str, dict[str, Any]] = Field(
         default_factory=dict,

@@ -41,6 +41,9 @@ Sources:
   over title, text, categories and tags; a user's profile is the recency-weighted sum of
   the L2-normalised vectors of their items, scored by cosine (Pazzani & Billsus, "Content-
   Based Recommendation Systems", The Adaptive Web, 2007).
+- Content (sentence embeddings, ``content-minilm``): the same profile and cosine over the
+  all-MiniLM-L6-v2 embeddings of the items' documents (Reimers & Gurevych,
+  "Sentence-BERT", EMNLP 2019), computed at training by the registered embedding model.
 - Popularity: number of users per item. Trending: the same count with each interaction
   decayed exponentially by its age (half-life ``half_life_days``).
 """
@@ -67,7 +70,7 @@ F32 = npt.NDArray[np.float32]
 I32 = npt.NDArray[np.int32]
 State = dict[str, npt.NDArray[Any]]
 
-ALGORITHMS = ("als", "bpr", "ease", "content", "popularity", "trending")
+ALGORITHMS = ("als", "bpr", "ease", "content", "content-minilm", "popularity", "trending")
 #: items weighted below this fraction (2^-24, float32's relative precision) of a user's
 #: heaviest item that counts are left out by :meth:`EASE.score_user` and
 #: :meth:`Content.score_user`
@@ -759,7 +762,89 @@ class Content:
         return algo
 
 
-CLASSES: dict[str, Any] = {c.name: c for c in (ALS, BPR, EASE, Content, Popularity, Trending)}
+class EmbeddingContent:
+    """Content-based on sentence embeddings (``content-minilm``): each item is the
+    embedding of :func:`item_document` that training attached to its
+    :class:`~aiweb.recommendations.data.ItemText` (all-MiniLM-L6-v2 by default, float32,
+    L2-normalised); a user's score for item ``i`` is the cosine of ``i`` with the
+    recency-weighted sum of their items' vectors, as :class:`Content` does with TF-IDF.
+    The vectors are kept in the artifact, so serving needs no embedding model.
+
+    Attributes:
+        vectors_: float32 ``(n_items, dim)``, rows L2-normalised (zero for an item
+            without text).
+    """
+
+    name: ClassVar[str] = "content-minilm"
+
+    def __init__(self) -> None:
+        self.vectors_: F32 | None = None
+
+    def fit(self, data: Interactions, texts: list[ItemText]) -> EmbeddingContent:
+        """Stack the items' embeddings.
+
+        Raises:
+            InvalidInputError: a text count other than ``data.n_items``, or items without
+                an embedding (training attaches them when an embedding model is installed).
+        """
+        if len(texts) != data.n_items:
+            raise InvalidInputError(f"{len(texts)} item texts for {data.n_items} items")
+        if any(t.embedding is None for t in texts):
+            raise InvalidInputError(
+                "content-minilm needs the items' sentence embeddings, and no embedding model "
+                "is installed: run `aiweb embeddings install`"
+            )
+        vectors = np.stack([t.embedding for t in texts if t.embedding is not None])
+        self.vectors_ = np.ascontiguousarray(vectors, dtype=np.float32)
+        return self
+
+    def score(self, users: npt.NDArray[np.int32], rows: sparse.csr_matrix) -> F32:
+        _check(self.vectors_, self.name)
+        assert self.vectors_ is not None
+        profile = np.asarray(rows @ self.vectors_, dtype=np.float32)
+        return np.asarray(profile @ self.vectors_.T, dtype=np.float32)
+
+    def score_user(self, user: int, items: I32, weights: F32) -> F32:
+        """One user's scores: their profile ``weights · V[items]`` (float32 ``(dim,)``;
+        items weighted below :data:`MIN_RELATIVE_WEIGHT` times the heaviest left out)
+        times every item's vector."""
+        _check(self.vectors_, self.name)
+        assert self.vectors_ is not None
+        v = self.vectors_
+        if len(items) == 0:
+            return np.zeros(v.shape[0], dtype=np.float32)
+        heavy = _heavy(weights)
+        if heavy is not None:
+            items, weights = items[heavy], weights[heavy]
+        profile = weights.astype(np.float32) @ v[items]
+        return np.asarray(v @ profile, dtype=np.float32)
+
+    def similar(self, item: int) -> F32:
+        """Cosine of item ``item`` with every item: float32 ``(n_items,)``."""
+        _check(self.vectors_, self.name)
+        assert self.vectors_ is not None
+        return np.asarray(self.vectors_ @ self.vectors_[item], dtype=np.float32)
+
+    def params(self) -> dict[str, Any]:
+        return {}
+
+    def state(self) -> State:
+        assert self.vectors_ is not None
+        return {"vectors": self.vectors_}
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], state: State) -> EmbeddingContent:
+        algo = cls(**params)
+        vectors = state["vectors"]
+        if vectors.ndim != 2 or vectors.dtype != np.float32:
+            raise InvalidInputError("content-minilm state: vectors must be float32 (n, dim)")
+        algo.vectors_ = vectors
+        return algo
+
+
+CLASSES: dict[str, Any] = {
+    c.name: c for c in (ALS, BPR, EASE, Content, EmbeddingContent, Popularity, Trending)
+}
 
 
 def make(name: str, params: dict[str, Any] | None = None) -> Algorithm:

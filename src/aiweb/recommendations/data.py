@@ -7,7 +7,7 @@ item several times counts once, at the time of the first interaction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -28,12 +28,17 @@ class ItemText:
         text: longer description.
         categories: category names.
         tags: free-text tags.
+        embedding: see below.
     """
 
     title: str = ""
     text: str = ""
     categories: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
+    embedding: npt.NDArray[np.float32] | None = field(default=None, compare=False, repr=False)
+    """The sentence embedding of the item's document (float32 ``(dim,)``, L2-normalised;
+    a zero vector for an item without text), when training computed them (the
+    ``content-minilm`` algorithm); else ``None``."""
 
 
 @dataclass(frozen=True)

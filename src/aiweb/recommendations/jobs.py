@@ -24,6 +24,8 @@ from aiweb.recommendations.training import (
     RecommendationData,
     evaluate_recipe,
     train_recommendation,
+    wants_item_embeddings,
+    with_item_embeddings,
 )
 from aiweb.registry.entities import PRODUCTION, ModelRef, ModelVersion
 
@@ -75,6 +77,8 @@ def decide_promotion(
     if current is not None and current.version != candidate.version:
         decision["production_version"] = current.version
         if current.task == TASK and recipe:
+            if wants_item_embeddings("", recipe):
+                data = with_item_embeddings(env.registry, data, required=True, progress=progress)
             decision["production"] = evaluate_recipe(data, recipe, progress=progress)[metric]
     cand, prod, pop = decision["candidate"], decision["production"], decision["popularity"]
     if current is None or current.version == candidate.version:

@@ -21,7 +21,7 @@ import hashlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,13 +42,16 @@ from aiweb.registry.service import RegistryService
 
 TASK = "recommendation"
 #: what ``--algorithm`` accepts
-CHOICES = ("auto", "hybrid", "als", "bpr", "ease", "content", "popularity")
-#: algorithms ``auto`` compares (trending is evaluated too, but serves only cold starts)
+CHOICES = ("auto", "hybrid", "als", "bpr", "ease", "content", "content-minilm", "popularity")
+#: algorithms ``auto`` compares (trending is evaluated too, but serves only cold starts);
+#: ``content-minilm`` joins them when an embedding model is installed
 COMPARED = ("als", "bpr", "ease", "content", "popularity", "trending")
-HYBRID_PARTS = ("als", "bpr", "ease", "content", "popularity")
+HYBRID_PARTS = ("als", "bpr", "ease", "content", "content-minilm", "popularity")
+#: the algorithm that reads the items' sentence embeddings
+EMBEDDING_CONTENT = algos.EmbeddingContent.name
 #: recency half-lives tried on validation by algorithms that score from a user's rows
 HALF_LIVES = (3.0, 10.0, math.inf)
-ROW_BASED = ("ease", "content")
+ROW_BASED = ("ease", "content", "content-minilm")
 BLEND_WEIGHTS = (0.1, 0.25, 0.5, 1.0)
 K = 10
 #: most validation users the hybrid search holds score matrices for
@@ -69,6 +72,9 @@ class RecommendationData:
         texts: one :class:`ItemText` per item index.
         last_interaction_id: highest interaction log id included (0 when not from a store).
         sha256: digest of the interactions, recorded in the lineage.
+        embedding_model: ``{"name", "version", "sha256", "dim"}`` of the embedding model
+            version whose item embeddings ``texts`` carry (:func:`with_item_embeddings`),
+            else ``None``.
     """
 
     name: str
@@ -76,6 +82,7 @@ class RecommendationData:
     texts: list[ItemText]
     last_interaction_id: int
     sha256: str
+    embedding_model: dict[str, Any] | None = None
 
     @classmethod
     def from_rows(cls, rows: TrainingRows, name: str = "store") -> RecommendationData:
@@ -140,13 +147,73 @@ class Comparison:
             self.report[metric] = chosen.test.get(metric)
 
 
-def compared(algorithm: str) -> tuple[tuple[str, ...], bool]:
+def compared(
+    algorithm: str, data: RecommendationData | None = None
+) -> tuple[tuple[str, ...], bool]:
     """What :func:`compare` runs for ``--algorithm``: ``(names, hybrid)``. ``auto`` and
-    ``hybrid`` compare every algorithm and search a blend; a named one is compared with
-    the popularity baseline only."""
+    ``hybrid`` compare every algorithm (``content-minilm`` too when ``data`` carries item
+    embeddings) and search a blend; a named one is compared with the popularity baseline
+    only."""
     if algorithm in ("auto", "hybrid"):
+        if data is not None and data.embedding_model is not None:
+            return (*COMPARED, EMBEDDING_CONTENT), True
         return COMPARED, True
     return (algorithm,), False
+
+
+def wants_item_embeddings(algorithm: str, components: list[dict[str, Any]] | None = None) -> bool:
+    """Whether training ``algorithm`` (or refitting a recipe of ``components``) uses the
+    items' sentence embeddings: ``content-minilm`` itself, or ``auto``/``hybrid``, which
+    compare it when an embedding model is installed."""
+    if components is not None:
+        return any(c.get("algorithm") == EMBEDDING_CONTENT for c in components)
+    return algorithm in ("auto", "hybrid", EMBEDDING_CONTENT)
+
+
+def with_item_embeddings(
+    registry: RegistryService,
+    data: RecommendationData,
+    *,
+    required: bool,
+    embedding_model: str | None = None,
+    progress: Progress | None = None,
+) -> RecommendationData:
+    """``data`` with every item's sentence embedding attached (:attr:`ItemText.embedding`),
+    computed by the registered embedding model (``minilm@production`` by default) over
+    :func:`~aiweb.recommendations.algorithms.item_document`; items without text get a zero
+    vector. Data that has them already is returned as it is.
+
+    Args:
+        required: raise when no embedding model is installed (else return ``data``).
+        progress: ``(stage, fraction)`` while embedding.
+
+    Raises:
+        EmbeddingModelNotInstalled: ``required`` and ``aiweb embeddings install`` never ran.
+    """
+    from aiweb.classification.embedding_features import EmbeddingRef, embed_texts
+    from aiweb.embeddings.runtime import EmbedderPool
+    from aiweb.errors import EmbeddingModelNotInstalled
+
+    if data.embedding_model is not None:
+        return data
+    pool = EmbedderPool(registry)
+    try:
+        version = pool.resolve(embedding_model)
+    except EmbeddingModelNotInstalled:
+        if required:
+            raise
+        return data
+    embedder = pool.get(version)
+    docs = [algos.item_document(t).strip() for t in data.texts]
+    vectors = np.zeros((len(docs), embedder.dim), dtype=np.float32)
+    with_text = [i for i, doc in enumerate(docs) if doc]
+    if with_text:
+        vectors[with_text] = embed_texts(
+            embedder, [docs[i] for i in with_text], progress=progress, stage="embedding items"
+        )
+    texts = [replace(t, embedding=vectors[i]) for i, t in enumerate(data.texts)]
+    ref = EmbeddingRef.of(version, embedder.dim).to_json()
+    return replace(data, texts=texts, embedding_model=ref)
 
 
 def _eval_set(train: Interactions, heldout: Interactions) -> EvalSet:
@@ -521,13 +588,20 @@ def train_recommendation(
         f"model:{name}",
         after={"dataset": data.name, "dataset_sha256": data.sha256, "algorithm": algorithm},
     )
-    names, hybrid = compared(algorithm)
+    if wants_item_embeddings(algorithm):
+        data = with_item_embeddings(
+            registry,
+            data,
+            required=algorithm == EMBEDDING_CONTENT,
+            progress=lambda s, f: report_progress(s, 0.1 * f),
+        )
+    names, hybrid = compared(algorithm, data)
     comparison = compare(
         data,
         names,
         hybrid=hybrid,
         params=params,
-        progress=lambda s, f: report_progress(s, 0.8 * f),
+        progress=lambda s, f: report_progress(s, 0.1 + 0.7 * f),
     )
     if algorithm == "hybrid" and "hybrid" in comparison.candidates:
         comparison.select("hybrid")
@@ -551,6 +625,7 @@ def train_recommendation(
         "users": data.interactions.n_users,
         "items": data.interactions.n_items,
         "interactions": len(data.interactions),
+        **({"embedding_model": data.embedding_model} if data.embedding_model else {}),
         "aiweb_version": __version__,
         "trained_at": datetime.now(UTC).isoformat(),
         "fit_seconds": round(seconds, 3),
