@@ -361,3 +361,27 @@ def test_auto_compares_embedding_content_only_with_item_embeddings() -> None:
     assert [c.algorithm.name for c in again.components] == [
         c.algorithm.name for c in model.components
     ]
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "reason"),
+    [
+        ("ease", "collaborative"),
+        ("content", "similar-to:"),
+        ("content-minilm", "similar-to:"),
+        ("popularity", "popular"),
+    ],
+)
+def test_a_known_users_reasons_say_what_the_model_rests_on(algorithm: str, reason: str) -> None:
+    data = fitted_data(algorithm)
+    comparison = compare(data, (algorithm,), hybrid=False)
+    comparison.select(algorithm)
+    model = build_model(data, comparison)
+    history = [model.item_index[f"m{i}"] for i in range(5)]
+    allowed = np.ones(model.n_items, dtype=bool)
+    allowed[history] = False
+    recs = model.recommend("u0", history, has_new=False, allowed=allowed, n=5)
+    assert len(recs) == 5
+    assert all(r.reason.startswith(reason) for r in recs), [r.reason for r in recs]
+    if reason == "similar-to:":  # one of the user's own items
+        assert {r.reason.split(":", 1)[1] for r in recs} <= {f"m{i}" for i in range(5)}

@@ -13,7 +13,8 @@ appends them:
 - no interactions: trending items, reason ``popular``;
 - known at training: the components' (blended) scores from the current rows, reason
   ``collaborative`` (item-based components and ALS fold-in reflect new interactions at
-  once);
+  once; ``similar-to:<item_id>`` when every component is content-based, ``popular`` for
+  popularity alone);
 - unknown at training, with interactions since: item-to-item (the collaborative
   components scored from the rows alone) blended with content-based scores, reason
   ``similar-to:<item_id>`` naming the user's item that contributes most.
@@ -48,6 +49,7 @@ from aiweb.recommendations.algorithms import (
     EASE,
     Algorithm,
     Content,
+    EmbeddingContent,
     Popularity,
     Trending,
 )
@@ -120,6 +122,15 @@ def _top(scores: F32, allowed: npt.NDArray[np.bool_], n: int) -> tuple[F32, npt.
     return scores, top[np.argsort(-scores[top], kind="stable")]
 
 
+def _kind(algorithm: Algorithm) -> str:
+    """What an algorithm's scores rest on: collaborative, popular or (content) similar."""
+    if isinstance(algorithm, Popularity | Trending):
+        return POPULAR
+    if isinstance(algorithm, Content | EmbeddingContent):
+        return SIMILAR
+    return COLLABORATIVE
+
+
 def _standardize(scores: F32) -> F32:
     """:func:`~aiweb.recommendations.algorithms.standardize` of one score vector (the
     same up to float32 rounding; the variance from one dot product): a new float32 array."""
@@ -179,6 +190,13 @@ class RecommenderModel:
             )
         self.histories = histories
         self._cf = self._item_to_item(components)
+        # the reason of a known user's results: collaborative when a collaborative
+        # component scores them, popular for popularity alone, else (content-based
+        # components only) similar-to the user's items
+        kinds = {_kind(c.algorithm) for c in components}
+        self._known_kind = (
+            COLLABORATIVE if COLLABORATIVE in kinds else POPULAR if kinds == {POPULAR} else SIMILAR
+        )
         # what item-to-item similarity reads, prepared once: for ALS/BPR the L2-normalised
         # item factors (EASE keeps the position of each item in ``B`` itself)
         self._unit_factors: F32 | None = None
@@ -248,7 +266,7 @@ class RecommenderModel:
             return self.trending.score_user(-1, items, np.zeros(0, np.float32)), POPULAR
         user = self.user_index.get(user_id, -1)
         if user >= 0:
-            return self._blend(user, items, fold_in=has_new), COLLABORATIVE
+            return self._blend(user, items, fold_in=has_new), self._known_kind
         cf = self._blend(-1, items, fold_in=True)
         weights = algos.recency_weights(len(items), NEW_USER_HALF_LIFE)
         content = self.content.score_user(-1, items, weights)
