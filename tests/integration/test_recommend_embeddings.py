@@ -10,8 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from helpers import open_registry, standalone_settings
+from test_jobs_api import wait_job
 
+from aiweb.app import create_app
 from aiweb.embeddings.install import register_exported
 from aiweb.errors import EmbeddingModelNotInstalled
 from aiweb.recommendations.model import RecommenderModel
@@ -19,6 +22,7 @@ from aiweb.recommendations.store import Item, TrainingRows
 from aiweb.recommendations.training import RecommendationData, train_recommendation
 from aiweb.registry.loader import read_verified
 from aiweb.registry.service import RegistryService
+from conftest import create_key
 
 SPACE = [
     "Robots invade a distant planet",
@@ -129,3 +133,56 @@ def test_content_minilm_without_an_embedder_says_how_to_install_one(
     with pytest.raises(EmbeddingModelNotInstalled, match="aiweb embeddings install"):
         train_recommendation(registry, "films", data, algorithm="content-minilm")
     assert registry.list_models() == []
+
+
+def test_content_minilm_over_the_api_serves_and_is_refitted_for_promotion(
+    tmp_path: Path, minilm_dir: Path
+) -> None:
+    """Trained by a job, served with reasons from the user's own items, and, as the
+    production recipe, refitted on the items' embeddings when a scheduled retrain
+    compares a new version with it."""
+    settings = standalone_settings(tmp_path)
+    registry, engine = open_registry(settings)
+    try:
+        register_exported(registry, minilm_dir, actor="tests")
+    finally:
+        engine.dispose()
+    headers = {"Authorization": f"Bearer {create_key(settings)}"}
+    data = rows()
+    items = [{"item_id": i.item_id, "title": i.title} for i in data.items]
+    events = [
+        {"user_id": u, "item_id": i, "type": "view", "timestamp": t}
+        for u, i, t in zip(data.user_ids, data.item_ids, data.times, strict=True)
+    ]
+    with TestClient(create_app(settings), headers=headers) as client:
+        assert client.post("/v1/items", json={"items": items}).status_code == 200
+        assert client.post("/v1/interactions", json={"interactions": events}).status_code == 200
+        body = {"type": "train", "task": "recommendation", "model": "films"}
+        r = client.post("/v1/jobs", json={**body, "algorithm": "content-minilm"})
+        assert r.status_code == 202, r.text
+        job = wait_job(client, r.json()["id"], timeout=120)
+        assert job["status"] == "succeeded", job
+        # u30 saw 12 of the 15 family dramas: the other 3 come first
+        r = client.get("/v1/users/u30/recommendations", params={"model": "films", "n": 3})
+        assert r.status_code == 200, r.text
+        recs = r.json()
+        assert len(recs) == 3
+        assert all(int(rec["item_id"][1:]) >= 15 for rec in recs), recs
+        assert all(rec["reason"].startswith("similar-to:m") for rec in recs), recs
+        r = client.put(
+            "/v1/models/films/schedule",
+            json={
+                "task": "recommendation",
+                "cron": "0 3 * * *",
+                "algorithm": "ease",
+                "promotion": {"metric": "ndcg", "beat_popularity": False},
+            },
+        )
+        assert r.status_code == 200, r.text
+        r = client.post("/v1/models/films/schedule/run")
+        assert r.status_code == 202, r.text
+        job = wait_job(client, r.json()["id"], timeout=120)
+        assert job["status"] == "succeeded", job
+        decision = job["result"]["promotion"]
+        assert decision["production_version"] == 1
+        assert decision["production"] is not None  # content-minilm refitted on the split

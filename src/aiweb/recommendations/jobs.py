@@ -18,13 +18,13 @@ from aiweb.jobs.runner import JobContext, handler
 from aiweb.jobs.schemas import RecommendationPromotionRule, RecommendationTrainJobSpec
 from aiweb.recommendations.store import RecommendationStore
 from aiweb.recommendations.training import (
+    EMBEDDING_CONTENT,
     TASK,
     TOP_LEVEL_METRICS,
     Progress,
     RecommendationData,
     evaluate_recipe,
     train_recommendation,
-    wants_item_embeddings,
     with_item_embeddings,
 )
 from aiweb.registry.entities import PRODUCTION, ModelRef, ModelVersion
@@ -77,7 +77,7 @@ def decide_promotion(
     if current is not None and current.version != candidate.version:
         decision["production_version"] = current.version
         if current.task == TASK and recipe:
-            if wants_item_embeddings("", recipe):
+            if any(c.get("algorithm") == EMBEDDING_CONTENT for c in recipe):
                 data = with_item_embeddings(env.registry, data, required=True, progress=progress)
             decision["production"] = evaluate_recipe(data, recipe, progress=progress)[metric]
     cand, prod, pop = decision["candidate"], decision["production"], decision["popularity"]

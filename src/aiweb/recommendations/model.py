@@ -193,6 +193,11 @@ class RecommenderModel:
         # the reason of a known user's results: collaborative when a collaborative
         # component scores them, popular for popularity alone, else (content-based
         # components only) similar-to the user's items
+        self._embeddings = [
+            c.algorithm.vectors_
+            for c in components
+            if isinstance(c.algorithm, EmbeddingContent) and c.algorithm.vectors_ is not None
+        ]
         kinds = {_kind(c.algorithm) for c in components}
         self._known_kind = (
             COLLABORATIVE if COLLABORATIVE in kinds else POPULAR if kinds == {POPULAR} else SIMILAR
@@ -359,7 +364,7 @@ class RecommenderModel:
     ) -> F32:
         """Similarity of items ``sources`` to items ``targets``: float32
         ``(len(sources), len(targets))``, the collaborative similarity scaled to at most 1
-        plus the TF-IDF cosine."""
+        plus the TF-IDF cosine (plus the embedding cosine of a content-minilm component)."""
         cf = self._cf_similarity(sources, targets)
         peak = float(np.abs(cf).max()) if cf.size else 0.0
         if peak > 0:
@@ -367,6 +372,8 @@ class RecommenderModel:
         assert self.content.vectors_ is not None
         v = self.content.vectors_
         content = np.asarray((v[sources] @ v[targets].T).toarray(), dtype=np.float32)
+        for e in self._embeddings:  # content-minilm components: their cosine too
+            content += e[sources] @ e[targets].T
         return (cf + content).astype(np.float32)
 
     def similar(self, item: int, *, allowed: npt.NDArray[np.bool_], n: int) -> list[Recommendation]:

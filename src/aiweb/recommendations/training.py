@@ -161,12 +161,10 @@ def compared(
     return (algorithm,), False
 
 
-def wants_item_embeddings(algorithm: str, components: list[dict[str, Any]] | None = None) -> bool:
-    """Whether training ``algorithm`` (or refitting a recipe of ``components``) uses the
-    items' sentence embeddings: ``content-minilm`` itself, or ``auto``/``hybrid``, which
-    compare it when an embedding model is installed."""
-    if components is not None:
-        return any(c.get("algorithm") == EMBEDDING_CONTENT for c in components)
+def wants_item_embeddings(algorithm: str) -> bool:
+    """Whether training ``algorithm`` uses the items' sentence embeddings:
+    ``content-minilm`` itself, or ``auto``/``hybrid``, which compare it when an embedding
+    model is installed."""
     return algorithm in ("auto", "hybrid", EMBEDDING_CONTENT)
 
 
@@ -175,11 +173,10 @@ def with_item_embeddings(
     data: RecommendationData,
     *,
     required: bool,
-    embedding_model: str | None = None,
     progress: Progress | None = None,
 ) -> RecommendationData:
     """``data`` with every item's sentence embedding attached (:attr:`ItemText.embedding`),
-    computed by the registered embedding model (``minilm@production`` by default) over
+    computed by the embedding model's production version (``minilm@production``) over
     :func:`~aiweb.recommendations.algorithms.item_document`; items without text get a zero
     vector. Data that has them already is returned as it is.
 
@@ -198,7 +195,7 @@ def with_item_embeddings(
         return data
     pool = EmbedderPool(registry)
     try:
-        version = pool.resolve(embedding_model)
+        version = pool.resolve(None)
     except EmbeddingModelNotInstalled:
         if required:
             raise
