@@ -385,3 +385,10 @@ def test_a_known_users_reasons_say_what_the_model_rests_on(algorithm: str, reaso
     assert all(r.reason.startswith(reason) for r in recs), [r.reason for r in recs]
     if reason == "similar-to:":  # one of the user's own items
         assert {r.reason.split(":", 1)[1] for r in recs} <= {f"m{i}" for i in range(5)}
+
+
+def test_embedding_content_state_of_another_shape_is_refused() -> None:
+    with pytest.raises(UnsafeArtifactError, match="float32"):
+        algos.from_state("content-minilm", {}, {"vectors": np.zeros((3, 4), np.float64)})
+    with pytest.raises(UnsafeArtifactError, match="float32"):
+        algos.from_state("content-minilm", {}, {"vectors": np.zeros(4, np.float32)})

@@ -63,7 +63,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from scipy import sparse
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-from aiweb.errors import InvalidInputError
+from aiweb.errors import InvalidInputError, UnsafeArtifactError
 from aiweb.recommendations.data import Interactions, ItemText
 
 F32 = npt.NDArray[np.float32]
@@ -837,7 +837,7 @@ class EmbeddingContent:
         algo = cls(**params)
         vectors = state["vectors"]
         if vectors.ndim != 2 or vectors.dtype != np.float32:
-            raise InvalidInputError("content-minilm state: vectors must be float32 (n, dim)")
+            raise UnsafeArtifactError("content-minilm state: vectors must be float32 (n, dim)")
         algo.vectors_ = vectors
         return algo
 
