@@ -222,12 +222,10 @@ def evaluate_recommendation(
     now (same algorithm choice and parameters), print the comparison table and store it in
     the version's report (``reevaluations``, the latest last)."""
     from aiweb.recommendations.training import (
-        EMBEDDING_CONTENT,
         RecommendationData,
         compare,
         compared,
         reevaluation_entry,
-        wants_item_embeddings,
         with_item_embeddings,
     )
     from aiweb.registry.entities import ModelRef
@@ -241,11 +239,8 @@ def evaluate_recommendation(
             progress.update(task, completed=round(100 * fraction), description=stage)
 
         data = RecommendationData.from_store(store)
-        if wants_item_embeddings(algorithm):
-            # as at training: compared when an embedding model is installed now
-            data = with_item_embeddings(
-                registry, data, required=algorithm == EMBEDDING_CONTENT, progress=on_progress
-            )
+        # as at training: content-minilm is compared when an embedding model is installed
+        data = with_item_embeddings(registry, data, algorithm, progress=on_progress)
         names, hybrid = compared(algorithm, data)
         comparison = compare(
             data,

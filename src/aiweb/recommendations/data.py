@@ -28,7 +28,9 @@ class ItemText:
         text: longer description.
         categories: category names.
         tags: free-text tags.
-        embedding: see below.
+        embedding: the sentence embedding of the item's document (float32 ``(dim,)``,
+            L2-normalised; zero for an item without text) when training computed them
+            for ``content-minilm``; else ``None``.
     """
 
     title: str = ""
@@ -36,9 +38,6 @@ class ItemText:
     categories: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     embedding: npt.NDArray[np.float32] | None = field(default=None, compare=False, repr=False)
-    """The sentence embedding of the item's document (float32 ``(dim,)``, L2-normalised;
-    a zero vector for an item without text), when training computed them (the
-    ``content-minilm`` algorithm); else ``None``."""
 
 
 @dataclass(frozen=True)

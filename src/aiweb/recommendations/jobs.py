@@ -78,7 +78,9 @@ def decide_promotion(
         decision["production_version"] = current.version
         if current.task == TASK and recipe:
             if any(c.get("algorithm") == EMBEDDING_CONTENT for c in recipe):
-                data = with_item_embeddings(env.registry, data, required=True, progress=progress)
+                data = with_item_embeddings(
+                    env.registry, data, EMBEDDING_CONTENT, progress=progress
+                )
             decision["production"] = evaluate_recipe(data, recipe, progress=progress)[metric]
     cand, prod, pop = decision["candidate"], decision["production"], decision["popularity"]
     if current is None or current.version == candidate.version:
@@ -128,6 +130,8 @@ def run_train(env: JobEnv, ctx: JobContext) -> dict[str, Any]:
             f"loaded {len(inter):,} interactions of {inter.n_users:,} users on "
             f"{inter.n_items:,} items",
         )
+        # embedded once here, for training and for the promotion check's refit
+        data = with_item_embeddings(env.registry, data, spec.algorithm)
         share = 0.8 if spec.promotion else 0.9
         result = train_recommendation(
             env.registry,

@@ -190,14 +190,15 @@ class RecommenderModel:
             )
         self.histories = histories
         self._cf = self._item_to_item(components)
-        # the reason of a known user's results: collaborative when a collaborative
-        # component scores them, popular for popularity alone, else (content-based
-        # components only) similar-to the user's items
+        # content-minilm components' vectors: explanations add their cosine
         self._embeddings = [
             c.algorithm.vectors_
             for c in components
             if isinstance(c.algorithm, EmbeddingContent) and c.algorithm.vectors_ is not None
         ]
+        # the reason of a known user's results: collaborative when a collaborative
+        # component scores them, popular for popularity alone, else (content-based
+        # components only) similar-to the user's items
         kinds = {_kind(c.algorithm) for c in components}
         self._known_kind = (
             COLLABORATIVE if COLLABORATIVE in kinds else POPULAR if kinds == {POPULAR} else SIMILAR

@@ -161,43 +161,38 @@ def compared(
     return (algorithm,), False
 
 
-def wants_item_embeddings(algorithm: str) -> bool:
-    """Whether training ``algorithm`` uses the items' sentence embeddings:
-    ``content-minilm`` itself, or ``auto``/``hybrid``, which compare it when an embedding
-    model is installed."""
-    return algorithm in ("auto", "hybrid", EMBEDDING_CONTENT)
-
-
 def with_item_embeddings(
     registry: RegistryService,
     data: RecommendationData,
+    algorithm: str,
     *,
-    required: bool,
     progress: Progress | None = None,
 ) -> RecommendationData:
-    """``data`` with every item's sentence embedding attached (:attr:`ItemText.embedding`),
+    """``data`` ready to train ``algorithm``: with every item's sentence embedding attached
+    (:attr:`ItemText.embedding`) when it uses them, i.e. ``content-minilm``, or
+    ``auto``/``hybrid``, which compare it when an embedding model is installed. They are
     computed by the embedding model's production version (``minilm@production``) over
     :func:`~aiweb.recommendations.algorithms.item_document`; items without text get a zero
-    vector. Data that has them already is returned as it is.
+    vector. Other algorithms, and data that has them already, get ``data`` as it is.
 
     Args:
-        required: raise when no embedding model is installed (else return ``data``).
         progress: ``(stage, fraction)`` while embedding.
 
     Raises:
-        EmbeddingModelNotInstalled: ``required`` and ``aiweb embeddings install`` never ran.
+        EmbeddingModelNotInstalled: ``algorithm`` is ``content-minilm`` and ``aiweb
+            embeddings install`` never ran (for ``auto``/``hybrid``: ``data`` unchanged).
     """
     from aiweb.classification.embedding_features import EmbeddingRef, embed_texts
     from aiweb.embeddings.runtime import EmbedderPool
     from aiweb.errors import EmbeddingModelNotInstalled
 
-    if data.embedding_model is not None:
+    if data.embedding_model is not None or algorithm not in ("auto", "hybrid", EMBEDDING_CONTENT):
         return data
     pool = EmbedderPool(registry)
     try:
         version = pool.resolve(None)
     except EmbeddingModelNotInstalled:
-        if required:
+        if algorithm == EMBEDDING_CONTENT:
             raise
         return data
     embedder = pool.get(version)
@@ -585,13 +580,9 @@ def train_recommendation(
         f"model:{name}",
         after={"dataset": data.name, "dataset_sha256": data.sha256, "algorithm": algorithm},
     )
-    if wants_item_embeddings(algorithm):
-        data = with_item_embeddings(
-            registry,
-            data,
-            required=algorithm == EMBEDDING_CONTENT,
-            progress=lambda s, f: report_progress(s, 0.1 * f),
-        )
+    data = with_item_embeddings(
+        registry, data, algorithm, progress=lambda s, f: report_progress(s, 0.1 * f)
+    )
     names, hybrid = compared(algorithm, data)
     comparison = compare(
         data,

@@ -184,9 +184,10 @@ class ConnectionBalanceMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.table = table()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        counter = table()
+        counter = self.table
         if scope["type"] != "http" or counter is None:
             await self.app(scope, receive, send)
             return
