@@ -232,7 +232,8 @@ def open_service(home: Path) -> Iterator[SearchService]:
 def build_collection(service: SearchService, name: str, texts: list[Text], model: str) -> float:
     """Create ``name`` from ``texts`` unless the home holds it built from the same texts
     with the same model. Returns the seconds spent (0 when reused)."""
-    from aiweb.search.entities import CollectionNotFound, Document
+    from aiweb.errors import CollectionNotFound
+    from aiweb.search.entities import Document
 
     stamp = service.root / f"{name}.fingerprint"
     want = fingerprint(texts, model)

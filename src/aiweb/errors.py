@@ -8,23 +8,40 @@ Services raise these; one handler turns any of them into an RFC 9457
     AiwebError (500)
     ├── NotFoundError (404)
     │   ├── ModelNotFound
+    │   │   └── EmbeddingModelNotInstalled
     │   ├── ModelVersionNotFound
     │   ├── AliasNotFound
     │   ├── DatasetNotFound
     │   ├── JobNotFound
     │   ├── ScheduleNotFound
-    │   └── PredictionNotFound
+    │   ├── PredictionNotFound
+    │   ├── KeyNotFound
+    │   ├── UserNotFound
+    │   ├── ItemNotFound
+    │   ├── CollectionNotFound
+    │   └── DocumentNotFound
     ├── UnauthorizedError (401, with WWW-Authenticate)
     ├── ForbiddenError (403)
     ├── ConflictError (409)
     ├── InvalidInputError (422)
-    │   └── DataFormatError
+    │   ├── DataFormatError
+    │   └── UnsafeArtifactPath (an artifact URI outside the store)
     ├── PayloadTooLargeError (413)
+    ├── RateLimitedError (429, with Retry-After and RateLimit-*)
     ├── ServiceUnavailableError (503)
     │   ├── ModelNotReadyError
     │   ├── QueueFullError
     │   └── BrokerUnavailableError
-    └── DatasetUnavailableError (502: the dataset's publisher could not be reached)
+    ├── ExportUnavailableError (503: the export's optional dependencies are missing)
+    ├── DatasetUnavailableError (502: the dataset's publisher could not be reached)
+    ├── UnsafeArtifactError (500: an artifact holds types the loader does not trust)
+    ├── CorruptArtifactError (500: an artifact is missing or differs from its sha256)
+    ├── ExportCheckError (500: the embedding export disagrees with its source)
+    ├── NotFittedError (500: an algorithm scored before it was fitted; also a RuntimeError)
+    └── InsecureConfigurationError (500: the server refuses to start)
+
+Every subclass of :class:`AiwebError` is defined here and drawn in this tree
+(``tests/unit/test_errors_tree.py`` checks both).
 """
 
 from __future__ import annotations
@@ -98,12 +115,67 @@ class PredictionNotFound(NotFoundError):
     title = "Prediction not found"
 
 
+class KeyNotFound(NotFoundError):
+    """No API key has this name."""
+
+    slug = "key-not-found"
+    title = "API key not found"
+
+
+class UserNotFound(NotFoundError):
+    """No dashboard user has this name."""
+
+    slug = "user-not-found"
+    title = "User not found"
+
+
+class ItemNotFound(NotFoundError):
+    """No live item has this id in the recommendation catalogue (or the model does not know it)."""
+
+    slug = "item-not-found"
+    title = "Item not found"
+
+
+class CollectionNotFound(NotFoundError):
+    """No search collection has this name."""
+
+    slug = "collection-not-found"
+    title = "Collection not found"
+
+
+class DocumentNotFound(NotFoundError):
+    """No live document has this id in the search collection."""
+
+    slug = "document-not-found"
+    title = "Document not found"
+
+
 class UnsafeArtifactError(AiwebError):
     """A stored model artifact is refused at load: not of its format, or holding types
     the loader does not trust. The server's state, not the client's request: 500."""
 
     slug = "unsafe-artifact"
     title = "Artifact refused"
+
+
+class CorruptArtifactError(AiwebError):
+    """A stored artifact is missing, or its sha256 differs from the one the registry
+    recorded; it is not loaded. The server's state: 500."""
+
+    slug = "corrupt-artifact"
+    title = "Artifact does not match its checksum"
+
+
+class NotFittedError(AiwebError, RuntimeError):
+    """An algorithm was asked to score before :meth:`fit` or :meth:`from_state`.
+
+    Raised by the recommendation algorithms (:mod:`aiweb.recommendations.algorithms`): a
+    programming error, not the client's, so 500. Also a :class:`RuntimeError`, as it was
+    before it joined this tree.
+    """
+
+    slug = "not-fitted"
+    title = "Model is not fitted"
 
 
 class ConflictError(AiwebError):
@@ -123,10 +195,29 @@ class DataFormatError(InvalidInputError):
     title = "Malformed data"
 
 
+class UnsafeArtifactPath(InvalidInputError):
+    """An artifact URI that is not a safe relative path inside the artifact store."""
+
+    slug = "unsafe-artifact-path"
+    title = "Artifact path outside the store"
+
+
 class PayloadTooLargeError(AiwebError):
     status = 413
     slug = "payload-too-large"
     title = "Payload too large"
+
+
+class RateLimitedError(AiwebError):
+    """A client spent its budget for a scope (HTTP 429).
+
+    The detail states the limit and when to retry; ``headers`` carry ``Retry-After`` and
+    the ``RateLimit-*`` fields (see :meth:`aiweb.security.ratelimit.RateLimitResult.headers`).
+    """
+
+    status = 429
+    slug = "rate-limited"
+    title = "Too many requests"
 
 
 class ServiceUnavailableError(AiwebError):
@@ -152,10 +243,34 @@ class BrokerUnavailableError(ServiceUnavailableError):
     title = "Job broker unavailable"
 
 
+class ExportUnavailableError(AiwebError):
+    """The embedding export's optional dependencies are not installed (``aiweb[export]``)."""
+
+    status = 503
+    slug = "export-unavailable"
+    title = "Export dependencies missing"
+
+
+class ExportCheckError(AiwebError):
+    """The fp32 embedding export does not reproduce sentence-transformers."""
+
+    status = 500
+    slug = "export-check-failed"
+    title = "Export check failed"
+
+
 class DatasetUnavailableError(AiwebError):
     status = 502
     slug = "dataset-unavailable"
     title = "Dataset could not be downloaded"
+
+
+class InsecureConfigurationError(AiwebError):
+    """The configuration is unsafe for production (a missing or weak secret key …);
+    the server refuses to start."""
+
+    slug = "insecure-configuration"
+    title = "Refusing an insecure configuration"
 
 
 class UnauthorizedError(AiwebError):

@@ -22,12 +22,12 @@ from moto.server import ThreadedMotoServer
 from aiweb.classification.model import TextClassifier
 from aiweb.config import Settings
 from aiweb.db.migrate import upgrade
+from aiweb.errors import UnsafeArtifactPath
 from aiweb.registry import artifacts as artifacts_module
 from aiweb.registry.artifacts import (
     ArtifactStore,
     FsspecArtifactStore,
     LocalArtifactStore,
-    UnsafeArtifactPath,
     open_artifact_store,
 )
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from aiweb.registry.artifacts import LocalArtifactStore, UnsafeArtifactPath
+from aiweb.errors import UnsafeArtifactPath
+from aiweb.registry.artifacts import LocalArtifactStore
 
 
 def test_round_trip_and_digest(tmp_path: Path) -> None:

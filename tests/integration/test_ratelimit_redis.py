@@ -19,8 +19,9 @@ import redis
 from helpers import redis_reachable
 
 from aiweb.config import RateLimitSettings
+from aiweb.errors import RateLimitedError
 from aiweb.security import ratelimit
-from aiweb.security.ratelimit import RateLimitedError, RateLimiter
+from aiweb.security.ratelimit import RateLimiter
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 CLOSED_PORT_URL = "redis://127.0.0.1:1/0"

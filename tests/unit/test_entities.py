@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from aiweb.errors import InvalidInputError
-from aiweb.registry.entities import ModelRef, check_name
+from aiweb.names import check_name
+from aiweb.registry.entities import ModelRef
 
 
 @pytest.mark.parametrize(

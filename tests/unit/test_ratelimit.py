@@ -11,11 +11,10 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from aiweb.config import RateLimitSettings, Settings
-from aiweb.errors import AiwebError
+from aiweb.errors import AiwebError, RateLimitedError
 from aiweb.security import ratelimit
 from aiweb.security.ratelimit import (
     SCOPES,
-    RateLimitedError,
     RateLimiter,
     RateLimitResult,
     describe_limit,

@@ -6,11 +6,8 @@ from pathlib import Path
 import pytest
 
 from aiweb.config import Settings
-from aiweb.security.secrets import (
-    InsecureConfigurationError,
-    check_auth_binding,
-    resolve_secret_key,
-)
+from aiweb.errors import InsecureConfigurationError
+from aiweb.security.secrets import check_auth_binding, resolve_secret_key
 
 PG = "postgresql+psycopg://u@db/aiweb"
 

@@ -132,8 +132,8 @@ def import_(
 ) -> None:
     """Embed and upsert every row of FILE as a document (id, text, metadata columns)."""
     from aiweb.datasets.tables import iter_table, table_format
-    from aiweb.errors import DataFormatError
-    from aiweb.search.entities import CollectionNotFound, Document
+    from aiweb.errors import CollectionNotFound, DataFormatError
+    from aiweb.search.entities import Document
 
     fmt = table_format(file.name)
     started = time.perf_counter()

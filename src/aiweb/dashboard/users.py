@@ -20,8 +20,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from aiweb.db.orm import SqlDashboardUser, utcnow
-from aiweb.errors import ConflictError, InvalidInputError, NotFoundError
-from aiweb.registry.entities import check_name
+from aiweb.errors import ConflictError, InvalidInputError, UserNotFound
+from aiweb.names import check_name
 from aiweb.security.audit import AuditLog
 
 MIN_PASSWORD_CHARS = 12
@@ -49,13 +49,6 @@ class DashboardUser:
     @property
     def active(self) -> bool:
         return self.disabled_at is None
-
-
-class UserNotFound(NotFoundError):
-    """No dashboard user has this name."""
-
-    slug = "user-not-found"
-    title = "User not found"
 
 
 def check_password(password: str) -> None:

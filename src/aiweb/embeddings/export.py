@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from aiweb import datasets
+from aiweb.config import get_settings
 from aiweb.embeddings.model import (
     CONFIG_FILE,
     INT8_MODEL_FILE,
@@ -44,7 +46,7 @@ from aiweb.embeddings.model import (
     EmbedderConfig,
     OnnxEmbedder,
 )
-from aiweb.errors import AiwebError
+from aiweb.errors import ExportCheckError, ExportUnavailableError
 
 #: The int8 export is registered only when its embeddings agree this well (cosine) with
 #: both the fp32 export and sentence-transformers on every check sentence.
@@ -58,22 +60,6 @@ log = logging.getLogger(__name__)
 
 #: ``progress(stage, fraction)``: stage name and the fraction of the export done.
 Progress = Callable[[str, float], None]
-
-
-class ExportUnavailableError(AiwebError):
-    """The export's optional dependencies are not installed."""
-
-    status = 503
-    slug = "export-unavailable"
-    title = "Export dependencies missing"
-
-
-class ExportCheckError(AiwebError):
-    """The fp32 export does not reproduce sentence-transformers."""
-
-    status = 500
-    slug = "export-check-failed"
-    title = "Export check failed"
 
 
 @dataclass(frozen=True)
@@ -160,8 +146,6 @@ def _require_export_deps() -> tuple[Any, Any, Any]:
 def check_sentences(n: int, settings: Any = None) -> list[str]:
     """``n`` sentences from the shared data: half SST-2 dev, half SMS Spam Collection
     messages, sampled with a fixed seed (so every export checks the same texts)."""
-    from aiweb import datasets
-    from aiweb.config import get_settings
 
     settings = settings or get_settings()
     sst2 = datasets.load("sst2", settings)

@@ -31,6 +31,7 @@ from aiweb.embeddings.model import (
     TOKENIZER_FILE,
     EmbedderConfig,
 )
+from aiweb.errors import ModelNotFound
 from aiweb.registry.entities import PRODUCTION, ModelVersion
 from aiweb.registry.service import RegistryService
 
@@ -55,8 +56,6 @@ def _sha256(data: bytes) -> str:
 
 def installed(registry: RegistryService, name: str, weights_sha256: str) -> InstallResult | None:
     """The versions of ``name`` exported from these weights, if any (fp32 required)."""
-    from aiweb.errors import ModelNotFound
-
     try:
         versions = registry.list_versions(name)
     except ModelNotFound:

@@ -8,7 +8,8 @@ The local store also refuses paths that resolve (through symlinks) outside its r
 fsspec store keeps every key under its URL's prefix.
 
 Every store raises :class:`FileNotFoundError` when nothing (or only a "directory") is
-stored at a URI.
+stored at a URI. :func:`read_verified` reads an artifact and checks it against the sha256
+the registry recorded (:class:`~aiweb.errors.CorruptArtifactError` otherwise).
 
 Choose the store with :func:`open_artifact_store` (``AIWEB_ARTIFACTS_URL`` /
 ``AIWEB_ARTIFACTS_OPTIONS``; a local directory under ``AIWEB_HOME`` by default).
@@ -29,18 +30,13 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
 from fsspec.core import split_protocol, url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
-from aiweb.errors import InvalidInputError
+from aiweb.errors import CorruptArtifactError, UnsafeArtifactPath
 
 if TYPE_CHECKING:
     from aiweb.config import Settings
 
 #: Bytes read from a source file per step when streaming (put_file, get_file).
 CHUNK_BYTES = 1024 * 1024
-
-
-class UnsafeArtifactPath(InvalidInputError):
-    slug = "unsafe-artifact-path"
-    title = "Artifact path outside the store"
 
 
 class ArtifactStore(Protocol):
@@ -498,3 +494,29 @@ def open_artifact_store(settings: Settings) -> ArtifactStore:
     if local is not None:
         return LocalArtifactStore(local)
     return FsspecArtifactStore(url, settings.artifacts_options)
+
+
+def read_verified(artifacts: ArtifactStore, uri: str, sha256: str | None, what: str) -> bytes:
+    """The bytes at ``uri``, checked against ``sha256`` (when one was recorded).
+
+    Args:
+        artifacts: the store to read from.
+        uri: the artifact's relative URI.
+        sha256: the hex digest the registry recorded, or ``None`` to skip the check.
+        what: names the file in errors, e.g. ``"artifact of sentiment:3"``.
+
+    Raises:
+        CorruptArtifactError: the file is missing, or its sha256 differs.
+        UnsafeArtifactPath: ``uri`` is refused by :func:`check_artifact_uri`.
+    """
+    try:
+        data = artifacts.read_bytes(uri)
+    except FileNotFoundError:
+        raise CorruptArtifactError(f"{what} ({uri}) is missing from the artifact store") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if sha256 and digest != sha256:
+        raise CorruptArtifactError(
+            f"{what} has sha256 {digest[:12]}…, the registry recorded {sha256[:12]}…; "
+            "refusing to load it"
+        )
+    return data

@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from aiweb.errors import InvalidInputError
-
-#: Model and alias names: lower-case letters, digits, ``_`` and ``-``; 1 to 63 characters.
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+from aiweb.names import check_name
 
 PRODUCTION = "production"
 
 VERSION_STATUSES = ("pending", "ready", "failed")
-
-
-def check_name(value: str, kind: str = "model name") -> str:
-    """Return ``value`` if it is a valid model or alias name.
-
-    Raises:
-        InvalidInputError: the name does not match ``^[a-z0-9][a-z0-9_-]{0,62}$``.
-    """
-    if not NAME_PATTERN.fullmatch(value):
-        raise InvalidInputError(
-            f"invalid {kind} {value[:80]!r}: use 1 to 63 lower-case letters, digits, "
-            "'_' or '-', starting with a letter or digit"
-        )
-    return value
 
 
 @dataclass(frozen=True)

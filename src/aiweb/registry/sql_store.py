@@ -23,11 +23,11 @@ from aiweb.errors import (
     ModelNotFound,
     ModelVersionNotFound,
 )
+from aiweb.names import check_name
 from aiweb.registry.entities import (
     AliasEvent,
     ModelVersion,
     RegisteredModel,
-    check_name,
 )
 
 _VERSION_INSERT_ATTEMPTS = 5

@@ -9,23 +9,11 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from aiweb.errors import NotFoundError
-
 #: ``vector``: cosine similarity of embeddings; ``keyword``: BM25 (SQLite FTS5) or
 #: ``ts_rank_cd`` (PostgreSQL); ``hybrid``: reciprocal rank fusion of the two.
 Mode = Literal["vector", "keyword", "hybrid"]
 MODES: tuple[Mode, ...] = ("vector", "keyword", "hybrid")
 VectorIndexKind = Literal["embedded", "pgvector"]
-
-
-class CollectionNotFound(NotFoundError):
-    slug = "collection-not-found"
-    title = "Collection not found"
-
-
-class DocumentNotFound(NotFoundError):
-    slug = "document-not-found"
-    title = "Document not found"
 
 
 @dataclass(frozen=True)

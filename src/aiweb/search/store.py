@@ -21,14 +21,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from aiweb.db.orm import utcnow
-from aiweb.errors import ConflictError
+from aiweb.errors import CollectionNotFound, ConflictError, DocumentNotFound
 from aiweb.search import keyword, pgvector
 from aiweb.search.entities import (
     Changes,
     Collection,
-    CollectionNotFound,
     Document,
-    DocumentNotFound,
     StoredDocument,
 )
 from aiweb.search.filters import Filter

@@ -29,21 +29,16 @@ from aiweb.db.orm import SqlApiKey, utcnow
 from aiweb.errors import (
     ConflictError,
     InvalidInputError,
-    NotFoundError,
+    KeyNotFound,
     UnauthorizedError,
 )
-from aiweb.registry.entities import check_name
+from aiweb.names import check_name
 from aiweb.security.audit import AuditLog
 
 SCOPES = ("predict", "train", "admin")
 KEY_PATTERN = re.compile(r"^aiw_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 _DURATION = re.compile(r"^(\d{1,6})([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-class KeyNotFound(NotFoundError):
-    slug = "key-not-found"
-    title = "API key not found"
 
 
 def parse_duration(text: str) -> timedelta:

@@ -41,7 +41,7 @@ from limits.strategies import MovingWindowRateLimiter
 from redis.exceptions import RedisError
 
 from aiweb.config import RateLimitSettings
-from aiweb.errors import AiwebError
+from aiweb.errors import RateLimitedError
 
 __all__ = ["SCOPES", "RateLimitResult", "RateLimitedError", "RateLimiter"]
 
@@ -58,18 +58,6 @@ _REDIS_RETRY_S: Final = 5.0
 
 _WARN_INTERVAL_S: Final = 60.0
 """At most one warning about an unreachable Redis per this many seconds."""
-
-
-class RateLimitedError(AiwebError):
-    """A client spent its budget for a scope (HTTP 429).
-
-    The detail states the limit and when to retry; ``headers`` carry ``Retry-After`` and
-    the ``RateLimit-*`` fields (see :meth:`RateLimitResult.headers`).
-    """
-
-    status = 429
-    slug = "rate-limited"
-    title = "Too many requests"
 
 
 @dataclass(frozen=True)

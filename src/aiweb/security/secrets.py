@@ -8,7 +8,7 @@ import secrets
 from pathlib import Path
 
 from aiweb.config import Settings
-from aiweb.errors import AiwebError
+from aiweb.errors import InsecureConfigurationError
 
 MIN_LENGTH = 32
 #: Values seen in tutorials and templates; refused whatever their length.
@@ -30,11 +30,6 @@ WEAK_VALUES = frozenset(
         "default",
     }
 )
-
-
-class InsecureConfigurationError(AiwebError):
-    slug = "insecure-configuration"
-    title = "Refusing an insecure configuration"
 
 
 def is_production(settings: Settings) -> bool:
