@@ -37,6 +37,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from zipfile import BadZipFile
 
 import numpy as np
 import numpy.typing as npt
@@ -452,7 +453,14 @@ class RecommenderModel:
             with np.load(io.BytesIO(data), allow_pickle=False) as archive:
                 arrays = {k: archive[k] for k in archive.files}
             meta = json.loads(arrays.pop("meta.json").tobytes().decode("utf-8"))
-        except (ValueError, OSError, KeyError, UnicodeDecodeError) as exc:
+        except (
+            ValueError,
+            OSError,
+            KeyError,
+            UnicodeDecodeError,
+            EOFError,
+            BadZipFile,
+        ) as exc:
             raise UnsafeArtifactError(f"not a recommender artifact: {exc}") from None
         if (
             meta.get("format") != "aiweb-recommender"
