@@ -16,6 +16,10 @@ for why queries skip its micro-batcher) → rank:
 
 with the metadata filter applied inside each ranking (exact pre-filter), then read the
 hits' texts and metadata.
+
+This process's embedded indexes (creating, catching up, the background upkeep of their
+HNSW graphs and files) are kept by an :class:`~aiweb.search.indexing.IndexKeeper`, which
+the service holds as :attr:`SearchService.indexes`.
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -37,16 +40,17 @@ import orjson
 from aiweb.config import Settings
 from aiweb.errors import (
     BrokerUnavailableError,
+    CollectionNotFound,
     ConflictError,
     InvalidInputError,
     PayloadTooLargeError,
 )
-from aiweb.registry.entities import ModelVersion, check_name
+from aiweb.names import check_name
+from aiweb.registry.entities import ModelVersion
 from aiweb.search import pgvector
-from aiweb.search.embedded import AnnParams, EmbeddedIndex
+from aiweb.search.embedded import EmbeddedIndex
 from aiweb.search.entities import (
     Collection,
-    CollectionNotFound,
     Document,
     Hit,
     Mode,
@@ -54,6 +58,7 @@ from aiweb.search.entities import (
 )
 from aiweb.search.filters import Filter, check_field
 from aiweb.search.index import Keys, Scores
+from aiweb.search.indexing import IndexKeeper, ann_params
 from aiweb.search.store import SearchStore
 
 if TYPE_CHECKING:
@@ -128,6 +133,11 @@ class SearchService:
         on_loaded: called after the upkeep thread loaded the indexes of every
             collection at start (the app freezes them out of the garbage collector's
             scans with :func:`aiweb.serving.gc.tune_after_load`).
+
+    Attributes:
+        indexes: this process's embedded indexes and their upkeep.
+        root: where index files live (``<home>/search``).
+        params: HNSW parameters and thresholds (from ``settings.search``).
     """
 
     def __init__(
@@ -147,124 +157,41 @@ class SearchService:
         self.settings = settings
         self.config = settings.search
         self.jobs = jobs
-        self.root = settings.home / "search"
-        self.params = AnnParams(
-            threshold=self.config.ann_threshold,
-            connectivity=self.config.ann_connectivity,
-            expansion_add=self.config.ann_expansion_add,
-            expansion_search=self.config.ann_expansion_search,
-            refresh_dirty=self.config.ann_refresh_dirty,
-            build_threads=self.config.ann_build_threads,
+        self.indexes = IndexKeeper(
+            store,
+            settings.home / "search",
+            ann_params(self.config),
+            interval_s=self.config.upkeep_interval_s,
+            on_loaded=on_loaded,
         )
-        self._indexes: dict[int, EmbeddedIndex] = {}
-        self._indexes_lock = threading.Lock()
-        self._sync_locks: dict[int, threading.Lock] = {}
-        self._versions: dict[tuple[str, int], ModelVersion] = {}
+        self.root = self.indexes.root
+        self.params = self.indexes.params
         self._seen: dict[str, Collection] = {}
         self._on_query = on_query
-        self._on_loaded = on_loaded
-        self._query_embedders: dict[tuple[str, int], OnnxEmbedder] = {}
         self._query_slots = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
         self._pgvector: bool | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
         """Start the background upkeep thread (catch-up and HNSW builds)."""
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._upkeep_forever, name="aiweb-search-upkeep", daemon=True
-            )
-            self._thread.start()
+        self.indexes.start()
 
     def close(self) -> None:
         """Stop the upkeep thread (a graph being built is abandoned)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=60)
-            self._thread = None
-
-    def _upkeep_forever(self) -> None:
-        first = True
-        while not self._stop.is_set():
-            try:
-                self.upkeep(load_all=first)
-                if first and self._on_loaded is not None:
-                    self._on_loaded()
-                first = False
-            except Exception:  # the database away for a moment: try again next round
-                log.warning("search index upkeep failed", exc_info=True)
-            self._stop.wait(self.config.upkeep_interval_s)
+        self.indexes.close()
 
     def upkeep(self, *, load_all: bool = False) -> dict[str, str]:
-        """Catch every loaded embedded index up with the database, build, load, refresh or
-        drop HNSW graphs, forget deleted collections. ``load_all`` also loads the indexes
-        of collections this process has not searched yet (done once at start).
+        """One round of index upkeep (see :meth:`IndexKeeper.upkeep`).
+
+        Args:
+            load_all: also load the indexes of collections this process has not searched
+                yet (done once at start).
 
         Returns:
             ``{collection name: what upkeep did}`` (see :meth:`EmbeddedIndex.upkeep`).
         """
-        revisions = self.store.revisions()
-        done: dict[str, str] = {}
-        gone = []
-        with self._indexes_lock:
-            for cid, index in list(self._indexes.items()):
-                if revisions.get(cid, ("", 0))[0] != index.collection.uid:
-                    gone.append(self._indexes.pop(cid))
-        for index in gone:  # deleted (perhaps by another process): its files too
-            index.remove_files()
-        if load_all:
-            self._remove_orphan_files()
-            for collection in self.store.list_collections():
-                if collection.vector_index == "embedded" and not self._stop.is_set():
-                    self._index(collection)
-        for cid, index in list(self._indexes.items()):
-            if self._stop.is_set():
-                break
-            uid, revision = revisions.get(cid, ("", 0))
-            if uid != index.collection.uid:
-                continue
-            if index.revision < revision:
-                self._sync(index, revision)
-            done[index.collection.name] = index.upkeep(revision, self._stop)
-        return done
-
-    def _remove_orphan_files(self) -> None:
-        """Delete index directories of collections that no longer exist (deleted while
-        this server was down)."""
-        if not self.root.is_dir():
-            return
-        candidates = [d for d in self.root.iterdir() if d.is_dir()]
-        if not candidates:
-            return
-        live = {uid for uid, _ in self.store.revisions().values()}
-        for directory in candidates:
-            if directory.name not in live:
-                log.info("removing the index files of a deleted collection: %s", directory)
-                shutil.rmtree(directory, ignore_errors=True)
-
-    def _index(self, collection: Collection) -> EmbeddedIndex:
-        """This process's embedded index of ``collection``, caught up with
-        ``collection.revision``."""
-        index = self._indexes.get(collection.id)
-        if index is None or index.collection.uid != collection.uid:
-            with self._indexes_lock:
-                index = self._indexes.get(collection.id)
-                if index is None or index.collection.uid != collection.uid:
-                    index = EmbeddedIndex(collection, self.root / collection.uid, self.params)
-                    self._indexes[collection.id] = index
-                    self._sync_locks[collection.id] = threading.Lock()
-        if index.revision < collection.revision:
-            self._sync(index, collection.revision)
-        return index
-
-    def _sync(self, index: EmbeddedIndex, revision: int) -> None:
-        lock = self._sync_locks.setdefault(index.collection.id, threading.Lock())
-        with lock:
-            if index.revision < revision:
-                index.apply(self.store.changes(index.collection, index.revision))
+        return self.indexes.upkeep(load_all=load_all)
 
     def embedded_index(self, name: str) -> EmbeddedIndex:
         """The caught-up embedded index of collection ``name`` (tests, benchmarks).
@@ -276,7 +203,7 @@ class SearchService:
         collection = self.store.get_collection(name)
         if collection.vector_index != "embedded":
             raise InvalidInputError(f"collection {name!r} uses {collection.vector_index}")
-        return self._index(collection)
+        return self.indexes.index(collection)
 
     def _record(
         self,
@@ -423,11 +350,7 @@ class SearchService:
         collection = self.store.get_collection(name)
         self.store.delete_collection(collection)
         self._seen.pop(name, None)
-        with self._indexes_lock:
-            index = self._indexes.pop(collection.id, None)
-        if index is None:
-            index = EmbeddedIndex(collection, self.root / collection.uid, self.params)
-        index.remove_files()
+        self.indexes.remove(collection)
         self._record(
             actor,
             "collection.delete",
@@ -464,13 +387,11 @@ class SearchService:
                 )
 
     def model_version(self, collection: Collection) -> ModelVersion:
-        """The collection's embedding model version (cached)."""
-        key = (collection.embedding_model, collection.embedding_version)
-        version = self._versions.get(key)
-        if version is None:
-            version = self.registry.get_version(*key)
-            self._versions[key] = version
-        return version
+        """The collection's embedding model version (from the embedder pool's version
+        cache once its embedder is loaded)."""
+        name, number = collection.embedding_model, collection.embedding_version
+        version = self.embedders.loaded_version(name, number)
+        return version if version is not None else self.registry.get_version(name, number)
 
     async def upsert(
         self,
@@ -628,13 +549,12 @@ class SearchService:
         raise ConflictError(f"collection {name!r} keeps changing its embedding model; retry")
 
     async def _query_embedder(self, collection: Collection) -> OnnxEmbedder:
-        """The pool's loaded embedder of the collection's model version."""
-        key = (collection.embedding_model, collection.embedding_version)
-        embedder = self._query_embedders.get(key)
+        """The pool's loaded embedder of the collection's model version (the pool's
+        version cache holds it; loaded on first use)."""
+        name, number = collection.embedding_model, collection.embedding_version
+        embedder = self.embedders.loaded_embedder(name, number)
         if embedder is None:
-            version = await anyio.to_thread.run_sync(self.model_version, collection)
-            embedder = await anyio.to_thread.run_sync(self.embedders.get, version)
-            self._query_embedders[key] = embedder
+            embedder = await anyio.to_thread.run_sync(self.embedders.pinned, name, number)
         return embedder
 
     def _embed_query(
@@ -685,7 +605,7 @@ class SearchService:
             return current, None
         where = Filter.parse(filter, current.metadata_fields)
         if current.vector_index == "embedded" and mode != "keyword":
-            self._index(current)
+            self.indexes.index(current)
         query_vector = embeddings.vectors[0] if embeddings is not None else None
         hits = self._rank(current, query, query_vector, top_k, where, mode)
         truncated = bool(embeddings.truncated[0]) if embeddings and embeddings.truncated else False
@@ -699,7 +619,7 @@ class SearchService:
             return self.store.pgvector_search(
                 collection, query, k, where, self.config.pgvector_ef_search
             )
-        index = self._index(collection)
+        index = self.indexes.index(collection)
         allowed = self.store.filter_keys(collection, where) if where is not None else None
         return index.search(query, k, allowed)
 
