@@ -15,6 +15,7 @@ from aiweb.dashboard import views
 from aiweb.db.base import Base
 from aiweb.db.orm import SqlFeedback, SqlPrediction
 from aiweb.db.session import make_engine, make_session_factory
+from aiweb.monitoring.stats import PredictionStats
 
 VENDOR = Path(views.__file__).parent / "static" / "vendor"
 
@@ -126,7 +127,7 @@ def test_traffic_counts_per_hour_and_latency_quantiles(sessions) -> None:  # typ
         )
     with sessions() as session, session.begin():
         session.execute(insert(SqlPrediction), rows)
-    stats = views.traffic(sessions, now=now)
+    stats = PredictionStats(sessions).traffic(now=now)
     sentiment = stats["models"]["sentiment"]
     assert sentiment["n"] == 3  # the one of 25 h ago is outside the window
     assert sentiment["per_hour"][-1] == 2  # 12:25 and 12:20 in the 12:00 hour
@@ -157,7 +158,7 @@ def test_daily_accuracy_from_feedback(sessions) -> None:  # type: ignore[no-unty
         )
     with sessions() as session, session.begin():
         session.execute(insert(SqlFeedback), rows)
-    series = views.accuracy_series(sessions, "m", 3, now=now)
+    series = PredictionStats(sessions).accuracy_series("m", 3, now=now)
     assert series["days"][-1] == "2026-11-21"
     assert series["n"][-1] == 3
     assert series["accuracy"][-1] == pytest.approx(2 / 3, abs=1e-4)

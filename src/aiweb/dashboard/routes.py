@@ -1,49 +1,50 @@
 """The dashboard's pages: server-rendered HTML (Jinja2) made live with htmx.
 
-Every page needs a dashboard session (see :mod:`aiweb.dashboard.session`); without
-one a browser is sent to ``/login`` (htmx requests get ``HX-Redirect``). Every POST
-checks the session's CSRF token and, when the browser sends one, that ``Origin`` is this
-server. Actions go through the same services as the API and are audited with the
-actor ``dashboard:<name>``.
+Each page gathers its data from the services the app built (the registry, monitoring,
+jobs, keys, the audit log, the tasks' services) and renders a template; sessions, CSRF
+checks, flash messages and rendering are :mod:`aiweb.dashboard.web`'s. Every page needs
+a dashboard session; every POST checks the session's CSRF token and, when the browser
+sends one, that ``Origin`` is this server. Actions go through the same services as the
+API and are audited with the actor ``dashboard:<name>``.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, urlsplit
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
-from starlette.datastructures import FormData
 
-from aiweb import __version__
 from aiweb.api.problems import request_id
 from aiweb.classification.service import PredictionService
 from aiweb.dashboard import views
-from aiweb.dashboard.session import (
-    CSRF_FIELD,
-    CSRF_HEADER,
-    FLASH_COOKIE,
-    FLASH_MAX_AGE_S,
-    LOGIN_CSRF_COOKIE,
-    SESSION_COOKIE,
-    DashboardSession,
-    SessionCodec,
-    clear_cookie,
-    set_cookie,
-    tokens_match,
-)
+from aiweb.dashboard.session import DashboardSession
 from aiweb.dashboard.users import UserService
-from aiweb.errors import AiwebError, NotFoundError, UnauthorizedError
+from aiweb.dashboard.web import (
+    HERE,
+    SessionDep,
+    app_state,
+    checked_form,
+    enter,
+    field,
+    install_handlers,
+    is_htmx,
+    issue_session,
+    leave,
+    login_form,
+    redirect_with_flash,
+    render,
+    render_error,
+    render_login,
+    safe_next,
+)
+from aiweb.errors import AiwebError, UnauthorizedError
 from aiweb.jobs.env import JobEnv
 from aiweb.jobs.service import JobService
+from aiweb.monitoring.stats import PredictionStats
 from aiweb.recommendations.service import RecommendationService
 from aiweb.registry.entities import PRODUCTION
 from aiweb.registry.service import RegistryService
@@ -54,172 +55,22 @@ from aiweb.security.ratelimit import RateLimiter
 
 log = logging.getLogger("aiweb.dashboard")
 
-HERE = Path(__file__).parent
-templates = Jinja2Templates(directory=str(HERE / "templates"))
-templates.env.globals["aiweb_version"] = __version__
-templates.env.filters["series"] = lambda models, field: [
-    {"name": name, "values": stats[field]} for name, stats in sorted(models.items())
-]
-
 CLASSIFICATION_TASKS = ("text-classification",)
 RECOMMENDATION_TASKS = ("recommendation",)
 ACTIVE_JOB_STATES = ("pending", "running")
 AUDIT_PAGE = 50
 
 
-class LoginRequired(Exception):
-    """No valid dashboard session; carries where to go back after logging in."""
-
-    def __init__(self, next_path: str) -> None:
-        super().__init__(next_path)
-        self.next_path = next_path
-
-
-class CsrfRejected(Exception):
-    """A POST without the session's CSRF token, or from another origin."""
-
-
-# -- plumbing ------------------------------------------------------------------------------
-
-
-def _codec(request: Request) -> SessionCodec:
-    codec: SessionCodec = request.app.state.dashboard_sessions
-    return codec
-
-
-def _state(request: Request) -> Any:
-    return request.app.state
-
-
-def _safe_next(value: str | None) -> str:
-    """A local path to return to after login (never another site)."""
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
-        return "/"
-    parts = urlsplit(value)
-    if parts.scheme or parts.netloc:
-        return "/"
-    return value
-
-
-async def current_session(request: Request) -> DashboardSession:
-    """The logged-in session, checked against the keys and users tables.
-
-    Raises:
-        LoginRequired: no cookie, a bad one, or its key/user is no longer allowed in.
-    """
-    session = _codec(request).read(request.cookies.get(SESSION_COOKIE))
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    if session is None or not await anyio.to_thread.run_sync(_still_allowed, request, session):
-        raise LoginRequired(target)
-    request.state.dashboard_session = session
-    return session
-
-
-def _still_allowed(request: Request, session: DashboardSession) -> bool:
-    state = _state(request)
-    try:
-        if session.kind == "key":
-            keys: KeyService = state.keys
-            key = keys.get(session.name)
-            return key.state() == "active" and key.allows("admin")
-        users: UserService = state.dashboard_users
-        user = users.get(session.name)
-    except NotFoundError:
-        return False
-    return user.active and tokens_match(user.stamp, session.stamp)
-
-
-SessionDep = Annotated[DashboardSession, Depends(current_session)]
-
-
-async def checked_form(request: Request, session: DashboardSession) -> FormData:
-    """The POSTed form, after the CSRF and origin checks.
-
-    Raises:
-        CsrfRejected: missing or wrong token, or a foreign ``Origin``.
-    """
-    origin = request.headers.get("origin")
-    # "null" is what browsers send under some referrer policies; the token still decides
-    if origin and origin != "null" and origin != f"{request.url.scheme}://{request.url.netloc}":
-        raise CsrfRejected()
-    form = await request.form()
-    token = form.get(CSRF_FIELD)
-    given = token if isinstance(token, str) else request.headers.get(CSRF_HEADER)
-    if not tokens_match(session.csrf, given):
-        raise CsrfRejected()
-    return form
-
-
-def _field(form: FormData, name: str, default: str = "") -> str:
-    value = form.get(name, default)
-    return value.strip() if isinstance(value, str) else default
-
-
-def _is_htmx(request: Request) -> bool:
-    return request.headers.get("hx-request") == "true"
-
-
-def _flash(request: Request) -> dict[str, str] | None:
-    return _codec(request).read_flash(request.cookies.get(FLASH_COOKIE))
-
-
-def _redirect_with_flash(request: Request, to: str, kind: str, text: str) -> RedirectResponse:
-    response = RedirectResponse(to, status_code=303)
-    value = _codec(request).sign_flash(kind, text)
-    set_cookie(response, request, FLASH_COOKIE, value, FLASH_MAX_AGE_S)
-    return response
-
-
-def render(
-    request: Request,
-    template: str,
-    context: dict[str, Any],
-    *,
-    session: DashboardSession | None = None,
-    status_code: int = 200,
-) -> HTMLResponse:
-    """Render ``template`` with the common context (session, CSRF token, flash)."""
-    flash = _flash(request)
-    base = {
-        "session": session,
-        "csrf": session.csrf if session else "",
-        "flash": flash,
-        "path": request.url.path,
-        "now": datetime.now(UTC),
-    }
-    response = templates.TemplateResponse(
-        request, template, {**base, **context}, status_code=status_code
-    )
-    response.headers["Cache-Control"] = "no-store"
-    # forms then carry a real Origin header (no-referrer makes browsers send "null")
-    response.headers["Referrer-Policy"] = "same-origin"
-    if flash is not None:
-        clear_cookie(response, request, FLASH_COOKIE)
-    return response
-
-
 def install(app: FastAPI) -> None:
     """Mount the dashboard on ``app``: static files, pages and its error handlers."""
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="dashboard-static")
     app.include_router(router)
+    install_handlers(app)
 
-    async def login_required(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, LoginRequired)
-        to = f"/login?next={quote(_safe_next(exc.next_path), safe='/')}"
-        if _is_htmx(request):
-            return Response(status_code=200, headers={"HX-Redirect": to})
-        return RedirectResponse(to, status_code=303)
 
-    async def csrf_rejected(request: Request, exc: Exception) -> Response:
-        detail = (
-            "This form was not sent by this dashboard page (missing or old security token). "
-            "Reload the page and try again."
-        )
-        context = {"title": "Form expired", "detail": detail}
-        return render(request, "error.html", context, status_code=403)
-
-    app.add_exception_handler(LoginRequired, login_required)
-    app.add_exception_handler(CsrfRejected, csrf_rejected)
+def _stats(state: Any) -> PredictionStats:
+    """Traffic and accuracy from the prediction log and feedback."""
+    return PredictionStats(state.dashboard_db)
 
 
 router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
@@ -231,35 +82,23 @@ router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
 @router.get("/login")
 async def login_page(request: Request, next: str = "/") -> Response:
     """The login form (admin API key, or username and password)."""
-    return _login_form(request, _safe_next(next))
+    return _login_form(request, safe_next(next))
 
 
 def _login_form(
     request: Request, next_path: str, error: str | None = None, status: int = 200
 ) -> Response:
     """The login page with a fresh double-submit CSRF token (cookie and hidden field)."""
-    token = secrets.token_urlsafe(32)
-    response = render(
-        request,
-        "login.html",
-        {"next": next_path, "login_csrf": token, "error": error},
-        status_code=status,
-    )
-    set_cookie(response, request, LOGIN_CSRF_COOKIE, token, 3600, path="/login")
-    return response
+    context = {"next": next_path, "error": error}
+    return render_login(request, "login.html", context, status_code=status)
 
 
 @router.post("/login")
 async def login(request: Request) -> Response:
     """Check the credentials, then set the session cookie and go to ``next``."""
-    state = _state(request)
-    form = await request.form()
-    next_path = _safe_next(_field(form, "next", "/"))
-    given = form.get(CSRF_FIELD)
-    if not tokens_match(
-        request.cookies.get(LOGIN_CSRF_COOKIE, ""), given if isinstance(given, str) else None
-    ):
-        raise CsrfRejected()
+    state = app_state(request)
+    form = await login_form(request)
+    next_path = safe_next(field(form, "next", "/"))
     limiter: RateLimiter = state.rate_limiter
     if limiter.enabled:
         attempt = await anyio.to_thread.run_sync(
@@ -269,8 +108,8 @@ async def login(request: Request) -> Response:
             return _login_form(
                 request, next_path, f"Too many attempts; wait {attempt.retry_after_s}s.", 429
             )
-    token = _field(form, "token")
-    username = _field(form, "username")
+    token = field(form, "token")
+    username = field(form, "username")
     password = form.get("password")
     kind: str
     name: str
@@ -300,27 +139,21 @@ async def login(request: Request) -> Response:
         return _login_form(
             request, next_path, "Enter an admin API key, or a username and password.", 422
         )
-    codec = _codec(request)
-    value, session = codec.issue("key" if kind == "key" else "user", name, stamp)
+    value, session = issue_session(request, "key" if kind == "key" else "user", name, stamp)
     audit: AuditLog = state.audit
     await anyio.to_thread.run_sync(
         lambda: audit.record(
             session.actor, "dashboard.login", f"{kind}:{name}", request_id=request_id(request)
         )
     )
-    response = RedirectResponse(next_path, status_code=303)
-    set_cookie(response, request, SESSION_COOKIE, value, codec.max_age_s)
-    clear_cookie(response, request, LOGIN_CSRF_COOKIE, path="/login")
-    return response
+    return enter(request, value, next_path)
 
 
 @router.post("/logout")
 async def logout(request: Request, session: SessionDep) -> Response:
     """End the session (the cookie is dropped)."""
     await checked_form(request, session)
-    response = RedirectResponse("/login", status_code=303)
-    clear_cookie(response, request, SESSION_COOKIE)
-    return response
+    return leave(request)
 
 
 # -- overview and models ---------------------------------------------------------------------
@@ -329,10 +162,10 @@ async def logout(request: Request, session: SessionDep) -> Response:
 @router.get("/")
 async def overview(request: Request, session: SessionDep) -> Response:
     """Requests, latency and errors overall and per model; drift badges."""
-    state = _state(request)
+    state = app_state(request)
 
     def gather() -> dict[str, Any]:
-        stats = views.traffic(state.dashboard_db)
+        stats = _stats(state).traffic()
         return {
             "http": views.http_summary(),
             "traffic": stats,
@@ -346,10 +179,10 @@ async def overview(request: Request, session: SessionDep) -> Response:
 @router.get("/models")
 async def models_page(request: Request, session: SessionDep) -> Response:
     """Every registered model with its production version and drift."""
-    state = _state(request)
+    state = app_state(request)
 
     def gather() -> dict[str, Any]:
-        stats = views.traffic(state.dashboard_db)
+        stats = _stats(state).traffic()
         return {"rows": views.model_rows(state.registry, state.drift, stats)}
 
     return render(request, "models.html", await anyio.to_thread.run_sync(gather), session=session)
@@ -358,59 +191,50 @@ async def models_page(request: Request, session: SessionDep) -> Response:
 @router.get("/models/{name}")
 async def model_page(request: Request, name: str, session: SessionDep) -> Response:
     """A model's versions, aliases (promote, roll back), live performance and drift."""
-    state = _state(request)
+    state = app_state(request)
     try:
         context = await anyio.to_thread.run_sync(
             lambda: views.model_detail(
-                state.registry, state.drift, state.feedback, state.dashboard_db, name
+                state.registry, state.drift, state.feedback, _stats(state), name
             )
         )
     except AiwebError as exc:
-        return _not_found(request, session, exc)
+        return render_error(request, session, exc)
     return render(request, "model.html", context, session=session)
 
 
 @router.get("/models/{name}/versions/{version}")
 async def version_page(request: Request, name: str, version: int, session: SessionDep) -> Response:
     """A version's evaluation report, confusion matrix heatmap and lineage."""
-    registry: RegistryService = _state(request).registry
+    registry: RegistryService = app_state(request).registry
     try:
         context = await anyio.to_thread.run_sync(
             lambda: views.version_detail(registry, name, version)
         )
     except AiwebError as exc:
-        return _not_found(request, session, exc)
+        return render_error(request, session, exc)
     return render(request, "version.html", context, session=session)
-
-
-def _not_found(request: Request, session: DashboardSession, exc: AiwebError) -> Response:
-    return render(
-        request,
-        "error.html",
-        {"title": exc.title, "detail": exc.detail},
-        session=session,
-        status_code=exc.status,
-    )
 
 
 @router.post("/models/{name}/promote")
 async def promote(request: Request, name: str, session: SessionDep) -> Response:
     """Point an alias (default ``production``) at a version."""
     form = await checked_form(request, session)
-    registry: RegistryService = _state(request).registry
-    alias = _field(form, "alias", PRODUCTION) or PRODUCTION
+    registry: RegistryService = app_state(request).registry
+    alias = field(form, "alias", PRODUCTION) or PRODUCTION
     try:
-        version = int(_field(form, "version"))
+        version = int(field(form, "version"))
         event = await anyio.to_thread.run_sync(
             lambda: registry.promote(
                 name, version, alias, actor=session.actor, request_id=request_id(request)
             )
         )
     except ValueError:
-        return _redirect_with_flash(request, f"/models/{name}", "error", "Choose a version.")
+        return redirect_with_flash(request, f"/models/{name}", "error", "Choose a version.")
     except AiwebError as exc:
-        return _redirect_with_flash(request, f"/models/{name}", "error", exc.detail)
-    return _redirect_with_flash(
+        return redirect_with_flash(request, f"/models/{name}", "error", exc.detail)
+    await registry.alias_moved(name)  # this process serves the new target at once
+    return redirect_with_flash(
         request,
         f"/models/{name}",
         "ok",
@@ -422,8 +246,8 @@ async def promote(request: Request, name: str, session: SessionDep) -> Response:
 async def rollback(request: Request, name: str, session: SessionDep) -> Response:
     """Move an alias back to the version it pointed at before."""
     form = await checked_form(request, session)
-    registry: RegistryService = _state(request).registry
-    alias = _field(form, "alias", PRODUCTION) or PRODUCTION
+    registry: RegistryService = app_state(request).registry
+    alias = field(form, "alias", PRODUCTION) or PRODUCTION
     try:
         event = await anyio.to_thread.run_sync(
             lambda: registry.rollback(
@@ -431,8 +255,9 @@ async def rollback(request: Request, name: str, session: SessionDep) -> Response
             )
         )
     except AiwebError as exc:
-        return _redirect_with_flash(request, f"/models/{name}", "error", exc.detail)
-    return _redirect_with_flash(
+        return redirect_with_flash(request, f"/models/{name}", "error", exc.detail)
+    await registry.alias_moved(name)
+    return redirect_with_flash(
         request,
         f"/models/{name}",
         "ok",
@@ -461,7 +286,7 @@ async def _playground_page(
     recs: dict[str, Any] | None = None,
 ) -> Response:
     """The whole playground page (a GET, or a POST from a browser without JavaScript)."""
-    registry: RegistryService = _state(request).registry
+    registry: RegistryService = app_state(request).registry
     models = await anyio.to_thread.run_sync(registry.list_models)
     context = {
         "models": views.servable(models, CLASSIFICATION_TASKS),
@@ -478,8 +303,8 @@ async def _playground_page(
 async def playground_predict(request: Request, session: SessionDep) -> Response:
     """Classify the posted text; htmx swaps in the result, else the whole page renders."""
     form = await checked_form(request, session)
-    state = _state(request)
-    model = _field(form, "model")
+    state = app_state(request)
+    model = field(form, "model")
     text = str(form.get("text", ""))
     result: dict[str, Any]
     predictions: PredictionService = state.predictions
@@ -511,7 +336,7 @@ async def playground_predict(request: Request, session: SessionDep) -> Response:
         result, status = {"ok": False, "error": str(exc)}, 422
     except AiwebError as exc:
         result, status = {"ok": False, "error": exc.detail}, exc.status
-    if _is_htmx(request):
+    if is_htmx(request):
         # htmx swaps only 2xx answers by default: the error text comes back with 200
         return render(request, "_prediction.html", {"result": result}, session=session)
     return await _playground_page(
@@ -524,9 +349,9 @@ async def playground_recommend(request: Request, session: SessionDep) -> Respons
     """Recommendations for a user id, with their reasons and titles (htmx fragment, or the
     whole page without JavaScript)."""
     form = await checked_form(request, session)
-    state = _state(request)
-    model = _field(form, "model")
-    user_id = _field(form, "user_id")
+    state = app_state(request)
+    model = field(form, "model")
+    user_id = field(form, "user_id")
     recs: dict[str, Any]
     status = 200
     try:
@@ -538,7 +363,7 @@ async def playground_recommend(request: Request, session: SessionDep) -> Respons
         body = await service.recommend(model, user_id, n=10)
         items = body["items"]
         titles = await anyio.to_thread.run_sync(
-            views.item_titles, state.dashboard_db, [i["item_id"] for i in items]
+            service.store.item_titles, [i["item_id"] for i in items]
         )
         recs = {
             "ok": True,
@@ -557,7 +382,7 @@ async def playground_recommend(request: Request, session: SessionDep) -> Respons
         recs, status = {"ok": False, "error": str(exc)}, 422
     except AiwebError as exc:
         recs, status = {"ok": False, "error": exc.detail}, exc.status
-    if _is_htmx(request):
+    if is_htmx(request):
         return render(request, "_recommendations.html", {"recs": recs}, session=session)
     return await _playground_page(request, session, status_code=status, recs=recs)
 
@@ -577,7 +402,7 @@ JobStatus = Annotated[str | None, Query(pattern="^(|pending|running|succeeded|fa
 @router.get("/jobs")
 async def jobs_page(request: Request, session: SessionDep, status: JobStatus = None) -> Response:
     """Jobs, newest first; the table refreshes itself while a job is active."""
-    env: JobEnv = _state(request).job_env
+    env: JobEnv = app_state(request).job_env
     context = await anyio.to_thread.run_sync(_jobs_context, env, status)
     return render(request, "jobs.html", context, session=session)
 
@@ -585,7 +410,7 @@ async def jobs_page(request: Request, session: SessionDep, status: JobStatus = N
 @router.get("/jobs/table")
 async def jobs_table(request: Request, session: SessionDep, status: JobStatus = None) -> Response:
     """The jobs table alone (polled by htmx every second while a job is active)."""
-    env: JobEnv = _state(request).job_env
+    env: JobEnv = app_state(request).job_env
     context = await anyio.to_thread.run_sync(_jobs_context, env, status)
     return render(request, "_jobs_table.html", context, session=session)
 
@@ -594,14 +419,14 @@ async def jobs_table(request: Request, session: SessionDep, status: JobStatus = 
 async def cancel_job(request: Request, job_id: str, session: SessionDep) -> Response:
     """Cancel a pending or running job."""
     await checked_form(request, session)
-    service: JobService = _state(request).jobs
+    service: JobService = app_state(request).jobs
     try:
         await anyio.to_thread.run_sync(
             lambda: service.cancel(job_id, actor=session.actor, request_id=request_id(request))
         )
     except AiwebError as exc:
-        return _redirect_with_flash(request, "/jobs", "error", exc.detail)
-    return _redirect_with_flash(request, "/jobs", "ok", f"Job {job_id[:8]} cancelled.")
+        return redirect_with_flash(request, "/jobs", "error", exc.detail)
+    return redirect_with_flash(request, "/jobs", "ok", f"Job {job_id[:8]} cancelled.")
 
 
 # -- API keys --------------------------------------------------------------------------------
@@ -610,7 +435,7 @@ async def cancel_job(request: Request, job_id: str, session: SessionDep) -> Resp
 @router.get("/keys")
 async def keys_page(request: Request, session: SessionDep) -> Response:
     """API keys with their scopes and state; create and revoke."""
-    keys: KeyService = _state(request).keys
+    keys: KeyService = app_state(request).keys
     context = {"keys": await anyio.to_thread.run_sync(keys.list), "scopes": SCOPES}
     return render(request, "keys.html", context, session=session)
 
@@ -619,10 +444,10 @@ async def keys_page(request: Request, session: SessionDep) -> Response:
 async def create_key(request: Request, session: SessionDep) -> Response:
     """Create a key and show its secret once, on this response only."""
     form = await checked_form(request, session)
-    keys: KeyService = _state(request).keys
-    name = _field(form, "name")
+    keys: KeyService = app_state(request).keys
+    name = field(form, "name")
     scopes = [s for s in form.getlist("scopes") if isinstance(s, str)]
-    expires = _field(form, "expires_in")
+    expires = field(form, "expires_in")
     secret = None
     error = None
     created = None
@@ -660,9 +485,9 @@ async def create_key(request: Request, session: SessionDep) -> Response:
 async def revoke_key(request: Request, name: str, session: SessionDep) -> Response:
     """Revoke a key (servers stop accepting it within seconds)."""
     await checked_form(request, session)
-    keys: KeyService = _state(request).keys
+    keys: KeyService = app_state(request).keys
     if session.kind == "key" and session.name == name:
-        return _redirect_with_flash(
+        return redirect_with_flash(
             request, "/keys", "error", "You are logged in with this key; log in another way first."
         )
     try:
@@ -670,8 +495,8 @@ async def revoke_key(request: Request, name: str, session: SessionDep) -> Respon
             lambda: keys.revoke(name, actor=session.actor, request_id=request_id(request))
         )
     except AiwebError as exc:
-        return _redirect_with_flash(request, "/keys", "error", exc.detail)
-    return _redirect_with_flash(request, "/keys", "ok", f"API key {name} revoked.")
+        return redirect_with_flash(request, "/keys", "error", exc.detail)
+    return redirect_with_flash(request, "/keys", "ok", f"API key {name} revoked.")
 
 
 # -- audit -----------------------------------------------------------------------------------
@@ -685,7 +510,7 @@ async def audit_page(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> Response:
     """The audit log, newest first, 50 per page, filtered by action."""
-    audit: AuditLog = _state(request).audit
+    audit: AuditLog = app_state(request).audit
     events, total = await anyio.to_thread.run_sync(
         lambda: audit.list(limit=AUDIT_PAGE, offset=offset, action=action or None)
     )

@@ -1,7 +1,8 @@
-"""What the dashboard pages show, computed from the database and the metrics.
+"""What the dashboard pages show, computed from the services and the metrics.
 
-Plain functions returning plain dicts, so they are tested without a browser. Traffic and
-latency per model come from the prediction log (durable, the same for every worker);
+Plain functions returning plain dicts, so they are tested without a browser; they read
+no table themselves. Traffic and latency per model come from the prediction log
+(:class:`aiweb.monitoring.stats.PredictionStats`, durable, the same for every worker);
 HTTP totals and error rates from the Prometheus metrics of the running server
 (:func:`aiweb.monitoring.metrics.render`, all workers in multiprocess mode).
 
@@ -15,25 +16,17 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
 
-from aiweb.db.orm import SqlFeedback, SqlPrediction
 from aiweb.errors import ConflictError, NotFoundError
 from aiweb.monitoring.drift import MIN_SAMPLES, DriftService
 from aiweb.monitoring.feedback import FeedbackService
 from aiweb.monitoring.metrics import render
-from aiweb.recommendations.orm import SqlItem
+from aiweb.monitoring.stats import PredictionStats
 from aiweb.registry.entities import PRODUCTION, ModelVersion, RegisteredModel
 from aiweb.registry.service import RegistryService
-
-MAX_ROWS = 200_000
-"""Most prediction rows read for one overview (newest first)."""
 
 HEAT_LEVELS = 10
 """Colour steps of the confusion-matrix heatmap (CSS classes ``heat-0`` … ``heat-9``)."""
@@ -130,54 +123,6 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else seconds * 1000.0
 
 
-def _hours(now: datetime, n: int) -> list[datetime]:
-    end = now.replace(minute=0, second=0, microsecond=0)
-    return [end - timedelta(hours=n - 1 - i) for i in range(n)]
-
-
-def traffic(
-    sessions: sessionmaker[Session], *, now: datetime | None = None, hours: int = 24
-) -> dict[str, Any]:
-    """Predictions per model over the last ``hours`` hours, from the prediction log.
-
-    Returns:
-        ``{"hours": [ISO hour starts], "models": {name: {"n", "p50_ms", "p95_ms",
-        "per_hour": [int], "p95_per_hour": [float | None]}}}``. Latency is the model
-        call's, in milliseconds, as logged per request.
-    """
-    now = now or datetime.now(UTC)
-    starts = _hours(now, hours)
-    since = starts[0]
-    query = (
-        select(SqlPrediction.model, SqlPrediction.latency_ms, SqlPrediction.created_at)
-        .where(SqlPrediction.created_at >= since)
-        .order_by(SqlPrediction.created_at.desc())
-        .limit(MAX_ROWS)
-    )
-    with sessions() as session:
-        rows = session.execute(query).all()
-    by_model: dict[str, list[tuple[float, int]]] = defaultdict(list)
-    for model, latency, created in rows:
-        hour = int((created - since).total_seconds() // 3600)
-        by_model[model].append((float(latency), min(max(hour, 0), hours - 1)))
-    models: dict[str, Any] = {}
-    for model, values in sorted(by_model.items()):
-        latencies = np.array([v for v, _ in values])
-        per_hour = [0] * hours
-        hourly: list[list[float]] = [[] for _ in range(hours)]
-        for latency, hour in values:
-            per_hour[hour] += 1
-            hourly[hour].append(latency)
-        models[model] = {
-            "n": len(values),
-            "p50_ms": float(np.percentile(latencies, 50)),
-            "p95_ms": float(np.percentile(latencies, 95)),
-            "per_hour": per_hour,
-            "p95_per_hour": [round(float(np.percentile(h, 95)), 3) if h else None for h in hourly],
-        }
-    return {"hours": [h.isoformat() for h in starts], "models": models}
-
-
 def drift_status(drift: DriftService, name: str, window: str = "24h") -> dict[str, Any]:
     """The drift check of ``name``'s production version, for a badge.
 
@@ -192,43 +137,6 @@ def drift_status(drift: DriftService, name: str, window: str = "24h") -> dict[st
         return {"state": "none", "n": 0, "features": [], "window": window, "why": exc.detail}
     state = "drift" if result["drift"] else ("ok" if result["n"] >= MIN_SAMPLES else "few")
     return {**result, "state": state}
-
-
-def accuracy_series(
-    sessions: sessionmaker[Session],
-    name: str,
-    version: int,
-    *,
-    now: datetime | None = None,
-    days: int = 7,
-) -> dict[str, Any]:
-    """Daily live accuracy of ``name:version`` from feedback, over the last ``days`` days.
-
-    Returns:
-        ``{"days": [ISO dates], "accuracy": [float | None], "n": [int]}``.
-    """
-    now = now or datetime.now(UTC)
-    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    starts = [today - timedelta(days=days - 1 - i) for i in range(days)]
-    query = (
-        select(SqlFeedback.label, SqlFeedback.predicted_label, SqlFeedback.predicted_at)
-        .where(SqlFeedback.model == name)
-        .where(SqlFeedback.version == version)
-        .where(SqlFeedback.predicted_at >= starts[0])
-    )
-    with sessions() as session:
-        rows = session.execute(query).all()
-    right = [0] * days
-    count = [0] * days
-    for label, predicted, at in rows:
-        day = min(max((at - starts[0]).days, 0), days - 1)
-        count[day] += 1
-        right[day] += int(label == predicted)
-    return {
-        "days": [d.date().isoformat() for d in starts],
-        "accuracy": [round(r / n, 4) if n else None for r, n in zip(right, count, strict=True)],
-        "n": count,
-    }
 
 
 def heatmap(confusion: dict[str, Any]) -> list[dict[str, Any]]:
@@ -298,7 +206,7 @@ def model_detail(
     registry: RegistryService,
     drift: DriftService,
     feedback: FeedbackService,
-    sessions: sessionmaker[Session],
+    prediction_stats: PredictionStats,
     name: str,
 ) -> dict[str, Any]:
     """Everything the page of one model shows.
@@ -314,7 +222,7 @@ def model_detail(
     }
     production = model.aliases.get(PRODUCTION)
     performance = feedback.performance(name, production) if production else None
-    series = accuracy_series(sessions, name, production) if production else None
+    series = prediction_stats.accuracy_series(name, production) if production else None
     return {
         "model": model,
         "versions": versions,
@@ -351,15 +259,6 @@ def servable(models: Iterable[RegisteredModel], tasks: Iterable[str]) -> list[Re
     """The ``models`` of ``tasks`` that have a production version (for the playground)."""
     wanted = set(tasks)
     return [m for m in models if m.task in wanted and PRODUCTION in m.aliases]
-
-
-def item_titles(sessions: sessionmaker[Session], item_ids: list[str]) -> dict[str, str]:
-    """Titles of catalogue items in one query (items not in the catalogue are left out)."""
-    if not item_ids:
-        return {}
-    query = select(SqlItem.item_id, SqlItem.title).where(SqlItem.item_id.in_(item_ids))
-    with sessions() as session:
-        return {row.item_id: row.title for row in session.execute(query)}
 
 
 def algorithm_rows(evaluation: dict[str, Any]) -> list[dict[str, Any]]:

@@ -17,16 +17,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aiweb.db.orm import utcnow
 from aiweb.db.session import make_session_factory, transaction
-from aiweb.errors import NotFoundError
+from aiweb.errors import ItemNotFound
 from aiweb.recommendations.orm import SqlInteraction, SqlItem
 
 #: rows per INSERT statement (SQLite allows 32,766 bound variables)
 CHUNK_ROWS = 1000
-
-
-class ItemNotFound(NotFoundError):
-    slug = "item-not-found"
-    title = "Item not found"
 
 
 @dataclass(frozen=True)
@@ -207,6 +202,15 @@ class RecommendationStore:
             if row is None or row.deleted:
                 raise ItemNotFound(f"no item {item_id!r} in the catalogue")
             return _item(row)
+
+    def item_titles(self, item_ids: Sequence[str]) -> dict[str, str]:
+        """``{item_id: title}`` of the catalogue rows among ``item_ids``, in one query
+        (ids not in the catalogue are left out)."""
+        if not item_ids:
+            return {}
+        query = select(SqlItem.item_id, SqlItem.title).where(SqlItem.item_id.in_(item_ids))
+        with self.sessions() as session:
+            return {row.item_id: row.title for row in session.execute(query)}
 
     def catalog(self) -> dict[str, CatalogEntry]:
         """Availability and categories of every item row (deleted items: unavailable)."""
