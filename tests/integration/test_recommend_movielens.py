@@ -20,6 +20,7 @@ from aiweb.recommendations import orm  # noqa: F401  (registers the tables)
 from aiweb.recommendations.importing import import_movielens
 from aiweb.recommendations.store import RecommendationStore
 from aiweb.recommendations.training import RecommendationData, train_recommendation
+from aiweb.search import orm as _search_orm  # noqa: F401  (the migration test compares all tables)
 
 
 @pytest.fixture(scope="module")

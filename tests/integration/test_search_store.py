@@ -16,9 +16,10 @@ from sqlalchemy import Engine, inspect
 
 from aiweb.db.migrate import upgrade
 from aiweb.db.session import make_engine
-from aiweb.errors import ConflictError
+from aiweb.errors import CollectionNotFound, ConflictError, DocumentNotFound
+from aiweb.recommendations import orm as _rec_orm  # noqa: F401  (the schema test: all tables)
 from aiweb.search.embedded import AnnParams, EmbeddedIndex
-from aiweb.search.entities import Collection, CollectionNotFound, Document, DocumentNotFound
+from aiweb.search.entities import Collection, Document
 from aiweb.search.filters import Filter
 from aiweb.search.store import SearchStore, is_derived_table
 

@@ -1,15 +1,17 @@
-"""Database tables. ``Sql*`` classes are rows; nothing outside the stores sees them."""
+"""The core database tables. ``Sql*`` classes are rows; nothing outside the stores sees them.
+
+Each task's own tables live in its package's ``orm`` module, on the same
+:class:`~aiweb.db.base.Base`; this module imports no task.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
-    DateTime,
-    Dialect,
     Float,
     ForeignKey,
     Index,
@@ -19,35 +21,12 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
-from sqlalchemy.types import TypeDecorator
 
+# ``UTCDateTime`` and ``utcnow`` live in ``aiweb.db.base`` (task tables use them too);
+# they stay importable from here
 from aiweb.db.base import Base
-
-
-def utcnow() -> datetime:
-    """Timezone-aware current time in UTC."""
-    return datetime.now(UTC)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """``TIMESTAMP WITH TIME ZONE`` that always reads back timezone-aware UTC.
-
-    SQLite keeps no offset, so its values come back naive; every value aiweb writes is
-    UTC (:func:`utcnow`), so a naive value read back is UTC too.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
+from aiweb.db.base import UTCDateTime as UTCDateTime
+from aiweb.db.base import utcnow as utcnow
 
 
 class SqlRegisteredModel(Base):
@@ -299,9 +278,3 @@ class SqlSchedule(Base):
     last_job_id: Mapped[str | None] = mapped_column(String(36))
     created_by: Mapped[str] = mapped_column(String(128), nullable=False, default="")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-
-
-# the recommendation tables live with their domain; importing them here puts them in
-# Base.metadata wherever the ORM is loaded (migrations, tests, the app)
-from aiweb.recommendations import orm as _recommendations  # noqa: E402,F401
-from aiweb.search import orm as _search  # noqa: E402,F401

@@ -9,14 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Float, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from aiweb.db.base import Base
-from aiweb.db.orm import UTCDateTime, utcnow
-
-#: SQLite makes only ``INTEGER PRIMARY KEY`` an auto-incrementing rowid.
-_BIGINT_ID = BigInteger().with_variant(Integer(), "sqlite")
+from aiweb.db.base import BIGINT_PK, Base, UTCDateTime, utcnow
 
 
 class SqlItem(Base):
@@ -51,7 +47,7 @@ class SqlInteraction(Base):
         Index("ix_rec_interactions_event_id", "event_id", unique=True),
     )
 
-    id: Mapped[int] = mapped_column(_BIGINT_ID, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BIGINT_PK, primary_key=True, autoincrement=True)
     event_id: Mapped[str | None] = mapped_column(String(128))
     user_id: Mapped[str] = mapped_column(String(255), nullable=False)
     item_id: Mapped[str] = mapped_column(String(255), nullable=False)

@@ -1,7 +1,7 @@
 """Tables of search collections and their documents.
 
 They live on the project's declarative base, so Alembic and the migration test see them
-once :mod:`aiweb.search.orm` is imported (``aiweb.db.orm`` does so at its end).
+once :mod:`aiweb.search.orm` is imported.
 
 Each document row keeps its embedding (``vector``: float32 little-endian bytes), so every
 vector index can be rebuilt from the database alone. The per-collection keyword and
@@ -30,11 +30,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from aiweb.db.base import Base
-from aiweb.db.orm import UTCDateTime, utcnow
+from aiweb.db.base import BIGINT_PK, Base, UTCDateTime, utcnow
 
-#: SQLite makes only ``INTEGER PRIMARY KEY`` an auto-incrementing rowid.
-_BIGINT_ID = BigInteger().with_variant(Integer(), "sqlite")
 #: JSONB on PostgreSQL: metadata filters use its containment operator ``@>``.
 _METADATA = JSON().with_variant(JSONB(), "postgresql")
 
@@ -82,7 +79,7 @@ class SqlDocument(Base):
         Index("ix_search_documents_collection_seq", "collection_id", "seq"),
     )
 
-    id: Mapped[int] = mapped_column(_BIGINT_ID, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BIGINT_PK, primary_key=True, autoincrement=True)
     collection_id: Mapped[int] = mapped_column(
         ForeignKey("search_collections.id", ondelete="CASCADE"), nullable=False
     )

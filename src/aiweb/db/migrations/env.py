@@ -1,23 +1,30 @@
-"""Alembic environment: runs against the connection (or URL) given by aiweb.db.migrate."""
+"""Alembic environment: runs against the connection (or URL) given by aiweb.db.migrate.
+
+Autogenerate compares the database with ``config.attributes["target_metadata"]`` and
+filters with ``config.attributes["include_name"]`` / ``["include_object"]`` when the
+caller passes them (:func:`aiweb.db.migrate.revision` does, with every installed task's
+tables and its derived-table rule); otherwise with the core tables and no filter. This
+module imports no task: only the caller knows which are installed.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
 
-from aiweb.db import orm  # noqa: F401  (registers the tables)
+from aiweb.db import orm  # noqa: F401  (registers the core tables)
 from aiweb.db.base import Base
 from aiweb.db.session import make_engine
 
 config = context.config
-target_metadata = Base.metadata
-
-
-def include_name(name: str | None, type_: str, parent_names: object) -> bool:
-    """Leave the per-collection search tables (keyword, pgvector; derived data created
-    with each collection, not in the ORM) out of autogenerate's comparison."""
-    from aiweb.search.store import is_derived_table
-
-    return not (type_ == "table" and name is not None and is_derived_table(name))
+target_metadata = config.attributes.get("target_metadata", Base.metadata)
+#: the comparison filters passed by the caller (only those it passed)
+filters: dict[str, Any] = {
+    key: config.attributes[key]
+    for key in ("include_name", "include_object")
+    if config.attributes.get(key) is not None
+}
 
 
 def run_migrations_online() -> None:
@@ -27,7 +34,7 @@ def run_migrations_online() -> None:
             connection=connection,
             target_metadata=target_metadata,
             render_as_batch=True,
-            include_name=include_name,
+            **filters,
         )
         with context.begin_transaction():
             context.run_migrations()
@@ -38,7 +45,7 @@ def run_migrations_online() -> None:
             connection=conn,
             target_metadata=target_metadata,
             render_as_batch=True,
-            include_name=include_name,
+            **filters,
         )
         with context.begin_transaction():
             context.run_migrations()
