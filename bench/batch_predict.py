@@ -302,11 +302,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from aiweb.classification.loader import load_runtime
+    from aiweb.classification.schemas import BatchPredictJobSpec
     from aiweb.jobs.runner import execute
-    from aiweb.jobs.schemas import BatchPredictJobSpec
     from aiweb.jobs.service import EmbeddedDispatcher, JobService
     from aiweb.jobs.store import runner_name
-    from aiweb.registry.loader import load_runtime
+    from aiweb.jobs.types import JobTypes
+    from aiweb.tasks import job_types
 
     args = parse_args(argv)
     hwm_reset = reset_peak_rss()
@@ -323,10 +325,11 @@ def main(argv: list[str] | None = None) -> int:
             )
             texts = cycled(sst2_texts, args.rows)
             dataset_id = upload_input(env, texts, home)
+            types = JobTypes(job_types())
             jobs = JobService(
-                env.jobs, EmbeddedDispatcher(), env.registry, env.datasets, env.settings
+                env.jobs, EmbeddedDispatcher(), env.registry, env.datasets, env.settings, types
             )
-            params = jobs.check_batch_predict(
+            params = jobs.check(
                 BatchPredictJobSpec(
                     type="batch-predict",
                     model=f"{MODEL}:{version.version}",
@@ -358,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
                 job_id = env.jobs.create(
                     "batch-predict", params, submitted_by="bench", max_attempts=1
                 ).id
-                s = job.run(partial(execute, env, job_id, runner))
+                s = job.run(partial(execute, env, job_id, runner, types))
                 err.print(f"job {s:.2f} s")
                 problem = check_output(env, job_id, expected)
                 if problem is not None:

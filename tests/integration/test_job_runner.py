@@ -16,10 +16,12 @@ from sqlalchemy import update
 from aiweb.config import Settings
 from aiweb.db.orm import SqlJob, utcnow
 from aiweb.errors import ConflictError, InvalidInputError
-from aiweb.jobs import runner as runner_mod
+from aiweb.jobs.context import JobContext
 from aiweb.jobs.entities import LeaseLost, TransientJobError
 from aiweb.jobs.env import JobEnv, build_job_env
-from aiweb.jobs.runner import JobContext, backoff_s, execute
+from aiweb.jobs.runner import backoff_s, execute
+from aiweb.jobs.types import JobType, JobTypes
+from aiweb.tasks import job_types
 
 
 @pytest.fixture
@@ -33,10 +35,15 @@ def env(settings: Settings) -> Iterator[JobEnv]:
 
 
 @pytest.fixture
-def test_handlers(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """Job types for these tests, registered next to the real ones."""
-    calls: dict[str, Any] = {"runs": 0}
-    table = dict(runner_mod.load_handlers())
+def test_handlers() -> dict[str, Any]:
+    """What the handlers of the test job types did."""
+    return {"runs": 0}
+
+
+@pytest.fixture
+def types(test_handlers: dict[str, Any]) -> JobTypes:
+    """Job types for these tests, installed next to the real ones."""
+    calls = test_handlers
 
     def ok(env: JobEnv, ctx: JobContext) -> dict[str, Any]:
         calls["runs"] += 1
@@ -61,9 +68,8 @@ def test_handlers(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
             time.sleep(0.01)
         return {}
 
-    table.update(ok=ok, flaky=flaky, broken=broken, slow=slow)
-    monkeypatch.setattr(runner_mod, "load_handlers", lambda: table)
-    return calls
+    tests = [JobType("ok", ok), JobType("flaky", flaky), JobType("broken", broken)]
+    return JobTypes([*job_types(), *tests, JobType("slow", slow)])
 
 
 def make(env: JobEnv, type_: str = "ok", **params: Any) -> str:
@@ -71,10 +77,10 @@ def make(env: JobEnv, type_: str = "ok", **params: Any) -> str:
 
 
 def test_a_job_runs_once_to_success_with_progress(
-    env: JobEnv, test_handlers: dict[str, Any]
+    env: JobEnv, test_handlers: dict[str, Any], types: JobTypes
 ) -> None:
     job_id = make(env)
-    outcome = execute(env, job_id, "t:1")
+    outcome = execute(env, job_id, "t:1", types)
     assert outcome.kind == "succeeded"
     job = env.jobs.get(job_id)
     assert (job.status, job.progress, job.result, job.attempts) == (
@@ -87,28 +93,30 @@ def test_a_job_runs_once_to_success_with_progress(
     assert job.started_at is not None
     assert job.finished_at is not None
     # idempotent by job id: a redelivered message does nothing twice
-    again = execute(env, job_id, "t:2")
+    again = execute(env, job_id, "t:2", types)
     assert again.kind == "skipped"
     assert test_handlers["runs"] == 1
 
 
 def test_a_slow_handler_import_happens_before_the_claim_not_on_the_lease(
-    env: JobEnv, test_handlers: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    env: JobEnv, types: JobTypes
 ) -> None:
     # CI once lost a job this way: the first attempt in a fresh worker imported its
     # handlers (scikit-learn, PyTorch via skops) after claiming, for longer than the
-    # lease, with no heartbeat; another runner took the job over, twice, until it failed
+    # lease, with no heartbeat; another runner took the job over, twice, until it failed.
+    # execute is handed the job types built, their modules imported: a fresh worker
+    # builds them (slowly) before anything claims a job
     lease_s = env.settings.jobs.lease_s
-    table = runner_mod.load_handlers()
 
-    def slow_import() -> dict[str, Any]:
+    def slow_import() -> JobTypes:
         time.sleep(2 * lease_s)
-        return table
+        return types
 
-    monkeypatch.setattr(runner_mod, "load_handlers", slow_import)
     job_id = make(env)
     outcomes: list[Any] = []
-    thread = threading.Thread(target=lambda: outcomes.append(execute(env, job_id, "t:slow")))
+    thread = threading.Thread(
+        target=lambda: outcomes.append(execute(env, job_id, "t:slow", slow_import()))
+    )
     thread.start()
     time.sleep(lease_s + 0.5)  # the import is still under way, longer than a lease
     assert env.jobs.get(job_id).status == "pending"  # not claimed: no lease to lapse
@@ -156,10 +164,10 @@ def test_a_dead_runner_loses_the_job_after_its_lease_and_cannot_write_it(env: Jo
 
 
 def test_transient_errors_retry_with_backoff_then_succeed(
-    env: JobEnv, test_handlers: dict[str, Any]
+    env: JobEnv, test_handlers: dict[str, Any], types: JobTypes
 ) -> None:
     job_id = make(env, "flaky", succeed_on=2)
-    first = execute(env, job_id, "t:1")
+    first = execute(env, job_id, "t:1", types)
     assert first.kind == "retry"
     assert "cleaned" not in test_handlers  # a retry still needs the job's inputs
     assert first.delay_s == pytest.approx(env.settings.jobs.retry_backoff_s)
@@ -168,18 +176,18 @@ def test_transient_errors_retry_with_backoff_then_succeed(
     assert "the service blinked" in (job.error or "")
     assert job.run_after > utcnow() - timedelta(seconds=1)
     time.sleep(first.delay_s + 0.05)
-    assert execute(env, job_id, "t:1").kind == "succeeded"
+    assert execute(env, job_id, "t:1", types).kind == "succeeded"
     assert env.jobs.get(job_id).result == {"attempt": 2}
     assert test_handlers["cleaned"] == [2]  # once, after success
 
 
 def test_transient_errors_fail_after_max_attempts(
-    env: JobEnv, test_handlers: dict[str, Any]
+    env: JobEnv, test_handlers: dict[str, Any], types: JobTypes
 ) -> None:
     job_id = make(env, "flaky")
     kinds = []
     for _ in range(3):
-        outcome = execute(env, job_id, "t:1")
+        outcome = execute(env, job_id, "t:1", types)
         kinds.append(outcome.kind)
         time.sleep(outcome.delay_s + 0.05)
     assert kinds == ["retry", "retry", "failed"]
@@ -187,25 +195,25 @@ def test_transient_errors_fail_after_max_attempts(
     job = env.jobs.get(job_id)
     assert job.status == "failed"
     assert "attempt 3 of 3" in (job.error or "")
-    assert execute(env, job_id, "t:1").kind == "skipped"
+    assert execute(env, job_id, "t:1", types).kind == "skipped"
 
 
 def test_backoff_doubles_and_is_capped() -> None:
     assert [backoff_s(a, 5, 30) for a in (1, 2, 3, 4, 5)] == [5, 10, 20, 30, 30]
 
 
-def test_permanent_errors_fail_at_once(env: JobEnv, test_handlers: dict[str, Any]) -> None:
+def test_permanent_errors_fail_at_once(env: JobEnv, types: JobTypes) -> None:
     job_id = make(env, "broken")
-    assert execute(env, job_id, "t:1").kind == "failed"
+    assert execute(env, job_id, "t:1", types).kind == "failed"
     job = env.jobs.get(job_id)
     assert job.attempts == 1
     assert job.error == "column 'text' is empty on line 3"
 
 
-def test_cancelling_a_running_job_stops_it(env: JobEnv, test_handlers: dict[str, Any]) -> None:
+def test_cancelling_a_running_job_stops_it(env: JobEnv, types: JobTypes) -> None:
     job_id = make(env, "slow")
     result: list[Any] = []
-    t = threading.Thread(target=lambda: result.append(execute(env, job_id, "t:1")))
+    t = threading.Thread(target=lambda: result.append(execute(env, job_id, "t:1", types)))
     t.start()
     while env.jobs.get(job_id).status != "running":
         time.sleep(0.01)
@@ -215,18 +223,20 @@ def test_cancelling_a_running_job_stops_it(env: JobEnv, test_handlers: dict[str,
     assert result[0].kind == "cancelled"
     assert env.jobs.get(job_id).status == "cancelled"
     done = make(env)
-    execute(env, done, "t:1")
+    execute(env, done, "t:1", types)
     with pytest.raises(ConflictError):
         env.jobs.cancel(done)
 
 
 def test_shutdown_puts_a_running_job_back_to_pending(
-    env: JobEnv, test_handlers: dict[str, Any]
+    env: JobEnv, test_handlers: dict[str, Any], types: JobTypes
 ) -> None:
     job_id = make(env, "slow")
     stop = threading.Event()
     result: list[Any] = []
-    t = threading.Thread(target=lambda: result.append(execute(env, job_id, "t:1", stop=stop)))
+    t = threading.Thread(
+        target=lambda: result.append(execute(env, job_id, "t:1", types, stop=stop))
+    )
     t.start()
     while env.jobs.get(job_id).status != "running":
         time.sleep(0.01)
@@ -235,7 +245,7 @@ def test_shutdown_puts_a_running_job_back_to_pending(
     assert result[0].kind == "interrupted"
     job = env.jobs.get(job_id)
     assert job.status == "pending"
-    assert execute(env, job_id, "t:2").kind == "succeeded"
+    assert execute(env, job_id, "t:2", types).kind == "succeeded"
 
 
 def test_jobs_of_dead_local_processes_are_recovered_at_start(env: JobEnv) -> None:

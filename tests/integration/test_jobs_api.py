@@ -94,8 +94,10 @@ def celery_worker(settings: Settings) -> Iterator[None]:
     from celery.contrib.testing.worker import start_worker
 
     from aiweb.jobs.celery_app import close_envs, make_celery
+    from aiweb.jobs.types import JobTypes
+    from aiweb.tasks import job_types
 
-    app = make_celery(settings)
+    app = make_celery(settings, JobTypes(job_types()))
     try:
         with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
             yield

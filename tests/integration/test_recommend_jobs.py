@@ -116,6 +116,32 @@ def test_a_name_taken_by_another_task_is_refused(
     assert "text-classification" in r.json()["detail"]
 
 
+def test_an_algorithm_needing_the_embedding_model_is_422_at_submit_when_none_is_installed(
+    client: TestClient,
+) -> None:
+    """``content-minilm`` without ``aiweb embeddings install``: refused at submit with the
+    install hint, as a job and as a schedule, not accepted to fail later."""
+    before = client.get("/v1/jobs").json()["total"]
+    body = {"type": "train", "task": "recommendation", "model": "shows"}
+    r = client.post("/v1/jobs", json={**body, "algorithm": "content-minilm"})
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    detail = r.json()["detail"]
+    assert "content-minilm" in detail
+    assert "aiweb embeddings install" in detail
+    assert client.get("/v1/jobs").json()["total"] == before
+    r = client.put(
+        "/v1/models/shows/schedule",
+        json={"task": "recommendation", "cron": "0 3 * * *", "algorithm": "content-minilm"},
+    )
+    assert r.status_code == 422, r.text
+    assert "aiweb embeddings install" in r.json()["detail"]
+    assert client.get("/v1/models/shows/schedule").status_code == 404
+    # auto compares content-minilm only when an embedding model is installed: accepted
+    jobs = client.app.state.jobs  # type: ignore[attr-defined]
+    assert jobs.check(jobs.types.parse({**body, "algorithm": "auto"}))["algorithm"] == "auto"
+
+
 @pytest.mark.parametrize(
     ("algorithm", "rule", "promoted", "why"),
     [

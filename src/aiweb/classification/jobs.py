@@ -1,4 +1,5 @@
-"""Text-classification job handlers: ``train`` and ``batch-predict``.
+"""Text-classification jobs: ``train`` (the default ``task`` of a training job) and
+``batch-predict``: their checks at submit and their handlers (:data:`JOB_TYPES`).
 
 Both are safe to run again after a crash: a training job first looks for a version it
 already registered (lineage ``job_id``), and a batch-prediction attempt writes its
@@ -9,22 +10,31 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
+from aiweb import datasets
 from aiweb.classification.evaluation import evaluate
+from aiweb.classification.loader import load_runtime
 from aiweb.classification.rejection import Rejection, decide, output_labels
+from aiweb.classification.schemas import (
+    BatchPredictJobSpec,
+    PromotionRule,
+    ScheduleIn,
+    TrainData,
+    TrainJobSpec,
+)
+from aiweb.classification.trainer import TrainParams
 from aiweb.classification.training import TASK, TrainingData, train_text_classification
 from aiweb.datasets.tables import iter_table
-from aiweb.errors import InvalidInputError
-from aiweb.jobs.runner import JobContext, handler
-from aiweb.jobs.schemas import PromotionRule, TrainData
-from aiweb.registry.entities import PRODUCTION, ModelVersion
-from aiweb.registry.loader import load_runtime
-
-if TYPE_CHECKING:
-    from aiweb.jobs.env import JobEnv
+from aiweb.errors import InvalidInputError, NotFoundError
+from aiweb.jobs.context import JobContext
+from aiweb.jobs.env import JobEnv
+from aiweb.jobs.types import CheckContext, JobType
+from aiweb.registry.entities import ModelRef, ModelVersion
+from aiweb.registry.promotion import decide_promotion as decide_by_rule
 
 #: Score columns are written with this many decimals (probabilities).
 SCORE_DECIMALS = 6
@@ -37,8 +47,6 @@ def load_training_data(env: JobEnv, data: TrainData, workdir: Path) -> TrainingD
     Raises:
         DatasetNotFound, DataFormatError, DatasetUnavailableError.
     """
-    from aiweb import datasets
-
     if data.dataset is not None:
         return TrainingData.from_splits(datasets.load(data.dataset, env.settings, progress=False))
     assert data.dataset_id is not None
@@ -55,6 +63,63 @@ def load_training_data(env: JobEnv, data: TrainData, workdir: Path) -> TrainingD
     )
 
 
+def check_train_data(ctx: CheckContext, data: TrainData) -> None:
+    """Check a training spec's parameters, dataset and columns.
+
+    Raises:
+        InvalidInputError: invalid parameters, an unknown dataset or column (422).
+    """
+    try:
+        TrainParams(**data.params)
+    except (ValidationError, TypeError) as exc:
+        raise InvalidInputError(f"invalid params: {exc}") from None
+    columns = {"text_column": data.text_column, "label_column": data.label_column}
+    if data.dataset_id is not None:
+        ctx.dataset_columns("dataset_id", data.dataset_id, columns)
+    if data.eval_dataset_id is not None:
+        ctx.dataset_columns("eval_dataset_id", data.eval_dataset_id, columns)
+    if data.dataset is not None:
+        try:
+            datasets.info(data.dataset)
+        except NotFoundError:
+            known = ", ".join(d.name for d in datasets.available())
+            raise InvalidInputError(
+                f"unknown dataset {data.dataset!r}; known datasets: {known}"
+            ) from None
+
+
+def check_train(ctx: CheckContext, spec: TrainJobSpec) -> dict[str, Any]:
+    """The stored parameters of a training job (see :func:`check_train_data`)."""
+    check_train_data(ctx, spec)
+    return spec.model_dump(exclude={"type"}, exclude_none=True)
+
+
+def check_batch_predict(ctx: CheckContext, spec: BatchPredictJobSpec) -> dict[str, Any]:
+    """The stored parameters of a batch-prediction job, with the model version pinned
+    (an alias moved while the job waits does not change what it scores with).
+
+    Raises:
+        InvalidInputError: a malformed reference, a model that is not a ready text
+            classifier, an unknown dataset or column (422).
+        ModelNotFound, AliasNotFound, ModelVersionNotFound: the model (404).
+    """
+    try:
+        ref = ModelRef.parse(spec.model)
+    except ValueError as exc:
+        raise InvalidInputError(str(exc)) from None
+    version = ctx.registry.resolve(ref)
+    if version.task != TASK or version.status != "ready":
+        raise InvalidInputError(
+            f"{version.name}:{version.version} is a {version.task!r} model with status "
+            f"{version.status!r}; batch prediction needs a ready text-classification model"
+        )
+    ctx.dataset_columns("dataset_id", spec.dataset_id, {"text_column": spec.text_column})
+    params = spec.model_dump(exclude={"type"})
+    params["model_version"] = version.version
+    params["model_name"] = version.name
+    return params
+
+
 def decide_promotion(
     env: JobEnv,
     candidate: ModelVersion,
@@ -65,79 +130,50 @@ def decide_promotion(
     *,
     actor: str,
 ) -> dict[str, Any]:
-    """Move ``production`` to ``candidate`` when ``rule`` holds; audit either way.
+    """Move ``production`` to ``candidate`` when ``rule`` holds; audit either way
+    (:func:`aiweb.registry.promotion.decide_promotion`).
 
     The current production version is scored on the candidate's evaluation rows, so
-    both numbers come from the same data.
+    both numbers come from the same data; a production version with other labels is not
+    scored (promote by hand).
 
     Returns:
-        ``{"metric", "min_delta", "candidate", "production", "production_version",
-        "promoted"}`` (``production`` is ``None`` when there was no production version).
+        ``{"metric", "min_delta", "candidate", "candidate_version", "production",
+        "production_version", "reason", "promoted"}`` (``production`` is ``None`` when
+        there was no other production version).
     """
-    from aiweb.errors import AliasNotFound
-    from aiweb.registry.entities import ModelRef
 
-    name = candidate.name
-    decision: dict[str, Any] = {
-        "metric": rule.metric,
-        "min_delta": rule.min_delta,
-        "candidate": report.get(rule.metric),
-        "candidate_version": candidate.version,
-        "production": None,
-        "production_version": None,
-    }
-    try:
-        current = env.registry.resolve(ModelRef(name=name, alias=PRODUCTION))
-    except AliasNotFound:
-        current = None
-    if current is not None and current.version != candidate.version:
+    def score_production(current: ModelVersion) -> float | None:
         runtime = load_runtime(env.registry, current)
         proba = runtime.predict_proba(eval_texts)
         rejection = Rejection.of_lineage(current.lineage)
         labels = output_labels(runtime.labels, rejection)
-        if labels == list(candidate.labels):
-            baseline = evaluate(
-                eval_labels,
-                proba,
-                labels,
-                split="candidate-eval",
-                predicted=decide(runtime.labels, proba, rejection),
-            )
-            decision["production"] = baseline.get(rule.metric)
-        decision["production_version"] = current.version
-    if decision["candidate"] is None:
-        holds = False
-        decision["reason"] = f"the candidate has no {rule.metric}"
-    elif current is None or current.version == candidate.version:
-        holds = True
-        decision["reason"] = "no production version yet"
-    elif decision["production"] is None:
-        holds = False
-        decision["reason"] = "the production version has other labels; promote by hand"
-    else:
-        holds = decision["candidate"] >= decision["production"] + rule.min_delta
-        decision["reason"] = (
-            f"{rule.metric} {decision['candidate']:.4f} vs production "
-            f"{decision['production']:.4f} + {rule.min_delta}"
+        if labels != list(candidate.labels):
+            return None
+        baseline = evaluate(
+            eval_labels,
+            proba,
+            labels,
+            split="candidate-eval",
+            predicted=decide(runtime.labels, proba, rejection),
         )
-    decision["promoted"] = holds
-    if holds:
-        env.registry.promote(name, candidate.version, PRODUCTION, actor=actor)
-    env.registry.record(
-        actor,
-        "retrain.promoted" if holds else "retrain.not_promoted",
-        f"model:{name}",
-        after=decision,
+        score = baseline.get(rule.metric)
+        return None if score is None else float(score)
+
+    return decide_by_rule(
+        env.registry,
+        candidate,
+        metric=rule.metric,
+        min_delta=rule.min_delta,
+        candidate_score=report.get(rule.metric),
+        score_production=score_production,
+        unscored="the production version has other labels; promote by hand",
+        actor=actor,
     )
-    return decision
 
 
-@handler("train")
 def run_train(env: JobEnv, ctx: JobContext) -> dict[str, Any]:
     """Train a text classifier from the job's data and register the version."""
-    from aiweb.classification.trainer import TrainParams
-    from aiweb.jobs.schemas import TrainJobSpec
-
     spec = TrainJobSpec.model_validate({**ctx.job.params, "type": "train"})
     actor = ctx.job.submitted_by or f"job:{ctx.job.id}"
     done = env.version_of_job(spec.model, ctx.job.id)
@@ -189,7 +225,6 @@ def run_train(env: JobEnv, ctx: JobContext) -> dict[str, Any]:
     return out
 
 
-@handler("batch-predict")
 def run_batch_predict(env: JobEnv, ctx: JobContext) -> dict[str, Any]:
     """Score every row of an uploaded dataset; write ``id,label,score_<class>…`` CSV.
 
@@ -253,3 +288,19 @@ def run_batch_predict(env: JobEnv, ctx: JobContext) -> dict[str, Any]:
         "version": version.version,
         "columns": ["id", "label", *(f"score_{label}" for label in labels)],
     }
+
+
+#: the jobs of text classification
+JOB_TYPES: tuple[JobType, ...] = (
+    JobType(
+        "train",
+        run_train,
+        spec=TrainJobSpec,
+        check=check_train,
+        task=TASK,
+        schedule=ScheduleIn,
+    ),
+    JobType(
+        "batch-predict", run_batch_predict, spec=BatchPredictJobSpec, check=check_batch_predict
+    ),
+)

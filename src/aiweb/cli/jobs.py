@@ -17,6 +17,7 @@ from aiweb.cli._common import err, friendly_errors, out, parse_key_values
 if TYPE_CHECKING:
     from aiweb.jobs.env import JobEnv
     from aiweb.jobs.service import JobService
+    from aiweb.jobs.types import JobTypes
 
 app = typer.Typer(
     help="Background jobs: training and batch prediction, run by `aiweb serve` or `aiweb worker`.",
@@ -25,17 +26,29 @@ app = typer.Typer(
 
 
 @contextmanager
-def open_jobs() -> Iterator[tuple[JobEnv, JobService]]:
-    """Settings from the environment, the migrated database, and the job service."""
+def open_jobs(types: JobTypes | None = None) -> Iterator[tuple[JobEnv, JobService]]:
+    """Settings from the environment, the migrated database, and the job service.
+
+    Args:
+        types: the installed job types, to submit jobs; ``None`` to only read and cancel
+            them (the tasks, and their heavy imports, are then not loaded).
+    """
     from aiweb.config import get_settings
+    from aiweb.jobs.celery_app import make_dispatcher
     from aiweb.jobs.env import build_job_env
-    from aiweb.jobs.service import JobService, make_dispatcher
+    from aiweb.jobs.service import JobService
+    from aiweb.jobs.types import JobTypes
 
     settings = get_settings()
     env = build_job_env(settings, migrate=True)
     try:
         service = JobService(
-            env.jobs, make_dispatcher(settings), env.registry, env.datasets, settings
+            env.jobs,
+            make_dispatcher(settings),
+            env.registry,
+            env.datasets,
+            settings,
+            types if types is not None else JobTypes(()),
         )
         yield env, service
     finally:
@@ -62,22 +75,24 @@ def submit(
     wait_: bool = typer.Option(False, "--wait", help="Wait with a progress bar."),
 ) -> None:
     """Submit a job; prints its id (stdout)."""
-    from pydantic import TypeAdapter, ValidationError
+    from pydantic import ValidationError
 
     from aiweb.errors import InvalidInputError
-    from aiweb.jobs.schemas import JobSpec
+    from aiweb.jobs.types import JobTypes
+    from aiweb.tasks import job_types
 
     fields: dict[str, Any] = json.loads(body) if body else {}
     fields.update(parse_key_values(set_, "--set"))
     fields["type"] = type_
+    types = JobTypes(job_types())
     try:
-        spec: Any = TypeAdapter(JobSpec).validate_python(fields)
+        spec = types.parse(fields)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'][1:]) or 'job'}: {e['msg']}" for e in exc.errors()
         )
         raise InvalidInputError(f"invalid {type_} job: {problems}") from None
-    with open_jobs() as (env, service):
+    with open_jobs(types) as (env, service):
         job = service.submit(spec, actor="cli")
         err.print(f"submitted {job.type} job [bold]{job.id}[/]", highlight=False)
         out.print(job.id, highlight=False)
@@ -214,14 +229,14 @@ def worker(
 
     from aiweb.jobs.celery_app import make_celery
     from aiweb.jobs.env import build_job_env
-    from aiweb.jobs.runner import load_handlers
+    from aiweb.jobs.types import JobTypes
+    from aiweb.tasks import job_types
 
     settings = _celery_settings()
     build_job_env(settings, migrate=True).close()  # schema current before any task
-    # the job handlers' imports (scikit-learn, implicit, onnxruntime …) once, before the
-    # pool forks, not in each child while its first job's lease runs
-    load_handlers()
-    celery = make_celery(settings)
+    # the job types, with their handlers' imports (scikit-learn, implicit, onnxruntime …),
+    # once, before the pool forks, not in each child while its first job's lease runs
+    celery = make_celery(settings, JobTypes(job_types()))
     n = concurrency or max(1, len(os.sched_getaffinity(0)))
     err.print(f"aiweb worker: {n} {pool} process(es) on {_redact(settings.broker_url)}")
     celery.worker_main(

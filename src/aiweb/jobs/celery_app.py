@@ -1,6 +1,10 @@
 """The Celery app of production mode (``AIWEB_BROKER_URL``): ``aiweb worker`` runs its
 tasks, ``aiweb scheduler`` runs its beat.
 
+The worker's app is built with the installed job types (``make_celery(settings, types)``),
+which registers the tasks that run jobs; without them the app only sends tasks (the API's
+dispatcher, beat).
+
 Tasks carry the job id only; the job row holds everything else. ``aiweb.run_job`` is
 acknowledged late and rejected (so redelivered) when its worker process is lost, and
 it is idempotent by job id: a redelivered or duplicated message finds the job claimed,
@@ -13,13 +17,20 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from celery import Celery, Task
 from celery.signals import worker_process_shutdown
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from aiweb.config import Settings, get_settings
-from aiweb.jobs.service import RUN_JOB_TASK
+from aiweb.jobs.env import JobEnv, build_job_env
+from aiweb.jobs.runner import execute
+from aiweb.jobs.scheduler import tick
+from aiweb.jobs.service import RUN_JOB_TASK, CeleryDispatcher, Dispatcher, EmbeddedDispatcher
+from aiweb.jobs.store import runner_name
+from aiweb.jobs.types import JobTypes
 
 log = logging.getLogger("aiweb.jobs")
 
@@ -29,13 +40,11 @@ TICK_TASK = "aiweb.scheduler_tick"
 MAX_TASK_RETRIES = 1000
 
 _env_lock = threading.Lock()
-_envs: dict[tuple[int, int], Any] = {}
+_envs: dict[tuple[int, int], JobEnv] = {}
 
 
-def _env(app: Celery, settings: Settings) -> Any:
+def _env(app: Celery, settings: Settings) -> JobEnv:
     """The job env of this (forked) worker process and app, opened on first use."""
-    from aiweb.jobs.env import build_job_env
-
     key = (os.getpid(), id(app))
     with _env_lock:
         if key not in _envs:
@@ -56,8 +65,13 @@ def _close_env(**_kwargs: Any) -> None:
     close_envs()
 
 
-def make_celery(settings: Settings | None = None) -> Celery:
+def make_celery(settings: Settings | None = None, types: JobTypes | None = None) -> Celery:
     """Build the Celery app from ``settings`` (read from the environment when ``None``).
+
+    Args:
+        settings: the configuration.
+        types: the installed job types: with them, the app runs jobs and scheduler ticks
+            (a worker's app); without, it only sends them.
 
     Raises:
         ValueError: ``broker_url`` is not set.
@@ -93,6 +107,13 @@ def make_celery(settings: Settings | None = None) -> Celery:
             }
         },
     )
+    if types is not None:
+        _register_tasks(app, settings, types)
+    return app
+
+
+def _register_tasks(app: Celery, settings: Settings, types: JobTypes) -> None:
+    """Register the tasks a worker runs: ``aiweb.run_job`` and ``aiweb.scheduler_tick``."""
 
     @app.task(  # type: ignore[untyped-decorator]
         name=RUN_JOB_TASK,
@@ -104,13 +125,8 @@ def make_celery(settings: Settings | None = None) -> Celery:
     )
     def run_job(self: Task, job_id: str) -> str:
         """Run one attempt of ``job_id``; retry the message when it must run later."""
-        from sqlalchemy.exc import InterfaceError, OperationalError
-
-        from aiweb.jobs.runner import execute
-        from aiweb.jobs.store import runner_name
-
         try:
-            outcome = execute(_env(app, settings), job_id, runner_name("celery"))
+            outcome = execute(_env(app, settings), job_id, runner_name("celery"), types)
         except (OperationalError, InterfaceError) as exc:  # database briefly away
             retries = self.request.retries or 0
             raise self.retry(exc=exc, countdown=min(60, 2**retries), max_retries=8) from exc
@@ -122,9 +138,11 @@ def make_celery(settings: Settings | None = None) -> Celery:
     @app.task(name=TICK_TASK, ignore_result=True, shared=False)  # type: ignore[untyped-decorator]
     def scheduler_tick() -> dict[str, int]:
         """Start due scheduled retraining, re-dispatch jobs whose runner or message was lost."""
-        from aiweb.jobs.scheduler import tick
-        from aiweb.jobs.service import CeleryDispatcher
+        return tick(_env(app, settings), CeleryDispatcher(app), types)
 
-        return tick(_env(app, settings), CeleryDispatcher(app))
 
-    return app
+def make_dispatcher(settings: Settings, wake: Callable[[], None] | None = None) -> Dispatcher:
+    """Celery when ``broker_url`` is set, else the embedded runner (woken by ``wake``)."""
+    if settings.broker_url:
+        return CeleryDispatcher(make_celery(settings))
+    return EmbeddedDispatcher(wake)

@@ -16,10 +16,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from aiweb.jobs.entities import Job
 from aiweb.jobs.env import JobEnv
-from aiweb.jobs.runner import Outcome, execute, load_handlers
+from aiweb.jobs.runner import Outcome, execute
 from aiweb.jobs.scheduler import tick
 from aiweb.jobs.service import EmbeddedDispatcher
 from aiweb.jobs.store import runner_name
+from aiweb.jobs.types import JobTypes
 
 log = logging.getLogger("aiweb.jobs")
 
@@ -31,11 +32,13 @@ class EmbeddedRunner:
 
     Args:
         env: where jobs live.
+        types: the installed job types (their handlers run the jobs).
         concurrency: jobs run at once (``jobs.concurrency``); 0 runs only the scheduler.
     """
 
-    def __init__(self, env: JobEnv, *, concurrency: int | None = None) -> None:
+    def __init__(self, env: JobEnv, types: JobTypes, *, concurrency: int | None = None) -> None:
         self.env = env
+        self.types = types
         self.settings = env.settings.jobs
         self.concurrency = self.settings.concurrency if concurrency is None else concurrency
         self.name = runner_name(KIND)
@@ -88,7 +91,7 @@ class EmbeddedRunner:
         while not self._stop.is_set():
             try:
                 if time.monotonic() >= next_tick:
-                    tick(self.env, self.dispatcher)
+                    tick(self.env, self.dispatcher, self.types)
                     next_tick = time.monotonic() + self.settings.scheduler_interval_s
                 self._fill()
             except Exception:  # the database may be briefly away: keep polling
@@ -101,8 +104,6 @@ class EmbeddedRunner:
         if free <= 0:
             return
         due = self.env.jobs.claimable(lease_s=self.settings.lease_s, limit=free * 2)
-        if due:
-            load_handlers()  # imported before the claim starts the lease (see execute)
         for job_id in due:
             if self._stop.is_set() or free <= 0:
                 return
@@ -115,7 +116,7 @@ class EmbeddedRunner:
 
     def _run(self, job_id: str, job: Job) -> Outcome | None:
         try:
-            outcome = execute(self.env, job_id, self.name, stop=self._stop, claimed=job)
+            outcome = execute(self.env, job_id, self.name, self.types, stop=self._stop, claimed=job)
             log.info("job %s: %s %s", job_id, outcome.kind, outcome.detail)
             return outcome
         except Exception:

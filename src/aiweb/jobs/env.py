@@ -8,10 +8,13 @@ from sqlalchemy import Engine
 
 from aiweb.config import Settings
 from aiweb.datasets.service import DatasetService
+from aiweb.db.migrate import upgrade
+from aiweb.db.session import make_session_factory
 from aiweb.errors import ModelNotFound
 from aiweb.jobs.schedules import SqlScheduleStore
 from aiweb.jobs.store import SqlJobStore
 from aiweb.registry.entities import ModelVersion
+from aiweb.registry.factory import build_registry
 from aiweb.registry.service import RegistryService
 
 
@@ -61,9 +64,6 @@ def build_job_env(settings: Settings, *, migrate: bool = False) -> JobEnv:
     Args:
         migrate: bring the schema up to date first (workers started before ``serve``).
     """
-    from aiweb.db.migrate import upgrade
-    from aiweb.registry.factory import build_registry
-
     registry, engine = build_registry(settings)
     if migrate:
         upgrade(engine)
@@ -74,8 +74,6 @@ def env_from(
     settings: Settings, registry: RegistryService, engine: Engine, *, owns_engine: bool
 ) -> JobEnv:
     """A job env on an already open registry and engine (the API process)."""
-    from aiweb.db.session import make_session_factory
-
     sessions = make_session_factory(engine)
     return JobEnv(
         settings=settings,

@@ -2,8 +2,8 @@
 
 :func:`execute` claims the job in the database, keeps its lease alive from a heartbeat
 thread while the handler works, and records the outcome. Handlers report progress
-through :class:`JobContext`, which is also where cancellation, a lost lease and a
-shutting-down process surface as exceptions.
+through :class:`~aiweb.jobs.context.JobContext`, which is also where cancellation, a lost
+lease and a shutting-down process surface as exceptions.
 """
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ import shutil
 import threading
 import time
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Literal
 
 import redis.exceptions
 import sqlalchemy.exc
 
+from aiweb.db.orm import utcnow
 from aiweb.errors import AiwebError
+from aiweb.jobs.context import JobContext
 from aiweb.jobs.entities import (
     Job,
     JobCancelled,
@@ -29,49 +29,10 @@ from aiweb.jobs.entities import (
     LeaseLost,
     TransientJobError,
 )
-
-if TYPE_CHECKING:
-    from aiweb.jobs.env import JobEnv
+from aiweb.jobs.env import JobEnv
+from aiweb.jobs.types import JobTypes
 
 log = logging.getLogger("aiweb.jobs")
-
-#: ``handler(env, ctx) -> result``: does the work of one job type; the result (JSON) is
-#: stored on the job. Raise :class:`~aiweb.errors.AiwebError` for a permanent failure
-#: (bad data …) and :class:`TransientJobError` for one worth retrying.
-Handler = Callable[["JobEnv", "JobContext"], dict[str, Any]]
-
-HANDLERS: dict[str, Handler] = {}
-
-
-def handler(type_: str, task: str | None = None) -> Callable[[Handler], Handler]:
-    """Register the handler of job type ``type_`` or, with ``task``, of the jobs of that
-    type whose ``params["task"]`` is ``task`` (``train`` of a ``recommendation``)."""
-
-    def register(fn: Handler) -> Handler:
-        HANDLERS[type_ if task is None else f"{type_}:{task}"] = fn
-        return fn
-
-    return register
-
-
-def handler_for(handlers: dict[str, Handler], job: Job) -> Handler | None:
-    """The handler of ``job``: the one registered for its type and task, else for its type."""
-    task = job.params.get("task")
-    if isinstance(task, str):
-        fn = handlers.get(f"{job.type}:{task}")
-        if fn is not None:
-            return fn
-    return handlers.get(job.type)
-
-
-def load_handlers() -> dict[str, Handler]:
-    """Import the modules that register handlers, and return the table."""
-    from aiweb.classification import jobs as _classification_jobs  # noqa: F401
-    from aiweb.recommendations import jobs as _recommendation_jobs  # noqa: F401
-    from aiweb.search import jobs as _search_jobs  # noqa: F401
-
-    return HANDLERS
-
 
 TRANSIENT: tuple[type[BaseException], ...] = (
     TransientJobError,
@@ -92,79 +53,6 @@ def is_transient(exc: BaseException) -> bool:
 def backoff_s(attempt: int, first_s: float, max_s: float) -> float:
     """Exponential back-off: ``first_s * 2**(attempt-1)``, at most ``max_s`` seconds."""
     return float(min(max_s, first_s * 2 ** max(0, attempt - 1)))
-
-
-class JobContext:
-    """What a handler sees of its job: parameters, progress, a scratch directory.
-
-    Progress is kept in memory and written by the heartbeat thread (at most twice a
-    second), so reporting it is cheap enough to call per chunk.
-
-    Attributes:
-        job: the job as claimed (``job.attempts`` is this attempt).
-        workdir: a scratch directory, removed after the attempt.
-    """
-
-    def __init__(self, job: Job, workdir: Path, stop: threading.Event) -> None:
-        self.job = job
-        self.workdir = workdir
-        self._stop = stop
-        self._lock = threading.Lock()
-        self._progress = 0.0
-        self._message = "started"
-        self._dirty = True
-        self.cancel_requested = False
-        self.lease_lost = False
-        self.cleanups: list[Callable[[], None]] = []
-
-    def when_finished(self, cleanup: Callable[[], None]) -> None:
-        """Run ``cleanup`` once the job is finished for good (succeeded, failed or
-        cancelled, recorded in the database), not when this attempt is retried or
-        interrupted: what a retry still needs (an input file) is removed only then.
-        A cleanup that raises is logged and ignored."""
-        self.cleanups.append(cleanup)
-
-    def run_cleanups(self) -> None:
-        """Run the :meth:`when_finished` callbacks (the runner calls this)."""
-        for cleanup in self.cleanups:
-            try:
-                cleanup()
-            except Exception:
-                log.exception("job %s: a cleanup failed", self.job.id)
-
-    @property
-    def attempt(self) -> int:
-        return self.job.attempts
-
-    def progress(self, fraction: float, message: str | None = None) -> None:
-        """Report ``fraction`` (0 to 1) done, with what is happening now.
-
-        Raises:
-            JobCancelled: a cancellation was requested.
-            LeaseLost: another runner took the job over.
-            JobInterrupted: this process is shutting down.
-        """
-        with self._lock:
-            self._progress = min(1.0, max(0.0, fraction))
-            if message is not None:
-                self._message = message
-            self._dirty = True
-        self.check()
-
-    def check(self) -> None:
-        """Raise if the job must stop now (see :meth:`progress`)."""
-        if self.lease_lost:
-            raise LeaseLost(f"job {self.job.id} was taken over by another runner")
-        if self.cancel_requested:
-            raise JobCancelled(f"job {self.job.id} was cancelled")
-        if self._stop.is_set():
-            raise JobInterrupted(f"job {self.job.id} interrupted by shutdown")
-
-    def snapshot(self) -> tuple[float, str, bool]:
-        """``(progress, message, changed since the last snapshot)``."""
-        with self._lock:
-            dirty, self._dirty = self._dirty, False
-            return self._progress, self._message, dirty
 
 
 @dataclass(frozen=True)
@@ -215,6 +103,7 @@ def execute(
     env: JobEnv,
     job_id: str,
     runner: str,
+    types: JobTypes,
     *,
     stop: threading.Event | None = None,
     claimed: Job | None = None,
@@ -229,6 +118,7 @@ def execute(
         env: database, registry, artifact store and settings.
         job_id: the job.
         runner: who runs it (:func:`aiweb.jobs.store.runner_name`).
+        types: the installed job types (the handler of the job is its type's).
         stop: set when the process shuts down; the job then goes back to ``pending``.
         claimed: the job already claimed by the caller (the embedded runner).
 
@@ -237,15 +127,14 @@ def execute(
         (the caller retries the whole call).
     """
     settings = env.settings.jobs
-    # import the handlers (scikit-learn, onnxruntime …: seconds on a busy machine) before
-    # claiming: the lease runs from the claim, and no heartbeat is sent until the attempt
-    # starts, so a slow import after the claim let the lease lapse and another runner
-    # take the job over
-    handlers = load_handlers()
+    # the handlers come imported (scikit-learn, onnxruntime …: seconds on a busy machine)
+    # with ``types``, built before any claim: the lease runs from the claim, and no
+    # heartbeat is sent until the attempt starts, so a slow import after the claim let the
+    # lease lapse and another runner take the job over
     job = claimed or env.jobs.claim(job_id, runner, lease_s=settings.lease_s)
     if job is None:
         return _not_claimed(env, job_id)
-    fn = handler_for(handlers, job)
+    fn = types.handler_for(job)
     if fn is None:
         env.jobs.finish(job.id, job.attempts, "failed", error=f"unknown job type {job.type!r}")
         return Outcome("failed", job.id, detail=f"unknown job type {job.type!r}")
@@ -305,8 +194,6 @@ def execute(
 
 def _not_claimed(env: JobEnv, job_id: str) -> Outcome:
     """Why ``job_id`` could not be claimed, as an outcome."""
-    from aiweb.db.orm import utcnow
-
     job = env.jobs.get(job_id)
     lease_s = env.settings.jobs.lease_s
     if job.terminal:

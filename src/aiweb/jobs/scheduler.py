@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from aiweb.db.session import make_session_factory
 from aiweb.jobs.entities import Job
+from aiweb.jobs.env import JobEnv
 from aiweb.jobs.schedules import Schedule
-from aiweb.jobs.service import CeleryDispatcher, Dispatcher
-
-if TYPE_CHECKING:
-    from aiweb.jobs.env import JobEnv
+from aiweb.jobs.service import CeleryDispatcher, Dispatcher, JobService
+from aiweb.jobs.types import JobTypes
+from aiweb.monitoring.alerts import AlertSender
+from aiweb.monitoring.drift import DriftService
 
 log = logging.getLogger("aiweb.jobs")
 
@@ -25,7 +27,12 @@ LOST_PENDING_S = 600.0
 
 
 def start_run(
-    env: JobEnv, dispatcher: Dispatcher, schedule: Schedule, *, actor: str = "scheduler"
+    env: JobEnv,
+    dispatcher: Dispatcher,
+    types: JobTypes,
+    schedule: Schedule,
+    *,
+    actor: str = "scheduler",
 ) -> Job:
     """Submit the training job of ``schedule`` (with its promotion rule) now.
 
@@ -33,28 +40,17 @@ def start_run(
         BrokerUnavailableError: the job could not be dispatched (none is left behind).
         InvalidInputError: the schedule's dataset or parameters are no longer valid.
     """
-    from pydantic import TypeAdapter
-
-    from aiweb.jobs.schemas import TrainSpec
-    from aiweb.jobs.service import JobService
-
-    # a text classifier's or a recommender's training spec, by the schedule's ``task``
-    spec = TypeAdapter(TrainSpec).validate_python(
-        {
-            **schedule.training,
-            "type": "train",
-            "model": schedule.model,
-            "promotion": schedule.promotion,
-        }
-    )
-    service = JobService(env.jobs, dispatcher, env.registry, env.datasets, env.settings)
+    service = JobService(env.jobs, dispatcher, env.registry, env.datasets, env.settings, types)
+    # the training spec of the schedule's task (its ``task`` field, or the default one)
+    spec = service.scheduled_spec(schedule.model, schedule.training, schedule.promotion)
     job = service.submit(spec, actor=actor)
     env.schedules.set_last_job(schedule.model, job.id)
     return job
 
 
-def tick(env: JobEnv, dispatcher: Dispatcher) -> dict[str, int]:
-    """One scheduler round.
+def tick(env: JobEnv, dispatcher: Dispatcher, types: JobTypes) -> dict[str, int]:
+    """One scheduler round (``types``: the installed job types, which the scheduled
+    training jobs are of).
 
     1. Jobs whose runner died on their last attempt become ``failed``.
     2. With Celery: jobs whose runner died, and pending jobs whose message was lost,
@@ -78,7 +74,7 @@ def tick(env: JobEnv, dispatcher: Dispatcher) -> dict[str, int]:
         counts["redispatched"] = len(lost)
     for schedule in env.schedules.take_due():
         try:
-            job = start_run(env, dispatcher, schedule)
+            job = start_run(env, dispatcher, types, schedule)
         except Exception as exc:
             detail = getattr(exc, "detail", None) or f"{type(exc).__name__}: {exc}"
             log.error("scheduled retraining of %s not started: %s", schedule.model, detail)
@@ -114,10 +110,6 @@ def check_drift(env: JobEnv, *, force: bool = False) -> int:
     if not force and now - _last_drift_check < settings.alerts.drift_check_interval_s:
         return 0
     _last_drift_check = now
-    from aiweb.db.session import make_session_factory
-    from aiweb.monitoring.alerts import AlertSender
-    from aiweb.monitoring.drift import DriftService
-
     sessions = make_session_factory(env.engine)
     alerts = AlertSender(sessions, settings.alert_webhook_url, settings.alerts)
     try:

@@ -1,4 +1,5 @@
-"""Recommendation job handler: ``train`` with ``"task": "recommendation"``.
+"""Recommendation jobs: ``train`` with ``"task": "recommendation"``: its check at submit
+and its handler (:data:`JOB_TYPES`).
 
 The job trains from the items and interactions stored (as ``aiweb train recommendation``
 does) and registers the version. With a promotion rule (scheduled retraining) it moves
@@ -11,11 +12,19 @@ of the same job registered (lineage ``job_id``) and returns it instead of traini
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from aiweb.errors import AliasNotFound
-from aiweb.jobs.runner import JobContext, handler
-from aiweb.jobs.schemas import RecommendationPromotionRule, RecommendationTrainJobSpec
+from aiweb.embeddings.runtime import EmbedderPool
+from aiweb.errors import EmbeddingModelNotInstalled, InvalidInputError, ModelNotFound
+from aiweb.jobs.context import JobContext
+from aiweb.jobs.env import JobEnv
+from aiweb.jobs.types import CheckContext, JobType
+from aiweb.recommendations import algorithms as algos
+from aiweb.recommendations.schemas import (
+    RecommendationPromotionRule,
+    RecommendationScheduleIn,
+    RecommendationTrainJobSpec,
+)
 from aiweb.recommendations.store import RecommendationStore
 from aiweb.recommendations.training import (
     EMBEDDING_CONTENT,
@@ -27,10 +36,40 @@ from aiweb.recommendations.training import (
     train_recommendation,
     with_item_embeddings,
 )
-from aiweb.registry.entities import PRODUCTION, ModelRef, ModelVersion
+from aiweb.registry.entities import ModelVersion
+from aiweb.registry.promotion import Baseline
+from aiweb.registry.promotion import decide_promotion as decide_by_rule
 
-if TYPE_CHECKING:
-    from aiweb.jobs.env import JobEnv
+
+def check_train(ctx: CheckContext, spec: RecommendationTrainJobSpec) -> dict[str, Any]:
+    """Check a recommender's training spec and return the parameters to store: known
+    algorithms in ``params`` with valid parameters, no model ``spec.model`` of another
+    task, and an installed embedding model when the algorithm needs one
+    (``content-minilm``; resolved, not loaded).
+
+    Raises:
+        InvalidInputError: any of these does not hold (422).
+    """
+    for name, values in spec.params.items():
+        algos.make(name, values)  # InvalidInputError for an unknown name or parameter
+    try:
+        existing = ctx.registry.get_model(spec.model)
+    except ModelNotFound:
+        pass
+    else:
+        if existing.task != TASK:
+            raise InvalidInputError(
+                f"model {spec.model!r} exists with task {existing.task!r}, not {TASK!r}; "
+                "choose another name"
+            )
+    if spec.algorithm == EMBEDDING_CONTENT:
+        try:
+            EmbedderPool(ctx.registry).resolve(None)  # as training finds it (with_item_embeddings)
+        except EmbeddingModelNotInstalled as exc:
+            raise InvalidInputError(
+                f"algorithm {EMBEDDING_CONTENT!r} needs the sentence-embedding model: {exc.detail}"
+            ) from None
+    return spec.model_dump(exclude={"type"}, exclude_none=True)
 
 
 def decide_promotion(
@@ -43,7 +82,9 @@ def decide_promotion(
     actor: str,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Move ``production`` to ``candidate`` when ``rule`` holds; audit either way.
+    """Move ``production`` to ``candidate`` when ``rule`` holds; audit either way
+    (:func:`aiweb.registry.promotion.decide_promotion`, with the popularity baseline to
+    beat when ``rule.beat_popularity``).
 
     ``candidate``'s test metrics come from its report; the current production version's
     recipe (lineage ``components``) is refitted and scored on the same split of ``data``
@@ -56,63 +97,32 @@ def decide_promotion(
         (``production`` is ``None`` when there was no other production version, or it has
         no recipe to refit).
     """
-    name = candidate.name
     metric = rule.metric
-    baseline = report.get("algorithms", {}).get("popularity", {}).get("test", {})
-    decision: dict[str, Any] = {
-        "metric": metric,
-        "min_delta": rule.min_delta,
-        "beat_popularity": rule.beat_popularity,
-        "candidate": report.get(metric),
-        "candidate_version": candidate.version,
-        "popularity": baseline.get(metric),
-        "production": None,
-        "production_version": None,
-    }
-    try:
-        current: ModelVersion | None = env.registry.resolve(ModelRef(name=name, alias=PRODUCTION))
-    except AliasNotFound:
-        current = None
-    recipe = current.lineage.get("components") if current is not None else None
-    if current is not None and current.version != candidate.version:
-        decision["production_version"] = current.version
-        if current.task == TASK and recipe:
-            if any(c.get("algorithm") == EMBEDDING_CONTENT for c in recipe):
-                data = with_item_embeddings(
-                    env.registry, data, EMBEDDING_CONTENT, progress=progress
-                )
-            decision["production"] = evaluate_recipe(data, recipe, progress=progress)[metric]
-    cand, prod, pop = decision["candidate"], decision["production"], decision["popularity"]
-    if current is None or current.version == candidate.version:
-        holds = True
-        decision["reason"] = "no production version before: the first version is production"
-    elif cand is None:
-        holds = False
-        decision["reason"] = f"the candidate has no {metric}"
-    elif rule.beat_popularity and (pop is None or not cand > pop):
-        holds = False
-        decision["reason"] = f"{metric} {cand:.4f} does not beat popularity ({pop})"
-    elif prod is None:
-        holds = False
-        decision["reason"] = "the production version has no recipe to compare; promote by hand"
-    else:
-        holds = cand >= prod + rule.min_delta
-        decision["reason"] = f"{metric} {cand:.4f} vs production {prod:.4f} + {rule.min_delta}" + (
-            f"; popularity {pop:.4f}" if rule.beat_popularity else ""
-        )
-    decision["promoted"] = holds
-    if holds and current is not None and current.version != candidate.version:
-        env.registry.promote(name, candidate.version, PRODUCTION, actor=actor)
-    env.registry.record(
-        actor,
-        "retrain.promoted" if holds else "retrain.not_promoted",
-        f"model:{name}",
-        after=decision,
+    popularity = report.get("algorithms", {}).get("popularity", {}).get("test", {}).get(metric)
+
+    def score_production(current: ModelVersion) -> float | None:
+        recipe = current.lineage.get("components")
+        if current.task != TASK or not recipe:
+            return None
+        refit = data
+        if any(c.get("algorithm") == EMBEDDING_CONTENT for c in recipe):
+            refit = with_item_embeddings(env.registry, data, EMBEDDING_CONTENT, progress=progress)
+        return evaluate_recipe(refit, recipe, progress=progress)[metric]
+
+    return decide_by_rule(
+        env.registry,
+        candidate,
+        metric=metric,
+        min_delta=rule.min_delta,
+        candidate_score=report.get(metric),
+        score_production=score_production,
+        unscored="the production version has no recipe to compare; promote by hand",
+        actor=actor,
+        baseline=Baseline("popularity", popularity) if rule.beat_popularity else None,
+        extra={"beat_popularity": rule.beat_popularity, "popularity": popularity},
     )
-    return decision
 
 
-@handler("train", task=TASK)
 def run_train(env: JobEnv, ctx: JobContext) -> dict[str, Any]:
     """Train a recommender from the stored interactions and register the version."""
     spec = RecommendationTrainJobSpec.model_validate({**ctx.job.params, "type": "train"})
@@ -169,3 +179,16 @@ def run_train(env: JobEnv, ctx: JobContext) -> dict[str, Any]:
     if promotion is not None:
         out["promotion"] = promotion
     return out
+
+
+#: the jobs of recommendations
+JOB_TYPES: tuple[JobType, ...] = (
+    JobType(
+        "train",
+        run_train,
+        spec=RecommendationTrainJobSpec,
+        check=check_train,
+        task=TASK,
+        schedule=RecommendationScheduleIn,
+    ),
+)

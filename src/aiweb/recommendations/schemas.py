@@ -1,13 +1,15 @@
-"""API shapes of ``/v1/items``, ``/v1/interactions`` and the recommendation routes."""
+"""API shapes of ``/v1/items``, ``/v1/interactions`` and the recommendation routes, and
+the bodies of a recommender's training job and retraining schedule."""
 
 from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from aiweb.jobs.schemas import MODEL_NAME_PATTERN
 from aiweb.recommendations.store import Interaction, Item
 
 Id = Annotated[str, Field(min_length=1, max_length=255)]
@@ -132,3 +134,78 @@ class SimilarResponse(BaseModel):
     version: int
     item_id: str
     items: list[Recommended]
+
+
+# ---- jobs ------------------------------------------------------------------------------------
+
+
+class RecommendationPromotionRule(BaseModel):
+    """Move ``production`` to the new recommender only when it is better, and better than
+    the popularity baseline.
+
+    Both versions are scored with the offline protocol (temporal leave-last-5-out) on the
+    same split of the data the new version was trained on: the new version as its report
+    has it, production by refitting its recipe (algorithms, parameters, blend weights and
+    half-lives, from its lineage) on the split's training part; its artifact cannot be
+    scored as it is, having been fitted on every interaction, held-out ones included. The
+    rule holds when ``new[metric] >= production[metric] + min_delta`` and, with
+    ``beat_popularity``, ``new[metric] > popularity[metric]`` on the same split.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: Literal["ndcg", "recall", "precision", "map", "hit_rate"] = Field(
+        "ndcg", description="An @10 metric of the offline evaluation."
+    )
+    min_delta: float = Field(0.0, ge=-1.0, le=1.0)
+    beat_popularity: bool = True
+
+
+class RecommendationTrainData(BaseModel):
+    """How a recommender trains: on the items and interactions stored (``POST /v1/items``,
+    ``POST /v1/interactions``, ``aiweb import``), with one algorithm or ``auto``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: Literal["recommendation"]
+    algorithm: Literal[
+        "auto", "hybrid", "als", "bpr", "ease", "content", "content-minilm", "popularity"
+    ] = Field(
+        "auto",
+        description="`auto` compares every algorithm (and a hybrid) and keeps the best on "
+        "validation; a named one is compared with the popularity baseline. `content-minilm` "
+        "(content-based on sentence embeddings) needs `aiweb embeddings install`; `auto` "
+        "includes it when an embedding model is installed.",
+    )
+    params: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description='Constructor parameters per algorithm, e.g. {"ease": {"l2": 300}}.',
+    )
+
+
+class RecommendationTrainJobSpec(RecommendationTrainData):
+    """``{"type": "train", "task": "recommendation", "model": NAME, "algorithm": "auto"}``."""
+
+    type: Literal["train"]
+    model: str = Field(..., pattern=MODEL_NAME_PATTERN, description="Registered model name.")
+    alias: str | None = Field(
+        None, pattern=MODEL_NAME_PATTERN, description="Point this alias at the new version."
+    )
+    promotion: RecommendationPromotionRule | None = Field(
+        None, description="Move production only when this rule holds (scheduled retraining)."
+    )
+
+
+class RecommendationScheduleIn(RecommendationTrainData):
+    """``PUT /v1/models/{name}/schedule`` for a recommender (``"task": "recommendation"``):
+    retrain from the items and interactions stored, promote by the offline metrics."""
+
+    cron: str = Field(
+        ...,
+        max_length=255,
+        description="5-field cron expression, e.g. '0 3 * * *'.",
+        examples=["0 3 * * *"],
+    )
+    timezone: str = Field("UTC", max_length=64, description="IANA time zone of the cron.")
+    promotion: RecommendationPromotionRule = Field(default_factory=RecommendationPromotionRule)
+    enabled: bool = True

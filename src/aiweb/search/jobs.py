@@ -11,18 +11,18 @@ finished for good (succeeded, failed or cancelled), so a retry after a crash sti
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
-from aiweb.errors import InvalidInputError
-from aiweb.jobs.runner import JobContext, handler
-from aiweb.search.entities import CollectionNotFound, Document
+from aiweb.embeddings.runtime import load_embedder
+from aiweb.errors import CollectionNotFound, InvalidInputError
+from aiweb.jobs.context import JobContext
+from aiweb.jobs.env import JobEnv
+from aiweb.jobs.types import JobType
+from aiweb.search.entities import Document
 from aiweb.search.service import INDEX_JOB
 from aiweb.search.store import SearchStore
-
-if TYPE_CHECKING:
-    from aiweb.jobs.env import JobEnv
 
 #: documents embedded and written per step
 CHUNK_DOCUMENTS = 256
@@ -38,7 +38,6 @@ def read_batch(data: bytes) -> list[Document]:
     return docs
 
 
-@handler(INDEX_JOB)
 def index_documents(env: JobEnv, ctx: JobContext) -> dict[str, Any]:
     """Embed and upsert the job's batch into its collection.
 
@@ -49,8 +48,6 @@ def index_documents(env: JobEnv, ctx: JobContext) -> dict[str, Any]:
         InvalidInputError: the collection was deleted (or recreated) since submission, or
             the batch file is gone.
     """
-    from aiweb.embeddings.runtime import load_embedder
-
     params = ctx.job.params
     store = SearchStore(env.engine)
     try:
@@ -89,3 +86,7 @@ def index_documents(env: JobEnv, ctx: JobContext) -> dict[str, Any]:
         "truncated": [i for i, t in truncated.items() if t],
         "revision": revision,
     }
+
+
+#: the jobs of search: only aiweb submits them (no body of ``POST /v1/jobs``)
+JOB_TYPES: tuple[JobType, ...] = (JobType(INDEX_JOB, index_documents),)
