@@ -594,11 +594,11 @@ def dataset_texts(name: str, home: Path, data_home: Path | None) -> list[str]:
 
 def load_pipeline(home: Path) -> tuple[Any, str]:
     """The production ``sentiment`` version's scikit-learn pipeline and its ``name:version``."""
+    from aiweb.classification.loader import load_runtime
     from aiweb.classification.model import TextClassifier
     from aiweb.config import Settings
     from aiweb.registry.entities import ModelRef
     from aiweb.registry.factory import build_registry
-    from aiweb.registry.loader import load_runtime
 
     registry, engine = build_registry(Settings(home=home))
     try:

@@ -188,7 +188,7 @@ def test_pool_answers_a_seen_reference_without_the_registry_and_follows_an_alias
             version, _ = await pool.embed(None, ["stale"])
             assert version.version == 2  # answered at once; renewed behind it
             for _ in range(100):
-                if not pool._background.running():
+                if not pool.background.running():
                     break
                 await asyncio.sleep(0.02)
             version, _ = await pool.embed(None, ["moved"])

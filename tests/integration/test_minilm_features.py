@@ -266,8 +266,8 @@ def test_an_alias_move_of_the_embedder_does_not_change_a_classifier(
             pool: EmbedderPool = client.app.state.embedders  # type: ignore[attr-defined]
             # two classifiers on minilm:1, one embedder session
             assert pool.loaded() == [("minilm", 1)]
-            loaded = client.app.state.loader._loaded  # type: ignore[attr-defined]
-            runtimes = [m.runtime for m in loaded.values()]
+            loader = client.app.state.loader  # type: ignore[attr-defined]
+            runtimes = [m.runtime for m in loader.loaded()]
             assert len(runtimes) == 2
             assert runtimes[0].embedder is runtimes[1].embedder
         # the embedding model's production alias moves to a new (int8) version

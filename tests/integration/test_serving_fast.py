@@ -16,6 +16,7 @@ from helpers import NEGATIVE_TEXT, POSITIVE_TEXT, live_server, open_registry, re
 from sqlalchemy import func, select
 
 from aiweb.app import create_app
+from aiweb.classification.loader import ModelLoader, load_runtime
 from aiweb.classification.model import TextClassifier
 from aiweb.classification.onnx_export import ONNX_ARTIFACT, DualRuntime, OnnxTextClassifier
 from aiweb.classification.trainer import TrainParams, fit_text_classifier
@@ -24,7 +25,6 @@ from aiweb.config import Settings
 from aiweb.db.orm import SqlPrediction
 from aiweb.db.session import make_engine
 from aiweb.monitoring.metrics import PREDICTION_CACHE_HITS
-from aiweb.registry.loader import ModelLoader, load_runtime
 from conftest import TINY_LABELS, TINY_TEXTS
 
 REDIS_URL = "redis://127.0.0.1:6379/11"
@@ -206,7 +206,7 @@ def test_a_full_queue_answers_503_problem_with_retry_after(
                 # load the model, then hold its next model call
                 assert (await client.post(url, json={"inputs": ["warm"]})).status_code == 200
                 loader: ModelLoader = app.state.loader
-                (loaded,) = loader._loaded.values()
+                (loaded,) = loader.loaded()
                 loaded.batcher._fn = held
                 running = asyncio.ensure_future(client.post(url, json={"inputs": ["a"]}))
                 await asyncio.to_thread(entered.wait, 10)

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from aiweb.classification.loader import LoadedModel, ModelLoader
 from aiweb.classification.rejection import decide
 from aiweb.config import Settings
 from aiweb.errors import InvalidInputError, PayloadTooLargeError
@@ -19,7 +20,6 @@ from aiweb.monitoring.logs import MODEL, VERSION
 from aiweb.monitoring.metrics import PREDICTIONS
 from aiweb.monitoring.prediction_log import PredictionLogger, PredictionRecord, text_sha256
 from aiweb.registry.entities import ModelRef
-from aiweb.registry.loader import LoadedModel, ModelLoader
 from aiweb.serving.cache import PredictionCache, text_key, version_key
 
 

@@ -21,10 +21,10 @@ def predict(
     detection answers its `oos` label below its threshold)."""
     import anyio
 
+    from aiweb.classification.loader import ModelLoader
     from aiweb.classification.rejection import decide
     from aiweb.config import get_settings
     from aiweb.registry.entities import ModelRef
-    from aiweb.registry.loader import ModelLoader
 
     with open_registry() as registry:
         loader = ModelLoader(registry, get_settings().serving)

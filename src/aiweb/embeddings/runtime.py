@@ -9,11 +9,7 @@ concurrent single-sentence requests share model calls.
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from collections.abc import Callable
-
-import anyio.to_thread
 
 from aiweb.config import EmbeddingSettings
 from aiweb.embeddings.install import DEFAULT_EMBEDDING_MODEL, EMBEDDING_TASK
@@ -30,11 +26,12 @@ from aiweb.errors import (
     InvalidInputError,
     ModelNotFound,
 )
+from aiweb.registry.artifacts import read_verified
 from aiweb.registry.entities import ModelRef, ModelVersion
-from aiweb.registry.loader import read_verified
 from aiweb.registry.service import RegistryService
 from aiweb.serving.background import BackgroundRefresh
 from aiweb.serving.batching import MicroBatcher
+from aiweb.serving.versions import VersionCache
 
 INSTALL_HINT = "run `aiweb embeddings install` (needs pip install 'aiweb[export]' once)"
 
@@ -84,6 +81,11 @@ def load_embedder(
 class EmbedderPool:
     """Loaded embedders keyed by (model name, version), shared by a whole process.
 
+    Versions are held by the one version cache (:class:`~aiweb.serving.versions.VersionCache`):
+    a reference is resolved once and renewed in the background, a version is loaded and
+    warmed once; an embedder stays loaded while the process runs (collections and
+    classifiers keep using the version they pinned).
+
     Args:
         registry: resolves references and reads artifacts.
         settings: threads and micro-batching limits.
@@ -105,13 +107,28 @@ class EmbedderPool:
         self.registry = registry
         self.settings = settings or EmbeddingSettings()
         self._on_batch = on_batch
-        self.refresh_s = refresh_s
-        self._resolved: dict[str, tuple[float, ModelVersion]] = {}
-        self._background = BackgroundRefresh("embedder pool")
-        self._embedders: dict[tuple[str, int], OnnxEmbedder] = {}
+        self._versions: VersionCache[OnnxEmbedder] = VersionCache(
+            "embedder pool",
+            resolve=lambda ref: self.resolve(ref),  # looked up per call: tests wrap it
+            load=self._load,
+            refresh_s=refresh_s,
+            keep=None,
+        )
         self._batchers: dict[tuple[str, int], MicroBatcher[str, Embeddings]] = {}
-        self._lock = threading.Lock()
-        self._loading: dict[tuple[str, int], threading.Lock] = {}
+
+    @property
+    def refresh_s(self) -> float:
+        """Seconds a reference's resolution is answered before it is renewed."""
+        return self._versions.refresh_s
+
+    @refresh_s.setter
+    def refresh_s(self, seconds: float) -> None:
+        self._versions.refresh_s = seconds
+
+    @property
+    def background(self) -> BackgroundRefresh:
+        """The background re-reads of references."""
+        return self._versions.background
 
     def resolve(self, ref: str | ModelRef | None) -> ModelVersion:
         """The version ``ref`` names: ``"minilm"``, ``"minilm@int8"``, ``"minilm:2"``;
@@ -139,21 +156,40 @@ class EmbedderPool:
             )
         return version
 
-    def get(self, version: ModelVersion) -> OnnxEmbedder:
-        """The loaded embedder of ``version`` (loaded on first use; thread-safe)."""
-        key = (version.name, version.version)
-        embedder = self._embedders.get(key)
-        if embedder is not None:
-            return embedder
-        with self._lock:
-            lock = self._loading.setdefault(key, threading.Lock())
-        with lock:
-            embedder = self._embedders.get(key)
-            if embedder is None:
-                embedder = load_embedder(self.registry, version, threads=self.settings.threads)
-                embedder.embed(["warm-up"])  # first call allocates; do it before traffic
-                self._embedders[key] = embedder
+    def _load(self, version: ModelVersion) -> OnnxEmbedder:
+        embedder = load_embedder(self.registry, version, threads=self.settings.threads)
+        embedder.embed(["warm-up"])  # first call allocates; do it before traffic
         return embedder
+
+    def get(self, version: ModelVersion) -> OnnxEmbedder:
+        """The loaded embedder of ``version`` (loaded on first use; thread-safe, blocks)."""
+        return self._versions.load_blocking(version).value
+
+    def pinned(self, name: str, number: int) -> OnnxEmbedder:
+        """The embedder of version ``number`` of ``name`` (what a collection or a
+        classifier pinned), loaded on first use (thread-safe; blocks).
+
+        Raises:
+            ModelNotFound, ModelVersionNotFound: no such version.
+            InvalidInputError: not an embedding model.
+        """
+        served = self._versions.peek_version(name, number)
+        if served is None:
+            version = self.registry.get_version(name, number)
+            if version.task != EMBEDDING_TASK:
+                raise InvalidInputError(f"{name} is a {version.task} model, not an embedding model")
+            served = self._versions.load_blocking(version)
+        return served.value
+
+    def loaded_version(self, name: str, number: int) -> ModelVersion | None:
+        """Version ``number`` of ``name`` as it was loaded, or ``None`` (never loads)."""
+        served = self._versions.peek_version(name, number)
+        return served.version if served is not None else None
+
+    def loaded_embedder(self, name: str, number: int) -> OnnxEmbedder | None:
+        """The embedder of version ``number`` of ``name`` if it is loaded (never loads)."""
+        served = self._versions.peek_version(name, number)
+        return served.value if served is not None else None
 
     def _batcher(
         self, version: ModelVersion, embedder: OnnxEmbedder
@@ -183,6 +219,12 @@ class EmbedderPool:
     ) -> tuple[ModelVersion, Embeddings]:
         """Embed ``texts`` with the version ``ref`` names, batched with concurrent calls.
 
+        A reference is answered from its last resolution; one older than ``refresh_s``
+        is renewed by a background task (the registry query costs a thread hop and
+        several GIL hand-offs: 33% of an embed request's samples when it ran on every
+        request). A renewal that fails forgets the reference, so the next request gets
+        the error.
+
         Returns:
             the version used and :class:`~aiweb.embeddings.model.Embeddings` (float32
             ``(len(texts), dim)``, L2-normalised rows, truncation flags).
@@ -190,46 +232,19 @@ class EmbedderPool:
         Raises:
             see :meth:`resolve`; QueueFullError (503) when too many requests wait.
         """
-        version = ref if isinstance(ref, ModelVersion) else await self._resolve_cached(ref)
-        key = (version.name, version.version)
-        embedder = self._embedders.get(key)
-        if embedder is None:
-            embedder = await anyio.to_thread.run_sync(self.get, version)
-        return version, await self._batcher(version, embedder).submit(texts)
-
-    async def _resolve_cached(self, ref: str | ModelRef | None) -> ModelVersion:
-        """:meth:`resolve`, answered from the last resolution of ``ref`` when there is
-        one; one older than ``refresh_s`` is renewed by a background task (the registry
-        query costs a thread hop and several GIL hand-offs: 33% of an embed request's
-        samples when it ran on every request). A renewal that fails forgets ``ref``, so
-        the next request gets the error."""
-        text = str(ref) if ref is not None else DEFAULT_EMBEDDING_MODEL
-        cached = self._resolved.get(text)
-        now = time.monotonic()
-        if cached is None:
-            version = await anyio.to_thread.run_sync(self.resolve, ref)
-            self._resolved[text] = (time.monotonic(), version)
-            return version
-        seen, version = cached
-        if now - seen > self.refresh_s:
-            self._background.start(text, lambda: self._revalidate(text, ref))
-        return version
-
-    async def _revalidate(self, text: str, ref: str | ModelRef | None) -> None:
-        try:
-            version = await anyio.to_thread.run_sync(self.resolve, ref)
-        except Exception:
-            self._resolved.pop(text, None)
-            raise
-        self._resolved[text] = (time.monotonic(), version)
+        if isinstance(ref, ModelVersion):
+            served = await self._versions.load(ref)
+        else:
+            served = await self._versions.get(ref if ref is not None else DEFAULT_EMBEDDING_MODEL)
+        return served.version, await self._batcher(served.version, served.value).submit(texts)
 
     def loaded(self) -> list[tuple[str, int]]:
         """(name, version) of every loaded embedder."""
-        return sorted(self._embedders)
+        return sorted(served.key for served in self._versions.loaded())
 
     async def aclose(self) -> None:
-        """Stop the batchers (waiting requests are answered 503)."""
-        await self._background.aclose()
+        """Stop the background re-reads and the batchers (waiting requests are answered 503)."""
+        await self._versions.aclose()
         batchers = list(self._batchers.values())
         self._batchers.clear()
         await asyncio.gather(*(b.aclose() for b in batchers))

@@ -15,7 +15,6 @@ the database call's thread waited for the GIL behind a busy event loop.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -28,22 +27,22 @@ import numpy as np
 import numpy.typing as npt
 
 from aiweb.config import Settings
-from aiweb.errors import InvalidInputError, ModelNotReadyError
+from aiweb.errors import InvalidInputError, ItemNotFound, ModelNotReadyError
 from aiweb.recommendations.cache import Entry, RecommendationCache
 from aiweb.recommendations.model import RecommenderModel
 from aiweb.recommendations.store import (
     CatalogEntry,
     Interaction,
     Item,
-    ItemNotFound,
     RecommendationStore,
 )
 from aiweb.recommendations.training import TASK
+from aiweb.registry.artifacts import read_verified
 from aiweb.registry.entities import PRODUCTION, ModelRef, ModelVersion
-from aiweb.registry.loader import read_verified
 from aiweb.registry.service import RegistryService
 from aiweb.serving.background import BackgroundRefresh
 from aiweb.serving.cache import version_key
+from aiweb.serving.versions import VersionCache
 
 log = logging.getLogger(__name__)
 
@@ -107,13 +106,16 @@ class RecommendationService:
         self.registry = registry
         self.settings = settings
         self.cache = cache
-        self._refs: dict[str, tuple[float, ModelVersion]] = {}
-        self._loaded: dict[tuple[str, int], _Loaded] = {}
+        self._versions: VersionCache[_Loaded] = VersionCache(
+            "recommendations",
+            resolve=self._resolve_version,
+            load=self._load_version,
+            refresh_s=settings.serving.alias_refresh_s,
+        )
         self._catalog: _Catalog | None = None
         #: bumped by this process's own catalogue writes: a background re-read that
         #: started before one does not install what it read
         self._catalog_generation = 0
-        self._lock = asyncio.Lock()
         self._background = BackgroundRefresh("recommendations")
 
     # ------------------------------------------------------------------ data in
@@ -143,57 +145,28 @@ class RecommendationService:
     # ------------------------------------------------------------------ models
 
     async def model(self, ref: str) -> _Loaded:
-        """The loaded version ``ref`` names (``movies``, ``movies@staging``, ``movies:2``).
+        """The loaded version ``ref`` names (``movies``, ``movies@staging``, ``movies:2``),
+        from the version cache (:class:`~aiweb.serving.versions.VersionCache`: resolved
+        once, renewed in the background every ``serving.alias_refresh_s``, loaded once).
 
         Raises:
             InvalidInputError: malformed reference, or a model of another task.
             ModelNotFound, AliasNotFound, ModelVersionNotFound: unknown reference.
             ModelNotReadyError, CorruptArtifactError: the version cannot be loaded.
         """
-        cached = self._refs.get(ref)
-        if cached is None:
-            return await self._resolve(ref)
-        if time.monotonic() - cached[0] > self.settings.serving.alias_refresh_s:
-            self._background.start(f"ref:{ref}", lambda: self._revalidate(ref))
-        return await self._ensure_loaded(cached[1])
+        return (await self._versions.get(ref)).value
 
-    async def _resolve(self, ref: str) -> _Loaded:
-        """Resolve ``ref`` in the registry, load its version, then switch ``ref`` to it."""
-        now = time.monotonic()
-        version = await anyio.to_thread.run_sync(self.registry.resolve, ModelRef.parse(ref))
-        loaded = await self._ensure_loaded(version)
-        self._refs[ref] = (now, version)
-        live = {(v.name, v.version) for _, v in self._refs.values()}
-        for old in [k for k in self._loaded if k not in live]:
-            del self._loaded[old]
-        return loaded
-
-    async def _revalidate(self, ref: str) -> None:
-        """The background re-read of ``ref``. When it fails (alias removed, version
-        archived …), ``ref`` is forgotten: the next request resolves it and gets the
-        error."""
-        try:
-            await self._resolve(ref)
-        except Exception:
-            self._refs.pop(ref, None)
-            raise
-
-    async def _ensure_loaded(self, version: ModelVersion) -> _Loaded:
-        key = (version.name, version.version)
-        loaded = self._loaded.get(key)
-        if loaded is not None:
-            return loaded
+    def _resolve_version(self, ref: ModelRef) -> ModelVersion:
+        version = self.registry.resolve(ref)
         if version.task != TASK:
             raise InvalidInputError(
                 f"model {version.name!r} has task {version.task!r}, not {TASK!r}"
             )
-        async with self._lock:
-            loaded = self._loaded.get(key)
-            if loaded is None:
-                model = await anyio.to_thread.run_sync(self._load, version)
-                loaded = _Loaded(version, model, version_key(version, prefix="rec"))
-                self._loaded[key] = loaded
-        return loaded
+        return version
+
+    async def alias_moved(self, name: str) -> None:
+        """Follow an alias of ``name`` moved in this process at once (the registry tells)."""
+        await self._versions.alias_moved(name)
 
     async def warm(self) -> list[str]:
         """Load the production version of every recommendation model, and the catalogue
@@ -216,6 +189,9 @@ class RecommendationService:
                 continue
             warmed.append(f"{loaded.version.name}:{loaded.version.version}")
         return warmed
+
+    def _load_version(self, version: ModelVersion) -> _Loaded:
+        return _Loaded(version, self._load(version), version_key(version, prefix="rec"))
 
     def _load(self, version: ModelVersion) -> RecommenderModel:
         if version.status != "ready" or not version.artifact_uri:
@@ -473,6 +449,7 @@ class RecommendationService:
         }
 
     async def aclose(self) -> None:
+        await self._versions.aclose()
         await self._background.aclose()
         if self.cache is not None:
             await self.cache.aclose()

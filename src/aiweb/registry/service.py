@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiweb.errors import ConflictError, InvalidInputError, ModelNotFound
+from aiweb.names import check_name
 from aiweb.registry.artifacts import ArtifactStore
 from aiweb.registry.entities import (
     PRODUCTION,
@@ -13,10 +15,12 @@ from aiweb.registry.entities import (
     ModelRef,
     ModelVersion,
     RegisteredModel,
-    check_name,
 )
 from aiweb.registry.store import RegistryStore
 from aiweb.security.audit import AuditLog
+
+#: ``await listener(model_name)`` after an alias of that model moved in this process
+AliasListener = Callable[[str], Awaitable[None]]
 
 _FILE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
@@ -39,6 +43,19 @@ class RegistryService:
         self.store = store
         self.artifacts = artifacts
         self.audit = audit
+        self._alias_listeners: list[AliasListener] = []
+
+    def on_alias_moved(self, listener: AliasListener) -> None:
+        """Call ``await listener(name)`` whenever this process moves an alias of model
+        ``name`` (the version caches of the tasks subscribe: they load the new target
+        before answering). Other processes see moves on their next periodic re-read."""
+        self._alias_listeners.append(listener)
+
+    async def alias_moved(self, name: str) -> None:
+        """Tell the listeners that an alias of ``name`` moved (the routes call this after
+        :meth:`set_alias` or :meth:`rollback`, from the event loop)."""
+        for listener in self._alias_listeners:
+            await listener(name)
 
     def _audit_alias(self, event: AliasEvent, request_id: str | None) -> AliasEvent:
         if self.audit is not None:

@@ -10,42 +10,39 @@ running finish on the old version, new requests get the new one, none fails.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
+import math
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import anyio.to_thread
 import numpy as np
 import numpy.typing as npt
 
 from aiweb.classification.embedding_features import ARTIFACT_FORMAT as EMBEDDING_HEAD_FORMAT
+from aiweb.classification.embedding_features import EmbeddingTextClassifier
+from aiweb.classification.model import TextClassifier
+from aiweb.classification.onnx_export import with_onnx
 from aiweb.classification.rejection import Rejection
 from aiweb.config import ServingSettings
+from aiweb.embeddings.runtime import EmbedderPool
 from aiweb.errors import AiwebError, ModelNotReadyError
-from aiweb.registry.artifacts import ArtifactStore
+from aiweb.monitoring.drift import read_vocabulary
+from aiweb.registry.artifacts import read_verified
 from aiweb.registry.entities import PRODUCTION, ModelRef, ModelVersion
 from aiweb.registry.service import RegistryService
 from aiweb.serving.batching import MicroBatcher
 from aiweb.serving.gc import tune_after_load
-
-if TYPE_CHECKING:
-    from aiweb.embeddings.runtime import EmbedderPool
+from aiweb.serving.versions import VersionCache
 
 log = logging.getLogger(__name__)
 
 SERVED_TASKS = frozenset({"text-classification"})
 """Tasks whose versions this loader serves; other tasks' aliases (recommendation …) are
 left to their own services and do not count towards readiness."""
-
-
-class CorruptArtifactError(AiwebError):
-    slug = "corrupt-artifact"
-    title = "Artifact does not match its checksum"
 
 
 class Runtime(Protocol):
@@ -83,12 +80,8 @@ def default_runtime_factory(
         UnsafeArtifactError: the artifact holds untrusted types.
     """
     if version.task == "text-classification" and version.artifact_format == "skops":
-        from aiweb.classification.model import TextClassifier
-
         return TextClassifier.from_bytes(data)
     if needs_embedder(version):
-        from aiweb.classification.embedding_features import EmbeddingTextClassifier
-
         if embedders is None:
             raise ModelNotReadyError(
                 f"{version.name}:{version.version} embeds its inputs, and no embedding "
@@ -99,28 +92,6 @@ def default_runtime_factory(
         f"{version.name}:{version.version} has task {version.task!r} and format "
         f"{version.artifact_format!r}, which this server cannot serve"
     )
-
-
-def read_verified(artifacts: ArtifactStore, uri: str, sha256: str | None, what: str) -> bytes:
-    """The bytes at ``uri``, checked against ``sha256`` (when one was recorded).
-
-    Args:
-        what: names the file in errors, e.g. ``"artifact of sentiment:3"``.
-
-    Raises:
-        CorruptArtifactError: the file is missing, or its sha256 differs.
-    """
-    try:
-        data = artifacts.read_bytes(uri)
-    except FileNotFoundError:
-        raise CorruptArtifactError(f"{what} ({uri}) is missing from the artifact store") from None
-    digest = hashlib.sha256(data).hexdigest()
-    if sha256 and digest != sha256:
-        raise CorruptArtifactError(
-            f"{what} has sha256 {digest[:12]}…, the registry recorded {sha256[:12]}…; "
-            "refusing to load it"
-        )
-    return data
 
 
 def load_runtime(
@@ -158,17 +129,11 @@ def load_runtime(
     )
     if factory is None:
         if embedders is None and needs_embedder(version):
-            from aiweb.embeddings.runtime import EmbedderPool
-
             embedders = EmbedderPool(registry)
         factory = partial(default_runtime_factory, embedders=embedders)
     runtime = factory(version, data)
-    if serving is not None and version.task == "text-classification":
-        from aiweb.classification.model import TextClassifier
-        from aiweb.classification.onnx_export import with_onnx
-
-        if isinstance(runtime, TextClassifier):
-            return with_onnx(runtime, version, registry.artifacts, serving)
+    if serving is not None and isinstance(runtime, TextClassifier):
+        return with_onnx(runtime, version, registry.artifacts, serving)
     return runtime
 
 
@@ -191,7 +156,14 @@ class LoadedModel:
 
 
 class ModelLoader:
-    """Keeps the served versions in memory.
+    """Keeps the served text classifiers in memory, on the one version cache
+    (:class:`~aiweb.serving.versions.VersionCache`).
+
+    Every alias of a text-classification model is re-read by :meth:`refresh` (at start,
+    when this process moves an alias, and every ``serving.alias_refresh_s``); its new
+    target is loaded and warmed before the alias switches to it. Explicit versions
+    (``name:3``) are loaded on first use and kept while fewer than
+    ``serving.keep_versions`` versions no alias points at are loaded.
 
     Args:
         registry: resolves aliases and reads artifacts.
@@ -214,148 +186,114 @@ class ModelLoader:
         embedders: EmbedderPool | None = None,
     ) -> None:
         if embedders is None:
-            from aiweb.embeddings.runtime import EmbedderPool
-
             embedders = EmbedderPool(registry)
         self.registry = registry
         self.settings = settings
         self.embedders = embedders
         self._factory = runtime_factory or partial(default_runtime_factory, embedders=embedders)
         self._on_batch = on_batch
-        self._aliases: dict[tuple[str, str], int] = {}
-        self._loaded: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
-        self._locks: dict[tuple[str, int], asyncio.Lock] = {}
+        self._versions: VersionCache[LoadedModel] = VersionCache(
+            "text classifiers",
+            resolve=lambda ref: self.registry.resolve(ref),
+            load=self._load,
+            refresh_s=math.inf,  # :meth:`refresh` re-reads every alias itself
+            keep=settings.keep_versions,
+            release=_close,
+        )
         self._refresh_lock = asyncio.Lock()
         self.ready = False
         #: ``{"name@alias": reason}`` of aliases whose target could not be loaded.
         self.failed: dict[str, str] = {}
 
     # -- loading ---------------------------------------------------------------------
-    def _load_sync(self, version: ModelVersion) -> tuple[Runtime, frozenset[str] | None]:
-        from aiweb.monitoring.drift import read_vocabulary
-
+    def _load(self, version: ModelVersion) -> LoadedModel:
+        """Build, warm and wrap ``version`` (on a worker thread)."""
         runtime = load_runtime(self.registry, version, self._factory, self.settings)
         runtime.predict_proba(["warm-up"])  # first call allocates; do it before traffic
-        return runtime, read_vocabulary(self.registry.artifacts, version)
+        vocabulary = read_vocabulary(self.registry.artifacts, version)
+        name, number = version.name, version.version
+        hook = self._on_batch
 
-    async def _ensure_loaded(self, version: ModelVersion) -> LoadedModel:
-        key = (version.name, version.version)
-        loaded = self._loaded.get(key)
-        if loaded is not None:
-            self._loaded.move_to_end(key)
-            return loaded
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            loaded = self._loaded.get(key)
-            if loaded is not None:
-                return loaded
-            started = time.perf_counter()
-            runtime, vocabulary = await anyio.to_thread.run_sync(self._load_sync, version)
-            name, number = version.name, version.version
-            hook = self._on_batch
+        def on_batch(size: int, seconds: float) -> None:
+            if hook is not None:
+                hook(name, number, size, seconds)
 
-            def on_batch(size: int, seconds: float) -> None:
-                if hook is not None:
-                    hook(name, number, size, seconds)
-
-            loaded = LoadedModel(
-                version=version,
-                runtime=runtime,
-                batcher=MicroBatcher(
-                    runtime.predict_proba,
-                    max_batch_size=self.settings.max_batch_size,
-                    max_wait_ms=self.settings.max_wait_ms,
-                    max_queue=self.settings.max_queue,
-                    on_batch=on_batch,
-                ),
-                loaded_at=time.time(),
-                vocabulary=vocabulary,
-                rejection=Rejection.of_lineage(version.lineage),
-            )
-            self._loaded[key] = loaded
-            if self.ready:  # loaded while serving: keep the new model out of gc scans too
-                tune_after_load(self.settings, collect=False)
-            log.info("loaded %s:%s in %.2fs", name, number, time.perf_counter() - started)
-            if not self._refresh_lock.locked():  # refresh evicts after its swap
-                await self._evict()
-            return loaded
-
-    async def _evict(self) -> None:
-        pinned = {(n, v) for (n, _a), v in self._aliases.items()}
-        spare = [k for k in self._loaded if k not in pinned]
-        while len(spare) > self.settings.keep_versions:
-            key = spare.pop(0)
-            model = self._loaded.pop(key)
-            await model.batcher.aclose()
+        loaded = LoadedModel(
+            version=version,
+            runtime=runtime,
+            batcher=MicroBatcher(
+                runtime.predict_proba,
+                max_batch_size=self.settings.max_batch_size,
+                max_wait_ms=self.settings.max_wait_ms,
+                max_queue=self.settings.max_queue,
+                on_batch=on_batch,
+            ),
+            loaded_at=time.time(),
+            vocabulary=vocabulary,
+            rejection=Rejection.of_lineage(version.lineage),
+        )
+        if self.ready:  # loaded while serving: keep the new model out of gc scans too
+            tune_after_load(self.settings, collect=False)
+        return loaded
 
     # -- resolving -------------------------------------------------------------------
     async def get(self, ref: ModelRef) -> LoadedModel:
         """The loaded model ``ref`` names, loading it on first use.
 
-        Aliases are resolved from the in-memory snapshot; an alias this process has not
-        seen yet is looked up in the store once.
+        Aliases are answered from memory; an alias this process has not seen yet is
+        looked up in the store once.
 
         Raises:
             ModelNotFound, AliasNotFound, ModelVersionNotFound, ModelNotReadyError.
         """
         if ref.version is not None:
-            key = (ref.name, ref.version)
-            loaded = self._loaded.get(key)
-            if loaded is not None:
-                return loaded
-            version = await anyio.to_thread.run_sync(
+            version = self._versions.peek_version(ref.name, ref.version)
+            if version is not None:
+                return version.value
+            found = await anyio.to_thread.run_sync(
                 self.registry.store.get_version, ref.name, ref.version
             )
-            return await self._ensure_loaded(version)
-        alias = ref.alias or PRODUCTION
-        number = self._aliases.get((ref.name, alias))
-        if number is not None:
-            loaded = self._loaded.get((ref.name, number))
-            if loaded is not None:
-                return loaded
-        version = await anyio.to_thread.run_sync(self.registry.resolve, ref)
-        loaded = await self._ensure_loaded(version)
-        self._aliases = {**self._aliases, (ref.name, alias): version.version}
-        return loaded
+            served = await self._versions.load(found)
+            await self._versions.evict()
+            return served.value
+        return (await self._versions.get(_alias_ref(ref.name, ref.alias or PRODUCTION))).value
 
     # -- refreshing ------------------------------------------------------------------
     async def refresh(self) -> None:
-        """Re-read every alias; load and warm new targets, then swap the snapshot.
+        """Re-read every alias; load and warm new targets, then switch the aliases.
 
         A version that fails to load keeps its alias on the old version in this process
-        (logged), so a bad artifact never takes serving down.
+        (logged, and listed in :attr:`failed`), so a bad artifact never takes serving down.
         """
         async with self._refresh_lock:
             current = await anyio.to_thread.run_sync(self.registry.store.all_aliases)
-            snapshot: dict[tuple[str, str], int] = {}
             failed: dict[str, str] = {}
-            others: set[tuple[str, str]] = set()  # aliases of models other loaders serve
+            served: set[tuple[str, str]] = set()  # aliases of text classifiers
             for (name, alias), number in sorted(current.items()):
+                text = _alias_ref(name, alias)
                 try:
                     version = await anyio.to_thread.run_sync(
                         self.registry.store.get_version, name, number
                     )
                     if version.task not in SERVED_TASKS:
-                        others.add((name, alias))
-                        continue
-                    await self._ensure_loaded(version)
-                    snapshot[(name, alias)] = number
+                        continue  # left to the services of other tasks
+                    served.add((name, alias))
+                    await self._versions.renew(text, version)
                 except AiwebError as exc:
+                    served.add((name, alias))
                     log.error("cannot serve %s@%s -> %s: %s", name, alias, number, exc.detail)
-                    failed[f"{name}@{alias}"] = f"version {number}: {exc.detail}"
-                    old = self._aliases.get((name, alias))
-                    if old is not None:
-                        snapshot[(name, alias)] = old
-            self._aliases = snapshot  # the atomic swap
-            await self._evict()
+                    failed[text] = f"version {number}: {exc.detail}"
+            for text in self._versions.resolutions():
+                name, _, alias = text.partition("@")
+                if (name, alias) not in served:
+                    self._versions.forget(text)  # the alias is gone
+            await self._versions.evict()
             self.failed = failed
             # ready: every production alias is served, by its target or (after a failed
             # move) by the version it pointed at before in this process
-            self.ready = all(
-                (name, alias) in snapshot and (name, snapshot[(name, alias)]) in self._loaded
-                for (name, alias) in current
-                if alias == PRODUCTION and (name, alias) not in others
-            )
+            resolved = self._versions.resolutions()
+            targets = [resolved.get(_alias_ref(n, a)) for (n, a) in served if a == PRODUCTION]
+            self.ready = all(t is not None and self._versions.peek(t) for t in targets)
 
     async def refresh_forever(self, interval_s: float) -> None:
         """Call :meth:`refresh` every ``interval_s`` seconds until cancelled."""
@@ -366,16 +304,26 @@ class ModelLoader:
             except Exception:  # keep serving on a transient database error
                 log.exception("alias refresh failed")
 
+    def loaded(self) -> list[LoadedModel]:
+        """Every loaded version, least recently used first."""
+        return [served.value for served in self._versions.loaded()]
+
     async def aclose(self) -> None:
         """Stop every batcher."""
-        for model in list(self._loaded.values()):
-            await model.batcher.aclose()
-        self._loaded.clear()
+        await self._versions.aclose()
 
     def status(self) -> dict[str, Any]:
         """A summary for ``/readyz``."""
         return {
             "ready": self.ready,
-            "loaded": [f"{m.version.name}:{m.version.version}" for m in self._loaded.values()],
+            "loaded": [f"{m.version.name}:{m.version.version}" for m in self.loaded()],
             "failed": dict(self.failed),
         }
+
+
+def _alias_ref(name: str, alias: str) -> str:
+    return f"{name}@{alias}"
+
+
+async def _close(model: LoadedModel) -> None:
+    await model.batcher.aclose()
