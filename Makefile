@@ -27,9 +27,11 @@ demo: install
 serve: install
 	$(BIN)/aiweb serve
 
+# ruff, then the layer contracts of docs/architecture.md (import-linter, [tool.importlinter])
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy

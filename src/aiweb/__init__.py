@@ -11,4 +11,26 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__"]
+__all__ = [
+    "__version__",
+    "api",
+    "app",
+    "classification",
+    "cli",
+    "config",
+    "contract",
+    "dashboard",
+    "datasets",
+    "db",
+    "embeddings",
+    "errors",
+    "jobs",
+    "monitoring",
+    "names",
+    "recommendations",
+    "registry",
+    "search",
+    "security",
+    "serving",
+    "tasks",
+]

@@ -11,39 +11,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
+from functools import partial
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from aiweb import __version__
 from aiweb.api import problems
 from aiweb.api.hygiene import SecurityHeadersMiddleware, add_cors
 from aiweb.api.limits import InputLimitsMiddleware
 from aiweb.api.middleware import MetricsMiddleware, RequestIdMiddleware
-from aiweb.api.router import api_routers
-from aiweb.classification.service import PredictionService
+from aiweb.api.predict import ModelRouter, PredictTarget, predict_router
+from aiweb.api.router import core_routers
+from aiweb.api.routes import jobs as job_routes
 from aiweb.config import Settings, get_settings
+from aiweb.contract import Readiness, Task, TaskContext, TaskRuntime
+from aiweb.dashboard.routes import install as install_dashboard
 from aiweb.dashboard.session import SessionCodec
 from aiweb.dashboard.users import UserService
 from aiweb.db.migrate import upgrade
 from aiweb.db.session import make_session_factory
-from aiweb.embeddings.runtime import EmbedderPool
+from aiweb.jobs.celery_app import make_dispatcher
 from aiweb.jobs.embedded import EmbeddedRunner
 from aiweb.jobs.env import env_from
-from aiweb.jobs.service import JobService, make_dispatcher
+from aiweb.jobs.service import JobService
+from aiweb.jobs.types import JobTypes
 from aiweb.monitoring.alerts import AlertSender
 from aiweb.monitoring.drift import DriftService
 from aiweb.monitoring.feedback import FeedbackService
 from aiweb.monitoring.logs import init_sentry
 from aiweb.monitoring.metrics import JobsCollector, observe_batch, worker_exited
 from aiweb.monitoring.prediction_log import PredictionLogger
-from aiweb.recommendations.cache import make_recommendation_cache
-from aiweb.recommendations.service import RecommendationService
-from aiweb.recommendations.store import RecommendationStore
 from aiweb.registry.factory import build_registry
-from aiweb.registry.loader import ModelLoader
-from aiweb.search.service import SearchService
-from aiweb.search.store import SearchStore
 from aiweb.security.keys import KeyService
 from aiweb.security.ratelimit import RateLimiter
 from aiweb.security.secrets import resolve_secret_key
@@ -51,6 +51,7 @@ from aiweb.serving import balance
 from aiweb.serving.cache import make_prediction_cache
 from aiweb.serving.gc import tune_after_load
 from aiweb.serving.threads import limit_blas_threads
+from aiweb.tasks import installed
 
 log = logging.getLogger("aiweb")
 
@@ -63,15 +64,23 @@ Errors are [RFC 9457](https://www.rfc-editor.org/rfc/rfc9457) `application/probl
 """
 
 
-def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    migrate: bool = True,
+    tasks: Sequence[Task] | None = None,
+) -> FastAPI:
     """Build the aiweb ASGI app.
 
     Args:
         settings: configuration; read from the environment when ``None``.
         migrate: run the database migrations at start (``aiweb serve`` runs them once
             before starting several workers, and passes ``False`` to each).
+        tasks: the tasks to serve; :func:`aiweb.tasks.installed` when ``None``.
     """
     settings = settings or get_settings()
+    tasks = tuple(installed() if tasks is None else tasks)
+    job_types = JobTypes(job_type for task in tasks for job_type in task.job_types)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -83,17 +92,6 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         assert registry.audit is not None
         sessions = make_session_factory(engine)
         rate_limiter = RateLimiter(settings.rate_limit, settings.redis_url)
-        # one embedder pool for the embed route, collections and classifiers on MiniLM
-        # features: each embedding model version is loaded once per process
-        embedders = EmbedderPool(
-            registry,
-            settings.embeddings,
-            on_batch=observe_batch,
-            refresh_s=settings.serving.alias_refresh_s,
-        )
-        loader = ModelLoader(
-            registry, settings.serving, on_batch=observe_batch, embedders=embedders
-        )
         logger = PredictionLogger(
             engine,
             flush_interval_s=settings.prediction_log.flush_interval_s,
@@ -113,7 +111,6 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         )
         app.state.rate_limiter = rate_limiter
         app.state.registry = registry
-        app.state.loader = loader
         app.state.metrics_collectors = [JobsCollector(engine)]
         app.state.prediction_logger = logger
         app.state.feedback = FeedbackService(
@@ -125,57 +122,50 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         alerts = AlertSender(sessions, settings.alert_webhook_url, settings.alerts)
         app.state.drift = DriftService(sessions, registry, alerts=alerts)
         cache = make_prediction_cache(settings.cache, settings.redis_url)
-        app.state.predictions = PredictionService(loader, logger, settings, cache)
         job_env = env_from(settings, registry, engine, owns_engine=False)
-        runner = None if settings.broker_url else EmbeddedRunner(job_env)
+        runner = None if settings.broker_url else EmbeddedRunner(job_env, job_types)
         dispatcher = runner.dispatcher if runner is not None else make_dispatcher(settings)
         app.state.job_env = job_env
         app.state.datasets = job_env.datasets
-        app.state.jobs = JobService(job_env.jobs, dispatcher, registry, job_env.datasets, settings)
+        app.state.jobs = JobService(
+            job_env.jobs, dispatcher, registry, job_env.datasets, settings, job_types
+        )
         app.state.job_runner = runner
-        recommendations = RecommendationService(
-            RecommendationStore(engine),
-            registry,
-            settings,
-            make_recommendation_cache(settings.cache, settings.redis_url),
+        context = TaskContext(
+            settings=settings,
+            engine=engine,
+            registry=registry,
+            jobs=app.state.jobs,
+            prediction_log=logger,
+            prediction_cache=cache,
+            on_batch=observe_batch,
         )
-        app.state.recommendations = recommendations
-        app.state.embedders = embedders
-        search = SearchService(
-            SearchStore(
-                engine,
-                pgvector_m=settings.search.pgvector_m,
-                pgvector_ef_construction=settings.search.pgvector_ef_construction,
-            ),
-            embedders,
-            registry,
-            settings,
-            app.state.jobs,
-            on_query=observe_batch,
-            # the indexes load after start-up: keep them out of full collections too
-            on_loaded=lambda: tune_after_load(settings.serving, collect=False),
+        runtimes: list[TaskRuntime] = []
+        for task in tasks:
+            if task.start is not None:
+                runtime = await task.start(context)
+                runtimes.append(runtime)
+                for attribute, value in runtime.state.items():
+                    setattr(app.state, attribute, value)
+        app.state.model_router = ModelRouter(
+            registry, _predict_targets(tasks, runtimes_by_task(tasks, runtimes))
         )
-        app.state.search = search
+        app.state.readiness = partial(_readiness, runtimes)
         restore_blas = limit_blas_threads(settings.serving.blas_threads)
-        await loader.refresh()
-        await recommendations.warm()
+        for runtime in runtimes:
+            if runtime.started is not None:
+                await runtime.started()
         tune_after_load(settings.serving, collect=True)
-        refresher = asyncio.create_task(loader.refresh_forever(settings.serving.alias_refresh_s))
         if runner is not None:
             await asyncio.to_thread(runner.start)
-        search.start()
         try:
             yield
         finally:
             if runner is not None:
                 await asyncio.to_thread(runner.stop)
-            refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await refresher
-            await loader.aclose()
-            await recommendations.aclose()
-            await embedders.aclose()
-            await asyncio.to_thread(search.close)
+            for runtime in reversed(runtimes):
+                if runtime.close is not None:
+                    await runtime.close()
             if cache is not None:
                 await cache.aclose()
             logger.close()
@@ -192,11 +182,16 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         lifespan=lifespan,
     )
     problems.install(app)
-    for router in api_routers():
+    variants = [(t.predict.request, t.predict.response) for t in tasks if t.predict is not None]
+    routers = [
+        *core_routers(),
+        predict_router(variants, _model_router),
+        *(router for task in tasks for router in task.routers),
+        job_routes.router(job_types),
+    ]
+    for router in routers:
         app.include_router(router)
     if settings.dashboard.enabled:
-        from aiweb.dashboard.routes import install as install_dashboard
-
         install_dashboard(app)
     # added innermost first: CORS runs first (browsers can read every error), then the
     # metrics (timing everything below), the request id, the security headers, and the
@@ -214,6 +209,45 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         app.add_middleware(balance.ConnectionBalanceMiddleware)
     add_cors(app, settings.cors_origins)
     return app
+
+
+def runtimes_by_task(
+    tasks: Sequence[Task], runtimes: Sequence[TaskRuntime]
+) -> dict[str, TaskRuntime]:
+    """``{task name: its runtime}`` of the tasks that have a ``start``, in list order."""
+    started = [task for task in tasks if task.start is not None]
+    return {task.name: runtime for task, runtime in zip(started, runtimes, strict=True)}
+
+
+def _predict_targets(
+    tasks: Sequence[Task], runtimes: Mapping[str, TaskRuntime]
+) -> dict[str, PredictTarget]:
+    targets: dict[str, PredictTarget] = {}
+    for task in tasks:
+        runtime = runtimes.get(task.name)
+        if task.predict is None or runtime is None or runtime.predictor is None:
+            continue
+        for model_task in task.model_tasks:
+            targets[model_task] = PredictTarget(
+                task.predict.request, task.predict.response, runtime.predictor
+            )
+    return targets
+
+
+def _model_router(request: Request) -> ModelRouter:
+    router: ModelRouter = request.app.state.model_router
+    return router
+
+
+def _readiness(runtimes: Sequence[TaskRuntime]) -> dict[str, Any]:
+    """``/readyz``: ready when every task that has a say is; the loaded versions and the
+    failed aliases of them all."""
+    parts: list[Readiness] = [r.readiness() for r in runtimes if r.readiness is not None]
+    return {
+        "ready": all(part.ready for part in parts),
+        "loaded": [name for part in parts for name in part.loaded],
+        "failed": {alias: why for part in parts for alias, why in part.failed.items()},
+    }
 
 
 def app_factory() -> FastAPI:

@@ -20,7 +20,7 @@ from aiweb.errors import EmbeddingModelNotInstalled
 from aiweb.recommendations.model import RecommenderModel
 from aiweb.recommendations.store import Item, TrainingRows
 from aiweb.recommendations.training import RecommendationData, train_recommendation
-from aiweb.registry.loader import read_verified
+from aiweb.registry.artifacts import read_verified
 from aiweb.registry.service import RegistryService
 from conftest import create_key
 

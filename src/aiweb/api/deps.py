@@ -1,4 +1,5 @@
-"""FastAPI dependencies: the long-lived objects the lifespan put on ``app.state``."""
+"""FastAPI dependencies: the long-lived objects of the core the lifespan put on
+``app.state`` (a task's routes read its own objects there, see :mod:`aiweb.contract`)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from aiweb.classification.service import PredictionService
 from aiweb.config import Settings
 from aiweb.datasets.service import DatasetService
 from aiweb.jobs.env import JobEnv
 from aiweb.jobs.service import JobService
 from aiweb.monitoring.drift import DriftService
 from aiweb.monitoring.feedback import FeedbackService
-from aiweb.registry.loader import ModelLoader
 from aiweb.registry.service import RegistryService
 from aiweb.security.audit import AuditLog
 from aiweb.security.keys import KeyService
@@ -29,20 +28,8 @@ async def _registry(request: Request) -> RegistryService:
     return registry
 
 
-async def _loader(request: Request) -> ModelLoader:
-    loader: ModelLoader = request.app.state.loader
-    return loader
-
-
-async def _predictions(request: Request) -> PredictionService:
-    service: PredictionService = request.app.state.predictions
-    return service
-
-
 SettingsDep = Annotated[Settings, Depends(_settings)]
 RegistryDep = Annotated[RegistryService, Depends(_registry)]
-LoaderDep = Annotated[ModelLoader, Depends(_loader)]
-PredictionsDep = Annotated[PredictionService, Depends(_predictions)]
 
 
 async def _keys(request: Request) -> KeyService:

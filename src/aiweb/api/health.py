@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from aiweb.api.deps import LoaderDep
-
 router = APIRouter(tags=["health"])
+
+#: ``() -> {"ready": bool, "loaded": [...], "failed": {...}}``, set on
+#: ``app.state.readiness`` by the lifespan
+ReadinessFn = Callable[[], dict[str, Any]]
 
 
 @router.get("/livez")
@@ -19,7 +22,8 @@ async def livez() -> dict[str, str]:
 
 
 @router.get("/readyz", responses={503: {"description": "Production models not loaded yet."}})
-async def readyz(loader: LoaderDep) -> Any:
+async def readyz(request: Request) -> Any:
     """Ready when every model's ``production`` version is loaded and warm."""
-    status = loader.status()
+    readiness: ReadinessFn = request.app.state.readiness
+    status = readiness()
     return JSONResponse(status, status_code=200 if status["ready"] else 503)

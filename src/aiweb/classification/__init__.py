@@ -1,1 +1,16 @@
 """Text classification: training (TF-IDF + LogisticRegression), evaluation, serving."""
+
+__all__ = [
+    "embedding_features",
+    "evaluation",
+    "jobs",
+    "loader",
+    "model",
+    "onnx_export",
+    "rejection",
+    "schemas",
+    "service",
+    "task",
+    "trainer",
+    "training",
+]

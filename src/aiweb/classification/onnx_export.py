@@ -36,7 +36,8 @@ import numpy.typing as npt
 from aiweb.classification.model import TextClassifier
 from aiweb.classification.trainer import ASCII_WORD_REGEX
 from aiweb.config import ServingSettings
-from aiweb.registry.artifacts import ArtifactStore
+from aiweb.errors import CorruptArtifactError
+from aiweb.registry.artifacts import ArtifactStore, read_verified
 from aiweb.registry.entities import ModelVersion
 
 log = logging.getLogger(__name__)
@@ -242,8 +243,6 @@ def with_onnx(
     check = version.evaluation.get("onnx") or {}
     if serving.runtime == "sklearn" or check.get("status") != "agrees":
         return runtime
-    from aiweb.registry.loader import CorruptArtifactError, read_verified
-
     what = f"ONNX export of {version.name}:{version.version}"
     try:
         # an agreeing export always has its sha256 recorded; "-" refuses one without

@@ -29,6 +29,8 @@ from aiweb.classification.model import ARTIFACT_FORMAT
 from aiweb.classification.onnx_export import ONNX_ARTIFACT, export_onnx
 from aiweb.classification.rejection import Rejection, calibrate_threshold, decide, output_labels
 from aiweb.classification.trainer import TrainParams, fit_text_classifier, split_train_test
+from aiweb.datasets import read_labeled_file
+from aiweb.embeddings.runtime import EmbedderPool
 from aiweb.monitoring.drift import VOCABULARY_ARTIFACT, build_reference, build_vocabulary
 from aiweb.registry.entities import ModelVersion
 from aiweb.registry.service import RegistryService
@@ -93,8 +95,6 @@ class TrainingData:
         Raises:
             DataFormatError: see :func:`aiweb.datasets.read_labeled_file`.
         """
-        from aiweb.datasets import read_labeled_file
-
         rows = read_labeled_file(path, text_column=text_column, label_column=label_column)
         evals = (
             read_labeled_file(eval_path, text_column=text_column, label_column=label_column)
@@ -201,8 +201,6 @@ def train_text_classification(
     embedding: EmbeddingRef | None = None
     if params.features == embedding_features.FEATURES:
         if embedders is None:
-            from aiweb.embeddings.runtime import EmbedderPool
-
             embedders = EmbedderPool(registry)
         embedding_version = embedders.resolve(params.embedding_model)
         embedder = embedders.get(embedding_version)

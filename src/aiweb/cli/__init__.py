@@ -49,4 +49,19 @@ def main() -> None:
     app()
 
 
-__all__ = ["app", "main"]
+__all__ = [
+    "accounts",
+    "app",
+    "collections",
+    "datasets",
+    "db",
+    "embeddings",
+    "jobs",
+    "keys",
+    "main",
+    "models",
+    "predict",
+    "recommend",
+    "serve",
+    "train",
+]

@@ -17,17 +17,8 @@ Datasets are looked up in ``AIWEB_DATA_HOME/<directory>/`` first, then in the ca
 
 from __future__ import annotations
 
-from aiweb.datasets._base import (
-    DatasetInfo,
-    DatasetSpec,
-    DatasetSplits,
-    LabeledTexts,
-    available,
-    fetch,
-    info,
-    load,
-    locate,
-)
+from aiweb.datasets._base import DatasetInfo, DatasetSpec, DatasetSplits, LabeledTexts
+from aiweb.datasets.catalog import available, fetch, info, load, locate
 from aiweb.datasets.files import read_labeled_file
 from aiweb.datasets.tables import (
     TABLE_FORMATS,
@@ -47,12 +38,22 @@ __all__ = [
     "TableChunk",
     "TableInfo",
     "available",
+    "banking77",
+    "catalog",
+    "clinc150",
     "fetch",
+    "files",
     "info",
     "inspect_table",
     "iter_table",
     "load",
     "locate",
+    "movielens",
     "read_labeled_file",
+    "service",
+    "sms_spam",
+    "sst2",
     "table_format",
+    "tables",
+    "twitter_airline",
 ]

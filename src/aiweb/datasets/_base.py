@@ -5,7 +5,7 @@ shows (:class:`DatasetInfo`), the files it needs inside its directory, where eac
 sits in the publisher's zip archive, and a parser turning the directory into
 :class:`DatasetSplits`.
 
-:func:`locate` finds a dataset's directory, in this order:
+:func:`aiweb.datasets.catalog.locate` finds a dataset's directory, in this order:
 
 1. ``settings.data_home/<directory>/`` when all the dataset's files are there
    (``AIWEB_DATA_HOME``, laid out as ``shared/data``);
@@ -45,19 +45,14 @@ from rich.progress import (
 )
 
 from aiweb.config import Settings
-from aiweb.errors import DataFormatError, DatasetNotFound, DatasetUnavailableError
+from aiweb.errors import DataFormatError, DatasetUnavailableError
 
 __all__ = [
     "DatasetInfo",
     "DatasetSpec",
     "DatasetSplits",
     "LabeledTexts",
-    "available",
-    "fetch",
-    "info",
     "iter_lines",
-    "load",
-    "locate",
     "read_text",
 ]
 
@@ -255,142 +250,11 @@ def splits(
     )
 
 
-# --------------------------------------------------------------------------- registry
-
-
-def _registry() -> dict[str, DatasetSpec]:
-    # Imported here: the dataset modules import this module.
-    from aiweb.datasets import banking77, clinc150, movielens, sms_spam, sst2, twitter_airline
-
-    specs = (
-        sst2.SPEC,
-        sms_spam.SPEC,
-        movielens.SPEC,
-        clinc150.SPEC,
-        banking77.SPEC,
-        twitter_airline.SPEC,
-    )
-    return {spec.info.name: spec for spec in specs}
-
-
-def _spec(name: str) -> DatasetSpec:
-    registry = _registry()
-    try:
-        return registry[name]
-    except KeyError:
-        known = ", ".join(sorted(registry))
-        raise DatasetNotFound(f"unknown dataset {name!r}; known datasets: {known}") from None
-
-
-def available() -> list[DatasetInfo]:
-    """The built-in datasets.
-
-    Returns:
-        One :class:`DatasetInfo` per dataset, sorted by name.
-    """
-    return [spec.info for _, spec in sorted(_registry().items())]
-
-
-def info(name: str) -> DatasetInfo:
-    """Describe one built-in dataset.
-
-    Args:
-        name: dataset name, e.g. ``"sst2"``.
-
-    Returns:
-        Its :class:`DatasetInfo`.
-
-    Raises:
-        DatasetNotFound: ``name`` is not a built-in dataset (the message lists them).
-    """
-    return _spec(name).info
-
-
-# --------------------------------------------------------------------------- locate / download
+# --------------------------------------------------------------------------- download
 
 
 def _complete(directory: Path, files: tuple[str, ...]) -> bool:
     return all((directory / name).is_file() for name in files)
-
-
-def locate(name: str, settings: Settings, *, url: str | None = None, progress: bool = True) -> Path:
-    """Find a dataset's directory, downloading it into the cache when needed.
-
-    Looks in ``settings.data_home/<directory>/``, then in
-    ``settings.datasets_cache_dir/<directory>/``; a directory counts only when all the
-    dataset's files are there. Otherwise downloads the zip archive and extracts the
-    needed members atomically into the cache.
-
-    Args:
-        name: dataset name (``"sst2"``, ``"sms_spam"``).
-        settings: supplies ``data_home`` and ``datasets_cache_dir``.
-        url: archive to download instead of the canonical one (mirrors, tests).
-        progress: show a transient download progress bar on stderr.
-
-    Returns:
-        The directory holding the dataset's files.
-
-    Raises:
-        DatasetNotFound: unknown dataset name.
-        DatasetUnavailableError: the files are not on disk and the download failed
-            (network error, HTTP error status, not a zip archive, member missing, cache
-            not writable). The message names the URL, the reason, and how to proceed
-            offline.
-    """
-    spec = _spec(name)
-    directory = spec.info.directory
-    if settings.data_home is not None:
-        candidate = settings.data_home / directory
-        if _complete(candidate, spec.files):
-            return candidate
-    cached = settings.datasets_cache_dir / directory
-    if _complete(cached, spec.files):
-        return cached
-    _download(spec, settings, url or spec.info.url, progress=progress)
-    return cached
-
-
-def fetch(name: str, settings: Settings, *, url: str | None = None, progress: bool = True) -> Path:
-    """Make sure a dataset is on disk (``aiweb datasets fetch``); same as :func:`locate`.
-
-    Args:
-        name: dataset name.
-        settings: supplies ``data_home`` and ``datasets_cache_dir``.
-        url: archive to download instead of the canonical one.
-        progress: show a transient download progress bar on stderr.
-
-    Returns:
-        The directory holding the dataset's files.
-
-    Raises:
-        DatasetNotFound: unknown dataset name.
-        DatasetUnavailableError: not on disk and the download failed.
-    """
-    return locate(name, settings, url=url, progress=progress)
-
-
-def load(
-    name: str, settings: Settings, *, url: str | None = None, progress: bool = True
-) -> DatasetSplits:
-    """Locate (downloading if needed) and parse a built-in dataset.
-
-    Args:
-        name: dataset name (``"sst2"``, ``"sms_spam"``).
-        settings: supplies ``data_home`` and ``datasets_cache_dir``.
-        url: archive to download instead of the canonical one.
-        progress: show a transient download progress bar on stderr.
-
-    Returns:
-        The dataset's :class:`DatasetSplits` (SST-2: train + GLUE dev; SMS: all rows in
-        ``train``, ``eval`` is ``None``).
-
-    Raises:
-        DatasetNotFound: unknown dataset name.
-        DatasetUnavailableError: not on disk and the download failed.
-        DataFormatError: a file is malformed (names the file and line).
-    """
-    spec = _spec(name)
-    return spec.parse(locate(name, settings, url=url, progress=progress))
 
 
 class _DownloadFailed(Exception):

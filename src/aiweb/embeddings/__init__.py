@@ -23,4 +23,12 @@ __all__ = [
     "EmbedderConfig",
     "Embeddings",
     "OnnxEmbedder",
+    "export",
+    "features",
+    "install",
+    "model",
+    "routes",
+    "runtime",
+    "schemas",
+    "task",
 ]

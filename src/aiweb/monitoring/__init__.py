@@ -1,1 +1,13 @@
-"""Monitoring: the prediction log (and, later, metrics and drift)."""
+"""Monitoring: Prometheus metrics, structured logs, the prediction log, feedback and live
+accuracy, drift against each version's reference profile, alerts, dashboard statistics."""
+
+__all__ = [
+    "alerts",
+    "drift",
+    "feedback",
+    "logs",
+    "metrics",
+    "prediction_log",
+    "schemas",
+    "stats",
+]

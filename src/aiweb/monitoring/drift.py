@@ -37,10 +37,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from aiweb.db.orm import SqlPrediction
-from aiweb.errors import ConflictError, InvalidInputError
+from aiweb.errors import ConflictError, CorruptArtifactError, InvalidInputError
 from aiweb.monitoring.alerts import AlertSender
 from aiweb.monitoring.metrics import DRIFT_SCORE
-from aiweb.registry.artifacts import ArtifactStore
+from aiweb.registry.artifacts import ArtifactStore, read_verified
 from aiweb.registry.entities import PRODUCTION, ModelRef, ModelVersion
 from aiweb.registry.service import RegistryService
 
@@ -194,8 +194,6 @@ def read_vocabulary(artifacts: ArtifactStore, version: ModelVersion) -> frozense
     """The training vocabulary of ``version``, or ``None`` when it has no drift reference
     (trained before aiweb profiled versions) or the file is missing or altered (logged:
     the version is served, without the OOV drift feature)."""
-    from aiweb.registry.loader import CorruptArtifactError, read_verified
-
     sha256 = (version.evaluation.get("drift_reference") or {}).get("vocabulary_sha256")
     if not sha256:
         return None

@@ -23,6 +23,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+from aiweb import __version__
+
 REQUEST_ID: ContextVar[str | None] = ContextVar("aiweb_request_id", default=None)
 MODEL: ContextVar[str | None] = ContextVar("aiweb_model", default=None)
 VERSION: ContextVar[int | None] = ContextVar("aiweb_version", default=None)
@@ -98,7 +100,6 @@ def init_sentry(dsn: str | None, environment: str | None = None) -> bool:
         raise RuntimeError(
             "AIWEB_SENTRY_DSN is set but sentry-sdk is not installed: pip install 'aiweb[sentry]'"
         ) from exc
-    from aiweb import __version__
 
     sentry_sdk.init(dsn=dsn, release=f"aiweb@{__version__}", environment=environment)
     return True

@@ -1,1 +1,18 @@
 """Recommendations: items and interactions in, personalised top-N out (task ``recommendation``)."""
+
+__all__ = [
+    "algorithms",
+    "cache",
+    "data",
+    "evaluation",
+    "importing",
+    "jobs",
+    "model",
+    "orm",
+    "routes",
+    "schemas",
+    "service",
+    "store",
+    "task",
+    "training",
+]

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from aiweb.datasets.movielens import load_directory
 from aiweb.datasets.tables import iter_table, table_format
 from aiweb.errors import DataFormatError
 from aiweb.recommendations.schemas import TYPE_PATTERN
@@ -220,8 +221,6 @@ def import_movielens(
     Returns:
         ``(items, ratings stored)``.
     """
-    from aiweb.datasets.movielens import load_directory
-
     report = progress or (lambda _s, _d, _t: None)
     data = load_directory(directory)
     items = [Item(m.movie_id, m.title, "", m.genres, m.tags) for m in data.movies]

@@ -30,7 +30,9 @@ import numpy.typing as npt
 from scipy import sparse
 
 from aiweb import __version__
-from aiweb.errors import InvalidInputError
+from aiweb.embeddings.features import EmbeddingRef, embed_texts
+from aiweb.embeddings.runtime import EmbedderPool
+from aiweb.errors import EmbeddingModelNotInstalled, InvalidInputError
 from aiweb.recommendations import algorithms as algos
 from aiweb.recommendations.algorithms import Algorithm, Content, Popularity, Trending
 from aiweb.recommendations.data import Interactions, ItemText, leave_last_out
@@ -182,10 +184,6 @@ def with_item_embeddings(
         EmbeddingModelNotInstalled: ``algorithm`` is ``content-minilm`` and ``aiweb
             embeddings install`` never ran (for ``auto``/``hybrid``: ``data`` unchanged).
     """
-    from aiweb.classification.embedding_features import EmbeddingRef, embed_texts
-    from aiweb.embeddings.runtime import EmbedderPool
-    from aiweb.errors import EmbeddingModelNotInstalled
-
     if data.embedding_model is not None or algorithm not in ("auto", "hybrid", EMBEDDING_CONTENT):
         return data
     pool = EmbedderPool(registry)

@@ -7,9 +7,9 @@ from typing import Annotated
 import anyio.to_thread
 from fastapi import APIRouter, Body, Path, Request
 
-from aiweb.api.deps import LoaderDep, RegistryDep
+from aiweb.api.deps import RegistryDep
 from aiweb.api.problems import request_id
-from aiweb.registry.entities import check_name
+from aiweb.names import check_name
 from aiweb.registry.schemas import (
     AliasEventOut,
     AliasUpdate,
@@ -66,7 +66,6 @@ async def set_alias(
     body: AliasUpdate,
     request: Request,
     registry: RegistryDep,
-    loader: LoaderDep,
 ) -> AliasEventOut:
     """Point an alias (``production``, ``staging`` …) at a version: promotion.
 
@@ -80,7 +79,7 @@ async def set_alias(
             name, alias, body.version, actor=actor(request), request_id=request_id(request)
         )
     )
-    await loader.refresh()
+    await registry.alias_moved(name)
     return AliasEventOut.model_validate(event)
 
 
@@ -89,7 +88,6 @@ async def rollback(
     name: NamePath,
     request: Request,
     registry: RegistryDep,
-    loader: LoaderDep,
     body: Annotated[RollbackRequest | None, Body()] = None,
 ) -> AliasEventOut:
     """Move an alias (default ``production``) back to the version it pointed at before."""
@@ -98,5 +96,5 @@ async def rollback(
     event = await anyio.to_thread.run_sync(
         lambda: registry.rollback(name, alias, actor=actor(request), request_id=request_id(request))
     )
-    await loader.refresh()
+    await registry.alias_moved(name)
     return AliasEventOut.model_validate(event)

@@ -1,0 +1,154 @@
+"""``POST /v1/models/{name}/predict``: one route for the models of every task.
+
+The route finds the task of the model its path names (the registry's ``task`` of the
+registered model, kept in memory: a model's task never changes), validates the body
+with that task's request model and hands both to the task's predictor. The OpenAPI
+schema lists each task's request and response as a variant (``oneOf``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import anyio.to_thread
+import orjson
+from fastapi import APIRouter, Body, Path, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+
+from aiweb.errors import InvalidInputError
+from aiweb.registry.entities import ModelRef
+from aiweb.registry.service import RegistryService
+from aiweb.security.auth import scoped
+
+#: ``predictor(ref, body) -> response``: a task's answer for one of its models
+PredictFn = Callable[[str, Any], Awaitable[Mapping[str, Any]]]
+
+
+@dataclass(frozen=True)
+class PredictTarget:
+    """How one registry task's models predict.
+
+    Attributes:
+        request: the body model; the route validates the body with it.
+        response: the response model (documentation only: predictors answer plain
+            mappings, serialised with orjson without a validation pass).
+        predict: the task's predictor.
+    """
+
+    request: type[BaseModel]
+    response: type[BaseModel]
+    predict: PredictFn
+
+
+class ModelRouter:
+    """Routes a model reference to the predictor of its task.
+
+    Args:
+        registry: tells a model's task (read once per model name, then kept).
+        targets: ``{registry task: target}`` of the installed tasks that predict.
+    """
+
+    def __init__(self, registry: RegistryService, targets: Mapping[str, PredictTarget]) -> None:
+        self.registry = registry
+        self.targets = dict(targets)
+        self._task_of: dict[str, str] = {}
+
+    async def target(self, ref: str) -> PredictTarget:
+        """The target serving the model ``ref`` names.
+
+        Raises:
+            InvalidInputError: a malformed reference, or a model of a task whose models
+                do not answer the predict route (422).
+            ModelNotFound: no model of that name (404).
+        """
+        try:
+            name = ModelRef.parse(ref).name
+        except ValueError as exc:
+            raise InvalidInputError(str(exc)) from None
+        task = self._task_of.get(name)
+        if task is None:
+            model = await anyio.to_thread.run_sync(self.registry.get_model, name)
+            task = model.task
+            self._task_of[name] = task
+        target = self.targets.get(task)
+        if target is None:
+            self._task_of.pop(name, None)  # cheap to re-read; a task may be installed later
+            serving = ", ".join(sorted(self.targets)) or "none"
+            raise InvalidInputError(
+                f"model {name!r} is a {task!r} model, which does not answer "
+                f"/v1/models/{{name}}/predict (tasks that do: {serving})"
+            )
+        return target
+
+
+#: ``(request model, response model)`` of one task's predictions
+Variant = tuple[type[BaseModel], type[BaseModel]]
+
+
+def _request_schema(variants: Sequence[Variant]) -> dict[str, Any]:
+    models = list(dict.fromkeys(request for request, _ in variants))
+    schemas = [m.model_json_schema() for m in models]
+    schema = schemas[0] if len(schemas) == 1 else {"oneOf": schemas}
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def predict_router(
+    variants: Sequence[Variant], model_router: Callable[[Request], ModelRouter]
+) -> APIRouter:
+    """The predict route, documented with ``variants``.
+
+    Args:
+        variants: every installed task's request and response models (the OpenAPI
+            variants of the body and the answer).
+        model_router: finds the :class:`ModelRouter` of a request's app.
+    """
+    router = APIRouter(prefix="/v1/models", tags=["predict"])
+    kwargs = scoped("predict")
+    kwargs["responses"] = {
+        **kwargs["responses"],
+        404: {"description": "Unknown model, alias or version."},
+        413: {"description": "Too many inputs, or a body over the size limit."},
+        422: {"description": "Invalid body or a text over the length limit."},
+        503: {"description": "The model's queue is full; retry after Retry-After."},
+    }
+    if variants:
+        kwargs["openapi_extra"] = {
+            **kwargs["openapi_extra"],
+            "requestBody": _request_schema(variants),
+        }
+        responses = list(dict.fromkeys(response for _, response in variants))
+        kwargs["responses"][200] = {"model": responses[0]} if len(responses) == 1 else {}
+
+    @router.post("/{name}/predict", **kwargs)
+    async def predict(
+        name: Annotated[
+            str,
+            Path(
+                description="`sentiment`, `sentiment@staging` or `sentiment:3`.",
+                max_length=80,
+            ),
+        ],
+        body: Annotated[Any, Body()],
+        request: Request,
+        response: Response,
+    ) -> Response:
+        """Predict with a model's ``production`` version (or the alias or version
+        named). A text classifier takes 1 to 256 texts and answers, for each, a
+        prediction id, the label and the probability of every class; outputs align
+        with ``inputs`` by index."""
+        target = await model_router(request).target(name)
+        try:
+            valid = target.request.model_validate(body)
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+            ) from None
+        content = orjson.dumps(await target.predict(name, valid))
+        out = Response(content, media_type="application/json")
+        out.headers.raw.extend(response.headers.raw)  # RateLimit-* set by the auth dependency
+        return out
+
+    return router

@@ -1,0 +1,10 @@
+"""The routers of the core resources under ``/v1``: datasets, jobs and schedules, API
+keys, models (the registry) and monitoring."""
+
+__all__ = [
+    "datasets",
+    "jobs",
+    "keys",
+    "models",
+    "monitoring",
+]

@@ -1,0 +1,232 @@
+"""``/v1/jobs`` and ``/v1/models/{name}/schedule``. Routes call services only.
+
+The routes are built by :func:`router` from the installed job types, which give the bodies
+``POST /v1/jobs`` and ``PUT /v1/models/{name}/schedule`` accept.
+"""
+
+# no ``from __future__ import annotations``: FastAPI reads the body annotations, which are
+# built from the job types inside router(), from the functions themselves
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
+
+import anyio.to_thread
+from fastapi import APIRouter, Body, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict
+
+from aiweb.api.deps import JobEnvDep, JobsDep
+from aiweb.api.problems import request_id
+from aiweb.errors import ConflictError
+from aiweb.jobs.scheduler import start_run
+from aiweb.jobs.schemas import JobList, JobOut
+from aiweb.jobs.types import JobTypes
+from aiweb.names import check_name
+from aiweb.security.auth import actor, scoped
+
+JobIdPath = Annotated[str, Path(description="Job id.", max_length=64)]
+NamePath = Annotated[str, Path(description="Registered model name.", max_length=63)]
+
+_RESULT = scoped("train")
+_RESULT["responses"] = {
+    **_RESULT["responses"],
+    200: {"content": {"text/csv": {}}, "description": "The job's output file."},
+    409: {"description": "The job has not succeeded or has no result file."},
+}
+
+
+class ScheduleOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    model: str
+    cron: str
+    timezone: str
+    training: dict[str, Any]
+    promotion: dict[str, Any]
+    enabled: bool
+    next_run_at: datetime
+    last_run_at: datetime | None
+    last_job_id: str | None
+    updated_at: datetime
+
+
+def router(types: JobTypes) -> APIRouter:
+    """The jobs and schedules routes, for the job types ``types``.
+
+    Args:
+        types: the installed job types (:func:`aiweb.tasks.job_types`).
+    """
+    router = APIRouter(prefix="/v1", tags=["jobs"])
+    if TYPE_CHECKING:  # the bodies are known at run time only
+        JobBody: TypeAlias = Any
+        ScheduleBody: TypeAlias = Any
+    else:
+        JobBody = types.body
+        ScheduleBody = types.schedule_body
+
+    @router.post("/jobs", status_code=202, **scoped("train"))
+    async def submit_job(
+        body: Annotated[JobBody, Body(description="The job: its `type` and parameters.")],
+        request: Request,
+        response: Response,
+        service: JobsDep,
+    ) -> JobOut:
+        """Submit a background job (``train`` or ``batch-predict``).
+
+        Answers 202 with the job record and its ``Location``; follow it with
+        ``GET /v1/jobs/{id}``. 503 (no job created) when the broker is unreachable.
+        """
+        job = await anyio.to_thread.run_sync(
+            lambda: service.submit(body, actor=actor(request), request_id=request_id(request))
+        )
+        response.headers["Location"] = f"/v1/jobs/{job.id}"
+        return JobOut.of(job)
+
+    @router.get("/jobs", **scoped("train"))
+    async def list_jobs(
+        env: JobEnvDep,
+        status: Annotated[
+            Literal["pending", "running", "succeeded", "failed", "cancelled"] | None, Query()
+        ] = None,
+        type: Annotated[str | None, Query(max_length=32, description="Job type.")] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    ) -> JobList:
+        """Jobs, newest first, filtered by status and type."""
+        page = await anyio.to_thread.run_sync(
+            lambda: env.jobs.page(status=status, type_=type, limit=limit, offset=offset)
+        )
+        nxt = offset + len(page.jobs)
+        return JobList(
+            jobs=[JobOut.of(j) for j in page.jobs],
+            total=page.total,
+            limit=limit,
+            offset=offset,
+            next_offset=nxt if nxt < page.total else None,
+        )
+
+    @router.get("/jobs/{job_id}", **scoped("train"))
+    async def get_job(job_id: JobIdPath, env: JobEnvDep) -> JobOut:
+        """One job: status, progress, result or error."""
+        return JobOut.of(await anyio.to_thread.run_sync(env.jobs.get, job_id))
+
+    @router.post("/jobs/{job_id}/cancel", **scoped("train"))
+    async def cancel_job(job_id: JobIdPath, request: Request, service: JobsDep) -> JobOut:
+        """Cancel a job: at once when pending; a running job stops at its next step.
+        409 when it already finished."""
+        job = await anyio.to_thread.run_sync(
+            lambda: service.cancel(job_id, actor=actor(request), request_id=request_id(request))
+        )
+        return JobOut.of(job)
+
+    @router.get("/jobs/{job_id}/result", response_class=StreamingResponse, **_RESULT)
+    async def job_result(job_id: JobIdPath, env: JobEnvDep) -> StreamingResponse:
+        """The output file of a finished job (a batch prediction's CSV), streamed.
+        409 while the job has not succeeded or has no file."""
+        job = await anyio.to_thread.run_sync(env.jobs.get, job_id)
+        result = job.result or {}
+        uri = result.get("artifact_uri")
+        if job.status != "succeeded" or not uri:
+            raise ConflictError(
+                f"job {job_id} is {job.status}; a result file exists once a job that writes one "
+                "has succeeded"
+            )
+        stream = await anyio.to_thread.run_sync(env.registry.artifacts.open_read, uri)
+
+        def chunks() -> Iterator[bytes]:
+            with stream:
+                while block := stream.read(256 * 1024):
+                    yield block
+
+        return StreamingResponse(
+            chunks(),
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="{job.type}-{job.id}.csv"',
+                "Content-Length": str(result["size_bytes"]),
+            },
+        )
+
+    # ---- scheduled retraining ------------------------------------------------------------
+
+    if types.schedule_body is not None:
+
+        @router.put("/models/{name}/schedule", **scoped("admin"))
+        async def put_schedule(
+            name: NamePath,
+            body: Annotated[ScheduleBody, Body(description="When and how to retrain.")],
+            request: Request,
+            env: JobEnvDep,
+            service: JobsDep,
+        ) -> ScheduleOut:
+            """Retrain ``name`` on a cron schedule; ``production`` moves to the new version only
+            when the promotion rule holds. The audit log records every decision. A recommender's
+            schedule says ``"task": "recommendation"`` and trains on the interactions stored."""
+            check_name(name)
+            training = body.model_dump(
+                exclude={"cron", "timezone", "promotion", "enabled"}, exclude_none=True
+            )
+            promotion = body.promotion.model_dump()
+            # checked as the training job it will submit
+            spec = service.scheduled_spec(name, training, promotion)
+            await anyio.to_thread.run_sync(service.check, spec)
+
+            def put() -> Any:
+                new, _before = env.schedules.put(
+                    name,
+                    cron=body.cron,
+                    timezone=body.timezone,
+                    training=training,
+                    promotion=promotion,
+                    enabled=body.enabled,
+                    actor=actor(request),
+                )
+                env.registry.record(
+                    actor(request),
+                    "schedule.put",
+                    f"model:{name}",
+                    after={"cron": new.cron, "training": training, "promotion": new.promotion},
+                    request_id=request_id(request),
+                )
+                return new
+
+            return ScheduleOut.model_validate(await anyio.to_thread.run_sync(put))
+
+    @router.get("/models/{name}/schedule", **scoped("train"))
+    async def get_schedule(name: NamePath, env: JobEnvDep) -> ScheduleOut:
+        """The retraining schedule of ``name`` (404 when it has none)."""
+        return ScheduleOut.model_validate(await anyio.to_thread.run_sync(env.schedules.get, name))
+
+    @router.delete("/models/{name}/schedule", status_code=204, **scoped("admin"))
+    async def delete_schedule(name: NamePath, request: Request, env: JobEnvDep) -> Response:
+        """Stop retraining ``name`` on a schedule."""
+
+        def delete() -> None:
+            gone = env.schedules.delete(name)
+            env.registry.record(
+                actor(request),
+                "schedule.delete",
+                f"model:{name}",
+                after={"cron": gone.cron},
+                request_id=request_id(request),
+            )
+
+        await anyio.to_thread.run_sync(delete)
+        return Response(status_code=204)
+
+    @router.post("/models/{name}/schedule/run", status_code=202, **scoped("admin"))
+    async def run_schedule_now(
+        name: NamePath, request: Request, response: Response, env: JobEnvDep, service: JobsDep
+    ) -> JobOut:
+        """Start the scheduled retraining of ``name`` now, without waiting for its time."""
+
+        def run() -> Any:
+            schedule = env.schedules.get(name)
+            return start_run(env, service.dispatcher, service.types, schedule, actor=actor(request))
+
+        job = await anyio.to_thread.run_sync(run)
+        response.headers["Location"] = f"/v1/jobs/{job.id}"
+        return JobOut.of(job)
+
+    return router

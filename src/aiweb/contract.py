@@ -1,0 +1,198 @@
+"""The task contract: how a task package describes itself to the rest of aiweb.
+
+A *task* (text classification, recommendations, search, sentence embeddings …) is one
+package that owns one kind of model end to end: its API shapes, runtime, loader, jobs,
+routes and tables. It exposes one :class:`Task`, and :mod:`aiweb.tasks` lists the
+installed ones. ``create_app``, the job runners, the scheduler, the Celery worker, the
+migrations and the CLI are built from that list; the layers below (registry, jobs,
+serving, db …) never import a task.
+
+The pieces a task gives:
+
+- ``routers``: its HTTP routes (FastAPI routers), included in the app as they are.
+- ``job_types``: its background job types (:class:`aiweb.jobs.types.JobType`): the body
+  ``POST /v1/jobs`` accepts, its check at submit, its handler.
+- ``tables``: its SQLAlchemy tables (on :data:`aiweb.db.base.Base.metadata`), and
+  ``derived_table`` for tables it makes at run time, outside the migrations.
+- ``start``: builds its long-lived services in the app's lifespan from the shared ones
+  (:class:`TaskContext`) and returns a :class:`TaskRuntime`: what it puts on
+  ``app.state``, how it predicts, whether it is ready, how it stops.
+- ``predict``: the request and response shapes of ``POST /v1/models/{name}/predict``
+  for its models (:class:`PredictShapes`), and ``model_tasks``: the registry task names
+  its model versions carry (``text-classification``), which route a model to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+from sqlalchemy import Engine, Table
+
+from aiweb.config import Settings
+from aiweb.jobs.service import JobService
+from aiweb.jobs.types import JobType
+from aiweb.monitoring.prediction_log import PredictionLogger
+from aiweb.registry.service import RegistryService
+from aiweb.serving.cache import PredictionCache
+
+T = TypeVar("T")
+
+#: ``(model, version, batch_size, seconds)``: a model call, for the metrics
+BatchHook = Callable[[str, int, int, float], None]
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """One task's part of ``/readyz``.
+
+    Attributes:
+        ready: every ``production`` alias of its models is served.
+        loaded: ``name:version`` of every loaded model version.
+        failed: ``{"name@alias": reason}`` of aliases whose target could not be loaded.
+    """
+
+    ready: bool
+    loaded: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+class Predictor(Protocol):
+    """Answers ``POST /v1/models/{name}/predict`` for a task's models."""
+
+    async def __call__(self, ref: str, body: Any) -> Mapping[str, Any]:
+        """Predict with the model ``ref`` names (``name``, ``name@alias``, ``name:3``).
+
+        Args:
+            ref: the model reference from the path.
+            body: the request body, already validated as the task's
+                :attr:`PredictShapes.request` model.
+
+        Returns:
+            The JSON response (a mapping ``orjson`` can serialise).
+
+        Raises:
+            AiwebError: a problem to answer (404 unknown model, 413, 422, 503 …).
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class PredictShapes:
+    """The shapes of a task's predictions.
+
+    Attributes:
+        request: the body model (pydantic); the route validates the body with it.
+        response: the response model (pydantic), for the OpenAPI schema.
+    """
+
+    request: type[BaseModel]
+    response: type[BaseModel]
+
+
+@dataclass
+class TaskRuntime:
+    """What a task's ``start`` built, owned by the app until shutdown.
+
+    Attributes:
+        state: attributes to set on ``app.state`` (the task's routes read them there).
+        predictor: serves the predict route for the task's models, or ``None``.
+        readiness: reports the task's part of ``/readyz``, or ``None`` when the task
+            has no bearing on readiness.
+        started: coroutine run after every task was started (loading and warming
+            models, background refreshers), or ``None``.
+        close: coroutine run at shutdown, in the reverse order of the tasks.
+    """
+
+    state: dict[str, object] = field(default_factory=dict)
+    predictor: Predictor | None = None
+    readiness: Callable[[], Readiness] | None = None
+    started: Callable[[], Awaitable[None]] | None = None
+    close: Callable[[], Awaitable[None]] | None = None
+
+
+@dataclass
+class TaskContext:
+    """The process's shared services, handed to every task's ``start`` in list order.
+
+    A task may offer one of its services to the tasks after it with :meth:`provide`
+    (the sentence-embedding pool, which classifiers on MiniLM features and search
+    collections share); they take it with :meth:`get`.
+
+    Attributes:
+        settings: the configuration.
+        engine: the database.
+        registry: model versions, aliases and artifacts.
+        jobs: submits background jobs.
+        prediction_log: the prediction log writer.
+        prediction_cache: the prediction cache, or ``None`` when it is off.
+        on_batch: the metrics hook for model calls.
+    """
+
+    settings: Settings
+    engine: Engine
+    registry: RegistryService
+    jobs: JobService
+    prediction_log: PredictionLogger
+    prediction_cache: PredictionCache | None
+    on_batch: BatchHook | None = None
+    _provided: dict[type, object] = field(default_factory=dict)
+
+    def provide(self, service: object) -> None:
+        """Offer ``service`` to the tasks started after this one, under its type."""
+        self._provided[type(service)] = service
+
+    def get(self, kind: type[T]) -> T:
+        """The service of type ``kind`` an earlier task provided.
+
+        Raises:
+            LookupError: no task started before this one provided it (a task listed
+                after the one that needs it, in :mod:`aiweb.tasks`).
+        """
+        service = self._provided.get(kind)
+        if not isinstance(service, kind):
+            raise LookupError(
+                f"no installed task provides a {kind.__name__}: list the task that does "
+                "before the one that needs it in aiweb.tasks"
+            )
+        return service
+
+
+def tables_of(*orm_classes: type) -> tuple[Table, ...]:
+    """The tables of declarative ORM classes (``Sql*``), for :attr:`Task.tables`."""
+    tables = tuple(getattr(cls, "__table__", None) for cls in orm_classes)
+    for cls, table in zip(orm_classes, tables, strict=True):
+        if not isinstance(table, Table):
+            raise TypeError(f"{cls.__name__} is not a mapped ORM class with a table")
+    return tables  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task package's description of itself (see the module docstring).
+
+    Attributes:
+        name: the task's name, as the registry names its models' task
+            (``text-classification``, ``recommendation``, ``feature-extraction``) or,
+            for a task without models, its own (``search``).
+        model_tasks: the registry task names of the model versions it serves.
+        routers: its HTTP routes.
+        job_types: its background job types.
+        tables: its database tables.
+        derived_table: tells the tables it makes at run time (outside the migrations),
+            so the migration check leaves them alone.
+        start: builds its services in the app's lifespan.
+        predict: the shapes of its predictions, when its models answer the predict route.
+    """
+
+    name: str
+    model_tasks: frozenset[str] = frozenset()
+    routers: Sequence[APIRouter] = ()
+    job_types: Sequence[JobType] = ()
+    tables: Sequence[Table] = ()
+    derived_table: Callable[[str], bool] | None = None
+    start: Callable[[TaskContext], Awaitable[TaskRuntime]] | None = None
+    predict: PredictShapes | None = None

@@ -1,0 +1,46 @@
+"""Recommendations as a task (:class:`aiweb.contract.Task`): items, interactions, per-user
+top-N and similar items (registry task ``recommendation``).
+
+Its service (``app.state.recommendations``) resolves, loads and keeps its own model
+versions and the catalogue; it warms every production version at start. Its job:
+``train`` with ``"task": "recommendation"``.
+"""
+
+from __future__ import annotations
+
+from aiweb.contract import Task, TaskContext, TaskRuntime, tables_of
+from aiweb.recommendations import routes
+from aiweb.recommendations.cache import make_recommendation_cache
+from aiweb.recommendations.jobs import JOB_TYPES
+from aiweb.recommendations.orm import SqlInteraction, SqlItem
+from aiweb.recommendations.service import RecommendationService
+from aiweb.recommendations.store import RecommendationStore
+from aiweb.recommendations.training import TASK as NAME
+
+
+async def start(ctx: TaskContext) -> TaskRuntime:
+    """Build the recommendation service; warm its production models and the catalogue
+    once every task is built; stop its background re-reads at shutdown."""
+    settings = ctx.settings
+    service = RecommendationService(
+        RecommendationStore(ctx.engine),
+        ctx.registry,
+        settings,
+        make_recommendation_cache(settings.cache, settings.redis_url),
+    )
+    ctx.registry.on_alias_moved(service.alias_moved)
+
+    async def started() -> None:
+        await service.warm()
+
+    return TaskRuntime(state={"recommendations": service}, started=started, close=service.aclose)
+
+
+TASK = Task(
+    name=NAME,
+    model_tasks=frozenset({NAME}),
+    routers=(routes.router,),
+    job_types=JOB_TYPES,
+    tables=tables_of(SqlItem, SqlInteraction),
+    start=start,
+)

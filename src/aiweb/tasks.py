@@ -1,0 +1,48 @@
+"""The installed tasks: the one list that ``create_app``, the job runners, the scheduler,
+the Celery worker, the migrations and the CLI are built from.
+
+A task is one package of a known shape (:class:`aiweb.contract.Task`); adding one is one
+line in :data:`INSTALLED`. Order matters only where a task uses a service another one
+provides (the embedding pool): the provider comes first. See ``docs/architecture.md``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import MetaData
+
+from aiweb.classification.task import TASK as CLASSIFICATION
+from aiweb.contract import Task
+from aiweb.db.base import Base
+from aiweb.embeddings.task import TASK as EMBEDDINGS
+from aiweb.jobs.types import JobType
+from aiweb.recommendations.task import TASK as RECOMMENDATIONS
+from aiweb.search.task import TASK as SEARCH
+
+#: every installed task, providers before their users
+INSTALLED: tuple[Task, ...] = (EMBEDDINGS, CLASSIFICATION, RECOMMENDATIONS, SEARCH)
+
+
+def installed() -> tuple[Task, ...]:
+    """The installed tasks (:data:`INSTALLED`)."""
+    return INSTALLED
+
+
+def job_types() -> list[JobType]:
+    """Every installed task's job types (the jobs engine knows no task: it is given these)."""
+    return [job_type for task in INSTALLED for job_type in task.job_types]
+
+
+def metadata() -> MetaData:
+    """The one metadata of every table: the core's and each installed task's (their
+    tables join :data:`aiweb.db.base.Base.metadata` when their modules are imported, as
+    this module's imports do)."""
+    for task in INSTALLED:
+        for table in task.tables:
+            assert table.metadata is Base.metadata, f"{table.name} is not on Base.metadata"
+    return Base.metadata
+
+
+def is_derived_table(name: str) -> bool:
+    """Whether ``name`` is a table an installed task makes at run time, outside the
+    migrations (the migration check leaves it alone)."""
+    return any(task.derived_table is not None and task.derived_table(name) for task in INSTALLED)
