@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 
 from aiweb import __version__
-from aiweb.api import problems
+from aiweb.api import apidocs, problems
 from aiweb.api.hygiene import SecurityHeadersMiddleware, add_cors
 from aiweb.api.limits import InputLimitsMiddleware
 from aiweb.api.middleware import MetricsMiddleware, RequestIdMiddleware
@@ -180,6 +180,8 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc: apidocs.install, from vendored files
+        redoc_url=None,
     )
     problems.install(app)
     variants = [(t.predict.request, t.predict.response) for t in tasks if t.predict is not None]
@@ -191,6 +193,7 @@ def create_app(
     ]
     for router in routers:
         app.include_router(router)
+    apidocs.install(app)  # before the dashboard's /static mount
     if settings.dashboard.enabled:
         install_dashboard(app)
     # added innermost first: CORS runs first (browsers can read every error), then the

@@ -1,16 +1,15 @@
 """Response hygiene: security headers on every response, and opt-in CORS.
 
 :class:`SecurityHeadersMiddleware` is pure ASGI and never overwrites a header the app
-set itself. HTML gets a strict Content-Security-Policy, except FastAPI's interactive
-docs, which load Swagger UI / ReDoc from cdn.jsdelivr.net and run an inline script.
+set itself. HTML gets a strict Content-Security-Policy (``'self'`` only, no inline
+script or style); the API docs (:mod:`aiweb.api.apidocs`) serve Swagger UI and ReDoc from
+vendored files under it, ReDoc's page setting its own policy with a style nonce.
 
 :func:`add_cors` allows exactly the configured origins (``AIWEB_CORS_ORIGINS``); with
 none configured no CORS middleware is installed and browsers refuse cross-origin reads.
 """
 
 from __future__ import annotations
-
-from collections.abc import Collection
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
@@ -24,22 +23,31 @@ SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
 )
 """Added to every HTTP response that lacks them."""
 
-STRICT_CSP = (
-    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
-)
-"""Content-Security-Policy of HTML responses."""
 
-DOCS_CSP = (
-    "default-src 'self'; img-src 'self' data: https://fastapi.tiangolo.com; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
-)
-"""Content-Security-Policy of FastAPI's Swagger UI / ReDoc pages."""
+def content_security_policy(*, style_nonce: str | None = None, blob_workers: bool = False) -> str:
+    """The Content-Security-Policy of aiweb's HTML: every source is the app itself.
 
-DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc")
-"""FastAPI's default documentation pages (the OAuth2 redirect page runs inline script)."""
+    Args:
+        style_nonce: also allow ``<style>`` elements carrying this nonce (ReDoc's
+            styled-components inject their CSS so); a fresh random value per response.
+        blob_workers: also allow web workers from ``blob:`` URLs (ReDoc's search index).
+
+    Returns:
+        The header value; without arguments :data:`STRICT_CSP`.
+    """
+    style = "'self'" + (f" 'nonce-{style_nonce}'" if style_nonce else "")
+    workers = "worker-src 'self' blob:; " if blob_workers else ""
+    return (
+        f"default-src 'self'; img-src 'self' data:; style-src {style}; script-src 'self'; "
+        f"{workers}object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+        "form-action 'self'"
+    )
+
+
+STRICT_CSP = content_security_policy()
+"""Content-Security-Policy of HTML responses (the ones that did not set their own)."""
+
+_STRICT_CSP_BYTES = STRICT_CSP.encode("latin-1")
 
 CORS_METHODS = ("GET", "POST", "PUT", "DELETE")
 CORS_HEADERS = ("Authorization", "X-API-Key", "Content-Type", "X-Request-ID")
@@ -56,23 +64,20 @@ CORS_EXPOSE_HEADERS = (
 
 
 class SecurityHeadersMiddleware:
-    """Add security headers to every HTTP response, and a CSP to HTML.
+    """Add security headers to every HTTP response, and :data:`STRICT_CSP` to HTML that
+    has no Content-Security-Policy of its own.
 
     Args:
         app: the ASGI app to wrap.
-        docs_paths: paths served the relaxed :data:`DOCS_CSP` instead of
-            :data:`STRICT_CSP`.
     """
 
-    def __init__(self, app: ASGIApp, *, docs_paths: Collection[str] = DOCS_PATHS) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.docs_paths = frozenset(docs_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        csp = DOCS_CSP if scope["path"] in self.docs_paths else STRICT_CSP
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -89,7 +94,7 @@ class SecurityHeadersMiddleware:
                     content_type.split(b";", 1)[0].strip().lower() == b"text/html"
                     and b"content-security-policy" not in present
                 ):
-                    headers.append((b"content-security-policy", csp.encode("latin-1")))
+                    headers.append((b"content-security-policy", _STRICT_CSP_BYTES))
                 message["headers"] = headers
             await send(message)
 

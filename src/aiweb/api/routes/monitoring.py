@@ -65,7 +65,6 @@ _FEEDBACK["responses"] = {
     "/v1/predictions/{prediction_id}/feedback",
     status_code=201,
     response_model=FeedbackResponse,
-    tags=["monitoring"],
     **_FEEDBACK,
 )
 async def post_feedback(
@@ -96,7 +95,6 @@ _PERFORMANCE["responses"] = {
 @router.get(
     "/v1/models/{name}/versions/{version}/performance",
     response_model=PerformanceResponse,
-    tags=["monitoring"],
     **_PERFORMANCE,
 )
 async def get_performance(
@@ -118,7 +116,7 @@ _DRIFT["responses"] = {
 }
 
 
-@router.get("/v1/models/{name}/drift", response_model=DriftResponse, tags=["monitoring"], **_DRIFT)
+@router.get("/v1/models/{name}/drift", response_model=DriftResponse, **_DRIFT)
 async def get_drift(
     name: Annotated[
         str, Path(max_length=80, description="`sentiment`, `sentiment@staging` or `sentiment:3`.")
