@@ -3,7 +3,9 @@
 Columns are named like the API fields (``item_id``, ``title``, ``text``, ``categories``,
 ``tags``; ``user_id``, ``item_id``, ``type``, ``value``, ``timestamp``, ``event_id``);
 a mapping renames them. List-valued columns are split on ``|`` (a JSON array is read as
-one). Timestamps are Unix seconds or ISO 8601 (UTC when no offset is given).
+one). Timestamps are Unix seconds or ISO 8601 (UTC when no offset is given); an
+interaction without one (no ``timestamp`` column, or an empty value) happened at the time
+of the import, as over HTTP.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from aiweb.datasets.movielens import load_directory
 from aiweb.datasets.tables import iter_table, table_format
+from aiweb.db.orm import utcnow
 from aiweb.errors import DataFormatError
 from aiweb.recommendations.schemas import TYPE_PATTERN
 from aiweb.recommendations.store import Interaction, Item, RecommendationStore
@@ -156,6 +159,10 @@ def import_interactions(
             (``--type rating``).
         progress: called with the rows read so far.
 
+    Rows without a timestamp (no ``timestamp`` column, or an empty value) get the time
+    of the import, as ``POST /v1/interactions`` gives events without one; a column
+    ``columns`` names for ``timestamp`` must exist.
+
     Returns:
         ``(stored, duplicates)``.
 
@@ -163,8 +170,10 @@ def import_interactions(
         DataFormatError: missing columns, an empty id, a bad type, value or timestamp.
     """
     mapping = {f: f for f in INTERACTION_FIELDS} | (columns or {})
+    required = ["user_id", "item_id", *(["timestamp"] if "timestamp" in (columns or {}) else [])]
+    now = utcnow()
     stored = duplicates = total = 0
-    for start, values, n in _chunks(path, mapping, ["user_id", "item_id", "timestamp"]):
+    for start, values, n in _chunks(path, mapping, required):
         events = []
         for j in range(n):
             where = f"{path.name}: row {start + j + 1}"
@@ -186,13 +195,19 @@ def import_interactions(
                     f"{where}: value {(raw_value or '')[:40]!r} is not a number"
                 ) from None
             event_id = values["event_id"][j]
+            raw_time = values["timestamp"][j]
+            when = (
+                parse_timestamp(raw_time, where=where)
+                if raw_time is not None and raw_time.strip()
+                else now
+            )
             events.append(
                 Interaction(
                     user_id=user_id,
                     item_id=item_id,
                     type=kind,
                     value=value,
-                    occurred_at=parse_timestamp(values["timestamp"][j], where=where),
+                    occurred_at=when,
                     event_id=event_id or None,
                 )
             )

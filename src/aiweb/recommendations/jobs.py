@@ -4,7 +4,9 @@ and its handler (:data:`JOB_TYPES`).
 The job trains from the items and interactions stored (as ``aiweb train recommendation``
 does) and registers the version. With a promotion rule (scheduled retraining) it moves
 ``production`` only when the rule holds (:func:`decide_promotion`); the audit log records
-the decision either way.
+the decision either way. A version trained on too little data to be evaluated is
+registered but never promoted by a rule, nor made ``production`` as a model's first
+version: only an explicit ``alias`` moves it.
 
 Safe to run again after a crash: an attempt first looks for a version an earlier attempt
 of the same job registered (lineage ``job_id``) and returns it instead of training again.
@@ -33,11 +35,12 @@ from aiweb.recommendations.training import (
     Progress,
     RecommendationData,
     evaluate_recipe,
+    not_evaluated_reason,
     train_recommendation,
     with_item_embeddings,
 )
 from aiweb.registry.entities import ModelVersion
-from aiweb.registry.promotion import Baseline
+from aiweb.registry.promotion import Baseline, production_version
 from aiweb.registry.promotion import decide_promotion as decide_by_rule
 
 
@@ -123,6 +126,38 @@ def decide_promotion(
     )
 
 
+def not_promoted_unevaluated(
+    env: JobEnv,
+    candidate: ModelVersion,
+    report: dict[str, Any],
+    rule: RecommendationPromotionRule,
+    *,
+    actor: str,
+) -> dict[str, Any]:
+    """The decision of a promotion rule on a version that was not evaluated: never
+    promoted (there is no metric to judge it by), audited as ``retrain.not_promoted``.
+
+    Returns:
+        The fields of :func:`decide_promotion`'s decision, ``"promoted": false``.
+    """
+    current = production_version(env.registry, candidate.name)
+    decision: dict[str, Any] = {
+        "metric": rule.metric,
+        "min_delta": rule.min_delta,
+        "beat_popularity": rule.beat_popularity,
+        "popularity": None,
+        "candidate": None,
+        "candidate_version": candidate.version,
+        "production": None,
+        "production_version": None if current is None else current.version,
+        "reason": f"{report.get('reason') or 'not evaluated'}; a version that was not "
+        "evaluated is promoted only by hand",
+        "promoted": False,
+    }
+    env.registry.record(actor, "retrain.not_promoted", f"model:{candidate.name}", after=decision)
+    return decision
+
+
 def run_train(env: JobEnv, ctx: JobContext) -> dict[str, Any]:
     """Train a recommender from the stored interactions and register the version."""
     spec = RecommendationTrainJobSpec.model_validate({**ctx.job.params, "type": "train"})
@@ -140,8 +175,10 @@ def run_train(env: JobEnv, ctx: JobContext) -> dict[str, Any]:
             f"loaded {len(inter):,} interactions of {inter.n_users:,} users on "
             f"{inter.n_items:,} items",
         )
-        # embedded once here, for training and for the promotion check's refit
-        data = with_item_embeddings(env.registry, data, spec.algorithm)
+        # embedded once here, for training and for the promotion check's refit (not when
+        # too little data to evaluate: auto then trains popularity, which needs none)
+        if not_evaluated_reason(inter) is None or spec.algorithm == EMBEDDING_CONTENT:
+            data = with_item_embeddings(env.registry, data, spec.algorithm)
         share = 0.8 if spec.promotion else 0.9
         result = train_recommendation(
             env.registry,
@@ -155,7 +192,9 @@ def run_train(env: JobEnv, ctx: JobContext) -> dict[str, Any]:
             lineage_extra={"job_id": ctx.job.id},
         )
         version, report = result.version, result.report
-        if spec.promotion is not None:
+        if spec.promotion is not None and not result.evaluated:
+            promotion = not_promoted_unevaluated(env, version, report, spec.promotion, actor=actor)
+        elif spec.promotion is not None:
             ctx.progress(0.85, "comparing with production")
             promotion = decide_promotion(
                 env,
@@ -175,7 +214,11 @@ def run_train(env: JobEnv, ctx: JobContext) -> dict[str, Any]:
             m: report[m] for m in (*TOP_LEVEL_METRICS, "coverage") if report.get(m) is not None
         },
         "split": report.get("split"),
+        "evaluated": report.get("evaluated") is not False,
+        "aliases": list(env.registry.get_version(version.name, version.version).aliases),
     }
+    if report.get("evaluated") is False:
+        out["reason"] = report.get("reason")
     if promotion is not None:
         out["promotion"] = promotion
     return out

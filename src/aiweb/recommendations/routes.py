@@ -1,5 +1,5 @@
-"""``/v1/items``, ``/v1/interactions``, ``/v1/users/{user_id}/recommendations`` and
-``/v1/items/{item_id}/similar``.
+"""``/v1/items`` (write, read, list), ``/v1/interactions``,
+``/v1/users/{user_id}/recommendations`` and ``/v1/items/{item_id}/similar``.
 
 Mount with ``app.include_router(router)``; the service is the one the app's lifespan put
 on ``app.state.recommendations``.
@@ -7,7 +7,7 @@ on ``app.state.recommendations``.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 import orjson
@@ -18,11 +18,13 @@ from aiweb.errors import InvalidInputError
 from aiweb.recommendations.schemas import (
     InteractionsRequest,
     InteractionsResponse,
+    ItemOut,
+    ItemPage,
     ItemsRequest,
     ItemsResponse,
     Recommended,
 )
-from aiweb.recommendations.service import MAX_N, RecommendationService
+from aiweb.recommendations.service import MAX_N, MAX_PAGE, RecommendationService
 from aiweb.recommendations.training import TASK
 from aiweb.registry.entities import PRODUCTION
 from aiweb.registry.service import RegistryService
@@ -47,7 +49,16 @@ _SimilarModelQuery = Query(
     max_length=80,
 )
 _N = Query(ge=1, le=MAX_N, description="How many items.")
-_ITEM_ID = Path(min_length=1, max_length=255)
+#: ids and categories are stored as text, and PostgreSQL text cannot hold NUL: such an
+#: id can name nothing, and is refused (422) before it reaches a query
+_NO_NUL = r"^[^\x00]*$"
+_ITEM_ID = Path(min_length=1, max_length=255, pattern=_NO_NUL)
+_USER_ID = Path(min_length=1, max_length=255, pattern=_NO_NUL)
+_CATEGORY = Query(min_length=1, max_length=100, pattern=_NO_NUL, description="Only this category.")
+_INCLUDE = Query(
+    description="`item`: add each item's `item` object (`item_id`, `title`, `categories`, "
+    "`metadata`, `available`; null when the catalogue does not hold it)."
+)
 
 
 def _items(body: dict[str, Any], response: Response) -> Response:
@@ -95,6 +106,41 @@ async def upsert_items(body: ItemsRequest, service: ServiceDep) -> ItemsResponse
     return ItemsResponse(upserted=count)
 
 
+@router.get("/items", response_model=ItemPage, **_PREDICT)
+async def list_items(
+    service: ServiceDep,
+    after: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=255,
+            pattern=_NO_NUL,
+            description="List the items after this id: the `next` of the previous page.",
+        ),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Items per page.")] = 50,
+    category: Annotated[str | None, _CATEGORY] = None,
+) -> ItemPage:
+    """The catalogue, a page at a time, in ``item_id`` order (stable: keyset pagination on
+    the id, so a page is one index range scan however deep it is). Lists every item
+    upserted and not deleted; one hidden with ``available: false`` is listed, its
+    ``available`` false. ``next`` is the last id of the page while more follow: pass it as
+    ``after``; it is null on the last page."""
+    items, cursor = await service.list_items(after=after, limit=limit, category=category)
+    return ItemPage(items=[ItemOut.of(i) for i in items], next=cursor)
+
+
+@router.get(
+    "/items/{item_id}",
+    response_model=ItemOut,
+    **{**_PREDICT, "responses": {**_PREDICT["responses"], **_NOT_FOUND}},
+)
+async def get_item(item_id: Annotated[str, _ITEM_ID], service: ServiceDep) -> ItemOut:
+    """One catalogue item as it was last upserted, with ``available`` and ``updated_at``.
+    404 for an id never upserted or deleted."""
+    return ItemOut.of(await service.item(item_id))
+
+
 @router.delete(
     "/items/{item_id}",
     status_code=204,
@@ -125,7 +171,7 @@ async def add_interactions(body: InteractionsRequest, service: ServiceDep) -> In
     **{**_PREDICT, "responses": {**_PREDICT["responses"], **_NOT_FOUND}},
 )
 async def recommendations(
-    user_id: Annotated[str, Path(min_length=1, max_length=255)],
+    user_id: Annotated[str, _USER_ID],
     model: Annotated[str, _ModelQuery],
     service: ServiceDep,
     response: Response,
@@ -136,16 +182,18 @@ async def recommendations(
     exclude: Annotated[
         list[str] | None, Query(max_length=1000, description="Item ids to leave out.")
     ] = None,
-    category: Annotated[
-        str | None, Query(min_length=1, max_length=100, description="Only this category.")
-    ] = None,
+    category: Annotated[str | None, _CATEGORY] = None,
+    include: Annotated[Literal["item"] | None, _INCLUDE] = None,
 ) -> Response:
     """Personalised top-N for a user, only available items, each with its reason:
     ``collaborative`` (the model), ``similar-to:<item_id>`` (a user who arrived after
-    training: from their interactions) or ``popular`` (an unknown user: trending items)."""
+    training: from their interactions) or ``popular`` (an unknown user: trending items).
+    ``?include=item`` adds each item's title, categories and metadata (one more query)."""
     body = await service.recommend(
         model, user_id, n=n, exclude_seen=exclude_seen, exclude=exclude or (), category=category
     )
+    if include == "item":
+        body = await service.with_items(body)
     return _items(body, response)
 
 
@@ -161,12 +209,14 @@ async def similar(
     response: Response,
     model: Annotated[str | None, _SimilarModelQuery] = None,
     n: Annotated[int, _N] = 10,
-    category: Annotated[
-        str | None, Query(min_length=1, max_length=100, description="Only this category.")
-    ] = None,
+    category: Annotated[str | None, _CATEGORY] = None,
+    include: Annotated[Literal["item"] | None, _INCLUDE] = None,
 ) -> Response:
     """Available items most like ``item_id``: collaborative (co-interaction) and content
-    (TF-IDF over title, categories and tags) similarity combined."""
+    (TF-IDF over title, categories and tags) similarity combined. ``?include=item`` adds
+    each item's title, categories and metadata (one more query)."""
     ref: str = model if model else await anyio.to_thread.run_sync(_default_model, request)
     body = await service.similar(ref, item_id, n=n, category=category)
+    if include == "item":
+        body = await service.with_items(body)
     return _items(body, response)

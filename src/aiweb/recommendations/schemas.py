@@ -10,10 +10,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from aiweb.jobs.schemas import MODEL_NAME_PATTERN
-from aiweb.recommendations.store import Interaction, Item
+from aiweb.recommendations.store import Interaction, Item, StoredItem
 
-Id = Annotated[str, Field(min_length=1, max_length=255)]
-Label = Annotated[str, Field(min_length=1, max_length=100)]
+#: no NUL character: PostgreSQL text cannot hold one (a 422 here, not a 500 at the insert)
+NO_NUL = r"^[^\x00]*$"
+Id = Annotated[str, Field(min_length=1, max_length=255, pattern=NO_NUL)]
+Label = Annotated[str, Field(min_length=1, max_length=100, pattern=NO_NUL)]
 
 #: the built-in interaction types; any other name matching TYPE_PATTERN is accepted too
 TYPES = ("view", "click", "like", "rating", "purchase")
@@ -27,8 +29,8 @@ class ItemIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     item_id: Id
-    title: str = Field("", max_length=1000)
-    text: str = Field("", max_length=20_000)
+    title: str = Field("", max_length=1000, pattern=NO_NUL)
+    text: str = Field("", max_length=20_000, pattern=NO_NUL)
     categories: list[Label] = Field(default_factory=list, max_length=100)
     tags: list[Label] = Field(default_factory=list, max_length=200)
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -77,6 +79,7 @@ class InteractionIn(BaseModel):
         None,
         min_length=1,
         max_length=128,
+        pattern=NO_NUL,
         description="Your id of the event: a retry with the same id is stored once.",
     )
 
@@ -114,11 +117,64 @@ class InteractionsResponse(BaseModel):
     duplicates: int = Field(..., description="Events skipped: their event_id was stored before.")
 
 
+class ItemOut(BaseModel):
+    """A catalogue item as it reads back (``GET /v1/items/{item_id}``, ``GET /v1/items``)."""
+
+    item_id: str
+    title: str
+    text: str
+    categories: list[str]
+    tags: list[str]
+    metadata: dict[str, Any]
+    available: bool = Field(..., description="false: kept out of recommendations.")
+    updated_at: datetime = Field(..., description="When it was last written (UTC).")
+
+    @classmethod
+    def of(cls, stored: StoredItem) -> ItemOut:
+        item = stored.item
+        return cls(
+            item_id=item.item_id,
+            title=item.title,
+            text=item.text,
+            categories=list(item.categories),
+            tags=list(item.tags),
+            metadata=item.metadata,
+            available=item.available,
+            updated_at=stored.updated_at,
+        )
+
+
+class ItemPage(BaseModel):
+    """A page of ``GET /v1/items``, in ``item_id`` order."""
+
+    items: list[ItemOut]
+    next: str | None = Field(
+        ...,
+        description="The last item id of this page when more follow (pass it as `after` "
+        "for the next page); null on the last page.",
+    )
+
+
+class ItemSummary(BaseModel):
+    """What ``?include=item`` adds to a recommended item."""
+
+    item_id: str
+    title: str
+    categories: list[str]
+    metadata: dict[str, Any]
+    available: bool
+
+
 class Recommended(BaseModel):
     item_id: str
     score: float
     reason: str = Field(
         ..., description="collaborative, similar-to:<item_id> or popular.", examples=["popular"]
+    )
+    item: ItemSummary | None = Field(
+        None,
+        description="Only with `?include=item`: the catalogue item (null when the catalogue "
+        "does not hold it: an id seen only in interactions).",
     )
 
 
@@ -189,7 +245,10 @@ class RecommendationTrainJobSpec(RecommendationTrainData):
     type: Literal["train"]
     model: str = Field(..., pattern=MODEL_NAME_PATTERN, description="Registered model name.")
     alias: str | None = Field(
-        None, pattern=MODEL_NAME_PATTERN, description="Point this alias at the new version."
+        None,
+        pattern=MODEL_NAME_PATTERN,
+        description="Point this alias at the new version. A version trained on too little "
+        "data to be evaluated is made `production` only this way.",
     )
     promotion: RecommendationPromotionRule | None = Field(
         None, description="Move production only when this rule holds (scheduled retraining)."

@@ -34,7 +34,9 @@ from aiweb.recommendations.store import (
     CatalogEntry,
     Interaction,
     Item,
+    ItemSummary,
     RecommendationStore,
+    StoredItem,
 )
 from aiweb.recommendations.training import TASK
 from aiweb.registry.artifacts import read_verified
@@ -49,6 +51,8 @@ log = logging.getLogger(__name__)
 #: ranked items kept per cached list (enough for n <= MAX_N after filters, usually)
 CACHE_DEPTH = 100
 MAX_N = 100
+#: most items per page of ``GET /v1/items``
+MAX_PAGE = 500
 #: most interactions since training read per request (the latest)
 HISTORY_LIMIT = 1000
 
@@ -83,6 +87,18 @@ class _Loaded:
     @property
     def key(self) -> tuple[str, int]:
         return (self.version.name, self.version.version)
+
+
+def _summary(summary: ItemSummary | None) -> dict[str, Any] | None:
+    if summary is None:
+        return None
+    return {
+        "item_id": summary.item_id,
+        "title": summary.title,
+        "categories": list(summary.categories),
+        "metadata": summary.metadata,
+        "available": summary.available,
+    }
 
 
 class RecommendationService:
@@ -141,6 +157,60 @@ class RecommendationService:
         if self.cache is not None:
             await self.cache.invalidate(sorted({e.user_id for e in events}))
         return result
+
+    # ------------------------------------------------------------------ items out
+
+    async def item(self, item_id: str) -> StoredItem:
+        """One catalogue item, read from the store (one primary-key lookup).
+
+        Raises:
+            ItemNotFound: no such item, or deleted.
+        """
+        return await anyio.to_thread.run_sync(self.store.read_item, item_id)
+
+    async def list_items(
+        self, *, after: str | None = None, limit: int = 50, category: str | None = None
+    ) -> tuple[list[StoredItem], str | None]:
+        """A page of the catalogue in ``item_id`` order: deleted items left out,
+        unavailable ones listed (their ``available`` says so).
+
+        Args:
+            after: start after this item id (the ``next`` of the previous page).
+            limit: 1 to :data:`MAX_PAGE` items.
+            category: only items with this category.
+
+        Returns:
+            ``(items, next)``: ``next`` is the last id of this page when more follow,
+            else ``None``.
+
+        Raises:
+            InvalidInputError: ``limit`` out of range.
+        """
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidInputError(f"limit must be between 1 and {MAX_PAGE}, not {limit}")
+        rows = await anyio.to_thread.run_sync(
+            lambda: self.store.list_items(after=after, limit=limit + 1, category=category)
+        )
+        if len(rows) > limit:
+            return rows[:limit], rows[limit - 1].item.item_id
+        return rows, None
+
+    async def with_items(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``body`` (an answer of :meth:`recommend` or :meth:`similar`) with an ``item``
+        per entry: ``{"item_id", "title", "categories", "metadata", "available"}``, or
+        ``None`` for an id the catalogue does not hold (seen only in interactions, or
+        deleted since). One primary-key query for the answered ids; the recommendation
+        cache is neither read nor changed (it keeps ids and scores only).
+        """
+        entries: list[dict[str, Any]] = body["items"]
+        summaries: dict[str, ItemSummary] = {}
+        if entries:
+            ids = [e["item_id"] for e in entries]
+            summaries = await anyio.to_thread.run_sync(self.store.item_summaries, ids)
+        return {
+            **body,
+            "items": [{**e, "item": _summary(summaries.get(e["item_id"]))} for e in entries],
+        }
 
     # ------------------------------------------------------------------ models
 

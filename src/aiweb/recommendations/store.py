@@ -11,13 +11,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, func, select, update
+from sqlalchemy import Boolean, ColumnElement, Engine, bindparam, cast, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session, sessionmaker
 
 from aiweb.db.orm import utcnow
 from aiweb.db.session import make_session_factory, transaction
-from aiweb.errors import ItemNotFound
+from aiweb.errors import InvalidInputError, ItemNotFound
 from aiweb.recommendations.orm import SqlInteraction, SqlItem
 
 #: rows per INSERT statement (SQLite allows 32,766 bound variables)
@@ -84,6 +85,35 @@ class CatalogEntry:
 
 
 @dataclass(frozen=True)
+class StoredItem:
+    """A catalogue item as it is read back, and when it was last written.
+
+    Attributes:
+        item: the item, as it was last upserted (``available`` as given then).
+        updated_at: when it was last written (timezone-aware UTC).
+    """
+
+    item: Item
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ItemSummary:
+    """What an application shows of a recommended item (``?include=item``).
+
+    Attributes:
+        item_id, title, categories, metadata: as upserted.
+        available: ``False`` when the item is hidden from recommendations.
+    """
+
+    item_id: str
+    title: str
+    categories: tuple[str, ...]
+    metadata: dict[str, Any]
+    available: bool
+
+
+@dataclass(frozen=True)
 class TrainingRows:
     """Everything training reads, columnar.
 
@@ -142,6 +172,9 @@ class RecommendationStore:
         Returns:
             The number of distinct items written.
         """
+        for item in items:
+            _no_nul(f"item {item.item_id!r}", item.item_id, item.title, item.text)
+            _no_nul(f"item {item.item_id!r}", *item.categories, *item.tags)
         now = utcnow()
         latest = {item.item_id: item for item in items}
         rows = [
@@ -203,6 +236,61 @@ class RecommendationStore:
                 raise ItemNotFound(f"no item {item_id!r} in the catalogue")
             return _item(row)
 
+    def read_item(self, item_id: str) -> StoredItem:
+        """One item and when it was last written, by primary key.
+
+        Raises:
+            ItemNotFound: absent, or deleted.
+        """
+        with self.sessions() as session:
+            row = session.get(SqlItem, item_id)
+            if row is None or row.deleted:
+                raise ItemNotFound(f"no item {item_id!r} in the catalogue")
+            return StoredItem(_item(row), row.updated_at)
+
+    def list_items(
+        self, *, after: str | None = None, limit: int = 50, category: str | None = None
+    ) -> list[StoredItem]:
+        """The catalogue in ``item_id`` order (keyset pagination), deleted items left out,
+        unavailable ones included.
+
+        One range scan of the primary key from ``after``; a ``category`` is tested row by
+        row on that scan (JSONB containment on PostgreSQL, ``json_each`` on SQLite).
+
+        Args:
+            after: list the ids after this one (the last id of the previous page).
+            limit: at most this many items.
+            category: only items with this category.
+        """
+        query = select(SqlItem).where(SqlItem.deleted.is_(False))
+        if after is not None:
+            query = query.where(SqlItem.item_id > after)
+        with self.sessions() as session:
+            if category is not None:
+                query = query.where(_has_category(session.get_bind().dialect.name, category))
+            rows = session.execute(query.order_by(SqlItem.item_id).limit(limit)).scalars()
+            return [StoredItem(_item(row), row.updated_at) for row in rows]
+
+    def item_summaries(self, item_ids: Sequence[str]) -> dict[str, ItemSummary]:
+        """``{item_id: summary}`` of the live catalogue items among ``item_ids``, in one
+        primary-key query (ids not in the catalogue, or deleted, are left out)."""
+        if not item_ids:
+            return {}
+        query = select(
+            SqlItem.item_id, SqlItem.title, SqlItem.categories, SqlItem.meta, SqlItem.available
+        ).where(SqlItem.item_id.in_(list(item_ids)), SqlItem.deleted.is_(False))
+        with self.sessions() as session:
+            return {
+                item_id: ItemSummary(
+                    item_id=item_id,
+                    title=title,
+                    categories=tuple(categories or ()),
+                    metadata=dict(meta or {}),
+                    available=bool(available),
+                )
+                for item_id, title, categories, meta, available in session.execute(query)
+            }
+
     def item_titles(self, item_ids: Sequence[str]) -> dict[str, str]:
         """``{item_id: title}`` of the catalogue rows among ``item_ids``, in one query
         (ids not in the catalogue are left out)."""
@@ -241,6 +329,8 @@ class RecommendationStore:
         Returns:
             ``(stored, duplicates)``.
         """
+        for e in events:
+            _no_nul("an interaction", e.user_id, e.item_id, e.type, e.event_id or "")
         now = utcnow()
         rows = [
             {
@@ -335,6 +425,24 @@ def _seconds(value: datetime) -> float:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.timestamp()
+
+
+def _no_nul(what: str, *values: str) -> None:
+    """Raises InvalidInputError when a value holds NUL (PostgreSQL text cannot; refused on
+    SQLite too, so a catalogue moves between the two)."""
+    if any("\x00" in v for v in values):
+        raise InvalidInputError(
+            f"{what[:300]}: ids, titles, texts, categories and tags cannot hold NUL (\\x00)"
+        )
+
+
+def _has_category(dialect: str, category: str) -> ColumnElement[bool]:
+    """``category`` is one of the row's ``categories`` (a JSON array of strings)."""
+    if dialect == "postgresql":
+        contains = cast(SqlItem.categories, JSONB).op("@>", return_type=Boolean())
+        return contains(bindparam(None, [category], type_=JSONB()))
+    each = func.json_each(SqlItem.categories).table_valued("value")
+    return exists(select(1).select_from(each).where(each.c.value == category))
 
 
 def _item(row: SqlItem) -> Item:

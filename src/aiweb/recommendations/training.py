@@ -13,6 +13,13 @@ The offline protocol (the issue's, stored in every version's report):
    Precision/Recall/NDCG/MAP/HitRate@10 and catalogue coverage, side by side with the
    popularity baseline (:mod:`aiweb.recommendations.evaluation`);
 4. the chosen algorithm is refitted on all interactions and registered.
+
+With too little data to hold out validation and test sets (no user with
+:func:`min_items_to_evaluate` distinct items, 11), a version is trained all the same, on
+every interaction, without an evaluation: its report says so (``"evaluated": false``,
+``"reason"``, metrics ``null``), ``auto`` and ``hybrid`` train the popularity baseline
+(choosing needs the validation set), and it is registered without moving ``production``
+unless the caller names the alias (:func:`train_recommendation`).
 """
 
 from __future__ import annotations
@@ -62,6 +69,32 @@ MAX_BLEND_USERS = 2000
 TOP_LEVEL_METRICS = ("precision", "recall", "ndcg", "map", "hit_rate")
 
 Progress = Callable[[str, float], None]
+
+
+def min_items_to_evaluate(n_test: int = 5) -> int:
+    """Distinct items one user needs for the offline evaluation to run: ``n_test`` held
+    out for test, the ``n_test`` before them for validation, and one to fit on."""
+    return 2 * n_test + 1
+
+
+def not_evaluated_reason(data: Interactions, n_test: int = 5) -> str | None:
+    """Why ``data`` is too small for the offline evaluation, or ``None`` when it is not.
+
+    The evaluation needs a user with at least :func:`min_items_to_evaluate` distinct
+    items (validation and test sets are cut from each user's latest interactions).
+
+    Returns:
+        ``"not evaluated: too few interactions; 11 needed (…)"``, or ``None``.
+    """
+    needed = min_items_to_evaluate(n_test)
+    most = int(np.bincount(data.users, minlength=data.n_users).max()) if len(data) else 0
+    if most >= needed:
+        return None
+    return (
+        f"not evaluated: too few interactions; {needed} needed (one user with {needed} "
+        f"distinct items: the last {n_test} are held out for test and the {n_test} before "
+        f"them for validation; the most any user has is {most})"
+    )
 
 
 @dataclass(frozen=True)
@@ -257,24 +290,26 @@ def compare(
         progress: ``(stage, fraction)`` callback.
 
     Returns:
-        The results; ``selected`` is the best on validation NDCG@10.
+        The results; ``selected`` is the best on validation NDCG@10. With ``hybrid``, an
+        algorithm that cannot be fitted on this data (EASE without items shared by two
+        users, say) is left out and named in the report's ``skipped``.
 
     Raises:
-        InvalidInputError: no user has more than ``n_test`` interactions twice over.
+        InvalidInputError: no user has :func:`min_items_to_evaluate` distinct items
+            (:func:`not_evaluated_reason`), or (without ``hybrid``) the algorithm cannot
+            be fitted on this data.
     """
     report_progress = progress or (lambda _s, _f: None)
     params = params or {}
     names = tuple(dict.fromkeys((*names, "popularity")))
     full = data.interactions
+    reason = not_evaluated_reason(full, n_test)
+    if reason is not None:
+        raise InvalidInputError(reason)
     test_mask = leave_last_out(full, n_test)
     train = full.subset(~test_mask)
     val_mask = leave_last_out(train, n_test)
     fit = train.subset(~val_mask)
-    if not val_mask.any():
-        raise InvalidInputError(
-            f"too few interactions to evaluate: a user needs more than {2 * n_test} distinct "
-            "items to be held out for validation and test"
-        )
     val_set = _eval_set(fit, train.subset(val_mask))
     test_set = _eval_set(train, full.subset(test_mask))
     steps = 2 * len(names) + 2
@@ -282,10 +317,17 @@ def compare(
 
     candidates: dict[str, Candidate] = {}
     val_models: dict[str, Algorithm] = {}
+    skipped: dict[str, str] = {}
     for name in names:
         report_progress(f"validation: fitting {name}", done / steps)
         started = time.perf_counter()
-        algo = _fit(name, fit, data.texts, params)
+        try:
+            algo = _fit(name, fit, data.texts, params)
+        except InvalidInputError as exc:
+            if not hybrid or name == "popularity":
+                raise  # the algorithm asked for cannot be fitted on this data: 422
+            skipped[name] = exc.detail  # auto compares the others
+            continue
         seconds = time.perf_counter() - started
         best: Candidate | None = None
         for hl in HALF_LIVES if name in ROW_BASED else (math.inf,):
@@ -311,11 +353,23 @@ def compare(
             )
     done += 1
 
+    names = tuple(n for n in names if n not in skipped)
     test_models: dict[str, Algorithm] = {}
     for name in names:
         report_progress(f"test: fitting {name}", done / steps)
         started = time.perf_counter()
-        algo = _fit(name, train, data.texts, params)
+        try:
+            algo = _fit(name, train, data.texts, params)
+        except InvalidInputError as exc:  # more data than validation's: a limit reached
+            if not hybrid or name == "popularity":
+                raise
+            skipped[name] = exc.detail
+            del candidates[name]
+            if name in candidates.get("hybrid", Candidate("hybrid")).weights:
+                del candidates["hybrid"]
+                skipped["hybrid"] = f"its part {name} could not be fitted"
+            done += 1
+            continue
         candidates[name].fit_seconds += time.perf_counter() - started
         test_models[name] = algo
         scorer = _scorer([(algo, 1.0, candidates[name].half_life)], train)
@@ -329,6 +383,8 @@ def compare(
     selectable = [c for c in candidates.values() if c.name != "trending"]
     selected = max(selectable, key=lambda c: c.validation["ndcg"]).name
     report = _report(candidates, selected, full, train, val_set, test_set, n_test)
+    if skipped:
+        report["skipped"] = skipped
     return Comparison(candidates, selected, report)
 
 
@@ -367,7 +423,8 @@ def evaluate_recipe(
     test_mask = leave_last_out(full, n_test)
     if not test_mask.any():
         raise InvalidInputError(
-            f"too few interactions to evaluate: a user needs more than {n_test} distinct items"
+            f"not evaluated: too few interactions; {n_test + 1} needed (one user with "
+            f"{n_test + 1} distinct items: the last {n_test} are held out for test)"
         )
     train = full.subset(~test_mask)
     test_set = _eval_set(train, full.subset(test_mask))
@@ -442,8 +499,10 @@ def _report(
     return {
         "split": f"temporal leave-last-{n_test}-out per user",
         "k": K,
+        "evaluated": True,
         "protocol": {
             "holdout_per_user": n_test,
+            "min_items_per_user": min_items_to_evaluate(n_test),
             "positives": "every interaction (any type or value) counts as positive",
             "users": full.n_users,
             "items": full.n_items,
@@ -468,6 +527,51 @@ def _report(
             for c in candidates.values()
         },
     }
+
+
+def unevaluated(
+    data: RecommendationData, algorithm: str, reason: str, *, n_test: int = 5
+) -> Comparison:
+    """The choice and report of a version trained without the offline evaluation (too
+    little data: ``reason``, from :func:`not_evaluated_reason`).
+
+    The report has the shape of :func:`compare`'s, with ``"evaluated": false``, the
+    ``reason``, no validation or test users and every metric ``None``. ``auto`` and
+    ``hybrid`` choose on the validation set, so without one they train the popularity
+    baseline, and the report's ``note`` says so; a named algorithm is trained as asked.
+    """
+    selected = "popularity" if algorithm in ("auto", "hybrid") else algorithm
+    full = data.interactions
+    report: dict[str, Any] = {
+        "split": f"temporal leave-last-{n_test}-out per user",
+        "k": K,
+        "evaluated": False,
+        "reason": reason,
+        "protocol": {
+            "holdout_per_user": n_test,
+            "min_items_per_user": min_items_to_evaluate(n_test),
+            "positives": "every interaction (any type or value) counts as positive",
+            "users": full.n_users,
+            "items": full.n_items,
+            "interactions": len(full),
+            "train_interactions": len(full),
+            "test_users": 0,
+            "validation_users": 0,
+        },
+        "selected": selected,
+        "baseline": "popularity",
+        **dict.fromkeys(TOP_LEVEL_METRICS),
+        "coverage": None,
+        "algorithms": {
+            selected: {"test": {}, "validation": {}, "half_life": None, "fit_seconds": 0.0}
+        },
+    }
+    if selected != algorithm:
+        report["note"] = (
+            f"{algorithm} chooses on a validation set, and there is none: trained the "
+            "popularity baseline (most interacted-with items first)"
+        )
+    return Comparison({selected: Candidate(selected)}, selected, report)
 
 
 def reevaluation_entry(
@@ -532,6 +636,12 @@ class TrainResult:
     report: dict[str, Any]
     seconds: float
 
+    @property
+    def evaluated(self) -> bool:
+        """Whether the offline evaluation ran (``False``: too little data, see the
+        report's ``reason``)."""
+        return self.report.get("evaluated") is not False
+
 
 def train_recommendation(
     registry: RegistryService,
@@ -553,10 +663,14 @@ def train_recommendation(
         name: registered model name.
         data: interactions and item texts.
         algorithm: one of :data:`CHOICES`; ``auto`` compares all and keeps the best on
-            validation; a named one is compared with the popularity baseline only.
+            validation; a named one is compared with the popularity baseline only. With
+            too little data to evaluate (:func:`not_evaluated_reason`) the version is
+            trained on every interaction without an evaluation (:func:`unevaluated`):
+            ``auto`` and ``hybrid`` then train ``popularity``.
         params: per algorithm constructor parameters.
-        alias: also point this alias at the new version (the first version becomes
-            ``production``).
+        alias: also point this alias at the new version. The first version of a model
+            becomes ``production`` when it was evaluated; one that was not is promoted
+            only by an explicit choice (``alias="production"``, or a promotion later).
         progress: ``(stage, fraction)`` callback.
         lineage_extra: more lineage (a training job's id).
 
@@ -564,7 +678,8 @@ def train_recommendation(
         The version, its evaluation report and the wall-clock seconds of the whole run.
 
     Raises:
-        InvalidInputError: unknown algorithm, or too little data.
+        InvalidInputError: unknown algorithm, or one that cannot be fitted on this data
+            (``ease`` without items shared by two users, say).
     """
     if algorithm not in CHOICES:
         raise InvalidInputError(
@@ -578,24 +693,35 @@ def train_recommendation(
         f"model:{name}",
         after={"dataset": data.name, "dataset_sha256": data.sha256, "algorithm": algorithm},
     )
-    data = with_item_embeddings(
-        registry, data, algorithm, progress=lambda s, f: report_progress(s, 0.1 * f)
-    )
-    names, hybrid = compared(algorithm, data)
-    comparison = compare(
-        data,
-        names,
-        hybrid=hybrid,
-        params=params,
-        progress=lambda s, f: report_progress(s, 0.1 + 0.7 * f),
-    )
-    if algorithm == "hybrid" and "hybrid" in comparison.candidates:
-        comparison.select("hybrid")
-    elif not hybrid:
-        comparison.select(algorithm)
+
+    def embedding(stage: str, fraction: float) -> None:
+        report_progress(stage, 0.1 * fraction)
+
+    reason = not_evaluated_reason(data.interactions)
+    if reason is not None:  # too little data: train without the evaluation
+        comparison = unevaluated(data, algorithm, reason)
+        data = with_item_embeddings(registry, data, comparison.selected, progress=embedding)
+    else:
+        data = with_item_embeddings(registry, data, algorithm, progress=embedding)
+        names, hybrid = compared(algorithm, data)
+        comparison = compare(
+            data,
+            names,
+            hybrid=hybrid,
+            params=params,
+            progress=lambda s, f: report_progress(s, 0.1 + 0.7 * f),
+        )
+        if algorithm == "hybrid" and "hybrid" in comparison.candidates:
+            comparison.select("hybrid")
+        elif not hybrid:
+            comparison.select(algorithm)
+    fitting = time.perf_counter()
     model = build_model(
         data, comparison, params=params, progress=lambda s, f: report_progress(s, 0.8 + 0.15 * f)
     )
+    if reason is not None:
+        fit_seconds = round(time.perf_counter() - fitting, 3)
+        comparison.report["algorithms"][comparison.selected]["fit_seconds"] = fit_seconds
     report_progress("registering", 0.95)
     artifact = model.to_bytes()
     seconds = time.perf_counter() - started
@@ -633,6 +759,7 @@ def train_recommendation(
         description=description,
         alias=alias,
         actor=actor,
+        production_if_first=reason is None,  # an unevaluated version: only when asked
     )
     report_progress("done", 1.0)
     return TrainResult(version=version, report=comparison.report, seconds=seconds)

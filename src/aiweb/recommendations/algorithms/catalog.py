@@ -49,6 +49,21 @@ def make(name: str, params: dict[str, Any] | None = None) -> Algorithm:
     return algo
 
 
+def parameters(name: str) -> type[BaseModel]:
+    """The parameters algorithm ``name`` takes, as a pydantic model (names, types and
+    defaults; unknown names refused), e.g. to list them in an error message.
+
+    Raises:
+        InvalidInputError: unknown algorithm.
+    """
+    cls = CLASSES.get(name)
+    if cls is None:
+        raise InvalidInputError(
+            f"unknown recommendation algorithm {name!r}; known: {', '.join(ALGORITHMS)}"
+        )
+    return _params_model(cls)
+
+
 @functools.cache
 def _params_model(cls: type) -> type[BaseModel]:
     """A pydantic model of ``cls.__init__``'s parameters (types from its annotations,
