@@ -426,3 +426,224 @@ def test_service_update_evaluation_is_audited(
         assert len(audit.list(action="version.evaluation_updated")[0]) == 1
     finally:
         engine.dispose()
+
+
+# -- deleting ----------------------------------------------------------------------------
+def test_delete_version_removes_it_and_never_reuses_its_number(store: SqlRegistryStore) -> None:
+    store.ensure_model("sentiment", TASK)
+    for _ in range(3):
+        new_version(store, "sentiment")
+    store.set_alias("sentiment", PRODUCTION, 1)
+    gone = store.delete_version("sentiment", 3)
+    assert (gone.name, gone.version, gone.status) == ("sentiment", 3, "ready")
+    assert [v.version for v in store.list_versions("sentiment")] == [1, 2]
+    with pytest.raises(ModelVersionNotFound):
+        store.get_version("sentiment", 3)
+    with pytest.raises(ModelVersionNotFound):
+        store.delete_version("sentiment", 3)
+    # the newest number is gone, yet the next version is 4: a number names one version ever
+    assert new_version(store, "sentiment") == 4
+    assert store.get_model("sentiment").latest_version == 4
+
+
+def test_delete_version_pointed_at_by_an_alias_conflicts_naming_it(
+    store: SqlRegistryStore,
+) -> None:
+    store.ensure_model("sentiment", TASK)
+    new_version(store, "sentiment")
+    new_version(store, "sentiment")
+    store.set_alias("sentiment", PRODUCTION, 1)
+    store.set_alias("sentiment", "staging", 2)
+    store.set_alias("sentiment", "canary", 2)
+    with pytest.raises(ConflictError) as caught:
+        store.delete_version("sentiment", 2)
+    assert "sentiment@canary" in caught.value.detail
+    assert "sentiment@staging" in caught.value.detail
+    assert [v.version for v in store.list_versions("sentiment")] == [1, 2]
+    store.set_alias("sentiment", "staging", 1)
+    store.set_alias("sentiment", "canary", 1)
+    store.delete_version("sentiment", 2)
+    assert [v.version for v in store.list_versions("sentiment")] == [1]
+    with pytest.raises(ModelNotFound):
+        store.delete_version("ghost", 1)
+
+
+def test_delete_model_removes_versions_aliases_and_history(store: SqlRegistryStore) -> None:
+    store.ensure_model("sentiment", TASK, "first")
+    new_version(store, "sentiment")
+    new_version(store, "sentiment", ready=False)
+    store.set_alias("sentiment", PRODUCTION, 1)
+    store.ensure_model("other", TASK)
+    new_version(store, "other")
+    store.set_alias("other", PRODUCTION, 1)
+
+    deleted = store.delete_model("sentiment")
+    assert deleted.model.name == "sentiment"
+    assert deleted.model.aliases == {PRODUCTION: 1}
+    assert [(v.version, v.status) for v in deleted.versions] == [(1, "ready"), (2, "pending")]
+    assert deleted.schedule_removed is False
+    with pytest.raises(ModelNotFound):
+        store.get_model("sentiment")
+    with pytest.raises(ModelNotFound):
+        store.delete_model("sentiment")
+    assert [m.name for m in store.list_models()] == ["other"]
+    assert store.all_aliases() == {("other", PRODUCTION): 1}
+    # the name is free again, with a fresh history and numbering
+    store.ensure_model("sentiment", "recommendation")
+    assert new_version(store, "sentiment") == 1
+    assert store.alias_history("sentiment", PRODUCTION) == []
+
+
+def test_delete_model_removes_its_schedule_and_drift_alert_claims(
+    store: SqlRegistryStore, database_url: str
+) -> None:
+    from sqlalchemy import func, select
+
+    from aiweb.db.orm import SqlDriftAlert, SqlPrediction, SqlSchedule, utcnow
+    from aiweb.db.session import transaction
+
+    store.ensure_model("sentiment", TASK)
+    new_version(store, "sentiment")
+    engine = make_engine(database_url)
+    sessions = make_session_factory(engine)
+    now = utcnow()
+    try:
+        with transaction(sessions) as s:
+            for model in ("sentiment", "other"):
+                s.add(
+                    SqlSchedule(
+                        model=model, cron="0 3 * * *", job={}, promotion={}, next_run_at=now
+                    )
+                )
+                s.add(
+                    SqlDriftAlert(
+                        model=model,
+                        version=1,
+                        feature="f",
+                        payload={},
+                        status="sent",
+                        created_at=now,
+                    )
+                )
+            s.add(
+                SqlPrediction(
+                    id="p1",
+                    model="sentiment",
+                    version=1,
+                    label="x",
+                    scores={},
+                    latency_ms=1.0,
+                    input_sha256="0" * 64,
+                    created_at=now,
+                )
+            )
+        assert store.delete_model("sentiment").schedule_removed is True
+        with sessions() as s:
+            assert s.scalars(select(SqlSchedule.model)).all() == ["other"]
+            assert s.scalars(select(SqlDriftAlert.model)).all() == ["other"]
+            # the prediction log is history: it stays
+            assert s.scalar(select(func.count()).select_from(SqlPrediction)) == 1
+    finally:
+        engine.dispose()
+
+
+def test_rollback_skips_deleted_versions(service: RegistryService, tiny_model_bytes: bytes) -> None:
+    for _ in range(3):
+        register(service, "sentiment", tiny_model_bytes)
+    service.promote("sentiment", 2)
+    service.promote("sentiment", 3)
+    service.delete_version("sentiment", 2)
+    event = service.rollback("sentiment")
+    assert (event.from_version, event.to_version) == (3, 1)
+    with pytest.raises(ConflictError):
+        service.rollback("sentiment")
+
+
+def test_service_delete_removes_files_and_is_audited(
+    database_url: str, tmp_path: Path, tiny_model_bytes: bytes
+) -> None:
+    from aiweb.security.audit import AuditLog
+
+    engine = make_engine(database_url)
+    upgrade(engine)
+    artifacts = LocalArtifactStore(tmp_path / "artifacts")
+    try:
+        sessions = make_session_factory(engine)
+        audit = AuditLog(sessions)
+        service = RegistryService(SqlRegistryStore(sessions), artifacts, audit)
+        for _ in range(2):
+            service.register_version(
+                "sentiment",
+                TASK,
+                artifact=tiny_model_bytes,
+                artifact_format="skops",
+                labels=list(LABELS),
+                signature={},
+                lineage={"dataset": "unit"},
+                evaluation={},
+                extra_artifacts={"vocabulary.json": b"[]"},
+            )
+        register(service, "sentiment10", tiny_model_bytes)  # a name that shares a prefix
+        assert artifacts.exists("models/sentiment/2/vocabulary.json")
+
+        with pytest.raises(ConflictError, match="sentiment@production"):
+            service.delete_version("sentiment", 1, actor="ops")
+        assert artifacts.exists("models/sentiment/1/model.skops")
+
+        service.delete_version("sentiment", 2, actor="ops", request_id="r1")
+        assert not artifacts.exists("models/sentiment/2/model.skops")
+        assert not artifacts.exists("models/sentiment/2/vocabulary.json")
+        assert artifacts.exists("models/sentiment/1/model.skops")
+        [event] = audit.list(action="version.delete")[0]
+        assert (event.actor, event.target, event.request_id) == ("ops", "model:sentiment:2", "r1")
+        assert event.before is not None
+        assert event.before["status"] == "ready"
+        assert event.after == {"artifact_files_removed": 2}
+
+        deleted = service.delete_model("sentiment", actor="ops")
+        assert [v.version for v in deleted.versions] == [1]
+        assert not (tmp_path / "artifacts" / "models" / "sentiment").exists()
+        assert artifacts.exists("models/sentiment10/1/model.skops")
+        [event] = audit.list(action="model.delete")[0]
+        assert (event.actor, event.target) == ("ops", "model:sentiment")
+        assert event.before == {"task": TASK, "aliases": {PRODUCTION: 1}, "versions": [1]}
+        assert event.after == {"schedule_removed": False, "artifact_files_removed": 2}
+        with pytest.raises(InvalidInputError):
+            service.delete_model("Bad Name!")
+    finally:
+        engine.dispose()
+
+
+def test_delete_is_refused_while_an_active_job_uses_the_model(
+    store: SqlRegistryStore, database_url: str
+) -> None:
+    from aiweb.jobs.store import SqlJobStore
+
+    store.ensure_model("sentiment", TASK)
+    for _ in range(3):
+        new_version(store, "sentiment")
+    store.set_alias("sentiment", PRODUCTION, 1)
+    engine = make_engine(database_url)
+    jobs = SqlJobStore(make_session_factory(engine))
+    try:
+        batch = jobs.create(
+            "batch-predict",
+            {"model": "sentiment@production", "model_name": "sentiment", "model_version": 2},
+            submitted_by="tests",
+            max_attempts=1,
+        )
+        jobs.create("train", {"model": "sentiment-2"}, submitted_by="tests", max_attempts=1)
+        with pytest.raises(ConflictError, match=batch.id):
+            store.delete_version("sentiment", 2)
+        store.delete_version("sentiment", 3)  # no job uses version 3
+        with pytest.raises(ConflictError, match=batch.id):
+            store.delete_model("sentiment")
+        jobs.cancel(batch.id)
+        train = jobs.create("train", {"model": "sentiment"}, submitted_by="tests", max_attempts=1)
+        store.delete_version("sentiment", 2)  # a training job makes a new version
+        with pytest.raises(ConflictError, match=train.id):
+            store.delete_model("sentiment")
+        jobs.cancel(train.id)
+        assert [v.version for v in store.delete_model("sentiment").versions] == [1]
+    finally:
+        engine.dispose()

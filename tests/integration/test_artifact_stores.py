@@ -241,6 +241,36 @@ def test_exists_size_delete(store: ArtifactStore) -> None:
     store.delete("models/never/written")
 
 
+def test_delete_tree_removes_one_directory_and_nothing_beside_it(store: ArtifactStore) -> None:
+    kept = ["models/spam/30/model.skops", "models/spam3/1/model.skops", "models/spam/3.txt"]
+    gone = ["models/spam/3/model.skops", "models/spam/3/model.onnx", "models/spam/3/x/y.json"]
+    for uri in kept + gone:
+        store.write_bytes(uri, b"x")
+    assert store.delete_tree("models/spam/3") == 3
+    assert [uri for uri in kept + gone if store.exists(uri)] == kept
+    assert store.delete_tree("models/spam/3") == 0  # nothing there is fine
+    assert store.delete_tree("models/never/written") == 0
+    assert store.delete_tree("models/spam/3.txt") == 0  # a file is not a directory
+    assert store.exists("models/spam/3.txt")
+    assert store.delete_tree("models/spam") == 2
+    assert store.exists("models/spam3/1/model.skops")
+    assert not store.exists("models/spam/30/model.skops")
+
+
+def test_delete_tree_on_s3_deletes_the_keys(
+    store: ArtifactStore, request: pytest.FixtureRequest
+) -> None:
+    if not isinstance(store, FsspecArtifactStore):
+        pytest.skip("S3 only")
+    s3_client = request.getfixturevalue("s3_client")
+    prefix = store.root.split("/", 1)[1]
+    for i in range(5):
+        store.write_bytes(f"datasets/d1/part-{i}.csv", b"x")
+    store.write_bytes("datasets/d10/data.csv", b"x")
+    assert store.delete_tree("datasets/d1") == 5
+    assert bucket_keys(s3_client, prefix) == [f"{prefix}/datasets/d10/data.csv"]
+
+
 @pytest.mark.parametrize("uri", ["models/missing.skops", "models"])
 def test_missing_artifacts_raise_file_not_found(
     store: ArtifactStore, tmp_path: Path, uri: str
@@ -291,6 +321,7 @@ def test_unsafe_uris_are_refused(
         lambda: store.put_file(uri, source),
         lambda: store.get_file(uri, tmp_path / "down"),
         lambda: store.delete(uri),
+        lambda: store.delete_tree(uri),
         lambda: store.size(uri),
     ]
     for call in calls:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from aiweb.errors import AliasNotFound, ModelNotReadyError
+from aiweb.errors import AliasNotFound, ModelNotReadyError, ModelVersionNotFound
 from aiweb.registry.entities import ModelRef, ModelVersion
 from aiweb.serving.versions import VersionCache
 
@@ -37,12 +37,16 @@ class Registry:
     def __init__(self) -> None:
         self.aliases: dict[tuple[str, str], int] = {("m", "production"): 1}
         self.resolved = 0
+        #: version numbers that were deleted
+        self.deleted: set[int] = set()
         self.gate = threading.Event()
         self.gate.set()
 
     def resolve(self, ref: ModelRef) -> ModelVersion:
         self.gate.wait(10)
         self.resolved += 1
+        if ref.version in self.deleted:
+            raise ModelVersionNotFound(f"{ref} was deleted")
         if ref.version is not None:
             return _version(ref.name, ref.version)
         number = self.aliases.get((ref.name, ref.alias or "production"))
@@ -178,8 +182,31 @@ def test_alias_moved_switches_before_returning_and_keep_holds_spare_versions() -
         # versions 1 and 2 are spare; one is kept (the more recently used)
         assert [s.value for s in cache.loaded()] == ["m:2", "m:3"]
         assert released == ["m:1"]
+        resolved = registry.resolved
         await cache.alias_moved("other")  # not a reference of this cache: nothing moves
-        assert registry.resolved == 3
+        assert registry.resolved == resolved
+
+    asyncio.run(main())
+
+
+def test_alias_moved_releases_deleted_versions_and_forgets_their_references() -> None:
+    registry, loader = Registry(), Loader()
+    cache, released = _cache(registry, loader, keep=None)
+
+    async def main() -> None:
+        await cache.get("m")
+        await cache.get("m:2")
+        await cache.load(_version("m", 3))  # loaded, no reference (``name:3`` of a loader)
+        await cache.load(_version("other", 2))
+        registry.deleted = {2, 3}
+        await cache.alias_moved("m")
+        assert sorted(s.value for s in cache.loaded()) == ["m:1", "other:2"]
+        assert sorted(released) == ["m:2", "m:3"]
+        assert set(cache.resolutions()) == {"m"}
+        with pytest.raises(ModelVersionNotFound):
+            await cache.get("m:2")
+        # nothing else is gone: nothing more is released
+        assert await cache.drop_missing("m") == []
 
     asyncio.run(main())
 

@@ -47,7 +47,9 @@ class ModelRouter:
     """Routes a model reference to the predictor of its task.
 
     Args:
-        registry: tells a model's task (read once per model name, then kept).
+        registry: tells a model's task (read once per model name, then kept until
+            the registry publishes a change of that model: deleted, its name may come
+            back with another task).
         targets: ``{registry task: target}`` of the installed tasks that predict.
     """
 
@@ -55,6 +57,10 @@ class ModelRouter:
         self.registry = registry
         self.targets = dict(targets)
         self._task_of: dict[str, str] = {}
+        registry.on_alias_moved(self._forget)  # a deleted model's name may come back
+
+    async def _forget(self, name: str) -> None:
+        self._task_of.pop(name, None)
 
     async def target(self, ref: str) -> PredictTarget:
         """The target serving the model ``ref`` names.

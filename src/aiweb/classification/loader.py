@@ -295,6 +295,11 @@ class ModelLoader:
             targets = [resolved.get(_alias_ref(n, a)) for (n, a) in served if a == PRODUCTION]
             self.ready = all(t is not None and self._versions.peek(t) for t in targets)
 
+    async def drop_missing(self, name: str) -> None:
+        """Stop serving the loaded versions of ``name`` the registry no longer has (a
+        deleted version or model), ``name:3`` included."""
+        await self._versions.drop_missing(name)
+
     async def refresh_forever(self, interval_s: float) -> None:
         """Call :meth:`refresh` every ``interval_s`` seconds until cancelled."""
         while True:

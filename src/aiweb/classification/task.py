@@ -34,8 +34,9 @@ async def start(ctx: TaskContext) -> TaskRuntime:
     predictions = PredictionService(loader, ctx.prediction_log, settings, ctx.prediction_cache)
     refresher: asyncio.Task[None] | None = None
 
-    async def alias_moved(_name: str) -> None:
+    async def alias_moved(name: str) -> None:
         await loader.refresh()  # the new target is loaded and warm before the answer
+        await loader.drop_missing(name)  # a deleted version or model is not served
 
     ctx.registry.on_alias_moved(alias_moved)
 

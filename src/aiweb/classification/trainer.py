@@ -268,7 +268,11 @@ def split_train_test(
     rare = sorted(label for label, c in counts.items() if c < 2)
     if rare:
         raise InvalidInputError(
-            f"labels with fewer than 2 distinct texts cannot be split: {', '.join(rare[:10])}"
+            f"labels with fewer than 2 distinct texts cannot be split into training and "
+            f"evaluation rows: {', '.join(rare[:10])}{' …' if len(rare) > 10 else ''}. Give "
+            "each label at least 2 different texts (more make a better model), drop the "
+            "labels you cannot, or give separate evaluation data (--eval-data in the CLI, "
+            "eval_dataset_id in a training job)"
         )
     try:
         tr_t, te_t, tr_l, te_l = train_test_split(

@@ -11,21 +11,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from aiweb.config import Settings
 from aiweb.datasets.tables import inspect_table, table_format
-from aiweb.db.orm import SqlDataset
+from aiweb.db.orm import SqlDataset, SqlJob, SqlSchedule
 from aiweb.db.session import transaction
-from aiweb.errors import DatasetNotFound
+from aiweb.errors import ConflictError, DatasetNotFound
 
 if TYPE_CHECKING:
     from aiweb.registry.artifacts import ArtifactStore
 
 _UNSAFE_NAME = re.compile(r"[^\w.\- ]+")
+
+#: job states in which a job may still read its datasets
+_ACTIVE_JOBS = ("pending", "running")
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,20 @@ def _to_dataset(row: SqlDataset) -> Dataset:
         created_by=row.created_by,
         created_at=row.created_at,
     )
+
+
+def _uses(params: Any, dataset_id: str) -> bool:
+    """Whether job parameters (or a training spec) name ``dataset_id`` in a
+    ``*dataset_id`` field (``dataset_id``, ``eval_dataset_id`` …), at any depth."""
+    if isinstance(params, dict):
+        return any(
+            (isinstance(key, str) and key.endswith("dataset_id") and value == dataset_id)
+            or _uses(value, dataset_id)
+            for key, value in params.items()
+        )
+    if isinstance(params, list):
+        return any(_uses(item, dataset_id) for item in params)
+    return False
 
 
 def safe_name(filename: str | None) -> str:
@@ -176,6 +193,62 @@ class DatasetService:
             ).all()
             total = s.scalar(select(func.count()).select_from(SqlDataset)) or 0
             return [_to_dataset(r) for r in rows], int(total)
+
+    def delete(self, dataset_id: str) -> Dataset:
+        """Remove the dataset ``dataset_id``: its row, then its stored file.
+
+        Refused while a pending or running job, or a retraining schedule, names it
+        (``dataset_id``, ``eval_dataset_id``): the job would fail, the schedule would
+        fire jobs that cannot start.
+
+        Returns:
+            The dataset as it was.
+
+        Raises:
+            DatasetNotFound: no such dataset (404).
+            ConflictError: a job or schedule uses it; the message names them (409).
+        """
+        with transaction(self._sessions) as s:
+            row = s.get(SqlDataset, dataset_id)
+            if row is None:
+                raise DatasetNotFound(f"dataset {dataset_id[:64]!r} does not exist")
+            gone = _to_dataset(row)
+            # Write first: the database's write lock (SQLite) is taken before the jobs
+            # are read; a conflict below rolls the delete back.
+            s.execute(delete(SqlDataset).where(SqlDataset.id == dataset_id))
+            s.expunge(row)
+            jobs = [
+                job_id
+                for job_id, params in s.execute(
+                    select(SqlJob.id, SqlJob.params)
+                    .where(SqlJob.status.in_(_ACTIVE_JOBS))
+                    .order_by(SqlJob.created_at)
+                )
+                if _uses(params, dataset_id)
+            ]
+            schedules = [
+                model
+                for model, training in s.execute(
+                    select(SqlSchedule.model, SqlSchedule.job).order_by(SqlSchedule.model)
+                )
+                if _uses(training, dataset_id)
+            ]
+            if jobs or schedules:
+                users = [f"job {j}" for j in jobs[:5]] + [
+                    f"the retraining schedule of {m!r}" for m in schedules[:5]
+                ]
+                more = len(jobs) + len(schedules) - len(users)
+                raise ConflictError(
+                    f"dataset {dataset_id} is in use by {', '.join(users)}"
+                    + (f" and {more} more" if more > 0 else "")
+                    + "; wait for the jobs to finish (or cancel them) and change or delete "
+                    "the schedules, then delete it"
+                )
+        self.artifacts.delete(gone.artifact_uri)
+        directory = gone.artifact_uri.rpartition("/")[0]
+        if directory:
+            self.artifacts.delete_tree(directory)
+        return gone
 
     def open(self, dataset: Dataset) -> BinaryIO:
         """The stored file, for streaming (close it, or use it in ``with``)."""

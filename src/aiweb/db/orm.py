@@ -38,6 +38,8 @@ class SqlRegisteredModel(Base):
     description: Mapped[str] = mapped_column(Text, nullable=False, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: the highest version number ever given (a deleted version's number is not reused)
+    last_version: Mapped[int | None] = mapped_column(Integer)
 
     versions: Mapped[list[SqlModelVersion]] = relationship(
         back_populates="model", cascade="all, delete-orphan", order_by="SqlModelVersion.version"

@@ -85,6 +85,12 @@ class ArtifactStore(Protocol):
         """Remove what is stored at ``uri``; nothing stored there is not an error."""
         ...
 
+    def delete_tree(self, uri: str) -> int:
+        """Remove every file stored under the "directory" ``uri`` (``models/a/3`` removes
+        ``models/a/3/model.skops`` and its siblings, never ``models/a/30/…``); nothing
+        stored there is not an error. Returns how many files were removed."""
+        ...
+
     def size(self, uri: str) -> int:
         """The size of what is stored at ``uri``, in bytes."""
         ...
@@ -274,6 +280,23 @@ class LocalArtifactStore:
         if not target.is_dir():
             target.unlink(missing_ok=True)
 
+    def delete_tree(self, uri: str) -> int:
+        """Remove the directory ``uri`` and every file in it; no directory there is not an
+        error. Empty parent directories are left in place.
+
+        Returns:
+            How many files were removed.
+
+        Raises:
+            UnsafeArtifactPath: see :meth:`path`.
+        """
+        target = self.path(uri)
+        if not target.is_dir():
+            return 0
+        removed = sum(1 for p in target.rglob("*") if p.is_file() or p.is_symlink())
+        shutil.rmtree(target)
+        return removed
+
     def size(self, uri: str) -> int:
         """The size of the file at ``uri``, in bytes.
 
@@ -448,6 +471,27 @@ class FsspecArtifactStore:
         """
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm_file(self.key(uri))
+
+    def delete_tree(self, uri: str) -> int:
+        """Remove every object whose key starts with ``<uri>/`` (batched deletes on S3);
+        nothing there is not an error.
+
+        Returns:
+            How many objects were removed.
+
+        Raises:
+            UnsafeArtifactPath: see :meth:`key`.
+        """
+        prefix = self.key(uri)
+        try:
+            found = self.fs.find(prefix)
+        except FileNotFoundError:
+            return 0
+        files = [f for f in (str(p) for p in found) if f.startswith(prefix + "/")]
+        if files:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm(files)
+        return len(files)
 
     def size(self, uri: str) -> int:
         """The size of the object at ``uri``, in bytes.

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from aiweb.errors import InvalidInputError
+from aiweb.errors import ConflictError, InvalidInputError
 from aiweb.names import check_name
 
 PRODUCTION = "production"
@@ -103,6 +103,31 @@ class RegisteredModel:
     updated_at: datetime
     aliases: dict[str, int] = field(default_factory=dict)
     latest_version: int | None = None
+
+
+def aliased_version_conflict(name: str, version: int, aliases: list[str]) -> ConflictError:
+    """The refusal to delete version ``version`` of ``name`` while ``aliases`` point at it."""
+    pointing = ", ".join(f"{name}@{a}" for a in sorted(aliases))
+    return ConflictError(
+        f"{name}:{version} is served by {pointing}; point "
+        f"{'that alias' if len(aliases) == 1 else 'those aliases'} at another version "
+        "(or delete the whole model) first"
+    )
+
+
+@dataclass(frozen=True)
+class DeletedModel:
+    """What deleting a registered model removed.
+
+    Attributes:
+        model: the model as it was (its aliases included).
+        versions: every version it had, oldest first.
+        schedule_removed: whether it had a retraining schedule (removed with it).
+    """
+
+    model: RegisteredModel
+    versions: list[ModelVersion]
+    schedule_removed: bool = False
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -12,6 +13,7 @@ from aiweb.registry.artifacts import ArtifactStore
 from aiweb.registry.entities import (
     PRODUCTION,
     AliasEvent,
+    DeletedModel,
     ModelRef,
     ModelVersion,
     RegisteredModel,
@@ -23,6 +25,8 @@ from aiweb.security.audit import AuditLog
 AliasListener = Callable[[str], Awaitable[None]]
 
 _FILE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+log = logging.getLogger(__name__)
 
 
 class RegistryService:
@@ -77,10 +81,13 @@ class RegistryService:
         *,
         after: dict[str, Any] | None = None,
         request_id: str | None = None,
+        before: dict[str, Any] | None = None,
     ) -> None:
         """Write an audit event (no-op without an audit log)."""
         if self.audit is not None:
-            self.audit.record(actor, action, target, after=after, request_id=request_id)
+            self.audit.record(
+                actor, action, target, before=before, after=after, request_id=request_id
+            )
 
     def register_version(
         self,
@@ -97,6 +104,7 @@ class RegistryService:
         alias: str | None = None,
         actor: str = "",
         extra_artifacts: dict[str, bytes] | None = None,
+        production_if_first: bool = True,
     ) -> ModelVersion:
         """Add a new version of ``name`` and write its artifact.
 
@@ -105,8 +113,9 @@ class RegistryService:
         the evaluation report.
 
         The version is ``pending`` until its artifact is written and ``ready`` after.
-        The first version of a model becomes ``production``; ``alias`` (if given) is
-        pointed at the new version as well.
+        The first version of a model becomes ``production`` (unless
+        ``production_if_first`` is false: a version that was not evaluated, say);
+        ``alias`` (if given) is pointed at the new version as well.
 
         Raises:
             InvalidInputError: bad model or alias name.
@@ -140,7 +149,7 @@ class RegistryService:
             name, version.version, status="ready", artifact_uri=uri, artifact_sha256=digest
         )
         targets = set()
-        if PRODUCTION not in self.store.get_model(name).aliases:
+        if production_if_first and PRODUCTION not in self.store.get_model(name).aliases:
             targets.add(PRODUCTION)
         if alias is not None:
             targets.add(alias)
@@ -260,6 +269,10 @@ class RegistryService:
             elif event.to_version is not None and (not stack or stack[-1] != event.to_version):
                 # re-pointing at the version it already has is not a step to go back over
                 stack.append(event.to_version)
+        # a deleted version is no place to go back to: skip it
+        existing = {v.version for v in self.store.list_versions(name)}
+        stack = [v for v in stack if v in existing]
+        stack = [v for i, v in enumerate(stack) if i == 0 or stack[i - 1] != v]
         if len(stack) < 2:
             raise ConflictError(f"{name}@{alias} has no earlier version to roll back to")
         return self._audit_alias(
@@ -282,3 +295,99 @@ class RegistryService:
         return self._audit_alias(
             self.store.set_alias(name, alias, version, action="set", actor=actor), request_id
         )
+
+    # -- deleting ----------------------------------------------------------------------
+    def _delete_files(self, uri: str) -> int | None:
+        """Remove the artifact files under ``uri``; how many, or ``None`` when the store
+        failed (logged: the rows are gone already, the files are only left over)."""
+        try:
+            return self.artifacts.delete_tree(uri)
+        except Exception as exc:
+            log.warning("could not delete the artifact files under %s: %s", uri, exc)
+            return None
+
+    def delete_version(
+        self,
+        name: str,
+        version: int,
+        *,
+        actor: str = "",
+        request_id: str | None = None,
+    ) -> ModelVersion:
+        """Delete version ``version`` of ``name``: its row, then its artifact files
+        (``models/<name>/<version>/``), audited as ``version.delete``. Its number is never
+        given to another version; the predictions it served stay in the prediction log.
+
+        The routes publish the change afterwards (:meth:`alias_moved`), so this
+        process's caches stop serving ``name:version``.
+
+        Returns:
+            The version as it was.
+
+        Raises:
+            InvalidInputError: a bad model name.
+            ModelNotFound, ModelVersionNotFound.
+            ConflictError: an alias points at the version, or a pending or running job
+                uses it (the message names them).
+        """
+        check_name(name)
+        gone = self.store.delete_version(name, version)
+        removed = self._delete_files(f"models/{name}/{version}")
+        if self.audit is not None:
+            self.audit.record(
+                actor,
+                "version.delete",
+                f"model:{name}:{version}",
+                before={
+                    "status": gone.status,
+                    "artifact_uri": gone.artifact_uri,
+                    "artifact_sha256": gone.artifact_sha256,
+                    "lineage": gone.lineage,
+                },
+                after={"artifact_files_removed": removed},
+                request_id=request_id,
+            )
+        return gone
+
+    def delete_model(
+        self,
+        name: str,
+        *,
+        actor: str = "",
+        request_id: str | None = None,
+    ) -> DeletedModel:
+        """Delete the registered model ``name``: every version, alias and alias move,
+        its retraining schedule and drift-alert claims (:meth:`RegistryStore.delete_model`),
+        then its artifact files (``models/<name>/``); audited as ``model.delete``.
+
+        Its predictions and feedback stay (they are history). The routes publish the
+        change afterwards (:meth:`alias_moved`), so this process stops serving it.
+
+        Returns:
+            What was removed.
+
+        Raises:
+            InvalidInputError: a bad model name.
+            ModelNotFound.
+            ConflictError: a pending or running job uses the model (named).
+        """
+        check_name(name)
+        deleted = self.store.delete_model(name)
+        removed = self._delete_files(f"models/{name}")
+        if self.audit is not None:
+            self.audit.record(
+                actor,
+                "model.delete",
+                f"model:{name}",
+                before={
+                    "task": deleted.model.task,
+                    "aliases": dict(deleted.model.aliases),
+                    "versions": [v.version for v in deleted.versions],
+                },
+                after={
+                    "schedule_removed": deleted.schedule_removed,
+                    "artifact_files_removed": removed,
+                },
+                request_id=request_id,
+            )
+        return deleted

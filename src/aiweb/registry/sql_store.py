@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from aiweb.db.orm import (
     SqlAliasEvent,
+    SqlDriftAlert,
+    SqlJob,
     SqlModelAlias,
     SqlModelVersion,
     SqlRegisteredModel,
+    SqlSchedule,
     utcnow,
 )
 from aiweb.db.session import transaction
@@ -26,11 +29,60 @@ from aiweb.errors import (
 from aiweb.names import check_name
 from aiweb.registry.entities import (
     AliasEvent,
+    DeletedModel,
+    ModelRef,
     ModelVersion,
     RegisteredModel,
+    aliased_version_conflict,
 )
 
 _VERSION_INSERT_ATTEMPTS = 5
+
+#: job states in which a job may still use the models it names
+_ACTIVE_JOBS = ("pending", "running")
+
+
+def _job_models(params: Any) -> set[tuple[str, int | None]]:
+    """``(name, version or None)`` of the models a job's parameters name: ``model`` (a
+    name or reference) and a pinned ``model_name``/``model_version``."""
+    found: set[tuple[str, int | None]] = set()
+    if not isinstance(params, dict):
+        return found
+    if isinstance(params.get("model_name"), str):
+        pinned = params.get("model_version")
+        found.add((params["model_name"], pinned if isinstance(pinned, int) else None))
+    if isinstance(params.get("model"), str):
+        try:
+            ref = ModelRef.parse(params["model"])
+        except InvalidInputError:
+            return found
+        found.add((ref.name, ref.version))
+    return found
+
+
+def _jobs_in_the_way(session: Session, name: str, version: int | None = None) -> None:
+    """Refuse to delete model ``name`` (or its version ``version``) while a pending or
+    running job uses it: a training job would register it again, a batch job would fail.
+
+    Raises:
+        ConflictError: naming the jobs.
+    """
+    jobs = [
+        job_id
+        for job_id, params in session.execute(
+            select(SqlJob.id, SqlJob.params)
+            .where(SqlJob.status.in_(_ACTIVE_JOBS))
+            .order_by(SqlJob.created_at)
+        )
+        if any(n == name and (version is None or v == version) for n, v in _job_models(params))
+    ]
+    if jobs:
+        what = f"{name}:{version}" if version is not None else f"model {name!r}"
+        more = f" and {len(jobs) - 5} more" if len(jobs) > 5 else ""
+        raise ConflictError(
+            f"{what} is used by job {', '.join(jobs[:5])}{more} (pending or running); wait "
+            "for it to finish or cancel it first"
+        )
 
 
 def _to_model(row: SqlRegisteredModel, latest: int | None) -> RegisteredModel:
@@ -183,7 +235,14 @@ class SqlRegistryStore:
                     # next cannot be taken by another writer before this one commits.
                     model.updated_at = utcnow()
                     session.flush()
-                    version = (self._latest(session, model.id) or 0) + 1
+                    # a deleted version's number is never given again
+                    given = session.scalar(
+                        select(SqlRegisteredModel.last_version).where(
+                            SqlRegisteredModel.id == model.id
+                        )
+                    )
+                    version = max(self._latest(session, model.id) or 0, given or 0) + 1
+                    model.last_version = version
                     row = SqlModelVersion(
                         model_id=model.id,
                         version=version,
@@ -258,6 +317,92 @@ class SqlRegistryStore:
             ).all()
             return [_to_version(r, model) for r in rows]
 
+    # -- deleting --------------------------------------------------------------------
+    def delete_version(self, name: str, version: int) -> ModelVersion:
+        with transaction(self._sessions) as session:
+            model = self._model_row(session, name, lock=True)
+            # Write first, as create_version does: the row lock on PostgreSQL and the
+            # database's write lock on SQLite are held before the aliases are read, so no
+            # alias can move onto the version between the check and the delete
+            # (set_alias takes the same locks).
+            model.updated_at = utcnow()
+            session.flush()
+            row = self._version_row(session, model, version)
+            given = session.scalar(
+                select(SqlRegisteredModel.last_version).where(SqlRegisteredModel.id == model.id)
+            )
+            # a model registered before last_version existed: keep the number taken
+            model.last_version = max(given or 0, self._latest(session, model.id) or 0)
+            aliases = sorted(
+                session.scalars(
+                    select(SqlModelAlias.alias).where(
+                        SqlModelAlias.model_id == model.id, SqlModelAlias.version == version
+                    )
+                )
+            )
+            if aliases:
+                raise aliased_version_conflict(name, version, aliases)
+            _jobs_in_the_way(session, name, version)
+            gone = _to_version(row, model)
+            session.delete(row)
+            session.flush()
+            return gone
+
+    def delete_model(self, name: str) -> DeletedModel:
+        with transaction(self._sessions) as session:
+            model = self._model_row(session, name, lock=True)
+            model.updated_at = utcnow()  # write first: see delete_version
+            session.flush()
+            _jobs_in_the_way(session, name)
+            rows = session.scalars(
+                select(SqlModelVersion)
+                .where(SqlModelVersion.model_id == model.id)
+                .order_by(SqlModelVersion.version)
+            ).all()
+            versions = [_to_version(r, model) for r in rows]
+            aliases = {
+                a.alias: a.version
+                for a in session.scalars(
+                    select(SqlModelAlias).where(SqlModelAlias.model_id == model.id)
+                )
+            }
+            gone = RegisteredModel(
+                name=model.name,
+                task=model.task,
+                description=model.description,
+                created_at=model.created_at,
+                updated_at=model.updated_at,
+                aliases=aliases,
+                latest_version=max((v.version for v in versions), default=None),
+            )
+            for statement in (
+                delete(SqlAliasEvent).where(SqlAliasEvent.model_id == model.id),
+                delete(SqlModelAlias).where(SqlModelAlias.model_id == model.id),
+                delete(SqlModelVersion).where(SqlModelVersion.model_id == model.id),
+            ):
+                session.execute(statement.execution_options(synchronize_session=False))
+            schedule = session.execute(
+                delete(SqlSchedule)
+                .where(SqlSchedule.model == name)
+                .execution_options(synchronize_session=False)
+            )
+            session.execute(
+                delete(SqlDriftAlert)
+                .where(SqlDriftAlert.model == name)
+                .execution_options(synchronize_session=False)
+            )
+            session.expunge(model)
+            session.execute(
+                delete(SqlRegisteredModel)
+                .where(SqlRegisteredModel.id == model.id)
+                .execution_options(synchronize_session=False)
+            )
+            return DeletedModel(
+                model=gone,
+                versions=versions,
+                schedule_removed=bool(schedule.rowcount),  # type: ignore[attr-defined]
+            )
+
     # -- aliases ---------------------------------------------------------------------
     def resolve_alias(self, name: str, alias: str) -> int:
         with self._sessions() as session:
@@ -272,7 +417,11 @@ class SqlRegistryStore:
     ) -> AliasEvent:
         check_name(alias, "alias")
         with transaction(self._sessions) as session:
-            model = self._model_row(session, name)
+            model = self._model_row(session, name, lock=True)
+            # Write first (see delete_version): a version being deleted is either gone
+            # when it is read next, or gets its alias before the delete looks.
+            model.updated_at = utcnow()
+            session.flush()
             target = self._version_row(session, model, version)
             if target.status != "ready":
                 raise ConflictError(
@@ -295,7 +444,6 @@ class SqlRegistryStore:
                 actor=actor,
             )
             session.add(event)
-            model.updated_at = utcnow()
             session.flush()
             return _to_event(event, name)
 

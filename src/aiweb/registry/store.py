@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from aiweb.registry.entities import AliasEvent, ModelVersion, RegisteredModel
+from aiweb.registry.entities import AliasEvent, DeletedModel, ModelVersion, RegisteredModel
 
 
 class RegistryStore(Protocol):
@@ -62,6 +62,29 @@ class RegistryStore(Protocol):
         ...
 
     def get_version(self, name: str, version: int) -> ModelVersion: ...
+
+    def delete_version(self, name: str, version: int) -> ModelVersion:
+        """Remove version ``version`` of ``name`` (its row only; the artifact files are
+        the caller's) and return it as it was.
+
+        Raises:
+            ModelNotFound, ModelVersionNotFound.
+            ConflictError: an alias points at the version, or a pending or running job
+                uses it (the message names them).
+        """
+        ...
+
+    def delete_model(self, name: str) -> DeletedModel:
+        """Remove the model ``name`` with its versions, aliases and alias history, and
+        what exists only for it (its retraining schedule, its drift-alert claims), in one
+        transaction; say what was removed (the artifact files are the caller's). The
+        prediction log and feedback of the model are history and stay.
+
+        Raises:
+            ModelNotFound.
+            ConflictError: a pending or running job uses the model (named).
+        """
+        ...
 
     def list_versions(self, name: str) -> list[ModelVersion]: ...
 

@@ -32,6 +32,7 @@ from typing import Generic, TypeVar
 
 import anyio.to_thread
 
+from aiweb.errors import NotFoundError
 from aiweb.registry.entities import ModelRef, ModelVersion
 from aiweb.serving.background import BackgroundRefresh
 
@@ -231,12 +232,48 @@ class VersionCache(Generic[T]):
 
     async def alias_moved(self, name: str) -> None:
         """Re-resolve now every reference to model ``name`` this cache answers (the new
-        targets are loaded before the references switch)."""
+        targets are loaded before the references switch), then release the loaded
+        versions of ``name`` the registry no longer has (:meth:`drop_missing`)."""
         for text in [t for t in self._refs if ModelRef.parse(t).name == name]:
             try:
                 await self._revalidate(text, text)
             except Exception as exc:
                 log.warning("%s: cannot follow %s: %s", self.what, text, _reason(exc))
+        await self.drop_missing(name)
+
+    async def drop_missing(self, name: str) -> list[tuple[str, int]]:
+        """Release the loaded versions of model ``name`` that no longer resolve (a
+        deleted version, or a deleted model) and forget the references to them, so
+        nothing answers from memory for them. Versions a reference points at are not
+        looked up (call this after re-resolving the references of ``name``); a version
+        that cannot be looked up for another reason (the database is down …) stays.
+
+        Returns:
+            ``(name, version)`` of the versions released.
+        """
+        # a reference still answered was just resolved: its version exists
+        live = {(v.name, v.version) for _, v in self._refs.values()}
+        gone: set[tuple[str, int]] = set()
+        for key in [key for key in list(self._served) if key[0] == name and key not in live]:
+            try:
+                await anyio.to_thread.run_sync(self._resolve, ModelRef(name, version=key[1]))
+            except NotFoundError:
+                gone.add(key)
+            except Exception as exc:
+                log.warning("%s: cannot check %s:%s: %s", self.what, *key, _reason(exc))
+        if not gone:
+            return []
+        for text, (_, version) in list(self._refs.items()):
+            if (version.name, version.version) in gone:
+                self.forget(text)
+        with self._guard:
+            released = [self._served.pop(key) for key in sorted(gone) if key in self._served]
+        if self._release is not None:
+            for served in released:
+                await self._release(served.value)
+        for served in released:
+            log.info("%s: released %s:%s (no longer registered)", self.what, *served.key)
+        return sorted(gone)
 
     def forget(self, ref: str | ModelRef) -> None:
         """Stop answering ``ref`` from memory (its version stays loaded until evicted)."""

@@ -1,4 +1,4 @@
-"""``/v1/datasets``: upload a CSV or JSONL file, list and describe uploads."""
+"""``/v1/datasets``: upload a CSV or JSONL file, list, describe and delete uploads."""
 
 from __future__ import annotations
 
@@ -110,3 +110,38 @@ async def get_dataset(
 ) -> DatasetOut:
     """One uploaded dataset."""
     return DatasetOut.of(await anyio.to_thread.run_sync(service.get, dataset_id))
+
+
+_DELETE = scoped("train")
+_DELETE["responses"] = {
+    **_DELETE["responses"],
+    404: {"description": "No such dataset."},
+    409: {"description": "A pending or running job, or a schedule, uses it (named)."},
+}
+
+
+@router.delete("/{dataset_id}", status_code=204, **_DELETE)
+async def delete_dataset(
+    dataset_id: Annotated[str, Path(max_length=64)],
+    request: Request,
+    service: DatasetsDep,
+    registry: RegistryDep,
+) -> Response:
+    """Delete an uploaded dataset and its stored file (audited as ``dataset.delete``).
+
+    The scope is the one that uploads (``train``). Refused (409) while a pending or
+    running job, or a retraining schedule, names the dataset (``dataset_id``,
+    ``eval_dataset_id``): wait for the job (or cancel it) and change the schedule first.
+    Finished jobs and the models trained on it keep its id and sha256 in their lineage.
+    """
+    gone = await anyio.to_thread.run_sync(service.delete, dataset_id)
+    await anyio.to_thread.run_sync(
+        lambda: registry.record(
+            actor(request),
+            "dataset.delete",
+            f"dataset:{gone.id}",
+            before={"name": gone.name, "rows": gone.rows, "sha256": gone.sha256},
+            request_id=request_id(request),
+        )
+    )
+    return Response(status_code=204)
