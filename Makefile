@@ -1,31 +1,50 @@
 # Two commands do all set-up on a fresh machine:
-#   make demo   - create .venv, install aiweb, train the demo models, serve on :8000
+#   make demo   - create .venv, install aiweb (no dev tools), train the demo models, serve
+#                 on :8000 (make demo PORT=8080 for another port)
 #   make test   - create .venv, install aiweb with its dev tools, lint, type-check, test
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+PORT ?= 8000
+# One stamp per install set, named after pyproject.toml's digest: `make demo` installs
+# aiweb alone (what it runs), `make test` adds the dev extra (linters, pytest, PyTorch for
+# the embedding tests). They share .venv: the dev install also stamps the demo's (it holds
+# it), so `make demo` after `make test` installs and removes nothing.
+DIGEST := $(shell sha256sum pyproject.toml | cut -c1-12)
+STAMP := $(VENV)/.installed-dev-$(DIGEST)
+DEMO_STAMP := $(VENV)/.installed-demo-$(DIGEST)
 # Use the shared datasets when they sit beside the project (as on CI); else aiweb downloads.
 SHARED_DATA := $(abspath $(wildcard ../shared/data))
 export AIWEB_DATA_HOME ?= $(SHARED_DATA)
 
-.PHONY: install demo serve test lint typecheck unit clean
+.PHONY: install install-demo demo serve test lint typecheck unit clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
+	touch $(STAMP) $(DEMO_STAMP)
 
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	rm -f $(VENV)/.installed-demo-*
+	touch $(DEMO_STAMP)
+
+# aiweb with its dev tools (what make test, lint and the benchmarks run)
 install: $(STAMP)
 
-demo: install
-	$(BIN)/aiweb demo
+# aiweb alone: what make demo and make serve run
+install-demo: $(DEMO_STAMP)
 
-serve: install
-	$(BIN)/aiweb serve
+demo: install-demo
+	$(BIN)/aiweb demo --port $(PORT)
+
+serve: install-demo
+	$(BIN)/aiweb serve --port $(PORT)
 
 # ruff, then the layer contracts of docs/architecture.md (import-linter, [tool.importlinter])
 lint: install
@@ -42,8 +61,14 @@ typecheck: install
 # one) run afterwards in one process.
 PYTEST_WORKERS ?= 2
 test: lint typecheck
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not serial"
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not serial and not guides"
 	$(BIN)/pytest -m serial
+
+# The README and every guide in docs/ run top to bottom against a live server (needs jq);
+# its own stage of .ci/run after `make test`, which it would take past 20 minutes.
+.PHONY: test-guides
+test-guides: install
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -m guides
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts
@@ -91,3 +116,9 @@ bench-features: install
 .PHONY: bench-search
 bench-search: install
 	$(BIN)/python -m bench.search $(BENCH_ARGS)
+
+# Benchmark: start-up of the command line (aiweb --help, --version, models list on a fresh
+# home), median and max of 5 runs against the 0.5 s bar (results in docs/benchmarks.md)
+.PHONY: bench-cli
+bench-cli: install
+	$(BIN)/python -m bench.cli_startup $(BENCH_ARGS)

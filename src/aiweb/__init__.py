@@ -4,12 +4,7 @@ Train text classifiers on your own data, version them in a registry and serve th
 over a REST API. See the README for the two commands that do everything.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("aiweb")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0+unknown"
+from aiweb._version import __version__
 
 __all__ = [
     "__version__",

@@ -47,6 +47,7 @@ PUBLIC: dict[str, list[str]] = {
         "tasks",
     ],
     "aiweb.api": [
+        "apidocs",
         "deps",
         "health",
         "hygiene",
@@ -85,6 +86,7 @@ PUBLIC: dict[str, list[str]] = {
         "datasets",
         "db",
         "embeddings",
+        "info",
         "jobs",
         "keys",
         "main",
@@ -134,6 +136,7 @@ PUBLIC: dict[str, list[str]] = {
         "migrate",
         "migrations",
         "orm",
+        "revisions",
         "session",
     ],
     "aiweb.embeddings": [

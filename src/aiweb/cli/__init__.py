@@ -10,6 +10,7 @@ from aiweb.cli import (
     datasets,
     db,
     embeddings,
+    info,
     jobs,
     keys,
     models,
@@ -26,6 +27,21 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=info.show_version,
+        is_eager=True,
+        help="Print aiweb's version and exit.",
+    ),
+) -> None:
+    pass
+
+
 app.add_typer(train.app, name="train")
 app.add_typer(models.app, name="models")
 app.add_typer(datasets.app, name="datasets")
@@ -37,6 +53,7 @@ app.add_typer(recommend.evaluate_app, name="evaluate")
 app.add_typer(accounts.app, name="users")
 app.add_typer(embeddings.app, name="embeddings")
 app.add_typer(collections.app, name="collections")
+app.command("info")(info.info)
 app.command("serve")(serve.serve)
 app.command("demo")(serve.demo)
 app.command("predict")(predict.predict)
@@ -56,6 +73,7 @@ __all__ = [
     "datasets",
     "db",
     "embeddings",
+    "info",
     "jobs",
     "keys",
     "main",

