@@ -61,7 +61,7 @@ typecheck: install
 # one) run afterwards in one process.
 PYTEST_WORKERS ?= 2
 test: lint typecheck
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not serial and not guides"
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not serial and not guides and not deploy"
 	$(BIN)/pytest -m serial
 
 # The README and every guide in docs/ run top to bottom against a live server (needs jq);
@@ -69,6 +69,13 @@ test: lint typecheck
 .PHONY: test-guides
 test-guides: install
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -m guides
+
+# The container image, the compose file and the Kubernetes manifests (tests/deploy, needs a
+# running Docker daemon and debootstrap; its own stage of .ci/run). The image's base and
+# wheels and the checkers' virtualenv are cached in ~/.cache/aiweb-deploy.
+.PHONY: test-deploy
+test-deploy: install
+	$(BIN)/pytest -m deploy -p no:randomly -s tests/deploy
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts
@@ -122,3 +129,17 @@ bench-search: install
 .PHONY: bench-cli
 bench-cli: install
 	$(BIN)/python -m bench.cli_startup $(BENCH_ARGS)
+
+# Benchmark: the prediction log keeps up with the served rate — rows/s written on SQLite and
+# PostgreSQL (a fresh schema in AIWEB_TEST_DATABASE_URL) fed 4,000 rows/s for 60 s, vs the
+# raw INSERT rate, then aiweb serve at c=64 (needs wrk). Exit 1 on a dropped row. BENCH_ARGS.
+.PHONY: bench-prediction-log
+bench-prediction-log: install
+	$(BIN)/python -m bench.prediction_log $(BENCH_ARGS)
+
+# Soak: aiweb serve --workers 2 under a mixed load at c=64 for 600 s (needs wrk): zero errors,
+# flat RSS per worker after the warm-up; exit 1 otherwise. Results under --out.
+# Options: make bench-soak BENCH_ARGS='--duration 60 --out /tmp/soak --home /tmp/soak-home'
+.PHONY: bench-soak
+bench-soak: install
+	$(BIN)/python -m bench.soak $(BENCH_ARGS)

@@ -262,3 +262,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         rank = 0 if item.get_closest_marker("slow") else 1 if item.get_closest_marker("e2e") else 2
         weight[item.path.as_posix()] = min(rank, weight.get(item.path.as_posix(), 2))
     items.sort(key=lambda item: weight[item.path.as_posix()])
+
+
+@pytest.fixture(scope="session")
+def image() -> str:
+    """Tag of aiweb's container image, built offline from a debootstrapped base once per
+    session (tests/deploy/dockerkit.py; `make test-deploy`).
+
+    Defined here, not in a tests/deploy/conftest.py: the test modules import this file as
+    ``conftest``, and a second module of that name would shadow it. The deploy tests need a
+    running Docker daemon (`.ci/run` starts `dockerd`); they fail, not skip, without one.
+    """
+    from dockerkit import build_image, docker_ready, image_size  # tests/deploy, on sys.path
+
+    reason = docker_ready()
+    if reason:
+        pytest.fail(f"the deploy tests need Docker: {reason}")
+    tag, seconds = build_image()
+    print(f"\nimage {tag}: {image_size(tag) / 1e6:.0f} MB, built in {seconds:.0f} s")
+    return tag

@@ -22,6 +22,7 @@ from aiweb.api import apidocs, problems
 from aiweb.api.hygiene import SecurityHeadersMiddleware, add_cors
 from aiweb.api.limits import InputLimitsMiddleware
 from aiweb.api.middleware import MetricsMiddleware, RequestIdMiddleware
+from aiweb.api.preauth import PreAuthMiddleware
 from aiweb.api.predict import ModelRouter, PredictTarget, predict_router
 from aiweb.api.router import core_routers
 from aiweb.api.routes import jobs as job_routes
@@ -35,6 +36,7 @@ from aiweb.db.session import make_session_factory
 from aiweb.jobs.celery_app import make_dispatcher
 from aiweb.jobs.embedded import EmbeddedRunner
 from aiweb.jobs.env import env_from
+from aiweb.jobs.litter import sweep as sweep_litter
 from aiweb.jobs.service import JobService
 from aiweb.jobs.types import JobTypes
 from aiweb.monitoring.alerts import AlertSender
@@ -49,9 +51,10 @@ from aiweb.security.ratelimit import RateLimiter
 from aiweb.security.secrets import resolve_secret_key
 from aiweb.serving import balance
 from aiweb.serving.cache import make_prediction_cache
-from aiweb.serving.gc import tune_after_load
+from aiweb.serving.gc import limit_malloc_arenas, tune_after_load
 from aiweb.serving.threads import limit_blas_threads
 from aiweb.tasks import installed
+from aiweb.tasks import job_types as all_job_types
 
 log = logging.getLogger("aiweb")
 
@@ -80,11 +83,12 @@ def create_app(
     """
     settings = settings or get_settings()
     tasks = tuple(installed() if tasks is None else tasks)
-    job_types = JobTypes(job_type for task in tasks for job_type in task.job_types)
+    job_types = JobTypes(all_job_types(tasks))  # theirs and the core's (privacy-erase)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         init_sentry(settings.sentry_dsn)
+        limit_malloc_arenas(settings.serving.malloc_arenas)  # before the serving threads
         secret_key = resolve_secret_key(settings)
         registry, engine = build_registry(settings)
         if migrate:
@@ -118,11 +122,15 @@ def create_app(
             registry.store,
             logger,
             wait_s=2 * settings.prediction_log.flush_interval_s + 0.5,
+            max_waiters=settings.prediction_log.feedback_max_waiters,
         )
         alerts = AlertSender(sessions, settings.alert_webhook_url, settings.alerts)
         app.state.drift = DriftService(sessions, registry, alerts=alerts)
         cache = make_prediction_cache(settings.cache, settings.redis_url)
         job_env = env_from(settings, registry, engine, owns_engine=False)
+        # what a killed process left (upload scratch copies, dataset files with no row,
+        # scratch directories of finished jobs); the scheduler tick sweeps again later
+        await asyncio.to_thread(sweep_litter, settings, sessions, registry.artifacts)
         runner = None if settings.broker_url else EmbeddedRunner(job_env, job_types)
         dispatcher = runner.dispatcher if runner is not None else make_dispatcher(settings)
         app.state.job_env = job_env
@@ -197,14 +205,16 @@ def create_app(
     if settings.dashboard.enabled:
         install_dashboard(app)
     # added innermost first: CORS runs first (browsers can read every error), then the
-    # metrics (timing everything below), the request id, the security headers, and the
-    # input limits next to the app
+    # metrics (timing everything below), the request id, the security headers, the key
+    # check of requests with a body (before any of it is read), and the input limits
+    # next to the app
     app.add_middleware(
         InputLimitsMiddleware,
         max_body_bytes=settings.limits.max_body_bytes,
         max_json_depth=settings.limits.max_json_depth,
         max_upload_bytes=settings.limits.max_upload_bytes,
     )
+    app.add_middleware(PreAuthMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(MetricsMiddleware)

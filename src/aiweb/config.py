@@ -65,6 +65,15 @@ class ServingSettings(BaseModel):
     gc_gen0_threshold: int = Field(
         50_000, ge=100, description="Allocations between young-generation collections."
     )
+    malloc_arenas: int = Field(
+        2,
+        ge=0,
+        le=64,
+        description="glibc malloc arenas per serving process (mallopt M_ARENA_MAX); 0 leaves "
+        "glibc's default (8 per core). Requests run in a pool of threads, and with one arena "
+        "per thread a worker's RSS kept creeping ~5 MB/min under a 10-minute soak; with 2 it "
+        "stays flat (docs/benchmarks.md).",
+    )
     blas_threads: int = Field(
         1,
         ge=0,
@@ -72,6 +81,32 @@ class ServingSettings(BaseModel):
         "default (one per core). Requests are served in parallel by workers, and the small "
         "matrix-vector products of a request run several times slower when BLAS wakes "
         "threads for them (docs/benchmarks.md).",
+    )
+    max_header_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        description="Request line plus headers of one request, bytes (default 65536 = 64 KB); "
+        "a request whose head is larger is answered 431 and its connection closed, before "
+        "more than this is held in memory.",
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a client has to send a whole request line and headers (default "
+        "10), counted from connecting, or from the first byte of the next request on a "
+        "kept-alive connection; then 408 and the connection is closed.",
+    )
+    body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Longest pause, in seconds, between two parts of a request body while the "
+        "server is ready to read (default 30); then 408 and the connection is closed.",
+    )
+    keep_alive_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds an idle kept-alive connection stays open after a response "
+        "(default 5).",
     )
 
 
@@ -98,6 +133,13 @@ class PredictionLogSettings(BaseModel):
     flush_interval_s: float = Field(1.0, gt=0)
     max_batch_rows: int = Field(1000, ge=1)
     max_queue_rows: int = Field(200_000, ge=1)
+    feedback_max_waiters: int = Field(
+        64,
+        ge=0,
+        le=10_000,
+        description="Feedback requests per worker that may wait at once for their "
+        "prediction to be logged; more are answered 503 with Retry-After at once.",
+    )
 
 
 class AuthSettings(BaseModel):
@@ -109,17 +151,43 @@ class AuthSettings(BaseModel):
     )
 
 
+_SHARED_BY = (
+    " Without AIWEB_REDIS_URL the workers of one `aiweb serve --workers N` share this budget "
+    "(a table in shared memory), but separate servers or replicas each count on their own, so "
+    "a client spread over K of them may get up to K times the budget; with Redis every worker "
+    "and replica shares one budget."
+)
+
+
 class RateLimitSettings(BaseModel):
     """Requests per key (or per client address without a key), per scope.
 
     Values use the ``limits`` library's notation, e.g. ``"600/minute"``, ``"10/second"``.
+    Each budget is a moving window. Without ``AIWEB_REDIS_URL`` the workers of one
+    ``aiweb serve --workers N`` share the counts through a memory-mapped table, and each
+    other server process (another host, another ``aiweb serve``, a process manager's
+    workers) counts on its own. Set ``AIWEB_REDIS_URL`` for one budget shared by every
+    worker and replica.
     """
 
-    enabled: bool = True
-    predict: str = Field("300/second", description="Budget of a key with scope predict.")
-    train: str = Field("600/minute", description="Budget of a key with scope train.")
-    admin: str = Field("300/minute", description="Budget of a key with scope admin.")
-    anonymous: str = Field("60/minute", description="Budget of a client address without a key.")
+    enabled: bool = Field(True, description="Enforce the budgets below (default true).")
+    predict: str = Field(
+        "300/second",
+        description="Budget of a key with scope predict (default 300/second)." + _SHARED_BY,
+    )
+    train: str = Field(
+        "600/minute",
+        description="Budget of a key with scope train (default 600/minute)." + _SHARED_BY,
+    )
+    admin: str = Field(
+        "300/minute",
+        description="Budget of a key with scope admin (default 300/minute)." + _SHARED_BY,
+    )
+    anonymous: str = Field(
+        "60/minute",
+        description="Budget of a client address without a valid key (default 60/minute)."
+        + _SHARED_BY,
+    )
 
 
 class LimitSettings(BaseModel):
@@ -275,6 +343,108 @@ class DashboardSettings(BaseModel):
     session_max_age_s: int = Field(
         12 * 3600, ge=60, le=30 * 24 * 3600, description="A login lasts this long, seconds."
     )
+    login_free_failures_per_account: int = Field(
+        5,
+        ge=1,
+        le=1000,
+        description="Consecutive failed logins of one dashboard user before each further "
+        "failure delays the account's next attempt; count, default 5.",
+    )
+    login_free_failures_per_address: int = Field(
+        20,
+        ge=1,
+        le=100_000,
+        description="Consecutive failed logins from one client address before each further "
+        "failure delays that address's next attempt; count, default 20.",
+    )
+    login_base_delay_s: float = Field(
+        1.0,
+        gt=0,
+        le=3600,
+        description="Delay after the first failure beyond the free ones, doubling with each "
+        "further failure; seconds, default 1.",
+    )
+    login_max_delay_s: float = Field(
+        900.0,
+        gt=0,
+        le=24 * 3600,
+        description="Longest delay between two checked login attempts of a throttled "
+        "account or address; seconds, default 900 (15 min).",
+    )
+    login_failure_memory_s: int = Field(
+        3600,
+        ge=1,
+        le=30 * 24 * 3600,
+        description="Failed logins are forgotten this long after an account's or address's "
+        "last failure; seconds, default 3600.",
+    )
+
+
+class DatabaseSettings(BaseModel):
+    """The database connection pool (``AIWEB_DATABASE__*``; the URL is ``AIWEB_DATABASE_URL``).
+
+    Applied to PostgreSQL. SQLite keeps SQLAlchemy's own pool for it (one connection per
+    thread on a file, no overflow or wait), so these do not apply there.
+    """
+
+    pool_size: int = Field(
+        5,
+        ge=1,
+        le=1000,
+        description="Connections kept open per process (PostgreSQL); default 5.",
+    )
+    max_overflow: int = Field(
+        10,
+        ge=0,
+        le=1000,
+        description="Connections opened beyond pool_size under load and closed when "
+        "returned (PostgreSQL); default 10.",
+    )
+    pool_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Seconds to wait for a free connection before an error (PostgreSQL); "
+        "default 30.",
+    )
+
+
+class RetentionSettings(BaseModel):
+    """How long logged rows are kept (``AIWEB_RETENTION__*``); ``None`` keeps them for ever.
+
+    Older rows are deleted by the scheduler tick (``aiweb scheduler``, or the embedded
+    runner of ``aiweb serve``) in small batches, one short transaction each.
+    """
+
+    predictions_days: float | None = Field(
+        90,
+        gt=0,
+        description="Days a prediction log row is kept; default 90 (drift and "
+        "evaluation windows are days to weeks; the log grows with every prediction).",
+    )
+    feedback_days: float | None = Field(
+        365,
+        gt=0,
+        description="Days a feedback row is kept; default 365 (rare, small, and the "
+        "labelled examples future training needs).",
+    )
+    audit_days: float | None = Field(
+        None, gt=0, description="Days an audit event is kept; default none (kept for ever)."
+    )
+    interval_s: float = Field(
+        3600.0, gt=0, description="Seconds between pruning rounds (per process); default 3600."
+    )
+    batch_rows: int = Field(
+        5000, ge=1, le=100_000, description="Rows deleted per transaction; default 5000."
+    )
+
+    @field_validator("predictions_days", "feedback_days", "audit_days", mode="before")
+    @classmethod
+    def _keep(cls, value: Any) -> Any:
+        """``keep`` (or ``none``, ``null``, empty) in the environment keeps rows for ever."""
+        if isinstance(value, str) and value.strip().lower() in ("", "keep", "none", "null"):
+            return None
+        return value
 
 
 class Settings(BaseSettings):
@@ -346,6 +516,8 @@ class Settings(BaseSettings):
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     embeddings: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @field_validator("home", "artifacts_dir", "data_home", mode="after")
     @classmethod

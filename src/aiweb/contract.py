@@ -20,6 +20,8 @@ The pieces a task gives:
 - ``predict``: the request and response shapes of ``POST /v1/models/{name}/predict``
   for its models (:class:`PredictShapes`), and ``model_tasks``: the registry task names
   its model versions carry (``text-classification``), which route a model to it.
+- ``erase_user``: deletes what it keeps about one user id (interactions, cached
+  lists …) for the ``privacy-erase`` job (GDPR Art. 17), when it keeps anything.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from pydantic import BaseModel
 from sqlalchemy import Engine, Table
 
 from aiweb.config import Settings
+from aiweb.jobs.erasure import EraseUser
 from aiweb.jobs.service import JobService
 from aiweb.jobs.types import JobType
 from aiweb.monitoring.prediction_log import PredictionLogger
@@ -186,6 +189,10 @@ class Task:
             so the migration check leaves them alone.
         start: builds its services in the app's lifespan.
         predict: the shapes of its predictions, when its models answer the predict route.
+        erase_user: deletes what the task keeps about one user (GDPR Art. 17) and counts
+            it: ``erase_user(env, user_id) -> {what: count}`` (:data:`EraseUser`), run by
+            the ``privacy-erase`` job (``POST /v1/privacy/erase``); ``None`` when the task
+            keeps nothing tied to a user id.
     """
 
     name: str
@@ -196,3 +203,4 @@ class Task:
     derived_table: Callable[[str], bool] | None = None
     start: Callable[[TaskContext], Awaitable[TaskRuntime]] | None = None
     predict: PredictShapes | None = None
+    erase_user: EraseUser | None = None

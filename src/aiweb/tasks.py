@@ -8,12 +8,15 @@ provides (the embedding pool): the provider comes first. See ``docs/architecture
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import MetaData
 
 from aiweb.classification.task import TASK as CLASSIFICATION
 from aiweb.contract import Task
 from aiweb.db.base import Base
 from aiweb.embeddings.task import TASK as EMBEDDINGS
+from aiweb.jobs.erasure import erase_job_type
 from aiweb.jobs.types import JobType
 from aiweb.recommendations.task import TASK as RECOMMENDATIONS
 from aiweb.search.task import TASK as SEARCH
@@ -27,9 +30,13 @@ def installed() -> tuple[Task, ...]:
     return INSTALLED
 
 
-def job_types() -> list[JobType]:
-    """Every installed task's job types (the jobs engine knows no task: it is given these)."""
-    return [job_type for task in INSTALLED for job_type in task.job_types]
+def job_types(tasks: Sequence[Task] | None = None) -> list[JobType]:
+    """Every job type of ``tasks`` (default: the installed ones), and the core's
+    ``privacy-erase`` job, which calls their erasure hooks (:attr:`Task.erase_user`):
+    the jobs engine knows no task, it is given these."""
+    tasks = INSTALLED if tasks is None else tuple(tasks)
+    hooks = {task.name: task.erase_user for task in tasks if task.erase_user is not None}
+    return [job_type for task in tasks for job_type in task.job_types] + [erase_job_type(hooks)]
 
 
 def metadata() -> MetaData:

@@ -97,18 +97,23 @@ def start_server(env: dict[str, str], log: Path, port: int, *, workers: int = 1)
     """``aiweb serve --workers N``, returned once /readyz answers 200 (on ``2 * workers``
     fresh connections in a row with several workers, so that every worker is up)."""
     proc = Proc(["serve", "--port", str(port), "--workers", str(workers)], env, log)
-    deadline = time.monotonic() + 60
+    # generous: on a loaded 2-core machine importing the app alone has taken 25 s
+    deadline = time.monotonic() + 180
     ready = 0
-    while ready < (1 if workers == 1 else 2 * workers):
-        assert proc.popen.poll() is None, f"server exited:\n{proc.output()}"
-        assert time.monotonic() < deadline, f"server not ready:\n{proc.output()}"
-        try:
-            ok = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            ok = False
-        ready = ready + 1 if ok else 0
-        if not ok:
-            time.sleep(0.1)
+    try:
+        while ready < (1 if workers == 1 else 2 * workers):
+            assert proc.popen.poll() is None, f"server exited:\n{proc.output()}"
+            assert time.monotonic() < deadline, f"server not ready:\n{proc.output()}"
+            try:
+                ok = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            ready = ready + 1 if ok else 0
+            if not ok:
+                time.sleep(0.1)
+    except BaseException:
+        proc.stop()  # never leave a half-started server behind a failed test
+        raise
     return proc
 
 

@@ -187,6 +187,41 @@ def test_a_revoked_key_ends_its_dashboard_session(dash: Dash) -> None:
     assert dash.client.get("/", follow_redirects=False).status_code == 303
 
 
+def test_a_cookie_replayed_after_logout_is_refused_by_every_worker(dash: Dash) -> None:
+    """Logout closes the session server-side: a copy of the cookie taken before it gets
+    the login page, from this app and from a second one on the same database (another
+    worker); a session never logged out still works in both."""
+    assert dash.login(token=dash.admin_key).status_code == 303
+    stolen = dash.client.cookies["aiweb_session"]
+    with TestClient(create_app(dash.settings), base_url="http://testserver") as other:
+        other.cookies.set("aiweb_session", stolen)
+        assert other.get("/", follow_redirects=False).status_code == 200  # shared, live
+        r = dash.client.post("/logout", data={"csrf_token": dash.csrf()}, follow_redirects=False)
+        assert r.status_code == 303
+        assert r.headers["location"] == "/login"
+        for client in (dash.client, other):
+            client.cookies.set("aiweb_session", stolen)
+            r = client.get("/keys", follow_redirects=False)
+            assert r.status_code == 303, r.text[:300]
+            assert r.headers["location"].startswith("/login?next=")
+            r = client.get("/keys", headers={"HX-Request": "true"})
+            assert r.headers["HX-Redirect"].startswith("/login")
+            # a POST with the old CSRF token changes nothing either
+            r = client.post(
+                "/keys", data={"csrf_token": "x", "name": "sneaky"}, follow_redirects=False
+            )
+            assert r.status_code == 303
+        # a new login is a new session; the old cookie stays dead
+        dash.client.cookies.clear()
+        assert dash.login(token=dash.admin_key).status_code == 303
+        fresh = dash.client.cookies["aiweb_session"]
+        assert fresh != stolen
+        other.cookies.set("aiweb_session", fresh)
+        assert other.get("/", follow_redirects=False).status_code == 200
+        other.cookies.set("aiweb_session", stolen)
+        assert other.get("/", follow_redirects=False).status_code == 303
+
+
 def test_forms_without_the_csrf_token_change_nothing(dash: Dash) -> None:
     dash.login(token=dash.admin_key)
     r = dash.client.post("/keys", data={"name": "sneaky", "scopes": "admin"})
@@ -335,3 +370,127 @@ def test_users_cli_creates_lists_and_disables_dashboard_logins(
         assert runner.invoke(cli, ["users", "disable", "bob"]).exit_code == 0
         assert client.get("/", follow_redirects=False).status_code == 303
     assert "disabled" in runner.invoke(cli, ["users", "list"]).stdout
+
+
+def _failures(reason: str) -> float:
+    from prometheus_client import REGISTRY
+
+    value = REGISTRY.get_sample_value("aiweb_dashboard_login_failures_total", {"reason": reason})
+    return value or 0.0
+
+
+def test_login_throttle_slows_the_attacked_account_and_address_only(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An attacker guessing alice's password from one address gets 429 (Retry-After)
+    after the free failures, even with the right password; bob logs in from that address
+    while it is under its own limit; once the address is over it, the admin key and bob
+    still log in from another address. Every failure is counted and logged."""
+    throttled = Settings(
+        **{
+            **settings.model_dump(),
+            "dashboard": {
+                "login_free_failures_per_account": 3,
+                "login_free_failures_per_address": 6,
+                "login_base_delay_s": 30,
+            },
+        }
+    )
+    admin_key = create_key(throttled, ("admin",), name="boss")
+    service, engine = users(throttled)
+    try:
+        service.create("alice", PASSWORD)
+        service.create("bob", PASSWORD)
+    finally:
+        engine.dispose()  # type: ignore[attr-defined]
+    bad_before, throttled_before = _failures("bad_password"), _failures("throttled")
+    app = create_app(throttled)
+    with TestClient(app, client=("203.0.113.66", 40000)) as attacker_client:
+        attacker = Dash(attacker_client, admin_key, throttled)
+        statuses = [
+            attacker.login(username="alice", password=f"guess number {i}").status_code
+            for i in range(6)
+        ]
+        # 3 free failures, a 4th checked (it starts the delay), then refused unchecked
+        assert statuses == [401, 401, 401, 401, 429, 429], statuses
+        right = attacker.login(username="alice", password=PASSWORD)
+        assert right.status_code == 429  # even the right password waits while throttled
+        assert 25 <= int(right.headers["retry-after"]) <= 30
+        assert "this account" in right.text
+        assert attacker.client.get("/", follow_redirects=False).status_code == 303
+        # another account from the same address: the address has had 4 of its 6
+        assert attacker.login(username="bob", password=PASSWORD).status_code == 303
+        attacker.client.cookies.clear()
+        for _ in range(3):  # failures 5 and 6 are free, the 7th starts the address's delay
+            assert attacker.login(token="aiw_000000000000_nope").status_code == 401
+        over = attacker.login(token=admin_key)
+        assert over.status_code == 429  # the address is over its limit now
+        assert "your address" in over.text
+
+        # the real admin and bob from elsewhere are not affected
+        elsewhere = Dash(
+            TestClient(app, client=("198.51.100.7", 50000), base_url="http://testserver"),
+            admin_key,
+            throttled,
+        )
+        assert elsewhere.login(token=admin_key).status_code == 303
+        assert elsewhere.client.get("/", follow_redirects=False).status_code == 200
+        elsewhere.client.cookies.clear()
+        assert elsewhere.login(username="bob", password=PASSWORD).status_code == 303
+        assert elsewhere.login(username="alice", password=PASSWORD).status_code == 429
+
+    assert _failures("bad_password") - bad_before == 4
+    assert _failures("throttled") - throttled_before == 5
+    assert "dashboard login failed: bad_password" in caplog.text
+    assert "203.0.113.66" in caplog.text
+    assert PASSWORD not in caplog.text
+    assert "guess number" not in caplog.text
+
+
+def test_login_delays_double_per_failure_up_to_the_cap(settings: Settings) -> None:
+    """The throttle on the database with a clock of our own: free failures, then delays
+    of 2, 4, 8 … seconds capped at the maximum; refusals until the delay is over, one
+    checked attempt then; a success clears the account; old failures are forgotten."""
+    from datetime import UTC, datetime, timedelta
+
+    from aiweb.config import DashboardSettings
+    from aiweb.dashboard.throttle import LoginThrottle, account_scope
+    from aiweb.db.migrate import upgrade
+
+    engine = make_engine(settings.resolved_database_url)
+    upgrade(engine)
+    now = [datetime(2026, 12, 2, 4, 0, tzinfo=UTC)]
+    conf = DashboardSettings(
+        login_free_failures_per_account=2,
+        login_base_delay_s=2,
+        login_max_delay_s=20,
+        login_failure_memory_s=3600,
+    )
+    throttle = LoginThrottle(make_session_factory(engine), conf, clock=lambda: now[0])
+    scope = [account_scope("alice")]
+    try:
+        delays = []
+        for _ in range(7):
+            assert throttle.admit(scope) is None  # each attempt after its delay is checked
+            throttle.failed(scope)
+            refusal = throttle.admit(scope)
+            delays.append(0 if refusal is None else refusal.retry_after_s)
+            if refusal is not None:
+                now[0] += timedelta(seconds=refusal.retry_after_s - 0.5)
+                assert throttle.admit(scope) is not None  # still waiting
+                now[0] += timedelta(seconds=0.5)
+        assert delays == [0, 0, 2, 4, 8, 16, 20]
+        # a checked attempt reserves the slot: a concurrent second one waits
+        assert throttle.admit(scope) is None
+        assert throttle.admit(scope) is not None
+        throttle.succeeded(scope)
+        assert throttle.admit(scope) is None
+        throttle.failed(scope)
+        throttle.failed(scope)
+        throttle.failed(scope)
+        assert throttle.admit(scope) is not None
+        now[0] += timedelta(hours=2)  # forgotten
+        assert throttle.failed(scope) == {scope[0]: 1}
+        assert throttle.admit(scope) is None
+    finally:
+        engine.dispose()

@@ -241,3 +241,41 @@ def test_dashboard_fits_a_phone_screen(browser: Browser, server: dict[str, Any])
         shot(page, name)
     assert problems == [], problems
     page.context.close()
+
+
+def test_playground_has_no_csp_or_console_errors(browser: Browser, server: dict[str, Any]) -> None:
+    """The playground under the strict CSP (``style-src 'self'``): htmx adds no inline
+    indicator style (``includeIndicatorStyles: false``), our stylesheet carries the
+    indicator rules instead, and a classification round trip logs no console error."""
+    page, problems = open_page(browser)
+    login(page, server)
+    page.goto(server["url"] + "/playground")
+    page.wait_for_function("() => window.htmx !== undefined")
+    page.wait_for_timeout(300)
+    assert problems == [], problems  # htmx's inline indicator <style> is a CSP violation
+    assert page.evaluate("htmx.config.includeIndicatorStyles") is False
+    # the indicator rules come from /static/app.css: hidden at rest, shown in flight
+    opacity = page.evaluate(
+        """async () => {
+            const probe = document.createElement('span');
+            probe.className = 'htmx-indicator';
+            document.body.appendChild(probe);
+            const idle = getComputedStyle(probe).opacity;
+            probe.classList.add('htmx-request');
+            await new Promise((done) => setTimeout(done, 500));  // its 200 ms fade-in
+            const busy = getComputedStyle(probe).opacity;
+            probe.remove();
+            return [idle, busy];
+        }"""
+    )
+    assert opacity == ["0", "1"], opacity
+    page.select_option("#model", "sentiment")
+    page.fill("#text", "a wonderful, moving film")
+    page.click("#playground-form button[type=submit]")
+    expect(page.locator("#predicted-label")).to_have_text("positive")
+    page.wait_for_function(
+        "() => Chart.getChart(document.querySelector('#result canvas')) !== undefined"
+    )
+    page.wait_for_timeout(300)  # late console messages
+    assert problems == [], problems
+    page.context.close()

@@ -182,3 +182,85 @@ def test_generated_feedback_bodies_get_4xx_never_5xx(
                 assert resp.headers["content-type"] == "application/problem+json"
 
         check()
+
+
+def test_feedback_waiters_hold_no_threads_and_are_bounded(
+    served: Settings, auth_headers: dict[str, str]
+) -> None:
+    """Feedback for unknown prediction ids waits without a worker thread: predicts sent
+    while 70 of them wait answer about as fast as before they came; beyond the bound
+    (64 per process) the extra ones get 503 with Retry-After at once, the rest 404 when
+    their wait ends; the server is healthy afterwards."""
+    import asyncio
+    import statistics
+    import time
+
+    import httpx
+    from helpers import live_server
+
+    # a 3 s flush interval: each unknown id waits 2 * 3 + 0.5 = 6.5 s
+    slow = served.model_copy(
+        update={"prediction_log": served.prediction_log.model_copy(update={"flush_interval_s": 3})}
+    )
+
+    async def scenario(port: int) -> None:
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", headers=auth_headers, limits=limits, timeout=30
+        ) as client:
+            texts = iter(range(1_000_000))
+
+            async def predict_s() -> float:
+                # a new text each time: the model runs (in a worker thread), no cache hit
+                start = time.perf_counter()
+                text = f"{POSITIVE_TEXT} {next(texts)}"
+                resp = await client.post("/v1/models/sentiment/predict", json={"inputs": [text]})
+                assert resp.status_code == 200, resp.text
+                return time.perf_counter() - start
+
+            for _ in range(5):
+                await predict_s()  # warm up
+            baseline = statistics.median([await predict_s() for _ in range(15)])
+
+            async def feedback() -> tuple[int, float, httpx.Response]:
+                start = time.perf_counter()
+                resp = await client.post(
+                    f"/v1/predictions/{uuid.uuid4()}/feedback", json={"label": "positive"}
+                )
+                return resp.status_code, time.perf_counter() - start, resp
+
+            waiters = [asyncio.create_task(feedback()) for _ in range(70)]
+            await asyncio.sleep(0.8)  # all 70 arrived; 64 wait, 6 were refused
+            # 15 predicts one after another, each with the model in a worker thread
+            during = sum([await predict_s() for _ in range(15)])
+            assert not all(w.done() for w in waiters)
+            results = await asyncio.gather(*waiters)
+
+            # the old code held a thread per waiter (40 in anyio's pool): the first of these
+            # predicts waited for a waiter to end, > 6 s
+            assert during < 15 * baseline + 2.0, (baseline, during)
+            refused = [(s, t, r) for s, t, r in results if s == 503]
+            not_found = [(s, t, r) for s, t, r in results if s == 404]
+            statuses = [s for s, _, _ in results]
+            assert len(refused) == 70 - 64, statuses
+            assert len(not_found) == 64, statuses
+            for _, took, resp in refused:
+                assert took < 2.0
+                assert resp.headers["content-type"] == "application/problem+json"
+                assert int(resp.headers["retry-after"]) >= 1
+                assert "not logged yet" in resp.json()["detail"]
+            for _, took, resp in not_found:
+                assert took >= 6.0
+                assert resp.json()["type"].endswith("/prediction-not-found")
+            assert (await client.get("/livez")).status_code == 200
+            # a prediction still queued in this process is written on demand, found fast
+            pid = (
+                await client.post("/v1/models/sentiment/predict", json={"inputs": ["x"]})
+            ).json()["predictions"][0]["id"]
+            start = time.perf_counter()
+            ok = await client.post(f"/v1/predictions/{pid}/feedback", json={"label": "negative"})
+            assert ok.status_code == 201, ok.text
+            assert time.perf_counter() - start < 1.5
+
+    with live_server(slow) as port:
+        asyncio.run(scenario(port))

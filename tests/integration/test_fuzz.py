@@ -15,6 +15,7 @@ exactly that document at ``/openapi.json`` (loaded with ``schemathesis.openapi.f
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,8 +23,10 @@ from typing import Any
 
 import httpx
 import hypothesis
+import hypothesis.strategies as st
 import pytest
 import schemathesis
+import schemathesis.checks
 from helpers import live_server, register_versions, standalone_settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
@@ -33,6 +36,20 @@ from aiweb.config import Settings
 from conftest import create_key
 
 CHECKS = [not_a_server_error, response_schema_conformance]
+
+# `--checks all`: every check schemathesis registers (status codes, content types and
+# headers as documented, negative data rejected, positive data accepted, auth not
+# ignored, ...).
+# One is left out until its open findings are fixed (issue 18, finding 17):
+# * positive_data_acceptance: schema-valid bodies still get a semantic 422 (an empty
+#   upload; a job spec with both or neither of dataset/dataset_id; search top_k over
+#   AIWEB_SEARCH__MAX_TOP_K; /v1/items/{id}/similar without a model when none is
+#   unique) — constraints across fields or from settings that the schema does not state.
+# (GET /metrics answers loopback clients without a key: its operation lists an empty
+# security requirement, so ignored_auth holds.)
+schemathesis.checks.load_all_checks()
+_OPEN = {"positive_data_acceptance"}
+ALL_CHECKS = [c for c in schemathesis.checks.CHECKS.get_all() if c.__name__ not in _OPEN]
 
 # Under pytest-xdist, schemathesis' per-operation items collapse into one that does not
 # run them all (6 items reported instead of 47): `make test` runs this file serially.
@@ -60,6 +77,44 @@ OPENAPI: dict[str, Any] = create_app(
     Settings(home=Path("/nonexistent/aiweb-fuzz"), database_url="sqlite://")
 ).openapi()
 schema = schemathesis.openapi.from_dict(OPENAPI)
+
+# Schemathesis never generates lone surrogates ("cannot be encoded for the wire"), but a
+# JSON body carries them as escapes ("\ud800"), and attackers send them. This copy of the
+# schema puts one into every string of a generated body (keys too), at a random place.
+surrogate_schema = schemathesis.openapi.from_dict(OPENAPI)
+
+
+def with_surrogates(value: Any, rnd: random.Random) -> Any:
+    """``value`` with a lone surrogate (U+D800..U+DFFF) inserted into each string."""
+    if isinstance(value, str):
+        at = rnd.randint(0, len(value))
+        return value[:at] + chr(rnd.randint(0xD800, 0xDFFF)) + value[at:]
+    if isinstance(value, list):
+        return [with_surrogates(v, rnd) for v in value]
+    if isinstance(value, dict):
+        return {with_surrogates(k, rnd): with_surrogates(v, rnd) for k, v in value.items()}
+    return value
+
+
+def has_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return any(0xD800 <= ord(c) <= 0xDFFF for c in value)
+    if isinstance(value, list):
+        return any(has_surrogate(v) for v in value)
+    if isinstance(value, dict):
+        return any(has_surrogate(k) or has_surrogate(v) for k, v in value.items())
+    return False
+
+
+@surrogate_schema.hook
+def flatmap_body(context: Any, body: Any) -> st.SearchStrategy[Any]:
+    operation = getattr(context, "operation", None)
+    request_body = getattr(operation, "definition", None)
+    raw = getattr(request_body, "raw", {}) if request_body is not None else {}
+    content = raw.get("requestBody", {}).get("content", {}) if isinstance(raw, dict) else {}
+    if "application/json" not in content:  # a multipart header cannot carry one
+        return st.just(body)
+    return st.randoms(use_true_random=False).map(lambda rnd: with_surrogates(body, rnd))
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +174,25 @@ def test_served_schema_is_the_fuzzed_one(api_schema: schemathesis.BaseSchema) ->
 def test_api_conforms_to_its_schema(
     case: schemathesis.Case, fuzz_server: str, fuzz_headers: dict[str, str]
 ) -> None:
-    case.call_and_validate(base_url=fuzz_server, headers=fuzz_headers, checks=CHECKS, timeout=30)
+    case.call_and_validate(
+        base_url=fuzz_server, headers=fuzz_headers, checks=ALL_CHECKS, timeout=30
+    )
+
+
+@surrogate_schema.parametrize()
+@hypothesis.settings(
+    max_examples=5,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(hypothesis.HealthCheck),
+)
+def test_lone_surrogates_in_bodies_are_refused(
+    case: schemathesis.Case, fuzz_server: str, fuzz_headers: dict[str, str]
+) -> None:
+    response = case.call(base_url=fuzz_server, headers=fuzz_headers, timeout=30)
+    if has_surrogate(case.body):
+        assert response.status_code == 422, response.text
+    case.validate_response(response, checks=CHECKS, headers=fuzz_headers)
 
 
 @pytest.mark.parametrize("label", sorted(NAIVE_TIMESTAMP_OPERATIONS))

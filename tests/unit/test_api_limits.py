@@ -13,7 +13,13 @@ from hypothesis import strategies as st
 from starlette.types import Message, Receive, Scope, Send
 
 from aiweb.api import problems
-from aiweb.api.limits import InputLimitsMiddleware, json_depth, send_problem
+from aiweb.api.limits import (
+    InputLimitsMiddleware,
+    InvalidInput,
+    check_json,
+    json_depth,
+    send_problem,
+)
 from aiweb.api.middleware import RequestIdMiddleware
 
 LIMIT = 2048
@@ -52,6 +58,14 @@ def make_app(**limits: Any) -> FastAPI:
     @app.post("/elsewhere")
     async def elsewhere(request: Request) -> dict[str, int]:
         return {"size": len(await request.body())}
+
+    @app.post("/form")
+    async def form(request: Request) -> dict[str, Any]:
+        return {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+
+    @app.get("/{anything:path}")
+    async def anything(anything: str, request: Request) -> dict[str, Any]:
+        return {"path": anything, "query": dict(request.query_params)}
 
     return app
 
@@ -486,3 +500,181 @@ def test_large_bodies_are_scanned_too() -> None:
         assert r.json()["size"] == len(ok)
         r = c.post("/v1/raw", content=deep, headers={"Content-Type": "application/json"})
         assert r.status_code == 422
+
+
+# -- hostile values: 422 at the edge, on every path ----------------------------------------
+
+
+def assert_invalid(r: Any, path: str) -> dict[str, Any]:
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = r.json()
+    assert body["type"] == "/problems/validation"
+    assert body["instance"] == path
+    assert body["errors"][0]["msg"] == body["detail"]
+    return body
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        (b'{"t": "\\ud800"}', "surrogate"),
+        (b'{"t": "\\udc00x"}', "surrogate"),
+        (b'{"t": "\xed\xa0\x80"}', "UTF-8"),
+        (b'{"t": "\xff"}', "UTF-8"),
+        (b'{"t": "a\\u0000b"}', "NUL"),
+        (b'{"a\\u0000": 1}', "NUL"),
+        (b'[[{"deep": ["x\\u0000"]}]]', "NUL"),
+        (b'{"x": NaN}', "NaN"),
+        (b'{"x": Infinity}', "NaN"),
+        (b'{"x": -Infinity}', "NaN"),
+        (b'{"x": 1e309}', "infinity"),
+        (b'{"x": -1e309}', "infinity"),
+        (b'{"x": 9223372036854775808}', "64-bit"),
+        (b'{"x": -9223372036854775809}', "64-bit"),
+        (b'{"x": 99999999999999999999999}', "64-bit"),
+        (b'{"x": [1, ', "not valid JSON"),
+    ],
+)
+def test_hostile_json_is_422_before_the_app(client: TestClient, raw: bytes, says: str) -> None:
+    r = client.post("/v1/json", content=raw, headers={"Content-Type": "application/json"})
+    body = assert_invalid(r, "/v1/json")
+    assert says in body["detail"]
+    assert body["errors"][0]["loc"] == ["body"]
+    inner, sent, _ = run_raw([(b"content-type", b"application/json")], [raw])
+    assert not inner.called
+    assert sent[0]["status"] == 422
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"x": 9223372036854775807, "y": -9223372036854775808}',
+        b'{"x": 1e308, "y": -1.5e-308, "z": 1.0000000000000000000000001}',
+        b'{"x": 12345678901234567890.5, "y": 1e0000000000000000000001}',
+        b'{"t": "\\\\u0000 is six characters here"}',
+        b'{"t": "\\ud83d\\ude00 \xf0\x9f\x98\x80 caf\xc3\xa9", "n": "9223372036854775808"}',
+        '{"t": "caf\u00e9"}'.encode("utf-16"),
+        b'\xef\xbb\xbf{"t": 1}',
+    ],
+)
+def test_valid_json_is_replayed_unchanged(raw: bytes) -> None:
+    inner, sent, _ = run_raw([(b"content-type", b"application/json")], [raw])
+    assert inner.called
+    assert inner.body == raw
+    assert sent[0]["status"] == 200
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/v1/models/a%00b",
+        "/models/a%00b",  # the dashboard's paths too
+        "/v1/models/x?q=a%00b",
+        "/login?next=%00",
+        "/v1/x?a%00=1",
+        "/jobs?status=x%00",
+    ],
+)
+def test_nul_in_path_or_query_is_422(client: TestClient, url: str) -> None:
+    r = client.get(url)
+    assert_invalid(r, url.split("?")[0].replace("%00", "\x00"))
+
+
+def run_query(query: bytes) -> tuple[Recorder, list[Message]]:
+    inner = Recorder()
+    mw = InputLimitsMiddleware(inner, max_body_bytes=LIMIT, max_json_depth=DEPTH)
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope: Scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/x",
+        "raw_path": b"/x",
+        "query_string": query,
+        "headers": [],
+    }
+    asyncio.run(mw(scope, receive, send))
+    return inner, sent
+
+
+def test_raw_bytes_in_the_query_are_checked_too() -> None:
+    for query, status in ((b"q=\xed\xa0\x80", 200), (b"q=\x00", 422), (b"q=caf\xc3\xa9", 200)):
+        inner, sent = run_query(query)
+        assert sent[0]["status"] == status, query
+        assert inner.called is (status == 200)
+
+
+def test_a_refused_path_on_a_post_closes_the_connection() -> None:
+    inner, sent, calls = run_raw(
+        [(b"content-type", b"application/json")], [b"{}"], path="/v1/a\x00b"
+    )
+    assert not inner.called
+    assert calls == [0]  # the body is never read ...
+    assert sent[0]["status"] == 422
+    assert dict(sent[0]["headers"])[b"connection"] == b"close"  # ... so no keep-alive
+
+
+def test_ordinary_paths_and_queries_pass(client: TestClient) -> None:
+    r = client.get("/models/caf%C3%A9?q=%2F..%2F&x=a+b")
+    assert r.status_code == 200
+    assert r.json() == {"path": "models/café", "query": {"q": "/../", "x": "a b"}}
+    # not UTF-8: replaced by the server, harmless to every column
+    r = client.get("/models/%ED%A0%80?q=%FF")
+    assert r.status_code == 200
+    assert r.json() == {"path": "models/\ufffd\ufffd\ufffd", "query": {"q": "\ufffd"}}
+
+
+@pytest.mark.parametrize(
+    "raw", [b"username=a%00b", b"username=a\x00b", b"u=%ED%A0%80", b"u=\xed\xa0\x80", b"%00=x"]
+)
+def test_hostile_urlencoded_forms_are_422(client: TestClient, raw: bytes) -> None:
+    r = client.post(
+        "/form", content=raw, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert_invalid(r, "/form")
+
+
+def test_valid_forms_reach_the_app(client: TestClient) -> None:
+    r = client.post("/form", data={"username": "zoë", "next": "/models/x?y=1"})
+    assert r.status_code == 200
+    assert r.json() == {"username": "zoë", "next": "/models/x?y=1"}
+    r = client.post("/form", files={"f": (None, "zoë")})  # multipart, text only
+    assert r.status_code == 200
+    assert r.json() == {"f": "zoë"}
+
+
+def test_hostile_multipart_forms_outside_v1_are_422(client: TestClient) -> None:
+    for value in (b"a\x00b", b"\xed\xa0\x80"):
+        r = client.post("/form", files={"username": (None, value)})
+        assert_invalid(r, "/form")
+
+
+def test_forms_outside_v1_are_bounded_by_the_body_limit(client: TestClient) -> None:
+    r = client.post("/form", data={"x": "a" * (LIMIT + 1)})
+    assert_problem(r, 413, "payload-too-large", "/form")
+
+
+def test_hostile_json_outside_v1_is_422_too(client: TestClient) -> None:
+    r = client.post("/form", content=b'{"x": NaN}', headers={"Content-Type": "application/json"})
+    assert_invalid(r, "/form")
+
+
+def test_check_json_raises_invalid_input() -> None:
+    with pytest.raises(InvalidInput) as info:
+        check_json(b'{"a": "\\u0000"}', 32)
+    assert info.value.loc == "body"
+
+
+def test_the_check_costs_microseconds_on_a_predict_body() -> None:
+    import timeit
+
+    body = json.dumps({"inputs": [f"a short review, number {i}" for i in range(64)]}).encode()
+    best = min(timeit.repeat(lambda: check_json(body, DEPTH), number=20, repeat=20)) / 20
+    assert best < 0.5e-3, f"{best * 1e6:.0f} µs"

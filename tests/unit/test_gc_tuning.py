@@ -33,3 +33,13 @@ def test_switched_off_it_leaves_the_collector_alone() -> None:
     tune_after_load(ServingSettings(gc_freeze=False), collect=True)
     assert gc.get_freeze_count() == 0
     assert gc.get_threshold() == before
+
+
+def test_malloc_arenas_are_capped_on_glibc_and_left_alone_at_zero() -> None:
+    import platform
+
+    from aiweb.serving.gc import limit_malloc_arenas
+
+    assert limit_malloc_arenas(0) is False  # 0: glibc's default, nothing called
+    expected = platform.libc_ver()[0] == "glibc"
+    assert limit_malloc_arenas(2) is expected

@@ -99,3 +99,31 @@ def test_malformed_request_ids_are_replaced() -> None:
     r = make_client().get("/raise/model", headers={"X-Request-ID": "bad id\twith spaces"})
     assert r.headers["x-request-id"] != "bad id\twith spaces"
     assert len(r.headers["x-request-id"]) == 32
+
+
+def test_an_unexpected_error_closes_the_connection() -> None:
+    r = make_client().get("/raise/crash")
+    assert r.status_code == 500
+    assert r.headers["connection"] == "close"  # the server drops it after a 500
+    r = make_client().get("/raise/model")
+    assert "connection" not in r.headers  # other problems keep the connection
+
+
+def test_the_openapi_document_describes_problems() -> None:
+    schema = make_client().app.openapi()  # type: ignore[attr-defined]
+    assert schema["components"]["schemas"]["Problem"] == problems.PROBLEM_SCHEMA
+    assert "HTTPValidationError" not in str(schema)
+    post = schema["paths"]["/body"]["post"]["responses"]
+    assert {"400", "413", "415", "422"} <= set(post)
+    get = schema["paths"]["/raise/{kind}"]["get"]["responses"]
+    assert {"404", "422"} <= set(get)
+    for response in (*post.values(), *get.values()):
+        content = response.get("content", {})
+        if response is post.get("200") or response is get.get("200"):
+            assert "application/json" in content
+            continue
+        assert content == {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        }
+    # built once: the same document every time
+    assert make_client().app.openapi() == schema  # type: ignore[attr-defined]

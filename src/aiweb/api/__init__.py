@@ -9,6 +9,7 @@ __all__ = [
     "hygiene",
     "limits",
     "middleware",
+    "preauth",
     "predict",
     "problems",
     "router",

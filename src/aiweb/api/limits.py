@@ -1,7 +1,12 @@
-"""Pure-ASGI middleware: bounds on request bodies under ``/v1/``.
+"""Pure-ASGI middleware: bounds on request paths, queries and bodies.
 
 Checked before any route code runs, so no handler ever sees an oversized body, a media
-type it cannot parse or JSON nested deep enough to exhaust the parser:
+type it cannot parse, JSON nested deep enough to exhaust the parser, or a value no
+database column can hold (a NUL character, a lone surrogate, a non-finite number):
+
+* **path and query** (every path, the dashboard's too): a NUL character (``%00``, or a
+  raw byte) is answered 422. (Bytes that are not UTF-8 are decoded by the server with
+  replacement characters, which every column holds.)
 
 * **size**: a ``Content-Length`` over the limit is answered 413 without reading the body;
   a body without one (chunked) is counted as it arrives and answered 413 as soon as the
@@ -10,8 +15,17 @@ type it cannot parse or JSON nested deep enough to exhaust the parser:
   and ``multipart/form-data`` are accepted; anything else with a body is answered 415.
   An empty body needs no content type.
 * **JSON depth**: a JSON body is read (bounded), its nesting of arrays/objects measured
-  with a linear scan, and answered 422 when deeper than the limit; otherwise it is
+  with a linear scan, and answered 422 when deeper than the limit. It is then parsed
+  (orjson, which is strict) and answered 422 when it is not JSON: invalid UTF-8 (raw
+  bytes ``ED A0 80``), a lone surrogate (``"\\ud800"``), ``NaN``/``Infinity`` or a
+  number that overflows a double (``1e309``), an integer outside signed 64 bits
+  (``2**63``), a NUL character (``"\\u0000"``) in a string or key. Otherwise it is
   replayed to the app unchanged.
+* **forms** (``application/x-www-form-urlencoded``, and ``multipart/form-data`` outside
+  ``/v1/``: the dashboard's forms, which upload no files): read (bounded by the body
+  limit) and answered 422 when a NUL character or bytes that are not UTF-8 are in them.
+
+Outside ``/v1/`` media types are not restricted, and bodies of other types are not read.
 
 Errors are ``application/problem+json`` bodies of the same shape as
 :func:`aiweb.api.problems.problem_response`; each names the setting that sets its limit.
@@ -24,6 +38,7 @@ import re
 from collections.abc import Iterable
 from itertools import accumulate
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import anyio.to_thread
 import orjson
@@ -37,6 +52,12 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 ACCEPTED_MEDIA_TYPES = ("application/json", "multipart/form-data")
 """Media types a ``/v1/`` body may have (plus ``+json`` suffix types)."""
 
+FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+"""The integers a JSON body may hold: what a ``BIGINT`` column (and SQLite) can store."""
+
 BODY_SETTING = "AIWEB_LIMITS__MAX_BODY_BYTES"
 DEPTH_SETTING = "AIWEB_LIMITS__MAX_JSON_DEPTH"
 UPLOAD_SETTING = "AIWEB_LIMITS__MAX_UPLOAD_BYTES"
@@ -48,6 +69,51 @@ _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _STEP = tuple(1 if b in b"[{" else -1 if b in b"]}" else 0 for b in range(256))
 _THREAD_BYTES = 256 * 1024  # scan bodies at least this large off the event loop
+# An integer literal of 19 digits or more (once strings are dropped): the only numbers
+# that may not fit in 64 bits. Not part of a fraction or an exponent.
+_LONG_INT = re.compile(rb"(?<![0-9.eE+\-])-?[0-9]{19,}(?![0-9.eE])")
+_DIGITS_ONLY = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))  # "0" or " "
+_DIGITS_19 = b"0" * 19
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+class InvalidInput(Exception):
+    """A request the edge refuses (422): what is wrong, and where.
+
+    Attributes:
+        detail: what is wrong, for the problem's ``detail``.
+        loc: where (``("body",)``, ``("query",)``, ``("path",)``), for ``errors[].loc``.
+        kind: the ``errors[].type`` (``json_invalid`` or ``value_error``).
+    """
+
+    def __init__(self, detail: str, loc: str, kind: str = "value_error") -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.loc = loc
+        self.kind = kind
+
+
+class JsonTooDeep(Exception):
+    """A JSON body nested deeper than the limit."""
+
+
+def _utf8(data: bytes) -> bytes:
+    """``data`` as UTF-8 without a byte order mark: UTF-16/32 (detected as
+    :func:`json.loads` does) is decoded strictly and re-encoded.
+
+    Raises:
+        UnicodeDecodeError: bytes that are not text in the detected encoding.
+    """
+    encoding = json.detect_encoding(data)
+    if encoding == "utf-8":
+        return data
+    if encoding == "utf-8-sig":
+        return data[len(_UTF8_BOM) :]
+    return data.decode(encoding).encode("utf-8")
+
+
+def _depth_of(brackets: bytes) -> int:
+    return max(0, max(accumulate(map(_STEP.__getitem__, brackets)), default=0))
 
 
 def json_depth(data: bytes | str) -> int:
@@ -75,8 +141,98 @@ def json_depth(data: bytes | str) -> int:
         raw = data
         if encoding not in ("utf-8", "utf-8-sig"):
             raw = data.decode(encoding, "surrogatepass").encode("utf-8", "surrogatepass")
-    brackets = _STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
-    return max(0, max(accumulate(map(_STEP.__getitem__, brackets)), default=0))
+    return _depth_of(_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS))
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    if isinstance(value, dict):
+        return any("\x00" in k or _has_nul(v) for k, v in value.items())
+    return False
+
+
+def check_json(body: bytes, max_depth: int) -> None:
+    """Check a JSON body the way the edge does: nesting, then strict JSON, then values.
+
+    Linear in the body; a body of 64 short texts takes microseconds (the parse is
+    orjson's, the only Python-level work is a walk of the strings when the text holds
+    a ``\\u0000`` escape).
+
+    Args:
+        body: the raw request body (UTF-8, or UTF-16/32 as :func:`json.loads` detects).
+        max_depth: deepest nesting of arrays/objects accepted.
+
+    Raises:
+        JsonTooDeep: nested deeper than ``max_depth``.
+        InvalidInput: not UTF-8 text, not JSON (``NaN``, ``Infinity``, ``1e309``, a lone
+            surrogate, a syntax error), an integer outside signed 64 bits, or a NUL
+            character in a string or key.
+    """
+    try:
+        raw = _utf8(body)
+    except UnicodeDecodeError:
+        raise InvalidInput("body is not valid text (UTF-8)", "body", "json_invalid") from None
+    # Dropping the strings costs more than the parse: skipped unless the brackets, or a
+    # run of 19 digits, anywhere in the text could matter.
+    outside_strings: bytes | None = None
+    brackets = raw.translate(None, _NOT_BRACKETS)
+    if len(brackets) > 2 * max_depth or brackets.count(b"[") + brackets.count(b"{") > max_depth:
+        outside_strings = _STRING.sub(b"", raw)
+        if _depth_of(outside_strings.translate(None, _NOT_BRACKETS)) > max_depth:
+            raise JsonTooDeep
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(
+            f"body is not valid JSON: {exc} (NaN, Infinity, numbers beyond a double, lone "
+            "surrogates and bytes that are not UTF-8 are not JSON)",
+            "body",
+            "json_invalid",
+        ) from None
+    if _DIGITS_19 not in raw.translate(_DIGITS_ONLY):
+        long_ints: Iterable[re.Match[bytes]] = ()
+    else:
+        if outside_strings is None:
+            outside_strings = _STRING.sub(b"", raw)
+        long_ints = _LONG_INT.finditer(outside_strings)
+    for match in long_ints:
+        if not INT64_MIN <= int(match.group()) <= INT64_MAX:
+            raise InvalidInput(
+                f"integer {match.group()[:32].decode()}… is outside the signed 64-bit range",
+                "body",
+            )
+    if b"\\u0000" in raw and _has_nul(value):
+        raise InvalidInput("a string in the body contains a NUL character (\\u0000)", "body")
+
+
+def check_text(raw: bytes, where: str, *, plus: bool = False, utf8: bool = True) -> None:
+    """Check percent-encoded text (a path, a query string, a urlencoded form).
+
+    Args:
+        raw: the undecoded bytes.
+        where: ``"path"``, ``"query"`` or ``"body"``, for the message.
+        plus: ``+`` means a space (query strings and forms).
+        utf8: refuse bytes that are not UTF-8 too (paths and queries need not: the
+            server decodes them with replacement characters, which every column holds).
+
+    Raises:
+        InvalidInput: a NUL character (raw or ``%00``), or (``utf8``) bytes (raw or
+            percent-encoded) that are not UTF-8.
+    """
+    if raw.isascii() and b"%" not in raw and b"\x00" not in raw:
+        return
+    data = unquote_to_bytes(raw.replace(b"+", b" ") if plus else raw)
+    if b"\x00" in data:
+        raise InvalidInput(f"the {where} contains a NUL character (%00)", where)
+    if not utf8:
+        return
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"the {where} contains bytes that are not UTF-8", where) from None
 
 
 def _media_type(content_type: str | None) -> str | None:
@@ -101,12 +257,14 @@ async def send_problem(
     title: str,
     detail: str,
     headers: Iterable[tuple[str, str]] = (),
+    extra: dict[str, Any] | None = None,
 ) -> None:
     """Send an ``application/problem+json`` response over raw ASGI.
 
     The body has the shape of :func:`aiweb.api.problems.problem_response`: ``type``,
     ``title``, ``status``, ``detail``, ``instance`` (the request path) and
-    ``request_id`` (from ``scope["state"]``, set by the request-id middleware).
+    ``request_id`` (from ``scope["state"]``, set by the request-id middleware), plus
+    any ``extra`` members.
 
     Args:
         scope: the request's ASGI scope.
@@ -116,18 +274,22 @@ async def send_problem(
         title: short, constant summary of the problem type.
         detail: what happened this time, and what to do.
         headers: extra response headers.
+        extra: extra body members (``errors`` of a validation problem).
     """
     rid = scope.get("state", {}).get("request_id")
-    body = orjson.dumps(
-        {
-            "type": PROBLEM_BASE + slug,
-            "title": title,
-            "status": status,
-            "detail": detail,
-            "instance": scope.get("path", ""),
-            "request_id": str(rid) if rid is not None else None,
-        }
-    )
+    problem: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        # a path with a lone surrogate (only an in-process client can send one) must not
+        # break the answer
+        "instance": scope.get("path", "").encode("utf-8", "replace").decode("utf-8"),
+        "request_id": str(rid) if rid is not None else None,
+    }
+    if extra:
+        problem.update(extra)
+    body = orjson.dumps(problem)
     raw_headers = [
         (b"content-type", PROBLEM_JSON.encode("latin-1")),
         (b"content-length", str(len(body)).encode("latin-1")),
@@ -146,7 +308,8 @@ class _TooLarge(Exception):
 
 
 class InputLimitsMiddleware:
-    """Bound the size, media type and JSON nesting of request bodies under ``/v1/``.
+    """Bound the size, media type and JSON nesting of request bodies under ``/v1/``, and
+    refuse values no column can hold in every path, query, JSON body and form.
 
     Args:
         app: the ASGI app to guard.
@@ -172,13 +335,26 @@ class InputLimitsMiddleware:
         self.max_upload_bytes = max_upload_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope.get("method") not in BODY_METHODS
-            or not (scope["path"] == "/v1" or scope["path"].startswith("/v1/"))
-        ):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        has_body = scope.get("method") in BODY_METHODS
+        try:
+            raw_path = scope.get("raw_path")
+            if raw_path is None:
+                raw_path = scope["path"].encode("utf-8", "surrogatepass")
+            check_text(raw_path, "path", utf8=False)
+            if "\x00" in scope["path"]:
+                raise InvalidInput("the path contains a NUL character (%00)", "path")
+            check_text(scope.get("query_string", b""), "query", plus=True, utf8=False)
+        except InvalidInput as exc:
+            # a body, if any, stays unread: the connection cannot be reused
+            await self._invalid(scope, send, exc, close=has_body)
+            return
+        if not has_body:
+            await self.app(scope, receive, send)
+            return
+        v1 = scope["path"] == "/v1" or scope["path"].startswith("/v1/")
 
         lengths: list[bytes] = []
         content_type: str | None = None
@@ -208,10 +384,17 @@ class InputLimitsMiddleware:
             return
 
         media_type = _media_type(content_type)
-        if media_type is None:
+        if not v1:
+            if media_type is not None and (
+                _is_json(media_type) or media_type in (FORM_MEDIA_TYPE, "multipart/form-data")
+            ):
+                await self._json(scope, receive, send, length, media_type)
+            else:
+                await self.app(scope, receive, send)
+        elif media_type is None:
             await self._untyped(scope, receive, send, length)
         elif _is_json(media_type):
-            await self._json(scope, receive, send, length)
+            await self._json(scope, receive, send, length, media_type)
         elif media_type == "multipart/form-data":
             await self._streamed(scope, receive, send, length)
         else:
@@ -219,7 +402,10 @@ class InputLimitsMiddleware:
 
     # -- the three kinds of body -------------------------------------------------------
 
-    async def _json(self, scope: Scope, receive: Receive, send: Send, length: int | None) -> None:
+    async def _json(
+        self, scope: Scope, receive: Receive, send: Send, length: int | None, media_type: str
+    ) -> None:
+        """A JSON body (or, outside ``/v1/``, a form): read whole, checked, replayed."""
         limit = self.max_body_bytes
         if length is not None and length > limit:
             await self._too_large(scope, send, limit, BODY_SETTING)
@@ -231,14 +417,21 @@ class InputLimitsMiddleware:
         except _TooLarge:
             await self._too_large(scope, send, limit, BODY_SETTING)
             return
+        if media_type == FORM_MEDIA_TYPE:
+            check = _check_form
+        elif media_type == "multipart/form-data":
+            check = _check_text_form
+        else:
+            check = _check_json_body
         try:
             if len(body) >= _THREAD_BYTES:
-                depth = await anyio.to_thread.run_sync(json_depth, body)
+                await anyio.to_thread.run_sync(check, body, self.max_json_depth)
             else:
-                depth = json_depth(body)
-        except UnicodeDecodeError:
-            depth = 0  # not decodable as JSON at all: the app's parser rejects it
-        if depth > self.max_json_depth:
+                check(body, self.max_json_depth)
+        except InvalidInput as exc:
+            await self._invalid(scope, send, exc)
+            return
+        except JsonTooDeep:
             await send_problem(
                 scope,
                 send,
@@ -317,6 +510,20 @@ class InputLimitsMiddleware:
 
     # -- answers ----------------------------------------------------------------------
 
+    async def _invalid(
+        self, scope: Scope, send: Send, exc: InvalidInput, *, close: bool = False
+    ) -> None:
+        await send_problem(
+            scope,
+            send,
+            status=422,
+            slug="validation",
+            title="Request validation failed",
+            detail=exc.detail,
+            headers=[("Connection", "close")] if close else (),
+            extra={"errors": [{"loc": [exc.loc], "msg": exc.detail, "type": exc.kind}]},
+        )
+
     async def _too_large(self, scope: Scope, send: Send, limit: int, setting: str) -> None:
         # The rest of the body stays unread, so the connection cannot be reused.
         await send_problem(
@@ -341,6 +548,24 @@ class InputLimitsMiddleware:
             detail=f"request body has {given}; send {accepted} (or a +json type)",
             headers=[("Connection", "close")],
         )
+
+
+def _check_json_body(body: bytes, max_depth: int) -> None:
+    check_json(body, max_depth)
+
+
+def _check_form(body: bytes, max_depth: int) -> None:
+    check_text(body, "body", plus=True)
+
+
+def _check_text_form(body: bytes, max_depth: int) -> None:
+    """A multipart form of text fields only (the dashboard's): no NUL, all UTF-8."""
+    if b"\x00" in body:
+        raise InvalidInput("the form contains a NUL character", "body")
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("the form contains bytes that are not UTF-8", "body") from None
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:

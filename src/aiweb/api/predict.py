@@ -19,12 +19,21 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 from aiweb.errors import InvalidInputError
+from aiweb.names import REF_REGEX
 from aiweb.registry.entities import ModelRef
 from aiweb.registry.service import RegistryService
 from aiweb.security.auth import scoped
 
 #: ``predictor(ref, body) -> response``: a task's answer for one of its models
 PredictFn = Callable[[str, Any], Awaitable[Mapping[str, Any]]]
+
+#: Where the models of a task that does not answer the predict route are used instead
+#: (named in the 422 such a model gets on the predict route).
+ELSEWHERE = {
+    "feature-extraction": "POST /v1/models/{name}/embed",
+    "recommendation": "GET /v1/users/{user_id}/recommendations?model={name} "
+    "(and GET /v1/items/{item_id}/similar)",
+}
 
 
 @dataclass(frozen=True)
@@ -82,10 +91,13 @@ class ModelRouter:
         target = self.targets.get(task)
         if target is None:
             self._task_of.pop(name, None)  # cheap to re-read; a task may be installed later
+            # Permanent (a model's task never changes): a 4xx, never a retryable 503.
             serving = ", ".join(sorted(self.targets)) or "none"
+            instead = ELSEWHERE.get(task)
+            use = f"; use {instead.replace('{name}', name)}" if instead else ""
             raise InvalidInputError(
                 f"model {name!r} is a {task!r} model, which does not answer "
-                f"/v1/models/{{name}}/predict (tasks that do: {serving})"
+                f"/v1/models/{{name}}/predict (tasks that do: {serving}){use}"
             )
         return target
 
@@ -135,6 +147,7 @@ def predict_router(
             Path(
                 description="`sentiment`, `sentiment@staging` or `sentiment:3`.",
                 max_length=80,
+                pattern=REF_REGEX,
             ),
         ],
         body: Annotated[Any, Body()],

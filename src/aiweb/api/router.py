@@ -1,11 +1,11 @@
-"""The routers of the core (models, keys, datasets, jobs, monitoring, health)."""
+"""The routers of the core (models, keys, datasets, jobs, monitoring, privacy, health)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
 from aiweb.api import health
-from aiweb.api.routes import datasets, keys, models, monitoring
+from aiweb.api.routes import datasets, keys, models, monitoring, privacy
 
 
 def core_routers() -> list[APIRouter]:
@@ -17,4 +17,11 @@ def core_routers() -> list[APIRouter]:
     so one level less halves the routing work per request (126 to 60 µs for
     ``POST /v1/collections/{name}/search``, the last of ~110 routes).
     """
-    return [health.router, monitoring.router, models.router, keys.router, datasets.router]
+    return [
+        health.router,
+        monitoring.router,
+        models.router,
+        keys.router,
+        datasets.router,
+        privacy.router,
+    ]

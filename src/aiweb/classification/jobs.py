@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
 
 from aiweb import datasets
 from aiweb.classification.evaluation import evaluate
@@ -26,7 +25,7 @@ from aiweb.classification.schemas import (
     TrainData,
     TrainJobSpec,
 )
-from aiweb.classification.trainer import TrainParams
+from aiweb.classification.trainer import parse_params
 from aiweb.classification.training import TASK, TrainingData, train_text_classification
 from aiweb.datasets.tables import iter_table
 from aiweb.errors import InvalidInputError, NotFoundError
@@ -69,10 +68,7 @@ def check_train_data(ctx: CheckContext, data: TrainData) -> None:
     Raises:
         InvalidInputError: invalid parameters, an unknown dataset or column (422).
     """
-    try:
-        TrainParams(**data.params)
-    except (ValidationError, TypeError) as exc:
-        raise InvalidInputError(f"invalid params: {exc}") from None
+    parse_params(data.params)  # InvalidInputError naming each problem and its range
     columns = {"text_column": data.text_column, "label_column": data.label_column}
     if data.dataset_id is not None:
         ctx.dataset_columns("dataset_id", data.dataset_id, columns)
@@ -187,7 +183,7 @@ def run_train(env: JobEnv, ctx: JobContext) -> dict[str, Any]:
             env.registry,
             spec.model,
             data,
-            params=TrainParams(**spec.params),
+            params=parse_params(spec.params),
             test_size=spec.test_size,
             alias=None if spec.promotion else spec.alias,
             actor=actor,

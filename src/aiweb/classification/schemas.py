@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, model_validator
 
 from aiweb.jobs.schemas import MODEL_NAME_PATTERN
 
@@ -56,7 +56,7 @@ class PromotionRule(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     metric: Literal["macro_f1", "accuracy", "roc_auc"] = "macro_f1"
-    min_delta: float = Field(0.0, ge=-1.0, le=1.0)
+    min_delta: StrictFloat = Field(0.0, ge=-1.0, le=1.0)
 
 
 class TrainData(BaseModel):
@@ -73,7 +73,7 @@ class TrainData(BaseModel):
     )
     text_column: str = _COLUMN
     label_column: str = Field("label", min_length=1, max_length=255)
-    test_size: float = Field(0.2, gt=0.0, lt=1.0)
+    test_size: StrictFloat = Field(0.2, gt=0.0, lt=1.0)
     params: dict[str, Any] = Field(
         default_factory=dict,
         description="Hyper-parameters, as `aiweb train --param` (C, n_features_log2 …).",
@@ -132,4 +132,4 @@ class ScheduleIn(TrainData):
     )
     timezone: str = Field("UTC", max_length=64, description="IANA time zone of the cron.")
     promotion: PromotionRule = Field(default_factory=PromotionRule)
-    enabled: bool = True
+    enabled: StrictBool = True

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from scipy import sparse
 from sklearn.feature_extraction.text import CountVectorizer, HashingVectorizer, TfidfTransformer
 from sklearn.linear_model import LogisticRegression
@@ -39,27 +39,35 @@ MINILM_DEFAULT_C = 8.0
 
 
 class TrainParams(BaseModel):
-    """Hyper-parameters of the pipeline. Stored in each version's lineage."""
+    """Hyper-parameters of the pipeline. Stored in each version's lineage.
+
+    Every number has a finite range (NaN and infinity are refused, also as strings):
+    :func:`parse_params` checks them with messages that give the range.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     word_ngram_max: int = Field(2, ge=1, le=3, description="Word n-grams 1..N.")
-    char_ngram_min: int = Field(2, ge=1, le=6)
-    char_ngram_max: int = Field(5, ge=1, le=8)
+    char_ngram_min: int = Field(2, ge=1, le=6, description="Character n-grams from N.")
+    char_ngram_max: int = Field(5, ge=1, le=8, description="Character n-grams up to N.")
     n_features_log2: int = Field(
         19, ge=10, le=24, description="Hashed feature columns per vectorizer: 2**N."
     )
     C: float = Field(
         2.0,
         gt=0,
+        le=1e6,
+        allow_inf_nan=False,
         description="Inverse L2 regularisation strength; when not given, 2.0 for tfidf "
         f"features and {MINILM_DEFAULT_C} for minilm features.",
     )
     class_weight: str | None = Field(
         "balanced", pattern="^balanced$", description='"balanced" or null.'
     )
-    max_iter: int = Field(2000, ge=10)
-    seed: int = 0
+    max_iter: int = Field(
+        2000, ge=10, le=100_000, description="Most lbfgs iterations of LogisticRegression."
+    )
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Random seed (split, optimizer).")
     vectorizer: Literal["hashing", "tfidf"] = Field(
         "hashing",
         description="'hashing': word + char_wb n-grams, hashed (the default, most accurate). "
@@ -103,6 +111,65 @@ class TrainParams(BaseModel):
         if isinstance(data, dict) and data.get("features") == "minilm" and data.get("C") is None:
             return {**data, "C": MINILM_DEFAULT_C}
         return data
+
+
+def valid_range(name: str) -> str | None:
+    """The range of numeric parameter ``name`` of :class:`TrainParams` in words (``an
+    integer in [10, 100000]``, ``a finite number in (0, 1000000]``), else ``None``."""
+    field = TrainParams.model_fields.get(name)
+    if field is None or field.annotation not in (int, float):
+        return None
+    low: Any = None
+    high: Any = None
+    low_open = False
+    for m in field.metadata:
+        if getattr(m, "gt", None) is not None:
+            low, low_open = m.gt, True
+        if getattr(m, "ge", None) is not None:
+            low = m.ge
+        if getattr(m, "le", None) is not None:
+            high = m.le
+    if low is None or high is None:
+        return None
+    kind = "an integer" if field.annotation is int else "a finite number"
+    return f"{kind} in {'(' if low_open else '['}{_num(low)}, {_num(high)}]"
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def parse_params(values: Any) -> TrainParams:
+    """:class:`TrainParams` from a JSON object (a job's ``params``, ``--param``s).
+
+    Raises:
+        InvalidInputError: not an object, an unknown parameter, a value of the wrong
+            type or out of its range (e.g. ``C='NaN': Input should be a finite number
+            (valid: a finite number in (0, 1000000])``; every problem, ``;``-separated),
+            or ``char_ngram_min > char_ngram_max``.
+    """
+    if not isinstance(values, dict):
+        raise InvalidInputError("params must be an object of name: value")
+    try:
+        params = TrainParams.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for e in exc.errors():
+            loc = ".".join(str(p) for p in e["loc"])
+            if e["type"] == "extra_forbidden":
+                known = ", ".join(TrainParams.model_fields)
+                problems.append(f"unknown parameter {loc!r} (parameters: {known})")
+                continue
+            text = f"{loc}={e.get('input')!r:.60}: {e['msg']}" if loc else e["msg"]
+            valid = valid_range(loc)
+            problems.append(text + (f" (valid: {valid})" if valid else ""))
+        raise InvalidInputError(f"invalid params: {'; '.join(problems)}") from None
+    if params.char_ngram_min > params.char_ngram_max:
+        raise InvalidInputError(
+            f"invalid params: char_ngram_min={params.char_ngram_min} must not exceed "
+            f"char_ngram_max={params.char_ngram_max}"
+        )
+    return params
 
 
 #: Word tokens of the ``tfidf`` vectorizer: 2+ ASCII word characters, the pattern

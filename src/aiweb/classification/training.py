@@ -32,7 +32,8 @@ from aiweb.classification.trainer import TrainParams, fit_text_classifier, split
 from aiweb.datasets import read_labeled_file
 from aiweb.embeddings.runtime import EmbedderPool
 from aiweb.monitoring.drift import VOCABULARY_ARTIFACT, build_reference, build_vocabulary
-from aiweb.registry.entities import ModelVersion
+from aiweb.registry.entities import PRODUCTION, ModelVersion
+from aiweb.registry.promotion import non_finite_as_null, non_finite_metrics
 from aiweb.registry.service import RegistryService
 
 if TYPE_CHECKING:
@@ -179,7 +180,10 @@ def train_text_classification(
         params: hyper-parameters; defaults when ``None``.
         test_size: held-out fraction when ``data`` has no evaluation split.
         alias: also point this alias at the new version (the first version of a
-            model always becomes ``production``).
+            model becomes ``production``). A version whose report holds a number that
+            is not finite (NaN, infinity) never becomes ``production``, even when
+            ``alias`` names it: such numbers are stored as ``null`` and listed in the
+            report's ``non_finite_metrics``.
         skip_if_same: return the latest version instead of training when it was
             trained on the same data, parameters and split.
         progress: ``(stage, fraction)`` callback; an exception it raises stops training.
@@ -306,6 +310,12 @@ def train_text_classification(
             "onnxruntime and the linear head is not exported",
         }
     report_progress("registering", 0.95)
+    broken = non_finite_metrics(report)
+    if broken:  # never production: stored as null (JSON has no NaN), named in the report
+        report = non_finite_as_null(report)
+        report["non_finite_metrics"] = broken
+        if alias == PRODUCTION:
+            alias = None
     lineage = {
         "dataset": data.name,
         "dataset_sha256": data.sha256,
@@ -349,6 +359,7 @@ def train_text_classification(
         description=description,
         alias=alias,
         actor=actor,
+        production_if_first=not broken,
         extra_artifacts={
             VOCABULARY_ARTIFACT: vocabulary_bytes,
             **({ONNX_ARTIFACT: onnx_bytes} if onnx_bytes is not None else {}),

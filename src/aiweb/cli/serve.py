@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import logging
 import os
 import shutil
+import signal
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -14,9 +19,11 @@ import typer
 from aiweb.cli._common import err, friendly_errors, open_keys
 
 if TYPE_CHECKING:
-    from aiweb.config import ServingSettings
+    from aiweb.config import ServingSettings, Settings
 
 DEMO_MODELS = (("sentiment", "sst2"), ("spam", "sms_spam"))
+
+log = logging.getLogger(__name__)
 
 
 def _workers(value: str) -> int:
@@ -111,8 +118,10 @@ def run_server(
 
     from aiweb.config import get_settings
     from aiweb.monitoring.logs import log_config
+    from aiweb.serving.protocol import PROTOCOL, ConnectionLimits, configure
 
     settings = get_settings()
+    configure(ConnectionLimits.from_settings(settings.serving))  # workers read $AIWEB_*
     url = f"http://{host}:{port}"
     check_port(host, port)  # before the banner: no "serving on" for a port in use
     if admin_secret:
@@ -127,7 +136,9 @@ def run_server(
         "log_level": settings.log_level,
         "log_config": log_config(settings.log_format, settings.log_level, access_log),
         "access_log": False,  # aiweb.access, written by the app, replaces uvicorn's
-        "timeout_graceful_shutdown": 30,
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
+        # header and body bounds, slow-client and keep-alive timeouts (AIWEB_SERVING__*)
+        "http": PROTOCOL,
     }
     share_embedding_threads(workers)
     if workers == 1:
@@ -135,8 +146,73 @@ def run_server(
 
         uvicorn.run(create_app(settings, migrate=False), **common)
         return
-    with multiprocess_metrics_dir(), connection_table(workers, settings.serving) as http:
-        uvicorn.run("aiweb.app:app_factory", factory=True, workers=workers, http=http, **common)
+    os.environ[SUPERVISOR_ENV] = str(os.getpid())  # the workers exit when it dies
+    try:
+        with (
+            multiprocess_metrics_dir(),
+            connection_table(workers, settings.serving),
+            rate_table(workers, settings),
+        ):
+            uvicorn.run(WORKER_APP, factory=True, workers=workers, **common)
+    finally:
+        os.environ.pop(SUPERVISOR_ENV, None)
+
+
+WORKER_APP = "aiweb.cli.serve:worker_app"
+"""uvicorn's app factory in each worker of ``aiweb serve --workers N``."""
+
+SUPERVISOR_ENV = "AIWEB_SERVE_SUPERVISOR_PID"
+"""The pid of ``aiweb serve --workers N`` (uvicorn's supervisor), for its workers."""
+
+GRACEFUL_SHUTDOWN_S = 30
+"""How long a stopping worker waits for its open requests, seconds."""
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def worker_app() -> Any:
+    """The ASGI app of one worker of ``aiweb serve --workers N`` (uvicorn's factory):
+    :func:`aiweb.app.app_factory`, after :func:`exit_with_parent`."""
+    from aiweb.app import app_factory
+
+    exit_with_parent()
+    return app_factory()
+
+
+def exit_with_parent(parent: int | None = None, *, poll_s: float = 1.0) -> None:
+    """Make this worker stop when ``parent`` (the ``aiweb serve`` supervisor) dies, even
+    by ``kill -9``, so that no orphan keeps serving, or holding the port.
+
+    On Linux the kernel sends SIGTERM at the parent's death (``prctl(PR_SET_PDEATHSIG)``);
+    everywhere a daemon thread also checks every ``poll_s`` seconds whether the parent
+    is gone (the process was re-parented) and sends SIGTERM itself. SIGTERM is
+    uvicorn's graceful stop: open requests get up to :data:`GRACEFUL_SHUTDOWN_S`
+    seconds, after which the thread kills the process.
+
+    Args:
+        parent: the supervisor's pid; ``None`` reads ``$AIWEB_SERVE_SUPERVISOR_PID``,
+            and does nothing when it is unset (not a worker of ``aiweb serve``).
+        poll_s: seconds between two checks of the thread.
+    """
+    if parent is None:
+        value = os.environ.get(SUPERVISOR_ENV, "")
+        if not value.isdigit():
+            return
+        parent = int(value)
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        log.warning("aiweb serve (pid %d) is gone: worker %d stops", parent, os.getpid())
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(GRACEFUL_SHUTDOWN_S + 5)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    # also covers a parent that died before the prctl call: the first check sees it
+    threading.Thread(target=watch, name="aiweb-parent-watch", daemon=True).start()
 
 
 EMBEDDING_THREADS_ENV = "AIWEB_EMBEDDINGS__THREADS"
@@ -176,36 +252,79 @@ def multiprocess_metrics_dir() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def connection_table(workers: int, serving: ServingSettings) -> Iterator[str]:
+def connection_table(workers: int, serving: ServingSettings) -> Iterator[str | None]:
     """The shared connection table for ``workers`` processes (see
     :mod:`aiweb.serving.balance`) in a temporary file the workers find through
     ``$AIWEB_SERVE_CONNECTION_TABLE``, removed afterwards.
 
     Yields:
-        uvicorn's ``http`` protocol: the balancing one, or ``"auto"`` when
-        ``serving.balance_connections`` is off.
+        The table's path, or ``None`` when ``serving.balance_connections`` is off or
+        there is one worker (then there is no table).
     """
     from aiweb.serving import balance
 
     if not serving.balance_connections or workers < 2:
-        yield "auto"
+        yield None
         return
     fd, path = tempfile.mkstemp(prefix="aiweb-connections-")
     os.close(fd)
     balance.create_table(path, workers)
     os.environ[balance.TABLE_ENV] = path
     try:
-        yield balance.PROTOCOL
+        yield path
     finally:
         os.environ.pop(balance.TABLE_ENV, None)
         with contextlib.suppress(OSError):
             os.unlink(path)
 
 
+def _address(host: str | None, port: int | None) -> tuple[str, int]:
+    """The options when given, else ``AIWEB_HOST`` / ``AIWEB_PORT`` (127.0.0.1:8000)."""
+    from aiweb.config import get_settings
+
+    if host is None or port is None:
+        settings = get_settings()
+        host = settings.host if host is None else host
+        port = settings.port if port is None else port
+    return host, port
+
+
+HOST_HELP = "Address to bind [default: AIWEB_HOST, else 127.0.0.1]."
+PORT_HELP = "Port to bind [default: AIWEB_PORT, else 8000]."
+
+
+@contextlib.contextmanager
+def rate_table(workers: int, settings: Settings) -> Iterator[str | None]:
+    """The rate-limit windows shared by ``workers`` processes (see
+    :class:`aiweb.security.ratelimit.SharedWindows`) in a temporary file the workers find
+    through ``$AIWEB_SERVE_RATE_TABLE``, removed afterwards; so the workers of one server
+    share one budget per key without Redis.
+
+    Yields:
+        The table's path, or ``None`` when there is one worker, rate limits are off, or
+        ``AIWEB_REDIS_URL`` is set (then Redis holds the budgets).
+    """
+    from aiweb.security import ratelimit
+
+    if workers < 2 or not settings.rate_limit.enabled or settings.redis_url:
+        yield None
+        return
+    fd, path = tempfile.mkstemp(prefix="aiweb-ratelimit-")
+    os.close(fd)
+    ratelimit.create_shared_table(path, settings.rate_limit)
+    os.environ[ratelimit.SHARED_TABLE_ENV] = path
+    try:
+        yield path
+    finally:
+        os.environ.pop(ratelimit.SHARED_TABLE_ENV, None)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
 @friendly_errors
 def serve(
-    host: str = typer.Option("127.0.0.1", help="Address to bind."),
-    port: int = typer.Option(8000, help="Port to bind."),
+    host: str | None = typer.Option(None, help=HOST_HELP, show_default=False),
+    port: int | None = typer.Option(None, help=PORT_HELP, show_default=False),
     workers: str = typer.Option("1", help="Worker processes, or 'auto' for one per core."),
     access_log: bool = typer.Option(
         False,
@@ -214,6 +333,7 @@ def serve(
     ),
 ) -> None:
     """Serve the API: migrate the database, load and warm the production models, listen."""
+    host, port = _address(host, port)
     count = _workers(workers)
     check_port(host, port)  # before the first start's admin key is made (and not shown)
     run_server(host, port, count, admin_secret=prepare(host), access_log=access_log)
@@ -221,13 +341,14 @@ def serve(
 
 @friendly_errors
 def demo(
-    host: str = typer.Option("127.0.0.1", help="Address to bind."),
-    port: int = typer.Option(8000, help="Port to bind."),
+    host: str | None = typer.Option(None, help=HOST_HELP, show_default=False),
+    port: int | None = typer.Option(None, help=PORT_HELP, show_default=False),
     serve_after: bool = typer.Option(True, "--serve/--no-serve", help="Serve when trained."),
 ) -> None:
     """Fetch SST-2 and the SMS Spam Collection, train `sentiment` and `spam`, and serve them."""
     from aiweb.cli.train import run_training
 
+    host, port = _address(host, port)
     if serve_after:
         check_port(host, port)  # before training, not a minute later
     admin_secret = prepare(host)

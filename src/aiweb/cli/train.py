@@ -112,11 +112,10 @@ def run_training(
     features: str | None = None,
 ) -> Any:
     """Load data, train, print the report; shared by ``train`` and ``demo``."""
-    from pydantic import ValidationError
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from aiweb import datasets
-    from aiweb.classification.trainer import TrainParams
+    from aiweb.classification.trainer import TrainParams, parse_params
     from aiweb.classification.training import TrainingData, train_text_classification
     from aiweb.config import get_settings
     from aiweb.errors import InvalidInputError
@@ -128,10 +127,10 @@ def run_training(
             raise InvalidInputError(f"--features must be tfidf or minilm, not {features!r}")
         params = {**params, "features": features}
     try:
-        train_params = TrainParams.model_validate(params)
-    except ValidationError as exc:
+        train_params = parse_params(params)
+    except InvalidInputError as exc:
         raise InvalidInputError(
-            f"invalid --param: {parameter_problems(exc)}. Valid parameters: "
+            f"{str(exc).replace('invalid params', 'invalid --param', 1)}. Valid parameters: "
             f"{describe_parameters(TrainParams)}"
         ) from None
 

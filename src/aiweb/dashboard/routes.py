@@ -22,12 +22,14 @@ from aiweb.api.problems import request_id
 from aiweb.classification.service import PredictionService
 from aiweb.dashboard import views
 from aiweb.dashboard.session import DashboardSession
+from aiweb.dashboard.throttle import LoginThrottle, account_scope, address_scope
 from aiweb.dashboard.users import UserService
 from aiweb.dashboard.web import (
     HERE,
     SessionDep,
     app_state,
     checked_form,
+    end_session,
     enter,
     field,
     install_handlers,
@@ -44,14 +46,15 @@ from aiweb.dashboard.web import (
 from aiweb.errors import AiwebError, UnauthorizedError
 from aiweb.jobs.env import JobEnv
 from aiweb.jobs.service import JobService
+from aiweb.monitoring.metrics import DASHBOARD_LOGIN_FAILURES
 from aiweb.monitoring.stats import PredictionStats
+from aiweb.names import INT32_MAX
 from aiweb.recommendations.service import RecommendationService
 from aiweb.registry.entities import PRODUCTION
 from aiweb.registry.service import RegistryService
 from aiweb.security.audit import AuditLog
 from aiweb.security.auth import client_address
 from aiweb.security.keys import SCOPES, KeyService, parse_duration
-from aiweb.security.ratelimit import RateLimiter
 
 log = logging.getLogger("aiweb.dashboard")
 
@@ -93,24 +96,78 @@ def _login_form(
     return render_login(request, "login.html", context, status_code=status)
 
 
+def _readable(value: str) -> bool:
+    """Whether a login field can reach the database (no NUL, no lone surrogate)."""
+    return "\x00" not in value and not any("\ud800" <= c <= "\udfff" for c in value)
+
+
+async def _login_failed(
+    request: Request,
+    throttle: LoginThrottle,
+    scopes: list[str],
+    reason: str,
+    account: str,
+) -> None:
+    """Count a failed login (per scope, and in the metrics) and log it."""
+    counts = await anyio.to_thread.run_sync(throttle.failed, scopes)
+    DASHBOARD_LOGIN_FAILURES.labels(reason).inc()
+    log.warning(
+        "dashboard login failed: %s (account %r, address %s, consecutive failures %s)",
+        reason,
+        account,
+        client_address(request),
+        ", ".join(f"{scope}={n}" for scope, n in counts.items()),
+    )
+
+
 @router.post("/login")
 async def login(request: Request) -> Response:
-    """Check the credentials, then set the session cookie and go to ``next``."""
+    """Check the credentials, then set the session cookie and go to ``next``.
+
+    Failed logins are throttled per account and per client address with growing delays
+    (:mod:`aiweb.dashboard.throttle`): an attempt while its account or address waits gets
+    429 with ``Retry-After``, unchecked."""
     state = app_state(request)
     form = await login_form(request)
     next_path = safe_next(field(form, "next", "/"))
-    limiter: RateLimiter = state.rate_limiter
-    if limiter.enabled:
-        attempt = await anyio.to_thread.run_sync(
-            limiter.hit, f"login:{client_address(request)}", "anonymous"
-        )
-        if not attempt.allowed:
-            return _login_form(
-                request, next_path, f"Too many attempts; wait {attempt.retry_after_s}s.", 429
-            )
     token = field(form, "token")
     username = field(form, "username")
     password = form.get("password")
+    if not all(
+        _readable(v) for v in (token, username, password if isinstance(password, str) else "")
+    ):
+        DASHBOARD_LOGIN_FAILURES.labels("incomplete").inc()
+        return _login_form(request, next_path, "The form holds characters no login has.", 422)
+    throttle = LoginThrottle(state.dashboard_db, state.settings.dashboard)
+    address = client_address(request)
+    scopes = [address_scope(address)]
+    if not token and username:
+        scopes.append(account_scope(username))
+    # for the log: a key's public prefix only (never its secret, nor a mistyped password)
+    account = (
+        (f"key:{token[:16]}" if token.startswith("aiw_") else "key:(malformed)")
+        if token
+        else f"user:{username[:128]}"
+    )
+    refusal = await anyio.to_thread.run_sync(throttle.admit, scopes)
+    if refusal is not None:
+        DASHBOARD_LOGIN_FAILURES.labels("throttled").inc()
+        log.warning(
+            "dashboard login refused unchecked: %s waits %d s (account %r, address %s)",
+            refusal.scope,
+            refusal.retry_after_s,
+            account,
+            address,
+        )
+        what = "this account" if refusal.scope.startswith("user") else "your address"
+        response = _login_form(
+            request,
+            next_path,
+            f"Too many failed logins for {what}; wait {refusal.retry_after_s}s.",
+            429,
+        )
+        response.headers["Retry-After"] = str(refusal.retry_after_s)
+        return response
     kind: str
     name: str
     stamp = ""
@@ -119,8 +176,10 @@ async def login(request: Request) -> Response:
         try:
             key = await anyio.to_thread.run_sync(keys.authenticate, token)
         except UnauthorizedError:
+            await _login_failed(request, throttle, scopes, "bad_key", account)
             return _login_form(request, next_path, "That API key is not valid.", 401)
         if not key.allows("admin"):
+            await _login_failed(request, throttle, scopes, "not_admin", f"key:{key.name}")
             return _login_form(
                 request,
                 next_path,
@@ -133,13 +192,16 @@ async def login(request: Request) -> Response:
         users: UserService = state.dashboard_users
         user = await anyio.to_thread.run_sync(users.verify, username, password)
         if user is None:
+            await _login_failed(request, throttle, scopes, "bad_password", account)
             return _login_form(request, next_path, "Wrong username or password.", 401)
         kind, name, stamp = "user", user.username, user.stamp
     else:
+        await _login_failed(request, throttle, scopes, "incomplete", account)
         return _login_form(
             request, next_path, "Enter an admin API key, or a username and password.", 422
         )
-    value, session = issue_session(request, "key" if kind == "key" else "user", name, stamp)
+    await anyio.to_thread.run_sync(throttle.succeeded, scopes[1:])  # the account's count
+    value, session = await issue_session(request, "key" if kind == "key" else "user", name, stamp)
     audit: AuditLog = state.audit
     await anyio.to_thread.run_sync(
         lambda: audit.record(
@@ -151,8 +213,10 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request, session: SessionDep) -> Response:
-    """End the session (the cookie is dropped)."""
+    """End the session: closed server-side (a copy of the cookie no longer works) and the
+    cookie dropped."""
     await checked_form(request, session)
+    await end_session(request, session)
     return leave(request)
 
 
@@ -224,6 +288,8 @@ async def promote(request: Request, name: str, session: SessionDep) -> Response:
     alias = field(form, "alias", PRODUCTION) or PRODUCTION
     try:
         version = int(field(form, "version"))
+        if not 1 <= version <= INT32_MAX:
+            raise ValueError(version)
         event = await anyio.to_thread.run_sync(
             lambda: registry.promote(
                 name, version, alias, actor=session.actor, request_id=request_id(request)

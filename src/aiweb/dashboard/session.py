@@ -1,12 +1,18 @@
 """Dashboard sessions: a signed cookie, and the CSRF token each form carries.
 
-The session cookie holds ``{"kind", "name", "csrf"}`` signed and timestamped with
+The session cookie holds ``{"kind", "name", "csrf", "sid"}`` signed and timestamped with
 ``itsdangerous`` (HMAC-SHA1 over the app's secret key, salt ``aiweb.dashboard``); it is
 ``HttpOnly``, ``SameSite=Strict``, ``Path=/`` and ``Secure`` on HTTPS. Nothing secret
 is in it: a key login stores the key's *name*, and each request checks that the key is
 still active and an admin key, and that a user is still enabled and has the password
 they logged in with (a digest of its hash travels as the session's stamp) — so
 revoking a key, disabling a user or changing a password ends those sessions at once.
+
+Sessions are revocable server-side: ``sid`` is 256 random bits, and the session is live
+only while :class:`SessionStore` holds a row for it (the sha256 of ``sid``, in the
+database, so every worker agrees). Logging out deletes the row: a copy of the cookie
+replayed afterwards is refused like no cookie at all. Cookies without ``sid`` (made
+before sessions were stored) are refused too.
 
 CSRF: every state-changing form carries the session's random token (synchronizer-token
 pattern, OWASP CSRF Prevention Cheat Sheet), htmx requests send it in ``X-CSRF-Token``;
@@ -16,15 +22,20 @@ constant time.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 from starlette.responses import Response
+
+from aiweb.db.orm import SqlDashboardSession, utcnow
 
 SESSION_COOKIE = "aiweb_session"
 FLASH_COOKIE = "aiweb_flash"
@@ -45,6 +56,7 @@ class DashboardSession:
         csrf: the token forms must send back.
         issued_at: when the cookie was signed (UTC).
         stamp: a user's password stamp at login (a new password ends the session).
+        sid: the session's random id (its row in :class:`SessionStore` keeps it live).
     """
 
     kind: Literal["key", "user"]
@@ -52,6 +64,7 @@ class DashboardSession:
     csrf: str
     issued_at: datetime
     stamp: str = ""
+    sid: str = ""
 
     @property
     def actor(self) -> str:
@@ -91,12 +104,16 @@ class SessionCodec:
     def issue(
         self, kind: Literal["key", "user"], name: str, stamp: str = ""
     ) -> tuple[str, DashboardSession]:
-        """A new cookie value and the session it holds (with a fresh CSRF token)."""
+        """A new cookie value and the session it holds (with a fresh CSRF token and session
+        id; :meth:`SessionStore.open` makes it live)."""
         csrf = secrets.token_urlsafe(32)
-        payload = {"kind": kind, "name": name, "csrf": csrf, "stamp": stamp}
+        sid = secrets.token_urlsafe(32)
+        payload = {"kind": kind, "name": name, "csrf": csrf, "stamp": stamp, "sid": sid}
         value = self._serializer.dumps(payload)
         now = datetime.now(UTC).replace(microsecond=0)
-        session = DashboardSession(kind=kind, name=name, csrf=csrf, issued_at=now, stamp=stamp)
+        session = DashboardSession(
+            kind=kind, name=name, csrf=csrf, issued_at=now, stamp=stamp, sid=sid
+        )
         return value, session
 
     def read(self, value: str | None) -> DashboardSession | None:
@@ -117,6 +134,7 @@ class SessionCodec:
             csrf=data["csrf"],
             issued_at=signed_at,
             stamp=str(data.get("stamp", "")),
+            sid=data["sid"],
         )
 
 
@@ -126,7 +144,61 @@ def _valid_payload(data: Any) -> bool:
         and data.get("kind") in ("key", "user")
         and isinstance(data.get("name"), str)
         and isinstance(data.get("csrf"), str)
+        and isinstance(data.get("sid"), str)
+        and 0 < len(data["sid"]) <= 128
     )
+
+
+def _sid_digest(sid: str) -> str:
+    return hashlib.sha256(sid.encode()).hexdigest()
+
+
+class SessionStore:
+    """The live dashboard sessions, in the database (shared by every worker).
+
+    Only the sha256 of a session id is stored, so the table alone lets no one in.
+
+    Args:
+        sessions: sessions on the migrated database.
+    """
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    def open(self, session: DashboardSession, max_age_s: int) -> None:
+        """Make ``session`` live for ``max_age_s`` seconds (and forget expired ones)."""
+        now = utcnow()
+        with self._sessions.begin() as db:
+            db.execute(delete(SqlDashboardSession).where(SqlDashboardSession.expires_at <= now))
+            db.add(
+                SqlDashboardSession(
+                    id_sha256=_sid_digest(session.sid),
+                    kind=session.kind,
+                    name=session.name[:128],
+                    created_at=now,
+                    expires_at=now + timedelta(seconds=max_age_s),
+                )
+            )
+
+    def is_live(self, sid: str) -> bool:
+        """Whether the session ``sid`` was opened, not closed and has not expired."""
+        if not sid:
+            return False
+        with self._sessions() as db:
+            expires_at = db.scalar(
+                select(SqlDashboardSession.expires_at).where(
+                    SqlDashboardSession.id_sha256 == _sid_digest(sid)
+                )
+            )
+        return expires_at is not None and expires_at > utcnow()
+
+    def close(self, sid: str) -> bool:
+        """End the session ``sid`` (logout). Returns whether it was live."""
+        with self._sessions.begin() as db:
+            result = db.execute(
+                delete(SqlDashboardSession).where(SqlDashboardSession.id_sha256 == _sid_digest(sid))
+            )
+        return bool(getattr(result, "rowcount", 0))
 
 
 def tokens_match(expected: str, given: str | None) -> bool:

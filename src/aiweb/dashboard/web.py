@@ -35,6 +35,7 @@ from aiweb.dashboard.session import (
     SESSION_COOKIE,
     DashboardSession,
     SessionCodec,
+    SessionStore,
     clear_cookie,
     set_cookie,
     tokens_match,
@@ -79,6 +80,10 @@ def _codec(request: Request) -> SessionCodec:
     return codec
 
 
+def _store(request: Request) -> SessionStore:
+    return SessionStore(request.app.state.dashboard_db)
+
+
 def safe_next(value: str | None) -> str:
     """A local path to return to after login (never another site)."""
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
@@ -105,6 +110,8 @@ async def current_session(request: Request) -> DashboardSession:
 
 def _still_allowed(request: Request, session: DashboardSession) -> bool:
     state = app_state(request)
+    if not _store(request).is_live(session.sid):
+        return False  # logged out (or never opened)
     try:
         if session.kind == "key":
             keys: KeyService = state.keys
@@ -121,11 +128,20 @@ SessionDep = Annotated[DashboardSession, Depends(current_session)]
 """A page's parameter that requires a logged-in session."""
 
 
-def issue_session(
+async def issue_session(
     request: Request, kind: Literal["key", "user"], name: str, stamp: str = ""
 ) -> tuple[str, DashboardSession]:
-    """A new session cookie value and the session it holds (see :meth:`SessionCodec.issue`)."""
-    return _codec(request).issue(kind, name, stamp)
+    """A new session cookie value and the session it holds (see :meth:`SessionCodec.issue`),
+    live in the session store from now on."""
+    codec = _codec(request)
+    value, session = codec.issue(kind, name, stamp)
+    await anyio.to_thread.run_sync(_store(request).open, session, codec.max_age_s)
+    return value, session
+
+
+async def end_session(request: Request, session: DashboardSession) -> None:
+    """Close ``session`` in the store: its cookie, or any copy of it, no longer logs in."""
+    await anyio.to_thread.run_sync(_store(request).close, session.sid)
 
 
 def enter(request: Request, cookie: str, next_path: str) -> RedirectResponse:

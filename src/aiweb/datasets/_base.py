@@ -207,13 +207,13 @@ def read_text(path: Path) -> str:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise DataFormatError(f"{path}: cannot read file: {exc.strerror or exc}") from None
+        raise DataFormatError(f"{path.name}: cannot read file: {exc.strerror or exc}") from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise DataFormatError(
-            f"{path}: line {line}: not valid UTF-8 (byte 0x{data[exc.start]:02x}); "
+            f"{path.name}: line {line}: not valid UTF-8 (byte 0x{data[exc.start]:02x}); "
             "save the file as UTF-8"
         ) from None
 

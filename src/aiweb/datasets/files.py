@@ -63,7 +63,7 @@ def read_labeled_file(
         DataFormatError: unknown suffix, unreadable or non-UTF-8 file, missing
             column/key, a row with the wrong number of fields, a line that is not a
             JSON object, an empty text or label, no rows, or fewer than 2 distinct
-            labels. The message names the file and the line number.
+            labels. The message names the file (its name, not its directory) and the line number.
         ValueError: ``max_rows`` is below 1 or ``text_column == label_column``.
     """
     if max_rows is not None and max_rows < 1:
@@ -75,7 +75,8 @@ def read_labeled_file(
     if kind is None:
         known = ", ".join(SUFFIXES)
         raise DataFormatError(
-            f"{path}: unknown file type {path.suffix or '(no suffix)'!r}; expected one of: {known}"
+            f"{path.name}: unknown file type {path.suffix or '(no suffix)'!r}; "
+            f"expected one of: {known}"
         )
     text = read_text(path)
     if kind == "jsonl":
@@ -84,11 +85,11 @@ def read_labeled_file(
         dialect = csv.excel if kind == "csv" else csv.excel_tab
         rows = _read_delimited(path, text, dialect, text_column, label_column, max_rows)
     if not rows.texts:
-        raise DataFormatError(f"{path}: no data rows")
+        raise DataFormatError(f"{path.name}: no data rows")
     distinct = sorted(set(rows.labels))
     if len(distinct) < 2:
         raise DataFormatError(
-            f"{path}: need at least 2 distinct labels in column {label_column!r}, "
+            f"{path.name}: need at least 2 distinct labels in column {label_column!r}, "
             f"found {len(distinct)}: {', '.join(repr(label) for label in distinct)}"
         )
     return rows
@@ -100,9 +101,9 @@ def _clean(
     text = text.strip()
     label = label.strip()
     if not text:
-        raise DataFormatError(f"{path}: line {line}: empty text in column {text_column!r}")
+        raise DataFormatError(f"{path.name}: line {line}: empty text in column {text_column!r}")
     if not label:
-        raise DataFormatError(f"{path}: line {line}: empty label in column {label_column!r}")
+        raise DataFormatError(f"{path.name}: line {line}: empty label in column {label_column!r}")
     return text, label
 
 
@@ -128,7 +129,7 @@ def _read_delimited(
                 missing = [c for c in (text_column, label_column) if c not in header]
                 if missing:
                     raise DataFormatError(
-                        f"{path}: line {reader.line_num}: missing column {missing[0]!r}; "
+                        f"{path.name}: line {reader.line_num}: missing column {missing[0]!r}; "
                         f"columns are: {', '.join(header)}"
                         + (semicolon_hint(header) if dialect is csv.excel else "")
                     )
@@ -138,7 +139,7 @@ def _read_delimited(
             if len(row) != len(header):
                 sep = "','" if dialect is csv.excel else "TAB"
                 raise DataFormatError(
-                    f"{path}: line {reader.line_num}: expected {len(header)} fields, "
+                    f"{path.name}: line {reader.line_num}: expected {len(header)} fields, "
                     f"found {len(row)} (quote fields that contain {sep})"
                 )
             text, label = _clean(
@@ -154,9 +155,9 @@ def _read_delimited(
             if max_rows is not None and len(texts) >= max_rows:
                 break
     except csv.Error as exc:
-        raise DataFormatError(f"{path}: line {reader.line_num}: {exc}") from None
+        raise DataFormatError(f"{path.name}: line {reader.line_num}: {exc}") from None
     if header is None:
-        raise DataFormatError(f"{path}: file is empty (expected a header row)")
+        raise DataFormatError(f"{path.name}: file is empty (expected a header row)")
     return LabeledTexts(texts=texts, labels=labels)
 
 
@@ -175,25 +176,25 @@ def _read_jsonl(
         try:
             record: Any = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DataFormatError(f"{path}: line {number}: invalid JSON: {exc.msg}") from None
+            raise DataFormatError(f"{path.name}: line {number}: invalid JSON: {exc.msg}") from None
         if not isinstance(record, dict):
-            raise DataFormatError(f"{path}: line {number}: expected a JSON object")
+            raise DataFormatError(f"{path.name}: line {number}: expected a JSON object")
         for key in (text_column, label_column):
             if key not in record:
                 keys = ", ".join(str(k) for k in record) or "(none)"
                 raise DataFormatError(
-                    f"{path}: line {number}: missing key {key!r}; keys are: {keys}"
+                    f"{path.name}: line {number}: missing key {key!r}; keys are: {keys}"
                 )
         raw_text = record[text_column]
         raw_label = record[label_column]
         if not isinstance(raw_text, str):
             raise DataFormatError(
-                f"{path}: line {number}: {text_column!r} must be a string, "
+                f"{path.name}: line {number}: {text_column!r} must be a string, "
                 f"found {type(raw_text).__name__}"
             )
         if raw_label is None or isinstance(raw_label, dict | list):
             raise DataFormatError(
-                f"{path}: line {number}: {label_column!r} must be a string or number, "
+                f"{path.name}: line {number}: {label_column!r} must be a string or number, "
                 f"found {'null' if raw_label is None else type(raw_label).__name__}"
             )
         text, label = _clean(path, number, raw_text, str(raw_label), text_column, label_column)

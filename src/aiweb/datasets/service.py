@@ -1,8 +1,15 @@
 """Uploaded data files (``POST /v1/datasets``): checked, described and kept in the
-artifact store under ``datasets/<id>/data.<csv|jsonl>``."""
+artifact store under ``datasets/<id>/data.<csv|jsonl>``.
+
+An upload is copied to a scratch file ``<home>/.upload-*`` (locked while in use), checked,
+stored (an atomic write in a local store), then its row is committed; a failed commit
+removes the stored file. What a killed process leaves at each step is removed by the
+crash-litter sweep (:mod:`aiweb.jobs.litter`).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import tempfile
@@ -91,6 +98,17 @@ def _uses(params: Any, dataset_id: str) -> bool:
     return False
 
 
+def _hold(fileno: int) -> None:
+    """Lock an upload's scratch copy exclusively (``flock``), so the crash-litter sweep
+    (:mod:`aiweb.jobs.litter`) knows a live upload owns it; no-op where unavailable."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover
+        return
+    with contextlib.suppress(OSError):
+        fcntl.flock(fileno, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
 def safe_name(filename: str | None) -> str:
     """The base name of an uploaded file, without path parts or odd characters."""
     base = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
@@ -142,6 +160,9 @@ class DatasetService:
         fmt = table_format(name, content_type)
         self.settings.home.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=self.settings.home, prefix=".upload-") as tmp:
+            # held while the upload runs: the crash-litter sweep removes only scratch
+            # copies nobody holds (a killed process's lock is released with it)
+            _hold(tmp.fileno())
             shutil.copyfileobj(fileobj, tmp, 1024 * 1024)
             tmp.flush()
             tmp.seek(0)
@@ -166,8 +187,13 @@ class DatasetService:
             artifact_uri=uri,
             created_by=actor,
         )
-        with transaction(self._sessions) as s:
-            s.add(row)
+        try:
+            with transaction(self._sessions) as s:
+                s.add(row)
+        except BaseException:
+            # no row: the stored file is litter (a kill here leaves it to the sweep)
+            self.artifacts.delete_tree(f"datasets/{dataset_id}")
+            raise
         return _to_dataset(row)
 
     def get(self, dataset_id: str) -> Dataset:

@@ -108,7 +108,10 @@ class SqlPrediction(Base):
     """One served prediction. Written in batches by the prediction logger."""
 
     __tablename__ = "predictions"
-    __table_args__ = (Index("ix_predictions_model_version_time", "model", "version", "created_at"),)
+    __table_args__ = (
+        Index("ix_predictions_model_version_time", "model", "version", "created_at"),
+        Index("ix_predictions_created_at", "created_at"),  # retention prunes by age
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     model: Mapped[str] = mapped_column(String(63), nullable=False)
@@ -134,6 +137,7 @@ class SqlFeedback(Base):
     __tablename__ = "feedback"
     __table_args__ = (
         Index("ix_feedback_model_version_predicted_at", "model", "version", "predicted_at"),
+        Index("ix_feedback_created_at", "created_at"),  # retention prunes by age
     )
 
     prediction_id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -194,6 +198,35 @@ class SqlDashboardUser(Base):
     )
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class SqlDashboardSession(Base):
+    """A live dashboard session: the sha256 of the random id its signed cookie carries.
+
+    A cookie is honoured only while its row exists and has not expired; logging out
+    deletes the row, so a copy of the cookie stops working at once, in every worker.
+    """
+
+    __tablename__ = "dashboard_sessions"
+    __table_args__ = (Index("ix_dashboard_sessions_expires_at", "expires_at"),)
+
+    id_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), nullable=False)
+    name: Mapped[str] = mapped_column(String(128), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+
+class SqlLoginThrottle(Base):
+    """Consecutive failed dashboard logins of one account (``user:<name>``) or one
+    client address (``addr:<address>``), and when the next attempt may be checked."""
+
+    __tablename__ = "dashboard_login_throttle"
+
+    scope: Mapped[str] = mapped_column(String(160), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
 
 
 class SqlAuditEvent(Base):

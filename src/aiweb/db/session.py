@@ -11,8 +11,10 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from aiweb.config import DatabaseSettings, Settings
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+
+def make_engine(url: str, *, pool: DatabaseSettings | None = None, **kwargs: Any) -> Engine:
     """Create an engine for ``url``.
 
     SQLite gets WAL journaling, a busy timeout and enforced foreign keys, and its
@@ -20,7 +22,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
     Args:
         url: SQLAlchemy database URL.
-        **kwargs: passed to :func:`sqlalchemy.create_engine`.
+        pool: the connection pool's size, overflow and wait (``AIWEB_DATABASE__*``),
+            applied to PostgreSQL; SQLite keeps SQLAlchemy's own pool for it (these do not
+            apply). ``None``: SQLAlchemy's defaults (5, 10, 30 s).
+        **kwargs: passed to :func:`sqlalchemy.create_engine` (they win over ``pool``).
 
     Returns:
         The engine (connections are opened lazily).
@@ -45,7 +50,17 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    if pool is not None:
+        kwargs.setdefault("pool_size", pool.pool_size)
+        kwargs.setdefault("max_overflow", pool.max_overflow)
+        kwargs.setdefault("pool_timeout", pool.pool_timeout_s)
     return create_engine(parsed, **kwargs)
+
+
+def engine_for(settings: Settings, **kwargs: Any) -> Engine:
+    """The engine of ``settings``: its database URL with its pool settings
+    (``settings.database``); see :func:`make_engine`."""
+    return make_engine(settings.resolved_database_url, pool=settings.database, **kwargs)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -11,6 +11,7 @@ from aiweb.api.deps import SettingsDep
 from aiweb.embeddings.runtime import EmbedderPool
 from aiweb.embeddings.schemas import EmbedRequest, EmbedResponse
 from aiweb.errors import InvalidInputError, PayloadTooLargeError
+from aiweb.names import REF_REGEX
 from aiweb.security.auth import scoped
 
 router = APIRouter(prefix="/v1/models", tags=["embeddings"])
@@ -27,7 +28,14 @@ _EMBED["responses"] = {
 
 @router.post("/{name}/embed", response_model=EmbedResponse, **_EMBED)
 async def embed(
-    name: Annotated[str, Path(description="`minilm`, `minilm@int8` or `minilm:1`.", max_length=80)],
+    name: Annotated[
+        str,
+        Path(
+            description="`minilm`, `minilm@int8` or `minilm:1`.",
+            max_length=80,
+            pattern=REF_REGEX,
+        ),
+    ],
     body: EmbedRequest,
     request: Request,
     settings: SettingsDep,

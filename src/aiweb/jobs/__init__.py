@@ -15,6 +15,8 @@ __all__ = [
     "embedded",
     "entities",
     "env",
+    "erasure",
+    "litter",
     "runner",
     "scheduler",
     "schedules",

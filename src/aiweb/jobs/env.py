@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
@@ -38,6 +38,9 @@ class JobEnv:
     datasets: DatasetService
     engine: Engine
     owns_engine: bool = True
+    #: ``{periodic chore: time.monotonic() of its last run}`` in this process (retention,
+    #: the crash-litter sweep): the scheduler tick runs each every ``retention.interval_s``
+    last_run: dict[str, float] = field(default_factory=dict)
 
     def version_of_job(self, name: str, job_id: str) -> ModelVersion | None:
         """The ready version of model ``name`` that an earlier attempt of job ``job_id``

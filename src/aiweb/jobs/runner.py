@@ -4,6 +4,10 @@
 thread while the handler works, and records the outcome. Handlers report progress
 through :class:`~aiweb.jobs.context.JobContext`, which is also where cancellation, a lost
 lease and a shutting-down process surface as exceptions.
+
+The error stored on a failed job is shown to whoever submitted it: the paths of the job's
+scratch directory and of the aiweb home are taken out of it (:func:`scrub_paths`); the
+log keeps the full message.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import redis.exceptions
@@ -48,6 +53,23 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` is worth another attempt (a service briefly unreachable)."""
     return isinstance(exc, TRANSIENT)
+
+
+def scrub_paths(text: str, *directories: Path) -> str:
+    """``text`` without the server's paths of ``directories`` (a job's scratch directory,
+    the aiweb home): a file inside one is named relative to it (``/srv/aiweb/tmp/jobs/ab12/
+    reviews.csv: …`` -> ``reviews.csv: …``), the directory itself becomes ``…``. What a job
+    error tells its submitter says what is wrong, not where the server keeps its files.
+    Deeper directories come first, so the scratch directory inside the home is matched
+    whole."""
+    forms: set[str] = set()
+    for directory in directories:
+        for form in (str(directory), str(directory.resolve())):
+            if form not in ("", "/", "."):
+                forms.add(form.rstrip("/"))
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form + "/", "").replace(form, "…")
+    return text
 
 
 def backoff_s(attempt: int, first_s: float, max_s: float) -> float:
@@ -169,12 +191,13 @@ def execute(
         env.jobs.release(job.id, job.attempts, delay_s=0, error=None)
         return Outcome("interrupted", job.id)
     except AiwebError as exc:  # bad data, unknown model …: retrying cannot help
-        env.jobs.finish(job.id, job.attempts, "failed", error=exc.detail)
+        detail = scrub_paths(exc.detail, workdir, env.settings.home)
+        env.jobs.finish(job.id, job.attempts, "failed", error=detail)
         log.info("job %s failed: %s", job.id, exc.detail)
         ctx.run_cleanups()
-        return Outcome("failed", job.id, detail=exc.detail)
+        return Outcome("failed", job.id, detail=detail)
     except Exception as exc:
-        reason = f"{type(exc).__name__}: {exc}"
+        reason = scrub_paths(f"{type(exc).__name__}: {exc}", workdir, env.settings.home)
         if is_transient(exc) and job.attempts < job.max_attempts:
             delay = backoff_s(job.attempts, settings.retry_backoff_s, settings.retry_backoff_max_s)
             log.warning(

@@ -1,4 +1,5 @@
-"""The scheduler tick: start due retraining runs and recover lost jobs.
+"""The scheduler tick: start due retraining runs, recover lost jobs, and keep house
+(retention of logged rows, crash litter).
 
 Celery beat calls :func:`tick` (task ``aiweb.scheduler_tick``) in production; the
 embedded runner inside ``aiweb serve`` calls it on its own timer. Ticking from several
@@ -14,11 +15,13 @@ from typing import Any
 from aiweb.db.session import make_session_factory
 from aiweb.jobs.entities import Job
 from aiweb.jobs.env import JobEnv
+from aiweb.jobs.litter import sweep
 from aiweb.jobs.schedules import Schedule
 from aiweb.jobs.service import CeleryDispatcher, Dispatcher, JobService
 from aiweb.jobs.types import JobTypes
 from aiweb.monitoring.alerts import AlertSender
 from aiweb.monitoring.drift import DriftService
+from aiweb.monitoring.retention import prune_expired
 
 log = logging.getLogger("aiweb.jobs")
 
@@ -58,9 +61,12 @@ def tick(env: JobEnv, dispatcher: Dispatcher, types: JobTypes) -> dict[str, int]
     3. Every due schedule starts a training job; a failure to start one is logged and
        audited, and the schedule fires again at its next time.
     4. From time to time, drift of the production versions is checked (:func:`check_drift`).
+    5. Every ``retention.interval_s`` (per process), rows older than their retention
+       window are deleted in batches and crash litter is swept (:func:`housekeeping`).
 
     Returns:
-        Counts: ``{"failed", "redispatched", "scheduled", "drift_checked"}``.
+        Counts: ``{"failed", "redispatched", "scheduled", "drift_checked", "pruned",
+        "litter"}`` (``pruned``, ``litter``: rows and files removed this tick).
     """
     lease_s = env.settings.jobs.lease_s
     counts: dict[str, Any] = {"failed": 0, "redispatched": 0, "scheduled": 0}
@@ -88,7 +94,38 @@ def tick(env: JobEnv, dispatcher: Dispatcher, types: JobTypes) -> dict[str, int]
         log.info("scheduled retraining of %s: job %s", schedule.model, job.id)
         counts["scheduled"] += 1
     counts["drift_checked"] = check_drift(env)
+    pruned, litter = housekeeping(env)
+    counts["pruned"] = sum(pruned.values())
+    counts["litter"] = sum(litter.values())
     return counts
+
+
+def housekeeping(env: JobEnv, *, force: bool = False) -> tuple[dict[str, int], dict[str, int]]:
+    """5. Every ``retention.interval_s`` in this process (at once when ``force``): delete
+    prediction log, feedback and audit rows older than their window
+    (:func:`aiweb.monitoring.retention.prune_expired`), then sweep crash litter
+    (:func:`aiweb.jobs.litter.sweep`). Failures are logged; the next round tries again.
+
+    Returns:
+        ``({kind: rows deleted}, {kind: litter removed})``; both empty when it was not
+        time yet.
+    """
+    now = time.monotonic()
+    last = env.last_run.get("housekeeping")
+    if not force and last is not None and now - last < env.settings.retention.interval_s:
+        return {}, {}
+    env.last_run["housekeeping"] = now
+    sessions = make_session_factory(env.engine)
+    pruned = prune_expired(sessions, env.settings.retention)
+    if any(pruned.values()):
+        try:
+            env.registry.record(
+                "scheduler", "retention.pruned", "retention", after={"deleted": pruned}
+            )
+        except Exception:
+            log.warning("could not audit the retention round", exc_info=True)
+    litter = sweep(env.settings, sessions, env.datasets.artifacts)
+    return pruned, litter
 
 
 _last_drift_check = 0.0

@@ -400,6 +400,16 @@ class SqlJobStore:
             self._write_attempt(s, job_id, attempt, values)
             return self._reread(s, job_id)
 
+    def redact_params(self, job_id: str, attempt: int, params: dict[str, Any]) -> None:
+        """Replace the parameters of the job attempt ``attempt`` runs (what an erasure
+        job no longer needs, such as the user id it erased, must not stay on it).
+
+        Raises:
+            LeaseLost: the attempt no longer owns the job (nothing was written).
+        """
+        with transaction(self._sessions) as s:
+            self._write_attempt(s, job_id, attempt, {"params": params})
+
     def release(self, job_id: str, attempt: int, *, delay_s: float, error: str | None) -> Job:
         """Put attempt ``attempt`` back to ``pending``, due in ``delay_s`` seconds.
 

@@ -8,6 +8,7 @@ __all__ = [
     "logs",
     "metrics",
     "prediction_log",
+    "retention",
     "schemas",
     "stats",
 ]

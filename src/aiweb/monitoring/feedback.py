@@ -18,20 +18,26 @@ Windows are ``1h``, ``24h`` and ``7d`` back from now. Each computation also sets
 
 from __future__ import annotations
 
-import time
+import asyncio
+import contextlib
+import logging
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import anyio.to_thread
 from sklearn.metrics import f1_score
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from aiweb.db.orm import SqlFeedback, SqlPrediction
-from aiweb.errors import InvalidInputError, PredictionNotFound
-from aiweb.monitoring.metrics import LIVE_ACCURACY
+from aiweb.errors import InvalidInputError, PredictionNotFound, ServiceUnavailableError
+from aiweb.monitoring.metrics import FEEDBACK_WAITS_REFUSED, LIVE_ACCURACY
 from aiweb.monitoring.prediction_log import PredictionLogger
 from aiweb.registry.store import RegistryStore
+
+log = logging.getLogger(__name__)
 
 #: The live-performance windows, by name.
 WINDOWS: dict[str, timedelta] = {
@@ -52,6 +58,104 @@ def window_metrics(truth: list[str], predicted: list[str]) -> dict[str, Any]:
     return {"n": n, "accuracy": correct / n, "macro_f1": float(macro)}
 
 
+class PredictionWaiters:
+    """Feedback requests waiting, on the event loop, for predictions not yet written.
+
+    A prediction served by another worker process reaches the database within that
+    worker's flush interval; feedback that names it before then waits here. Waiting holds
+    no thread: one poller task per process looks all waited-for ids up in one query every
+    ``poll_s`` (and at once when this process's prediction log writes a batch), each
+    lookup a short trip to a worker thread. At most ``max_waiters`` requests wait at once.
+
+    Args:
+        lookup: ``ids -> {id: prediction row}`` for the ids found (runs in a thread).
+        poll_s: seconds between two lookups while anyone waits.
+        max_waiters: requests allowed to wait at once in this process.
+    """
+
+    def __init__(
+        self,
+        lookup: Callable[[list[str]], dict[str, SqlPrediction]],
+        *,
+        poll_s: float = 0.25,
+        max_waiters: int = 64,
+    ) -> None:
+        self._lookup = lookup
+        self._poll_s = poll_s
+        self.max_waiters = max_waiters
+        self._waiting: dict[str, list[asyncio.Future[SqlPrediction]]] = {}
+        self._count = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._poller: asyncio.Task[None] | None = None
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting now."""
+        return self._count
+
+    def wake_threadsafe(self) -> None:
+        """Look the waited-for ids up now (callable from any thread)."""
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(wake.set)
+
+    async def wait(self, prediction_id: str, timeout_s: float) -> SqlPrediction | None:
+        """The prediction row once it is written, or ``None`` after ``timeout_s``.
+
+        Raises:
+            ServiceUnavailableError: ``max_waiters`` requests already wait (503 with
+                ``Retry-After``: the client sends the feedback again a little later).
+        """
+        if self._count >= self.max_waiters:
+            FEEDBACK_WAITS_REFUSED.inc()
+            raise ServiceUnavailableError(
+                f"prediction {prediction_id!r} is not logged yet and {self.max_waiters} "
+                "feedback requests already wait for theirs; send it again in a second",
+                headers={"Retry-After": str(max(1, math.ceil(timeout_s)))},
+            )
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # first use (or a new loop: tests start apps anew)
+            self._loop, self._wake, self._poller = loop, asyncio.Event(), None
+        future: asyncio.Future[SqlPrediction] = loop.create_future()
+        self._waiting.setdefault(prediction_id, []).append(future)
+        self._count += 1
+        try:
+            if self._poller is None or self._poller.done():
+                self._poller = loop.create_task(self._poll(), name="aiweb-feedback-waiters")
+            try:
+                return await asyncio.wait_for(future, timeout_s)
+            except TimeoutError:
+                return None
+        finally:
+            self._count -= 1
+            futures = self._waiting.get(prediction_id)
+            if futures is not None and future in futures:
+                futures.remove(future)
+                if not futures:
+                    del self._waiting[prediction_id]
+
+    async def _poll(self) -> None:
+        assert self._wake is not None
+        wake = self._wake
+        while self._waiting:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), self._poll_s)
+            wake.clear()
+            ids = list(self._waiting)
+            if not ids:
+                break
+            try:
+                found = await anyio.to_thread.run_sync(self._lookup, ids)
+            except Exception:
+                log.exception("looking up predictions for feedback failed; retrying")
+                continue
+            for prediction_id, row in found.items():
+                for future in self._waiting.pop(prediction_id, []):
+                    if not future.done():
+                        future.set_result(row)
+
+
 class FeedbackService:
     """Stores feedback and computes live performance.
 
@@ -62,6 +166,9 @@ class FeedbackService:
             that is still queued in memory.
         wait_s: how long to wait for a prediction queued by another process to be
             written before answering 404 (the log's flush interval, plus a margin).
+        max_waiters: feedback requests that may wait at once (per process); more get
+            503 with ``Retry-After`` at once.
+        poll_s: seconds between two lookups of the predictions waited for.
         clock: the current time (tests pass their own).
     """
 
@@ -72,6 +179,8 @@ class FeedbackService:
         logger: PredictionLogger,
         *,
         wait_s: float = 2.0,
+        max_waiters: int = 64,
+        poll_s: float = 0.25,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._sessions = sessions
@@ -79,41 +188,59 @@ class FeedbackService:
         self._logger = logger
         self._wait_s = wait_s
         self._clock = clock
+        self.waiters = PredictionWaiters(self._lookup, poll_s=poll_s, max_waiters=max_waiters)
+        logger.add_flush_listener(self.waiters.wake_threadsafe)
 
-    def _find_prediction(self, prediction_id: str) -> SqlPrediction | None:
-        deadline = time.monotonic() + self._wait_s
-        flushed = False
-        while True:
-            with self._sessions() as session:
-                row = session.get(SqlPrediction, prediction_id)
-                if row is not None:
-                    session.expunge(row)
-                    return row
-            if not flushed and self._logger.pending():
-                self._logger.flush()  # it may be in this process's queue
-                flushed = True
-                continue
-            if time.monotonic() >= deadline:
-                return None
-            time.sleep(0.1)  # or in another worker's, written within its flush interval
+    def _lookup(self, ids: list[str]) -> dict[str, SqlPrediction]:
+        """The prediction rows of ``ids`` that exist (detached), by id."""
+        with self._sessions() as session:
+            rows = session.scalars(select(SqlPrediction).where(SqlPrediction.id.in_(ids))).all()
+            session.expunge_all()
+        return {row.id: row for row in rows}
 
-    def submit(
+    async def find_prediction(self, prediction_id: str) -> SqlPrediction | None:
+        """The prediction ``prediction_id``, waiting up to ``wait_s`` for it to be written
+        (by this process's prediction log, asked to flush now, or another process's),
+        without holding a thread while it waits; ``None`` when it never appears.
+
+        Raises:
+            ServiceUnavailableError: too many requests wait already (503, Retry-After).
+        """
+        found = await anyio.to_thread.run_sync(self._lookup, [prediction_id])
+        if prediction_id in found:
+            return found[prediction_id]
+        if self._logger.pending():
+            self._logger.flush_soon()  # it may be in this process's queue
+        return await self.waiters.wait(prediction_id, self._wait_s)
+
+    async def submit(
         self, prediction_id: str, label: str, comment: str | None, actor: str
     ) -> tuple[bool, dict[str, Any]]:
         """Record that ``prediction_id`` should have been ``label``.
+
+        A prediction not yet written waits as :meth:`find_prediction` says; the writes
+        run in a worker thread.
 
         Returns:
             ``(created, feedback)``: ``created`` is false when it replaced earlier feedback.
 
         Raises:
             PredictionNotFound: no such prediction (404).
+            ServiceUnavailableError: not written yet, and too many requests wait already
+                (503 with ``Retry-After``).
             InvalidInputError: ``label`` is not a class of the prediction's model version.
         """
-        prediction = self._find_prediction(prediction_id)
+        prediction = await self.find_prediction(prediction_id)
         if prediction is None:
             raise PredictionNotFound(
                 f"no prediction {prediction_id!r}: send the id a predict response gave"
             )
+        return await anyio.to_thread.run_sync(self._record, prediction, label, comment, actor)
+
+    def _record(
+        self, prediction: SqlPrediction, label: str, comment: str | None, actor: str
+    ) -> tuple[bool, dict[str, Any]]:
+        prediction_id = prediction.id
         labels = self._store.get_version(prediction.model, prediction.version).labels
         if label not in labels:
             raise InvalidInputError(

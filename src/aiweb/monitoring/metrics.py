@@ -13,6 +13,8 @@ metric                                     type       labels
 ``aiweb_predictions_total``                counter    model, version, label
 ``aiweb_prediction_cache_hits_total``      counter    —
 ``aiweb_prediction_cache_misses_total``    counter    —
+``aiweb_feedback_waits_refused_total``     counter    —
+``aiweb_dashboard_login_failures_total``   counter    reason
 ``aiweb_jobs_total``                       gauge      type, status (jobs in the database)
 ``aiweb_model_live_accuracy``              gauge      model, version (24 h, from feedback)
 ``aiweb_model_drift_score``                gauge      model, version, feature
@@ -105,6 +107,17 @@ PREDICTION_CACHE_HITS = Counter(
 PREDICTION_CACHE_MISSES = Counter(
     "aiweb_prediction_cache_misses",
     "Texts looked up in the prediction cache and not found (scored by the model).",
+)
+FEEDBACK_WAITS_REFUSED = Counter(
+    "aiweb_feedback_waits_refused",
+    "Feedback requests for a prediction not logged yet that got 503 at once because "
+    "the most feedback requests allowed were already waiting.",
+)
+DASHBOARD_LOGIN_FAILURES = Counter(
+    "aiweb_dashboard_login_failures",
+    "Failed dashboard logins, by reason: bad_key, not_admin, bad_password, incomplete, "
+    "throttled (refused unchecked while the account or address waits out its delay).",
+    ["reason"],
 )
 
 

@@ -3,7 +3,9 @@
 Requests append rows to an in-memory queue (no I/O, no lock held for long); one
 background thread inserts them in batches of up to ``max_batch_rows`` every
 ``flush_interval_s``; :meth:`PredictionLogger.close` flushes what is left, so a clean
-stop loses nothing that was served.
+stop loses nothing that was served. Listeners added with
+:meth:`PredictionLogger.add_flush_listener` are called after each batch is written (the
+feedback route waits on them for predictions still queued, without holding a thread).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -73,6 +76,7 @@ class PredictionLogger:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._flush_lock = threading.Lock()
+        self._listeners: list[Callable[[], None]] = []
         self.dropped = 0
         self.written = 0
 
@@ -99,6 +103,20 @@ class PredictionLogger:
         """Rows queued and not yet written."""
         return len(self._queue)
 
+    def add_flush_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` after every flush that wrote rows.
+
+        It is called in the thread that flushed (usually the writer thread), so it must
+        be quick and thread-safe, e.g. ``loop.call_soon_threadsafe(event.set)``; its
+        exceptions are logged and ignored.
+        """
+        self._listeners.append(listener)
+
+    def flush_soon(self) -> None:
+        """Ask the writer thread to write the queue now instead of at its next interval
+        (returns at once; listeners hear when it is written)."""
+        self._wake.set()
+
     def flush(self) -> int:
         """Write every queued row now. Returns the number written."""
         written = 0
@@ -115,6 +133,12 @@ class PredictionLogger:
                     raise
                 written += len(batch)
         self.written += written
+        if written:
+            for listener in self._listeners:
+                try:
+                    listener()
+                except Exception:
+                    log.exception("a prediction-log flush listener failed")
         return written
 
     def _write(self, batch: list[PredictionRecord]) -> None:

@@ -16,12 +16,15 @@ drops all of that user's entries at once:
 from __future__ import annotations
 
 import logging
+import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import orjson
+import redis
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
@@ -61,35 +64,56 @@ class MemoryRecommendationCache:
         self.max_users = max_users
         self._clock = clock
         self._users: OrderedDict[str, dict[str, tuple[float, Entry]]] = OrderedDict()
+        # the event loop reads and writes; an erasure job drops users from its thread
+        self._lock = threading.Lock()
+        _LIVE_MEMORY_CACHES.add(self)
 
     def __len__(self) -> int:
-        return sum(len(v) for v in self._users.values())
+        with self._lock:
+            return sum(len(v) for v in self._users.values())
 
     async def get(self, user_id: str, key: str) -> Entry | None:
-        entries = self._users.get(user_id)
-        if entries is None:
-            return None
-        hit = entries.get(key)
-        if hit is None:
-            return None
-        if hit[0] <= self._clock():
-            del entries[key]
-            return None
-        self._users.move_to_end(user_id)
-        return hit[1]
+        with self._lock:
+            entries = self._users.get(user_id)
+            if entries is None:
+                return None
+            hit = entries.get(key)
+            if hit is None:
+                return None
+            if hit[0] <= self._clock():
+                del entries[key]
+                return None
+            self._users.move_to_end(user_id)
+            return hit[1]
 
     async def set(self, user_id: str, key: str, entry: Entry) -> None:
-        self._users.setdefault(user_id, {})[key] = (self._clock() + self.ttl_s, entry)
-        self._users.move_to_end(user_id)
-        while len(self._users) > self.max_users:
-            self._users.popitem(last=False)
+        with self._lock:
+            self._users.setdefault(user_id, {})[key] = (self._clock() + self.ttl_s, entry)
+            self._users.move_to_end(user_id)
+            while len(self._users) > self.max_users:
+                self._users.popitem(last=False)
 
     async def invalidate(self, user_ids: list[str]) -> None:
-        for user in user_ids:
-            self._users.pop(user, None)
+        self.drop(user_ids)
+
+    def drop(self, user_ids: list[str]) -> int:
+        """Drop the users' entries (from any thread). Returns how many entries went."""
+        with self._lock:
+            dropped = 0
+            for user in user_ids:
+                entries = self._users.pop(user, None)
+                dropped += len(entries) if entries is not None else 0
+            return dropped
 
     async def aclose(self) -> None:
-        self._users.clear()
+        with self._lock:
+            self._users.clear()
+        _LIVE_MEMORY_CACHES.discard(self)
+
+
+#: the memory caches alive in this process (an erasure job empties a user's entries in
+#: each; those of other processes expire after ``ttl_s``: set ``AIWEB_REDIS_URL``)
+_LIVE_MEMORY_CACHES: weakref.WeakSet[MemoryRecommendationCache] = weakref.WeakSet()
 
 
 class RedisRecommendationCache:
@@ -101,7 +125,10 @@ class RedisRecommendationCache:
         prefix: key prefix.
     """
 
-    def __init__(self, url: str, ttl_s: float, prefix: str = "aiweb:rec") -> None:
+    #: the default key prefix
+    PREFIX = "aiweb:rec"
+
+    def __init__(self, url: str, ttl_s: float, prefix: str = PREFIX) -> None:
         self.ttl_s = ttl_s
         self.prefix = prefix
         self._client = aioredis.Redis.from_url(
@@ -151,6 +178,31 @@ class RedisRecommendationCache:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def erase_cached(settings: CacheSettings, redis_url: str | None, user_id: str) -> int:
+    """Drop every cached list of ``user_id`` (an erasure): in Redis when a URL is set, and
+    in this process's memory caches. Blocking (an erasure job's thread).
+
+    Returns:
+        How many cached lists were dropped.
+
+    Raises:
+        redis.exceptions.RedisError: Redis is unreachable (the job retries).
+    """
+    dropped = sum(cache.drop([user_id]) for cache in list(_LIVE_MEMORY_CACHES))
+    if redis_url and settings.enabled:
+        client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+        try:
+            key = f"{RedisRecommendationCache.PREFIX}:{user_id}"
+            with client.pipeline(transaction=True) as pipe:
+                pipe.hlen(key)
+                pipe.delete(key)
+                entries, _ = pipe.execute()
+            dropped += int(entries)
+        finally:
+            client.close()
+    return dropped
 
 
 def make_recommendation_cache(

@@ -137,11 +137,21 @@ def top_k(
 def ranked_lists(
     score: ScoreFn, data: EvalSet, k: int, *, batch_users: int = 1024
 ) -> npt.NDArray[np.int64]:
-    """Top ``k`` unseen items for every user of ``data``: int64 ``(b, k)``."""
+    """Top ``k`` unseen items for every user of ``data``: int64 ``(b, k)``.
+
+    Raises:
+        InvalidInputError: a score is not a finite number (NaN or infinite): a ranking
+            of such scores means nothing, and its metrics would pass for real ones.
+    """
     out = []
     for lo in range(0, len(data.users), batch_users):
         hi = lo + batch_users
         scores = np.array(score(data.users[lo:hi], data.rows[lo:hi]), dtype=np.float32)
+        if not np.isfinite(scores).all():
+            raise InvalidInputError(
+                "the model scores items with numbers that are not finite (NaN or "
+                "infinite): it cannot be evaluated or served; check its parameters"
+            )
         out.append(top_k(scores, data.seen[lo:hi], k))
     return np.vstack(out) if out else np.zeros((0, k), dtype=np.int64)
 

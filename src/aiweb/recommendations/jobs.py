@@ -110,7 +110,10 @@ def decide_promotion(
         refit = data
         if any(c.get("algorithm") == EMBEDDING_CONTENT for c in recipe):
             refit = with_item_embeddings(env.registry, data, EMBEDDING_CONTENT, progress=progress)
-        return evaluate_recipe(refit, recipe, progress=progress)[metric]
+        try:
+            return evaluate_recipe(refit, recipe, progress=progress)[metric]
+        except InvalidInputError:  # e.g. parameters outside today's ranges: rule 4
+            return None
 
     return decide_by_rule(
         env.registry,
@@ -119,7 +122,8 @@ def decide_promotion(
         min_delta=rule.min_delta,
         candidate_score=report.get(metric),
         score_production=score_production,
-        unscored="the production version has no recipe to compare; promote by hand",
+        unscored="the production version has no recipe that can be refitted to compare; "
+        "promote by hand",
         actor=actor,
         baseline=Baseline("popularity", popularity) if rule.beat_popularity else None,
         extra={"beat_popularity": rule.beat_popularity, "popularity": popularity},

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from aiweb.db.orm import utcnow
 from aiweb.errors import InvalidInputError
+from aiweb.names import REF_REGEX
 from aiweb.recommendations.schemas import (
     InteractionsRequest,
     InteractionsResponse,
@@ -40,13 +41,17 @@ async def _service(request: Request) -> RecommendationService:
 
 ServiceDep = Annotated[RecommendationService, Depends(_service)]
 _ModelQuery = Query(
-    description="`movies`, `movies@staging` or `movies:3`.", min_length=1, max_length=80
+    description="`movies`, `movies@staging` or `movies:3`.",
+    min_length=1,
+    max_length=80,
+    pattern=REF_REGEX,
 )
 _SimilarModelQuery = Query(
     description="`movies`, `movies@staging` or `movies:3`; optional when a single "
     "recommendation model has a production version.",
     min_length=1,
     max_length=80,
+    pattern=REF_REGEX,
 )
 _N = Query(ge=1, le=MAX_N, description="How many items.")
 #: ids and categories are stored as text, and PostgreSQL text cannot hold NUL: such an

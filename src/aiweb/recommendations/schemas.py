@@ -7,9 +7,10 @@ import math
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, field_validator
 
 from aiweb.jobs.schemas import MODEL_NAME_PATTERN
+from aiweb.names import BoundedDatetime
 from aiweb.recommendations.store import Interaction, Item, StoredItem
 
 #: no NUL character: PostgreSQL text cannot hold one (a 422 here, not a 500 at the insert)
@@ -34,7 +35,7 @@ class ItemIn(BaseModel):
     categories: list[Label] = Field(default_factory=list, max_length=100)
     tags: list[Label] = Field(default_factory=list, max_length=200)
     metadata: dict[str, Any] = Field(default_factory=dict)
-    available: bool = True
+    available: StrictBool = True
 
     def to_item(self) -> Item:
         return Item(
@@ -73,8 +74,10 @@ class InteractionIn(BaseModel):
         pattern=TYPE_PATTERN,
         description="view, click, like, rating, purchase, or a custom lower-case name.",
     )
-    value: float | None = Field(None, description="e.g. the stars of a rating.")
-    timestamp: datetime | None = None
+    value: StrictFloat | None = Field(None, description="e.g. the stars of a rating.")
+    timestamp: BoundedDatetime | None = Field(
+        None, description="When it happened; years 2 to 9998 once in UTC. Now when omitted."
+    )
     event_id: str | None = Field(
         None,
         min_length=1,
@@ -213,8 +216,8 @@ class RecommendationPromotionRule(BaseModel):
     metric: Literal["ndcg", "recall", "precision", "map", "hit_rate"] = Field(
         "ndcg", description="An @10 metric of the offline evaluation."
     )
-    min_delta: float = Field(0.0, ge=-1.0, le=1.0)
-    beat_popularity: bool = True
+    min_delta: StrictFloat = Field(0.0, ge=-1.0, le=1.0)
+    beat_popularity: StrictBool = True
 
 
 class RecommendationTrainData(BaseModel):
@@ -267,4 +270,4 @@ class RecommendationScheduleIn(RecommendationTrainData):
     )
     timezone: str = Field("UTC", max_length=64, description="IANA time zone of the cron.")
     promotion: RecommendationPromotionRule = Field(default_factory=RecommendationPromotionRule)
-    enabled: bool = True
+    enabled: StrictBool = True

@@ -11,7 +11,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ColumnElement, Engine, bindparam, cast, exists, func, select, update
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Engine,
+    bindparam,
+    cast,
+    delete,
+    exists,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session, sessionmaker
@@ -390,6 +401,36 @@ class RecommendationStore:
         events = [UserEvent(id=r[0], item_id=r[1], occurred_at=r[2]) for r in rows]
         events.sort(key=lambda e: (e.occurred_at, e.id))
         return events
+
+    def delete_user(self, user_id: str, *, batch_rows: int = 1000) -> int:
+        """Delete every interaction of ``user_id`` (an erasure), ``batch_rows`` per
+        transaction (ranges of the ``(user_id, id)`` index), so no transaction is long.
+
+        Returns:
+            How many interactions were deleted.
+        """
+        deleted = 0
+        while True:
+            with transaction(self.sessions) as session:
+                ids = list(
+                    session.scalars(
+                        select(SqlInteraction.id)
+                        .where(SqlInteraction.user_id == user_id)
+                        .order_by(SqlInteraction.id)
+                        .limit(batch_rows)
+                    )
+                )
+                if not ids:
+                    return deleted
+                result = session.execute(
+                    delete(SqlInteraction).where(
+                        SqlInteraction.user_id == user_id,
+                        SqlInteraction.id.in_(ids),
+                    )
+                )
+                deleted += int(result.rowcount)  # type: ignore[attr-defined]
+            if len(ids) < batch_rows:
+                return deleted
 
     def count_interactions(self) -> int:
         with self.sessions() as session:

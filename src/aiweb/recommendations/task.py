@@ -9,8 +9,9 @@ versions and the catalogue; it warms every production version at start. Its job:
 from __future__ import annotations
 
 from aiweb.contract import Task, TaskContext, TaskRuntime, tables_of
+from aiweb.jobs.env import JobEnv
 from aiweb.recommendations import routes
-from aiweb.recommendations.cache import make_recommendation_cache
+from aiweb.recommendations.cache import erase_cached, make_recommendation_cache
 from aiweb.recommendations.jobs import JOB_TYPES
 from aiweb.recommendations.orm import SqlInteraction, SqlItem
 from aiweb.recommendations.service import RecommendationService
@@ -36,6 +37,21 @@ async def start(ctx: TaskContext) -> TaskRuntime:
     return TaskRuntime(state={"recommendations": service}, started=started, close=service.aclose)
 
 
+def erase_user(env: JobEnv, user_id: str) -> dict[str, int]:
+    """Erase what recommendations keep about ``user_id``: its interactions (in batches)
+    and its cached recommendation lists (Redis, and this process's memory cache).
+
+    Model versions trained before keep what they learned from the user (its factors in
+    the artifact) until a model is trained again without them.
+
+    Returns:
+        ``{"interactions": n, "cached_lists": n}``.
+    """
+    interactions = RecommendationStore(env.engine).delete_user(user_id)
+    cached = erase_cached(env.settings.cache, env.settings.redis_url, user_id)
+    return {"interactions": interactions, "cached_lists": cached}
+
+
 TASK = Task(
     name=NAME,
     model_tasks=frozenset({NAME}),
@@ -43,4 +59,5 @@ TASK = Task(
     job_types=JOB_TYPES,
     tables=tables_of(SqlItem, SqlInteraction),
     start=start,
+    erase_user=erase_user,
 )

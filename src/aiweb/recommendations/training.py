@@ -42,11 +42,13 @@ from aiweb.embeddings.runtime import EmbedderPool
 from aiweb.errors import EmbeddingModelNotInstalled, InvalidInputError
 from aiweb.recommendations import algorithms as algos
 from aiweb.recommendations.algorithms import Algorithm, Content, Popularity, Trending
+from aiweb.recommendations.algorithms.base import fit_progress
 from aiweb.recommendations.data import Interactions, ItemText, leave_last_out
 from aiweb.recommendations.evaluation import EvalSet, ScoreFn, evaluate_scores
 from aiweb.recommendations.model import ARTIFACT_FORMAT, Component, RecommenderModel
 from aiweb.recommendations.store import RecommendationStore, TrainingRows
-from aiweb.registry.entities import ModelVersion
+from aiweb.registry.entities import PRODUCTION, ModelVersion
+from aiweb.registry.promotion import non_finite_as_null, non_finite_metrics
 from aiweb.registry.service import RegistryService
 
 TASK = "recommendation"
@@ -266,8 +268,39 @@ def _scorer(parts: list[tuple[Algorithm, float, float]], train: Interactions) ->
     return score
 
 
-def _fit(name: str, data: Interactions, texts: list[ItemText], params: dict[str, Any]) -> Algorithm:
-    return algos.make(name, params.get(name)).fit(data, texts)
+def _fit(
+    name: str,
+    data: Interactions,
+    texts: list[ItemText],
+    params: dict[str, Any],
+    progress: Callable[[float], None] | None = None,
+) -> Algorithm:
+    """``name`` made with its ``params`` (checked) and fitted; iterative fits call
+    ``progress(fraction)`` between iterations (an exception it raises stops the fit)."""
+    algo = algos.make(name, params.get(name))
+    with fit_progress(progress):
+        return algo.fit(data, texts)
+
+
+def check_params(params: dict[str, Any] | None) -> None:
+    """Check per-algorithm parameters before any data is loaded: known algorithms, each
+    a JSON object of parameters in their ranges (:func:`~aiweb.recommendations.
+    algorithms.make`).
+
+    Raises:
+        InvalidInputError: what is wrong, with the valid range.
+    """
+    if params is None:
+        return
+    if not isinstance(params, dict):
+        raise InvalidInputError("params must be an object of algorithm: {parameter: value}")
+    for name, values in params.items():
+        algos.make(name, values)
+
+
+def _within(progress: Progress, stage: str, done: int, steps: int) -> Callable[[float], None]:
+    """A fit's ``progress(fraction)`` as ``progress(stage, (done + fraction) / steps)``."""
+    return lambda fraction: progress(stage, (done + fraction) / steps)
 
 
 def compare(
@@ -319,10 +352,11 @@ def compare(
     val_models: dict[str, Algorithm] = {}
     skipped: dict[str, str] = {}
     for name in names:
-        report_progress(f"validation: fitting {name}", done / steps)
+        stage = f"validation: fitting {name}"
+        report_progress(stage, done / steps)
         started = time.perf_counter()
         try:
-            algo = _fit(name, fit, data.texts, params)
+            algo = _fit(name, fit, data.texts, params, _within(report_progress, stage, done, steps))
         except InvalidInputError as exc:
             if not hybrid or name == "popularity":
                 raise  # the algorithm asked for cannot be fitted on this data: 422
@@ -356,10 +390,13 @@ def compare(
     names = tuple(n for n in names if n not in skipped)
     test_models: dict[str, Algorithm] = {}
     for name in names:
-        report_progress(f"test: fitting {name}", done / steps)
+        stage = f"test: fitting {name}"
+        report_progress(stage, done / steps)
         started = time.perf_counter()
         try:
-            algo = _fit(name, train, data.texts, params)
+            algo = _fit(
+                name, train, data.texts, params, _within(report_progress, stage, done, steps)
+            )
         except InvalidInputError as exc:  # more data than validation's: a limit reached
             if not hybrid or name == "popularity":
                 raise
@@ -430,8 +467,16 @@ def evaluate_recipe(
     test_set = _eval_set(train, full.subset(test_mask))
     parts: list[tuple[Algorithm, float, float]] = []
     for i, c in enumerate(components):
-        report_progress(f"fitting {c['algorithm']}", i / len(components))
-        algo = algos.make(str(c["algorithm"]), dict(c.get("params") or {})).fit(train, data.texts)
+        stage = f"fitting {c['algorithm']}"
+        report_progress(stage, i / len(components))
+        name = str(c["algorithm"])
+        algo = _fit(
+            name,
+            train,
+            data.texts,
+            {name: dict(c.get("params") or {})},
+            _within(report_progress, stage, i, len(components)),
+        )
         half_life = c.get("half_life")
         parts.append(
             (algo, float(c.get("weight", 1.0)), math.inf if half_life is None else half_life)
@@ -606,13 +651,17 @@ def build_model(
     components = []
     fitted: dict[str, Algorithm] = {}
     for i, (name, weight) in enumerate(weights.items()):
-        report_progress(f"final: fitting {name}", i / (len(weights) + 1))
-        fitted[name] = _fit(name, full, data.texts, params)
+        stage = f"final: fitting {name}"
+        report_progress(stage, i / (len(weights) + 1))
+        fitted[name] = _fit(
+            name, full, data.texts, params, _within(report_progress, stage, i, len(weights) + 1)
+        )
         components.append(Component(fitted[name], weight, comparison.candidates[name].half_life))
     report_progress("final: fitting cold-start parts", len(weights) / (len(weights) + 1))
-    content = fitted.get("content") or Content(**params.get("content", {})).fit(full, data.texts)
+    content = fitted.get("content") or _fit("content", full, data.texts, params)
     popularity = fitted.get("popularity") or Popularity().fit(full, data.texts)
-    trending = Trending(**params.get("trending", {})).fit(full, data.texts)
+    trending = _fit("trending", full, data.texts, params)
+    assert isinstance(trending, Trending)
     assert isinstance(content, Content)
     assert isinstance(popularity, Popularity)
     return RecommenderModel(
@@ -670,7 +719,10 @@ def train_recommendation(
         params: per algorithm constructor parameters.
         alias: also point this alias at the new version. The first version of a model
             becomes ``production`` when it was evaluated; one that was not is promoted
-            only by an explicit choice (``alias="production"``, or a promotion later).
+            only by an explicit choice (``alias="production"``, or a promotion later). A
+            version whose report holds a metric that is not finite (NaN, infinity) never
+            becomes ``production``, not even when ``alias`` names it: those metrics are
+            stored as ``null`` and listed in the report's ``non_finite_metrics``.
         progress: ``(stage, fraction)`` callback.
         lineage_extra: more lineage (a training job's id).
 
@@ -678,13 +730,16 @@ def train_recommendation(
         The version, its evaluation report and the wall-clock seconds of the whole run.
 
     Raises:
-        InvalidInputError: unknown algorithm, or one that cannot be fitted on this data
-            (``ease`` without items shared by two users, say).
+        InvalidInputError: unknown algorithm, a parameter out of its range (the message
+            gives the range), or an algorithm that cannot be fitted on this data (``ease``
+            without items shared by two users, a fit whose memory estimate exceeds the
+            limit, one that diverged).
     """
     if algorithm not in CHOICES:
         raise InvalidInputError(
             f"unknown algorithm {algorithm!r}; choose one of {', '.join(CHOICES)}"
         )
+    check_params(params)
     report_progress = progress or (lambda _s, _f: None)
     started = time.perf_counter()
     registry.record(
@@ -726,6 +781,12 @@ def train_recommendation(
     artifact = model.to_bytes()
     seconds = time.perf_counter() - started
     comparison.report["train_seconds"] = round(seconds, 2)
+    broken = non_finite_metrics(comparison.report)
+    if broken:  # never production: stored as null (JSON has no NaN), named in the report
+        comparison.report = non_finite_as_null(comparison.report)
+        comparison.report["non_finite_metrics"] = broken
+        if alias == PRODUCTION:
+            alias = None
     lineage = {
         "dataset": data.name,
         "dataset_sha256": data.sha256,
@@ -759,7 +820,8 @@ def train_recommendation(
         description=description,
         alias=alias,
         actor=actor,
-        production_if_first=reason is None,  # an unevaluated version: only when asked
+        # an unevaluated version: only when asked; one with non-finite metrics: never
+        production_if_first=reason is None and not broken,
     )
     report_progress("done", 1.0)
     return TrainResult(version=version, report=comparison.report, seconds=seconds)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from aiweb.config import Settings
-from aiweb.db.session import make_engine, make_session_factory
+from aiweb.db.session import engine_for, make_session_factory
 from aiweb.registry.artifacts import open_artifact_store
 from aiweb.registry.service import RegistryService
 from aiweb.registry.sql_store import SqlRegistryStore
@@ -19,7 +19,7 @@ def build_registry(settings: Settings) -> tuple[RegistryService, Engine]:
         ``(registry, engine)``; the caller disposes the engine.
     """
     settings.ensure_dirs()
-    engine = make_engine(settings.resolved_database_url)
+    engine = engine_for(settings)
     sessions = make_session_factory(engine)
     registry = RegistryService(
         SqlRegistryStore(sessions),

@@ -5,6 +5,9 @@ Scheduled retraining of every task decides with :func:`decide_promotion`; the ta
 says how it scores its versions (the candidate's metric from its report, production's
 measured on the same data, and optionally a baseline the candidate must beat). The rule:
 
+0. a candidate whose evaluation report holds a number that is not finite (NaN,
+   ±infinity; or names such numbers in ``non_finite_metrics``), or whose metric is not
+   finite, is never promoted, whatever the other rules say (:func:`non_finite_metrics`);
 1. with no other version in ``production`` (none yet, or the candidate already is it,
    as the first version of a model becomes): the candidate is production;
 2. a candidate without the metric is not promoted;
@@ -19,6 +22,8 @@ result.
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +45,48 @@ class Baseline:
 
     name: str
     score: float | None
+
+
+def non_finite_metrics(report: dict[str, Any]) -> list[str]:
+    """Where an evaluation report (nested dicts and lists) holds a number that is not
+    finite (NaN, ±infinity), as dotted paths (``["ndcg", "algorithms.als.test.ndcg"]``),
+    plus the paths a report lists in its ``non_finite_metrics`` (training stores such
+    numbers as ``null``, JSON having no NaN, and names them there)."""
+    found: list[str] = []
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, f"{path}.{k}" if path else str(k))
+        elif isinstance(value, list | tuple):
+            for i, v in enumerate(value):
+                walk(v, f"{path}[{i}]")
+        elif isinstance(value, numbers.Real) and not math.isfinite(value):  # numpy too
+            found.append(path)
+
+    walk({k: v for k, v in report.items() if k != "non_finite_metrics"}, "")
+    named = report.get("non_finite_metrics")
+    if isinstance(named, list):
+        found.extend(str(p) for p in named if str(p) not in found)
+    elif named:
+        found.append("non_finite_metrics")
+    return found
+
+
+def non_finite_as_null(value: Any) -> Any:
+    """``value`` (an evaluation report) with every number that is not finite replaced by
+    ``None``: JSON has no NaN, and PostgreSQL's JSON columns refuse it."""
+    if isinstance(value, dict):
+        return {k: non_finite_as_null(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [non_finite_as_null(v) for v in value]
+    if isinstance(value, numbers.Real) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _finite(value: float | None) -> bool:
+    return value is None or (isinstance(value, int | float) and math.isfinite(value))
 
 
 def production_version(registry: RegistryService, name: str) -> ModelVersion | None:
@@ -97,11 +144,25 @@ def decide_promotion(
     }
     current = production_version(registry, name)
     first = current is None or current.version == candidate.version
-    if current is not None and not first:
+    broken = non_finite_metrics(candidate.evaluation)
+    if not _finite(candidate_score):
+        broken.insert(0, metric)
+        decision["candidate"] = candidate_score = None  # JSON has no NaN
+    if current is not None and not first and not broken:
         decision["production_version"] = current.version
         decision["production"] = score_production(current)
+        if not _finite(decision["production"]):
+            decision["production"] = None  # unscored (rule 4)
+    elif current is not None and not first:
+        decision["production_version"] = current.version
     cand, prod = candidate_score, decision["production"]
-    if first:
+    if broken:
+        holds = False
+        decision["reason"] = (
+            f"the candidate's evaluation has metrics that are not finite numbers "
+            f"({', '.join(broken[:5])}{' …' if len(broken) > 5 else ''}): never promoted"
+        )
+    elif first:
         holds = True
         decision["reason"] = "no production version before: the first version is production"
     elif cand is None:

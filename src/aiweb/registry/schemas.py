@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from aiweb.names import INT32_MAX, NAME_REGEX
+
 
 class ModelOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -49,13 +51,15 @@ class ModelDetail(ModelOut):
 class AliasUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"version": 2}]})
 
-    version: int = Field(..., ge=1, description="Version the alias should point at.")
+    version: int = Field(..., ge=1, le=INT32_MAX, description="Version the alias should point at.")
 
 
 class RollbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    alias: str = Field("production", description="Alias to move back.")
+    alias: str = Field(
+        "production", max_length=63, pattern=NAME_REGEX, description="Alias to move back."
+    )
 
 
 class AliasEventOut(BaseModel):

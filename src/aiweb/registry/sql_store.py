@@ -26,7 +26,7 @@ from aiweb.errors import (
     ModelNotFound,
     ModelVersionNotFound,
 )
-from aiweb.names import check_name
+from aiweb.names import INT32_MAX, check_name
 from aiweb.registry.entities import (
     AliasEvent,
     DeletedModel,
@@ -160,6 +160,8 @@ class SqlRegistryStore:
 
     @staticmethod
     def _version_row(session: Session, model: SqlRegisteredModel, version: int) -> SqlModelVersion:
+        if not 1 <= version <= INT32_MAX:  # no such row, and the column cannot hold it
+            raise ModelVersionNotFound(f"model {model.name!r} has no version {version}")
         row = session.scalar(
             select(SqlModelVersion).where(
                 SqlModelVersion.model_id == model.id, SqlModelVersion.version == version

@@ -5,8 +5,10 @@ documents writes the batch (JSON lines) to the artifact store and submits this j
 runs in ``aiweb serve`` (embedded runner) or an ``aiweb worker``: it embeds the batch in
 chunks with the collection's embedding model version, writing each chunk in its own
 transaction, and reports progress. Running it again (a retried attempt) writes the same
-documents again: upserts are idempotent. The batch file is removed once the job is
-finished for good (succeeded, failed or cancelled), so a retry after a crash still has it.
+documents again: upserts are idempotent. The batch file is kept while an attempt may be
+retried: it is removed by the handler itself once every document is written (before the
+runner records ``succeeded``, so a client that reads ``succeeded`` never sees it), and
+once the job failed or was cancelled for good.
 """
 
 from __future__ import annotations
@@ -80,6 +82,10 @@ def index_documents(env: JobEnv, ctx: JobContext) -> dict[str, Any]:
         truncated.update({d.id: bool(t) for d, t in zip(chunk, embeddings.truncated, strict=True)})
         done = start + len(chunk)
         ctx.progress(done / len(documents), f"indexed {done} of {len(documents)} documents")
+    # every document is written: remove the batch now, before the runner records
+    # ``succeeded`` (a ``when_finished`` cleanup runs only after that, so a client polling
+    # the job could see ``succeeded`` while the file was still there)
+    env.registry.artifacts.delete(params["batch_uri"])
     return {
         "collection": collection.name,
         "upserted": len(truncated),

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 
 from aiweb.api.problems import request_id
 from aiweb.jobs.schemas import JobOut
+from aiweb.names import NAME_REGEX
 from aiweb.search.schemas import (
     CollectionIn,
     CollectionList,
@@ -38,7 +39,12 @@ async def _service(request: Request) -> SearchService:
 
 ServiceDep = Annotated[SearchService, Depends(_service)]
 NamePath = Annotated[
-    str, Path(description="Collection name (lower-case letters, digits, `_`, `-`).", max_length=63)
+    str,
+    Path(
+        description="Collection name (lower-case letters, digits, `_`, `-`).",
+        max_length=63,
+        pattern=NAME_REGEX,
+    ),
 ]
 DocPath = Annotated[str, Path(description="Document id.", min_length=1, max_length=255)]
 

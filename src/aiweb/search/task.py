@@ -58,4 +58,7 @@ TASK = Task(
     tables=tables_of(SqlCollection, SqlDocument),
     derived_table=is_derived_table,
     start=start,
+    # no erase_user: a document carries no user id (its id, text and metadata are the
+    # application's), so an erasure has nothing of search's to find by user id
+    erase_user=None,
 )

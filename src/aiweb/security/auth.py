@@ -8,6 +8,7 @@ can enumerate them. Keys arrive as ``Authorization: Bearer <key>`` or ``X-API-Ke
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,12 +46,94 @@ async def _count(limiter: RateLimiter, identity: str, scope: str) -> RateLimitRe
     return limiter.check(identity, scope)
 
 
+PREAUTHORIZED = "aiweb.preauthorized"
+"""Key of ``scope["state"]`` where a middleware that authorized a request before its
+body was read (:mod:`aiweb.api.preauth`) leaves its :class:`Authorized`, so that
+:func:`require` neither looks the key up nor charges the rate limit a second time."""
+
+
+@dataclass(frozen=True)
+class Authorized:
+    """A request let through for ``scope``: by ``key``, charged as ``charged``.
+
+    Attributes:
+        scope: the scope checked.
+        key: the key that allows it (:data:`ANONYMOUS` with auth disabled).
+        charged: the rate-limit charge, whose headers the response carries.
+    """
+
+    scope: str
+    key: ApiKey
+    charged: RateLimitResult
+
+
+def request_token(authorization: str | None, x_api_key: str | None) -> str | None:
+    """The API key a request sends, read as :func:`require` reads it: the credentials of
+    ``Authorization: Bearer <key>`` (scheme in any case), else ``X-API-Key``; stripped;
+    ``None`` when neither holds one."""
+    token: str | None = None
+    if authorization:
+        scheme, _, credentials = authorization.partition(" ")
+        if scheme.lower() == "bearer" and credentials:
+            token = credentials
+    if not token:
+        token = x_api_key or None
+    return token.strip() if token else None
+
+
+async def authorize(state: Any, client: str, token: str | None, scope: str) -> Authorized:
+    """Authenticate ``token``, check that it allows ``scope`` and charge the request to
+    its rate limit (or the client address's ``anonymous`` budget when no valid key is
+    sent). With auth disabled the client address is charged for ``scope``.
+
+    Args:
+        state: ``app.state`` (``settings``, ``keys``, ``rate_limiter``).
+        client: the peer address.
+        token: the key sent, if any (:func:`request_token`).
+        scope: the scope the route needs.
+
+    Returns:
+        The key and the rate-limit charge.
+
+    Raises:
+        UnauthorizedError: no key, malformed, unknown, revoked or expired (401).
+        ForbiddenError: the key lacks ``scope`` (403).
+        RateLimitedError: over budget (429).
+    """
+    limiter: RateLimiter = state.rate_limiter
+    if not state.settings.auth.enabled:
+        result = await _count(limiter, f"ip:{client}", scope)
+        return Authorized(scope, ANONYMOUS, result)
+    if not token:
+        await _count(limiter, f"ip:{client}", "anonymous")
+        raise UnauthorizedError(
+            "this route needs an API key: send 'Authorization: Bearer <key>' or "
+            "'X-API-Key: <key>' (create one with `aiweb keys create`)"
+        )
+    keys: KeyService = state.keys
+    try:
+        if keys.is_cached(token):  # the hot path: no thread hop, no database
+            key = keys.authenticate(token)
+        else:
+            key = await anyio.to_thread.run_sync(keys.authenticate, token)
+    except UnauthorizedError:
+        await _count(limiter, f"ip:{client}", "anonymous")
+        raise
+    if not key.allows(scope):
+        raise ForbiddenError(
+            f"API key {key.name!r} has scopes {', '.join(key.scopes)}; this route needs {scope!r}"
+        )
+    result = await _count(limiter, f"key:{key.name}", scope)
+    return Authorized(scope, key, result)
+
+
 def require(scope: str) -> Callable[..., Awaitable[ApiKey]]:
     """A dependency that lets a request through only with a key allowing ``scope``.
 
     It also counts the request against the key's rate limit for ``scope`` (or the
     client address's ``anonymous`` budget when no valid key is sent) and sets the
-    ``RateLimit-*`` headers.
+    ``RateLimit-*`` headers. A request that :mod:`aiweb.api.preauth` already authorized
+    for ``scope`` (before reading its body) is neither looked up nor charged again.
 
     Raises:
         UnauthorizedError: no key, malformed, unknown, revoked or expired (401).
@@ -65,40 +148,18 @@ def require(scope: str) -> Callable[..., Awaitable[ApiKey]]:
         header_key: str | None = Depends(header_scheme),
     ) -> ApiKey:
         state = request.app.state
-        limiter: RateLimiter = state.rate_limiter
-        if not state.settings.auth.enabled:
-            result = await _count(limiter, f"ip:{client_address(request)}", scope)
-            if limiter.enabled:
-                response.headers.update(result.headers())
-            request.state.principal = ANONYMOUS
-            return ANONYMOUS
-        token = bearer.credentials if bearer is not None else header_key
-        if not token:
-            await _count(limiter, f"ip:{client_address(request)}", "anonymous")
-            raise UnauthorizedError(
-                "this route needs an API key: send 'Authorization: Bearer <key>' or "
-                "'X-API-Key: <key>' (create one with `aiweb keys create`)"
+        done = request.scope.get("state", {}).get(PREAUTHORIZED)
+        if isinstance(done, Authorized) and done.scope == scope:
+            authorized = done
+        else:
+            token = bearer.credentials if bearer is not None else header_key
+            authorized = await authorize(
+                state, client_address(request), token.strip() if token else None, scope
             )
-        keys: KeyService = state.keys
-        token = token.strip()
-        try:
-            if keys.is_cached(token):  # the hot path: no thread hop, no database
-                key = keys.authenticate(token)
-            else:
-                key = await anyio.to_thread.run_sync(keys.authenticate, token)
-        except UnauthorizedError:
-            await _count(limiter, f"ip:{client_address(request)}", "anonymous")
-            raise
-        if not key.allows(scope):
-            raise ForbiddenError(
-                f"API key {key.name!r} has scopes {', '.join(key.scopes)}; this route "
-                f"needs {scope!r}"
-            )
-        result = await _count(limiter, f"key:{key.name}", scope)
-        if limiter.enabled:
-            response.headers.update(result.headers())
-        request.state.principal = key
-        return key
+        if state.rate_limiter.enabled:
+            response.headers.update(authorized.charged.headers())
+        request.state.principal = authorized.key
+        return authorized.key
 
     dependency.__name__ = f"require_{scope}"
     return dependency

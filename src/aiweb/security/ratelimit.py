@@ -14,7 +14,9 @@ burst of twice the budget across a window boundary, and a refused request is not
 counted, so a client that keeps retrying is not locked out longer than needed. It costs
 one timestamp per accepted request per identity (at most ``amount`` are kept).
 
-Storage: in process memory by default (one budget per worker process); with
+Storage: in process memory by default; for the workers of one ``aiweb serve --workers N``
+a memory-mapped file they share (:class:`SharedWindows`, the same moving windows, found
+through ``$AIWEB_SERVE_RATE_TABLE``), so the workers of one server share one budget; with
 ``AIWEB_REDIS_URL`` set, Redis (:class:`limits.storage.RedisStorage`, atomic Lua
 scripts), so every worker and replica shares one budget. Keys are
 ``<namespace>:<scope>/<identity>/<amount>/<multiples>/<granularity>`` with namespace
@@ -27,8 +29,13 @@ Headers follow the IETF draft *RateLimit header fields for HTTP*
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import logging
 import math
+import mmap
+import os
+import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -43,7 +50,15 @@ from redis.exceptions import RedisError
 from aiweb.config import RateLimitSettings
 from aiweb.errors import RateLimitedError
 
-__all__ = ["SCOPES", "RateLimitResult", "RateLimitedError", "RateLimiter"]
+__all__ = [
+    "SCOPES",
+    "SHARED_TABLE_ENV",
+    "RateLimitResult",
+    "RateLimitedError",
+    "RateLimiter",
+    "SharedWindows",
+    "create_shared_table",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -129,11 +144,167 @@ def _parse_budget(scope: str, value: str) -> RateLimitItem:
     return type(parsed)(parsed.amount, parsed.multiples, namespace=scope)
 
 
+SHARED_TABLE_ENV: Final = "AIWEB_SERVE_RATE_TABLE"
+"""Environment variable with the path of the :class:`SharedWindows` file, set by
+``aiweb serve --workers N`` (without Redis) for its workers, which inherit it."""
+
+_HEAD = struct.Struct("=qdqq")  # key hash, expires (monotonic s), oldest index, count
+_STAMP = struct.Struct("=d")
+_PROBES = 16
+
+
+class SharedWindows:
+    """Moving windows shared by the processes of one machine through a memory-mapped
+    file: the budget of ``aiweb serve --workers N`` without Redis.
+
+    The file holds ``slots`` windows; each is a ring of the timestamps
+    (``time.monotonic()``, one clock for every process of the machine) of the requests
+    it accepted in its period, at most ``capacity``. A request is accepted while fewer
+    than ``amount`` timestamps are younger than ``period_s``: the moving window of the
+    ``limits`` library, the same answer as with one process. A window is found by a hash
+    of its key (linear probing over :data:`_PROBES` slots); when all of those hold live
+    windows of other keys, the one that expires first is dropped (its key starts afresh:
+    a lenient answer, never a wrong refusal). Every operation runs under a lock on the
+    file (``flock``) and a lock of the process.
+
+    Args:
+        path: the file made by :meth:`create`.
+
+    Raises:
+        ValueError: the file is not such a table.
+        OSError: it cannot be opened.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._fd = os.open(path, os.O_RDWR)
+        size = os.fstat(self._fd).st_size
+        try:
+            header = os.pread(self._fd, 16, 0)
+            if len(header) != 16:
+                raise ValueError(f"{path} is not a rate-limit table ({size} bytes)")
+            slots, capacity = struct.unpack("=qq", header)
+            self.slots: int = int(slots)
+            """Windows in the table."""
+            self.capacity: int = int(capacity)
+            """Most requests one window holds (the largest budget's amount)."""
+            self._slot_bytes = _HEAD.size + _STAMP.size * self.capacity
+            if self.slots < 1 or self.capacity < 1 or size != 16 + self.slots * self._slot_bytes:
+                raise ValueError(f"{path} is not a rate-limit table ({size} bytes)")
+        except ValueError:
+            os.close(self._fd)
+            raise
+        self._map = mmap.mmap(self._fd, size)
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def create(path: str, capacity: int, slots: int = 1024) -> None:
+        """Create (or reset) a table at ``path`` of ``slots`` windows holding up to
+        ``capacity`` timestamps each (the largest budget's amount); a sparse file of
+        ``16 + slots * (32 + 8 * capacity)`` bytes.
+
+        Raises:
+            ValueError: ``capacity`` or ``slots`` < 1.
+            OSError: the file cannot be written.
+        """
+        if capacity < 1 or slots < 1:
+            raise ValueError("capacity and slots must be >= 1")
+        size = 16 + slots * (_HEAD.size + _STAMP.size * capacity)
+        with open(path, "wb") as f:
+            f.write(struct.pack("=qq", slots, capacity))
+            f.truncate(size)
+
+    def hit(
+        self, key: str, amount: int, period_s: float, now: float | None = None
+    ) -> tuple[bool, int, float]:
+        """Charge one request to the window of ``key`` (``amount`` per ``period_s``).
+
+        Args:
+            key: the budget's identity (scope, identity, amount and period in it).
+            amount: requests accepted per period; at most :attr:`capacity`.
+            period_s: the window, seconds.
+            now: ``time.monotonic()`` (for tests).
+
+        Returns:
+            ``(accepted, remaining, reset_s)``: whether counted, requests left in the
+            window after it, seconds until the oldest counted request leaves it.
+
+        Raises:
+            ValueError: ``amount`` is above :attr:`capacity`.
+        """
+        if amount > self.capacity:
+            raise ValueError(f"amount {amount} is above the table's capacity {self.capacity}")
+        now = time.monotonic() if now is None else now
+        digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+        code = int.from_bytes(digest, "little", signed=True) or 1  # 0 marks a free slot
+        with self._lock:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                return self._hit(code, amount, period_s, now)
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _slot(self, code: int, now: float) -> int:
+        first = code % self.slots
+        free: int | None = None
+        victim, victim_expires = first, math.inf
+        for probe in range(min(_PROBES, self.slots)):
+            index = (first + probe) % self.slots
+            held, expires, _, _ = _HEAD.unpack_from(self._map, self._offset(index))
+            if held == code:
+                return index
+            if held == 0 or expires <= now:
+                if free is None:
+                    free = index
+            elif expires < victim_expires:
+                victim, victim_expires = index, expires
+        chosen = victim if free is None else free
+        _HEAD.pack_into(self._map, self._offset(chosen), code, now, 0, 0)
+        return chosen
+
+    def _offset(self, index: int) -> int:
+        return 16 + index * self._slot_bytes
+
+    def _hit(self, code: int, amount: int, period_s: float, now: float) -> tuple[bool, int, float]:
+        base = self._offset(self._slot(code, now))
+        _, expires, oldest, count = _HEAD.unpack_from(self._map, base)
+        stamps = base + _HEAD.size
+        horizon = now - period_s
+        while count and _STAMP.unpack_from(self._map, stamps + 8 * oldest)[0] <= horizon:
+            oldest = (oldest + 1) % amount
+            count -= 1
+        accepted = count < amount
+        if accepted:
+            _STAMP.pack_into(self._map, stamps + 8 * ((oldest + count) % amount), now)
+            count += 1
+            expires = now + period_s
+        first = _STAMP.unpack_from(self._map, stamps + 8 * oldest)[0] if count else now - period_s
+        _HEAD.pack_into(self._map, base, code, expires, oldest, count)
+        return accepted, amount - count, max(0.0, first + period_s - now)
+
+    def reset(self) -> None:
+        """Forget every window."""
+        with self._lock:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                for index in range(self.slots):
+                    _HEAD.pack_into(self._map, self._offset(index), 0, 0.0, 0, 0)
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        """Unmap the table and close the file."""
+        self._map.close()
+        os.close(self._fd)
+
+
 class RateLimiter:
     """Charges requests to per-identity, per-scope budgets (moving window, ``limits``).
 
     Storage is in process memory unless ``redis_url`` is given, in which case all
     processes using the same Redis and ``namespace`` share one budget per identity.
+    Without Redis, when ``$AIWEB_SERVE_RATE_TABLE`` names a :class:`SharedWindows` file
+    (``aiweb serve --workers N`` sets it for its workers), the processes that share it
+    share one budget per identity.
 
     **Fail open.** When Redis cannot be reached (or answers with an error), :meth:`hit`
     allows the request instead of failing it with a 500: an outage of the limiter's
@@ -182,6 +353,10 @@ class RateLimiter:
         else:
             self._storage = MemoryStorage()
         self._strategy = MovingWindowRateLimiter(self._storage)
+        self._shared: SharedWindows | None = None
+        table = None if redis_url else os.environ.get(SHARED_TABLE_ENV)
+        if table:
+            self._shared = _open_shared(table, max(item.amount for item in self._items.values()))
         self._lock = threading.Lock()
         self._skip_redis_until = 0.0
         self._last_warning = -math.inf
@@ -190,6 +365,11 @@ class RateLimiter:
     def enabled(self) -> bool:
         """Whether budgets are enforced (``AIWEB_RATE_LIMIT__ENABLED``)."""
         return self._settings.enabled
+
+    @property
+    def shared(self) -> bool:
+        """Whether budgets live in a table shared by the workers of ``aiweb serve``."""
+        return self._shared is not None
 
     @property
     def uses_redis(self) -> bool:
@@ -229,6 +409,15 @@ class RateLimiter:
             return RateLimitResult(
                 allowed=True, limit=item.amount, remaining=item.amount, reset_s=0
             )
+        if self._shared is not None:
+            accepted, remaining, reset = self._shared.hit(
+                f"{scope}/{identity}/{item.amount}/{item.get_expiry()}",
+                item.amount,
+                item.get_expiry(),
+            )
+            if accepted:
+                return RateLimitResult(True, item.amount, remaining, math.ceil(reset))
+            return RateLimitResult(False, item.amount, 0, max(1, math.ceil(reset)))
         if self._skip_redis_until > time.monotonic():
             return RateLimitResult(
                 allowed=True, limit=item.amount, remaining=item.amount, reset_s=0
@@ -283,6 +472,8 @@ class RateLimiter:
         counters of all processes sharing it.
         """
         self._storage.reset()
+        if self._shared is not None:
+            self._shared.reset()
         self._skip_redis_until = 0.0
 
     def close(self) -> None:
@@ -292,6 +483,9 @@ class RateLimiter:
             self._storage.timer.cancel()
         else:
             self._storage.storage.close()
+        if self._shared is not None:
+            self._shared.close()
+            self._shared = None
 
     def _storage_failed(self, exc: Exception) -> None:
         now = time.monotonic()
@@ -306,3 +500,38 @@ class RateLimiter:
             type(exc).__name__,
             exc,
         )
+
+
+def create_shared_table(path: str, settings: RateLimitSettings) -> None:
+    """Create the :class:`SharedWindows` file for the workers of one ``aiweb serve``:
+    windows as large as the largest budget of ``settings``, up to 4096 of them (fewer for
+    very large budgets, so that the sparse file stays under 256 MiB).
+
+    Raises:
+        ValueError: a budget is not valid (see :class:`RateLimiter`).
+        OSError: the file cannot be written.
+    """
+    capacity = max(_parse_budget(scope, getattr(settings, scope)).amount for scope in SCOPES)
+    slots = max(64, min(4096, (256 << 20) // (_HEAD.size + _STAMP.size * capacity)))
+    SharedWindows.create(path, capacity, slots)
+
+
+def _open_shared(path: str, largest: int) -> SharedWindows | None:
+    """The workers' shared table at ``path``, or ``None`` (with a warning: this process
+    then counts on its own) when it cannot be used."""
+    try:
+        shared = SharedWindows(path)
+    except (OSError, ValueError) as exc:
+        logger.warning("rate limits per worker %d: %s", os.getpid(), exc)
+        return None
+    if shared.capacity < largest:
+        logger.warning(
+            "rate limits per worker %d: the shared table holds %d requests per window, "
+            "a budget allows %d",
+            os.getpid(),
+            shared.capacity,
+            largest,
+        )
+        shared.close()
+        return None
+    return shared

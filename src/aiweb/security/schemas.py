@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from aiweb.names import NAME_REGEX
 from aiweb.security.keys import ApiKey
 
 
@@ -16,12 +17,17 @@ class KeyCreate(BaseModel):
         json_schema_extra={"examples": [{"name": "webshop", "scopes": ["predict"]}]},
     )
 
-    name: str = Field(..., max_length=63, description="Unique key name, e.g. `webshop`.")
-    scopes: list[str] = Field(
+    name: str = Field(
+        ..., max_length=63, pattern=NAME_REGEX, description="Unique key name, e.g. `webshop`."
+    )
+    scopes: list[Literal["predict", "train", "admin"]] = Field(
         ..., min_length=1, max_length=3, description="Any of predict, train, admin."
     )
     expires_in: str | None = Field(
-        None, max_length=16, description="Lifetime such as `90d`, `12h`; none = never."
+        None,
+        max_length=16,
+        pattern=r"^[0-9]{1,6}[smhdw]$",
+        description="Lifetime such as `90d`, `12h`; none = never.",
     )
 
 

@@ -8,6 +8,7 @@ __all__ = [
     "batching",
     "cache",
     "gc",
+    "protocol",
     "threads",
     "versions",
 ]

@@ -18,10 +18,10 @@ what HAProxy's and Envoy's connection limits do to an upstream, done by the work
 themselves. One closed connection costs the client a loopback or LAN reconnect
 (~0.1-0.3 ms), only while the workers are uneven.
 
-Parts: :class:`ConnectionTable` (the shared table), :class:`BalancedHTTPProtocol`
-(uvicorn's HTTP protocol that counts this worker's connections; ``uvicorn.run(...,
-http=PROTOCOL)``) and :class:`ConnectionBalanceMiddleware` (pure ASGI: adds the header).
-``aiweb serve`` sets it all up when it runs several workers and
+Parts: :class:`ConnectionTable` (the shared table), the HTTP protocol that counts this
+worker's connections in it (:class:`aiweb.serving.protocol.GuardedHTTPProtocol`, which
+``aiweb serve`` always runs) and :class:`ConnectionBalanceMiddleware` (pure ASGI: adds
+the header). ``aiweb serve`` makes the table when it runs several workers and
 ``AIWEB_SERVING__BALANCE_CONNECTIONS`` is true (the default).
 """
 
@@ -32,10 +32,8 @@ import logging
 import math
 import mmap
 import os
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from aiweb.monitoring.metrics import HTTP_CONNECTIONS_REBALANCED
 
@@ -44,9 +42,6 @@ log = logging.getLogger(__name__)
 TABLE_ENV = "AIWEB_SERVE_CONNECTION_TABLE"
 """Environment variable with the shared table's path, set by ``aiweb serve`` for its
 workers (they inherit it)."""
-
-PROTOCOL = "aiweb.serving.balance:BalancedHTTPProtocol"
-"""Import string of the protocol class, for ``uvicorn.run(http=...)``."""
 
 _SLOT = 8  # bytes per worker: one native int64
 
@@ -159,23 +154,6 @@ def table() -> ConnectionTable | None:
                 if _table.slot is None:
                     log.warning("connection balancing off in worker %d: no free slot", os.getpid())
     return _table
-
-
-class BalancedHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
-    """uvicorn's HTTP/1.1 protocol (httptools, else h11) that counts this worker's open
-    connections in the shared :class:`ConnectionTable`."""
-
-    def connection_made(self, transport: Any) -> None:
-        counter = table()
-        if counter is not None:
-            counter.opened()
-        super().connection_made(transport)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        counter = table()
-        if counter is not None:
-            counter.lost()
-        super().connection_lost(exc)
 
 
 class ConnectionBalanceMiddleware:

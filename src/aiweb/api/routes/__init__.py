@@ -7,4 +7,5 @@ __all__ = [
     "keys",
     "models",
     "monitoring",
+    "privacy",
 ]

@@ -22,11 +22,13 @@ from aiweb.errors import ConflictError
 from aiweb.jobs.scheduler import start_run
 from aiweb.jobs.schemas import JobList, JobOut
 from aiweb.jobs.types import JobTypes
-from aiweb.names import check_name
+from aiweb.names import NAME_REGEX, check_name
 from aiweb.security.auth import actor, scoped
 
 JobIdPath = Annotated[str, Path(description="Job id.", max_length=64)]
-NamePath = Annotated[str, Path(description="Registered model name.", max_length=63)]
+NamePath = Annotated[
+    str, Path(description="Registered model name.", max_length=63, pattern=NAME_REGEX)
+]
 
 _RESULT = scoped("train")
 _RESULT["responses"] = {

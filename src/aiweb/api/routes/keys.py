@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 import anyio.to_thread
@@ -9,11 +10,16 @@ from fastapi import APIRouter, Path, Query, Request
 
 from aiweb.api.deps import AuditDep, KeysDep
 from aiweb.api.problems import request_id
+from aiweb.errors import InvalidInputError
+from aiweb.names import NAME_REGEX
 from aiweb.security.auth import actor, scoped
 from aiweb.security.keys import parse_duration
 from aiweb.security.schemas import AuditEventOut, AuditPage, KeyCreate, KeyCreated, KeyList, KeyOut
 
 router = APIRouter(prefix="/v1", tags=["security"])
+
+#: Longest key lifetime ``expires_in`` may ask for (100 years).
+MAX_KEY_LIFETIME = timedelta(days=36_525)
 
 
 @router.get("/keys", **scoped("admin"))
@@ -27,10 +33,14 @@ async def list_keys(keys: KeysDep) -> KeyList:
 async def create_key(body: KeyCreate, request: Request, keys: KeysDep) -> KeyCreated:
     """Create a key. The answer holds its secret, which is never shown again."""
     expires = parse_duration(body.expires_in) if body.expires_in else None
+    if expires is not None and expires > MAX_KEY_LIFETIME:  # 999999w is past year 9999
+        raise InvalidInputError(
+            f"expires_in {body.expires_in!r} is longer than {MAX_KEY_LIFETIME.days} days"
+        )
     key, secret = await anyio.to_thread.run_sync(
         lambda: keys.create(
             body.name,
-            body.scopes,
+            list[str](body.scopes),
             expires_in=expires,
             actor=actor(request),
             request_id=request_id(request),
@@ -41,7 +51,9 @@ async def create_key(body: KeyCreate, request: Request, keys: KeysDep) -> KeyCre
 
 @router.delete("/keys/{name}", **scoped("admin"))
 async def revoke_key(
-    name: Annotated[str, Path(max_length=63)], request: Request, keys: KeysDep
+    name: Annotated[str, Path(max_length=63, pattern=NAME_REGEX)],
+    request: Request,
+    keys: KeysDep,
 ) -> KeyOut:
     """Revoke a key: it stops working at once in this process, within seconds in others."""
     key = await anyio.to_thread.run_sync(

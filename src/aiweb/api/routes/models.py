@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Path, Request, Response
 
 from aiweb.api.deps import RegistryDep
 from aiweb.api.problems import request_id
-from aiweb.names import check_name
+from aiweb.names import INT32_MAX, NAME_REGEX, check_name
 from aiweb.registry.schemas import (
     AliasEventOut,
     AliasUpdate,
@@ -23,8 +23,10 @@ from aiweb.security.auth import actor, scoped
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
-NamePath = Annotated[str, Path(description="Registered model name.", max_length=63)]
-VersionPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="Version number.")]
+NamePath = Annotated[
+    str, Path(description="Registered model name.", max_length=63, pattern=NAME_REGEX)
+]
+VersionPath = Annotated[int, Path(ge=1, le=INT32_MAX, description="Version number.")]
 
 
 def _admin(responses: dict[int, dict[str, Any]]) -> dict[str, Any]:
@@ -59,7 +61,7 @@ async def get_model(name: NamePath, registry: RegistryDep) -> ModelDetail:
 
 @router.get("/{name}/versions/{version}", **scoped("predict"))
 async def get_version(
-    name: NamePath, version: Annotated[int, Path(ge=1, le=2**31 - 1)], registry: RegistryDep
+    name: NamePath, version: VersionPath, registry: RegistryDep
 ) -> ModelVersionOut:
     """One model version: status, labels, lineage and evaluation report."""
     check_name(name)
@@ -70,7 +72,7 @@ async def get_version(
 @router.put("/{name}/aliases/{alias}", **scoped("admin"))
 async def set_alias(
     name: NamePath,
-    alias: Annotated[str, Path(max_length=63)],
+    alias: Annotated[str, Path(max_length=63, pattern=NAME_REGEX)],
     body: AliasUpdate,
     request: Request,
     registry: RegistryDep,

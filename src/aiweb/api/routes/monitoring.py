@@ -17,6 +17,7 @@ from aiweb.monitoring.schemas import (
     FeedbackResponse,
     PerformanceResponse,
 )
+from aiweb.names import INT32_MAX, NAME_REGEX, REF_REGEX
 from aiweb.security.auth import actor, bearer_scheme, client_address, header_scheme, require, scoped
 from aiweb.security.secrets import is_loopback
 
@@ -33,6 +34,9 @@ _require_admin = require("admin")
         401: {"description": "Not a loopback client, and no valid key."},
         403: {"description": "The key lacks scope 'admin'."},
     },
+    # the key is optional (loopback scrapes, AIWEB_AUTH__METRICS_PUBLIC_ON_LOOPBACK): an
+    # empty security requirement says so, next to the two ways of sending one
+    openapi_extra={"security": [{}]},
 )
 async def metrics(
     request: Request,
@@ -58,6 +62,10 @@ _FEEDBACK["responses"] = {
     200: {"description": "Earlier feedback on this prediction was replaced."},
     404: {"description": "No such prediction."},
     422: {"description": "Not a label of the prediction's model version, or a bad body."},
+    503: {
+        "description": "The prediction is not logged yet and too many feedback requests "
+        "already wait for theirs; send it again after ``Retry-After`` seconds."
+    },
 }
 
 
@@ -76,10 +84,13 @@ async def post_feedback(
 ) -> dict[str, Any]:
     """Say which label a served prediction should have had (201; 200 when it replaces
     earlier feedback on the same prediction). Stored before the answer; it feeds the
-    version's live accuracy (``GET …/versions/{version}/performance``)."""
-    created, out = await anyio.to_thread.run_sync(
-        feedback.submit, prediction_id, body.label, body.comment, actor(request)
-    )
+    version's live accuracy (``GET …/versions/{version}/performance``).
+
+    A prediction served a moment ago may not be logged yet (the log is written in
+    batches): the request then waits for it, up to about twice the log's flush interval,
+    without holding a server thread; 404 after that. When too many requests wait already,
+    503 with ``Retry-After`` at once."""
+    created, out = await feedback.submit(prediction_id, body.label, body.comment, actor(request))
     if not created:
         response.status_code = 200
     return out
@@ -98,8 +109,8 @@ _PERFORMANCE["responses"] = {
     **_PERFORMANCE,
 )
 async def get_performance(
-    name: Annotated[str, Path(max_length=63)],
-    version: Annotated[int, Path(ge=1)],
+    name: Annotated[str, Path(max_length=63, pattern=NAME_REGEX)],
+    version: Annotated[int, Path(ge=1, le=INT32_MAX)],
     feedback: FeedbackDep,
 ) -> dict[str, Any]:
     """Live accuracy and macro-F1 of a model version over the last hour, day and week,
@@ -119,7 +130,12 @@ _DRIFT["responses"] = {
 @router.get("/v1/models/{name}/drift", response_model=DriftResponse, **_DRIFT)
 async def get_drift(
     name: Annotated[
-        str, Path(max_length=80, description="`sentiment`, `sentiment@staging` or `sentiment:3`.")
+        str,
+        Path(
+            max_length=80,
+            pattern=REF_REGEX,
+            description="`sentiment`, `sentiment@staging` or `sentiment:3`.",
+        ),
     ],
     drift: DriftDep,
     window: Annotated[str, Query(max_length=8, description="30m, 24h, 7d …")] = "24h",

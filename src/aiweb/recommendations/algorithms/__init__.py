@@ -24,6 +24,14 @@ of one row of ``rows``). EASE and content leave out the items whose weight is be
 interactions then costs no more than one with a hundred (with a recency half-life of 3,
 73 items count).
 
+Parameters are checked by :func:`make` against each class's ``RANGES`` (finite values
+in documented ranges); the fits that allocate most (ALS, BPR, EASE) estimate their memory
+first and refuse above :data:`~aiweb.recommendations.algorithms.base.FIT_MEMORY_FRACTION`
+of the memory available (:func:`~aiweb.recommendations.algorithms.base.check_fit_memory`),
+and the iterative ones report progress between iterations
+(:func:`~aiweb.recommendations.algorithms.base.fit_progress`), which is where a cancelled
+job stops them.
+
 Learned state ends in ``_``; :meth:`Algorithm.state` / :meth:`Algorithm.from_state` move it
 to and from plain numpy arrays (stored with :func:`numpy.savez`, loaded with
 ``allow_pickle=False``: no pickled objects ever).

@@ -7,12 +7,21 @@ from __future__ import annotations
 import functools
 import inspect
 import typing
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+)
+from pydantic_core import PydanticCustomError
 
 from aiweb.errors import InvalidInputError
-from aiweb.recommendations.algorithms.base import Algorithm, State
+from aiweb.recommendations.algorithms.base import Algorithm, Range, State
 from aiweb.recommendations.algorithms.content import Content, EmbeddingContent
 from aiweb.recommendations.algorithms.ease import EASE
 from aiweb.recommendations.algorithms.factors import ALS, BPR
@@ -26,10 +35,13 @@ CLASSES: dict[str, Any] = {
 
 
 def make(name: str, params: dict[str, Any] | None = None) -> Algorithm:
-    """A new, unfitted algorithm by name.
+    """A new, unfitted algorithm by name, its parameters checked: known names, the
+    right types, values in the algorithm's ``RANGES`` (finite: NaN and infinity, also as
+    strings, are refused).
 
     Raises:
-        InvalidInputError: unknown name or parameter.
+        InvalidInputError: unknown name or parameter, or a value out of its range (the
+            message gives the range).
     """
     cls = CLASSES.get(name)
     if cls is None:
@@ -41,12 +53,24 @@ def make(name: str, params: dict[str, Any] | None = None) -> Algorithm:
     try:
         checked = _params_model(cls).model_validate(params or {})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(_problem(cls, name, e) for e in exc.errors())
         raise InvalidInputError(f"bad parameters for {name}: {problems}") from None
     algo: Algorithm = cls(**checked.model_dump(exclude_unset=True))
     return algo
+
+
+def _problem(cls: type, name: str, error: Any) -> str:
+    """One pydantic error in words: ``als.factors=1.5: Input should be a valid integer
+    …; valid: an integer in [1, 1024]``."""
+    loc = ".".join(str(p) for p in error["loc"])
+    if error["type"] == "extra_forbidden":
+        known = ", ".join(_params_model(cls).model_fields) or "none"
+        return f"unknown parameter {name}.{loc} (parameters: {known})"
+    text = f"{name}.{loc}={error.get('input')!r:.60}: {error['msg']}"
+    valid = getattr(cls, "RANGES", {}).get(loc)
+    if valid is not None and error["type"] != "out_of_range":
+        text += f" (valid: {valid.describe()})"
+    return text
 
 
 def parameters(name: str) -> type[BaseModel]:
@@ -64,15 +88,42 @@ def parameters(name: str) -> type[BaseModel]:
     return _params_model(cls)
 
 
+def _in_range(valid: Range) -> Any:
+    def check(value: Any) -> Any:
+        if not valid.contains(float(value)):
+            raise PydanticCustomError(
+                "out_of_range", "must be {valid}", {"valid": valid.describe()}
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+def _no_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise PydanticCustomError("bool_not_number", "must be a number, not true or false")
+    return value
+
+
 @functools.cache
 def _params_model(cls: type) -> type[BaseModel]:
     """A pydantic model of ``cls.__init__``'s parameters (types from its annotations,
-    defaults from its signature; unknown names refused)."""
+    defaults from its signature, ranges from its ``RANGES``, described in each field's
+    ``description``; unknown names refused)."""
     hints = typing.get_type_hints(vars(cls)["__init__"])
-    fields: dict[str, Any] = {
-        p.name: (hints.get(p.name, Any), p.default)
-        for p in inspect.signature(cls).parameters.values()
-    }
+    ranges: dict[str, Range] = getattr(cls, "RANGES", {})
+    fields: dict[str, Any] = {}
+    for p in inspect.signature(cls).parameters.values():
+        hint = hints.get(p.name, Any)
+        valid = ranges.get(p.name)
+        if valid is not None:
+            hint = Annotated[
+                hint,
+                BeforeValidator(_no_bool),
+                _in_range(valid),
+                Field(description=valid.describe()),
+            ]
+        fields[p.name] = (hint, p.default)
     return create_model(
         f"{cls.__name__}Params",
         __config__=ConfigDict(extra="forbid", strict=False),

@@ -21,7 +21,7 @@ import numpy.typing as npt
 from scipy import sparse
 
 from aiweb.errors import InvalidInputError, UnsafeArtifactError
-from aiweb.recommendations.algorithms.base import F32, I32, State, _check, _heavy
+from aiweb.recommendations.algorithms.base import F32, I32, Range, State, _check, _heavy
 from aiweb.recommendations.data import Interactions, ItemText
 
 
@@ -45,6 +45,11 @@ class Content:
     """
 
     name: ClassVar[str] = "content"
+    #: valid parameter values (checked by :func:`~aiweb.recommendations.algorithms.make`)
+    RANGES: ClassVar[dict[str, Range]] = {
+        "min_df": Range(1, 1e9, integer=True),
+        "max_features": Range(1, 1_000_000, integer=True),
+    }
 
     def __init__(self, min_df: int = 2, max_features: int = 50_000) -> None:
         self.min_df = min_df

@@ -15,7 +15,16 @@ import numpy.typing as npt
 from scipy import sparse
 
 from aiweb.errors import InvalidInputError
-from aiweb.recommendations.algorithms.base import F32, I32, State, _check, _heavy
+from aiweb.recommendations.algorithms.base import (
+    F32,
+    I32,
+    Range,
+    State,
+    _check,
+    _heavy,
+    check_finite,
+    check_fit_memory,
+)
 from aiweb.recommendations.data import Interactions, ItemText
 
 
@@ -40,10 +49,16 @@ class EASE:
     """
 
     name: ClassVar[str] = "ease"
+    #: valid parameter values (checked by :func:`~aiweb.recommendations.algorithms.make`)
+    RANGES: ClassVar[dict[str, Range]] = {
+        "l2": Range(0, 1e9, low_open=True),
+        "min_item_users": Range(1, 1e9, integer=True),
+        "max_items": Range(1, 100_000, integer=True),
+    }
 
     def __init__(self, l2: float = 200.0, min_item_users: int = 2, max_items: int = 20_000) -> None:
-        if l2 <= 0:
-            raise InvalidInputError("l2 must be positive")
+        if not l2 > 0:  # NaN too
+            raise InvalidInputError(f"ease.l2 must be {self.RANGES['l2'].describe()}, not {l2!r}")
         self.l2 = l2
         self.min_item_users = min_item_users
         self.max_items = max_items
@@ -58,7 +73,21 @@ class EASE:
         self.positions_ = np.full(n_items, -1, dtype=np.int32)
         self.positions_[items] = np.arange(len(items), dtype=np.int32)
 
+    @staticmethod
+    def memory_bytes(m: int) -> int:
+        """Estimated peak bytes of :meth:`fit` with ``m`` items in ``B``: the float64 Gram
+        matrix, its inverse and ``B`` (``m²·8`` each), and ``B`` as float32."""
+        return 3 * m * m * 8 + m * m * 4
+
     def fit(self, data: Interactions, texts: list[ItemText]) -> EASE:
+        """Fit ``B`` on ``data`` (``texts`` unused).
+
+        Raises:
+            InvalidInputError: more than ``max_items`` items with ``min_item_users``
+                users, a memory estimate (:meth:`memory_bytes`) above the limit
+                (:func:`~aiweb.recommendations.algorithms.base.check_fit_memory`, checked
+                before the matrices are allocated), or a ``B`` that is not finite.
+        """
         counts = np.bincount(data.items, minlength=data.n_items)
         items = np.flatnonzero(counts >= self.min_item_users).astype(np.int32)
         if len(items) > self.max_items:
@@ -66,12 +95,18 @@ class EASE:
                 f"EASE needs a dense {len(items)}² matrix; the limit is {self.max_items} items "
                 "(raise min_item_users, or use als)"
             )
+        check_fit_memory(
+            f"ease on {len(items):,} items (a dense {len(items):,}² matrix)",
+            self.memory_bytes(len(items)),
+            "raise min_item_users, lower max_items, or use als",
+        )
         x = data.matrix()[:, items]
         gram = (x.T @ x).toarray().astype(np.float64)
         gram[np.diag_indices_from(gram)] += self.l2
         p = np.linalg.inv(gram)
         b = p / (-np.diag(p))
         b[np.diag_indices_from(b)] = 0.0
+        check_finite(f"ease (l2={self.l2})", b, hint="raise l2")
         self.weights_ = b.astype(np.float32, copy=False)
         self._set_items(items, data.n_items)
         return self

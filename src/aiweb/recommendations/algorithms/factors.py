@@ -13,6 +13,7 @@ Sources:
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from typing import Any, ClassVar, Self
 
@@ -21,7 +22,17 @@ import numpy.typing as npt
 from scipy import sparse
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-from aiweb.recommendations.algorithms.base import F32, I32, State, _check
+from aiweb.recommendations.algorithms.base import (
+    F32,
+    I32,
+    MAX_SEED,
+    Range,
+    State,
+    _check,
+    check_finite,
+    check_fit_memory,
+    report_fit,
+)
 from aiweb.recommendations.data import Interactions, ItemText
 
 
@@ -39,6 +50,8 @@ class _ImplicitFactors:
     """
 
     name: ClassVar[str]
+    #: latent dimensions ``implicit`` adds to ``factors`` (BPR's item bias)
+    extra_factors: ClassVar[int] = 0
 
     def __init__(self, factors: int, regularization: float, iterations: int, seed: int) -> None:
         self.factors = factors
@@ -65,11 +78,47 @@ class _ImplicitFactors:
         self.user_factors_ = np.ascontiguousarray(user_factors, dtype=np.float32)
         self.item_factors_ = np.ascontiguousarray(item_factors, dtype=np.float32)
 
+    def memory_bytes(self, n_users: int, n_items: int, nnz: int) -> int:
+        """Estimated peak bytes of :meth:`fit` on ``n_users x n_items`` with ``nnz``
+        interactions: the float32 factor matrices three times (``implicit``'s, ours, the
+        artifact), the CSR matrix and its transpose with confidences (12 bytes per
+        nonzero, twice) and ``factors²`` float64 work matrices per thread."""
+        d = self.factors + self.extra_factors
+        threads = max(1, os.cpu_count() or 1)
+        return 3 * (n_users + n_items) * d * 4 + 2 * 12 * nnz + (threads + 2) * d * d * 8
+
     def fit(self, data: Interactions, texts: list[ItemText]) -> Self:
+        """Fit on ``data`` (``texts`` unused).
+
+        Between iterations the fit reports its progress (:func:`~aiweb.recommendations.
+        algorithms.base.report_fit`): an exception raised there (a cancelled job) ends it.
+
+        Raises:
+            InvalidInputError: the estimated memory (:meth:`memory_bytes`) exceeds the
+                limit (:func:`~aiweb.recommendations.algorithms.base.check_fit_memory`),
+                checked before anything is allocated; or the fit diverged (NaN factors).
+        """
+        check_fit_memory(
+            f"{self.name} with factors={self.factors} on {data.n_users:,} users x "
+            f"{data.n_items:,} items",
+            self.memory_bytes(data.n_users, data.n_items, len(data)),
+            "lower factors",
+        )
         build = self._implicit_model()
+        iterations = max(1, self.iterations)
+
+        def callback(iteration: int, _seconds: float, *_loss: Any) -> None:
+            report_fit((iteration + 1) / iterations)
+
         with threadpool_limits(1, "blas"):  # implicit's advice: its own threads, not BLAS's
             model = build()
-            model.fit(data.matrix(), show_progress=False)
+            model.fit(data.matrix(), show_progress=False, callback=callback)
+        check_finite(
+            f"{self.name} (factors={self.factors})",
+            model.user_factors,
+            model.item_factors,
+            hint="lower the learning rate or alpha, or raise regularization",
+        )
         self._set_factors(model.user_factors, model.item_factors)
         return self
 
@@ -134,6 +183,15 @@ class ALS(_ImplicitFactors):
     """
 
     name: ClassVar[str] = "als"
+    #: valid parameter values (checked by :func:`~aiweb.recommendations.algorithms.make`)
+    RANGES: ClassVar[dict[str, Range]] = {
+        "factors": Range(1, 1024, integer=True),
+        # > 0: the fold-in solves (YᵀY + λI) x = b, singular without λ when factors > items
+        "regularization": Range(0, 1e6, low_open=True),
+        "alpha": Range(0, 1e6),
+        "iterations": Range(1, 1000, integer=True),
+        "seed": Range(0, MAX_SEED, integer=True),
+    }
 
     def __init__(
         self,
@@ -240,6 +298,15 @@ class BPR(_ImplicitFactors):
     """
 
     name: ClassVar[str] = "bpr"
+    extra_factors: ClassVar[int] = 1
+    #: valid parameter values (checked by :func:`~aiweb.recommendations.algorithms.make`)
+    RANGES: ClassVar[dict[str, Range]] = {
+        "factors": Range(1, 1024, integer=True),
+        "learning_rate": Range(0, 10, low_open=True),
+        "regularization": Range(0, 1e6),
+        "iterations": Range(1, 10_000, integer=True),
+        "seed": Range(0, MAX_SEED, integer=True),
+    }
 
     def __init__(
         self,

@@ -16,7 +16,7 @@ import numpy.typing as npt
 from scipy import sparse
 
 from aiweb.errors import InvalidInputError
-from aiweb.recommendations.algorithms.base import F32, I32, State, _check, _read_only
+from aiweb.recommendations.algorithms.base import F32, I32, Range, State, _check, _read_only
 from aiweb.recommendations.data import Interactions, ItemText
 
 
@@ -71,10 +71,15 @@ class Trending:
     """
 
     name: ClassVar[str] = "trending"
+    #: valid parameter values (checked by :func:`~aiweb.recommendations.algorithms.make`)
+    RANGES: ClassVar[dict[str, Range]] = {"half_life_days": Range(0, 36_500, low_open=True)}
 
     def __init__(self, half_life_days: float = 30.0) -> None:
-        if half_life_days <= 0:
-            raise InvalidInputError("half_life_days must be positive")
+        if not half_life_days > 0:  # NaN too
+            raise InvalidInputError(
+                f"trending.half_life_days must be {self.RANGES['half_life_days'].describe()}, "
+                f"not {half_life_days!r}"
+            )
         self.half_life_days = half_life_days
         self.trending_: F32 | None = None
 

@@ -1,0 +1,233 @@
+"""Crash litter: files a killed process left behind, swept at start and on a schedule.
+
+A process killed at the wrong moment leaves:
+
+- an upload's scratch copy, ``<home>/.upload-*`` (up to ``limits.max_upload_bytes``), when
+  it died after the body arrived and before the dataset was stored;
+- a dataset directory in the artifact store, ``datasets/<id>/``, with no dataset row, when
+  it died between storing the file and committing the row;
+- a half-written artifact, ``.tmp-*`` next to its target, when it died during an atomic
+  write (the rename never happened);
+- a job's scratch directory, ``<home>/tmp/jobs/<job id>/``, when the attempt using it
+  died (the runner removes it when an attempt ends, and a new attempt of the same job on
+  the same host starts by removing it).
+
+:func:`sweep` removes exactly these, and never what a live process still uses:
+
+- an upload in progress holds an exclusive ``flock`` on its scratch file (see
+  :meth:`aiweb.datasets.service.DatasetService.upload`): a file whose lock can be taken
+  has no live owner; files are also left alone while younger than ``grace_s``;
+- a dataset directory goes only when no row names it and nothing in it changed for
+  ``grace_s`` (an upload stores its file, then commits its row, within seconds);
+- a ``.tmp-*`` artifact goes only when unchanged for ``grace_s``;
+- a job's scratch directory goes only when its job finished for good (``succeeded``,
+  ``failed``, ``cancelled``) or no longer exists (and it is older than ``grace_s``):
+  ``pending`` and ``running`` jobs keep theirs.
+
+``aiweb serve`` sweeps in its lifespan before serving and an ``aiweb worker`` when it
+starts; the scheduler tick sweeps every ``retention.interval_s``. Only a local artifact
+store is swept (an object store's stray ``datasets/<id>/`` prefixes are left to its
+lifecycle rules).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from aiweb.config import Settings
+from aiweb.db.orm import SqlDataset, SqlJob
+from aiweb.registry.artifacts import ArtifactStore, LocalArtifactStore
+
+try:  # POSIX; elsewhere the age alone tells litter from a live upload
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger("aiweb.jobs")
+
+#: prefix of an upload's scratch copy in ``<home>``
+UPLOAD_PREFIX = ".upload-"
+#: prefix of an atomic write's temporary file in a local artifact store
+ARTIFACT_TEMP_PREFIX = ".tmp-"
+#: what is younger than this (seconds since its last change) is never litter
+GRACE_S = 600.0
+
+_FINISHED = ("succeeded", "failed", "cancelled")
+
+
+def _in_use(path: Path) -> bool:
+    """Whether a live process holds an exclusive ``flock`` on ``path`` (an upload holds
+    one on its scratch copy while it runs)."""
+    if fcntl is None:  # pragma: no cover
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return True  # gone or unreadable: leave it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        return exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+    finally:
+        os.close(fd)  # closing releases a lock taken here
+    return False
+
+
+def _age_s(path: Path, now: float) -> float:
+    """Seconds since ``path`` (or, for a directory, anything in it) last changed."""
+    try:
+        newest = path.lstat().st_mtime
+        if path.is_dir() and not path.is_symlink():
+            for root, dirs, files in os.walk(path):
+                for name in dirs + files:
+                    with contextlib.suppress(OSError):
+                        newest = max(newest, os.lstat(os.path.join(root, name)).st_mtime)
+    except OSError:
+        return 0.0
+    return now - newest
+
+
+def _remove(path: Path) -> bool:
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        log.warning("could not remove litter %s", path, exc_info=True)
+        return False
+    return True
+
+
+def _children(directory: Path) -> Iterator[Path]:
+    try:
+        yield from directory.iterdir()
+    except (FileNotFoundError, NotADirectoryError):
+        return
+
+
+def sweep_uploads(home: Path, *, grace_s: float = GRACE_S, now: float | None = None) -> int:
+    """Remove upload scratch copies (``<home>/.upload-*``) no live upload holds."""
+    now = time.time() if now is None else now
+    removed = 0
+    for path in _children(home):
+        if not path.name.startswith(UPLOAD_PREFIX) or not path.is_file():
+            continue
+        if _age_s(path, now) < grace_s or _in_use(path):
+            continue
+        removed += _remove(path)
+    return removed
+
+
+def sweep_datasets(
+    sessions: sessionmaker[Session],
+    artifacts: ArtifactStore,
+    *,
+    grace_s: float = GRACE_S,
+    now: float | None = None,
+) -> int:
+    """Remove ``datasets/<id>/`` directories of a local artifact store that no dataset
+    row names (a kill between storing the file and committing the row)."""
+    if not isinstance(artifacts, LocalArtifactStore):
+        return 0
+    now = time.time() if now is None else now
+    candidates = [
+        path
+        for path in _children(artifacts.root / "datasets")
+        if path.is_dir() and not path.is_symlink() and _age_s(path, now) >= grace_s
+    ]
+    if not candidates:
+        return 0
+    with sessions() as s:
+        known = set(
+            s.scalars(
+                select(SqlDataset.id).where(SqlDataset.id.in_([p.name for p in candidates]))
+            ).all()
+        )
+    return sum(_remove(path) for path in candidates if path.name not in known)
+
+
+def sweep_artifact_temps(
+    artifacts: ArtifactStore, *, grace_s: float = GRACE_S, now: float | None = None
+) -> int:
+    """Remove half-written artifacts (``.tmp-*`` files of atomic writes) of a local store."""
+    if not isinstance(artifacts, LocalArtifactStore):
+        return 0
+    now = time.time() if now is None else now
+    removed = 0
+    for root, _dirs, files in os.walk(artifacts.root):
+        for name in files:
+            path = Path(root) / name
+            if name.startswith(ARTIFACT_TEMP_PREFIX) and _age_s(path, now) >= grace_s:
+                removed += _remove(path)
+    return removed
+
+
+def sweep_job_scratch(
+    sessions: sessionmaker[Session],
+    home: Path,
+    *,
+    grace_s: float = GRACE_S,
+    now: float | None = None,
+) -> int:
+    """Remove ``<home>/tmp/jobs/<id>/`` of jobs finished for good, or gone."""
+    now = time.time() if now is None else now
+    candidates = [p for p in _children(home / "tmp" / "jobs") if p.is_dir()]
+    if not candidates:
+        return 0
+    with sessions() as s:
+        rows = s.execute(
+            select(SqlJob.id, SqlJob.status).where(SqlJob.id.in_([p.name for p in candidates]))
+        )
+        status: dict[str, str] = {job_id: state for job_id, state in rows}  # noqa: C416
+    removed = 0
+    for path in candidates:
+        state = status.get(path.name)
+        if state in _FINISHED or (state is None and _age_s(path, now) >= grace_s):
+            removed += _remove(path)
+    return removed
+
+
+def sweep(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    artifacts: ArtifactStore,
+    *,
+    grace_s: float = GRACE_S,
+    now: float | None = None,
+) -> dict[str, int]:
+    """Remove every kind of crash litter (see the module docstring); errors are logged.
+
+    Args:
+        now: the time to age files against (``time.time()`` when ``None``).
+
+    Returns:
+        ``{"uploads", "datasets", "artifact_temps", "job_scratch"}``: what was removed.
+    """
+    counts = {"uploads": 0, "datasets": 0, "artifact_temps": 0, "job_scratch": 0}
+    steps: dict[str, Callable[[], int]] = {
+        "uploads": lambda: sweep_uploads(settings.home, grace_s=grace_s, now=now),
+        "datasets": lambda: sweep_datasets(sessions, artifacts, grace_s=grace_s, now=now),
+        "artifact_temps": lambda: sweep_artifact_temps(artifacts, grace_s=grace_s, now=now),
+        "job_scratch": lambda: sweep_job_scratch(sessions, settings.home, grace_s=grace_s, now=now),
+    }
+    for kind, step in steps.items():
+        try:
+            counts[kind] = step()
+        except Exception:
+            log.warning("sweeping crash litter (%s) failed", kind, exc_info=True)
+    if any(counts.values()):
+        log.info("removed crash litter: %s", counts)
+    return counts
