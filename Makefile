@@ -61,8 +61,14 @@ typecheck: install
 # one) run afterwards in one process.
 PYTEST_WORKERS ?= 2
 test: lint typecheck
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not serial and not guides and not deploy"
-	$(BIN)/pytest -m serial
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not serial and not guides and not deploy and not e2e"
+	$(BIN)/pytest -m "serial and not e2e"
+
+# Tests that start real `aiweb serve` processes (workers, sockets, browsers: marker e2e);
+# its own stage of .ci/run after `make test`, which it would take past 20 minutes.
+.PHONY: test-e2e
+test-e2e: install
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -m "e2e and not guides and not deploy and not serial"
 
 # The README and every guide in docs/ run top to bottom against a live server (needs jq);
 # its own stage of .ci/run after `make test`, which it would take past 20 minutes.

@@ -6,6 +6,7 @@ The browser test (tests/e2e/test_dashboard_browser.py) clicks through the same p
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -386,6 +387,18 @@ def test_login_throttle_slows_the_attacked_account_and_address_only(
     after the free failures, even with the right password; bob logs in from that address
     while it is under its own limit; once the address is over it, the admin key and bob
     still log in from another address. Every failure is counted and logged."""
+    # the capture handler on the logger itself: a test that ran `aiweb serve`'s logging
+    # config earlier in this process stops "aiweb" from propagating to the root logger
+    dashboard_log = logging.getLogger("aiweb.dashboard")
+    dashboard_log.addHandler(caplog.handler)
+    caplog.set_level(logging.WARNING, logger="aiweb.dashboard")
+    try:
+        _check_login_throttle(settings, caplog)
+    finally:
+        dashboard_log.removeHandler(caplog.handler)
+
+
+def _check_login_throttle(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
     throttled = Settings(
         **{
             **settings.model_dump(),
