@@ -156,7 +156,9 @@ def create_app(
                 for attribute, value in runtime.state.items():
                     setattr(app.state, attribute, value)
         app.state.model_router = ModelRouter(
-            registry, _predict_targets(tasks, runtimes_by_task(tasks, runtimes))
+            registry,
+            _predict_targets(tasks, runtimes_by_task(tasks, runtimes)),
+            {mt: t.use_instead for t in tasks if t.use_instead for mt in t.model_tasks},
         )
         app.state.readiness = partial(_readiness, runtimes)
         restore_blas = limit_blas_threads(settings.serving.blas_threads)

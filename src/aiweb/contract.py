@@ -189,6 +189,9 @@ class Task:
             so the migration check leaves them alone.
         start: builds its services in the app's lifespan.
         predict: the shapes of its predictions, when its models answer the predict route.
+        use_instead: for a task whose models do not answer the predict route, the routes
+            that use them (``{name}`` stands for the model's name); a model of the task
+            sent to the predict route gets a 422 that names them.
         erase_user: deletes what the task keeps about one user (GDPR Art. 17) and counts
             it: ``erase_user(env, user_id) -> {what: count}`` (:data:`EraseUser`), run by
             the ``privacy-erase`` job (``POST /v1/privacy/erase``); ``None`` when the task
@@ -203,4 +206,5 @@ class Task:
     derived_table: Callable[[str], bool] | None = None
     start: Callable[[TaskContext], Awaitable[TaskRuntime]] | None = None
     predict: PredictShapes | None = None
+    use_instead: str | None = None
     erase_user: EraseUser | None = None

@@ -27,14 +27,6 @@ from aiweb.security.auth import scoped
 #: ``predictor(ref, body) -> response``: a task's answer for one of its models
 PredictFn = Callable[[str, Any], Awaitable[Mapping[str, Any]]]
 
-#: Where the models of a task that does not answer the predict route are used instead
-#: (named in the 422 such a model gets on the predict route).
-ELSEWHERE = {
-    "feature-extraction": "POST /v1/models/{name}/embed",
-    "recommendation": "GET /v1/users/{user_id}/recommendations?model={name} "
-    "(and GET /v1/items/{item_id}/similar)",
-}
-
 
 @dataclass(frozen=True)
 class PredictTarget:
@@ -60,11 +52,19 @@ class ModelRouter:
             the registry publishes a change of that model: deleted, its name may come
             back with another task).
         targets: ``{registry task: target}`` of the installed tasks that predict.
+        use_instead: ``{registry task: routes}`` of the installed tasks whose models are
+            used elsewhere (:attr:`aiweb.contract.Task.use_instead`), named in the 422.
     """
 
-    def __init__(self, registry: RegistryService, targets: Mapping[str, PredictTarget]) -> None:
+    def __init__(
+        self,
+        registry: RegistryService,
+        targets: Mapping[str, PredictTarget],
+        use_instead: Mapping[str, str] | None = None,
+    ) -> None:
         self.registry = registry
         self.targets = dict(targets)
+        self.use_instead = dict(use_instead or {})
         self._task_of: dict[str, str] = {}
         registry.on_alias_moved(self._forget)  # a deleted model's name may come back
 
@@ -93,7 +93,7 @@ class ModelRouter:
             self._task_of.pop(name, None)  # cheap to re-read; a task may be installed later
             # Permanent (a model's task never changes): a 4xx, never a retryable 503.
             serving = ", ".join(sorted(self.targets)) or "none"
-            instead = ELSEWHERE.get(task)
+            instead = self.use_instead.get(task)
             use = f"; use {instead.replace('{name}', name)}" if instead else ""
             raise InvalidInputError(
                 f"model {name!r} is a {task!r} model, which does not answer "

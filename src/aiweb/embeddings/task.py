@@ -33,4 +33,5 @@ TASK = Task(
     model_tasks=frozenset({EMBEDDING_TASK}),
     routers=(routes.router,),
     start=start,
+    use_instead="POST /v1/models/{name}/embed",
 )

@@ -74,8 +74,8 @@ class JobContext:
 
         Cheap (no I/O: the heartbeat thread reads the cancellation flag from the database
         with each beat, every 0.5 s while progress changes), so long loops call it, or
-        :meth:`progress`, once per iteration; recommender fits do through
-        :func:`aiweb.recommendations.algorithms.base.fit_progress`."""
+        :meth:`progress`, once per iteration (a task's iterative fits do, from their
+        progress callbacks)."""
         if self.lease_lost:
             raise LeaseLost(f"job {self.job.id} was taken over by another runner")
         if self.cancel_requested:

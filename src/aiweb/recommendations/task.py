@@ -59,5 +59,7 @@ TASK = Task(
     job_types=JOB_TYPES,
     tables=tables_of(SqlItem, SqlInteraction),
     start=start,
+    use_instead="GET /v1/users/{user_id}/recommendations?model={name} "
+    "(and GET /v1/items/{item_id}/similar)",
     erase_user=erase_user,
 )
