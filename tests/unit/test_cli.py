@@ -164,3 +164,18 @@ def test_semicolon_csv_gets_a_delimiter_hint() -> None:
     with pytest.raises(DataFormatError) as caught:
         list(iter_table(plain, "csv", name="plain.csv", columns=["text"], required=["text"]))
     assert "semicolons" not in caught.value.detail
+
+
+def test_id_and_name_values_stay_strings_even_when_they_read_as_numbers() -> None:
+    """A dataset id prefix of hex digits (``12345678``, ``1e400000``) is an id, not a number:
+    CI once drew an all-digit prefix and the job was refused."""
+    from aiweb.cli._common import parse_key_values
+
+    pairs = ["dataset_id=12345678", "model=1e400000", "C=4", 'params={"C": 0.5}']
+    values = parse_key_values(pairs, "--set", strings=("dataset_id", "model"))
+    assert values == {
+        "dataset_id": "12345678",
+        "model": "1e400000",
+        "C": 4,
+        "params": {"C": 0.5},
+    }

@@ -129,9 +129,12 @@ def friendly_errors(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def parse_key_values(pairs: list[str], option: str) -> dict[str, Any]:
+def parse_key_values(
+    pairs: list[str], option: str, strings: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """``["C=4", "name=x"]`` -> ``{"C": 4, "name": "x"}``: values parsed as JSON when they
-    are JSON, kept as strings otherwise.
+    are JSON, kept as strings otherwise; the values of the keys in ``strings`` (ids and
+    names, such as a dataset id prefix ``12345678`` or ``1e400000``) always stay strings.
 
     Raises:
         InvalidInputError: a pair without ``=`` or without a key.
@@ -143,6 +146,9 @@ def parse_key_values(pairs: list[str], option: str) -> dict[str, Any]:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
             raise InvalidInputError(f"{option} takes KEY=VALUE, not {pair!r}")
+        if key in strings:
+            values[key] = raw
+            continue
         try:
             values[key] = json.loads(raw)
         except json.JSONDecodeError:

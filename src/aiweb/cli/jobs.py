@@ -123,7 +123,7 @@ def submit(
     from aiweb.tasks import job_types
 
     fields: dict[str, Any] = json.loads(body) if body else {}
-    fields.update(parse_key_values(set_, "--set"))
+    fields.update(parse_key_values(set_, "--set", strings=(*DATASET_FIELDS, "model")))
     fields["type"] = type_
     types = JobTypes(job_types())
     with open_jobs(types) as (env, service):

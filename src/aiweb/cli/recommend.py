@@ -97,7 +97,8 @@ def _advance(progress: Progress, task: Any, rows: int) -> None:
 
 
 def _columns(pairs: list[str]) -> dict[str, str]:
-    return {k: str(v) for k, v in parse_key_values(pairs, "--column").items()}
+    keys = tuple(pair.partition("=")[0] for pair in pairs)
+    return dict(parse_key_values(pairs, "--column", strings=keys))
 
 
 @import_app.command("items")
