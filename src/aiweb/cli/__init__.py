@@ -5,6 +5,8 @@ from __future__ import annotations
 import typer
 
 from aiweb.cli import (
+    _common,
+    _typer_params,
     accounts,
     collections,
     datasets,
@@ -19,6 +21,8 @@ from aiweb.cli import (
     serve,
     train,
 )
+
+_typer_params.install()  # options not given need no pydantic: see the module
 
 app = typer.Typer(
     name="aiweb",
@@ -63,6 +67,7 @@ app.command("scheduler")(jobs.scheduler)
 
 def main() -> None:
     """Console-script entry point."""
+    _common.freeze_start_up = True  # this process is the command's own
     app()
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from aiweb.config import DatabaseSettings, Settings
+if TYPE_CHECKING:  # the callers have built the settings
+    from aiweb.config import DatabaseSettings, Settings
 
 
 def make_engine(url: str, *, pool: DatabaseSettings | None = None, **kwargs: Any) -> Engine:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import Engine
 
-from aiweb.config import Settings
 from aiweb.db.session import engine_for, make_session_factory
 from aiweb.registry.artifacts import open_artifact_store
 from aiweb.registry.service import RegistryService
 from aiweb.registry.sql_store import SqlRegistryStore
 from aiweb.security.audit import AuditLog
+
+if TYPE_CHECKING:  # the caller has built the settings
+    from aiweb.config import Settings
 
 
 def build_registry(settings: Settings) -> tuple[RegistryService, Engine]:
