@@ -3,8 +3,9 @@ schedule, and what a live upload or job still uses never is.
 
 The litter is made as a crash makes it: a real upload in a child process killed with
 SIGKILL after its body arrived (its ``.upload-*`` copy stays), a dataset directory with
-no row (a kill between storing the file and committing the row), a half-written
-``.tmp-*`` artifact, and scratch directories of finished, dead and live jobs."""
+no row, a half-written ``.tmp-*`` artifact, and scratch directories of finished, dead and
+live jobs. Kills inside an upload's two-phase write (pending datasets) are in
+``test_dataset_pending_litter.py``."""
 
 from __future__ import annotations
 
@@ -121,7 +122,14 @@ def test_sweep_removes_exactly_the_litter(settings: Settings) -> None:
     _age(gone_job)
     try:
         counts = sweep(settings, sessions, artifacts)
-        assert counts == {"uploads": 1, "datasets": 1, "artifact_temps": 1, "job_scratch": 4}
+        assert counts == {
+            "uploads": 1,
+            "rolled_forward": 0,
+            "pending_datasets": 0,
+            "datasets": 1,
+            "artifact_temps": 1,
+            "job_scratch": 4,
+        }
         left = sorted(home.glob(".upload-*"))
         assert len(left) == 2  # the live upload's copy stays
         assert fresh_upload in left

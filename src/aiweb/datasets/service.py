@@ -1,15 +1,33 @@
 """Uploaded data files (``POST /v1/datasets``): checked, described and kept in the
 artifact store under ``datasets/<id>/data.<csv|jsonl>``.
 
-An upload is copied to a scratch file ``<home>/.upload-*`` (locked while in use), checked,
-stored (an atomic write in a local store), then its row is committed; a failed commit
-removes the stored file. What a killed process leaves at each step is removed by the
-crash-litter sweep (:mod:`aiweb.jobs.litter`).
+An upload is a two-phase write:
+
+1. :meth:`DatasetService.stage` copies the body to a scratch file ``<home>/.upload-*``
+   (locked while in use), checks it and stores it under its pending name,
+   ``datasets/.pending-<id>/data.<csv|jsonl>`` (an atomic write in a local store);
+2. :meth:`DatasetService.commit` commits the dataset row, which names the final URI
+   (a failed commit removes the pending file);
+3. :func:`publish` moves ``datasets/.pending-<id>/`` to ``datasets/<id>/`` (one rename
+   in a local store; a copy and a delete on S3).
+
+So a stored file without a row is a pending one (or a delete's, killed halfway). What a
+killed process leaves at each step is handled by the crash-litter sweep
+(:mod:`aiweb.jobs.litter`): a pending directory whose row exists is moved into place
+(rolled forward), one without a row is removed once it is older than the sweep's grace
+period.
+
+Readers tolerate the window between 2 and 3: :meth:`DatasetService.open` and
+:meth:`DatasetService.local_copy` that find nothing at the row's URI roll the pending
+directory forward themselves (:func:`publish`) and read from the final URI. Whoever reads
+``Dataset.artifact_uri`` straight from the artifact store should call :func:`publish`
+first when the file is missing.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import shutil
 import tempfile
@@ -34,6 +52,11 @@ if TYPE_CHECKING:
 
 _UNSAFE_NAME = re.compile(r"[^\w.\- ]+")
 
+#: prefix of a dataset directory whose row is not committed (or not yet moved into place)
+PENDING_PREFIX = ".pending-"
+
+log = logging.getLogger(__name__)
+
 #: job states in which a job may still read its datasets
 _ACTIVE_JOBS = ("pending", "running")
 
@@ -50,7 +73,9 @@ class Dataset:
         columns: column names (CSV header; JSONL keys in first-seen order).
         sha256: hex digest of the file's bytes.
         size_bytes: file size.
-        artifact_uri: where the file is in the artifact store.
+        artifact_uri: where the file is in the artifact store, ``datasets/<id>/data.<suffix>``
+            (right after an upload's commit it may still be under its pending name;
+            see the module docs).
     """
 
     id: str
@@ -109,6 +134,61 @@ def _hold(fileno: int) -> None:
         fcntl.flock(fileno, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
+def dataset_dir(dataset_id: str) -> str:
+    """The URI of a dataset's directory in the artifact store: ``datasets/<id>``."""
+    return f"datasets/{dataset_id}"
+
+
+def pending_dir(dataset_id: str) -> str:
+    """The URI a dataset is stored under until its row is committed and it is moved into
+    place (:func:`publish`): ``datasets/.pending-<id>``."""
+    return f"datasets/{PENDING_PREFIX}{dataset_id}"
+
+
+def publish(artifacts: ArtifactStore, dataset_id: str) -> bool:
+    """Move ``datasets/.pending-<id>/`` into place, ``datasets/<id>/`` (phase 3 of an
+    upload; the crash-litter sweep and the readers call it too).
+
+    Call it only for a dataset whose row is committed. Safe to run in several processes
+    at once, and again after an interrupted run.
+
+    Returns:
+        Whether a pending directory was found (and moved); ``False`` when there is none,
+        e.g. it was moved already.
+
+    Raises:
+        OSError: the store failed (the pending directory stays for the next try).
+    """
+    try:
+        artifacts.move(pending_dir(dataset_id), dataset_dir(dataset_id))
+    except FileNotFoundError:
+        return False  # nothing pending: published already (maybe by another process)
+    return True
+
+
+@dataclass(frozen=True)
+class StagedUpload:
+    """An upload checked and stored under its pending name, its row not committed yet
+    (see :meth:`DatasetService.stage`).
+
+    Attributes:
+        id: the dataset's id to be.
+        name, format, rows, columns, sha256, size_bytes: as in :class:`Dataset`.
+        pending_uri: where the file is now, ``datasets/.pending-<id>/data.<suffix>``.
+        artifact_uri: where it goes, ``datasets/<id>/data.<suffix>``.
+    """
+
+    id: str
+    name: str
+    format: str
+    rows: int
+    columns: list[str]
+    sha256: str
+    size_bytes: int
+    pending_uri: str
+    artifact_uri: str
+
+
 def safe_name(filename: str | None) -> str:
     """The base name of an uploaded file, without path parts or odd characters."""
     base = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
@@ -141,10 +221,13 @@ class DatasetService:
         actor: str = "",
         progress: Callable[[int], None] | None = None,
     ) -> Dataset:
-        """Check and store an uploaded file.
+        """Check and store an uploaded file: :meth:`stage`, :meth:`commit`, then move
+        the file into place (:func:`publish`; see the module docs).
 
         The whole file is validated before anything is stored: a rejected upload leaves
-        nothing behind.
+        nothing behind. When the last move fails (the row is committed by then), the
+        failure is logged and the dataset returned: readers and the crash-litter sweep
+        finish the move.
 
         Args:
             fileobj: the file's bytes (read once, streamed).
@@ -155,6 +238,33 @@ class DatasetService:
         Raises:
             DataFormatError: unknown format, not UTF-8, malformed rows, no rows, more
                 than ``limits.max_upload_rows`` rows (422; the message names the line).
+        """
+        staged = self.stage(fileobj, filename, content_type, progress=progress)
+        dataset = self.commit(staged, actor=actor)
+        try:
+            publish(self.artifacts, dataset.id)
+        except Exception:
+            log.warning(
+                "dataset %s is stored but could not be moved into place yet; "
+                "its readers and the crash-litter sweep will move it",
+                dataset.id,
+                exc_info=True,
+            )
+        return dataset
+
+    def stage(
+        self,
+        fileobj: IO[bytes],
+        filename: str | None,
+        content_type: str | None = None,
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> StagedUpload:
+        """Phase 1 of :meth:`upload`: copy, check and store the file under its pending
+        name ``datasets/.pending-<id>/``; no row is written.
+
+        Raises:
+            DataFormatError: as :meth:`upload`; nothing is stored then.
         """
         name = safe_name(filename)
         fmt = table_format(name, content_type)
@@ -174,9 +284,10 @@ class DatasetService:
                 progress=progress,
             )
             dataset_id = str(uuid.uuid4())
-            uri = f"datasets/{dataset_id}/data{'.csv' if fmt == 'csv' else '.jsonl'}"
-            self.artifacts.put_file(uri, Path(tmp.name))
-        row = SqlDataset(
+            filename_in_store = f"data{'.csv' if fmt == 'csv' else '.jsonl'}"
+            pending_uri = f"{pending_dir(dataset_id)}/{filename_in_store}"
+            self.artifacts.put_file(pending_uri, Path(tmp.name))
+        return StagedUpload(
             id=dataset_id,
             name=name,
             format=info.format,
@@ -184,15 +295,35 @@ class DatasetService:
             columns=info.columns,
             sha256=info.sha256,
             size_bytes=info.size_bytes,
-            artifact_uri=uri,
+            pending_uri=pending_uri,
+            artifact_uri=f"{dataset_dir(dataset_id)}/{filename_in_store}",
+        )
+
+    def commit(self, staged: StagedUpload, *, actor: str = "") -> Dataset:
+        """Phase 2 of :meth:`upload`: commit the row of a staged upload (its
+        ``artifact_uri`` is the final URI). A failed commit removes the pending file.
+
+        Returns:
+            The dataset; its file is still under the pending name until :func:`publish`.
+        """
+        row = SqlDataset(
+            id=staged.id,
+            name=staged.name,
+            format=staged.format,
+            rows=staged.rows,
+            columns=staged.columns,
+            sha256=staged.sha256,
+            size_bytes=staged.size_bytes,
+            artifact_uri=staged.artifact_uri,
             created_by=actor,
         )
         try:
             with transaction(self._sessions) as s:
                 s.add(row)
         except BaseException:
-            # no row: the stored file is litter (a kill here leaves it to the sweep)
-            self.artifacts.delete_tree(f"datasets/{dataset_id}")
+            # no row: the pending file is litter (a kill here leaves it to the sweep)
+            with contextlib.suppress(Exception):
+                self.artifacts.delete_tree(pending_dir(staged.id))
             raise
         return _to_dataset(row)
 
@@ -274,14 +405,41 @@ class DatasetService:
         directory = gone.artifact_uri.rpartition("/")[0]
         if directory:
             self.artifacts.delete_tree(directory)
+        self.artifacts.delete_tree(pending_dir(dataset_id))  # never moved into place
         return gone
 
+    def _published(self, dataset: Dataset) -> None:
+        """Roll ``dataset``'s pending directory forward (a reader met the window between
+        its row's commit and its move, or a process killed there); see :func:`publish`."""
+        if publish(self.artifacts, dataset.id):
+            log.info("moved the pending file of dataset %s into place", dataset.id)
+
     def open(self, dataset: Dataset) -> BinaryIO:
-        """The stored file, for streaming (close it, or use it in ``with``)."""
-        return self.artifacts.open_read(dataset.artifact_uri)
+        """The stored file, for streaming (close it, or use it in ``with``).
+
+        A file still under its pending name is moved into place first (module docs).
+
+        Raises:
+            FileNotFoundError: the file is in neither place.
+        """
+        try:
+            return self.artifacts.open_read(dataset.artifact_uri)
+        except FileNotFoundError:
+            self._published(dataset)
+            return self.artifacts.open_read(dataset.artifact_uri)
 
     def local_copy(self, dataset: Dataset, directory: Path) -> Path:
-        """Copy the stored file into ``directory`` (named by its format's suffix)."""
+        """Copy the stored file into ``directory`` (named by its format's suffix).
+
+        A file still under its pending name is moved into place first (module docs).
+
+        Raises:
+            FileNotFoundError: the file is in neither place.
+        """
         target = directory / f"{dataset.id}{dataset.suffix}"
-        self.artifacts.get_file(dataset.artifact_uri, target)
+        try:
+            self.artifacts.get_file(dataset.artifact_uri, target)
+        except FileNotFoundError:
+            self._published(dataset)
+            self.artifacts.get_file(dataset.artifact_uri, target)
         return target

@@ -4,8 +4,12 @@ A process killed at the wrong moment leaves:
 
 - an upload's scratch copy, ``<home>/.upload-*`` (up to ``limits.max_upload_bytes``), when
   it died after the body arrived and before the dataset was stored;
-- a dataset directory in the artifact store, ``datasets/<id>/``, with no dataset row, when
-  it died between storing the file and committing the row;
+- a pending dataset directory in the artifact store, ``datasets/.pending-<id>/``, when it
+  died during an upload's two-phase write (:mod:`aiweb.datasets.service`): with no
+  dataset row when it died before the row was committed, with its row when it died
+  between the commit and the move into place, ``datasets/<id>/``;
+- a dataset directory ``datasets/<id>/`` with no dataset row (left by versions that
+  stored the file in place before committing the row, or by a delete that died);
 - a half-written artifact, ``.tmp-*`` next to its target, when it died during an atomic
   write (the rename never happened);
 - a job's scratch directory, ``<home>/tmp/jobs/<job id>/``, when the attempt using it
@@ -15,19 +19,25 @@ A process killed at the wrong moment leaves:
 :func:`sweep` removes exactly these, and never what a live process still uses:
 
 - an upload in progress holds an exclusive ``flock`` on its scratch file (see
-  :meth:`aiweb.datasets.service.DatasetService.upload`): a file whose lock can be taken
+  :meth:`aiweb.datasets.service.DatasetService.stage`): a file whose lock can be taken
   has no live owner; files are also left alone while younger than ``grace_s``;
+- a pending dataset directory whose row exists is moved into place at once (rolled
+  forward, :func:`aiweb.datasets.service.publish`; the readers of a dataset do the same
+  when they find its file missing, and a move racing another is harmless); one with no
+  row goes only when nothing in it changed for ``grace_s`` (an upload stores its file,
+  then commits its row, within seconds);
 - a dataset directory goes only when no row names it and nothing in it changed for
-  ``grace_s`` (an upload stores its file, then commits its row, within seconds);
+  ``grace_s``;
 - a ``.tmp-*`` artifact goes only when unchanged for ``grace_s``;
 - a job's scratch directory goes only when its job finished for good (``succeeded``,
   ``failed``, ``cancelled``) or no longer exists (and it is older than ``grace_s``):
   ``pending`` and ``running`` jobs keep theirs.
 
 ``aiweb serve`` sweeps in its lifespan before serving and an ``aiweb worker`` when it
-starts; the scheduler tick sweeps every ``retention.interval_s``. Only a local artifact
-store is swept (an object store's stray ``datasets/<id>/`` prefixes are left to its
-lifecycle rules).
+starts; the scheduler tick sweeps every ``retention.interval_s``. Pending datasets are
+rolled forward on every artifact store; everything else is removed from a local artifact
+store only (an object store's stray ``datasets/.pending-<id>/`` and ``datasets/<id>/``
+prefixes are left to its lifecycle rules).
 """
 
 from __future__ import annotations
@@ -45,8 +55,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from aiweb.config import Settings
+from aiweb.datasets.service import PENDING_PREFIX, publish
 from aiweb.db.orm import SqlDataset, SqlJob
-from aiweb.registry.artifacts import ArtifactStore, LocalArtifactStore
+from aiweb.registry.artifacts import ArtifactStore, FsspecArtifactStore, LocalArtifactStore
 
 try:  # POSIX; elsewhere the age alone tells litter from a live upload
     import fcntl
@@ -146,7 +157,10 @@ def sweep_datasets(
     candidates = [
         path
         for path in _children(artifacts.root / "datasets")
-        if path.is_dir() and not path.is_symlink() and _age_s(path, now) >= grace_s
+        if path.is_dir()
+        and not path.is_symlink()
+        and not path.name.startswith(PENDING_PREFIX)  # see sweep_pending_datasets
+        and _age_s(path, now) >= grace_s
     ]
     if not candidates:
         return 0
@@ -157,6 +171,72 @@ def sweep_datasets(
             ).all()
         )
     return sum(_remove(path) for path in candidates if path.name not in known)
+
+
+def _pending_ids(artifacts: ArtifactStore) -> list[str]:
+    """The ids of the pending dataset directories, ``datasets/.pending-<id>/``."""
+    if isinstance(artifacts, LocalArtifactStore):
+        names = [
+            p.name
+            for p in _children(artifacts.root / "datasets")
+            if p.is_dir() and not p.is_symlink()
+        ]
+    elif isinstance(artifacts, FsspecArtifactStore):
+        try:
+            listed = artifacts.fs.ls(artifacts.key("datasets"), detail=False, refresh=True)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        names = [str(p).rstrip("/").rpartition("/")[2] for p in listed]
+    else:
+        return []
+    return [n[len(PENDING_PREFIX) :] for n in names if n.startswith(PENDING_PREFIX)]
+
+
+def sweep_pending_datasets(
+    sessions: sessionmaker[Session],
+    artifacts: ArtifactStore,
+    *,
+    grace_s: float = GRACE_S,
+    now: float | None = None,
+) -> tuple[int, int]:
+    """Finish or undo the uploads a kill interrupted: move ``datasets/.pending-<id>/``
+    into place when the row of ``<id>`` exists (any store); remove it when no row does
+    and it is older than ``grace_s`` (a local store only).
+
+    Returns:
+        ``(rolled forward, removed)``: how many pending directories.
+    """
+    ids = _pending_ids(artifacts)
+    if not ids:
+        return 0, 0
+    now = time.time() if now is None else now
+    with sessions() as s:
+        known = set(s.scalars(select(SqlDataset.id).where(SqlDataset.id.in_(ids))).all())
+
+    def roll_forward(dataset_id: str) -> int:
+        try:
+            return int(publish(artifacts, dataset_id))
+        except Exception:
+            log.warning("could not move pending dataset %s into place", dataset_id, exc_info=True)
+            return 0
+
+    rolled = removed = 0
+    for dataset_id in ids:
+        if dataset_id in known:
+            rolled += roll_forward(dataset_id)
+            continue
+        if isinstance(artifacts, LocalArtifactStore):
+            path = artifacts.root / "datasets" / f"{PENDING_PREFIX}{dataset_id}"
+            if _age_s(path, now) < grace_s:
+                continue
+            # the row may have been committed since the query: check again before removing
+            with sessions() as s:
+                committed = s.get(SqlDataset, dataset_id) is not None
+            if committed:
+                rolled += roll_forward(dataset_id)
+            else:
+                removed += _remove(path)
+    return rolled, removed
 
 
 def sweep_artifact_temps(
@@ -214,11 +294,31 @@ def sweep(
         now: the time to age files against (``time.time()`` when ``None``).
 
     Returns:
-        ``{"uploads", "datasets", "artifact_temps", "job_scratch"}``: what was removed.
+        ``{"uploads", "pending_datasets", "datasets", "artifact_temps", "job_scratch"}``:
+        what was removed, and ``"rolled_forward"``: how many pending datasets were moved
+        into place.
     """
-    counts = {"uploads": 0, "datasets": 0, "artifact_temps": 0, "job_scratch": 0}
+    counts = dict.fromkeys(
+        (
+            "uploads",
+            "rolled_forward",
+            "pending_datasets",
+            "datasets",
+            "artifact_temps",
+            "job_scratch",
+        ),
+        0,
+    )
+
+    def pending() -> int:
+        counts["rolled_forward"], removed = sweep_pending_datasets(
+            sessions, artifacts, grace_s=grace_s, now=now
+        )
+        return removed
+
     steps: dict[str, Callable[[], int]] = {
         "uploads": lambda: sweep_uploads(settings.home, grace_s=grace_s, now=now),
+        "pending_datasets": pending,
         "datasets": lambda: sweep_datasets(sessions, artifacts, grace_s=grace_s, now=now),
         "artifact_temps": lambda: sweep_artifact_temps(artifacts, grace_s=grace_s, now=now),
         "job_scratch": lambda: sweep_job_scratch(sessions, settings.home, grace_s=grace_s, now=now),
@@ -229,5 +329,5 @@ def sweep(
         except Exception:
             log.warning("sweeping crash litter (%s) failed", kind, exc_info=True)
     if any(counts.values()):
-        log.info("removed crash litter: %s", counts)
+        log.info("swept crash litter: %s", counts)
     return counts

@@ -11,6 +11,10 @@ Every store raises :class:`FileNotFoundError` when nothing (or only a "directory
 stored at a URI. :func:`read_verified` reads an artifact and checks it against the sha256
 the registry recorded (:class:`~aiweb.errors.CorruptArtifactError` otherwise).
 
+:meth:`ArtifactStore.move` renames a file or a "directory": the last phase of a
+two-phase write (a dataset is stored under a pending name, its row is committed, then it
+is moved into place; see :mod:`aiweb.datasets.service`).
+
 Choose the store with :func:`open_artifact_store` (``AIWEB_ARTIFACTS_URL`` /
 ``AIWEB_ARTIFACTS_OPTIONS``; a local directory under ``AIWEB_HOME`` by default).
 """
@@ -26,9 +30,6 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
-
-from fsspec.core import split_protocol, url_to_fs
-from fsspec.implementations.local import LocalFileSystem
 
 from aiweb.errors import CorruptArtifactError, UnsafeArtifactPath
 
@@ -95,6 +96,18 @@ class ArtifactStore(Protocol):
         """The size of what is stored at ``uri``, in bytes."""
         ...
 
+    def move(self, src_uri: str, dst_uri: str) -> int:
+        """Move the file at ``src_uri``, or every file under the "directory" ``src_uri``
+        (keeping their paths below it), to ``dst_uri``, replacing files of the same name
+        there. Running it again after it was interrupted finishes the move; files another
+        process moved meanwhile are not an error. Returns how many files were moved.
+
+        Raises:
+            FileNotFoundError: nothing is stored at or under ``src_uri``.
+            ValueError: one of the URIs is the other or lies under it.
+        """
+        ...
+
 
 def check_artifact_uri(uri: str) -> PurePosixPath:
     """Check that ``uri`` is a safe relative POSIX path and return it normalised.
@@ -121,6 +134,18 @@ def check_artifact_uri(uri: str) -> PurePosixPath:
     ):
         raise UnsafeArtifactPath(f"artifact path {uri[:200]!r} is not a relative path")
     return pure
+
+
+def _check_move(src_uri: str, dst_uri: str) -> None:
+    """Refuse a move of a URI onto itself or into (out of) its own subtree.
+
+    Raises:
+        UnsafeArtifactPath: see :func:`check_artifact_uri`.
+        ValueError: one URI is the other or lies under it.
+    """
+    src, dst = check_artifact_uri(src_uri), check_artifact_uri(dst_uri)
+    if src == dst or src in dst.parents or dst in src.parents:
+        raise ValueError(f"cannot move artifact {src_uri[:200]!r} to {dst_uri[:200]!r}")
 
 
 def _not_found(uri: str) -> FileNotFoundError:
@@ -306,6 +331,48 @@ class LocalArtifactStore:
         """
         return self._file(uri).stat().st_size
 
+    def move(self, src_uri: str, dst_uri: str) -> int:
+        """Rename the file or directory ``src_uri`` to ``dst_uri`` (``os.replace``:
+        atomic, on one filesystem). A directory whose target does not exist (or is
+        empty) moves in one rename; into an existing directory its files are renamed one
+        by one, replacing files of the same name, and the emptied source is removed.
+
+        Returns:
+            How many files were moved.
+
+        Raises:
+            UnsafeArtifactPath: see :meth:`path`.
+            FileNotFoundError: nothing is stored at ``src_uri``.
+            ValueError: one URI is the other or lies under it.
+            IsADirectoryError, NotADirectoryError: a file would replace a directory, or
+                the other way round.
+        """
+        _check_move(src_uri, dst_uri)
+        src, dst = self.path(src_uri), self.path(dst_uri)
+        if src.is_dir() and not src.is_symlink():
+            files = [p for p in src.rglob("*") if not p.is_dir() or p.is_symlink()]
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.rename(src, dst)  # fails on an existing non-empty directory
+                return len(files)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not dst.is_dir():
+                    raise
+            moved = 0
+            for path in files:
+                target = dst / path.relative_to(src)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with contextlib.suppress(FileNotFoundError):  # moved by another process
+                    os.replace(path, target)
+                    moved += 1
+            shutil.rmtree(src, ignore_errors=True)
+            return moved
+        if not src.is_file():
+            raise _not_found(src_uri)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)
+        return 1
+
 
 class FsspecArtifactStore:
     """Artifacts on any fsspec filesystem, as keys under one URL prefix.
@@ -328,6 +395,8 @@ class FsspecArtifactStore:
     """
 
     def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
+        from fsspec.core import url_to_fs  # not imported by the local store's users
+
         fs, root = url_to_fs(url, **(storage_options or {}))
         self.fs: Any = fs
         self.root: str = str(root).rstrip("/")
@@ -502,6 +571,46 @@ class FsspecArtifactStore:
         """
         return int(self._info(uri)["size"])
 
+    def move(self, src_uri: str, dst_uri: str) -> int:
+        """Copy each object at or under ``src_uri`` to its place under ``dst_uri``, then
+        delete it (S3 has no rename: a server-side copy, then a delete, per object).
+
+        Each object is copied before its source is deleted, so an interrupted move leaves
+        every file at one of its two places at least, and running the move again
+        finishes it. Readers may see a "directory" half moved meanwhile.
+
+        Returns:
+            How many objects were moved (by this call).
+
+        Raises:
+            UnsafeArtifactPath: see :meth:`key`.
+            FileNotFoundError: nothing is stored at or under ``src_uri``.
+            ValueError: one URI is the other or lies under it.
+        """
+        _check_move(src_uri, dst_uri)
+        src, dst = self.key(src_uri), self.key(dst_uri)
+        if self.fs.isfile(src):
+            pairs = [(src, dst)]
+        else:
+            try:
+                found = [str(p) for p in self.fs.find(src)]
+            except FileNotFoundError:
+                found = []
+            pairs = [(f, dst + f[len(src) :]) for f in found if f.startswith(src + "/")]
+            if not pairs:
+                raise _not_found(src_uri)
+        moved = 0
+        for source, target in pairs:
+            try:
+                self.fs.cp_file(source, target)
+            except FileNotFoundError:  # moved (or deleted) by another process meanwhile
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(source)
+            moved += 1
+        self.fs.invalidate_cache()
+        return moved
+
 
 def local_artifacts_root(url: str) -> Path | None:
     """The directory named by ``url`` when it is local, else ``None``.
@@ -511,6 +620,9 @@ def local_artifacts_root(url: str) -> Path | None:
     """
     if "::" in url:
         return None
+    from fsspec.core import split_protocol
+    from fsspec.implementations.local import LocalFileSystem
+
     protocol, _ = split_protocol(url)
     if protocol is None:
         return Path(url).expanduser()
