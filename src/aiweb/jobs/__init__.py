@@ -11,6 +11,7 @@ submit, its handler), gathered by :func:`aiweb.tasks.job_types`.
 
 __all__ = [
     "celery_app",
+    "child",
     "context",
     "embedded",
     "entities",
