@@ -143,6 +143,14 @@ bench-cli: install
 bench-prediction-log: install
 	$(BIN)/python -m bench.prediction_log $(BENCH_ARGS)
 
+# Benchmark: explanations — faithfulness (ERASER comprehensiveness) and speed of aiweb's exact
+# linear explainer vs LIME and SHAP on SST-2 dev with the demo sentiment model, and occlusion
+# on a MiniLM intent model (Banking77; needs the embedding model, see bench/explain.py).
+# Exit 1 when a bar fails. Options: make bench-explain BENCH_ARGS='--export-dir DIR'
+.PHONY: bench-explain
+bench-explain: install
+	$(BIN)/python -m bench.explain $(BENCH_ARGS)
+
 # Soak: aiweb serve --workers 2 under a mixed load at c=64 for 600 s (needs wrk): zero errors,
 # flat RSS per worker after the warm-up; exit 1 otherwise. Results under --out.
 # Options: make bench-soak BENCH_ARGS='--duration 60 --out /tmp/soak --home /tmp/soak-home'

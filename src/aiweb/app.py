@@ -18,12 +18,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 
 from aiweb import __version__
-from aiweb.api import apidocs, problems
+from aiweb.api import apidocs, openapi_facts, problems, queries
 from aiweb.api.hygiene import SecurityHeadersMiddleware, add_cors
 from aiweb.api.limits import InputLimitsMiddleware
 from aiweb.api.middleware import MetricsMiddleware, RequestIdMiddleware
 from aiweb.api.preauth import PreAuthMiddleware
-from aiweb.api.predict import ModelRouter, PredictTarget, predict_router
+from aiweb.api.predict import ExplainTarget, ModelRouter, PredictTarget, predict_router
 from aiweb.api.router import core_routers
 from aiweb.api.routes import jobs as job_routes
 from aiweb.config import Settings, get_settings
@@ -194,10 +194,13 @@ def create_app(
         redoc_url=None,
     )
     problems.install(app)
+    openapi_facts.install(app, settings)  # NUL, 64-bit integers, setting bounds
+    queries.install(app)  # a one-value query parameter given twice: 422
     variants = [(t.predict.request, t.predict.response) for t in tasks if t.predict is not None]
+    explained = [(t.explain.request, t.explain.response) for t in tasks if t.explain is not None]
     routers = [
         *core_routers(),
-        predict_router(variants, _model_router),
+        predict_router(variants, _model_router, explained),
         *(router for task in tasks for router in task.routers),
         job_routes.router(job_types),
     ]
@@ -242,9 +245,12 @@ def _predict_targets(
         runtime = runtimes.get(task.name)
         if task.predict is None or runtime is None or runtime.predictor is None:
             continue
+        explain = None
+        if task.explain is not None and runtime.explainer is not None:
+            explain = ExplainTarget(task.explain.request, task.explain.response, runtime.explainer)
         for model_task in task.model_tasks:
             targets[model_task] = PredictTarget(
-                task.predict.request, task.predict.response, runtime.predictor
+                task.predict.request, task.predict.response, runtime.predictor, explain
             )
     return targets
 

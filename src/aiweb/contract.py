@@ -22,6 +22,18 @@ The pieces a task gives:
   its model versions carry (``text-classification``), which route a model to it.
 - ``erase_user``: deletes what it keeps about one user id (interactions, cached
   lists …) for the ``privacy-erase`` job (GDPR Art. 17), when it keeps anything.
+- ``explain``: the request and response shapes of ``POST /v1/models/{name}/explain``
+  for its models (:class:`ExplainShapes`), with ``TaskRuntime.explainer`` answering it:
+  why a model gave its answer, as contributions of the input's features (words,
+  columns …) to the logit of one class. The route finds the task exactly as the predict
+  route does, so a new task (tabular models with SHAP's TreeExplainer, token
+  classifiers …) plugs in by setting these two, without touching the route. A task
+  that explains must also predict (the two share the model routing).
+
+An explanation answers the fields of :class:`Explanation` (the common part; a task may
+add its own, as text classification adds ``out_of_scope``): each contribution is one
+feature of the input with its weight in logit units of the explained class, and
+``base_value + Σ weights = logit`` holds exactly when ``exact`` is true.
 """
 
 from __future__ import annotations
@@ -31,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine, Table
 
 from aiweb.config import Settings
@@ -96,6 +108,106 @@ class PredictShapes:
     response: type[BaseModel]
 
 
+class Explainer(Protocol):
+    """Answers ``POST /v1/models/{name}/explain`` for a task's models."""
+
+    async def __call__(self, ref: str, body: Any) -> Mapping[str, Any]:
+        """Explain the answers of the model ``ref`` names (``name``, ``name@alias``,
+        ``name:3``) to the inputs of ``body``.
+
+        Args:
+            ref: the model reference from the path.
+            body: the request body, already validated as the task's
+                :attr:`ExplainShapes.request` model.
+
+        Returns:
+            The JSON response (a mapping ``orjson`` can serialise), shaped as the task's
+            :attr:`ExplainShapes.response` (``{"model", "version", "explanations"}``,
+            one :class:`Explanation` per input, aligned by index).
+
+        Raises:
+            AiwebError: a problem to answer (404 unknown model, 413, 422 — also for a
+                model this explainer cannot explain —, 503 …).
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class ExplainShapes:
+    """The shapes of a task's explanations.
+
+    Attributes:
+        request: the body model (pydantic); the route validates the body with it.
+        response: the response model (pydantic), for the OpenAPI schema.
+    """
+
+    request: type[BaseModel]
+    response: type[BaseModel]
+
+
+class Contribution(BaseModel):
+    """One feature of the input and its weight towards the explained class.
+
+    Attributes:
+        feature: the feature as the input has it: a word (text models), a column name
+            (tabular models) …
+        start: for text, the offset of the word's first character in the input
+            (``input[start:end] == feature``); ``None`` for features that are not spans.
+        end: for text, the offset just past the word's last character; else ``None``.
+        weight: its contribution, in logit units of the target class: positive pushes
+            towards the target, negative away from it.
+    """
+
+    feature: str
+    start: int | None = None
+    end: int | None = None
+    weight: float
+
+
+class Omitted(BaseModel):
+    """The contributions left out of a list cut at ``top_k``.
+
+    Attributes:
+        count: how many features were left out (0 when none was).
+        weight: the sum of their weights, so that ``base_value + Σ listed weights +
+            omitted.weight == logit`` still holds for an exact explanation.
+    """
+
+    count: int = 0
+    weight: float = 0.0
+
+
+class Explanation(BaseModel):
+    """Why a model answered what it did for one input (the common fields).
+
+    Attributes:
+        label: the answered label (as the predict route answers it).
+        scores: the probability of every class.
+        target: the class explained.
+        method: how the contributions were computed (``linear``: coefficient x feature
+            value, exact; ``occlusion``: change of the logit when the feature is
+            removed, approximate; ``tree``: TreeSHAP …).
+        exact: whether ``base_value + Σ contributions == logit`` holds (to 1e-6).
+        base_value: the target's logit with no feature (``linear``: the intercept;
+            ``occlusion``: the logit with every explained feature removed).
+        contributions: the features, by decreasing ``|weight|``, at most ``top_k``.
+        omitted: the contributions left out by ``top_k``.
+        logit: the target's logit for this input.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    label: str
+    scores: dict[str, float]
+    target: str
+    method: str
+    exact: bool
+    base_value: float
+    contributions: list[Contribution]
+    omitted: Omitted = Field(default_factory=Omitted)
+    logit: float
+
+
 @dataclass
 class TaskRuntime:
     """What a task's ``start`` built, owned by the app until shutdown.
@@ -108,6 +220,9 @@ class TaskRuntime:
         started: coroutine run after every task was started (loading and warming
             models, background refreshers), or ``None``.
         close: coroutine run at shutdown, in the reverse order of the tasks.
+        explainer: serves the explain route for the task's models (with
+            :attr:`Task.explain` giving its shapes), or ``None`` when its models are not
+            explained (the route then answers 422).
     """
 
     state: dict[str, object] = field(default_factory=dict)
@@ -115,6 +230,7 @@ class TaskRuntime:
     readiness: Callable[[], Readiness] | None = None
     started: Callable[[], Awaitable[None]] | None = None
     close: Callable[[], Awaitable[None]] | None = None
+    explainer: Explainer | None = None
 
 
 @dataclass
@@ -196,6 +312,8 @@ class Task:
             it: ``erase_user(env, user_id) -> {what: count}`` (:data:`EraseUser`), run by
             the ``privacy-erase`` job (``POST /v1/privacy/erase``); ``None`` when the task
             keeps nothing tied to a user id.
+        explain: the shapes of its explanations, when its models answer the explain
+            route (:attr:`TaskRuntime.explainer`).
     """
 
     name: str
@@ -208,3 +326,4 @@ class Task:
     predict: PredictShapes | None = None
     use_instead: str | None = None
     erase_user: EraseUser | None = None
+    explain: ExplainShapes | None = None

@@ -92,11 +92,17 @@ def free_port() -> int:
 
 @contextmanager
 def live_server(
-    settings: Settings, name: str = "uvicorn-test", app: FastAPI | None = None
+    settings: Settings,
+    name: str = "uvicorn-test",
+    app: FastAPI | None = None,
+    *,
+    http: str = "auto",
 ) -> Iterator[int]:
     """Run ``create_app(settings)`` under a real uvicorn on 127.0.0.1 in a thread.
 
     Yields the port once the server is started (lifespan done); stops it afterwards.
+    ``http``: uvicorn's HTTP protocol (``aiweb.serving.protocol.PROTOCOL``: the one
+    ``aiweb serve`` runs, after ``configure``).
     """
     port = free_port()
     config = uvicorn.Config(
@@ -105,6 +111,7 @@ def live_server(
         port=port,
         log_level="warning",
         lifespan="on",
+        http=http,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=name, daemon=True)

@@ -298,7 +298,7 @@ def test_result_before_success_is_409(idle_client: TestClient) -> None:
 @pytest.mark.parametrize(
     ("body", "status", "needle"),
     [
-        ({"type": "train", "model": "m", "dataset_id": "nope"}, 422, "dataset_id 'nope'"),
+        ({"type": "train", "model": "m", "dataset_id": "nope"}, 404, "dataset_id 'nope'"),
         ({"type": "train", "model": "m", "dataset": "no-such-set"}, 422, "unknown dataset"),
         ({"type": "train", "model": "m"}, 422, "exactly one of dataset_id or dataset"),
         ({"type": "train", "model": "Bad Name!", "dataset": "sst2"}, 422, "model"),
@@ -418,7 +418,7 @@ def test_schedule_validation(client: TestClient) -> None:
     no_data = client.put(
         "/v1/models/reviews/schedule", json={"cron": "0 3 * * *", "dataset_id": "x"}
     )
-    assert no_data.status_code == 422
+    assert no_data.status_code == 404  # no such dataset
     assert client.get("/v1/models/reviews/schedule").status_code == 404
     assert client.delete("/v1/models/reviews/schedule").status_code == 404
 

@@ -1,6 +1,9 @@
 """HTTP layer: dependencies, problem details, input limits, middleware, health probes,
 the routes of the core resources (:mod:`aiweb.api.routes`), the one predict route
-of every task (:mod:`aiweb.api.predict`) and the offline API docs (:mod:`aiweb.api.apidocs`)."""
+of every task (:mod:`aiweb.api.predict`), the offline API docs (:mod:`aiweb.api.apidocs`),
+the facts the OpenAPI document states besides the routes' models
+(:mod:`aiweb.api.openapi_facts`) and the one-value rule of query parameters
+(:mod:`aiweb.api.queries`)."""
 
 __all__ = [
     "apidocs",
@@ -9,9 +12,11 @@ __all__ = [
     "hygiene",
     "limits",
     "middleware",
+    "openapi_facts",
     "preauth",
     "predict",
     "problems",
+    "queries",
     "router",
     "routes",
 ]

@@ -1,9 +1,11 @@
-"""``POST /v1/models/{name}/predict``: one route for the models of every task.
+"""``POST /v1/models/{name}/predict`` and ``POST /v1/models/{name}/explain``: one route
+each for the models of every task.
 
 The route finds the task of the model its path names (the registry's ``task`` of the
 registered model, kept in memory: a model's task never changes), validates the body
-with that task's request model and hands both to the task's predictor. The OpenAPI
-schema lists each task's request and response as a variant (``oneOf``).
+with that task's request model and hands both to the task's predictor (or explainer).
+The OpenAPI schema lists each task's request and response as a variant (``oneOf``).
+Nothing on the predict path computes anything for explanations.
 """
 
 from __future__ import annotations
@@ -29,19 +31,37 @@ PredictFn = Callable[[str, Any], Awaitable[Mapping[str, Any]]]
 
 
 @dataclass(frozen=True)
+class ExplainTarget:
+    """How one registry task's models explain their answers.
+
+    Attributes:
+        request: the body model; the explain route validates the body with it.
+        response: the response model (documentation only, as for predictions).
+        explain: the task's explainer, ``explainer(ref, body) -> response``.
+    """
+
+    request: type[BaseModel]
+    response: type[BaseModel]
+    explain: PredictFn
+
+
+@dataclass(frozen=True)
 class PredictTarget:
-    """How one registry task's models predict.
+    """How one registry task's models predict (and explain).
 
     Attributes:
         request: the body model; the route validates the body with it.
         response: the response model (documentation only: predictors answer plain
             mappings, serialised with orjson without a validation pass).
         predict: the task's predictor.
+        explain: how its models explain their answers, or ``None`` when they do not
+            (the explain route answers 422).
     """
 
     request: type[BaseModel]
     response: type[BaseModel]
     predict: PredictFn
+    explain: ExplainTarget | None = None
 
 
 class ModelRouter:
@@ -71,14 +91,8 @@ class ModelRouter:
     async def _forget(self, name: str) -> None:
         self._task_of.pop(name, None)
 
-    async def target(self, ref: str) -> PredictTarget:
-        """The target serving the model ``ref`` names.
-
-        Raises:
-            InvalidInputError: a malformed reference, or a model of a task whose models
-                do not answer the predict route (422).
-            ModelNotFound: no model of that name (404).
-        """
+    async def _task(self, ref: str) -> tuple[str, str]:
+        """``(model name, its registry task)`` of ``ref``."""
         try:
             name = ModelRef.parse(ref).name
         except ValueError as exc:
@@ -88,6 +102,36 @@ class ModelRouter:
             model = await anyio.to_thread.run_sync(self.registry.get_model, name)
             task = model.task
             self._task_of[name] = task
+        return name, task
+
+    async def explain_target(self, ref: str) -> ExplainTarget:
+        """How the model ``ref`` names explains its answers.
+
+        Raises:
+            InvalidInputError: a malformed reference, or a model of a task whose models
+                are not explained (422, naming the tasks whose models are).
+            ModelNotFound: no model of that name (404).
+        """
+        name, task = await self._task(ref)
+        target = self.targets.get(task)
+        if target is None or target.explain is None:
+            self._task_of.pop(name, None)  # cheap to re-read; a task may be installed later
+            explaining = sorted(t for t, v in self.targets.items() if v.explain is not None)
+            raise InvalidInputError(
+                f"model {name!r} is a {task!r} model, whose answers are not explained by "
+                f"/v1/models/{{name}}/explain (tasks whose are: {', '.join(explaining) or 'none'})"
+            )
+        return target.explain
+
+    async def target(self, ref: str) -> PredictTarget:
+        """The target serving the model ``ref`` names.
+
+        Raises:
+            InvalidInputError: a malformed reference, or a model of a task whose models
+                do not answer the predict route (422).
+            ModelNotFound: no model of that name (404).
+        """
+        name, task = await self._task(ref)
         target = self.targets.get(task)
         if target is None:
             self._task_of.pop(name, None)  # cheap to re-read; a task may be installed later
@@ -114,14 +158,17 @@ def _request_schema(variants: Sequence[Variant]) -> dict[str, Any]:
 
 
 def predict_router(
-    variants: Sequence[Variant], model_router: Callable[[Request], ModelRouter]
+    variants: Sequence[Variant],
+    model_router: Callable[[Request], ModelRouter],
+    explain_variants: Sequence[Variant] = (),
 ) -> APIRouter:
-    """The predict route, documented with ``variants``.
+    """The predict and explain routes, documented with ``variants``.
 
     Args:
         variants: every installed task's request and response models (the OpenAPI
             variants of the body and the answer).
         model_router: finds the :class:`ModelRouter` of a request's app.
+        explain_variants: the same for the explain route, of the tasks that explain.
     """
     router = APIRouter(prefix="/v1/models", tags=["predict"])
     kwargs = scoped("predict")
@@ -170,4 +217,64 @@ def predict_router(
         out.headers.raw.extend(response.headers.raw)  # RateLimit-* set by the auth dependency
         return out
 
+    _add_explain(router, explain_variants, model_router)
     return router
+
+
+def _add_explain(
+    router: APIRouter,
+    variants: Sequence[Variant],
+    model_router: Callable[[Request], ModelRouter],
+) -> None:
+    """``POST /{name}/explain`` on ``router``, with the predict route's scope and errors."""
+    kwargs = scoped("predict")
+    kwargs["responses"] = {
+        **kwargs["responses"],
+        404: {"description": "Unknown model, alias or version."},
+        413: {"description": "Too many inputs, or a body over the size limit."},
+        422: {
+            "description": "Invalid body, a text over the length limit, an unknown "
+            "`target` class, or a model whose answers are not explained."
+        },
+        503: {"description": "The model cannot be loaded now; retry after Retry-After."},
+    }
+    if variants:
+        kwargs["openapi_extra"] = {
+            **kwargs["openapi_extra"],
+            "requestBody": _request_schema(variants),
+        }
+        responses = list(dict.fromkeys(response for _, response in variants))
+        kwargs["responses"][200] = {"model": responses[0]} if len(responses) == 1 else {}
+
+    @router.post("/{name}/explain", **kwargs)
+    async def explain(
+        name: Annotated[
+            str,
+            Path(
+                description="`sentiment`, `sentiment@staging` or `sentiment:3`.",
+                max_length=80,
+                pattern=REF_REGEX,
+            ),
+        ],
+        body: Annotated[Any, Body()],
+        request: Request,
+        response: Response,
+    ) -> Response:
+        """Explain a model's answers (its ``production`` version, or the alias or version
+        named): for each input, the contribution of each of its features (for a text
+        classifier, each word, with its character offsets) to the logit of ``target``
+        (default: the answered class), sorted by absolute weight, at most ``top_k`` (all
+        when 0). ``exact`` says whether ``base_value`` + the contributions add up to
+        ``logit`` (linear models: exactly; occlusion on embedding features: an
+        approximation). Explanations align with ``inputs`` by index."""
+        target = await model_router(request).explain_target(name)
+        try:
+            valid = target.request.model_validate(body)
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+            ) from None
+        content = orjson.dumps(await target.explain(name, valid))
+        out = Response(content, media_type="application/json")
+        out.headers.raw.extend(response.headers.raw)  # RateLimit-* set by the auth dependency
+        return out

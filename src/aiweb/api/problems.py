@@ -217,6 +217,8 @@ _DEFAULT_DESCRIPTIONS = {
     422: "Invalid input: validation failed, or a value no column can hold (NUL, lone "
     "surrogate, NaN/Infinity, integers beyond 64 bits, timestamps out of range).",
     429: "Rate limit exceeded; retry after Retry-After.",
+    431: "The request line and headers are over AIWEB_SERVING__MAX_HEADER_BYTES (a URL too "
+    "long for the server, e.g. a query parameter repeated thousands of times).",
     503: "Temporarily unavailable; retry after Retry-After.",
 }
 
@@ -228,6 +230,7 @@ def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
     :data:`PROBLEM_SCHEMA` body, and the statuses an operation can answer whatever its
     handler does are listed: 422 (any parameter or body), 404 (path parameters, and
     ``/v1/`` bodies, which name models and datasets), 400 (any request: malformed framing),
+    431 (any request: a head over ``AIWEB_SERVING__MAX_HEADER_BYTES``),
     413, 415 (a body), 401, 403, 429 (a scoped route, ``x-required-scope``) and 409
     (``PUT``, ``POST``, ``DELETE`` of a resource).
 
@@ -253,6 +256,7 @@ def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
             ):
                 statuses.add(404)  # a body may name a model, dataset … that is not there
             statuses.add(400)  # malformed framing (Content-Length …), from the server itself
+            statuses.add(431)  # a request head over the server's bound (aiweb serve)
             if "requestBody" in op:
                 statuses |= {413, 415}
             if "x-required-scope" in op:

@@ -3,6 +3,7 @@
 __all__ = [
     "embedding_features",
     "evaluation",
+    "explain",
     "jobs",
     "loader",
     "model",

@@ -17,8 +17,11 @@ import anyio.to_thread
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
 
 from aiweb.api.problems import request_id
+from aiweb.classification.explain import ExplanationService
+from aiweb.classification.schemas import ExplainRequest
 from aiweb.classification.service import PredictionService
 from aiweb.dashboard import views
 from aiweb.dashboard.session import DashboardSession
@@ -350,6 +353,7 @@ async def _playground_page(
     text: str = "",
     result: dict[str, Any] | None = None,
     recs: dict[str, Any] | None = None,
+    explanation: dict[str, Any] | None = None,
 ) -> Response:
     """The whole playground page (a GET, or a POST from a browser without JavaScript)."""
     registry: RegistryService = app_state(request).registry
@@ -361,6 +365,7 @@ async def _playground_page(
         "text": text,
         "result": result,
         "recs": recs,
+        "explanation": explanation,
     }
     return render(request, "playground.html", context, session=session, status_code=status_code)
 
@@ -387,6 +392,9 @@ async def playground_predict(request: Request, session: SessionDep) -> Response:
             "ok": True,
             "model": body.get("model", model),
             "version": body.get("version"),
+            # the explanation (asked for by the page, after this answer) is of this version
+            "ref": f"{body.get('model', model)}:{body.get('version')}",
+            "text": text,
             "label": prediction["label"],
             "id": prediction["id"],
             "scores": scores,
@@ -410,14 +418,69 @@ async def playground_predict(request: Request, session: SessionDep) -> Response:
     )
 
 
+@router.post("/playground/explain")
+async def playground_explain(request: Request, session: SessionDep) -> Response:
+    """Why the classifier answered what it did: the text with its words tinted by weight,
+    the top contributions as bars, exact or approximate in words.
+
+    The prediction's fragment asks for it once it is shown (htmx, on load; a button
+    without JavaScript), with the predicted version's reference (``name:version``), so
+    the predict path computes nothing for it. Form fields: ``model``, ``text``, and
+    ``target`` (a class; default the answered one). Errors show as a message (200 to
+    htmx, as for predictions; the whole page with the status otherwise)."""
+    form = await checked_form(request, session)
+    state = app_state(request)
+    model = field(form, "model")
+    text = str(form.get("text", ""))
+    target = field(form, "target") or None
+    explanation: dict[str, Any]
+    status = 200
+    try:
+        if not model:
+            raise ValueError("Choose a model.")
+        if not text.strip():
+            raise ValueError("Type a text to explain.")
+        explanations: ExplanationService = state.explanations
+        request_body = ExplainRequest(inputs=[text], target=target, top_k=0)
+        body = await explanations.explain(model, request_body)
+        explanation = {
+            "ok": True,
+            "model": body["model"],
+            "version": body["version"],
+            "ref": f"{body['model']}:{body['version']}",
+            "text": text,
+            **views.explanation_view(text, body["explanations"][0]),
+        }
+    except ValidationError as exc:
+        message = "; ".join(str(e["msg"]) for e in exc.errors())
+        explanation, status = {"ok": False, "error": message}, 422
+    except ValueError as exc:
+        explanation, status = {"ok": False, "error": str(exc)}, 422
+    except AiwebError as exc:
+        explanation, status = {"ok": False, "error": exc.detail}, exc.status
+    if is_htmx(request):
+        return render(request, "_explanation.html", {"explanation": explanation}, session=session)
+    return await _playground_page(
+        request,
+        session,
+        status_code=status,
+        selected=model.split(":")[0],
+        text=text,
+        explanation=explanation,
+    )
+
+
 @router.post("/playground/recommend")
 async def playground_recommend(request: Request, session: SessionDep) -> Response:
     """Recommendations for a user id, with their reasons and titles (htmx fragment, or the
-    whole page without JavaScript)."""
+    whole page without JavaScript). With the ``explain`` box ticked, each item also says
+    "because you liked …": the titles of the user's history items that add most to its
+    score (the route's ``?explain=true``)."""
     form = await checked_form(request, session)
     state = app_state(request)
     model = field(form, "model")
     user_id = field(form, "user_id")
+    explain = field(form, "explain") in ("1", "on", "true")
     recs: dict[str, Any]
     status = 200
     try:
@@ -426,17 +489,27 @@ async def playground_recommend(request: Request, session: SessionDep) -> Respons
         if not user_id:
             raise ValueError("Type a user id.")
         service: RecommendationService = state.recommendations
-        body = await service.recommend(model, user_id, n=10)
+        body = await service.recommend(model, user_id, n=10, explain=explain)
         items = body["items"]
-        titles = await anyio.to_thread.run_sync(
-            service.store.item_titles, [i["item_id"] for i in items]
-        )
+        wanted = {i["item_id"] for i in items}
+        wanted.update(b["item_id"] for i in items for b in i.get("because", ()))
+        titles = await anyio.to_thread.run_sync(service.store.item_titles, sorted(wanted))
         recs = {
             "ok": True,
             "model": body["model"],
             "version": body["version"],
             "user_id": user_id,
-            "items": [{**i, "title": titles.get(i["item_id"], "")} for i in items],
+            "explain": explain,
+            "items": [
+                {
+                    **i,
+                    "title": titles.get(i["item_id"], ""),
+                    "liked": [
+                        titles.get(b["item_id"]) or b["item_id"] for b in i.get("because", ())
+                    ],
+                }
+                for i in items
+            ],
             "chart": {
                 "type": "bar",
                 "labels": [titles.get(i["item_id"]) or i["item_id"] for i in items],

@@ -20,6 +20,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from aiweb.classification.explain import words_of
 from aiweb.errors import ConflictError, NotFoundError
 from aiweb.monitoring.drift import MIN_SAMPLES, DriftService
 from aiweb.monitoring.feedback import FeedbackService
@@ -278,3 +279,97 @@ def algorithm_rows(evaluation: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     return sorted(rows, key=lambda r: -(r["ndcg"] or 0.0))
+
+
+TINT_LEVELS = 4
+"""Tint steps of a word in the playground's explanation (CSS classes ``tint-pos-1`` …
+``tint-pos-4`` towards the target, ``tint-neg-1`` … ``tint-neg-4`` against it)."""
+BAR_STEPS = 20
+"""Width steps of a contribution bar (CSS classes ``w-1`` … ``w-20``, 5% each)."""
+TOP_BARS = 10
+"""Contributions drawn as bars in the playground (the text shows every word's tint)."""
+
+
+def _step(value: float, largest: float, steps: int) -> int:
+    """``value`` (>= 0) as a step ``1`` … ``steps`` of ``largest`` (0 when it is 0)."""
+    if value <= 0.0 or largest <= 0.0:
+        return 0
+    return max(1, min(steps, math.ceil(steps * value / largest - 1e-9)))
+
+
+def explanation_view(text: str, explanation: dict[str, Any], top: int = TOP_BARS) -> dict[str, Any]:
+    """One text's explanation (an item of the explain route's ``explanations``, asked
+    with ``top_k: 0`` so that every weighted word is there) as the playground shows it.
+
+    Args:
+        text: the explained text, as sent.
+        explanation: ``{"label", "scores", "target", "method", "exact", "base_value",
+            "contributions": [{"feature", "start", "end", "weight"}], "omitted",
+            "logit", "skipped_words", "out_of_scope"}``.
+        top: contributions drawn as bars.
+
+    Returns:
+        ``{"segments": [{"text", "weight", "tint", "title"}], "bars": [{"feature",
+        "weight", "sign", "width"}], "target", "label", "method", "exact", "base_value",
+        "logit", "omitted", "skipped_words", "out_of_scope", "labels", "weighted",
+        "words"}`` (``weighted``: words with a weight; ``words``: words of the text).
+        ``segments`` cover the whole text in order (a word with a weight
+        carries its tint class ``tint-pos-N``/``tint-neg-N``, N from 1 to
+        :data:`TINT_LEVELS` by its share of the largest ``|weight|``; the text between
+        words has no weight); ``bars`` are the ``top`` largest ``|weight|`` with their
+        width class ``w-N`` (N from 1 to :data:`BAR_STEPS`). CSS classes, never inline
+        styles (the dashboard's CSP has ``style-src 'self'``).
+    """
+    contributions = [
+        c
+        for c in explanation.get("contributions", [])
+        if isinstance(c.get("start"), int) and isinstance(c.get("end"), int)
+    ]
+    largest = max((abs(c["weight"]) for c in contributions), default=0.0)
+    segments: list[dict[str, Any]] = []
+    at = 0
+    for c in sorted(contributions, key=lambda c: c["start"]):
+        start, end, weight = c["start"], c["end"], float(c["weight"])
+        if start < at or end > len(text):  # never for the explainers' answers
+            continue
+        if start > at:
+            segments.append({"text": text[at:start], "weight": None, "tint": "", "title": ""})
+        level = _step(abs(weight), largest, TINT_LEVELS)
+        side = "pos" if weight > 0 else "neg"
+        segments.append(
+            {
+                "text": text[start:end],
+                "weight": weight,
+                "tint": f"tint-{side}-{level}" if level else "",
+                "title": f"{weight:+.3f}",
+            }
+        )
+        at = end
+    if at < len(text):
+        segments.append({"text": text[at:], "weight": None, "tint": "", "title": ""})
+    bars = [
+        {
+            "feature": c["feature"],
+            "weight": float(c["weight"]),
+            "sign": "pos" if c["weight"] > 0 else "neg",
+            "width": f"w-{max(1, _step(abs(c['weight']), largest, BAR_STEPS))}",
+        }
+        for c in sorted(contributions, key=lambda c: (-abs(c["weight"]), c["start"]))[:top]
+    ]
+    omitted = explanation.get("omitted") or {"count": 0, "weight": 0.0}
+    return {
+        "segments": segments,
+        "bars": bars,
+        "target": explanation.get("target", ""),
+        "label": explanation.get("label", ""),
+        "labels": list((explanation.get("scores") or {}).keys()),
+        "method": explanation.get("method", ""),
+        "exact": bool(explanation.get("exact")),
+        "base_value": float(explanation.get("base_value", 0.0)),
+        "logit": float(explanation.get("logit", 0.0)),
+        "omitted": omitted,
+        "skipped_words": int(explanation.get("skipped_words") or 0),
+        "out_of_scope": explanation.get("out_of_scope"),
+        "weighted": len(contributions),
+        "words": len(words_of(text)),
+    }

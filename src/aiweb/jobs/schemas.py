@@ -3,6 +3,7 @@ the installed job types (:mod:`aiweb.jobs.types`); their specs live with their t
 
 from __future__ import annotations
 
+import zoneinfo
 from datetime import datetime
 from typing import Any, Literal
 
@@ -12,6 +13,34 @@ from aiweb.jobs.entities import Job
 
 #: the model names a job spec accepts
 MODEL_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+
+
+def _cron_list(number: str) -> str:
+    item = rf"(?:\*|(?:{number})(?:-(?:{number}))?)(?:/[1-9][0-9]?)?"
+    return rf"{item}(?:,{item})*"
+
+
+#: the cron expressions a schedule takes (a subset of what :mod:`croniter` accepts, as a
+#: schema can say it): 5 fields (minute 0-59, hour 0-23, day of month 1-31, month 1-12,
+#: day of week 0-7), each ``*`` or a number or range, with an optional ``/step``, or a
+#: comma-separated list of those
+CRON_PATTERN = (
+    "^"
+    + " ".join(
+        _cron_list(n)
+        for n in (
+            r"[1-5]?[0-9]",
+            r"1?[0-9]|2[0-3]",
+            r"[1-9]|[12][0-9]|3[01]",
+            r"[1-9]|1[0-2]",
+            "[0-7]",
+        )
+    )
+    + "$"
+)
+
+#: the IANA time zones a schedule takes (those of this system's tz database)
+TIME_ZONES = sorted(zoneinfo.available_timezones())
 
 
 class JobOut(BaseModel):

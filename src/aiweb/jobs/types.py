@@ -23,7 +23,7 @@ from pydantic import BaseModel, Discriminator, Tag, TypeAdapter
 from aiweb.config import Settings
 from aiweb.datasets.service import DatasetService
 from aiweb.datasets.tables import semicolon_hint
-from aiweb.errors import InvalidInputError, NotFoundError
+from aiweb.errors import DatasetNotFound, InvalidInputError, NotFoundError
 from aiweb.jobs.context import JobContext
 from aiweb.jobs.entities import Job
 from aiweb.jobs.env import JobEnv
@@ -63,12 +63,13 @@ class CheckContext:
         ``needed`` columns (``{"text_column": "text"}``).
 
         Raises:
-            InvalidInputError: it does not exist, or lacks one of the columns.
+            DatasetNotFound: it does not exist (404).
+            InvalidInputError: it lacks one of the columns (422).
         """
         try:
             dataset = self.datasets.get(dataset_id)
         except NotFoundError:
-            raise InvalidInputError(f"{field} {dataset_id!r} does not exist") from None
+            raise DatasetNotFound(f"{field} {dataset_id[:64]!r} does not exist") from None
         for what, column in needed.items():
             if column not in dataset.columns:
                 raise InvalidInputError(

@@ -5,6 +5,7 @@ __all__ = [
     "cache",
     "data",
     "evaluation",
+    "explain",
     "importing",
     "jobs",
     "model",

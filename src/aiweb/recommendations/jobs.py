@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiweb.embeddings.runtime import EmbedderPool
-from aiweb.errors import EmbeddingModelNotInstalled, InvalidInputError, ModelNotFound
+from aiweb.errors import ConflictError, EmbeddingModelNotInstalled, InvalidInputError, ModelNotFound
 from aiweb.jobs.context import JobContext
 from aiweb.jobs.env import JobEnv
 from aiweb.jobs.types import CheckContext, JobType
@@ -51,7 +51,10 @@ def check_train(ctx: CheckContext, spec: RecommendationTrainJobSpec) -> dict[str
     (``content-minilm``; resolved, not loaded).
 
     Raises:
-        InvalidInputError: any of these does not hold (422).
+        InvalidInputError: an unknown algorithm or parameter (422).
+        ConflictError: a model of that name exists with another task (409).
+        EmbeddingModelNotInstalled: ``content-minilm`` without the sentence-embedding
+            model (404).
     """
     for name, values in spec.params.items():
         algos.make(name, values)  # InvalidInputError for an unknown name or parameter
@@ -61,7 +64,7 @@ def check_train(ctx: CheckContext, spec: RecommendationTrainJobSpec) -> dict[str
         pass
     else:
         if existing.task != TASK:
-            raise InvalidInputError(
+            raise ConflictError(
                 f"model {spec.model!r} exists with task {existing.task!r}, not {TASK!r}; "
                 "choose another name"
             )
@@ -69,7 +72,7 @@ def check_train(ctx: CheckContext, spec: RecommendationTrainJobSpec) -> dict[str
         try:
             EmbedderPool(ctx.registry).resolve(None)  # as training finds it (with_item_embeddings)
         except EmbeddingModelNotInstalled as exc:
-            raise InvalidInputError(
+            raise EmbeddingModelNotInstalled(
                 f"algorithm {EMBEDDING_CONTENT!r} needs the sentence-embedding model: {exc.detail}"
             ) from None
     return spec.model_dump(exclude={"type"}, exclude_none=True)

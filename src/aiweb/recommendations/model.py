@@ -44,6 +44,7 @@ import numpy.typing as npt
 
 from aiweb.errors import InvalidInputError, UnsafeArtifactError
 from aiweb.recommendations import algorithms as algos
+from aiweb.recommendations import explain as why
 from aiweb.recommendations.algorithms import (
     ALS,
     BPR,
@@ -110,6 +111,51 @@ class Recommendation:
     item: int
     score: float
     reason: str
+
+
+@dataclass(frozen=True)
+class Explained:
+    """Why one item was recommended to a user (:meth:`RecommenderModel.explain`).
+
+    ``score = base + rest + Σ weight of because`` (to float32 rounding).
+
+    Attributes:
+        because: ``(item index, weight)`` of the history items that add most to the score
+            (at most :data:`~aiweb.recommendations.explain.BECAUSE_TOP`, positive weights
+            only), largest first; weights in the units of the score.
+        base: the part of the score no history item makes: popularity or trending
+            components, the offsets of standardised blends, an item outside EASE's ``B``
+            (and, not exact, what ``implicit``'s explanation of a known ALS user misses).
+        rest: the sum of the other history items' contributions (unlisted, or negative).
+        method: ``ease``, ``als``, ``bpr``, ``content``, ``content-minilm``,
+            ``popularity`` (one component), ``hybrid`` (several), ``item-to-item`` (a
+            user unknown at training) or ``trending`` (a user without interactions).
+        exact: the weights are the model's own arithmetic; false when they approximate
+            it (ALS of a user served with their fitted factors, BPR of a known user).
+        parts: for a blend, ``(source, blend weight, the part's share of this item's
+            score)`` per component; empty for one component.
+    """
+
+    because: list[tuple[int, float]]
+    base: float
+    rest: float
+    method: str
+    exact: bool
+    parts: list[tuple[str, float, float]]
+
+
+@dataclass(frozen=True)
+class _Attribution:
+    """One user's scores split over their history: ``scores`` (float32 ``(n_items,)``, as
+    served), ``matrix`` (float64 ``(h, k)``: each history item's part of each target's
+    score), ``exact``, ``method`` and per blend component ``(source, weight, share of each
+    target's score)``."""
+
+    scores: F32
+    matrix: npt.NDArray[np.float64]
+    exact: bool
+    method: str
+    parts: list[tuple[str, float, npt.NDArray[np.float64]]]
 
 
 def _top(scores: F32, allowed: npt.NDArray[np.bool_], n: int) -> tuple[F32, npt.NDArray[np.intp]]:
@@ -333,6 +379,158 @@ class RecommenderModel:
                 ranked.items.tolist(), ranked.scores.tolist(), ranked.reasons, strict=True
             )
         ]
+
+    # ------------------------------------------------------------------ explanations
+
+    def _attribute(self, user: int, items: I32, targets: I32, *, fold_in: bool) -> _Attribution:
+        """:meth:`_blend` with each history item's part of each target's score."""
+        h, k = len(items), len(targets)
+        weights_at: dict[float, F32] = {}
+        total: F32 | None = None
+        matrix = np.zeros((h, k), dtype=np.float64)
+        exact = True
+        parts: list[tuple[str, float, npt.NDArray[np.float64]]] = []
+        for c in self.components:
+            if c.half_life not in weights_at:
+                weights_at[c.half_life] = algos.recency_weights(h, c.half_life)
+            weights = weights_at[c.half_life]
+            if isinstance(c.algorithm, ALS):
+                scores = c.algorithm.score_user(user, items, weights, fold_in=fold_in)
+            else:
+                scores = c.algorithm.score_user(user, items, weights)
+            found, ok = why.contributions(
+                c.algorithm, user, items, weights, targets, fold_in=fold_in
+            )
+            exact = exact and ok
+            if len(self.components) == 1:
+                if found is not None:
+                    matrix = found
+                return _Attribution(scores, matrix, exact, c.algorithm.name, [])
+            _, std = why.std_of(scores)
+            part = c.weight * _standardize(scores)
+            if found is not None:
+                matrix += (c.weight / std) * found
+            parts.append((c.algorithm.name, c.weight, part[targets].astype(np.float64)))
+            if total is None:
+                total = part
+            else:
+                total += part
+        assert total is not None
+        return _Attribution(total, matrix, exact, "hybrid", parts)
+
+    def explain(
+        self,
+        user_id: str,
+        history: Sequence[int] | I32,
+        *,
+        has_new: bool,
+        targets: Sequence[int],
+        top: int = why.BECAUSE_TOP,
+    ) -> list[Explained]:
+        """Why each of ``targets`` scores what it does for the user (the scores of
+        :meth:`scores`, split over the user's history; see
+        :mod:`~aiweb.recommendations.explain` for each algorithm's arithmetic).
+
+        A user known at training: their components' contributions (a blend's standardised
+        by the same mean and deviation as the score: the means go to ``base``). A user
+        unknown at training with interactions: the item-to-item part and the TF-IDF
+        part, both standardised, summed (``method`` ``item-to-item``). No interactions:
+        trending, nothing in ``because``.
+
+        Args:
+            user_id: external id.
+            history: the user's distinct item indices now, oldest first.
+            has_new: the user has interactions newer than the model.
+            targets: item indices to explain (the recommended ones).
+            top: most history items listed per target.
+
+        Returns:
+            One :class:`Explained` per target, in order.
+        """
+        items = np.asarray(history, dtype=np.int32)
+        wanted = np.asarray(targets, dtype=np.int32)
+        if not len(items):
+            scores = self.trending.score_user(-1, items, np.zeros(0, np.float32))
+            return [
+                Explained([], float(scores[t]), 0.0, "trending", True, []) for t in wanted.tolist()
+            ]
+        user = self.user_index.get(user_id, -1)
+        if user >= 0:
+            found = self._attribute(user, items, wanted, fold_in=has_new)
+        else:
+            cf = self._attribute(-1, items, wanted, fold_in=True)
+            weights = algos.recency_weights(len(items), NEW_USER_HALF_LIFE)
+            content = self.content.score_user(-1, items, weights)
+            matrix, _ = why.contributions(self.content, -1, items, weights, wanted, fold_in=True)
+            assert matrix is not None
+            cf_std, content_std = why.std_of(cf.scores)[1], why.std_of(content)[1]
+            cf_part, content_part = _standardize(cf.scores), _standardize(content)
+            found = _Attribution(
+                cf_part + content_part,
+                cf.matrix / cf_std + matrix / content_std,
+                cf.exact,
+                "item-to-item",
+                [
+                    (cf.method, 1.0, cf_part[wanted].astype(np.float64)),
+                    ("content", 1.0, content_part[wanted].astype(np.float64)),
+                ],
+            )
+        out = []
+        for t, target in enumerate(wanted.tolist()):
+            column = found.matrix[:, t]
+            order = np.argsort(-column, kind="stable")[: max(0, top)]
+            because = [(int(items[j]), float(column[j])) for j in order if column[j] > 0]
+            attributed = float(column.sum())
+            listed = sum(w for _, w in because)
+            out.append(
+                Explained(
+                    because,
+                    float(found.scores[target]) - attributed,
+                    attributed - listed,
+                    found.method,
+                    found.exact,
+                    [(name, weight, float(share[t])) for name, weight, share in found.parts],
+                )
+            )
+        return out
+
+    def explain_similar(self, item: int, targets: Sequence[int]) -> list[dict[str, Any]]:
+        """Why each of ``targets`` is similar to ``item`` (the score of :meth:`similar`,
+        split by source).
+
+        Returns:
+            Per target ``{"source", "parts": [{"source", "similarity", "weight"}]}``:
+            ``content`` (the TF-IDF cosine) and, when the model has one, the collaborative
+            source (``ease``: ``B[item, target]``; ``als``/``bpr``: the cosine of the item
+            factors); ``weight`` is the source's standardised share of the score (the
+            weights sum to it), ``source`` the source of the larger weight.
+        """
+        everything = np.arange(self.n_items, dtype=np.int64)
+        wanted = np.asarray(targets, dtype=np.int64)
+        cf = self._cf_similarity(np.asarray([item], dtype=np.int64), everything)
+        content = self.content.similar(item)
+        content_std = algos.standardize(content[None, :])[0]
+        cf_std = algos.standardize(cf)[0] if np.abs(cf).max() > 0 else None
+        out = []
+        for t in wanted.tolist():
+            parts: list[dict[str, Any]] = [
+                {
+                    "source": "content",
+                    "similarity": round(float(content[t]), 6),
+                    "weight": round(float(content_std[t]), 6),
+                }
+            ]
+            if cf_std is not None and self._cf is not None:
+                parts.append(
+                    {
+                        "source": self._cf.name,
+                        "similarity": round(float(cf[0, t]), 6),
+                        "weight": round(float(cf_std[t]), 6),
+                    }
+                )
+            best = max(parts, key=lambda p: float(p["weight"]))
+            out.append({"source": best["source"], "parts": parts})
+        return out
 
     # ------------------------------------------------------------------ item-to-item
 

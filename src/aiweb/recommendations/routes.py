@@ -14,7 +14,7 @@ import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from aiweb.db.orm import utcnow
-from aiweb.errors import InvalidInputError
+from aiweb.errors import ConflictError, ModelNotFound
 from aiweb.names import REF_REGEX
 from aiweb.recommendations.schemas import (
     InteractionsRequest,
@@ -24,6 +24,7 @@ from aiweb.recommendations.schemas import (
     ItemsRequest,
     ItemsResponse,
     Recommended,
+    SimilarItem,
 )
 from aiweb.recommendations.service import MAX_N, MAX_PAGE, RecommendationService
 from aiweb.recommendations.training import TASK
@@ -64,6 +65,10 @@ _INCLUDE = Query(
     description="`item`: add each item's `item` object (`item_id`, `title`, `categories`, "
     "`metadata`, `available`; null when the catalogue does not hold it)."
 )
+_EXPLAIN = Query(
+    description="`true`: add why each item is there (`because`; see docs/recommendations.md, "
+    "'Why this recommendation'). Nothing is computed for it otherwise."
+)
 
 
 def _items(body: dict[str, Any], response: Response) -> Response:
@@ -82,18 +87,19 @@ def _default_model(request: Request) -> str:
     ``model`` is optional.
 
     Raises:
-        InvalidInputError: none, or several (then ``model`` must be given).
+        ModelNotFound: none (404: there is no model to use yet).
+        ConflictError: several (409: which one is ambiguous; ``model`` must be given).
     """
     registry: RegistryService = request.app.state.registry
     names = [m.name for m in registry.list_models() if m.task == TASK and PRODUCTION in m.aliases]
     if len(names) == 1:
         return names[0]
     if not names:
-        raise InvalidInputError(
+        raise ModelNotFound(
             "no recommendation model has a production version yet: train one with "
-            "`aiweb train recommendation NAME`"
+            "`aiweb train recommendation NAME`, or name one with ?model="
         )
-    raise InvalidInputError(
+    raise ConflictError(
         f"several recommendation models ({', '.join(sorted(names))}): choose one with ?model="
     )
 
@@ -189,13 +195,23 @@ async def recommendations(
     ] = None,
     category: Annotated[str | None, _CATEGORY] = None,
     include: Annotated[Literal["item"] | None, _INCLUDE] = None,
+    explain: Annotated[bool, _EXPLAIN] = False,
 ) -> Response:
     """Personalised top-N for a user, only available items, each with its reason:
     ``collaborative`` (the model), ``similar-to:<item_id>`` (a user who arrived after
     training: from their interactions) or ``popular`` (an unknown user: trending items).
-    ``?include=item`` adds each item's title, categories and metadata (one more query)."""
+    ``?include=item`` adds each item's title, categories and metadata (one more query).
+    ``?explain=true`` adds ``because``, the user's history items that add most to the
+    score (``[{"item_id", "weight"}]``, at most 5), and ``explanation`` (``{"method",
+    "exact", "base", "rest", "parts"}``, ``score = base + rest + Σ weights``)."""
     body = await service.recommend(
-        model, user_id, n=n, exclude_seen=exclude_seen, exclude=exclude or (), category=category
+        model,
+        user_id,
+        n=n,
+        exclude_seen=exclude_seen,
+        exclude=exclude or (),
+        category=category,
+        explain=explain,
     )
     if include == "item":
         body = await service.with_items(body)
@@ -204,8 +220,21 @@ async def recommendations(
 
 @router.get(
     "/items/{item_id}/similar",
-    response_model=list[Recommended],
-    **{**_PREDICT, "responses": {**_PREDICT["responses"], **_NOT_FOUND}},
+    response_model=list[SimilarItem],
+    **{
+        **_PREDICT,
+        "responses": {
+            **_PREDICT["responses"],
+            404: {
+                "description": "Unknown model, alias, version or item; or, without `model`, "
+                "no recommendation model has a production version yet."
+            },
+            409: {
+                "description": "Without `model`: several recommendation models have a "
+                "production version (name one)."
+            },
+        },
+    },
 )
 async def similar(
     item_id: Annotated[str, _ITEM_ID],
@@ -216,12 +245,17 @@ async def similar(
     n: Annotated[int, _N] = 10,
     category: Annotated[str | None, _CATEGORY] = None,
     include: Annotated[Literal["item"] | None, _INCLUDE] = None,
+    explain: Annotated[bool, _EXPLAIN] = False,
 ) -> Response:
     """Available items most like ``item_id``: collaborative (co-interaction) and content
     (TF-IDF over title, categories and tags) similarity combined. ``?include=item`` adds
-    each item's title, categories and metadata (one more query)."""
+    each item's title, categories and metadata (one more query). Without ``model``, the
+    one recommendation model with a production version answers (404 when there is none
+    yet, 409 when there are several). ``?explain=true`` adds ``because``: ``{"source",
+    "parts": [{"source", "similarity", "weight"}], "shared_categories"}`` (the parts'
+    weights sum to the score)."""
     ref: str = model if model else await anyio.to_thread.run_sync(_default_model, request)
-    body = await service.similar(ref, item_id, n=n, category=category)
+    body = await service.similar(ref, item_id, n=n, category=category, explain=explain)
     if include == "item":
         body = await service.with_items(body)
     return _items(body, response)

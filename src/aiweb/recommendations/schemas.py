@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, field_validator
 
-from aiweb.jobs.schemas import MODEL_NAME_PATTERN
+from aiweb.jobs.schemas import CRON_PATTERN, MODEL_NAME_PATTERN, TIME_ZONES
 from aiweb.names import BoundedDatetime
 from aiweb.recommendations.store import Interaction, Item, StoredItem
 
@@ -168,7 +168,45 @@ class ItemSummary(BaseModel):
     available: bool
 
 
-class Recommended(BaseModel):
+class Because(BaseModel):
+    """A history item of the user and how much it adds to a recommended item's score."""
+
+    item_id: str
+    weight: float = Field(..., description="Its part of the score, in the score's units.")
+
+
+class ExplanationPart(BaseModel):
+    """One component of a blend (hybrid, or a user who arrived after training)."""
+
+    source: str = Field(..., description="The algorithm, e.g. ease, content, als.")
+    weight: float = Field(..., description="Its blend weight.")
+    score: float = Field(..., description="Its standardised, weighted share of the score.")
+
+
+class RecommendationExplanation(BaseModel):
+    """How a recommended item's score splits: ``score = base + rest + Σ because.weight``
+    (each rounded to 6 decimals)."""
+
+    method: str = Field(
+        ...,
+        description="ease, als, bpr, content, content-minilm, popularity, hybrid, "
+        "item-to-item (a user who arrived after training) or trending (no interactions).",
+    )
+    exact: bool = Field(
+        ...,
+        description="The weights are the model's own arithmetic (EASE, content, folded-in "
+        "ALS); false for an approximation (ALS's explain of a user's fitted vector).",
+    )
+    base: float = Field(
+        ...,
+        description="The part no history item makes: popularity, the offsets of a "
+        "standardised blend.",
+    )
+    rest: float = Field(..., description="The other history items' contributions, summed.")
+    parts: list[ExplanationPart] = Field(..., description="A blend's components; else empty.")
+
+
+class _Scored(BaseModel):
     item_id: str
     score: float
     reason: str = Field(
@@ -178,6 +216,46 @@ class Recommended(BaseModel):
         None,
         description="Only with `?include=item`: the catalogue item (null when the catalogue "
         "does not hold it: an id seen only in interactions).",
+    )
+
+
+class Recommended(_Scored):
+    """A recommended item (``GET /v1/users/{user_id}/recommendations``)."""
+
+    because: list[Because] | None = Field(
+        None,
+        description="Only with `?explain=true`: the user's history items that add most to "
+        "the score (at most 5, positive weights, largest first); empty for popularity, "
+        "trending and a known user's BPR vector (see `explanation`).",
+    )
+    explanation: RecommendationExplanation | None = Field(
+        None, description="Only with `?explain=true`: how the score splits."
+    )
+
+
+class SimilarPart(BaseModel):
+    """One source of an item-to-item similarity score."""
+
+    source: str = Field(..., description="content (TF-IDF), or ease, als, bpr.")
+    similarity: float = Field(
+        ..., description="Raw: the TF-IDF cosine, EASE's B weight, or the factors' cosine."
+    )
+    weight: float = Field(..., description="Its standardised share of the score.")
+
+
+class SimilarBecause(BaseModel):
+    """Why an item is similar: its score is the sum of the parts' weights."""
+
+    source: str = Field(..., description="The part with the larger weight.")
+    parts: list[SimilarPart]
+    shared_categories: list[str] = Field(..., description="Categories both items have.")
+
+
+class SimilarItem(_Scored):
+    """An item like the one asked about (``GET /v1/items/{item_id}/similar``)."""
+
+    because: SimilarBecause | None = Field(
+        None, description="Only with `?explain=true`: the similarity's sources."
     )
 
 
@@ -192,7 +270,7 @@ class SimilarResponse(BaseModel):
     model: str
     version: int
     item_id: str
-    items: list[Recommended]
+    items: list[SimilarItem]
 
 
 # ---- jobs ------------------------------------------------------------------------------------
@@ -220,6 +298,17 @@ class RecommendationPromotionRule(BaseModel):
     beat_popularity: StrictBool = True
 
 
+def _algorithm_params(schema: dict[str, Any]) -> None:
+    """``params``: an object of algorithm name to its parameters (their names, types and
+    ranges, as :func:`aiweb.recommendations.algorithms.catalog.make` checks them)."""
+    from aiweb.recommendations.algorithms import catalog
+
+    schema["properties"] = {
+        name: catalog.parameters(name).model_json_schema() for name in catalog.ALGORITHMS
+    }
+    schema["additionalProperties"] = False
+
+
 class RecommendationTrainData(BaseModel):
     """How a recommender trains: on the items and interactions stored (``POST /v1/items``,
     ``POST /v1/interactions``, ``aiweb import``), with one algorithm or ``auto``."""
@@ -239,6 +328,7 @@ class RecommendationTrainData(BaseModel):
     params: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description='Constructor parameters per algorithm, e.g. {"ease": {"l2": 300}}.',
+        json_schema_extra=_algorithm_params,
     )
 
 
@@ -267,7 +357,13 @@ class RecommendationScheduleIn(RecommendationTrainData):
         max_length=255,
         description="5-field cron expression, e.g. '0 3 * * *'.",
         examples=["0 3 * * *"],
+        json_schema_extra={"pattern": CRON_PATTERN},
     )
-    timezone: str = Field("UTC", max_length=64, description="IANA time zone of the cron.")
+    timezone: str = Field(
+        "UTC",
+        max_length=64,
+        description="IANA time zone of the cron.",
+        json_schema_extra={"enum": [*TIME_ZONES]},
+    )
     promotion: RecommendationPromotionRule = Field(default_factory=RecommendationPromotionRule)
     enabled: StrictBool = True

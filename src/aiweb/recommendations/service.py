@@ -339,6 +339,7 @@ class RecommendationService:
         exclude_seen: bool = True,
         exclude: Sequence[str] = (),
         category: str | None = None,
+        explain: bool = False,
     ) -> dict[str, Any]:
         """Top ``n`` items for ``user_id`` with reasons.
 
@@ -349,9 +350,14 @@ class RecommendationService:
             exclude_seen: leave out items the user interacted with.
             exclude: item ids to leave out.
             category: only items in this category.
+            explain: add ``because`` and ``explanation`` to each item (:meth:`_explain`);
+                computed for the answered items after the (cached) list is filtered, never
+                stored in the cache, so explained and plain answers share its entries.
 
         Returns:
-            ``{"model", "version", "user_id", "items": [{"item_id", "score", "reason"}]}``.
+            ``{"model", "version", "user_id", "items": [{"item_id", "score", "reason"}]}``
+            (with ``explain``, each item also has ``"because": [{"item_id", "weight"}]``
+            and ``"explanation": {"method", "exact", "base", "rest", "parts"}``).
 
         Raises:
             InvalidInputError: ``n`` out of range; see :meth:`model` for the rest.
@@ -364,12 +370,13 @@ class RecommendationService:
         excluded = set(exclude)
         history: _History | None = None
         if self.cache is None:  # no list to keep: rank just n, the filters applied
-            entry, _ = await anyio.to_thread.run_sync(
+            entry, history = await anyio.to_thread.run_sync(
                 self._rank, loaded, catalog, user_id, None, exclude_seen, category, exclude, n
             )
-            return self._answer(
-                loaded, user_id, self._filter(entry, catalog, loaded, set(), None, n)
-            )
+            items = self._filter(entry, catalog, loaded, set(), None, n)
+            if explain:
+                await self._explain(loaded, user_id, history, items)
+            return self._answer(loaded, user_id, items)
         cached = await self.cache.get(user_id, key)
         if cached is not None:
             entry = cached
@@ -381,11 +388,53 @@ class RecommendationService:
         items = self._filter(entry, catalog, loaded, excluded, category, n)
         if len(items) < n and len(entry) >= CACHE_DEPTH and (exclude or category):
             # the filters emptied the cached list: rank again with them applied
-            entry, _ = await anyio.to_thread.run_sync(
+            entry, history = await anyio.to_thread.run_sync(
                 self._rank, loaded, catalog, user_id, history, exclude_seen, category, exclude, n
             )
             items = self._filter(entry, catalog, loaded, excluded, category, n)
+        if explain:
+            await self._explain(loaded, user_id, history, items)
         return self._answer(loaded, user_id, items)
+
+    async def _explain(
+        self,
+        loaded: _Loaded,
+        user_id: str,
+        history: _History | None,
+        items: list[dict[str, Any]],
+    ) -> None:
+        """Add to each of ``items`` (fresh dicts, not the cache's) why it was recommended
+        (:meth:`~aiweb.recommendations.model.RecommenderModel.explain`):
+        ``"because": [{"item_id", "weight"}]``, the user's history items adding most to its
+        score (at most :data:`~aiweb.recommendations.explain.BECAUSE_TOP`), and
+        ``"explanation": {"method", "exact", "base", "rest", "parts": [{"source",
+        "weight", "score"}]}`` with ``score = base + rest + Σ because weights`` (each
+        rounded to 6 decimals). The history is read when ``history`` is ``None`` (a cached
+        list).
+        """
+        model = loaded.model
+
+        def work() -> None:
+            found = history if history is not None else self.history(model, user_id)
+            targets = [model.item_index[i["item_id"]] for i in items]
+            explained = model.explain(user_id, found.items, has_new=found.has_new, targets=targets)
+            for item, why in zip(items, explained, strict=True):
+                item["because"] = [
+                    {"item_id": model.item_ids[j], "weight": round(w, 6)} for j, w in why.because
+                ]
+                item["explanation"] = {
+                    "method": why.method,
+                    "exact": why.exact,
+                    "base": round(why.base, 6),
+                    "rest": round(why.rest, 6),
+                    "parts": [
+                        {"source": source, "weight": weight, "score": round(share, 6)}
+                        for source, weight, share in why.parts
+                    ],
+                }
+
+        if items:
+            await anyio.to_thread.run_sync(work)
 
     @staticmethod
     def _answer(loaded: _Loaded, user_id: str, items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -478,9 +527,21 @@ class RecommendationService:
         return entry, history
 
     async def similar(
-        self, ref: str, item_id: str, *, n: int = 10, category: str | None = None
+        self,
+        ref: str,
+        item_id: str,
+        *,
+        n: int = 10,
+        category: str | None = None,
+        explain: bool = False,
     ) -> dict[str, Any]:
         """Items most like ``item_id`` (collaborative and content similarity).
+
+        With ``explain``, each item also has ``"because": {"source", "parts": [{"source",
+        "similarity", "weight"}], "shared_categories"}``
+        (:meth:`~aiweb.recommendations.model.RecommenderModel.explain_similar`; the parts'
+        weights sum to the score; ``shared_categories``: the catalogue categories both
+        items have, sorted).
 
         Returns:
             ``{"model", "version", "item_id", "items": [{"item_id", "score", "reason"}]}``.
@@ -504,18 +565,29 @@ class RecommendationService:
         recs = await anyio.to_thread.run_sync(
             lambda: loaded.model.similar(index, allowed=mask, n=n)
         )
+        items = [
+            {
+                "item_id": loaded.model.item_ids[r.item],
+                "score": round(r.score, 6),
+                "reason": r.reason,
+            }
+            for r in recs
+        ]
+        if explain and recs:
+            reasons = await anyio.to_thread.run_sync(
+                lambda: loaded.model.explain_similar(index, [r.item for r in recs])
+            )
+            entries = catalog.entries
+            mine = entries[item_id].categories if item_id in entries else frozenset()
+            for out, because in zip(items, reasons, strict=True):
+                other = entries.get(str(out["item_id"]))
+                shared = sorted(mine & other.categories) if other is not None else []
+                out["because"] = {**because, "shared_categories": shared}
         return {
             "model": loaded.version.name,
             "version": loaded.version.version,
             "item_id": item_id,
-            "items": [
-                {
-                    "item_id": loaded.model.item_ids[r.item],
-                    "score": round(r.score, 6),
-                    "reason": r.reason,
-                }
-                for r in recs
-            ],
+            "items": items,
         }
 
     async def aclose(self) -> None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from aiweb.api.openapi_facts import setting_bounds
+from aiweb.names import REF_REGEX
 from aiweb.search.entities import Collection, Document, Hit, StoredDocument
+from aiweb.search.filters import FIELD_PATTERN
 
 DocId = Field(..., min_length=1, max_length=255, description="Your id of the document.")
 
@@ -27,15 +30,19 @@ class CollectionIn(BaseModel):
         None,
         min_length=1,
         max_length=130,
+        json_schema_extra={"pattern": REF_REGEX},
         description="`minilm`, `minilm@production` or `minilm:2`: the registered "
         "feature-extraction model version every document and query is embedded with (resolved "
         "once, at creation). Omitted: the default embedder for a new collection, unchanged "
         "for an existing one.",
     )
-    metadata_fields: list[str] | None = Field(
+    metadata_fields: (
+        list[Annotated[str, Field(json_schema_extra={"pattern": FIELD_PATTERN.pattern})]] | None
+    ) = Field(
         None,
         max_length=64,
-        description="The metadata fields filters may use (letters, digits, `_`, `-`); "
+        description="The metadata fields filters may use (1 to 64 letters, digits, `_`, `-`, "
+        "not starting with `-`); "
         "null or omitted on creation: every field. Omitted on update: unchanged.",
     )
 
@@ -158,7 +165,12 @@ class SearchIn(BaseModel):
     )
 
     query: str = Field(..., min_length=1, max_length=10_000, description="What to look for.")
-    top_k: int = Field(10, ge=1, description="Hits wanted (at most AIWEB_SEARCH__MAX_TOP_K).")
+    top_k: int = Field(
+        10,
+        ge=1,
+        description="Hits wanted (at most AIWEB_SEARCH__MAX_TOP_K).",
+        json_schema_extra=setting_bounds(maximum="AIWEB_SEARCH__MAX_TOP_K"),
+    )
     filter: dict[str, Any] | None = Field(
         None,
         description='`{field: value | {"in": [values]}}` on metadata; every condition must '

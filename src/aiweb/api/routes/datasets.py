@@ -53,7 +53,32 @@ class DatasetList(BaseModel):
     next_offset: int | None
 
 
-@router.post("", status_code=201, **scoped("train"))
+#: the media types of the file part (the format when its name has no known suffix)
+UPLOAD_MEDIA_TYPES = ("text/csv", "application/jsonl", "application/x-ndjson")
+
+_UPLOAD = scoped("train")
+_UPLOAD["openapi_extra"] = {
+    **_UPLOAD["openapi_extra"],
+    "requestBody": {
+        "content": {
+            "multipart/form-data": {
+                "encoding": {"file": {"contentType": ", ".join(UPLOAD_MEDIA_TYPES)}}
+            }
+        }
+    },
+}
+_UPLOAD["responses"] = {
+    **_UPLOAD["responses"],
+    413: {"description": "A file over AIWEB_LIMITS__MAX_UPLOAD_BYTES."},
+    422: {
+        "description": "Not a CSV or JSONL file (by its name's suffix, else its part's "
+        "Content-Type), not UTF-8, malformed or empty (no header or no data row), or more "
+        "rows than AIWEB_LIMITS__MAX_UPLOAD_ROWS (the message names the line)."
+    },
+}
+
+
+@router.post("", status_code=201, **_UPLOAD)
 async def upload_dataset(
     file: Annotated[
         UploadFile, File(description="A CSV (with a header row) or JSONL file, UTF-8.")
@@ -65,7 +90,11 @@ async def upload_dataset(
 ) -> DatasetOut:
     """Upload a data file for training or batch prediction.
 
-    The file is checked whole before it is kept: bad UTF-8, malformed rows, or more
+    The file part is a CSV (a header row, then at least one data row) or JSONL (one
+    JSON object a line, at least one) file in UTF-8: its name's suffix (``.csv``,
+    ``.jsonl``, ``.ndjson``), else the part's ``Content-Type`` (``text/csv``,
+    ``application/jsonl``, ``application/x-ndjson`` …), says which. The file is checked
+    whole before it is kept: another type, bad UTF-8, malformed rows, no data row, or more
     rows than ``AIWEB_LIMITS__MAX_UPLOAD_ROWS`` get a 422 naming the line; a file over
     ``AIWEB_LIMITS__MAX_UPLOAD_BYTES`` gets a 413.
     """

@@ -118,6 +118,13 @@ async def get_performance(
     return await anyio.to_thread.run_sync(feedback.performance, name, version)
 
 
+#: what :func:`aiweb.monitoring.drift.parse_window` accepts: 1 to 9999 minutes (``m``),
+#: hours (``h``) or days (``d``), at most 90 days (2160h)
+WINDOW_PATTERN = (
+    r"^(?:[1-9][0-9]{0,3}m|(?:[1-9][0-9]{0,2}|1[0-9]{3}|20[0-9]{2}|21[0-5][0-9]|2160)h"
+    r"|(?:[1-9]|[1-8][0-9]|90)d)$"
+)
+
 _DRIFT = scoped("predict")
 _DRIFT["responses"] = {
     **_DRIFT["responses"],
@@ -138,7 +145,14 @@ async def get_drift(
         ),
     ],
     drift: DriftDep,
-    window: Annotated[str, Query(max_length=8, description="30m, 24h, 7d …")] = "24h",
+    window: Annotated[
+        str,
+        Query(
+            max_length=8,
+            pattern=WINDOW_PATTERN,
+            description="30m, 24h, 7d …: 1 to 9999 minutes, hours or days, at most 90 days.",
+        ),
+    ] = "24h",
 ) -> dict[str, Any]:
     """Compare the model version's predictions of the last ``window`` with the reference
     profile of its evaluation data: PSI of text length and out-of-vocabulary rate (drift

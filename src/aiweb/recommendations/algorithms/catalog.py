@@ -99,6 +99,12 @@ def _in_range(valid: Range) -> Any:
     return AfterValidator(check)
 
 
+def _bounds(valid: Range) -> dict[str, Any]:
+    """The JSON Schema bounds of ``valid`` (what :func:`_in_range` checks)."""
+    low = "exclusiveMinimum" if valid.low_open else "minimum"
+    return {low: valid.low, "maximum": valid.high}
+
+
 def _no_bool(value: Any) -> Any:
     if isinstance(value, bool):
         raise PydanticCustomError("bool_not_number", "must be a number, not true or false")
@@ -121,7 +127,7 @@ def _params_model(cls: type) -> type[BaseModel]:
                 hint,
                 BeforeValidator(_no_bool),
                 _in_range(valid),
-                Field(description=valid.describe()),
+                Field(description=valid.describe(), json_schema_extra=_bounds(valid)),
             ]
         fields[p.name] = (hint, p.default)
     return create_model(
