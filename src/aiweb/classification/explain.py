@@ -318,14 +318,16 @@ def _supported(vec: Any, tfidf: Any) -> str | None:
 def _normalized(
     values: npt.NDArray[np.floating[Any]], columns: npt.NDArray[np.int64], width: int, norm: str
 ) -> npt.NDArray[np.floating[Any]]:
-    """``values`` (one row, not all zero) scaled as ``sklearn.preprocessing.normalize``
+    """``values`` (one row, not empty) scaled as ``sklearn.preprocessing.normalize``
     scales a CSR row (``norm``: ``l2`` or ``l1``). ``l2`` (aiweb's) is its
     ``inplace_csr_row_normalize_l2`` in numpy, the same operations in the same order:
     squares in the values' dtype, summed one by one in float64, each value divided by the
     float64 root and rounded back."""
     if norm == "l2":
-        root = np.float64(math.sqrt(np.cumsum(np.square(values), dtype=np.float64)[-1]))
-        return (values / root).astype(values.dtype)
+        total = np.cumsum(np.square(values), dtype=np.float64)[-1]
+        if total == 0.0:  # scikit-learn leaves such a row as it is
+            return values
+        return (values / np.float64(math.sqrt(total))).astype(values.dtype)
     row = sparse.csr_matrix((values, columns, [0, len(values)]), shape=(1, width))
     return np.asarray(normalize(row, norm=norm, copy=False).data)
 
@@ -338,7 +340,8 @@ class LinearTextExplainer:
     model's TF-IDF row from them (the hashing vectorizer's murmurhash3 or the
     vocabulary's column, the vectorizer's counts, then the transformer's sublinear tf,
     idf and norm, in the features' dtype): the same numbers as the pipeline's
-    ``transform`` (:meth:`features`), without analysing the text a second time.
+    ``transform`` (:meth:`features`), without analysing the text a second time; and the
+    probabilities as the classifier's ``predict_proba`` computes them (:meth:`proba`).
 
     Args:
         classifier: the pipeline aiweb's trainer builds (word and ``char_wb`` n-grams,
@@ -403,14 +406,16 @@ class LinearTextExplainer:
 
     def proba(self, x: sparse.csr_matrix) -> npt.NDArray[np.float64]:
         """``(n, n_classes)`` probabilities of feature rows: the classifier's
-        ``predict_proba``, the same operations without its input checks (~0.1 ms a call):
+        ``predict_proba``, the same operations in the same dtype (the coefficients' and
+        features' float32 for aiweb's models) without its input checks (~0.1 ms a call):
         ``x @ coef_.T + intercept_``, then the logistic function of the one column
-        (``[1 - p, p]``) for a binary model, the softmax for a multi-class one. The tests
-        hold them equal, to the bit, to the pipeline's ``predict_proba``."""
-        d = np.asarray(x @ self.clf.coef_.T + self.clf.intercept_, dtype=np.float64)
+        (``[1 - p, p]``) for a binary model, the softmax for a multi-class one; float64 at
+        the end. The tests hold them equal, to the bit, to the pipeline's
+        ``predict_proba``."""
+        d = np.asarray(x @ self.clf.coef_.T + self.clf.intercept_)
         if len(self.clf.classes_) <= 2:
             p = expit(d[:, 0])
-            return np.stack([1 - p, p], axis=1)
+            return np.asarray(np.stack([1 - p, p], axis=1), dtype=np.float64)
         return np.asarray(softmax(d, copy=False), dtype=np.float64)
 
     def analyze(self, block: _Block, text: str, word_of: npt.NDArray[np.int64]) -> list[str]:
