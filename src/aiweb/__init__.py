@@ -12,6 +12,7 @@ __all__ = [
     "app",
     "classification",
     "cli",
+    "client",
     "config",
     "contract",
     "dashboard",
@@ -28,4 +29,5 @@ __all__ = [
     "security",
     "serving",
     "tasks",
+    "webhooks",
 ]

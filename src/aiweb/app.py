@@ -22,10 +22,13 @@ from aiweb.api import apidocs, openapi_facts, problems, queries
 from aiweb.api.hygiene import SecurityHeadersMiddleware, add_cors
 from aiweb.api.limits import InputLimitsMiddleware
 from aiweb.api.middleware import MetricsMiddleware, RequestIdMiddleware
+from aiweb.api.oip import OipService
+from aiweb.api.oip import router as oip_router
 from aiweb.api.preauth import PreAuthMiddleware
 from aiweb.api.predict import ExplainTarget, ModelRouter, PredictTarget, predict_router
 from aiweb.api.router import core_routers
 from aiweb.api.routes import jobs as job_routes
+from aiweb.api.routes import webhooks as webhook_routes
 from aiweb.config import Settings, get_settings
 from aiweb.contract import Readiness, Task, TaskContext, TaskRuntime
 from aiweb.dashboard.routes import install as install_dashboard
@@ -55,6 +58,7 @@ from aiweb.serving.gc import limit_malloc_arenas, tune_after_load
 from aiweb.serving.threads import limit_blas_threads
 from aiweb.tasks import installed
 from aiweb.tasks import job_types as all_job_types
+from aiweb.webhooks.service import WebhookService
 
 log = logging.getLogger("aiweb")
 
@@ -124,6 +128,7 @@ def create_app(
             wait_s=2 * settings.prediction_log.flush_interval_s + 0.5,
             max_waiters=settings.prediction_log.feedback_max_waiters,
         )
+        app.state.webhooks = WebhookService(sessions, settings.webhooks)
         alerts = AlertSender(sessions, settings.alert_webhook_url, settings.alerts)
         app.state.drift = DriftService(sessions, registry, alerts=alerts)
         cache = make_prediction_cache(settings.cache, settings.redis_url)
@@ -161,6 +166,17 @@ def create_app(
             {mt: t.use_instead for t in tasks if t.use_instead for mt in t.model_tasks},
         )
         app.state.readiness = partial(_readiness, runtimes)
+        by_task = runtimes_by_task(tasks, runtimes)
+        app.state.oip = OipService(  # the Open Inference Protocol (/v2)
+            registry,
+            {
+                model_task: started.v2
+                for task in tasks
+                if (started := by_task.get(task.name)) is not None and started.v2 is not None
+                for model_task in task.model_tasks
+            },
+            metadata_ttl_s=settings.serving.alias_refresh_s,
+        )
         restore_blas = limit_blas_threads(settings.serving.blas_threads)
         for runtime in runtimes:
             if runtime.started is not None:
@@ -201,8 +217,10 @@ def create_app(
     routers = [
         *core_routers(),
         predict_router(variants, _model_router, explained),
+        oip_router,
         *(router for task in tasks for router in task.routers),
         job_routes.router(job_types),
+        webhook_routes.router,
     ]
     for router in routers:
         app.include_router(router)

@@ -256,6 +256,24 @@ class AlertSettings(BaseModel):
     drift_window: str = Field("24h", description="Window of the periodic drift check.")
 
 
+class WebhookSettings(BaseModel):
+    """Signed event deliveries to the webhooks of ``PUT /v1/webhooks/{name}``."""
+
+    max_attempts: int = Field(
+        6, ge=1, le=20, description="Tries per delivery before it is recorded as failed."
+    )
+    retry_backoff_s: float = Field(
+        10.0, ge=0, description="Wait before the second try; doubles after each failure."
+    )
+    retry_backoff_max_s: float = Field(
+        3600.0, ge=0, description="Longest wait between two tries of a delivery."
+    )
+    timeout_s: float = Field(5.0, gt=0, description="Per-request timeout of a delivery.")
+    batch_size: int = Field(
+        50, ge=1, le=10_000, description="Most deliveries sent by one scheduler tick."
+    )
+
+
 class EmbeddingSettings(BaseModel):
     """Sentence embeddings (``POST /v1/models/{name}/embed``, collections, minilm features)."""
 
@@ -513,6 +531,7 @@ class Settings(BaseSettings):
         "feature (unset: no alerts).",
     )
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     embeddings: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)

@@ -53,6 +53,7 @@ from aiweb.jobs.types import JobType
 from aiweb.monitoring.prediction_log import PredictionLogger
 from aiweb.registry.service import RegistryService
 from aiweb.serving.cache import PredictionCache
+from aiweb.serving.oip import TensorAdapter
 
 T = TypeVar("T")
 
@@ -223,6 +224,11 @@ class TaskRuntime:
         explainer: serves the explain route for the task's models (with
             :attr:`Task.explain` giving its shapes), or ``None`` when its models are not
             explained (the route then answers 422).
+        v2: its models over the Open Inference Protocol (KServe v2: ``/v2/models/{name}``
+            metadata, ready and infer, over REST and gRPC): a
+            :class:`~aiweb.serving.oip.TensorAdapter` giving a version's input and output
+            tensors and mapping input tensors to its predict call and the answer to output
+            tensors; ``None`` when its models are not served there (``/v2`` answers 400).
     """
 
     state: dict[str, object] = field(default_factory=dict)
@@ -231,6 +237,7 @@ class TaskRuntime:
     started: Callable[[], Awaitable[None]] | None = None
     close: Callable[[], Awaitable[None]] | None = None
     explainer: Explainer | None = None
+    v2: TensorAdapter | None = None
 
 
 @dataclass

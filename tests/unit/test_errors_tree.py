@@ -47,12 +47,15 @@ def _subclasses(cls: type[AiwebError]) -> set[type[AiwebError]]:
 
 
 def _aiweb_errors() -> set[type[AiwebError]]:
-    """Every subclass of AiwebError defined in aiweb (not in a test module)."""
+    """Every subclass of AiwebError defined in aiweb (not in a test module), but the
+    Python SDK's mirror of the tree (``aiweb.client.errors``, checked by
+    ``tests/unit/test_client_sdk.py``)."""
     _import_all(aiweb)
     return {
         cls
         for cls in _subclasses(AiwebError)
-        if cls.__module__ == "aiweb" or cls.__module__.startswith("aiweb.")
+        if (cls.__module__ == "aiweb" or cls.__module__.startswith("aiweb."))
+        and not cls.__module__.startswith("aiweb.client.")
     }
 
 

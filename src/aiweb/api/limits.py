@@ -45,6 +45,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aiweb.api.problems import PROBLEM_BASE, PROBLEM_JSON
+from aiweb.serving.oip import is_oip_path
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 """Methods whose bodies are checked."""
@@ -276,6 +277,24 @@ async def send_problem(
         headers: extra response headers.
         extra: extra body members (``errors`` of a validation problem).
     """
+    if is_oip_path(scope.get("path", "")):  # the Open Inference Protocol's shape
+        body = orjson.dumps({"error": detail})
+        media_type = "application/json"
+    else:
+        body = orjson.dumps(_problem(scope, status, slug, title, detail, extra))
+        media_type = PROBLEM_JSON
+    raw_headers = [
+        (b"content-type", media_type.encode("latin-1")),
+        (b"content-length", str(len(body)).encode("latin-1")),
+    ]
+    raw_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _problem(
+    scope: Scope, status: int, slug: str, title: str, detail: str, extra: dict[str, Any] | None
+) -> dict[str, Any]:
     rid = scope.get("state", {}).get("request_id")
     problem: dict[str, Any] = {
         "type": PROBLEM_BASE + slug,
@@ -289,14 +308,7 @@ async def send_problem(
     }
     if extra:
         problem.update(extra)
-    body = orjson.dumps(problem)
-    raw_headers = [
-        (b"content-type", PROBLEM_JSON.encode("latin-1")),
-        (b"content-length", str(len(body)).encode("latin-1")),
-    ]
-    raw_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
-    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+    return problem
 
 
 class _Disconnected(Exception):
@@ -354,7 +366,9 @@ class InputLimitsMiddleware:
         if not has_body:
             await self.app(scope, receive, send)
             return
-        v1 = scope["path"] == "/v1" or scope["path"].startswith("/v1/")
+        # /v1 and the Open Inference Protocol's /v2: JSON, multipart or nothing
+        path = scope["path"]
+        v1 = path == "/v1" or path.startswith("/v1/") or is_oip_path(path)
 
         lengths: list[bytes] = []
         content_type: str | None = None
@@ -391,6 +405,10 @@ class InputLimitsMiddleware:
                 await self._json(scope, receive, send, length, media_type)
             else:
                 await self.app(scope, receive, send)
+        elif is_oip_path(path):
+            # the protocol's bodies are JSON whatever their type says (tritonclient sends
+            # none, curl -d a form's)
+            await self._json(scope, receive, send, length, "application/json")
         elif media_type is None:
             await self._untyped(scope, receive, send, length)
         elif _is_json(media_type):

@@ -1,4 +1,4 @@
-"""Pure-ASGI middleware: authenticate a ``/v1`` request before its body is read.
+"""Pure-ASGI middleware: authenticate a ``/v1`` (or ``/v2``) request before its body is read.
 
 Route dependencies run after FastAPI has read the request's body (a whole multipart
 upload, spooled to disk), and the input limits read a JSON body before any route code;
@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from aiweb.api.limits import send_problem
 from aiweb.errors import AiwebError
 from aiweb.security.auth import PREAUTHORIZED, authorize, request_token
+from aiweb.serving.oip import is_oip_path
 
 __all__ = ["PreAuthMiddleware", "scope_table"]
 
@@ -119,7 +120,7 @@ class PreAuthMiddleware:
         path: str = scope.get("path", "")
         if (
             scope["type"] != "http"
-            or not (path == "/v1" or path.startswith("/v1/"))
+            or not (path == "/v1" or path.startswith("/v1/") or is_oip_path(path))
             or not _has_body(scope.get("headers", []))
         ):
             await self.app(scope, receive, send)

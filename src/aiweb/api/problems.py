@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 
 from aiweb.errors import AiwebError
+from aiweb.serving.oip import ERROR_SCHEMA, OipError, is_oip_path
 
 log = logging.getLogger("aiweb.api")
 
@@ -60,8 +61,16 @@ def problem_response(
     """Build an ``application/problem+json`` response.
 
     Body: ``type``, ``title``, ``status``, ``detail``, ``instance`` (the request path),
-    ``request_id`` and any ``extra`` members.
+    ``request_id`` and any ``extra`` members. Under ``/v2`` (the Open Inference
+    Protocol), the protocol's ``{"error": detail}`` as ``application/json`` instead.
     """
+    if is_oip_path(request.url.path):
+        return Response(
+            orjson.dumps({"error": detail}),
+            status_code=status,
+            media_type="application/json",
+            headers=headers,
+        )
     body: dict[str, Any] = {
         "type": PROBLEM_BASE + slug,
         "title": title,
@@ -116,11 +125,18 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     where = ".".join(str(p) for p in first["loc"])
     return problem_response(
         request,
-        status=422,
+        status=400 if is_oip_path(request.url.path) else 422,  # the protocol's status
         slug="validation",
         title="Request validation failed",
         detail=f"{where}: {first['msg']}" if where else str(first["msg"]),
         extra={"errors": errors},
+    )
+
+
+async def _oip_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, OipError)
+    return Response(
+        orjson.dumps({"error": exc.detail}), status_code=exc.status, media_type="application/json"
     )
 
 
@@ -243,7 +259,11 @@ def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components["Problem"] = PROBLEM_SCHEMA
     problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    oip_error = {"application/json": {"schema": {"$ref": "#/components/schemas/OipError"}}}
     for path, operations in schema.get("paths", {}).items():
+        oip = is_oip_path(path)  # the protocol's {"error"} shape
+        if oip:
+            components["OipError"] = ERROR_SCHEMA
         for method, op in operations.items():
             if not isinstance(op, dict) or "responses" not in op:
                 continue
@@ -251,6 +271,8 @@ def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
             statuses: set[int] = set()
             if params or "requestBody" in op:
                 statuses.add(422)
+                if oip:
+                    statuses.add(400)
             if any(p.get("in") == "path" for p in params) or (
                 "requestBody" in op and path.startswith("/v1/")
             ):
@@ -268,7 +290,7 @@ def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
                 responses.setdefault(str(status), {"description": _DEFAULT_DESCRIPTIONS[status]})
             for status, response in responses.items():
                 if status.isdigit() and int(status) >= 400:
-                    response["content"] = dict(problem)
+                    response["content"] = dict(oip_error if oip else problem)
     for unused in ("HTTPValidationError", "ValidationError"):
         components.pop(unused, None)
     return schema
@@ -279,6 +301,7 @@ def install(app: FastAPI) -> None:
     schema (:func:`document_problems`)."""
     app.add_exception_handler(AiwebError, _aiweb_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(OipError, _oip_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
     build = app.openapi

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+
+import anyio.to_thread
 
 from aiweb.classification.explain import ExplanationService
 from aiweb.classification.jobs import JOB_TYPES
@@ -33,8 +36,86 @@ from aiweb.contract import (
     TaskRuntime,
 )
 from aiweb.embeddings.runtime import EmbedderPool
+from aiweb.errors import ModelNotReadyError
+from aiweb.registry.entities import ModelRef
+from aiweb.registry.service import RegistryService
+from aiweb.serving.oip import Tensor, TensorAnswer, TensorModel, TensorSpec
 
 NAME = "text-classification"
+
+
+class TensorClassifier:
+    """Text classifiers over the Open Inference Protocol (``TaskRuntime.v2``).
+
+    One input, ``text`` (``BYTES`` ``[-1]``); three outputs aligned with it: ``label``
+    (``BYTES`` ``[-1]``, the answered label), ``probabilities`` (``FP32`` ``[-1,
+    n_classes]``, with the class names in its ``parameters.classes``) and ``id``
+    (``BYTES`` ``[-1]``, the prediction ids, for feedback). Inference goes through the
+    predict route's predictor: same limits, micro-batching, cache and prediction log.
+
+    Args:
+        registry: resolves references for the metadata.
+        loader: the loaded models (readiness).
+        predict: the task's predictor, ``predict(ref, PredictRequest) -> response``.
+    """
+
+    def __init__(
+        self,
+        registry: RegistryService,
+        loader: ModelLoader,
+        predict: Callable[[str, Any], Awaitable[Mapping[str, Any]]],
+    ) -> None:
+        self.registry = registry
+        self.loader = loader
+        self.predict = predict
+
+    async def metadata(self, ref: str) -> TensorModel:
+        """The inputs and outputs of the version ``ref`` names (from the registry)."""
+        version = await anyio.to_thread.run_sync(self.registry.resolve, ModelRef.parse(ref))
+        classes = list(version.labels)
+        return TensorModel(
+            name=version.name,
+            version=version.version,
+            platform=f"aiweb_{NAME}",
+            inputs=(TensorSpec("text", "BYTES", (-1,)),),
+            outputs=(
+                TensorSpec("label", "BYTES", (-1,)),
+                TensorSpec("probabilities", "FP32", (-1, len(classes)), {"classes": classes}),
+                TensorSpec("id", "BYTES", (-1,)),
+            ),
+        )
+
+    async def ready(self, ref: str) -> bool:
+        """Whether the version ``ref`` names is loaded (it is loaded now if it can be)."""
+        try:
+            await self.loader.get(ModelRef.parse(ref))
+        except ModelNotReadyError:
+            return False
+        return True
+
+    async def infer(self, ref: str, inputs: Mapping[str, Tensor]) -> TensorAnswer:
+        """Classify the texts of ``inputs["text"]`` with the predict route's predictor."""
+        texts = [str(t) for t in inputs["text"].data]
+        answer = await self.predict(ref, PredictRequest(inputs=texts))
+        predictions = answer["predictions"]
+        n = len(predictions)
+        classes = list(predictions[0]["scores"]) if predictions else []
+        probabilities = [float(p["scores"][c]) for p in predictions for c in classes]
+        return TensorAnswer(
+            model=answer["model"],
+            version=int(answer["version"]),
+            outputs=(
+                Tensor("label", "BYTES", (n,), [p["label"] for p in predictions]),
+                Tensor(
+                    "probabilities",
+                    "FP32",
+                    (n, len(classes)),
+                    probabilities,
+                    {"classes": classes},
+                ),
+                Tensor("id", "BYTES", (n,), [p["id"] for p in predictions]),
+            ),
+        )
 
 
 async def start(ctx: TaskContext) -> TaskRuntime:
@@ -84,6 +165,7 @@ async def start(ctx: TaskContext) -> TaskRuntime:
         state={"loader": loader, "predictions": predictions, "explanations": explanations},
         predictor=predict,
         explainer=explain,
+        v2=TensorClassifier(ctx.registry, loader, predict),
         readiness=readiness,
         started=started,
         close=close,

@@ -25,6 +25,7 @@ import redis.exceptions
 import sqlalchemy.exc
 
 from aiweb.db.orm import utcnow
+from aiweb.db.session import make_session_factory
 from aiweb.errors import AiwebError
 from aiweb.jobs.context import JobContext
 from aiweb.jobs.entities import (
@@ -36,6 +37,7 @@ from aiweb.jobs.entities import (
 )
 from aiweb.jobs.env import JobEnv
 from aiweb.jobs.types import JobTypes
+from aiweb.webhooks.service import emit
 
 log = logging.getLogger("aiweb.jobs")
 
@@ -159,6 +161,7 @@ def execute(
     fn = types.handler_for(job)
     if fn is None:
         env.jobs.finish(job.id, job.attempts, "failed", error=f"unknown job type {job.type!r}")
+        announce_finished(env, job.id)
         return Outcome("failed", job.id, detail=f"unknown job type {job.type!r}")
     # one scratch directory per job: what a killed attempt left behind on this host is
     # removed when the next attempt starts here
@@ -177,11 +180,13 @@ def execute(
             beat.done.set()
             beat.join()
         env.jobs.finish(job.id, job.attempts, "succeeded", result=result)
+        announce_finished(env, job.id)
         log.info("job %s succeeded", job.id)
         ctx.run_cleanups()
         return Outcome("succeeded", job.id)
     except JobCancelled:
         env.jobs.finish(job.id, job.attempts, "cancelled", error="cancelled on request")
+        announce_finished(env, job.id)
         ctx.run_cleanups()
         return Outcome("cancelled", job.id)
     except LeaseLost as exc:
@@ -193,6 +198,7 @@ def execute(
     except AiwebError as exc:  # bad data, unknown model …: retrying cannot help
         detail = scrub_paths(exc.detail, workdir, env.settings.home)
         env.jobs.finish(job.id, job.attempts, "failed", error=detail)
+        announce_finished(env, job.id)
         log.info("job %s failed: %s", job.id, exc.detail)
         ctx.run_cleanups()
         return Outcome("failed", job.id, detail=detail)
@@ -209,10 +215,40 @@ def execute(
         if is_transient(exc):
             reason = f"{reason} (attempt {job.attempts} of {job.max_attempts}; no attempts left)"
         env.jobs.finish(job.id, job.attempts, "failed", error=reason)
+        announce_finished(env, job.id)
         ctx.run_cleanups()
         return Outcome("failed", job.id, detail=reason)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def announce_finished(env: JobEnv, job_id: str) -> None:
+    """Queue the ``job.finished`` webhook event of a job that reached ``succeeded``,
+    ``failed`` or ``cancelled`` (:func:`aiweb.webhooks.emit`: a database row, sent by the
+    scheduler tick). Data: ``{"job_id", "type", "status", "error", "result", "attempts",
+    "submitted_by", "created_at", "finished_at"}``. A failure is logged, never raised:
+    the job's outcome is recorded already."""
+    try:
+        job = env.jobs.get(job_id)
+        if not job.terminal:
+            return
+        emit(
+            make_session_factory(env.engine),
+            "job.finished",
+            {
+                "job_id": job.id,
+                "type": job.type,
+                "status": job.status,
+                "error": job.error if job.status != "succeeded" else None,
+                "result": job.result,
+                "attempts": job.attempts,
+                "submitted_by": job.submitted_by,
+                "created_at": job.created_at.isoformat(),
+                "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+            },
+        )
+    except Exception:
+        log.warning("job.finished event of job %s not queued", job_id, exc_info=True)
 
 
 def _not_claimed(env: JobEnv, job_id: str) -> Outcome:

@@ -22,6 +22,7 @@ from aiweb.jobs.types import JobTypes
 from aiweb.monitoring.alerts import AlertSender
 from aiweb.monitoring.drift import DriftService
 from aiweb.monitoring.retention import prune_expired
+from aiweb.webhooks.service import WebhookService, has_subscribers
 
 log = logging.getLogger("aiweb.jobs")
 
@@ -63,10 +64,11 @@ def tick(env: JobEnv, dispatcher: Dispatcher, types: JobTypes) -> dict[str, int]
     4. From time to time, drift of the production versions is checked (:func:`check_drift`).
     5. Every ``retention.interval_s`` (per process), rows older than their retention
        window are deleted in batches and crash litter is swept (:func:`housekeeping`).
+    6. Due webhook deliveries are posted (:func:`deliver_webhooks`).
 
     Returns:
         Counts: ``{"failed", "redispatched", "scheduled", "drift_checked", "pruned",
-        "litter"}`` (``pruned``, ``litter``: rows and files removed this tick).
+        "litter", "webhooks_sent"}`` (``pruned``, ``litter``: rows and files removed this tick).
     """
     lease_s = env.settings.jobs.lease_s
     counts: dict[str, Any] = {"failed": 0, "redispatched": 0, "scheduled": 0}
@@ -97,7 +99,24 @@ def tick(env: JobEnv, dispatcher: Dispatcher, types: JobTypes) -> dict[str, int]
     pruned, litter = housekeeping(env)
     counts["pruned"] = sum(pruned.values())
     counts["litter"] = sum(litter.values())
+    counts["webhooks_sent"] = deliver_webhooks(env)
     return counts
+
+
+def deliver_webhooks(env: JobEnv) -> int:
+    """6. Post the due webhook deliveries, one try each
+    (:meth:`aiweb.webhooks.WebhookService.deliver_due`); failures are logged and the
+    next tick tries again.
+
+    Returns:
+        The number of deliveries sent this round.
+    """
+    try:
+        service = WebhookService(make_session_factory(env.engine), env.settings.webhooks)
+        return service.deliver_due()["sent"]
+    except Exception:
+        log.exception("webhook deliveries failed")
+        return 0
 
 
 def housekeeping(env: JobEnv, *, force: bool = False) -> tuple[dict[str, int], dict[str, int]]:
@@ -133,21 +152,22 @@ _last_drift_check = 0.0
 
 def check_drift(env: JobEnv, *, force: bool = False) -> int:
     """4. Every ``alerts.drift_check_interval_s`` (per process), compute drift of every
-    production version, which alerts through ``AIWEB_ALERT_WEBHOOK_URL`` (each alert is
+    production version, which alerts through ``AIWEB_ALERT_WEBHOOK_URL`` and the webhooks
+    subscribed to ``drift.detected`` (each alert is
     claimed in the database, so several schedulers never send one twice).
 
     Returns:
-        The number of versions checked (0 when it was not time yet or no webhook is set).
+        The number of versions checked (0 when it was not time yet or nobody listens).
     """
     global _last_drift_check
     settings = env.settings
-    if not settings.alert_webhook_url:
-        return 0
     now = time.monotonic()
     if not force and now - _last_drift_check < settings.alerts.drift_check_interval_s:
         return 0
-    _last_drift_check = now
     sessions = make_session_factory(env.engine)
+    if not settings.alert_webhook_url and not has_subscribers(sessions, "drift.detected"):
+        return 0
+    _last_drift_check = now
     alerts = AlertSender(sessions, settings.alert_webhook_url, settings.alerts)
     try:
         results = DriftService(sessions, env.registry, alerts=alerts).check_production(

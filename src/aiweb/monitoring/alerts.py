@@ -15,20 +15,21 @@ the outcome (``sent`` or ``failed``, attempts, last error). The body::
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
-import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from aiweb.config import AlertSettings
 from aiweb.db.orm import SqlDriftAlert
+from aiweb.webhooks.sender import post_with_retries
+from aiweb.webhooks.service import emit, has_subscribers
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +75,14 @@ class AlertSender:
         Args:
             drift: a :meth:`aiweb.monitoring.drift.DriftService.drift` result.
 
+        Each new alert is also the ``drift.detected`` event of the webhooks
+        (:mod:`aiweb.webhooks`), whose data is the body below without ``type``.
+
         Returns:
             The pending sends (tests wait on them); empty when no webhook is set.
         """
-        if not self._url:
+        subscribed = has_subscribers(self._sessions, "drift.detected")
+        if not self._url and not subscribed:
             return []
         now = datetime.now(UTC).isoformat()
         futures = []
@@ -96,7 +101,18 @@ class AlertSender:
                 "n": drift["n"],
                 "detected_at": now,
             }
-            if self._claim(payload):
+            if not self._claim(payload):
+                continue
+            if subscribed:
+                try:
+                    emit(
+                        self._sessions,
+                        "drift.detected",
+                        {k: v for k, v in payload.items() if k != "type"},
+                    )
+                except Exception:
+                    log.warning("drift.detected event not queued", exc_info=True)
+            if self._url:
                 with self._lock:
                     if self._pool is None:
                         self._pool = ThreadPoolExecutor(1, thread_name_prefix="aiweb-alerts")
@@ -106,30 +122,24 @@ class AlertSender:
     def _send(self, payload: dict[str, Any]) -> bool:
         assert self._url is not None
         settings = self._settings
-        error = ""
-        attempt = 0
-        for attempt in range(1, settings.max_attempts + 1):
-            try:
-                resp = httpx.post(self._url, json=payload, timeout=settings.timeout_s)
-                if resp.status_code < 500:
-                    ok = resp.status_code < 400
-                    error = "" if ok else f"HTTP {resp.status_code} (not retried)"
-                    self._finish(payload, "sent" if ok else "failed", attempt, error)
-                    return ok
-                error = f"HTTP {resp.status_code}"
-            except httpx.HTTPError as exc:
-                error = f"{type(exc).__name__}: {exc}"
-            if attempt < settings.max_attempts:
-                time.sleep(settings.retry_backoff_s * 2 ** (attempt - 1))
-        log.error(
-            "drift alert for %s:%s %s not delivered: %s",
-            payload["model"],
-            payload["version"],
-            payload["feature"],
-            error,
+        result, attempt = post_with_retries(
+            self._url,
+            json.dumps(payload).encode(),
+            {},
+            max_attempts=settings.max_attempts,
+            backoff_first_s=settings.retry_backoff_s,
+            timeout_s=settings.timeout_s,
         )
-        self._finish(payload, "failed", attempt, error)
-        return False
+        if not result.ok:
+            log.error(
+                "drift alert for %s:%s %s not delivered: %s",
+                payload["model"],
+                payload["version"],
+                payload["feature"],
+                result.error,
+            )
+        self._finish(payload, "sent" if result.ok else "failed", attempt, result.error)
+        return result.ok
 
     def _finish(self, payload: dict[str, Any], status: str, attempts: int, error: str) -> None:
         with self._sessions.begin() as session:

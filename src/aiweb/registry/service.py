@@ -23,6 +23,10 @@ from aiweb.security.audit import AuditLog
 
 #: ``await listener(model_name)`` after an alias of that model moved in this process
 AliasListener = Callable[[str], Awaitable[None]]
+#: ``listener(event)`` after every alias move recorded through this service, in the
+#: thread that moved it (the webhooks' ``model.promoted`` hook, wired by
+#: :func:`aiweb.registry.factory.build_registry`); must not block, must not raise
+AliasEventListener = Callable[[AliasEvent], None]
 
 _FILE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
@@ -48,6 +52,7 @@ class RegistryService:
         self.artifacts = artifacts
         self.audit = audit
         self._alias_listeners: list[AliasListener] = []
+        self._alias_event_listeners: list[AliasEventListener] = []
 
     def on_alias_moved(self, listener: AliasListener) -> None:
         """Call ``await listener(name)`` whenever this process moves an alias of model
@@ -61,7 +66,21 @@ class RegistryService:
         for listener in self._alias_listeners:
             await listener(name)
 
+    def on_alias_event(self, listener: AliasEventListener) -> None:
+        """Call ``listener(event)`` after every alias move this service records (register,
+        promote, set, rollback), from any process; errors are logged, not raised."""
+        self._alias_event_listeners.append(listener)
+
+    def _announce(self, event: AliasEvent) -> AliasEvent:
+        for listener in self._alias_event_listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.warning("alias event listener failed on %s", event, exc_info=True)
+        return event
+
     def _audit_alias(self, event: AliasEvent, request_id: str | None) -> AliasEvent:
+        self._announce(event)
         if self.audit is not None:
             self.audit.record(
                 event.actor,
@@ -154,7 +173,9 @@ class RegistryService:
         if alias is not None:
             targets.add(alias)
         for target in sorted(targets):
-            self.store.set_alias(name, target, version.version, action="register", actor=actor)
+            self._announce(
+                self.store.set_alias(name, target, version.version, action="register", actor=actor)
+            )
         return self.store.get_version(name, version.version) if targets else version
 
     def get_model(self, name: str) -> RegisteredModel:

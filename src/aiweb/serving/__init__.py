@@ -1,6 +1,7 @@
 """Serving machinery shared by every task: the one version cache (:mod:`.versions`),
 micro-batching, the prediction cache, background re-reads, connection balancing over
-workers, GC and BLAS tuning."""
+workers, GC and BLAS tuning, and the Open Inference Protocol without a transport
+(:mod:`.oip`)."""
 
 __all__ = [
     "background",
@@ -8,6 +9,7 @@ __all__ = [
     "batching",
     "cache",
     "gc",
+    "oip",
     "protocol",
     "threads",
     "versions",

@@ -1,5 +1,5 @@
 """The routers of the core resources under ``/v1``: datasets, jobs and schedules, API
-keys, models (the registry) and monitoring."""
+keys, models (the registry), monitoring and webhooks."""
 
 __all__ = [
     "datasets",
@@ -8,4 +8,5 @@ __all__ = [
     "models",
     "monitoring",
     "privacy",
+    "webhooks",
 ]

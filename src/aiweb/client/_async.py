@@ -1,0 +1,320 @@
+"""The asyncio client: :class:`AsyncClient`, the same methods as :class:`~aiweb.client.Client`."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from aiweb.client import models as m
+from aiweb.client._base import (
+    Call,
+    Calls,
+    FileLike,
+    Progress,
+    RetryPolicy,
+    _ignore,
+    content_type_of,
+    headers_for,
+    open_upload,
+    rewind,
+    seg,
+)
+from aiweb.client.errors import TransportError, error_from_response
+
+T = TypeVar("T")
+
+
+class AsyncClient:
+    """An asyncio client of an aiweb server's ``/v1`` API, on :mod:`httpx`.
+
+    ``AsyncClient("http://127.0.0.1:8000", api_key="aiw_…")``; use it as an async context
+    manager, or await :meth:`aclose`. Each method is named after the route it calls and returns the
+    answer as a typed model of :mod:`aiweb.client.models`. An error answer raises the
+    :mod:`aiweb.client.errors` class of its problem type (e.g. ``ModelNotFound``, 404).
+    429 and 503 are retried after ``Retry-After`` (see :class:`RetryPolicy`). There is no
+    ``send_message`` yet: the server has no assistant route.
+
+    Args:
+        base_url: the server's address, e.g. ``http://127.0.0.1:8000``.
+        api_key: sent as ``Authorization: Bearer <key>``.
+        timeout: seconds per request (connect, read, write).
+        retries: resends after the first attempt (0: none).
+        max_retry_wait: longest wait honoured before a resend, in seconds; a longer
+            ``Retry-After`` raises at once.
+        transport: an :mod:`httpx` transport (tests, proxies, mounted apps).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        max_retry_wait: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.retry = RetryPolicy(retries=retries, backoff=backoff, max_wait=max_retry_wait)
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers=headers_for(api_key),
+            timeout=timeout,
+            transport=transport,
+        )
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+        await self._http.aclose()
+
+    # ---- the transport ------------------------------------------------------------------
+
+    async def _send(self, call: Call[Any], *, stream: bool = False) -> httpx.Response:
+        attempt = 0
+        while True:
+            rewind(call)
+            request = self._http.build_request(
+                call.method, call.path, params=call.params, json=call.json, files=call.files
+            )
+            try:
+                response = await self._http.send(request, stream=stream)
+            except httpx.TransportError as exc:
+                wait = self.retry.wait_for_error(attempt, exc, call.idempotent)
+                if wait is None:
+                    raise TransportError(f"{call.method} {call.path}: {exc}") from exc
+            else:
+                if response.status_code < 400:
+                    return response
+                await response.aread()
+                await response.aclose()
+                wait = self.retry.wait_for_status(attempt, response)
+                if wait is None:
+                    raise error_from_response(response)
+            await asyncio.sleep(wait)
+            attempt += 1
+
+    async def _run(self, call: Call[T]) -> T:
+        return call.parse(await self._send(call))
+
+    # ---- models -------------------------------------------------------------------------
+
+    async def predict(self, model: str, inputs: Sequence[str]) -> m.PredictResponse:
+        """``POST /v1/models/{model}/predict``: one prediction per text, in order.
+
+        ``model`` is a name, ``name@alias`` or ``name:version``. Raises ``ModelNotFound``
+        (404), ``InvalidInputError`` (422), ``PayloadTooLargeError`` (413).
+        """
+        return await self._run(Calls.predict(model, inputs))
+
+    async def explain(
+        self, model: str, inputs: Sequence[str], target: str | None = None, top_k: int = 10
+    ) -> m.ExplainResponse:
+        """``POST /v1/models/{model}/explain``: why each text got its answer (or
+        ``target``), the ``top_k`` largest contributions (0: all)."""
+        return await self._run(Calls.explain(model, inputs, target, top_k))
+
+    async def embed(self, model: str, inputs: Sequence[str]) -> m.EmbedResponse:
+        """``POST /v1/models/{model}/embed``: one vector per text."""
+        return await self._run(Calls.embed(model, inputs))
+
+    async def models(self) -> list[m.ModelSummary]:
+        """``GET /v1/models``: every model, its aliases and latest version."""
+        return await self._run(Calls.models())
+
+    async def model(self, name: str) -> m.ModelDetail:
+        """``GET /v1/models/{name}``: the model and its versions (``ModelNotFound``)."""
+        return await self._run(Calls.model(name))
+
+    async def model_version(self, name: str, version: int) -> m.ModelVersion:
+        """``GET /v1/models/{name}/versions/{version}``."""
+        return await self._run(Calls.model_version(name, version))
+
+    async def set_alias(self, name: str, alias: str, version: int) -> m.AliasEvent:
+        """``PUT /v1/models/{name}/aliases/{alias}``: point ``alias`` at ``version``."""
+        return await self._run(Calls.set_alias(name, alias, version))
+
+    async def feedback(
+        self, prediction_id: str, label: str, comment: str | None = None
+    ) -> m.Feedback:
+        """``POST /v1/predictions/{prediction_id}/feedback``: the true label of a
+        prediction (``PredictionNotFound`` when the id is unknown). Not resent on a broken
+        connection."""
+        return await self._run(Calls.feedback(prediction_id, label, comment))
+
+    # ---- recommendations and search -----------------------------------------------------
+
+    async def recommend(
+        self,
+        user_id: str,
+        n: int = 10,
+        model: str | None = None,
+        explain: bool = False,
+        *,
+        exclude_seen: bool = True,
+        exclude: Sequence[str] | None = None,
+        category: str | None = None,
+        include: str | None = None,
+    ) -> list[m.Recommended]:
+        """``GET /v1/users/{user_id}/recommendations``: ``n`` items for the user, best
+        first (``include="item"`` adds each item's summary; ``explain`` the reasons)."""
+        return await self._run(
+            Calls.recommend(
+                user_id,
+                n=n,
+                model=model,
+                explain=explain,
+                exclude_seen=exclude_seen,
+                exclude=exclude,
+                category=category,
+                include=include,
+            )
+        )
+
+    async def similar(
+        self,
+        item_id: str,
+        n: int = 10,
+        model: str | None = None,
+        explain: bool = False,
+        *,
+        category: str | None = None,
+        include: str | None = None,
+    ) -> list[m.SimilarItem]:
+        """``GET /v1/items/{item_id}/similar``: ``n`` items like this one, best first."""
+        return await self._run(
+            Calls.similar(
+                item_id, n=n, model=model, explain=explain, category=category, include=include
+            )
+        )
+
+    async def search(
+        self,
+        collection: str,
+        query: str,
+        top_k: int = 10,
+        filter: Mapping[str, Any] | None = None,
+        *,
+        mode: str | None = None,
+    ) -> m.SearchResult:
+        """``POST /v1/collections/{collection}/search``: the ``top_k`` best documents
+        (``filter``: metadata equalities; ``mode``: ``hybrid``, the server's default)."""
+        return await self._run(
+            Calls.search(collection, query, top_k=top_k, filter=filter, mode=mode)
+        )
+
+    async def collection(self, name: str) -> m.CollectionOut:
+        """``GET /v1/collections/{name}``: a search collection (``CollectionNotFound``)."""
+        return await self._run(Calls.collection(name))
+
+    # ---- datasets and jobs --------------------------------------------------------------
+
+    async def upload_dataset(self, path_or_file: FileLike, name: str | None = None) -> m.Dataset:
+        """``POST /v1/datasets``: upload a CSV or JSONL file, streamed from disk.
+
+        ``path_or_file``: a path or a binary file object (read from its start); ``name``:
+        the file name the server records (default: the file's own). Raises
+        ``InvalidInputError``/``DataFormatError`` (422) for a malformed file.
+        """
+        file, fname, owned = open_upload(path_or_file, name)
+        try:
+            return await self._run(Calls.upload_dataset(file, fname, content_type_of(fname)))
+        finally:
+            if owned:
+                file.close()
+
+    async def datasets(self, limit: int | None = None, offset: int | None = None) -> m.DatasetList:
+        """``GET /v1/datasets``: a page of uploaded datasets, newest first."""
+        return await self._run(Calls.datasets(limit, offset))
+
+    async def dataset(self, dataset_id: str) -> m.Dataset:
+        """``GET /v1/datasets/{dataset_id}``."""
+        return await self._run(Calls.dataset(dataset_id))
+
+    async def submit_job(self, type: str, model: str, **spec: Any) -> m.Job:
+        """``POST /v1/jobs``: submit a job, e.g. ``submit_job("train", "reviews",
+        dataset_id=…)`` or ``submit_job("batch-predict", "reviews", dataset_id=…)``; the
+        other fields of the job's spec as keywords (docs/architecture.md). Not resent on a
+        broken connection (it could create the job twice)."""
+        return await self._run(Calls.submit_job({"type": type, "model": model, **spec}))
+
+    async def job(self, job_id: str) -> m.Job:
+        """``GET /v1/jobs/{job_id}``: status, progress, result or error (``JobNotFound``)."""
+        return await self._run(Calls.job(job_id))
+
+    async def jobs(
+        self,
+        status: str | None = None,
+        type: str | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> m.JobList:
+        """``GET /v1/jobs``: a page of jobs, newest first."""
+        return await self._run(Calls.jobs(status, type, limit, offset))
+
+    async def cancel_job(self, job_id: str) -> m.Job:
+        """``POST /v1/jobs/{job_id}/cancel``."""
+        return await self._run(Calls.cancel_job(job_id))
+
+    async def wait_job(
+        self,
+        job_id: str,
+        progress: Progress | None = None,
+        timeout: float | None = None,
+        poll_interval: float = 0.5,
+    ) -> m.Job:
+        """Poll ``GET /v1/jobs/{job_id}`` until the job ends; return it (check ``status``:
+        ``succeeded``, ``failed`` or ``cancelled``).
+
+        ``progress`` (a function, or a coroutine function) is called with the
+        :class:`~aiweb.client.models.Job` whenever its status, progress or message
+        changed. Raises :class:`TimeoutError` after ``timeout`` seconds (``None``: wait
+        for ever).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        seen: tuple[str, float, str] | None = None
+        while True:
+            job = await self.job(job_id)
+            state = (job.status, job.progress, job.message)
+            if progress is not None and state != seen:
+                called = progress(job)
+                if inspect.isawaitable(called):
+                    await called
+            seen = state
+            if job.done:
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"job {job_id} still {job.status} after {timeout} s")
+            await asyncio.sleep(poll_interval)
+
+    async def iter_job_result(self, job_id: str, chunk_size: int = 65536) -> AsyncIterator[bytes]:
+        """``GET /v1/jobs/{job_id}/result``: the job's result file (a batch-predict job's
+        CSV), in chunks as they arrive. Raises ``ConflictError`` (409) before the job
+        succeeded."""
+        response = await self._send(
+            Call("GET", f"/v1/jobs/{seg(job_id)}/result", _ignore), stream=True
+        )
+        try:
+            async for chunk in response.aiter_bytes(chunk_size):
+                yield chunk
+        finally:
+            await response.aclose()
+
+    async def download_job_result(self, job_id: str, dest: str | Path) -> Path:
+        """Stream the job's result file to ``dest``; returns ``dest``."""
+        path = Path(dest)
+        with path.open("wb") as out:
+            async for chunk in self.iter_job_result(job_id):
+                out.write(chunk)
+        return path
