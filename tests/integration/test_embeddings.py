@@ -290,7 +290,14 @@ def test_not_installed_says_how_to_install(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@given(texts=st.lists(st.text(max_size=300), min_size=1, max_size=4))
+@given(
+    texts=st.lists(
+        # NUL is refused at the edge (422, test_hostile_values); every other text embeds
+        st.text(st.characters(exclude_characters="\x00"), max_size=300),
+        min_size=1,
+        max_size=4,
+    )
+)
 def test_any_text_embeds(client: TestClient, texts: list[str]) -> None:
     resp = client.post("/v1/models/minilm/embed", json={"inputs": texts})
     assert resp.status_code == 200, resp.text
