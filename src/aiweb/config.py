@@ -465,6 +465,34 @@ class RetentionSettings(BaseModel):
         return value
 
 
+class GrpcSettings(BaseModel):
+    """The Open Inference Protocol over gRPC (``AIWEB_GRPC__*``; ``aiweb serve
+    --grpc-port``)."""
+
+    port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Serve inference.GRPCInferenceService on this port, on the HTTP host "
+        "(default: off).",
+    )
+    tls_cert_file: Path | None = Field(
+        None, description="PEM certificate chain; with tls_key_file, gRPC is served over TLS."
+    )
+    tls_key_file: Path | None = Field(
+        None, description="PEM private key of tls_cert_file (set both, or neither)."
+    )
+    max_message_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1024,
+        le=1024 * 1024 * 1024,
+        description="Largest request or response message, bytes (default 4 MiB).",
+    )
+    grace_s: float = Field(
+        5.0, ge=0, le=300, description="Seconds open calls get when the server stops."
+    )
+
+
 class Settings(BaseSettings):
     """All of aiweb's settings. Every field is an ``AIWEB_<NAME>`` environment variable."""
 
@@ -512,6 +540,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    grpc: GrpcSettings = Field(default_factory=GrpcSettings)
     prediction_log: PredictionLogSettings = Field(default_factory=PredictionLogSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)

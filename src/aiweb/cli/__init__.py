@@ -78,6 +78,7 @@ __all__ = [
     "datasets",
     "db",
     "embeddings",
+    "grpc_server",
     "info",
     "jobs",
     "keys",

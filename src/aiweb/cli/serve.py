@@ -19,7 +19,7 @@ import typer
 from aiweb.cli._common import err, friendly_errors, open_keys
 
 if TYPE_CHECKING:
-    from aiweb.config import ServingSettings, Settings
+    from aiweb.config import GrpcSettings, ServingSettings, Settings
 
 DEMO_MODELS = (("sentiment", "sst2"), ("spam", "sms_spam"))
 
@@ -107,8 +107,13 @@ def run_server(
     *,
     admin_secret: str | None = None,
     access_log: bool = False,
+    grpc_port: int | None = None,
 ) -> None:
     """Run uvicorn with ``workers`` processes (after :func:`prepare`).
+
+    With ``grpc_port`` (else ``AIWEB_GRPC__PORT``), the Open Inference Protocol is also
+    served over gRPC on ``host:grpc_port`` (:mod:`aiweb.cli.grpc_server`): by every
+    worker, on the same port (``SO_REUSEPORT``: the kernel spreads the connections).
 
     Each worker loads and warms the production models in its lifespan, before uvicorn
     lets it accept connections. With several workers the supervisor process imports none
@@ -124,12 +129,16 @@ def run_server(
     configure(ConnectionLimits.from_settings(settings.serving))  # workers read $AIWEB_*
     url = f"http://{host}:{port}"
     check_port(host, port)  # before the banner: no "serving on" for a port in use
+    grpc = _grpc_settings(settings, host, grpc_port)
     if admin_secret:
         print_admin_key(admin_secret, url)
     err.print(
         f"aiweb serving on [bold]{url}[/] with {workers} worker(s): dashboard at {url}/ "
         f"(an admin key or `aiweb users create NAME` logs in), API docs at {url}/docs"
     )
+    if grpc.port is not None:
+        tls = " (TLS)" if grpc.tls_cert_file else ""
+        err.print(f"gRPC (Open Inference Protocol){tls} on [bold]{host}:{grpc.port}[/]")
     common: dict[str, Any] = {
         "host": host,
         "port": port,
@@ -144,8 +153,15 @@ def run_server(
     if workers == 1:
         from aiweb.app import create_app
 
-        uvicorn.run(create_app(settings, migrate=False), **common)
+        app = create_app(settings, migrate=False)
+        if grpc.port is not None:  # grpcio is an extra: imported only when asked for
+            from aiweb.cli.grpc_server import attach
+
+            attach(app, host, grpc)
+        uvicorn.run(app, **common)
         return
+    if grpc.port is not None:
+        os.environ[GRPC_ENV] = f"{host} {grpc.port}"  # each worker serves gRPC too
     os.environ[SUPERVISOR_ENV] = str(os.getpid())  # the workers exit when it dies
     try:
         with (
@@ -156,6 +172,7 @@ def run_server(
             uvicorn.run(WORKER_APP, factory=True, workers=workers, **common)
     finally:
         os.environ.pop(SUPERVISOR_ENV, None)
+        os.environ.pop(GRPC_ENV, None)
 
 
 WORKER_APP = "aiweb.cli.serve:worker_app"
@@ -176,7 +193,54 @@ def worker_app() -> Any:
     from aiweb.app import app_factory
 
     exit_with_parent()
-    return app_factory()
+    app = app_factory()
+    host, _, port = os.environ.get(GRPC_ENV, "").partition(" ")
+    if port.isdigit():
+        from aiweb.cli.grpc_server import attach
+        from aiweb.config import get_settings
+
+        grpc = get_settings().grpc.model_copy(update={"port": int(port)})
+        attach(app, host, grpc)
+    return app
+
+
+GRPC_ENV = "AIWEB_SERVE_GRPC"
+"""``"<host> <port>"`` of the gRPC server each worker of ``aiweb serve --workers N`` runs."""
+
+
+def _grpc_settings(settings: Settings, host: str, port: int | None) -> GrpcSettings:
+    """The gRPC settings with ``--grpc-port`` applied, checked: the port free, TLS files
+    given in pairs and readable.
+
+    Raises:
+        InvalidInputError: the grpc extra not installed, one TLS file without the other,
+            or one that cannot be read.
+        ConflictError: the port is in use.
+    """
+    from aiweb.errors import InvalidInputError
+
+    grpc = settings.grpc
+    if port is not None:
+        grpc = grpc.model_copy(update={"port": port})
+    if grpc.port is None:
+        return grpc
+    if grpc.port == settings.port:
+        raise InvalidInputError(f"--grpc-port {grpc.port} is the HTTP port: choose another")
+    if (grpc.tls_cert_file is None) != (grpc.tls_key_file is None):
+        raise InvalidInputError(
+            "set both AIWEB_GRPC__TLS_CERT_FILE and AIWEB_GRPC__TLS_KEY_FILE, or neither"
+        )
+    try:
+        import aiweb.cli.grpc_server  # noqa: F401 (grpcio and its health and reflection)
+    except ImportError as exc:
+        raise InvalidInputError(
+            f"gRPC needs the grpc extra ({exc.name} is missing): pip install 'aiweb[grpc]'"
+        ) from None
+    for path in (grpc.tls_cert_file, grpc.tls_key_file):
+        if path is not None and not os.access(path, os.R_OK):
+            raise InvalidInputError(f"cannot read the gRPC TLS file {path}")
+    check_port(host, grpc.port)
+    return grpc
 
 
 def exit_with_parent(parent: int | None = None, *, poll_s: float = 1.0) -> None:
@@ -331,12 +395,23 @@ def serve(
         "--access-log/--no-access-log",
         help="Log every request (logger aiweb.access; JSON with AIWEB_LOG_FORMAT=json).",
     ),
+    grpc_port: int | None = typer.Option(
+        None,
+        "--grpc-port",
+        min=1,
+        max=65535,
+        help="Also serve the Open Inference Protocol over gRPC on this port "
+        "[default: AIWEB_GRPC__PORT, else off].",
+        show_default=False,
+    ),
 ) -> None:
     """Serve the API: migrate the database, load and warm the production models, listen."""
     host, port = _address(host, port)
     count = _workers(workers)
     check_port(host, port)  # before the first start's admin key is made (and not shown)
-    run_server(host, port, count, admin_secret=prepare(host), access_log=access_log)
+    run_server(
+        host, port, count, admin_secret=prepare(host), access_log=access_log, grpc_port=grpc_port
+    )
 
 
 @friendly_errors

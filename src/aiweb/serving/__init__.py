@@ -10,6 +10,7 @@ __all__ = [
     "cache",
     "gc",
     "oip",
+    "oip_grpc",
     "protocol",
     "threads",
     "versions",
