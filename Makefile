@@ -157,3 +157,11 @@ bench-explain: install
 .PHONY: bench-soak
 bench-soak: install
 	$(BIN)/python -m bench.soak $(BENCH_ARGS)
+
+# Benchmark: the same classifier through /v1 REST, /v2 REST (Open Inference Protocol; wrk)
+# and gRPC (a grpc.aio load loop in its own process) from one aiweb serve --workers 1
+# --grpc-port, at concurrency 1 and 64 (needs wrk). Exit 1 when gRPC is more than 10% slower
+# than /v1 REST (requests/s or p50). Options: make bench-interop BENCH_ARGS='--duration 5'
+.PHONY: bench-interop
+bench-interop: install
+	$(BIN)/python -m bench.interop $(BENCH_ARGS)

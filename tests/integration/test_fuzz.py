@@ -33,7 +33,10 @@ import schemathesis.checks
 from helpers import live_server, register_versions, standalone_settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
-from schemathesis.config._checks import POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES
+from schemathesis.config._checks import (
+    NEGATIVE_DATA_REJECTION_EXPECTED_STATUSES,
+    POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES,
+)
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from aiweb.app import create_app
@@ -66,7 +69,12 @@ CONFIG = SchemathesisConfig.from_dict(
         "checks": {
             "positive_data_acceptance": {
                 "expected-statuses": [*POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES, "431"]
-            }
+            },
+            # and a schema-violating request whose head is over the limit is refused by
+            # the same 431 before its query is read
+            "negative_data_rejection": {
+                "expected-statuses": [*NEGATIVE_DATA_REJECTION_EXPECTED_STATUSES, "431"]
+            },
         }
     }
 )

@@ -1,0 +1,647 @@
+"""The same classifier through ``/v1`` REST, ``/v2`` REST (Open Inference Protocol) and gRPC
+(``inference.GRPCInferenceService/ModelInfer``): requests/s, p50 and p99 at concurrency 1
+and 64, from one server process.
+
+Run from the project root (``make bench-interop``; needs Debian's ``wrk``)::
+
+    .venv/bin/python -m bench.interop [--duration 10] [--rounds 3] [--channels 1]
+                                      [--home DIR] [--markdown PATH]
+
+In a fresh temporary ``AIWEB_HOME`` (or ``--home DIR``, kept, trained once)
+``aiweb demo --no-serve`` trains ``sentiment`` (SST-2) and ``aiweb keys create`` makes a
+predict key. One ``aiweb serve --workers 1 --grpc-port G`` (the predict rate limit lifted,
+the prediction cache off, so every request runs the model) serves all three; every request
+carries the same one sentence (:data:`SENTENCE`) and the key:
+
+* ``/v1 REST``: ``POST /v1/models/sentiment/predict`` ``{"inputs": [SENTENCE]}``;
+* ``/v2 REST``: ``POST /v2/models/sentiment/infer`` with one ``BYTES`` ``[1]`` input
+  ``text`` (every output: label, probabilities, id);
+* ``gRPC``: ``ModelInfer`` as ``tritonclient.grpc`` sends it (``raw_input_contents``, the
+  key as ``authorization`` metadata, every output), one HTTP/2 channel (``--channels``).
+
+REST is driven by wrk (one thread, ``bench/wrk/requests.lua``, as :mod:`bench.serving`);
+gRPC by a load loop in its own process (``python -m bench.interop grpc-load``: ``grpc.aio``,
+``C`` tasks sending back to back over ``--channels`` channels, the request serialized once
+as wrk's are). After one discarded warm-up per protocol, each round runs the six scenarios
+(3 protocols x concurrency 1 and 64) for ``--duration`` seconds, the protocols in a
+rotated order per round; the table gives the median over ``--rounds`` rounds of
+requests/s, p50 and p99, the range of requests/s, errors, and the CPU time the server
+process (and the load client) spent per request.
+
+Bar (the issue's): gRPC is not slower than ``/v1`` REST — at each concurrency gRPC's
+requests/s >= (1 - ``MARGIN``) x ``/v1``'s and its p50 <= (1 + ``MARGIN``) x ``/v1``'s,
+``MARGIN`` = 10% (run-to-run noise on a shared machine). Exit status 1 when it fails (0
+with ``--no-check``), 2 when wrk is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import statistics
+import struct
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+
+from bench.serving import (
+    Server,
+    base_env,
+    create_key,
+    default_data_home,
+    find_wrk,
+    free_port,
+    machine_line,
+    markdown_table,
+    process_tree,
+    rich_table,
+    run_wrk,
+    start_server,
+    stop_server,
+    train_demo,
+    wait_ready,
+    work_dir,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+MODEL = "sentiment"
+SENTENCE = "a gripping, beautifully acted film that stays with you long after the credits roll"
+CONCURRENCIES = (1, 64)
+PROTOCOLS = ("/v1 REST", "/v2 REST", "gRPC")
+MARGIN = 0.10
+INFER_METHOD = "/inference.GRPCInferenceService/ModelInfer"
+RPC_TIMEOUT_S = 5.0
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+out = Console(width=None if sys.stdout.isatty() else 130)
+err = Console(stderr=True)
+
+
+# --------------------------------------------------------------------------- requests
+
+
+def rest_line(protocol: str) -> str:
+    """The ``PATH<TAB>JSON`` line of ``requests.lua`` for a REST protocol."""
+    body: dict[str, Any]
+    if protocol == "/v1 REST":
+        path, body = f"/v1/models/{MODEL}/predict", {"inputs": [SENTENCE]}
+    else:
+        path = f"/v2/models/{MODEL}/infer"
+        body = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": [SENTENCE]}]}
+    return f"{path}\t{json.dumps(body, separators=(',', ':'))}\n"
+
+
+def infer_request(model: str, text: str) -> bytes:
+    """A serialized ``ModelInferRequest`` as ``tritonclient.grpc`` builds it: one ``BYTES``
+    ``[1]`` input in ``raw_input_contents`` (4-byte little-endian length, then the bytes)."""
+    from aiweb.serving.oip_grpc import grpc_predict_v2_pb2 as pb
+
+    request = pb.ModelInferRequest(model_name=model)
+    request.inputs.add(name="text", datatype="BYTES", shape=[1])
+    raw = text.encode()
+    request.raw_input_contents.append(struct.pack("<I", len(raw)) + raw)
+    return request.SerializeToString()
+
+
+# --------------------------------------------------------------------------- gRPC load loop
+
+
+async def grpc_load(
+    target: str, key: str, concurrency: int, seconds: float, channels: int
+) -> dict[str, Any]:
+    """``concurrency`` tasks calling ``ModelInfer`` back to back for ``seconds`` over
+    ``channels`` channels (each its own connection); a summary shaped like
+    ``requests.lua``'s (requests completed within ``seconds``, latency percentiles in
+    microseconds over every completed call, errors and the first one)."""
+    import grpc
+
+    from aiweb.serving.oip_grpc import grpc_predict_v2_pb2 as pb
+
+    options = [("grpc.use_local_subchannel_pool", 1)]
+    opened = [grpc.aio.insecure_channel(target, options=options) for _ in range(channels)]
+    calls = [
+        ch.unary_unary(
+            INFER_METHOD,
+            request_serializer=lambda b: b,  # serialized once, as wrk's requests are
+            response_deserializer=pb.ModelInferResponse.FromString,
+        )
+        for ch in opened
+    ]
+    payload = infer_request(MODEL, SENTENCE)
+    metadata = (("authorization", f"Bearer {key}"),)
+    for ch in opened:
+        await ch.channel_ready()
+    latencies: list[float] = []
+    counts = {"requests": 0, "errors": 0}
+    first_error = [""]
+    started = time.perf_counter()
+    stop_at = started + seconds
+
+    async def worker(i: int) -> None:
+        call = calls[i % len(calls)]
+        while True:
+            t0 = time.perf_counter()
+            if t0 >= stop_at:
+                return
+            try:
+                response = await call(payload, metadata=metadata, timeout=RPC_TIMEOUT_S)
+                ok = len(response.outputs) > 0
+            except grpc.aio.AioRpcError as exc:
+                ok = False
+                if not first_error[0]:
+                    first_error[0] = f"{exc.code().name} {exc.details()}"[:300]
+            t1 = time.perf_counter()
+            latencies.append(t1 - t0)
+            if t1 <= stop_at:
+                counts["requests"] += 1
+                counts["errors"] += 0 if ok else 1
+
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    for ch in opened:
+        await ch.close()
+    latencies.sort()
+
+    def pct(q: float) -> int:
+        if not latencies:
+            return 0
+        return round(latencies[min(len(latencies) - 1, int(q / 100 * len(latencies)))] * 1e6)
+
+    return {
+        "requests": counts["requests"],
+        "duration_us": round(seconds * 1e6),
+        "errors": counts["errors"],
+        "p50_us": pct(50),
+        "p99_us": pct(99),
+        "max_us": round(latencies[-1] * 1e6) if latencies else 0,
+        "first_error": first_error[0],
+        "client_cpu_s": (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime),
+    }
+
+
+def grpc_load_main(argv: list[str]) -> int:
+    """``python -m bench.interop grpc-load TARGET KEY CONCURRENCY SECONDS CHANNELS``: one
+    run of :func:`grpc_load`, its summary as one JSON line on stdout."""
+    target, key, concurrency, seconds, channels = argv
+    summary = asyncio.run(grpc_load(target, key, int(concurrency), float(seconds), int(channels)))
+    print(json.dumps(summary))
+    return 0
+
+
+def run_grpc_client(
+    target: str, key: str, concurrency: int, seconds: int, channels: int
+) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "bench.interop", "grpc-load", target, key]
+    cmd += [str(concurrency), str(seconds), str(channels)]
+    proc = subprocess.run(
+        cmd, cwd=REPO, capture_output=True, text=True, timeout=seconds + 120, check=False
+    )
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("{"):
+            summary: dict[str, Any] = json.loads(line)
+            return summary
+    raise RuntimeError(f"grpc-load gave no summary (exit {proc.returncode}):\n{proc.stderr}")
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def tree_cpu_s(root: int) -> float:
+    """User + system CPU seconds of ``root`` and its descendants (``/proc/<pid>/stat``)."""
+    total = 0
+    for pid in process_tree(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLK_TCK
+
+
+@dataclass
+class Sample:
+    """One run of one scenario."""
+
+    requests: int
+    seconds: float
+    errors: int
+    p50_ms: float
+    p99_ms: float
+    server_cpu_s: float
+    client_cpu_s: float
+    first_error: str
+
+    @property
+    def requests_per_s(self) -> float:
+        return self.requests / self.seconds
+
+
+@dataclass
+class Result:
+    """A scenario's samples over the rounds."""
+
+    protocol: str
+    concurrency: int
+    samples: list[Sample] = field(default_factory=list)
+
+    def median(self, attr: str) -> float:
+        return float(statistics.median(float(getattr(s, attr)) for s in self.samples))
+
+    @property
+    def requests_per_s(self) -> float:
+        return self.median("requests_per_s")
+
+    @property
+    def p50_ms(self) -> float:
+        return self.median("p50_ms")
+
+    @property
+    def p99_ms(self) -> float:
+        return self.median("p99_ms")
+
+    @property
+    def errors(self) -> int:
+        return sum(s.errors for s in self.samples)
+
+    def cpu_ms_per_request(self, attr: str) -> float:
+        requests = sum(s.requests for s in self.samples)
+        return 1000 * sum(float(getattr(s, attr)) for s in self.samples) / max(requests, 1)
+
+
+def measure(
+    server: Server,
+    protocol: str,
+    concurrency: int,
+    seconds: int,
+    *,
+    wrk: str,
+    key: str,
+    grpc_target: str,
+    channels: int,
+    bodies: dict[str, Path],
+) -> Sample:
+    cpu0 = tree_cpu_s(server.proc.pid)
+    if protocol == "gRPC":
+        s = run_grpc_client(grpc_target, key, concurrency, seconds, channels)
+        client_cpu = float(s["client_cpu_s"])
+    else:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        s = run_wrk(wrk, server.url, bodies[protocol], key, concurrency, seconds)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        client_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    server_cpu = tree_cpu_s(server.proc.pid) - cpu0
+    if server.proc.poll() is not None:
+        raise RuntimeError(
+            f"the server died during {protocol}, c={concurrency}:\n{server.log_tail()}"
+        )
+    sample = Sample(
+        requests=int(s["requests"]),
+        seconds=s["duration_us"] / 1e6,
+        errors=int(s["errors"]),
+        p50_ms=s["p50_us"] / 1000,
+        p99_ms=s["p99_us"] / 1000,
+        server_cpu_s=server_cpu,
+        client_cpu_s=client_cpu,
+        first_error=str(s.get("first_error") or ""),
+    )
+    err.print(
+        f"  {protocol}, c={concurrency}: {sample.requests_per_s:,.0f} req/s, "
+        f"p50 {sample.p50_ms:.2f} ms, p99 {sample.p99_ms:.2f} ms, {sample.errors} errors, "
+        f"server CPU {1000 * server_cpu / max(sample.requests, 1):.3f} ms/req",
+        highlight=False,
+    )
+    return sample
+
+
+def _flat(data: Any) -> list[Any]:
+    """Row-major values of a flat or nested ``data`` list."""
+    if not isinstance(data, list):
+        return [data]
+    return [v for item in data for v in _flat(item)]
+
+
+def check_answers(url: str, grpc_target: str, key: str) -> str:
+    """One request per protocol: the same label and probabilities (else RuntimeError);
+    the label."""
+    import grpc
+
+    from aiweb.serving.oip_grpc import grpc_predict_v2_pb2 as pb
+
+    headers = {"Authorization": f"Bearer {key}"}
+    v1 = httpx.post(
+        f"{url}/v1/models/{MODEL}/predict", json={"inputs": [SENTENCE]}, headers=headers
+    )
+    v1.raise_for_status()
+    prediction = v1.json()["predictions"][0]
+    v2 = httpx.post(
+        f"{url}/v2/models/{MODEL}/infer",
+        content=rest_line("/v2 REST").split("\t", 1)[1],
+        headers=headers | {"Content-Type": "application/json"},
+    )
+    v2.raise_for_status()
+    v2_out = {o["name"]: o for o in v2.json()["outputs"]}
+    with grpc.insecure_channel(grpc_target) as channel:
+        call = channel.unary_unary(
+            INFER_METHOD,
+            request_serializer=lambda b: b,
+            response_deserializer=pb.ModelInferResponse.FromString,
+        )
+        response = call(
+            infer_request(MODEL, SENTENCE),
+            metadata=(("authorization", f"Bearer {key}"),),
+            timeout=30,
+        )
+    names = [o.name for o in response.outputs]
+    raw = dict(zip(names, response.raw_output_contents, strict=True))
+    grpc_label = raw["label"][4:].decode()
+    classes = list(v2_out["probabilities"]["parameters"]["classes"])
+    grpc_proba = struct.unpack(f"<{len(classes)}f", raw["probabilities"])
+    labels = {prediction["label"], v2_out["label"]["data"][0], grpc_label}
+    v1_proba = [prediction["scores"][c] for c in classes]
+    v2_proba = [float(x) for x in _flat(v2_out["probabilities"]["data"])]
+    probas = [v1_proba, v2_proba, list(grpc_proba)]
+    if len(labels) != 1 or any(
+        len(p) != len(v1_proba) or any(abs(a - b) > 1e-5 for a, b in zip(p, v1_proba, strict=True))
+        for p in probas
+    ):
+        raise RuntimeError(f"the protocols disagree: labels {labels}, probabilities {probas}")
+    return str(labels.pop())
+
+
+# --------------------------------------------------------------------------- report
+
+
+HEADERS = [
+    "protocol",
+    "concurrency",
+    "requests/s",
+    "req/s range",
+    "p50 ms",
+    "p99 ms",
+    "errors",
+    "server CPU ms/req",
+    "client CPU ms/req",
+]
+
+
+def table_rows(results: list[Result]) -> list[list[str]]:
+    rows = []
+    for r in results:
+        rates = [s.requests_per_s for s in r.samples]
+        rows.append(
+            [
+                r.protocol,
+                str(r.concurrency),
+                f"{r.requests_per_s:,.0f}",
+                f"{min(rates):,.0f} to {max(rates):,.0f}",
+                f"{r.p50_ms:.2f}",
+                f"{r.p99_ms:.2f}",
+                f"{r.errors:,}",
+                f"{r.cpu_ms_per_request('server_cpu_s'):.3f}",
+                f"{r.cpu_ms_per_request('client_cpu_s'):.3f}",
+            ]
+        )
+    return rows
+
+
+BAR_HEADERS = ["bar", "gRPC", "/v1 REST", "gRPC / v1", "target", "result"]
+
+
+def bars(results: list[Result], concurrencies: list[int]) -> list[tuple[list[str], bool]]:
+    by = {(r.protocol, r.concurrency): r for r in results}
+    rows: list[tuple[list[str], bool]] = []
+    for c in concurrencies:
+        g, v1 = by["gRPC", c], by["/v1 REST", c]
+        ratio = g.requests_per_s / max(v1.requests_per_s, 1e-9)
+        ok = ratio >= 1 - MARGIN
+        rows.append(
+            (
+                [
+                    f"c={c}: requests/s",
+                    f"{g.requests_per_s:,.0f}",
+                    f"{v1.requests_per_s:,.0f}",
+                    f"{ratio:.2f}x",
+                    f">= {1 - MARGIN:.2f}x",
+                ],
+                ok,
+            )
+        )
+        ratio = g.p50_ms / max(v1.p50_ms, 1e-9)
+        ok = ratio <= 1 + MARGIN
+        rows.append(
+            (
+                [
+                    f"c={c}: p50",
+                    f"{g.p50_ms:.2f} ms",
+                    f"{v1.p50_ms:.2f} ms",
+                    f"{ratio:.2f}x",
+                    f"<= {1 + MARGIN:.2f}x",
+                ],
+                ok,
+            )
+        )
+    for r in results:
+        if r.errors:
+            rows.append(([f"{r.protocol}, c={r.concurrency}: errors", "", "", "", "0"], False))
+    return rows
+
+
+def bar_rows(checked: list[tuple[list[str], bool]], markup: bool) -> list[list[str]]:
+    def verdict(ok: bool) -> str:
+        word = "PASS" if ok else "FAIL"
+        if not markup:
+            return word
+        return f"[green]{word}[/green]" if ok else f"[bold red]{word}[/bold red]"
+
+    return [[*row, verdict(ok)] for row, ok in checked]
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.interop", description=(__doc__ or "").split("\n\n")[0]
+    )
+    parser.add_argument("--duration", type=int, default=10, help="seconds per run (10)")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each scenario (3)")
+    parser.add_argument("--warmup", type=int, default=2, help="discarded seconds per protocol")
+    parser.add_argument("--channels", type=int, default=1, help="gRPC channels at c=64 (1)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        nargs="+",
+        default=list(CONCURRENCIES),
+        help="concurrencies to run (default 1 64; the bar compares each)",
+    )
+    parser.add_argument(
+        "--home", type=Path, default=None, help="AIWEB_HOME to reuse (trained when empty; kept)"
+    )
+    parser.add_argument("--data-home", type=Path, default=None, help="AIWEB_DATA_HOME")
+    parser.add_argument("--markdown", type=Path, default=None, help="also write the tables here")
+    parser.add_argument("--no-check", action="store_true", help="exit 0 when the bar fails")
+    args = parser.parse_args(argv)
+    if (
+        args.duration < 1
+        or args.rounds < 1
+        or args.warmup < 0
+        or args.channels < 1
+        or min(args.concurrency) < 1
+    ):
+        parser.error("--duration, --rounds, --channels, --concurrency >= 1; --warmup >= 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["grpc-load"]:
+        return grpc_load_main(argv[1:])
+    args = parse_args(argv)
+    wrk = find_wrk()
+    if wrk is None:
+        err.print("bench.interop needs wrk: install Debian's wrk: apt-get install wrk")
+        return 2
+    aiweb = str(Path(sys.executable).parent / "aiweb")
+    data_home = default_data_home(args.data_home)
+    servers: list[Server] = []
+    try:
+        if args.home is not None:
+            args.home.mkdir(parents=True, exist_ok=True)
+            home = args.home.resolve()
+            try:
+                return run(args, wrk, aiweb, home, data_home, servers)
+            finally:
+                for server in servers:
+                    stop_server(server)
+        with work_dir(False) as home:
+            try:
+                return run(args, wrk, aiweb, home, data_home, servers)
+            finally:
+                for server in servers:
+                    stop_server(server)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+
+
+def run(
+    args: argparse.Namespace,
+    wrk: str,
+    aiweb: str,
+    home: Path,
+    data_home: Path | None,
+    servers: list[Server],
+) -> int:
+    env = base_env(home, data_home)
+    err.print(f"AIWEB_HOME {home}; AIWEB_DATA_HOME {env.get('AIWEB_DATA_HOME', '(unset)')}")
+    if not (home / "bench-interop.trained").exists():
+        train_demo(aiweb, env, home)
+        (home / "bench-interop.trained").touch()
+    key = create_key(aiweb, env, f"bench-interop-{time.time_ns()}")  # --home may be reused
+
+    bodies: dict[str, Path] = {}
+    for protocol in PROTOCOLS[:2]:
+        bodies[protocol] = home / f"bodies-{protocol[1:3]}.txt"
+        bodies[protocol].write_text(rest_line(protocol), encoding="utf-8")
+
+    port, grpc_port = free_port(), free_port()
+    while grpc_port == port:
+        grpc_port = free_port()
+    grpc_target = f"127.0.0.1:{grpc_port}"
+    server = start_server(
+        "aiweb",
+        [aiweb, "serve", "--port", str(port), "--workers", "1", "--grpc-port", str(grpc_port)],
+        env | {"AIWEB_RATE_LIMIT__PREDICT": "1000000/second", "AIWEB_CACHE__ENABLED": "false"},
+        port,
+        home,
+    )
+    servers.append(server)
+    with err.status("aiweb serve --workers 1 --grpc-port: loading and warming the models …"):
+        wait_ready(server, lambda c: c.get("/readyz").status_code == 200, 2)
+    label = check_answers(server.url, grpc_target, key)
+    err.print(f"aiweb ready on {server.url} and {grpc_target}; all three say {label!r}")
+
+    def one(protocol: str, concurrency: int, seconds: int) -> Sample:
+        return measure(
+            server,
+            protocol,
+            concurrency,
+            seconds,
+            wrk=wrk,
+            key=key,
+            grpc_target=grpc_target,
+            channels=min(concurrency, args.channels),
+            bodies=bodies,
+        )
+
+    if args.warmup:
+        err.print("warm-up (discarded):")
+        for protocol in PROTOCOLS:
+            one(protocol, min(8, max(args.concurrency)), args.warmup)
+    results = {(p, c): Result(p, c) for c in args.concurrency for p in PROTOCOLS}
+    loads: list[str] = []
+    for i in range(args.rounds):
+        err.print(f"round {i + 1} of {args.rounds} (load average {os.getloadavg()[0]:.2f}):")
+        loads.append(f"{os.getloadavg()[0]:.2f}")
+        order = PROTOCOLS[i % 3 :] + PROTOCOLS[: i % 3]
+        for c in args.concurrency:
+            for protocol in order:
+                results[protocol, c].samples.append(one(protocol, c, args.duration))
+    loads.append(f"{os.getloadavg()[0]:.2f}")
+    stop_server(server)
+
+    ordered = list(results.values())
+    checked = bars(ordered, args.concurrency)
+    machine = machine_line(wrk, "1")
+    title = (
+        f"{MODEL}, one sentence per request: /v1 REST, /v2 REST (wrk -t1) and gRPC "
+        f"(grpc.aio, {args.channels} channel(s) at c=64); median of {args.rounds} rounds "
+        f"of {args.duration} s"
+    )
+    rows = table_rows(ordered)
+    notes = [
+        f"load average (1 min) at the start of each round and at the end: {', '.join(loads)}",
+        *(
+            f"errors: {r.protocol}, c={r.concurrency}: {r.errors}; first: "
+            + next((s.first_error for s in r.samples if s.first_error), "-")
+            for r in ordered
+            if r.errors
+        ),
+    ]
+    out.print(machine, highlight=False, markup=False)
+    out.print(rich_table(title, HEADERS, rows, numeric=1))
+    for note in notes:
+        out.print(note, highlight=False, markup=False)
+    margin = f"gRPC not slower than /v1 REST (margin {MARGIN:.0%})"
+    out.print(rich_table(margin, BAR_HEADERS, bar_rows(checked, markup=True), numeric=1))
+    failed = [row for row, ok in checked if not ok]
+    if failed:
+        out.print(f"[bold red]{len(failed)} of {len(checked)} bars FAILED[/bold red]")
+    else:
+        out.print(f"[green]all {len(checked)} bars PASS[/green]")
+    if args.markdown is not None:
+        parts = [
+            machine,
+            f"**{title}**",
+            markdown_table(HEADERS, rows, numeric=1),
+            *notes,
+            f"**{margin}**",
+            markdown_table(BAR_HEADERS, bar_rows(checked, markup=False), numeric=1),
+        ]
+        args.markdown.write_text("\n\n".join(parts) + "\n", encoding="utf-8")
+        err.print(f"wrote {args.markdown}")
+    return 1 if failed and not args.no_check else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
