@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -515,15 +516,12 @@ def main(argv: list[str] | None = None) -> int:
     data_home = default_data_home(args.data_home)
     servers: list[Server] = []
     try:
-        if args.home is not None:
-            args.home.mkdir(parents=True, exist_ok=True)
-            home = args.home.resolve()
-            try:
-                return run(args, wrk, aiweb, home, data_home, servers)
-            finally:
-                for server in servers:
-                    stop_server(server)
-        with work_dir(False) as home:
+        with contextlib.ExitStack() as stack:
+            if args.home is not None:  # a reused home keeps its trained model
+                args.home.mkdir(parents=True, exist_ok=True)
+                home = args.home.resolve()
+            else:
+                home = stack.enter_context(work_dir(False))
             try:
                 return run(args, wrk, aiweb, home, data_home, servers)
             finally:

@@ -358,10 +358,9 @@ _INFER["openapi_extra"] = {**_INFER["openapi_extra"], "requestBody": _INFER_BODY
 @router.post("/models/{name}/infer", **_INFER)
 async def infer(name: Annotated[str, _NAME], request: Request, response: Response) -> Response:
     """Inference: input tensors (JSON data) in, output tensors out; ``id`` is echoed,
-    ``outputs`` selects outputs. A text classifier takes ``text`` (``BYTES`` ``[-1]``)
-    and answers ``label`` (``BYTES``), ``probabilities`` (``FP32`` ``[-1, n_classes]``,
-    class names in its ``parameters.classes``) and ``id`` (prediction ids); an embedder
-    answers ``embedding`` (``FP32`` ``[-1, 384]``) and ``truncated`` (``BOOL``)."""
+    ``outputs`` selects outputs. The tensors a model takes and answers (names,
+    datatypes, shapes) are in its metadata, ``GET /v2/models/{name}``; docs/oip.md
+    lists them for every task."""
     return await _infer(request, response, OipService.ref(name))
 
 

@@ -10,6 +10,7 @@ Nothing on the predict path computes anything for explanations.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -157,6 +158,13 @@ def _request_schema(variants: Sequence[Variant]) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
+#: the errors both model routes answer (besides the scope's 401/403/429)
+_MODEL_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "Unknown model, alias or version."},
+    413: {"description": "Too many inputs, or a body over the size limit."},
+}
+
+
 def predict_router(
     variants: Sequence[Variant],
     model_router: Callable[[Request], ModelRouter],
@@ -171,73 +179,77 @@ def predict_router(
         explain_variants: the same for the explain route, of the tasks that explain.
     """
     router = APIRouter(prefix="/v1/models", tags=["predict"])
-    kwargs = scoped("predict")
-    kwargs["responses"] = {
-        **kwargs["responses"],
-        404: {"description": "Unknown model, alias or version."},
-        413: {"description": "Too many inputs, or a body over the size limit."},
-        422: {"description": "Invalid body or a text over the length limit."},
-        503: {"description": "The model's queue is full; retry after Retry-After."},
-    }
-    if variants:
-        kwargs["openapi_extra"] = {
-            **kwargs["openapi_extra"],
-            "requestBody": _request_schema(variants),
-        }
-        responses = list(dict.fromkeys(response for _, response in variants))
-        kwargs["responses"][200] = {"model": responses[0]} if len(responses) == 1 else {}
 
-    @router.post("/{name}/predict", **kwargs)
-    async def predict(
-        name: Annotated[
-            str,
-            Path(
-                description="`sentiment`, `sentiment@staging` or `sentiment:3`.",
-                max_length=80,
-                pattern=REF_REGEX,
-            ),
-        ],
-        body: Annotated[Any, Body()],
-        request: Request,
-        response: Response,
-    ) -> Response:
+    async def predict(router_: ModelRouter, name: str, body: Any) -> Mapping[str, Any]:
+        target = await router_.target(name)
+        return await target.predict(name, _validated(target.request, body))
+
+    async def explain(router_: ModelRouter, name: str, body: Any) -> Mapping[str, Any]:
+        target = await router_.explain_target(name)
+        return await target.explain(name, _validated(target.request, body))
+
+    _model_route(
+        router,
+        "predict",
+        predict,
+        variants,
+        model_router,
+        {
+            422: {"description": "Invalid body or a text over the length limit."},
+            503: {"description": "The model's queue is full; retry after Retry-After."},
+        },
         """Predict with a model's ``production`` version (or the alias or version
         named). A text classifier takes 1 to 256 texts and answers, for each, a
         prediction id, the label and the probability of every class; outputs align
-        with ``inputs`` by index."""
-        target = await model_router(request).target(name)
-        try:
-            valid = target.request.model_validate(body)
-        except ValidationError as exc:
-            raise RequestValidationError(
-                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
-            ) from None
-        content = orjson.dumps(await target.predict(name, valid))
-        out = Response(content, media_type="application/json")
-        out.headers.raw.extend(response.headers.raw)  # RateLimit-* set by the auth dependency
-        return out
-
-    _add_explain(router, explain_variants, model_router)
+        with ``inputs`` by index.""",
+    )
+    _model_route(
+        router,
+        "explain",
+        explain,
+        explain_variants,
+        model_router,
+        {
+            422: {
+                "description": "Invalid body, a text over the length limit, an unknown "
+                "`target` class, or a model whose answers are not explained."
+            },
+            503: {"description": "The model cannot be loaded now; retry after Retry-After."},
+        },
+        """Explain a model's answers (its ``production`` version, or the alias or version
+        named): for each input, the contribution of each of its features (words with
+        their character offsets, columns …, as the model's task defines them) to the
+        logit of ``target`` (default: the answered class), sorted by absolute weight, at
+        most ``top_k`` (all when 0). ``exact`` says whether ``base_value`` + the
+        contributions add up to ``logit`` exactly or approximate it (``method`` names
+        how they were computed). Explanations align with ``inputs`` by index.""",
+    )
     return router
 
 
-def _add_explain(
+def _validated(model: type[BaseModel], body: Any) -> BaseModel:
+    """``body`` validated as ``model``; errors located in the body (422)."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+        ) from None
+
+
+def _model_route(
     router: APIRouter,
+    action: str,
+    answer: Callable[[ModelRouter, str, Any], Awaitable[Mapping[str, Any]]],
     variants: Sequence[Variant],
     model_router: Callable[[Request], ModelRouter],
+    errors: dict[int | str, dict[str, Any]],
+    description: str,
 ) -> None:
-    """``POST /{name}/explain`` on ``router``, with the predict route's scope and errors."""
+    """``POST /{name}/<action>`` on ``router`` (scope ``predict``): the body documented
+    with ``variants``, answered by ``answer(model router, name, body)`` as JSON."""
     kwargs = scoped("predict")
-    kwargs["responses"] = {
-        **kwargs["responses"],
-        404: {"description": "Unknown model, alias or version."},
-        413: {"description": "Too many inputs, or a body over the size limit."},
-        422: {
-            "description": "Invalid body, a text over the length limit, an unknown "
-            "`target` class, or a model whose answers are not explained."
-        },
-        503: {"description": "The model cannot be loaded now; retry after Retry-After."},
-    }
+    kwargs["responses"] = {**kwargs["responses"], **_MODEL_ERRORS, **errors}
     if variants:
         kwargs["openapi_extra"] = {
             **kwargs["openapi_extra"],
@@ -246,8 +258,7 @@ def _add_explain(
         responses = list(dict.fromkeys(response for _, response in variants))
         kwargs["responses"][200] = {"model": responses[0]} if len(responses) == 1 else {}
 
-    @router.post("/{name}/explain", **kwargs)
-    async def explain(
+    async def endpoint(
         name: Annotated[
             str,
             Path(
@@ -260,21 +271,11 @@ def _add_explain(
         request: Request,
         response: Response,
     ) -> Response:
-        """Explain a model's answers (its ``production`` version, or the alias or version
-        named): for each input, the contribution of each of its features (for a text
-        classifier, each word, with its character offsets) to the logit of ``target``
-        (default: the answered class), sorted by absolute weight, at most ``top_k`` (all
-        when 0). ``exact`` says whether ``base_value`` + the contributions add up to
-        ``logit`` (linear models: exactly; occlusion on embedding features: an
-        approximation). Explanations align with ``inputs`` by index."""
-        target = await model_router(request).explain_target(name)
-        try:
-            valid = target.request.model_validate(body)
-        except ValidationError as exc:
-            raise RequestValidationError(
-                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
-            ) from None
-        content = orjson.dumps(await target.explain(name, valid))
+        content = orjson.dumps(await answer(model_router(request), name, body))
         out = Response(content, media_type="application/json")
         out.headers.raw.extend(response.headers.raw)  # RateLimit-* set by the auth dependency
         return out
+
+    endpoint.__name__ = action  # the operation id and summary, as a def named so gives
+    endpoint.__doc__ = inspect.cleandoc(description)
+    router.post(f"/{{name}}/{action}", **kwargs)(endpoint)
