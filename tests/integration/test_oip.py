@@ -4,7 +4,11 @@ the same keys and scopes as ``/v1``, and the real ``tritonclient`` against a liv
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -319,57 +323,83 @@ def test_openapi_documents_the_error_shape(client: TestClient) -> None:
 
 
 # -- the real client, against a live server -------------------------------------------------
+#: tritonclient.http as a KServe/Triton user runs it, in a process of its own: it loads
+#: gevent (through geventhttpclient), which must not share a process with grpc's and
+#: the other tests' threads (a later gRPC test there crashed the pytest worker)
+TRITON_HTTP_SCRIPT = """
+import json, os, sys
+import numpy as np
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
+
+url, key, texts = sys.argv[1], os.environ["AIWEB_KEY"], json.loads(sys.argv[2])
+headers = {"Authorization": f"Bearer {key}"}
+client = httpclient.InferenceServerClient(url=url)
+out = {
+    "live": client.is_server_live(headers=headers),
+    "ready": client.is_server_ready(headers=headers),
+    "model_ready": client.is_model_ready("sentiment", headers=headers),
+    "version_ready": client.is_model_ready("sentiment", "2", headers=headers),
+    "input": client.get_model_metadata("sentiment", headers=headers)["inputs"][0],
+    "server": client.get_server_metadata(headers=headers)["name"],
+}
+text = httpclient.InferInput("text", [len(texts)], "BYTES")
+text.set_data_from_numpy(np.array(texts, dtype=np.object_), binary_data=False)
+outputs = [
+    httpclient.InferRequestedOutput("label", binary_data=False),
+    httpclient.InferRequestedOutput("probabilities", binary_data=False),
+]
+result = client.infer("sentiment", [text], outputs=outputs, request_id="r-1", headers=headers)
+proba = result.as_numpy("probabilities")
+out["id"] = result.get_response()["id"]
+out["labels"] = [v.decode() if isinstance(v, bytes) else v for v in result.as_numpy("label")]
+out["dtype"], out["proba"] = str(proba.dtype), proba.tolist()
+for name, call in (
+    ("unknown", lambda: client.get_model_metadata("nope", headers=headers)),
+    ("no_key", lambda: client.infer("sentiment", [text])),
+):
+    try:
+        call()
+        out[name] = None
+    except InferenceServerException as exc:
+        out[name] = str(exc)
+client.close()
+print(json.dumps(out))
+"""
+
+
 @pytest.mark.e2e
 def test_tritonclient_http(models: Settings, admin_key: str) -> None:
     """``tritonclient.http`` as a KServe/Triton user runs it: same labels and scores as
     ``/v1/models/{name}/predict``."""
-    import tritonclient.http as httpclient
-    from tritonclient.utils import InferenceServerException
-
     headers = {"Authorization": f"Bearer {admin_key}"}
     with live_server(models, "oip-live") as port:
-        client = httpclient.InferenceServerClient(url=f"127.0.0.1:{port}")
-        try:
-            assert client.is_server_live(headers=headers)
-            assert client.is_server_ready(headers=headers)
-            assert client.is_model_ready("sentiment", headers=headers)
-            assert client.is_model_ready("sentiment", "2", headers=headers)
-            meta = client.get_model_metadata("sentiment", headers=headers)
-            assert meta["inputs"][0] == {"name": "text", "datatype": "BYTES", "shape": [-1]}
-            assert client.get_server_metadata(headers=headers)["name"] == "aiweb"
-
-            text = httpclient.InferInput("text", [len(TEXTS)], "BYTES")
-            text.set_data_from_numpy(np.array(TEXTS, dtype=np.object_), binary_data=False)
-            outputs = [
-                httpclient.InferRequestedOutput("label", binary_data=False),
-                httpclient.InferRequestedOutput("probabilities", binary_data=False),
-            ]
-            result = client.infer(
-                "sentiment", [text], outputs=outputs, request_id="r-1", headers=headers
-            )
-            assert result.get_response()["id"] == "r-1"
-            labels = [v.decode() if isinstance(v, bytes) else v for v in result.as_numpy("label")]
-            proba = result.as_numpy("probabilities")
-            assert proba is not None
-            assert proba.dtype == np.float32
-            assert proba.shape == (2, 2)
-
-            v1 = httpx.post(
-                f"http://127.0.0.1:{port}/v1/models/sentiment/predict",
-                json={"inputs": TEXTS},
-                headers=headers,
-            ).json()
-            assert labels == [p["label"] for p in v1["predictions"]]
-            expected = np.array(
-                [[p["scores"][c] for c in LABELS] for p in v1["predictions"]], dtype=np.float32
-            )
-            np.testing.assert_allclose(proba, expected, atol=1e-6)
-
-            with pytest.raises(InferenceServerException) as unknown:
-                client.get_model_metadata("nope", headers=headers)
-            assert "nope" in str(unknown.value)
-            with pytest.raises(InferenceServerException) as no_key:
-                client.infer("sentiment", [text])
-            assert "API key" in str(no_key.value)
-        finally:
-            client.close()
+        run = subprocess.run(
+            [sys.executable, "-c", TRITON_HTTP_SCRIPT, f"127.0.0.1:{port}", json.dumps(TEXTS)],
+            env={**os.environ, "AIWEB_KEY": admin_key},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert run.returncode == 0, run.stderr
+        got = json.loads(run.stdout)
+        v1 = httpx.post(
+            f"http://127.0.0.1:{port}/v1/models/sentiment/predict",
+            json={"inputs": TEXTS},
+            headers=headers,
+        ).json()
+    for check in ("live", "ready", "model_ready", "version_ready"):
+        assert got[check] is True, check
+    assert got["input"] == {"name": "text", "datatype": "BYTES", "shape": [-1]}
+    assert got["server"] == "aiweb"
+    assert got["id"] == "r-1"
+    assert got["labels"] == [p["label"] for p in v1["predictions"]]
+    assert got["dtype"] == "float32"
+    proba = np.array(got["proba"], dtype=np.float32)
+    assert proba.shape == (2, 2)
+    expected = np.array(
+        [[p["scores"][c] for c in LABELS] for p in v1["predictions"]], dtype=np.float32
+    )
+    np.testing.assert_allclose(proba, expected, atol=1e-6)
+    assert "nope" in (got["unknown"] or "")  # None: no error was raised
+    assert "API key" in (got["no_key"] or "")
