@@ -132,6 +132,47 @@ def test_the_child_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
         parent.wait()
 
 
+def test_a_signal_to_the_parents_group_leaves_the_child_to_the_parent(tmp_path: Path) -> None:
+    """Ctrl+C or ``kill -TERM -PGID`` at shutdown: the parent's handler stops the job in
+    order (``check`` raises, the job goes back to pending) — the child is not killed
+    first, which made the job fail with ChildDied and a traceback in the server log."""
+    script = (
+        "import signal, threading, time\n"
+        "from aiweb.jobs.child import ChildDied, live_children, run_in_child\n"
+        "stop = threading.Event()\n"
+        "class Interrupted(Exception): pass\n"
+        "def check():\n"
+        "    if stop.is_set(): raise Interrupted\n"
+        "def tell():\n"
+        "    while not live_children(): time.sleep(0.05)\n"
+        "    print(*live_children(), flush=True)\n"
+        "if __name__ == '__main__':\n"
+        "    signal.signal(signal.SIGTERM, lambda *_: stop.set())\n"
+        "    threading.Thread(target=tell, daemon=True).start()\n"
+        "    try:\n"
+        "        run_in_child(time.sleep, 120, check=check, poll_s=0.1)\n"
+        "    except Interrupted:\n"
+        "        print('interrupted', *live_children(), flush=True)\n"
+        "    except ChildDied as exc:\n"
+        "        print('died', exc, flush=True)\n"
+    )
+    path = tmp_path / "parent.py"
+    path.write_text(script)
+    parent = subprocess.Popen(
+        [sys.executable, str(path)], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        assert parent.stdout is not None
+        pid = int(parent.stdout.readline())
+        os.killpg(parent.pid, signal.SIGTERM)  # the whole group, as a terminal's Ctrl+C
+        assert parent.stdout.readline().strip() == "interrupted"  # no child left: no pid
+        assert parent.wait(30) == 0
+        assert gone(pid)
+    finally:
+        parent.kill()
+        parent.wait()
+
+
 # ---- EASE ------------------------------------------------------------------------------------
 
 

@@ -150,6 +150,13 @@ def run_in_child(
             pass_fds=(to_child_r, from_child_w),
             stdin=subprocess.DEVNULL,
             env=env,
+            # its own session: a signal to this process's group (Ctrl+C in a terminal,
+            # `kill -TERM -PGID`, systemd's stop) reaches only this process, which
+            # shuts down in order — the job goes back to `pending` (``check`` raises
+            # JobInterrupted) and ends the child — instead of the child dying first and
+            # the job failing with ChildDied; a parent killed outright is still noticed
+            # by the child's watch thread
+            start_new_session=True,
         )
         with _LIVE_LOCK:
             _LIVE.add(process.pid)
