@@ -61,8 +61,8 @@ typecheck: install
 # one) run afterwards in one process.
 PYTEST_WORKERS ?= 2
 test: lint typecheck
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not serial and not guides and not deploy and not e2e"
-	$(BIN)/pytest -m "serial and not e2e"
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=25 -m "not serial and not guides and not deploy and not e2e"
+	$(BIN)/pytest --durations=10 -m "serial and not e2e"
 
 # Tests that start real `aiweb serve` processes (workers, sockets, browsers: marker e2e);
 # its own stage of .ci/run after `make test`, which it would take past 20 minutes.
