@@ -15,12 +15,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from helpers import open_registry, register_tiny
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from aiweb.app import create_app
 from aiweb.client.webhooks import WebhookSignatureError, verify_signature
 from aiweb.config import AlertSettings, Settings, WebhookSettings
-from aiweb.db.orm import utcnow
+from aiweb.db.orm import SqlJob, utcnow
 from aiweb.db.session import make_session_factory
 from aiweb.jobs.context import JobContext
 from aiweb.jobs.env import JobEnv, build_job_env
@@ -205,6 +206,38 @@ def test_a_finished_job_emits_job_finished(env: JobEnv, receiver: Receiver) -> N
     assert events[good]["data"]["error"] is None
     assert events[bad]["data"]["status"] == "failed"
     assert "no good" in events[bad]["data"]["error"]
+
+
+def test_jobs_ended_without_their_runner_emit_job_finished(env: JobEnv, receiver: Receiver) -> None:
+    """A job cancelled while pending, and jobs ended by the scheduler's sweep after their
+    runner died (out of attempts; or with a cancel pending) finish without a runner to
+    announce them: the store queues their ``job.finished`` — once each."""
+    sessions = make_session_factory(env.engine)
+    service = WebhookService(sessions, fast())
+    service.put("ops", receiver.url, ["job.finished"], SECRET)
+    pending = env.jobs.create("ok", {}, submitted_by="tests", max_attempts=3).id
+    assert env.jobs.cancel(pending).status == "cancelled"
+    assert env.jobs.cancel(pending).status == "cancelled"  # again: no second event
+    dead = env.jobs.create("ok", {}, submitted_by="tests", max_attempts=1).id
+    cancelling = env.jobs.create("ok", {}, submitted_by="tests", max_attempts=3).id
+    for job_id in (dead, cancelling):
+        assert env.jobs.claim(job_id, "celery:gone:1", lease_s=2)
+    assert env.jobs.cancel(cancelling).status == "running"  # asked; its runner is gone
+    with env.engine.begin() as conn:
+        conn.execute(
+            update(SqlJob)
+            .where(SqlJob.id.in_([dead, cancelling]))
+            .values(heartbeat_at=utcnow() - timedelta(seconds=5))
+        )
+    assert env.jobs.fail_exhausted(lease_s=2) == [dead]
+    assert service.deliver_due()["sent"] == 3
+    events = [json.loads(body)["data"] for body, _ in receiver.posts]
+    statuses = {event["job_id"]: event["status"] for event in events}
+    assert len(events) == 3
+    assert statuses == {pending: "cancelled", dead: "failed", cancelling: "cancelled"}
+    failed = next(event for event in events if event["job_id"] == dead)
+    assert "no attempts left" in failed["error"]
+    assert all(event["finished_at"] for event in events)
 
 
 def test_promoting_emits_model_promoted(

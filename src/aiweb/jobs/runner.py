@@ -36,8 +36,8 @@ from aiweb.jobs.entities import (
     TransientJobError,
 )
 from aiweb.jobs.env import JobEnv
+from aiweb.jobs.events import announce
 from aiweb.jobs.types import JobTypes
-from aiweb.webhooks.service import emit
 
 log = logging.getLogger("aiweb.jobs")
 
@@ -224,31 +224,14 @@ def execute(
 
 def announce_finished(env: JobEnv, job_id: str) -> None:
     """Queue the ``job.finished`` webhook event of a job that reached ``succeeded``,
-    ``failed`` or ``cancelled`` (:func:`aiweb.webhooks.emit`: a database row, sent by the
-    scheduler tick). Data: ``{"job_id", "type", "status", "error", "result", "attempts",
-    "submitted_by", "created_at", "finished_at"}``. A failure is logged, never raised:
-    the job's outcome is recorded already."""
+    ``failed`` or ``cancelled`` (:mod:`aiweb.jobs.events`). A failure is logged, never
+    raised: the job's outcome is recorded already."""
     try:
         job = env.jobs.get(job_id)
-        if not job.terminal:
-            return
-        emit(
-            make_session_factory(env.engine),
-            "job.finished",
-            {
-                "job_id": job.id,
-                "type": job.type,
-                "status": job.status,
-                "error": job.error if job.status != "succeeded" else None,
-                "result": job.result,
-                "attempts": job.attempts,
-                "submitted_by": job.submitted_by,
-                "created_at": job.created_at.isoformat(),
-                "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-            },
-        )
     except Exception:
         log.warning("job.finished event of job %s not queued", job_id, exc_info=True)
+        return
+    announce(make_session_factory(env.engine), [job])
 
 
 def _not_claimed(env: JobEnv, job_id: str) -> Outcome:

@@ -21,6 +21,7 @@ from aiweb.db.orm import SqlJob, utcnow
 from aiweb.db.session import transaction
 from aiweb.errors import ConflictError, JobNotFound
 from aiweb.jobs.entities import Job, JobPage, LeaseLost
+from aiweb.jobs.events import announce
 
 
 def _to_job(row: SqlJob) -> Job:
@@ -249,10 +250,13 @@ class SqlJobStore:
             return ids
 
     def fail_exhausted(self, *, lease_s: float) -> list[str]:
-        """Fail jobs whose runner died on their last allowed attempt. Returns their ids."""
+        """Fail jobs whose runner died on their last allowed attempt, and cancel those
+        whose runner died after a cancel was asked for; ``job.finished`` is queued for
+        each (:mod:`aiweb.jobs.events`). Returns the ids of the failed ones."""
         now = utcnow()
         stale = now - timedelta(seconds=lease_s)
         failed: list[str] = []
+        cancelled: list[str] = []
         with transaction(self._sessions) as s:
             rows = s.scalars(
                 select(SqlJob).where(
@@ -275,6 +279,8 @@ class SqlJobStore:
                 row.status = "cancelled"
                 row.finished_at = now
                 row.message = "cancelled"
+                cancelled.append(row.id)
+        announce(self._sessions, [self.get(job_id) for job_id in failed + cancelled])
         return failed
 
     @staticmethod
@@ -433,7 +439,9 @@ class SqlJobStore:
             return self._reread(s, job_id)
 
     def cancel(self, job_id: str) -> Job:
-        """Cancel a job: at once when pending; a running job stops at its next progress step.
+        """Cancel a job: at once when pending (``job.finished`` is queued then, see
+        :mod:`aiweb.jobs.events`); a running job stops at its next progress step (its
+        runner queues the event).
 
         Cancelling a cancelled job returns it unchanged.
 
@@ -449,7 +457,8 @@ class SqlJobStore:
                 .values(status="cancelled", finished_at=now, message="cancelled")
                 .execution_options(synchronize_session=False)
             )
-            if res.rowcount != 1:  # type: ignore[attr-defined]
+            cancelled_now = res.rowcount == 1  # type: ignore[attr-defined]
+            if not cancelled_now:
                 s.execute(
                     update(SqlJob)
                     .where(SqlJob.id == job_id, SqlJob.status == "running")
@@ -462,4 +471,6 @@ class SqlJobStore:
             job = _to_job(row)
         if job.status in ("succeeded", "failed"):
             raise ConflictError(f"job {job_id} already {job.status}; it cannot be cancelled")
+        if cancelled_now:
+            announce(self._sessions, [job])
         return job
