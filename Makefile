@@ -61,14 +61,15 @@ typecheck: install
 # one) run afterwards in one process.
 PYTEST_WORKERS ?= 2
 test: lint typecheck
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=25 -m "not serial and not guides and not deploy and not e2e"
-	$(BIN)/pytest --durations=10 -m "serial and not e2e"
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=25 -m "not serial and not guides and not deploy and not e2e and not slow"
+	$(BIN)/pytest --durations=10 -m "serial and not e2e and not slow"
 
-# Tests that start real `aiweb serve` processes (workers, sockets, browsers: marker e2e);
-# its own stage of .ci/run after `make test`, which it would take past 20 minutes.
+# Tests that start real `aiweb serve` processes (workers, sockets, browsers: marker e2e)
+# and those that train on a full dataset (marker slow): their own stage of .ci/run after
+# `make test`, which they would take past 20 minutes.
 .PHONY: test-e2e
 test-e2e: install
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -m "e2e and not guides and not deploy and not serial"
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=15 -m "(e2e or slow) and not guides and not deploy and not serial"
 
 # The README and every guide in docs/ run top to bottom against a live server (needs jq);
 # its own stage of .ci/run after `make test`, which it would take past 20 minutes.
