@@ -307,6 +307,67 @@ def test_typed_contents_health_and_reflection(admin_key: str, servers: tuple[int
         assert files[0].file_descriptor_response.file_descriptor_proto
 
 
+def _batch_stats(http_port: int) -> tuple[float, float]:
+    """``(texts, model calls)`` of ``sentiment`` so far (``aiweb_batch_size`` on /metrics)."""
+    text = httpx.get(f"http://127.0.0.1:{http_port}/metrics", timeout=10).text
+    total = calls = 0.0
+    for line in text.splitlines():
+        if 'model="sentiment"' not in line:
+            continue
+        if line.startswith("aiweb_batch_size_sum"):
+            total += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("aiweb_batch_size_count"):
+            calls += float(line.rsplit(" ", 1)[1])
+    return total, calls
+
+
+@pytest.mark.e2e
+def test_concurrent_calls_share_model_calls(models: Settings, admin_key: str) -> None:
+    """gRPC calls go through the model's micro-batcher as ``/v1``'s do: 48 concurrent
+    one-text ``ModelInfer`` calls (the prediction cache off, so each runs the model) take
+    fewer model calls than calls (``aiweb_batch_size``), and each gets its own text's
+    answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    uncached = models.model_copy(
+        update={"cache": models.cache.model_copy(update={"enabled": False})}
+    )
+    grpc_port = free_port()
+    app = attach(create_app(uncached), "127.0.0.1", GrpcSettings(port=grpc_port))
+    metadata = (("authorization", f"Bearer {admin_key}"),)
+    with (
+        live_server(uncached, "oip-grpc-batch", app) as http_port,
+        grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel,
+    ):
+        infer = channel.unary_unary(
+            f"/{SERVICE}/ModelInfer",
+            request_serializer=pb.ModelInferRequest.SerializeToString,
+            response_deserializer=pb.ModelInferResponse.FromString,
+        )
+
+        def one(text: str) -> tuple[str, list[float]]:
+            request = pb.ModelInferRequest(model_name="sentiment")
+            request.inputs.add(name="text", datatype="BYTES", shape=[1])
+            request.inputs[0].contents.bytes_contents.append(text.encode())
+            answer = infer(request, metadata=metadata, timeout=60)
+            out = {o.name: o for o in answer.outputs}
+            label = out["label"].contents.bytes_contents[0].decode()
+            return label, list(out["probabilities"].contents.fp32_contents)
+
+        alone = {text: one(text) for text in TEXTS}
+        texts = [TEXTS[i % 2] for i in range(48)]
+        before = _batch_stats(http_port)
+        with ThreadPoolExecutor(len(texts)) as pool:
+            together = list(pool.map(one, texts))
+        after = _batch_stats(http_port)
+        for text, (label, scores) in zip(texts, together, strict=True):
+            assert label == alone[text][0]
+            assert scores == pytest.approx(alone[text][1], abs=1e-6)
+        texts_run, calls = after[0] - before[0], after[1] - before[1]
+        assert texts_run == len(texts)
+        assert 1 <= calls < len(texts)
+
+
 def test_infer_message_raw() -> None:
     body = {
         "model_name": "m",
