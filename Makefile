@@ -124,6 +124,12 @@ bench-embed: install
 bench-features: install
 	$(BIN)/python -m bench.features --check $(BENCH_ARGS)
 
+# Benchmark: tabular models (aiweb.tabular) against LightGBM on the same splits of Adult,
+# German Credit, Bank Marketing and Wine Quality (results in docs/benchmarks.md)
+.PHONY: bench-tabular
+bench-tabular: install
+	$(BIN)/python -m bench.tabular $(BENCH_ARGS)
+
 # Benchmark: search collections — p99 at concurrency 4 over HTTP (vector, keyword, hybrid;
 # HNSW and the exact baseline), ANN recall@10 and banking77 retrieval quality on a 50,000-
 # document collection built once under $AIWEB_HOME/bench/search (needs wrk). BENCH_ARGS.
@@ -165,4 +171,8 @@ bench-soak: install
 # than /v1 REST (requests/s or p50). Options: make bench-interop BENCH_ARGS='--duration 5'
 .PHONY: bench-interop
 bench-interop: install
+	@command -v h2load >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && { apt-get install -y -q nghttp2-client >/dev/null \
+	       || { apt-get update -q >/dev/null && apt-get install -y -q nghttp2-client >/dev/null; }; }; } \
+	  || echo "h2load missing (Debian's nghttp2-client): gRPC is driven by the Python loop" >&2
 	$(BIN)/python -m bench.interop $(BENCH_ARGS)

@@ -28,6 +28,7 @@ __all__ = [
     "search",
     "security",
     "serving",
+    "tabular",
     "tasks",
     "webhooks",
 ]

@@ -25,6 +25,7 @@ Services raise these; one handler turns any of them into an RFC 9457
     ├── ConflictError (409)
     ├── InvalidInputError (422)
     │   ├── DataFormatError
+    │   │   └── InvalidRowError
     │   └── UnsafeArtifactPath (an artifact URI outside the store)
     ├── PayloadTooLargeError (413)
     ├── RateLimitedError (429, with Retry-After and RateLimit-*)
@@ -193,6 +194,14 @@ class InvalidInputError(AiwebError):
 class DataFormatError(InvalidInputError):
     slug = "data-format"
     title = "Malformed data"
+
+
+class InvalidRowError(DataFormatError):
+    """A row of a tabular predict or explain request that its model refuses; the detail
+    starts ``row <i>, column '<name>': …``."""
+
+    slug = "invalid-row"
+    title = "Invalid row"
 
 
 class UnsafeArtifactPath(InvalidInputError):

@@ -20,9 +20,10 @@ from aiweb.jobs.erasure import erase_job_type
 from aiweb.jobs.types import JobType
 from aiweb.recommendations.task import TASK as RECOMMENDATIONS
 from aiweb.search.task import TASK as SEARCH
+from aiweb.tabular.task import TASK as TABULAR
 
 #: every installed task, providers before their users
-INSTALLED: tuple[Task, ...] = (EMBEDDINGS, CLASSIFICATION, RECOMMENDATIONS, SEARCH)
+INSTALLED: tuple[Task, ...] = (EMBEDDINGS, CLASSIFICATION, RECOMMENDATIONS, SEARCH, TABULAR)
 
 
 def installed() -> tuple[Task, ...]:

@@ -1,6 +1,8 @@
 """Contract of every model runtime: the scikit-learn text classifier, its ONNX export (alone
-and behind the ``auto`` runtime), the classifier on MiniLM sentence-embedding features, and
-each recommendation algorithm. Every runtime goes through the same checks:
+and behind the ``auto`` runtime), the classifier on MiniLM sentence-embedding features,
+each recommendation algorithm, and the tabular models (classification with boosted trees
+and with the linear model, regression, anomaly detection). Every runtime goes through the
+same checks:
 
 - outputs align with inputs: ``n`` inputs give ``n`` rows in their order (``n = 0`` too),
   and scoring a batch equals scoring each input alone (and through the runtime's own
@@ -23,6 +25,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import json
 import os
 import re
 from collections.abc import Callable
@@ -63,6 +66,8 @@ from aiweb.recommendations.data import Interactions, ItemText
 from aiweb.recommendations.model import Component, RecommenderModel
 from aiweb.registry.artifacts import LocalArtifactStore
 from aiweb.registry.entities import ModelRef, ModelVersion
+from aiweb.tabular.model import TabularModel
+from aiweb.tabular.trainer import Problem, TabularParams, fit_tabular
 
 Scores = npt.NDArray[Any]
 #: Scores a batch of inputs: ``n`` inputs -> ``(n, width)``.
@@ -498,6 +503,93 @@ def recommender(name: str, request: pytest.FixtureRequest) -> Runtime:
     )
 
 
+# -- tabular models ----------------------------------------------------------------------
+#: the tabular features: three numbers and one category
+TABULAR_COLORS = ("red", "green", "blue")
+#: what the tabular runtimes score: seen categories, a missing column (``b``), an unseen
+#: category, a row with every column missing
+TABULAR_INPUTS: list[dict[str, object]] = [
+    {"a": 0.1, "b": -0.2, "c": 0.3, "color": "red"},
+    {"a": 2.0, "b": 1.0, "c": -1.0, "color": "blue"},
+    {"a": -1.5, "b": 0.0, "c": 0.5, "color": "green"},
+    {"a": 0.5, "c": 0.1, "color": "green"},
+    {"a": 0.5, "b": 0.5, "c": 0.1, "color": "purple"},
+    {},
+]
+
+
+@functools.cache
+def tabular_table() -> tuple[dict[str, object], ...]:
+    """120 seeded rows: numbers ``a``, ``b``, ``c`` (standard normal), ``color`` (cycling
+    through :data:`TABULAR_COLORS`), the regression target ``y = a + b/2 + [red] + noise``
+    and the class ``label`` (``low`` / ``mid`` / ``high`` as ``y`` is below 0, below 1,
+    above)."""
+    rng = np.random.default_rng(0)
+    rows: list[dict[str, object]] = []
+    for i in range(120):
+        a, b, c = (round(float(v), 4) for v in rng.normal(size=3))
+        color = TABULAR_COLORS[i % 3]
+        y = a + 0.5 * b + (1.0 if color == "red" else 0.0) + float(rng.normal(0, 0.3))
+        label = "high" if y > 1 else "mid" if y > 0 else "low"
+        rows.append({"a": a, "b": b, "c": c, "color": color, "label": label, "y": round(y, 4)})
+    return tuple(rows)
+
+
+def _unfitted_tabular(model: TabularModel) -> bytes:
+    """The artifact of ``model`` with its estimator replaced by an unfitted one."""
+    return _skops({"meta": json.dumps(model.meta), "estimator": type(model.estimator)()})
+
+
+def tabular(
+    problem: Problem, algorithm: Literal["hgb", "linear", "isolation_forest"], _: Any
+) -> Runtime:
+    """:class:`TabularModel` fitted by :func:`fit_tabular` (seed 0) on :func:`tabular_table`:
+    classification scored by ``predict_proba`` (calibrated, one column per class);
+    regression and anomaly by :meth:`TabularModel.predict` (the value; the score)."""
+    target = {"classification": "label", "regression": "y", "anomaly": None}[problem]
+    params = TabularParams(
+        algorithm=algorithm, seed=0, drop=[c for c in ("label", "y") if c != target]
+    )
+
+    def fit() -> TabularModel:
+        return fit_tabular(list(tabular_table()), target, problem, params).model
+
+    def scorer(model: TabularModel) -> Scorer:
+        if problem == "classification":
+            return model.predict_proba
+        key = "value" if problem == "regression" else "score"
+
+        def score(rows: list[Any]) -> Scores:
+            out = [p[key] for p in model.predict(rows)]
+            return np.asarray(out, dtype=np.float64).reshape(-1, 1)
+
+        return score
+
+    model = fit()
+    return Runtime(
+        inputs=TABULAR_INPUTS,
+        score=scorer(model),
+        width=len(model.classes) if problem == "classification" else 1,
+        dtype=np.float64,
+        refit=lambda: scorer(fit()),
+        save=model.to_bytes,
+        load=lambda data: scorer(TabularModel.from_bytes(data)),
+        # an artifact whose estimator was never fitted: refused as the text classifier's is
+        unready=[lambda: scorer(TabularModel.from_bytes(_unfitted_tabular(model)))(TABULAR_INPUTS)],
+        unready_error=UnsafeArtifactError,
+        unready_match="not a fitted",
+        refused_error=UnsafeArtifactError,
+        refused_match="not a valid skops artifact|not trusted",
+        refused={
+            "untrusted type": _skops({"meta": json.dumps(model.meta), "estimator": UNTRUSTED})
+        },
+        # the linear models' batch matrix product may round the last bit differently
+        # from a one-row product (float64); the trees' sums are identical
+        tol=1e-12 if algorithm == "linear" else 0.0,
+        probabilities=problem == "classification",
+    )
+
+
 CASES = [
     Case("sklearn-text", sklearn_text),
     Case("onnx-text", onnx_text),
@@ -507,6 +599,10 @@ CASES = [
         Case(f"recommender-{name}", functools.partial(recommender, name))
         for name in algos.ALGORITHMS
     ),
+    Case("tabular-classification-hgb", functools.partial(tabular, "classification", "hgb")),
+    Case("tabular-classification-linear", functools.partial(tabular, "classification", "linear")),
+    Case("tabular-regression-hgb", functools.partial(tabular, "regression", "hgb")),
+    Case("tabular-anomaly", functools.partial(tabular, "anomaly", "isolation_forest")),
 ]
 
 _BPR_SEED = (

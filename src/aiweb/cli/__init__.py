@@ -20,6 +20,7 @@ from aiweb.cli import (
     recommend,
     serve,
     train,
+    train_tabular,
 )
 
 _typer_params.install()  # options not given need no pydantic: see the module
@@ -47,6 +48,7 @@ def _options(
 
 
 app.add_typer(train.app, name="train")
+train_tabular.register(train.app)
 app.add_typer(models.app, name="models")
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(db.app, name="db")
@@ -88,4 +90,5 @@ __all__ = [
     "recommend",
     "serve",
     "train",
+    "train_tabular",
 ]

@@ -17,6 +17,7 @@ __all__ = [
     "entities",
     "env",
     "erasure",
+    "events",
     "litter",
     "runner",
     "scheduler",

@@ -1,0 +1,16 @@
+"""Tabular models: classification, regression and anomaly scores over rows of named columns
+(a CSV), with inferred column types, costed thresholds and exact explanations."""
+
+__all__ = [
+    "columns",
+    "data",
+    "evaluation",
+    "explain",
+    "jobs",
+    "model",
+    "schemas",
+    "service",
+    "task",
+    "trainer",
+    "training",
+]
