@@ -354,6 +354,8 @@ async def _playground_page(
     result: dict[str, Any] | None = None,
     recs: dict[str, Any] | None = None,
     explanation: dict[str, Any] | None = None,
+    row_text: str = "",
+    tabular_result: dict[str, Any] | None = None,
 ) -> Response:
     """The whole playground page (a GET, or a POST from a browser without JavaScript)."""
     registry: RegistryService = app_state(request).registry
@@ -366,6 +368,11 @@ async def _playground_page(
         "result": result,
         "recs": recs,
         "explanation": explanation,
+        "tabular_models": await anyio.to_thread.run_sync(
+            lambda: views.tabular_playground_models(registry, models)
+        ),
+        "row_text": row_text,
+        "tabular_result": tabular_result,
     }
     return render(request, "playground.html", context, session=session, status_code=status_code)
 
@@ -467,6 +474,37 @@ async def playground_explain(request: Request, session: SessionDep) -> Response:
         selected=model.split(":")[0],
         text=text,
         explanation=explanation,
+    )
+
+
+@router.post("/playground/tabular")
+async def playground_tabular(request: Request, session: SessionDep) -> Response:
+    """Score one JSON row with a tabular model and show why: the answer, then a waterfall
+    of the columns' contributions from the base value to the model's margin
+    (:func:`views.tabular_answer`). Form fields: ``model``, ``row`` (a JSON object),
+    ``target`` (a class; default the answered one). Errors show as a message (200 to
+    htmx, as for predictions; the whole page with the status otherwise)."""
+    form = await checked_form(request, session)
+    model = field(form, "model")
+    row_text = str(form.get("row", ""))
+    target = field(form, "target") or None
+    result: dict[str, Any]
+    status = 200
+    try:
+        result = await views.tabular_answer(app_state(request).tabular, model, row_text, target)
+    except ValueError as exc:
+        result, status = {"ok": False, "error": str(exc)}, 422
+    except AiwebError as exc:
+        result, status = {"ok": False, "error": exc.detail}, exc.status
+    if is_htmx(request):
+        return render(request, "_explanation.html", {"explanation": result}, session=session)
+    return await _playground_page(
+        request,
+        session,
+        status_code=status,
+        selected=model.split(":")[0].split("@")[0],
+        row_text=row_text,
+        tabular_result=result,
     )
 
 

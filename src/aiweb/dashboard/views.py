@@ -13,9 +13,11 @@ Quantiles of a Prometheus histogram are estimated as ``histogram_quantile`` does
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable
+from itertools import pairwise
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -236,7 +238,8 @@ def model_detail(
 
 
 def version_detail(registry: RegistryService, name: str, number: int) -> dict[str, Any]:
-    """The report of one version: metrics, confusion heatmap, lineage.
+    """The report of one version: metrics, confusion heatmap, lineage; for a tabular
+    version also its charts (``tabular``, :func:`tabular_report`; ``None`` otherwise).
 
     Raises:
         ModelNotFound, ModelVersionNotFound.
@@ -253,6 +256,7 @@ def version_detail(registry: RegistryService, name: str, number: int) -> dict[st
         "lineage": flatten(version.lineage or {}),
         "onnx": evaluation.get("onnx"),
         "algorithms": algorithm_rows(evaluation),
+        "tabular": tabular_report(version.task, evaluation),
     }
 
 
@@ -372,4 +376,336 @@ def explanation_view(text: str, explanation: dict[str, Any], top: int = TOP_BARS
         "out_of_scope": explanation.get("out_of_scope"),
         "weighted": len(contributions),
         "words": len(words_of(text)),
+    }
+
+
+# -- tabular models (tabular-classification, tabular-regression, anomaly-detection) ----------
+
+TABULAR_TASKS = ("tabular-classification", "tabular-regression", "anomaly-detection")
+"""Registry tasks whose versions carry the tabular report (:mod:`aiweb.tabular.evaluation`)."""
+WATERFALL_STEPS = 12
+"""Columns drawn as their own step of a waterfall; the rest join the ``omitted`` step."""
+
+
+def _xy(xs: Iterable[Any], ys: Iterable[Any]) -> list[list[float]]:
+    """``[[x, y]]`` pairs, rounded to 6 places, without a pair that has a ``None``."""
+    return [
+        [round(float(x), 6), round(float(y), 6)]
+        for x, y in zip(xs, ys, strict=False)
+        if x is not None and y is not None
+    ]
+
+
+def tabular_report(task: str, evaluation: dict[str, Any]) -> dict[str, Any] | None:
+    """The charts of a tabular version's report, as ``data-spec`` JSON for ``app.js``.
+
+    Args:
+        task: the version's registry task (one of :data:`TABULAR_TASKS`, else ``None``
+            is answered).
+        evaluation: the version's report (:func:`aiweb.tabular.trainer` fills it:
+            ``metrics`` from :mod:`aiweb.tabular.evaluation`, ``cost_curve``,
+            ``threshold``, ``costs``, ``split``, ``calibration``, ``schema``, ``notes``).
+
+    Returns:
+        ``None`` for another task, else ``{"problem", "metrics", "threshold", "costs",
+        "split", "calibration_method", "schema", "notes", "heatmap", "confusion_labels",
+        "charts": {name: spec}}`` where ``charts`` holds ``calibration`` (mean predicted
+        probability against the observed share of positives, per bin, with the diagonal),
+        ``cost`` (expected cost per row against the threshold, the chosen threshold as a
+        vertical line), ``residuals`` (residual ``actual - predicted`` against the
+        predicted value, with the zero line) and ``scores`` (the test rows' anomaly-score
+        histogram, bins whose middle is above the threshold in red), each only when its
+        data is in the report. A spec is ``{"type": "xy", "series": [{"name", "points":
+        [[x, y]], "line", "dashed", "colour"}], "x_label", "y_label", "x_min", "x_max",
+        "y_min", "y_max"}`` or ``{"type": "bar", "labels", "series": [{"name",
+        "values"}], "colours"}``.
+    """
+    if task not in TABULAR_TASKS:
+        return None
+    metrics = evaluation.get("metrics") or {}
+    threshold = evaluation.get("threshold")
+    confusion = metrics.get("confusion_matrix") or {}
+    charts: dict[str, Any] = {}
+    calibration = metrics.get("calibration") or {}
+    if calibration.get("prob_pred"):
+        charts["calibration"] = {
+            "type": "xy",
+            "series": [
+                {
+                    "name": "model",
+                    "points": _xy(calibration["prob_pred"], calibration.get("prob_true", [])),
+                    "line": True,
+                },
+                {
+                    "name": "perfectly calibrated",
+                    "points": [[0, 0], [1, 1]],
+                    "line": True,
+                    "dashed": True,
+                    "colour": "#9ca3af",
+                },
+            ],
+            "x_label": f"mean predicted P({metrics.get('positive_class', 'positive')})",
+            "y_label": "observed share of positives",
+            "x_min": 0,
+            "x_max": 1,
+            "y_min": 0,
+            "y_max": 1,
+        }
+    curve = evaluation.get("cost_curve") or []
+    if curve:
+        points = _xy((c.get("threshold") for c in curve), (c.get("cost") for c in curve))
+        top = max((p[1] for p in points), default=1.0) or 1.0
+        series: list[dict[str, Any]] = [
+            {"name": "expected cost per row", "points": points, "line": True}
+        ]
+        if threshold is not None:
+            series.append(
+                {
+                    "name": f"chosen threshold {float(threshold):.2f}",
+                    "points": [[float(threshold), 0.0], [float(threshold), top]],
+                    "line": True,
+                    "dashed": True,
+                    "colour": "#dc2626",
+                }
+            )
+        charts["cost"] = {
+            "type": "xy",
+            "series": series,
+            "x_label": f"threshold on P({evaluation.get('positive_class') or 'positive'})",
+            "y_label": "expected cost per row (validation)",
+            "x_min": 0,
+            "x_max": 1,
+            "y_min": 0,
+        }
+    residuals = metrics.get("residuals") or []
+    if residuals:
+        points = _xy(
+            (r.get("predicted") for r in residuals), (r.get("residual") for r in residuals)
+        )
+        xs = [p[0] for p in points] or [0.0]
+        charts["residuals"] = {
+            "type": "xy",
+            "series": [
+                {"name": "test rows", "points": points, "line": False},
+                {
+                    "name": "zero",
+                    "points": [[min(xs), 0.0], [max(xs), 0.0]],
+                    "line": True,
+                    "dashed": True,
+                    "colour": "#9ca3af",
+                },
+            ],
+            "x_label": "predicted value",
+            "y_label": "residual (actual - predicted)",
+        }
+    histogram = metrics.get("histogram") or {}
+    edges, counts = histogram.get("edges") or [], histogram.get("counts") or []
+    if counts and len(edges) == len(counts) + 1:
+        middles = [(a + b) / 2 for a, b in pairwise(edges)]
+        charts["scores"] = {
+            "type": "bar",
+            "labels": [f"{a:.3f} to {b:.3f}" for a, b in pairwise(edges)],
+            "series": [{"name": "test rows", "values": [int(c) for c in counts]}],
+            "colours": [
+                "#dc2626" if threshold is not None and m > float(threshold) else "#2563eb"
+                for m in middles
+            ],
+            "x_label": "anomaly score (red: above the threshold, flagged)",
+            "y_label": "rows",
+        }
+    return {
+        "problem": evaluation.get("problem", ""),
+        "metrics": metrics,
+        "threshold": threshold,
+        "costs": evaluation.get("costs") or metrics.get("costs"),
+        "positive_class": evaluation.get("positive_class") or metrics.get("positive_class"),
+        "split": evaluation.get("split") or {},
+        "calibration_method": (evaluation.get("calibration") or {}).get("method"),
+        "schema": evaluation.get("schema") or [],
+        "notes": evaluation.get("notes") or [],
+        "heatmap": heatmap(confusion),
+        "confusion_labels": confusion.get("labels", []),
+        "charts": charts,
+    }
+
+
+def tabular_example(version: ModelVersion) -> str:
+    """A JSON row naming every input column of a tabular version, each ``null``
+    (missing), for the playground to start from: ``'{"age": null, …}'``."""
+    columns = ((version.signature or {}).get("inputs") or {}).get("columns") or []
+    names = [c["name"] for c in columns if isinstance(c, dict) and "name" in c]
+    return "{" + ", ".join(f'"{n}": null' for n in names) + "}" if names else "{}"
+
+
+def parse_row(text: str) -> dict[str, Any]:
+    """One row (column → value) from the playground's JSON text: an object, or a list
+    holding one object.
+
+    Raises:
+        ValueError: not JSON, or not one object (the message says which).
+    """
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"The row is not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
+        ) from None
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if not isinstance(value, dict):
+        raise ValueError('Type one row as a JSON object, e.g. {"age": 35, "purpose": "car"}.')
+    return value
+
+
+def waterfall(explanation: dict[str, Any], top: int = WATERFALL_STEPS) -> dict[str, Any]:
+    """One row's tabular explanation (:func:`aiweb.tabular.explain.explain_rows`, asked
+    with ``top_k: 0``) as a waterfall: from the base value, each column's weight moves the
+    running total, until the model's margin (``logit``).
+
+    Args:
+        explanation: ``{"label", "scores", "target", "method", "exact", "base_value",
+            "logit", "contributions": [{"feature", "value", "weight"}], "omitted":
+            {"count", "weight"}, "calibration"}``.
+        top: columns with their own step (largest ``|weight|`` first); the others, and
+            the answer's own ``omitted``, are summed in one "other columns" step.
+
+    Returns:
+        ``{"steps": [{"feature", "value", "weight", "start", "end", "sign"}], "chart":
+        spec, "base_value", "logit", "target", "label", "method", "exact", "scores",
+        "labels", "calibration", "sum_ok"}``; ``chart`` is ``{"type": "waterfall",
+        "labels", "ranges": [[start, end]], "colours"}`` (first bar the base value from
+        0, last the margin from 0); ``sum_ok`` says ``base_value + Σ weights == logit``
+        to ``1e-6 · max(1, |logit|)``.
+    """
+    contributions = sorted(
+        explanation.get("contributions") or [], key=lambda c: -abs(float(c.get("weight", 0.0)))
+    )
+    omitted = explanation.get("omitted") or {"count": 0, "weight": 0.0}
+    rest = contributions[top:]
+    base = float(explanation.get("base_value", 0.0))
+    logit = float(explanation.get("logit", 0.0))
+    steps: list[dict[str, Any]] = []
+    at = base
+    shown = [(c["feature"], c.get("value"), float(c["weight"])) for c in contributions[:top]]
+    other_count = len(rest) + int(omitted.get("count") or 0)
+    other_weight = sum(float(c["weight"]) for c in rest) + float(omitted.get("weight") or 0.0)
+    if other_count:
+        shown.append((f"{other_count} other columns", None, other_weight))
+    for feature, value, weight in shown:
+        steps.append(
+            {
+                "feature": feature,
+                "value": value,
+                "weight": weight,
+                "start": at,
+                "end": at + weight,
+                "sign": "pos" if weight > 0 else "neg" if weight < 0 else "zero",
+            }
+        )
+        at += weight
+    chart = {
+        "type": "waterfall",
+        "labels": ["base value", *[s["feature"] for s in steps], "margin"],
+        "ranges": [
+            [0.0, round(base, 6)],
+            *[[round(s["start"], 6), round(s["end"], 6)] for s in steps],
+            [0.0, round(logit, 6)],
+        ],
+        "colours": [
+            "#6b7280",
+            *["#16a34a" if s["sign"] == "pos" else "#dc2626" for s in steps],
+            "#2563eb",
+        ],
+    }
+    scores = explanation.get("scores") or {}
+    return {
+        "steps": steps,
+        "chart": chart,
+        "base_value": base,
+        "logit": logit,
+        "target": explanation.get("target", ""),
+        "label": explanation.get("label", ""),
+        "method": explanation.get("method", ""),
+        "exact": bool(explanation.get("exact")),
+        "scores": sorted(scores.items(), key=lambda kv: -kv[1]),
+        "labels": list(scores),
+        "calibration": explanation.get("calibration"),
+        "sum_ok": math.isclose(at, logit, abs_tol=1e-6 * max(1.0, abs(logit))),
+    }
+
+
+def tabular_playground_models(
+    registry: RegistryService, models: Iterable[RegisteredModel]
+) -> list[dict[str, Any]]:
+    """The tabular models with a production version, for the playground's row form:
+    ``[{"name", "version", "task", "example"}]`` (``example``: :func:`tabular_example`
+    of the production version)."""
+    out = []
+    for model in servable(models, TABULAR_TASKS):
+        version = registry.get_version(model.name, model.aliases[PRODUCTION])
+        out.append(
+            {
+                "name": model.name,
+                "version": version.version,
+                "task": model.task,
+                "example": tabular_example(version),
+            }
+        )
+    return out
+
+
+async def tabular_answer(
+    service: Any, model: str, row_text: str, target: str | None = None
+) -> dict[str, Any]:
+    """Score one JSON row with a tabular model and explain the answer, for the playground.
+
+    The row is scored first (``service.predict``, which names the version), then that
+    same version (``name:version``) explains it with every column (``top_k: 0``);
+    anomaly models are scored only (they are not explained).
+
+    Args:
+        service: the tabular service (``app.state.tabular``,
+            :class:`aiweb.tabular.service.TabularService`).
+        model: ``name``, ``name@alias`` or ``name:version``.
+        row_text: one row as JSON (:func:`parse_row`).
+        target: the class to explain (default: the answered one).
+
+    Returns:
+        ``{"ok": True, "kind": "tabular", "model", "version", "ref", "row_text",
+        "prediction": {"label", "value", "score", "anomaly", "scores": [(class, p)]},
+        "waterfall": :func:`waterfall` or None}``.
+
+    Raises:
+        ValueError: no model, or a row that is not one JSON object.
+        AiwebError: what the service raises (a row the model cannot take is a 422 that
+            names the column; an unknown model a 404).
+    """
+    if not model:
+        raise ValueError("Choose a model.")
+    if not row_text.strip():
+        raise ValueError("Type a row as a JSON object.")
+    row = parse_row(row_text)
+    body = await service.predict(model, [row])
+    answer = body["predictions"][0]
+    ref = f"{body['model']}:{body['version']}"
+    explained = None
+    if "score" not in answer:  # anomaly detectors answer a score and are not explained
+        result = await service.explain(ref, [row], target=target, top_k=0)
+        explained = waterfall(result["explanations"][0])
+    scores = answer.get("scores") or {}
+    return {
+        "ok": True,
+        "kind": "tabular",
+        "model": body["model"],
+        "version": body["version"],
+        "ref": ref,
+        "row_text": row_text,
+        "prediction": {
+            "label": answer.get("label"),
+            "value": answer.get("value"),
+            "score": answer.get("score"),
+            "anomaly": answer.get("anomaly"),
+            "scores": sorted(scores.items(), key=lambda kv: -kv[1]),
+        },
+        "waterfall": explained,
     }
