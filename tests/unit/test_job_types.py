@@ -84,3 +84,36 @@ def test_a_type_registered_twice_is_refused() -> None:
                 JobType("x", handle, spec=OtherSpec, check=check, task="b"),
             ]
         )
+
+
+def test_an_untagged_variant_and_tagged_ones_share_a_type() -> None:
+    """``batch-predict`` without ``task`` stays text classification's (users' scripts send
+    no task); the tabular variants are chosen by their ``task``."""
+    from aiweb.classification.jobs import run_batch_predict as classification_batch
+    from aiweb.tabular.batch import run_batch_predict as tabular_batch
+
+    types = JobTypes(job_types())
+    untagged = types.parse({"type": "batch-predict", "model": "m", "dataset_id": "d"})
+    assert type(untagged).__name__ == "BatchPredictJobSpec"
+    tagged = {"type": "batch-predict", "model": "m", "dataset_id": "d"}
+    spec = types.parse({**tagged, "task": "tabular-regression"})
+    assert type(spec).__name__ == "RegressionBatchPredictJobSpec"
+    assert types.handler_for(job("batch-predict")) is classification_batch
+    assert types.handler_for(job("batch-predict", task="anomaly-detection")) is tabular_batch
+
+    class Spec(BaseModel):
+        task: str = "a"
+
+    def handle(*_args: Any) -> dict[str, Any]:
+        return {}
+
+    def check(*_args: Any) -> dict[str, Any]:
+        return {}
+
+    with pytest.raises(ValueError, match="two default tasks"):
+        JobTypes(
+            [
+                JobType("x", handle),  # untagged: the default
+                JobType("x", handle, spec=Spec, check=check, task="a"),  # a default too
+            ]
+        )

@@ -267,6 +267,7 @@ PUBLIC: dict[str, list[str]] = {
         "store",
     ],
     "aiweb.tabular": [
+        "batch",
         "columns",
         "data",
         "evaluation",

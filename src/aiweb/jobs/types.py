@@ -7,8 +7,11 @@ is handed to whatever needs it: the job service (the body of ``POST /v1/jobs`` a
 check at submit), the runners (the handler of a job), the scheduler and the routes.
 
 Several types may share a ``type`` and be told apart by their body's ``task`` field
-(``{"type": "train", "task": "recommendation"}``); the variant whose spec has its own
-task as the ``task`` field's default is the one a body without ``task`` selects.
+(``{"type": "train", "task": "recommendation"}``). A body without ``task`` selects the
+type's default variant: the one whose spec has its own task as the ``task`` field's
+default (``train``: text classification), or the one registered without a task, whose
+spec has no ``task`` field (``batch-predict``: text classification, as it was before
+other tasks had batch predictions).
 """
 
 from __future__ import annotations
@@ -93,7 +96,9 @@ class JobType:
         task: when several types share ``type``: the value of the body's ``task`` field
             that selects this one (``spec`` then has a ``task`` field; the variant whose
             ``task`` field defaults to its own task is selected when the body has none).
-            The job's stored ``params["task"]`` selects its handler the same way.
+            ``None``: the variant a body without ``task`` selects (at most one per
+            ``type``, and then no variant of it has a default task). The job's stored
+            ``params["task"]`` selects its handler the same way.
         schedule: the body of ``PUT /v1/models/{name}/schedule`` for this type (its
             training fields, ``cron``, ``timezone``, ``promotion``, ``enabled``), when
             such jobs can run as scheduled retraining; ``None`` when they cannot.
@@ -126,6 +131,11 @@ class JobType:
             return False
         field = self.spec.model_fields["task"]
         return not field.is_required() and field.default == self.task
+
+
+#: the tag of a type's variant registered without a task, in the union of its specs (it
+#: shows in the error of a body whose ``task`` is none of the type's tasks)
+NO_TASK = "(no task)"
 
 
 def job_type(value: Any) -> str | None:
@@ -174,9 +184,10 @@ class JobTypes:
         scheduled_type: the ``type`` of the jobs a schedule submits, or ``None``.
 
     Raises:
-        ValueError: two types with the same ``type`` and ``task``, a ``type`` both with
-            and without tasks, with and without a spec, or schedulable types of two
-            ``type`` s.
+        ValueError: two types with the same ``type`` and ``task`` (two without a task
+            included), a ``type`` with two defaults (two default tasks, or a default
+            task and a variant without a task), with and without a spec, or schedulable
+            types of two ``type`` s.
     """
 
     def __init__(self, types: Iterable[JobType]) -> None:
@@ -191,23 +202,25 @@ class JobTypes:
         members: list[tuple[str, Any]] = []
         for type_, variants in by_type.items():
             tasks = [v.task for v in variants]
-            if len(set(tasks)) < len(tasks) or (None in tasks and len(tasks) > 1):
+            if len(set(tasks)) < len(tasks):
                 raise ValueError(f"job type {type_!r} is registered twice for one task")
             defaults = [v.task for v in variants if v.default]
-            if len(defaults) > 1:
-                raise ValueError(f"job type {type_!r} has two default tasks: {defaults}")
+            if len(defaults) + (None in tasks) > 1:
+                what = defaults if None not in tasks else [*defaults, "one without a task"]
+                raise ValueError(f"job type {type_!r} has two default tasks: {what}")
             self._defaults[type_] = defaults[0] if defaults else None
             self._handlers[type_] = {v.task: v.handler for v in variants}
             specs: list[tuple[str, Any]] = []
             for v in variants:
                 if v.spec is not None:
-                    specs.append((v.task or type_, v.spec))
+                    specs.append((NO_TASK if v.task is None else v.task, v.spec))
                     self._by_spec[v.spec] = v
             if not specs:
                 continue
             if len(specs) < len(variants):
                 raise ValueError(f"job type {type_!r}: every task of it needs a spec, or none")
-            discriminator = _task_discriminator(type_, self._defaults[type_])
+            default_tag = NO_TASK if None in tasks else self._defaults[type_]
+            discriminator = _task_discriminator(type_, default_tag)
             annotation = _tagged_union(specs, discriminator)
             self._adapters[type_] = TypeAdapter(annotation)
             members.append((type_, annotation))

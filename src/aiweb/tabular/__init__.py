@@ -2,6 +2,7 @@
 (a CSV), with inferred column types, costed thresholds and exact explanations."""
 
 __all__ = [
+    "batch",
     "columns",
     "data",
     "evaluation",

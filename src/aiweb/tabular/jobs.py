@@ -1,5 +1,6 @@
-"""Tabular jobs: ``train`` with ``"task"`` one of ``tabular-classification``,
-``tabular-regression`` and ``anomaly-detection`` (:data:`JOB_TYPES`).
+"""Tabular jobs: ``train`` and ``batch-predict`` (:mod:`aiweb.tabular.batch`), each with
+``"task"`` one of ``tabular-classification``, ``tabular-regression`` and
+``anomaly-detection`` (:data:`JOB_TYPES`).
 
 The check at submit validates the parameters and, for an uploaded dataset, that the
 named columns (target, dropped, time, evaluation label, type overrides) are its columns,
@@ -16,6 +17,7 @@ from aiweb.errors import InvalidInputError
 from aiweb.jobs.context import JobContext
 from aiweb.jobs.env import JobEnv
 from aiweb.jobs.types import CheckContext, JobType
+from aiweb.tabular.batch import BATCH_SPECS, check_batch_predict, run_batch_predict
 from aiweb.tabular.schemas import (
     ANOMALY,
     CLASSIFICATION,
@@ -189,8 +191,15 @@ def headline_metrics(report: dict[str, Any]) -> dict[str, Any]:
     return {k: metrics[k] for k in HEADLINE if metrics.get(k) is not None}
 
 
-#: the jobs of the tabular tasks
-JOB_TYPES: tuple[JobType, ...] = tuple(
-    JobType("train", run_train, spec=spec, check=check_train, task=task)
-    for task, spec in _SPECS.items()
+#: the jobs of the tabular tasks (a ``batch-predict`` body names its ``task``; one without
+#: it is text classification's)
+JOB_TYPES: tuple[JobType, ...] = (
+    *(
+        JobType("train", run_train, spec=spec, check=check_train, task=task)
+        for task, spec in _SPECS.items()
+    ),
+    *(
+        JobType("batch-predict", run_batch_predict, spec=spec, check=check_batch_predict, task=task)
+        for task, spec in BATCH_SPECS.items()
+    ),
 )

@@ -6,7 +6,7 @@ Its models (registry tasks ``tabular-classification``, ``tabular-regression`` an
 with per-column contributions (:mod:`aiweb.tabular.explain`); their versions are held by
 :class:`~aiweb.tabular.service.TabularService` (``app.state.tabular``), which loads every
 production version once all tasks are built and counts towards ``/readyz``. Its jobs:
-``train`` with ``"task"`` one of the three (:mod:`aiweb.tabular.jobs`).
+``train`` and ``batch-predict``, with ``"task"`` one of the three (:mod:`aiweb.tabular.jobs`).
 """
 
 from __future__ import annotations
