@@ -88,6 +88,8 @@ export class CollectionNotFound extends NotFoundError {}
 export class DocumentNotFound extends NotFoundError {}
 /** 422 `/problems/data-format`: a malformed uploaded file. */
 export class DataFormatError extends InvalidInputError {}
+/** 422 `/problems/invalid-row`: a tabular row its model refuses (the detail names the row and column). */
+export class InvalidRowError extends DataFormatError {}
 export class ModelNotReadyError extends ServiceUnavailableError {}
 export class QueueFullError extends ServiceUnavailableError {}
 export class BrokerUnavailableError extends ServiceUnavailableError {}

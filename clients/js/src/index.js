@@ -72,6 +72,7 @@ export class ItemNotFound extends NotFoundError {}
 export class CollectionNotFound extends NotFoundError {}
 export class DocumentNotFound extends NotFoundError {}
 export class DataFormatError extends InvalidInputError {}
+export class InvalidRowError extends DataFormatError {}
 export class ModelNotReadyError extends ServiceUnavailableError {}
 export class QueueFullError extends ServiceUnavailableError {}
 export class BrokerUnavailableError extends ServiceUnavailableError {}
@@ -91,6 +92,7 @@ const SLUG_CLASSES = {
   "collection-not-found": CollectionNotFound,
   "document-not-found": DocumentNotFound,
   "data-format": DataFormatError,
+  "invalid-row": InvalidRowError,
   "model-not-ready": ModelNotReadyError,
   "queue-full": QueueFullError,
   "broker-unavailable": BrokerUnavailableError,

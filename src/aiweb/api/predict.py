@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Union
 
 import anyio.to_thread
 import orjson
@@ -255,8 +255,11 @@ def _model_route(
             **kwargs["openapi_extra"],
             "requestBody": _request_schema(variants),
         }
-        responses = list(dict.fromkeys(response for _, response in variants))
-        kwargs["responses"][200] = {"model": responses[0]} if len(responses) == 1 else {}
+        responses = tuple(dict.fromkeys(response for _, response in variants))
+        # several tasks answer: the 200 is any of their response models (anyOf of the
+        # components, each under its own name)
+        answered: Any = responses[0] if len(responses) == 1 else Union[responses]  # noqa: UP007
+        kwargs["responses"][200] = {"model": answered}
 
     async def endpoint(
         name: Annotated[

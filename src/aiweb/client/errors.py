@@ -39,6 +39,7 @@ __all__ = [
     "ForbiddenError",
     "InsecureConfigurationError",
     "InvalidInputError",
+    "InvalidRowError",
     "ItemNotFound",
     "JobNotFound",
     "KeyNotFound",
@@ -156,6 +157,11 @@ class InvalidInputError(server.InvalidInputError, AiwebError):
 
 class DataFormatError(server.DataFormatError, InvalidInputError):
     """``/problems/data-format`` (422)."""
+
+
+class InvalidRowError(server.InvalidRowError, DataFormatError):
+    """``/problems/invalid-row`` (422): a tabular row its model refuses; the detail names
+    the row and the column."""
 
 
 class UnsafeArtifactPath(server.UnsafeArtifactPath, InvalidInputError):

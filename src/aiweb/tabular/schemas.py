@@ -152,7 +152,7 @@ _EXAMPLE_ROW: dict[str, Any] = {
 }
 
 
-class PredictRequest(BaseModel):
+class TabularPredictRequest(BaseModel):
     """Rows to score: column name to value, the model's columns (a column left out is a
     missing value; a column the model does not know is a 422)."""
 
@@ -196,7 +196,7 @@ class AnomalyPrediction(BaseModel):
     anomaly: bool = Field(..., description="Whether the score is over the version's threshold.")
 
 
-class PredictResponse(BaseModel):
+class TabularPredictResponse(BaseModel):
     model: str
     version: int
     predictions: list[ClassPrediction | ValuePrediction | AnomalyPrediction]
@@ -205,7 +205,7 @@ class PredictResponse(BaseModel):
 # ---- explanations ----------------------------------------------------------------------------
 
 
-class ExplainRequest(BaseModel):
+class TabularExplainRequest(BaseModel):
     """Rows whose answers to explain (``POST /v1/models/{name}/explain``)."""
 
     model_config = ConfigDict(
@@ -258,7 +258,7 @@ class TabularExplanation(Explanation):
     value: float | None = Field(None, description="Regression: the predicted value.")
 
 
-class ExplainResponse(BaseModel):
+class TabularExplainResponse(BaseModel):
     model: str
     version: int
     explanations: list[TabularExplanation]

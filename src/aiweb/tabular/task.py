@@ -17,10 +17,10 @@ from aiweb.contract import ExplainShapes, PredictShapes, Readiness, Task, TaskCo
 from aiweb.tabular.jobs import JOB_TYPES
 from aiweb.tabular.schemas import (
     TASKS,
-    ExplainRequest,
-    ExplainResponse,
-    PredictRequest,
-    PredictResponse,
+    TabularExplainRequest,
+    TabularExplainResponse,
+    TabularPredictRequest,
+    TabularPredictResponse,
 )
 from aiweb.tabular.service import TabularService
 
@@ -47,11 +47,11 @@ async def start(ctx: TaskContext) -> TaskRuntime:
         return Readiness(status["ready"], status["loaded"], status["failed"])
 
     async def predict(ref: str, body: Any) -> dict[str, Any]:
-        assert isinstance(body, PredictRequest)
+        assert isinstance(body, TabularPredictRequest)
         return await service.predict(ref, body.inputs)
 
     async def explain(ref: str, body: Any) -> dict[str, Any]:
-        assert isinstance(body, ExplainRequest)
+        assert isinstance(body, TabularExplainRequest)
         return await service.explain(ref, body.inputs, target=body.target, top_k=body.top_k)
 
     return TaskRuntime(
@@ -69,6 +69,6 @@ TASK = Task(
     model_tasks=frozenset(TASKS),
     job_types=JOB_TYPES,
     start=start,
-    predict=PredictShapes(request=PredictRequest, response=PredictResponse),
-    explain=ExplainShapes(request=ExplainRequest, response=ExplainResponse),
+    predict=PredictShapes(request=TabularPredictRequest, response=TabularPredictResponse),
+    explain=ExplainShapes(request=TabularExplainRequest, response=TabularExplainResponse),
 )
