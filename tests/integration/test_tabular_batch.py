@@ -23,6 +23,9 @@ from fastapi.testclient import TestClient
 from aiweb.app import create_app
 from aiweb.config import Settings
 
+# minutes of training and scoring on two databases: the e2e stage of .ci/run (make test-e2e)
+pytestmark = pytest.mark.slow
+
 #: rows per chunk in these tests: several chunks per file
 CHUNK_ROWS = 16
 
