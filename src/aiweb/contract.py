@@ -26,8 +26,8 @@ The pieces a task gives:
   for its models (:class:`ExplainShapes`), with ``TaskRuntime.explainer`` answering it:
   why a model gave its answer, as contributions of the input's features (words,
   columns …) to the logit of one class. The route finds the task exactly as the predict
-  route does, so a new task (tabular models with SHAP's TreeExplainer, token
-  classifiers …) plugs in by setting these two, without touching the route. A task
+  route does, so a new task plugs in by setting these two, without touching the
+  route. A task
   that explains must also predict (the two share the model routing).
 
 An explanation answers the fields of :class:`Explanation` (the common part; a task may
@@ -150,8 +150,7 @@ class Contribution(BaseModel):
     """One feature of the input and its weight towards the explained class.
 
     Attributes:
-        feature: the feature as the input has it: a word (text models), a column name
-            (tabular models) …
+        feature: the feature as the input has it: a word, a column name …
         start: for text, the offset of the word's first character in the input
             (``input[start:end] == feature``); ``None`` for features that are not spans.
         end: for text, the offset just past the word's last character; else ``None``.

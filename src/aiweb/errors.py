@@ -197,8 +197,8 @@ class DataFormatError(InvalidInputError):
 
 
 class InvalidRowError(DataFormatError):
-    """A row of a tabular predict or explain request that its model refuses; the detail
-    starts ``row <i>, column '<name>': …``."""
+    """A row (an object of named values) of a predict or explain request that its model
+    refuses; the detail starts ``row <i>, column '<name>': …``."""
 
     slug = "invalid-row"
     title = "Invalid row"

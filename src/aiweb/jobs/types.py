@@ -7,11 +7,10 @@ is handed to whatever needs it: the job service (the body of ``POST /v1/jobs`` a
 check at submit), the runners (the handler of a job), the scheduler and the routes.
 
 Several types may share a ``type`` and be told apart by their body's ``task`` field
-(``{"type": "train", "task": "recommendation"}``). A body without ``task`` selects the
-type's default variant: the one whose spec has its own task as the ``task`` field's
-default (``train``: text classification), or the one registered without a task, whose
-spec has no ``task`` field (``batch-predict``: text classification, as it was before
-other tasks had batch predictions).
+(``{"type": "train", "task": "..."}``). A body without ``task`` selects the type's
+default variant: the one whose spec has its own task as the ``task`` field's default, or
+the one registered without a task, whose spec has no ``task`` field (a type that had one
+task before others joined it keeps answering bodies written for it unchanged).
 """
 
 from __future__ import annotations
