@@ -153,7 +153,10 @@ def test_performance_windows_match_hand_computed_values(
 def test_no_feedback_gives_empty_windows(served: Settings, auth_headers: dict[str, str]) -> None:
     with TestClient(create_app(served), headers=auth_headers) as client:
         windows = client.get("/v1/models/sentiment/versions/1/performance").json()["windows"]
-    assert windows == {w: {"n": 0, "accuracy": None, "macro_f1": None} for w in ("1h", "24h", "7d")}
+    assert windows == {
+        w: {"n": 0, "accuracy": None, "macro_f1": None, "rmse": None, "mae": None}
+        for w in ("1h", "24h", "7d")
+    }
 
 
 def test_generated_feedback_bodies_get_4xx_never_5xx(

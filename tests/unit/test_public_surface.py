@@ -270,6 +270,7 @@ PUBLIC: dict[str, list[str]] = {
         "batch",
         "columns",
         "data",
+        "drift",
         "evaluation",
         "explain",
         "jobs",

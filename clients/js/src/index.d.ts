@@ -330,7 +330,7 @@ export class AiwebClient {
   getModel(name: string, options?: CallOptions): Promise<Record<string, unknown>>;
   feedback(
     predictionId: string,
-    body: { label: string; comment?: string },
+    body: { label: string; comment?: string } | { value: number; comment?: string },
     options?: CallOptions,
   ): Promise<Record<string, unknown>>;
 

@@ -146,12 +146,18 @@ class AsyncClient:
         return await self._run(Calls.set_alias(name, alias, version))
 
     async def feedback(
-        self, prediction_id: str, label: str, comment: str | None = None
+        self,
+        prediction_id: str,
+        label: str | None = None,
+        comment: str | None = None,
+        *,
+        value: float | None = None,
     ) -> m.Feedback:
         """``POST /v1/predictions/{prediction_id}/feedback``: the true label of a
-        prediction (``PredictionNotFound`` when the id is unknown). Not resent on a broken
+        prediction, or (``value``) the true number of a predicted one
+        (``PredictionNotFound`` when the id is unknown). Not resent on a broken
         connection."""
-        return await self._run(Calls.feedback(prediction_id, label, comment))
+        return await self._run(Calls.feedback(prediction_id, label, comment, value))
 
     # ---- recommendations and search -----------------------------------------------------
 

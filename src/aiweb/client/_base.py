@@ -219,8 +219,10 @@ class Calls:
         return Call("POST", f"/v1/jobs/{seg(job_id)}/cancel", _model(m.Job))
 
     @staticmethod
-    def feedback(prediction_id: str, label: str, comment: str | None) -> Call[m.Feedback]:
-        body: dict[str, Any] = {"label": label}
+    def feedback(
+        prediction_id: str, label: str | None, comment: str | None, value: float | None = None
+    ) -> Call[m.Feedback]:
+        body: dict[str, Any] = {"label": label} if value is None else {"value": value}
         if comment is not None:
             body["comment"] = comment
         return Call(

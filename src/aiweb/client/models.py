@@ -293,7 +293,9 @@ class Feedback(_Model):
     version: int
     predicted_label: str
     label: str
-    correct: bool
+    correct: bool | None
+    value: float | None = None
+    predicted_value: float | None = None
     comment: str | None = None
     created_at: datetime
 

@@ -124,6 +124,10 @@ class SqlPrediction(Base):
     #: characters of the input and its out-of-vocabulary rate: drift features
     input_chars: Mapped[int | None] = mapped_column(Integer)
     oov_rate: Mapped[float | None] = mapped_column(Float)
+    #: ``{feature: bin}`` of the version's binned drift features (never input values)
+    drift_bins: Mapped[dict[str, int] | None] = mapped_column(JSON)
+    #: the predicted number of a model that predicts one (feedback on it is a value)
+    value: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
 
 
@@ -145,6 +149,10 @@ class SqlFeedback(Base):
     version: Mapped[int] = mapped_column(Integer, nullable=False)
     predicted_label: Mapped[str] = mapped_column(String(255), nullable=False)
     label: Mapped[str] = mapped_column(String(255), nullable=False)
+    #: for a prediction of a number: the true value and the predicted one (``label`` and
+    #: ``predicted_label`` then hold them as text)
+    value: Mapped[float | None] = mapped_column(Float)
+    predicted_value: Mapped[float | None] = mapped_column(Float)
     comment: Mapped[str | None] = mapped_column(Text)
     submitted_by: Mapped[str] = mapped_column(String(128), nullable=False)
     predicted_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)

@@ -20,10 +20,24 @@ unless ``AIWEB_LOG_INPUTS``). The live window is compared with the reference:
   reference proportions (``scipy.stats.chisquare``); drift when p < 0.01.
 
 A window with fewer than :data:`MIN_SAMPLES` predictions is reported but never flagged.
+
+**Binned features** (any task; a tabular model's columns): the task stores, under the
+reference's ``"binned_features"``, one profile per feature — :func:`numeric_profile`
+(decile bins of the present values, plus a ``missing`` bin) or
+:func:`categorical_profile` (the most frequent categories, ``other`` for the rest seen in
+training, ``unseen`` for values never seen in training, ``missing``) — and logs, with
+each prediction, the bin of each feature (:func:`assign_bins`): bin indices, never the
+values themselves. The live bin shares are compared with the reference's by PSI, as
+above (a missing or unseen share that grows is a shift like any other: Siddiqi treats
+missing values as their own bin); the shares of missing and unseen values are reported
+beside it. The reference may also hold ``"labels"`` (chi-square of the predicted labels,
+as above); a model that predicts numbers profiles its predicted value as a binned
+feature instead.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import re
@@ -150,19 +164,30 @@ def label_shift_p_value(reference: dict[str, float], live: Sequence[str]) -> flo
 
 
 def compare(
-    reference: dict[str, Any], labels: Sequence[str], lengths: Sequence[float], oov: Sequence[float]
+    reference: dict[str, Any],
+    labels: Sequence[str],
+    lengths: Sequence[float],
+    oov: Sequence[float],
+    binned: dict[str, list[int]] | None = None,
 ) -> tuple[bool, list[dict[str, Any]]]:
     """Compare a live window with ``reference``.
 
+    Args:
+        reference: the version's reference profile.
+        labels: the predicted label of each prediction in the window.
+        lengths, oov: the text features of the predictions that logged them.
+        binned: per binned feature of the reference, the logged bins of the window.
+
     Returns:
         ``(drift, features)`` with one ``{"name", "statistic", "value", "threshold",
-        "drift"}`` per feature; ``drift`` is false below :data:`MIN_SAMPLES` predictions
-        for the chi-square test and below :data:`MIN_SAMPLES_PSI` for PSI.
+        "drift"}`` per feature (binned features say more: :func:`compare_binned`);
+        ``drift`` is false below :data:`MIN_SAMPLES` predictions for the chi-square test
+        and below :data:`MIN_SAMPLES_PSI` for PSI.
     """
     n = len(labels)
     enough = n >= MIN_SAMPLES
     features: list[dict[str, Any]] = []
-    if n:
+    if n and reference.get("labels"):
         p = label_shift_p_value(reference["labels"], labels)
         features.append(
             {
@@ -175,7 +200,7 @@ def compare(
         )
     for name, values in (("text_length", lengths), ("oov_rate", oov)):
         present = [v for v in values if v is not None and not math.isnan(v)]
-        if not present:
+        if not present or name not in reference.get("features", {}):
             continue
         score = psi(reference["features"][name], present)
         features.append(
@@ -187,7 +212,179 @@ def compare(
                 "drift": n >= MIN_SAMPLES_PSI and score > PSI_THRESHOLD,
             }
         )
+    for name, profile in (reference.get("binned_features") or {}).items():
+        live = (binned or {}).get(name) or []
+        if live:
+            features.append(compare_binned(name, profile, live))
     return any(f["drift"] for f in features), features
+
+
+MISSING_BIN = "missing"
+"""Label of the bin of missing values (the last bin of every binned profile)."""
+UNSEEN_BIN = "unseen"
+"""Label of the bin of categories never seen in training."""
+OTHER_BIN = "other"
+"""Label of the bin of categories seen in training but not among the profiled ones."""
+MAX_PROFILED_CATEGORIES = 20
+"""Categories with a bin of their own in a categorical profile, at most."""
+
+FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+BoolArray = np.ndarray[Any, np.dtype[np.bool_]]
+IntArray = np.ndarray[Any, np.dtype[np.int64]]
+
+
+def _edge(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def numeric_profile(values: FloatArray) -> dict[str, Any]:
+    """The binned profile of a numeric feature: decile edges of the present values
+    (duplicates merged), a bin per interval and a last ``missing`` bin.
+
+    Args:
+        values: float64 of shape ``(n,)``; NaN is a missing value.
+
+    Returns:
+        ``{"kind": "numeric", "edges": [float], "bins": [str], "fractions": [float]}``
+        with ``len(edges) + 2`` bins (``≤ e0``, ``(e0, e1]`` … ``> e_last``, ``missing``);
+        a value equal to an edge falls in the bin the edge closes.
+    """
+    data = np.asarray(values, dtype=np.float64)
+    present = data[~np.isnan(data)]
+    edges = (
+        np.unique(np.quantile(present, np.linspace(0.1, 0.9, 9))) if present.size else np.zeros(0)
+    )
+    labels = [f"≤ {_edge(edges[0])}"] if edges.size else ["any"]
+    labels += [f"({_edge(a)}, {_edge(b)}]" for a, b in itertools.pairwise(edges)]
+    if edges.size:
+        labels.append(f"> {_edge(edges[-1])}")
+    profile: dict[str, Any] = {
+        "kind": "numeric",
+        "edges": edges.tolist(),
+        "bins": [*labels, MISSING_BIN],
+    }
+    profile["fractions"] = bin_fractions(profile, assign_bins(profile, data))
+    return profile
+
+
+def categorical_profile(
+    codes: FloatArray,
+    categories: Sequence[str],
+    missing: BoolArray,
+    *,
+    max_bins: int = MAX_PROFILED_CATEGORIES,
+) -> dict[str, Any]:
+    """The binned profile of a categorical feature.
+
+    Args:
+        codes: float64 of shape ``(n,)``: the index of each value's category in
+            ``categories``; NaN for a missing value.
+        categories: every category seen in training, by code.
+        missing: bool of shape ``(n,)``: the value was missing (it cannot be unseen).
+        max_bins: the most frequent categories (in ``codes``) that get a bin each.
+
+    Returns:
+        ``{"kind": "categorical", "codes": [int], "bins": [str], "fractions": [float]}``:
+        a bin per profiled category (``codes`` lists their codes), then ``other`` (seen
+        in training, not profiled), ``unseen`` and ``missing``.
+    """
+    data = np.asarray(codes, dtype=np.float64)
+    present = data[~np.isnan(data)].astype(np.int64)
+    counts = np.bincount(present, minlength=len(categories)) if present.size else np.zeros(0)
+    ranked = sorted((int(k) for k in np.flatnonzero(counts)), key=lambda k: (-int(counts[k]), k))[
+        :max_bins
+    ]
+    profile: dict[str, Any] = {
+        "kind": "categorical",
+        "codes": ranked,
+        "bins": [str(categories[k]) for k in ranked] + [OTHER_BIN, UNSEEN_BIN, MISSING_BIN],
+    }
+    profile["fractions"] = bin_fractions(profile, assign_bins(profile, data, missing))
+    return profile
+
+
+def assign_bins(
+    profile: dict[str, Any], values: FloatArray, missing: BoolArray | None = None
+) -> IntArray:
+    """The bin of each value under ``profile``.
+
+    Args:
+        profile: from :func:`numeric_profile` or :func:`categorical_profile`.
+        values: float64 of shape ``(n,)``: numbers, or category codes; NaN when missing
+            (or, for a category, never seen in training).
+        missing: bool of shape ``(n,)``, categorical only: which NaNs are missing values
+            (the other NaNs are unseen categories); ``None``: every NaN is missing.
+
+    Returns:
+        int64 of shape ``(n,)``, indices into ``profile["bins"]``.
+    """
+    data = np.asarray(values, dtype=np.float64)
+    nan = np.isnan(data)
+    last = len(profile["bins"]) - 1
+    if profile["kind"] == "numeric":
+        edges = np.asarray(profile["edges"], dtype=np.float64)
+        out = np.searchsorted(edges, np.where(nan, 0.0, data), side="left").astype(np.int64)
+        out[nan] = last
+        return out
+    codes = [int(c) for c in profile["codes"]]
+    other = len(codes)
+    table = np.full(max(codes, default=-1) + 2, other, dtype=np.int64)  # last: beyond
+    table[codes] = np.arange(other, dtype=np.int64)
+    index = np.where(nan, -1.0, data)
+    index = np.where((index >= 0) & (index < len(table) - 1), index, len(table) - 1)
+    out = table[index.astype(np.int64)]
+    missing_mask = nan if missing is None else (nan & np.asarray(missing, dtype=bool))
+    out[nan] = other + 1  # unseen
+    out[missing_mask] = last
+    return out
+
+
+def bin_fractions(profile: dict[str, Any], bins: Sequence[int] | IntArray) -> list[float]:
+    """The share of ``bins`` (indices into ``profile["bins"]``) in each bin; indices out of
+    range (a log written under another profile) are ignored."""
+    size = len(profile["bins"])
+    data = np.asarray(bins, dtype=np.int64)
+    data = data[(data >= 0) & (data < size)]
+    counts = np.bincount(data, minlength=size)[:size]
+    return [float(c) / max(1, data.size) for c in counts]
+
+
+def compare_binned(name: str, profile: dict[str, Any], live: Sequence[int]) -> dict[str, Any]:
+    """One drift feature: PSI of the live bin shares against the profile's, the missing
+    (and, for a category, unseen) shares of both, and the shares themselves for a chart.
+
+    Returns:
+        ``{"name", "statistic": "psi", "value", "threshold", "drift", "kind", "bins",
+        "reference", "live", "missing_share": {"reference", "live"},
+        "unseen_share": {"reference", "live"} | None}``; ``drift`` is false below
+        :data:`MIN_SAMPLES_PSI` values.
+    """
+    expected = np.asarray(profile["fractions"], dtype=np.float64)
+    actual = np.asarray(bin_fractions(profile, live), dtype=np.float64)
+    score = float(
+        np.sum(
+            (np.maximum(actual, _FLOOR) - np.maximum(expected, _FLOOR))
+            * np.log(np.maximum(actual, _FLOOR) / np.maximum(expected, _FLOOR))
+        )
+    )
+    bins = list(profile["bins"])
+    unseen = None
+    if profile["kind"] == "categorical":
+        at = bins.index(UNSEEN_BIN)
+        unseen = {"reference": float(expected[at]), "live": float(actual[at])}
+    return {
+        "name": name,
+        "statistic": "psi",
+        "value": score,
+        "threshold": PSI_THRESHOLD,
+        "drift": len(live) >= MIN_SAMPLES_PSI and score > PSI_THRESHOLD,
+        "kind": profile["kind"],
+        "bins": bins,
+        "reference": expected.tolist(),
+        "live": actual.tolist(),
+        "missing_share": {"reference": float(expected[-1]), "live": float(actual[-1])},
+        "unseen_share": unseen,
+    }
 
 
 def read_vocabulary(artifacts: ArtifactStore, version: ModelVersion) -> frozenset[str] | None:
@@ -283,7 +480,12 @@ class DriftService:
             )
         since = self._clock() - span
         query = (
-            select(SqlPrediction.label, SqlPrediction.input_chars, SqlPrediction.oov_rate)
+            select(
+                SqlPrediction.label,
+                SqlPrediction.input_chars,
+                SqlPrediction.oov_rate,
+                SqlPrediction.drift_bins,
+            )
             .where(SqlPrediction.model == version.name)
             .where(SqlPrediction.version == version.version)
             .where(SqlPrediction.created_at > since)
@@ -295,7 +497,14 @@ class DriftService:
         labels = [r.label for r in rows]
         lengths = [float(r.input_chars) for r in rows if r.input_chars is not None]
         oov = [float(r.oov_rate) for r in rows if r.oov_rate is not None]
-        drifted, features = compare(reference, labels, lengths, oov)
+        binned: dict[str, list[int]] = {name: [] for name in reference.get("binned_features") or {}}
+        for r in rows:
+            if isinstance(r.drift_bins, dict):
+                for name, values in binned.items():
+                    b = r.drift_bins.get(name)
+                    if isinstance(b, int):
+                        values.append(b)
+        drifted, features = compare(reference, labels, lengths, oov, binned)
         for feature in features:
             score = feature["value"]
             if feature["statistic"] != "psi":

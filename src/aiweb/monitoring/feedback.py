@@ -12,6 +12,10 @@ prediction as the truth:
   classes that occur as truth or prediction in the window (scikit-learn's
   ``f1_score(average="macro", zero_division=0)``).
 
+A model that predicts a number (regression) gets the true value instead,
+``{"value": 129500.0}``, and its live performance is RMSE = sqrt(mean((y - ŷ)²)) and
+MAE = mean(|y - ŷ|) over the window (gauge ``aiweb_model_live_rmse``).
+
 Windows are ``1h``, ``24h`` and ``7d`` back from now. Each computation also sets the
 ``aiweb_model_live_accuracy{model,version}`` gauge (24 h window).
 """
@@ -27,13 +31,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio.to_thread
+import numpy as np
 from sklearn.metrics import f1_score
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from aiweb.db.orm import SqlFeedback, SqlPrediction
 from aiweb.errors import InvalidInputError, PredictionNotFound, ServiceUnavailableError
-from aiweb.monitoring.metrics import FEEDBACK_WAITS_REFUSED, LIVE_ACCURACY
+from aiweb.monitoring.metrics import FEEDBACK_WAITS_REFUSED, LIVE_ACCURACY, LIVE_RMSE
 from aiweb.monitoring.prediction_log import PredictionLogger
 from aiweb.registry.store import RegistryStore
 
@@ -45,6 +50,22 @@ WINDOWS: dict[str, timedelta] = {
     "24h": timedelta(hours=24),
     "7d": timedelta(days=7),
 }
+
+
+def value_metrics(truth: list[float], predicted: list[float]) -> dict[str, Any]:
+    """``{"n", "accuracy": None, "macro_f1": None, "rmse", "mae"}`` of aligned lists of
+    true and predicted numbers (``None`` when empty)."""
+    n = len(truth)
+    if n == 0:
+        return {"n": 0, "accuracy": None, "macro_f1": None, "rmse": None, "mae": None}
+    error = np.asarray(truth, dtype=np.float64) - np.asarray(predicted, dtype=np.float64)
+    return {
+        "n": n,
+        "accuracy": None,
+        "macro_f1": None,
+        "rmse": float(np.sqrt(np.mean(error**2))),
+        "mae": float(np.mean(np.abs(error))),
+    }
 
 
 def window_metrics(truth: list[str], predicted: list[str]) -> dict[str, Any]:
@@ -214,9 +235,16 @@ class FeedbackService:
         return await self.waiters.wait(prediction_id, self._wait_s)
 
     async def submit(
-        self, prediction_id: str, label: str, comment: str | None, actor: str
+        self,
+        prediction_id: str,
+        label: str | None,
+        comment: str | None,
+        actor: str,
+        *,
+        value: float | None = None,
     ) -> tuple[bool, dict[str, Any]]:
-        """Record that ``prediction_id`` should have been ``label``.
+        """Record that ``prediction_id`` should have been ``label`` (a prediction of a
+        label) or ``value`` (a prediction of a number): exactly one of them.
 
         A prediction not yet written waits as :meth:`find_prediction` says; the writes
         run in a worker thread.
@@ -228,25 +256,47 @@ class FeedbackService:
             PredictionNotFound: no such prediction (404).
             ServiceUnavailableError: not written yet, and too many requests wait already
                 (503 with ``Retry-After``).
-            InvalidInputError: ``label`` is not a class of the prediction's model version.
+            InvalidInputError: ``label`` is not a class of the prediction's model version;
+                a label for a prediction of a number, or a value for one of a label; a
+                value that is not a finite number.
         """
+        if value is not None and not math.isfinite(value):
+            raise InvalidInputError("value must be a finite number")
         prediction = await self.find_prediction(prediction_id)
         if prediction is None:
             raise PredictionNotFound(
                 f"no prediction {prediction_id!r}: send the id a predict response gave"
             )
-        return await anyio.to_thread.run_sync(self._record, prediction, label, comment, actor)
+        return await anyio.to_thread.run_sync(
+            self._record, prediction, label, comment, actor, value
+        )
 
     def _record(
-        self, prediction: SqlPrediction, label: str, comment: str | None, actor: str
+        self,
+        prediction: SqlPrediction,
+        label: str | None,
+        comment: str | None,
+        actor: str,
+        value: float | None = None,
     ) -> tuple[bool, dict[str, Any]]:
         prediction_id = prediction.id
-        labels = self._store.get_version(prediction.model, prediction.version).labels
-        if label not in labels:
-            raise InvalidInputError(
-                f"{label!r} is not a label of {prediction.model}:{prediction.version}; "
-                f"it has {', '.join(labels)}"
-            )
+        what = f"{prediction.model}:{prediction.version}"
+        if prediction.value is not None:
+            if value is None:
+                raise InvalidInputError(
+                    f'{what} predicts a number: send the true value as {{"value": …}}, not a label'
+                )
+            label = f"{value:.6g}"
+        else:
+            if label is None:
+                raise InvalidInputError(
+                    f'{what} predicts a label: send the true label as {{"label": …}}'
+                )
+            labels = self._store.get_version(prediction.model, prediction.version).labels
+            if label not in labels:
+                raise InvalidInputError(
+                    f"{label!r} is not a label of {what}; it has {', '.join(labels)}"
+                )
         now = self._clock()
         with self._sessions.begin() as session:
             row = session.get(SqlFeedback, prediction_id)
@@ -261,6 +311,8 @@ class FeedbackService:
                 )
                 session.add(row)
             row.label = label
+            row.value = value
+            row.predicted_value = prediction.value
             row.comment = comment
             row.submitted_by = actor
             row.created_at = now
@@ -270,7 +322,9 @@ class FeedbackService:
                 "version": prediction.version,
                 "predicted_label": prediction.label,
                 "label": label,
-                "correct": label == prediction.label,
+                "correct": label == prediction.label if value is None else None,
+                "value": value,
+                "predicted_value": prediction.value,
                 "comment": comment,
                 "created_at": now,
             }
@@ -278,7 +332,8 @@ class FeedbackService:
         return created, out
 
     def performance(self, name: str, version: int) -> dict[str, Any]:
-        """Live accuracy and macro-F1 of ``name:version`` per window.
+        """Live accuracy and macro-F1 (RMSE and MAE for a model of numbers) of
+        ``name:version`` per window.
 
         Raises:
             ModelNotFound, ModelVersionNotFound: unknown model or version.
@@ -295,7 +350,13 @@ class FeedbackService:
         now = self._clock()
         oldest = now - max(WINDOWS[w] for w in which)
         query = (
-            select(SqlFeedback.label, SqlFeedback.predicted_label, SqlFeedback.predicted_at)
+            select(
+                SqlFeedback.label,
+                SqlFeedback.predicted_label,
+                SqlFeedback.predicted_at,
+                SqlFeedback.value,
+                SqlFeedback.predicted_value,
+            )
             .where(SqlFeedback.model == name)
             .where(SqlFeedback.version == version)
             .where(SqlFeedback.predicted_at > oldest)
@@ -303,11 +364,24 @@ class FeedbackService:
         with self._sessions() as session:
             rows = session.execute(query).all()
         windows: dict[str, dict[str, Any]] = {}
+        numbers = any(r.predicted_value is not None for r in rows)
         for window in which:
             start = now - WINDOWS[window]
-            inside = [(t, p) for t, p, at in rows if start < at <= now]
-            windows[window] = window_metrics([t for t, _ in inside], [p for _, p in inside])
-        accuracy = windows.get("24h", {}).get("accuracy")
-        if accuracy is not None:
-            LIVE_ACCURACY.labels(name, str(version)).set(accuracy)
+            inside = [r for r in rows if start < r.predicted_at <= now]
+            if numbers:
+                pairs = [
+                    (r.value, r.predicted_value)
+                    for r in inside
+                    if r.value is not None and r.predicted_value is not None
+                ]
+                windows[window] = value_metrics([t for t, _ in pairs], [p for _, p in pairs])
+            else:
+                windows[window] = window_metrics(
+                    [r.label for r in inside], [r.predicted_label for r in inside]
+                )
+        day = windows.get("24h", {})
+        if day.get("accuracy") is not None:
+            LIVE_ACCURACY.labels(name, str(version)).set(day["accuracy"])
+        if day.get("rmse") is not None:
+            LIVE_RMSE.labels(name, str(version)).set(day["rmse"])
         return windows

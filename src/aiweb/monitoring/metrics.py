@@ -92,6 +92,12 @@ LIVE_ACCURACY = Gauge(
     ["model", "version"],
     multiprocess_mode="mostrecent",
 )
+LIVE_RMSE = Gauge(
+    "aiweb_model_live_rmse",
+    "RMSE of a model version's predicted numbers of the last 24 h that got feedback.",
+    ["model", "version"],
+    multiprocess_mode="mostrecent",
+)
 DRIFT_SCORE = Gauge(
     "aiweb_model_drift_score",
     "Drift of a model version's live inputs from its reference profile, per feature: the "

@@ -41,6 +41,10 @@ class PredictionRecord:
     created_at: datetime
     input_chars: int | None = None
     oov_rate: float | None = None
+    #: the bin of each binned drift feature (see :mod:`aiweb.monitoring.drift`)
+    drift_bins: dict[str, int] | None = None
+    #: the predicted number, for a model that predicts one (its feedback is a value)
+    value: float | None = None
 
 
 def text_sha256(text: str) -> str:
@@ -157,6 +161,8 @@ class PredictionLogger:
                         "input_text": r.input_text,
                         "input_chars": r.input_chars,
                         "oov_rate": r.oov_rate,
+                        "drift_bins": r.drift_bins,
+                        "value": r.value,
                         "created_at": r.created_at,
                     }
                     for r in batch

@@ -104,6 +104,7 @@ class PredictionStats:
             .where(SqlFeedback.model == name)
             .where(SqlFeedback.version == version)
             .where(SqlFeedback.predicted_at >= starts[0])
+            .where(SqlFeedback.value.is_(None))  # feedback on labels; values have no accuracy
         )
         with self._sessions() as session:
             rows = session.execute(query).all()

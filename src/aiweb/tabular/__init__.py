@@ -5,6 +5,7 @@ __all__ = [
     "batch",
     "columns",
     "data",
+    "drift",
     "evaluation",
     "explain",
     "jobs",

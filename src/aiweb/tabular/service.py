@@ -37,6 +37,7 @@ from aiweb.registry.service import RegistryService
 from aiweb.serving.batching import MicroBatcher
 from aiweb.serving.cache import PredictionCache, text_key, version_key
 from aiweb.serving.versions import VersionCache
+from aiweb.tabular.drift import row_bins
 from aiweb.tabular.explain import explain_rows
 from aiweb.tabular.model import TabularModel
 from aiweb.tabular.schemas import MAX_EXPLAIN_ROWS, MAX_ROWS, TASKS
@@ -311,10 +312,13 @@ class TabularService:
         now = datetime.now(UTC)
         log_inputs = self.settings.log_inputs
         name, number = loaded.version.name, loaded.version.version
+        reference = loaded.version.evaluation.get("drift_reference") or {}
+        bins = row_bins(model, reference, raw, rows, answers)
+        regression = model.problem == "regression"
         predictions: list[dict[str, Any]] = []
         records: list[PredictionRecord] = []
         labels: list[str] = []
-        for row, digest, answer in zip(rows, digests, answers, strict=True):
+        for row, digest, answer, row_bin in zip(rows, digests, answers, bins, strict=True):
             pid = str(uuid.uuid4())
             predictions.append({"id": pid, **answer})
             label, scores = log_label(model.problem, answer)
@@ -331,6 +335,8 @@ class TabularService:
                     input_sha256=digest,
                     input_text=text,
                     created_at=now,
+                    drift_bins=row_bin or None,
+                    value=float(answer["value"]) if regression else None,
                 )
             )
         self.logger.record(records)

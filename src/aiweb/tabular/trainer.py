@@ -71,6 +71,7 @@ from aiweb.tabular.columns import (
     parse_datetime,
     parse_number,
 )
+from aiweb.tabular.drift import drift_reference
 from aiweb.tabular.evaluation import (
     anomaly_report,
     choose_threshold,
@@ -657,6 +658,13 @@ def fit_tabular(
     else:
         report["metrics"] = None
         notes.append("no test rows: the report has no metrics")
+    profiled = test if len(test) else np.concatenate([train, val])
+    report["drift_reference"] = drift_reference(
+        model,
+        raw[profiled],
+        [all_rows[i] for i in profiled],
+        model.predict_matrix(raw[profiled]),
+    )
     report["notes"] = notes
     report["fit_seconds"] = time.perf_counter() - started
     report_progress(1.0, "done")

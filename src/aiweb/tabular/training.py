@@ -386,7 +386,7 @@ def train_tabular(
         task,
         artifact=model.to_bytes(),
         artifact_format=ARTIFACT_FORMAT,
-        labels=list(model.classes),
+        labels=list(model.classes) or (["anomaly", "normal"] if model.problem == "anomaly" else []),
         signature=signature,
         lineage=lineage,
         evaluation=report,

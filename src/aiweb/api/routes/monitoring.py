@@ -61,7 +61,10 @@ _FEEDBACK["responses"] = {
     **_FEEDBACK["responses"],
     200: {"description": "Earlier feedback on this prediction was replaced."},
     404: {"description": "No such prediction."},
-    422: {"description": "Not a label of the prediction's model version, or a bad body."},
+    422: {
+        "description": "Not a label of the prediction's model version, a label for a "
+        "prediction of a number (or a value for one of a label), or a bad body."
+    },
     503: {
         "description": "The prediction is not logged yet and too many feedback requests "
         "already wait for theirs; send it again after ``Retry-After`` seconds."
@@ -82,15 +85,18 @@ async def post_feedback(
     response: Response,
     feedback: FeedbackDep,
 ) -> dict[str, Any]:
-    """Say which label a served prediction should have had (201; 200 when it replaces
-    earlier feedback on the same prediction). Stored before the answer; it feeds the
-    version's live accuracy (``GET …/versions/{version}/performance``).
+    """Say which label a served prediction should have had — or, for a prediction of a
+    number, which value (``{"value": 129500.0}``) — (201; 200 when it replaces earlier
+    feedback on the same prediction). Stored before the answer; it feeds the version's
+    live accuracy, or live RMSE and MAE (``GET …/versions/{version}/performance``).
 
     A prediction served a moment ago may not be logged yet (the log is written in
     batches): the request then waits for it, up to about twice the log's flush interval,
     without holding a server thread; 404 after that. When too many requests wait already,
     503 with ``Retry-After`` at once."""
-    created, out = await feedback.submit(prediction_id, body.label, body.comment, actor(request))
+    created, out = await feedback.submit(
+        prediction_id, body.label, body.comment, actor(request), value=body.value
+    )
     if not created:
         response.status_code = 200
     return out
@@ -113,8 +119,9 @@ async def get_performance(
     version: Annotated[int, Path(ge=1, le=INT32_MAX)],
     feedback: FeedbackDep,
 ) -> dict[str, Any]:
-    """Live accuracy and macro-F1 of a model version over the last hour, day and week,
-    from the feedback on its predictions (windows by prediction time)."""
+    """Live accuracy and macro-F1 (RMSE and MAE for a model that predicts numbers) of a
+    model version over the last hour, day and week, from the feedback on its predictions
+    (windows by prediction time)."""
     return await anyio.to_thread.run_sync(feedback.performance, name, version)
 
 
@@ -155,7 +162,9 @@ async def get_drift(
     ] = "24h",
 ) -> dict[str, Any]:
     """Compare the model version's predictions of the last ``window`` with the reference
-    profile of its evaluation data: PSI of text length and out-of-vocabulary rate (drift
-    above 0.2), chi-square test of the predicted-label distribution (drift when p < 0.01).
+    profile of its evaluation data: PSI of each profiled feature — a text model's text
+    length and out-of-vocabulary rate, a tabular model's columns (with the shares of
+    missing values and unseen categories) — drift above 0.2; chi-square test of the
+    predicted-label distribution (drift when p < 0.01).
     Nothing is flagged below ``min_n`` predictions."""
     return await anyio.to_thread.run_sync(drift.drift, name, window)
