@@ -540,7 +540,7 @@ def test_hostile_json_is_422_before_the_app(client: TestClient, raw: bytes, says
     r = client.post("/v1/json", content=raw, headers={"Content-Type": "application/json"})
     body = assert_invalid(r, "/v1/json")
     assert says in body["detail"]
-    assert body["errors"][0]["loc"] == ["body"]
+    assert body["errors"][0]["loc"][0] == "body"  # then where (test_limits_json_path.py)
     inner, sent, _ = run_raw([(b"content-type", b"application/json")], [raw])
     assert not inner.called
     assert sent[0]["status"] == 422

@@ -3,8 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+def _one_of_label_or_value(schema: dict[str, Any]) -> None:
+    """The schema of :class:`FeedbackRequest`: ``label`` a string and ``value`` a number,
+    neither ``null``, exactly one of them present."""
+    for name in ("label", "value"):
+        prop = schema["properties"][name]
+        variants = [v for v in prop.pop("anyOf", []) if v.get("type") != "null"]
+        if variants:
+            prop.update(variants[0])
+        prop.pop("default", None)
+    schema["oneOf"] = [{"required": ["label"]}, {"required": ["value"]}]
+    schema["examples"] = [{"label": "negative", "comment": "sarcasm"}, {"value": 129500.0}]
 
 
 class FeedbackRequest(BaseModel):
@@ -13,9 +27,7 @@ class FeedbackRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={
-            "examples": [{"label": "negative", "comment": "sarcasm"}, {"value": 129500.0}]
-        },
+        json_schema_extra=_one_of_label_or_value,
     )
 
     label: str | None = Field(
