@@ -299,6 +299,11 @@ def test_hostile_rows_are_4xx_naming_row_and_column(
             "/v1/models/fraud/predict", content=body, headers={"content-type": "application/json"}
         )
         assert 400 <= r.status_code < 500, (body, r.status_code, r.text)
+        if body.startswith(b'{"inputs": [{'):  # a cell no column holds: row and column named
+            assert r.status_code == 422, (body, r.text)
+            column = "amount" if b"amount" in body else "country"
+            assert f"inputs[0].{column}" in r.json()["detail"], (body, r.text)
+            assert r.json()["errors"][0]["loc"] == ["body", "inputs", 0, column]
 
 
 def test_row_limits(client: TestClient, fraud: dict[str, Any]) -> None:
