@@ -61,8 +61,15 @@ typecheck: install
 # one) run afterwards in one process.
 PYTEST_WORKERS ?= 2
 test: lint typecheck
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=25 -m "not serial and not guides and not deploy and not e2e and not slow"
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=25 -m "not serial and not guides and not deploy and not e2e and not slow and not postgres"
 	$(BIN)/pytest --durations=10 -m "serial and not e2e and not slow"
+
+# The PostgreSQL variants of the tests that run on every database (marker postgres, set
+# by the database_url fixture when AIWEB_TEST_DATABASE_URL is set): their own stage of
+# .ci/run after `make test`, which they would take past 20 minutes.
+.PHONY: test-postgres
+test-postgres: install
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=25 -m "postgres and not serial and not guides and not deploy and not e2e and not slow"
 
 # Tests that start real `aiweb serve` processes (workers, sockets, browsers: marker e2e)
 # and those that train on a full dataset (marker slow): their own stage of .ci/run after

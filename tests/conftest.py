@@ -8,6 +8,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 # Rich sizes tables and wraps text to the terminal; pytest-xdist workers have none (80
 # columns) where a serial run inherits one. Tests read CLI output at a fixed width.
@@ -46,10 +47,13 @@ def _pg_url_with_schema(base: str, schema: str) -> str:
     return f"{base}{sep}options=-csearch_path%3D{schema}"
 
 
-def _database_params() -> list[str]:
-    params = ["sqlite"]
+def _database_params() -> list[Any]:
+    """SQLite always; PostgreSQL when ``AIWEB_TEST_DATABASE_URL`` is set, marked
+    ``postgres`` (``make test`` runs SQLite, ``make test-postgres`` the same tests on
+    PostgreSQL: two stages of ``.ci/run``, so each stays within its time)."""
+    params: list[Any] = ["sqlite"]
     if os.environ.get("AIWEB_TEST_DATABASE_URL"):
-        params.append("postgresql")
+        params.append(pytest.param("postgresql", marks=pytest.mark.postgres))
     return params
 
 

@@ -7,13 +7,10 @@ column, never 5xx; the 1-1,000 rows limit."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import random
 import re
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +29,7 @@ from aiweb.tabular.data import load_dataset
 from aiweb.tabular.schemas import KNOWN_COLUMNS
 from aiweb.tabular.task import TASK as TABULAR
 from aiweb.tasks import installed
+from tabular_helpers import to_csv, train_job, upload
 
 COUNTRIES = ["FR", "DE", "US", "BR", "NG"]
 
@@ -47,14 +45,6 @@ def client(settings: Settings, auth_headers: dict[str, str]) -> Iterator[TestCli
     app = create_app(settings, tasks=tasks_with_tabular())
     with TestClient(app, headers=auth_headers) as c:
         yield c
-
-
-def to_csv(rows: list[dict[str, Any]]) -> bytes:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue().encode()
 
 
 def fraud_rows(n: int = 400, seed: int = 7) -> list[dict[str, Any]]:
@@ -112,30 +102,6 @@ def sensor_rows(n: int = 300, seed: int = 5) -> list[dict[str, Any]]:
             }
         )
     return rows
-
-
-def upload(client: TestClient, content: bytes, name: str = "data.csv") -> str:
-    r = client.post("/v1/datasets", files={"file": (name, content, "text/csv")})
-    assert r.status_code == 201, r.text
-    return str(r.json()["id"])
-
-
-def wait_job(client: TestClient, job_id: str, timeout: float = 120.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            return job
-        assert time.monotonic() < deadline, f"job still {job['status']}: {job}"
-        time.sleep(0.05)
-
-
-def train_job(client: TestClient, **body: Any) -> dict[str, Any]:
-    r = client.post("/v1/jobs", json={"type": "train", **body})
-    assert r.status_code == 202, r.text
-    job = wait_job(client, r.json()["id"])
-    assert job["status"] == "succeeded", job
-    return job
 
 
 def predict(client: TestClient, name: str, rows: list[Any]) -> Any:

@@ -12,7 +12,6 @@ import io
 import json
 import math
 import random
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +21,7 @@ from fastapi.testclient import TestClient
 
 from aiweb.app import create_app
 from aiweb.config import Settings
+from tabular_helpers import run_job, to_csv, to_jsonl, upload
 
 # minutes of training and scoring on two databases: the e2e stage of .ci/run (make test-e2e)
 pytestmark = pytest.mark.slow
@@ -36,18 +36,6 @@ def client(settings: Settings, auth_headers: dict[str, str]) -> Iterator[TestCli
     app = create_app(settings.model_copy(update={"jobs": jobs}))
     with TestClient(app, headers=auth_headers) as c:
         yield c
-
-
-def to_csv(rows: list[dict[str, Any]]) -> bytes:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue().encode()
-
-
-def to_jsonl(rows: list[dict[str, Any]]) -> bytes:
-    return "".join(json.dumps(r) + "\n" for r in rows).encode()
 
 
 def churn_rows(n: int, seed: int) -> list[dict[str, Any]]:
@@ -122,29 +110,6 @@ UNSEEN = {
     "tabular-regression": "city",
     "anomaly-detection": "site",
 }
-
-
-def upload(client: TestClient, content: bytes, name: str) -> str:
-    ctype = "application/jsonl" if name.endswith(".jsonl") else "text/csv"
-    r = client.post("/v1/datasets", files={"file": (name, content, ctype)})
-    assert r.status_code == 201, r.text
-    return str(r.json()["id"])
-
-
-def wait_job(client: TestClient, job_id: str, timeout: float = 120.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            return job
-        assert time.monotonic() < deadline, f"job still {job['status']}: {job}"
-        time.sleep(0.05)
-
-
-def run_job(client: TestClient, body: dict[str, Any]) -> dict[str, Any]:
-    r = client.post("/v1/jobs", json=body)
-    assert r.status_code == 202, r.text
-    return wait_job(client, r.json()["id"])
 
 
 def train(client: TestClient, task: str) -> str:
