@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import random
 import time
 from typing import Any
 
@@ -61,3 +62,15 @@ def train_job(client: TestClient, **body: Any) -> dict[str, Any]:
     job = run_job(client, {"type": "train", **body})
     assert job["status"] == "succeeded", job
     return job
+
+
+def price_rows(n: int, seed: int) -> list[dict[str, Any]]:
+    """Flats: price = 50 + 3 * size_m2 (+120 in Paris) + Gaussian noise (sd 10)."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        size = rng.randint(20, 150)
+        city = rng.choice(["paris", "lyon", "lille"])
+        price = 50 + 3.0 * size + (120 if city == "paris" else 0) + rng.gauss(0, 10)
+        rows.append({"size_m2": size, "city": city, "price": round(price, 1)})
+    return rows

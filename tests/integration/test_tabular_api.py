@@ -29,7 +29,7 @@ from aiweb.tabular.data import load_dataset
 from aiweb.tabular.schemas import KNOWN_COLUMNS
 from aiweb.tabular.task import TASK as TABULAR
 from aiweb.tasks import installed
-from tabular_helpers import to_csv, train_job, upload
+from tabular_helpers import price_rows, to_csv, train_job, upload
 
 COUNTRIES = ["FR", "DE", "US", "BR", "NG"]
 
@@ -71,17 +71,6 @@ def fraud_rows(n: int = 400, seed: int = 7) -> list[dict[str, Any]]:
                 "fraud": "yes" if fraud else "no",
             }
         )
-    return rows
-
-
-def price_rows(n: int = 300, seed: int = 3) -> list[dict[str, Any]]:
-    rng = random.Random(seed)
-    rows = []
-    for _ in range(n):
-        size = rng.randint(20, 150)
-        city = rng.choice(["paris", "lyon", "lille"])
-        price = 50 + 3.0 * size + (120 if city == "paris" else 0) + rng.gauss(0, 10)
-        rows.append({"size_m2": size, "city": city, "price": round(price, 1)})
     return rows
 
 
@@ -338,7 +327,7 @@ def test_train_job_checks_at_submit(client: TestClient) -> None:
 
 
 def test_regression_job_predict_explain(client: TestClient) -> None:
-    dataset_id = upload(client, to_csv(price_rows()), "flats.csv")
+    dataset_id = upload(client, to_csv(price_rows(300, 3)), "flats.csv")
     job = train_job(
         client,
         task="tabular-regression",
@@ -474,7 +463,7 @@ def test_cli_german_credit_costs_then_serve(
 
 def test_cli_csv_file_and_errors(cli_env: Settings, tmp_path: Path) -> None:
     path = tmp_path / "flats.csv"
-    path.write_bytes(to_csv(price_rows(120)))
+    path.write_bytes(to_csv(price_rows(120, 3)))
     result = CliRunner().invoke(
         cli(),
         ["train", "tabular-regression", "prices", "--data", str(path), "--target", "price"],

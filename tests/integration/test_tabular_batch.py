@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 
 from aiweb.app import create_app
 from aiweb.config import Settings
-from tabular_helpers import run_job, to_csv, to_jsonl, upload
+from tabular_helpers import price_rows, run_job, to_csv, to_jsonl, upload
 
 # minutes of training and scoring on two databases: the e2e stage of .ci/run (make test-e2e)
 pytestmark = pytest.mark.slow
@@ -61,17 +61,6 @@ def churn_rows(n: int, seed: int) -> list[dict[str, Any]]:
                 "churn": "yes" if churn else "no",
             }
         )
-    return rows
-
-
-def price_rows(n: int, seed: int) -> list[dict[str, Any]]:
-    rng = random.Random(seed)
-    rows = []
-    for _ in range(n):
-        size = rng.randint(20, 150)
-        city = rng.choice(["paris", "lyon", "lille"])
-        price = 50 + 3.0 * size + (120 if city == "paris" else 0) + rng.gauss(0, 10)
-        rows.append({"size_m2": size, "city": city, "price": round(price, 1)})
     return rows
 
 

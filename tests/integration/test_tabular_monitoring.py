@@ -21,7 +21,7 @@ from aiweb.app import create_app
 from aiweb.config import Settings
 from aiweb.db.orm import SqlPrediction
 from aiweb.db.session import make_engine
-from tabular_helpers import run_job, to_csv, train_job, upload
+from tabular_helpers import price_rows, run_job, to_csv, train_job, upload
 
 COUNTRIES = ["FR", "DE", "US", "BR", "NG"]
 
@@ -224,25 +224,14 @@ def predict(client: TestClient, name: str, rows: list[dict[str, Any]]) -> list[d
     return answers
 
 
-def prices(n: int, seed: int) -> list[dict[str, Any]]:
-    rng = random.Random(seed)
-    rows = []
-    for _ in range(n):
-        size = rng.randint(20, 150)
-        city = rng.choice(["paris", "lyon", "lille"])
-        price = 50 + 3.0 * size + (120 if city == "paris" else 0) + rng.gauss(0, 10)
-        rows.append({"size_m2": size, "city": city, "price": round(price, 1)})
-    return rows
-
-
 def test_regression_feedback_is_a_value_and_gives_live_rmse(
     client: TestClient, admin_key: str
 ) -> None:
-    dataset_id = upload(client, to_csv(prices(400, 1)), "prices.csv")
+    dataset_id = upload(client, to_csv(price_rows(400, 1)), "prices.csv")
     train_job(
         client, task="tabular-regression", model="price", dataset_id=dataset_id, target="price"
     )
-    rows = prices(20, 2)
+    rows = price_rows(20, 2)
     answers = predict(client, "price", [{k: v for k, v in r.items() if k != "price"} for r in rows])
     for answer, row in zip(answers, rows, strict=True):
         r = client.post(f"/v1/predictions/{answer['id']}/feedback", json={"value": row["price"]})

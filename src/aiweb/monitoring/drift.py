@@ -21,7 +21,7 @@ unless ``AIWEB_LOG_INPUTS``). The live window is compared with the reference:
 
 A window with fewer than :data:`MIN_SAMPLES` predictions is reported but never flagged.
 
-**Binned features** (any task; a tabular model's columns): the task stores, under the
+**Binned features** (any task; e.g. each input column of a model): the task stores, under the
 reference's ``"binned_features"``, one profile per feature — :func:`numeric_profile`
 (decile bins of the present values, plus a ``missing`` bin) or
 :func:`categorical_profile` (the most frequent categories, ``other`` for the rest seen in
@@ -140,12 +140,18 @@ def build_reference(
     }
 
 
+def _psi(expected: Any, actual: Any) -> float:
+    """PSI = Σ (actual - expected) · ln(actual / expected) over bin shares, each floored
+    at 1e-4 (see the module docstring)."""
+    e = np.maximum(np.asarray(expected, dtype=np.float64), _FLOOR)
+    a = np.maximum(np.asarray(actual, dtype=np.float64), _FLOOR)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
 def psi(reference: dict[str, list[float]], live: Sequence[float]) -> float:
     """Population Stability Index of ``live`` values against a binned reference."""
     edges = np.asarray(reference["edges"], dtype=np.float64)
-    expected = np.maximum(np.asarray(reference["fractions"], dtype=np.float64), _FLOOR)
-    actual = np.maximum(_fractions(np.asarray(live, dtype=np.float64), edges), _FLOOR)
-    return float(np.sum((actual - expected) * np.log(actual / expected)))
+    return _psi(reference["fractions"], _fractions(np.asarray(live, dtype=np.float64), edges))
 
 
 def label_shift_p_value(reference: dict[str, float], live: Sequence[str]) -> float:
@@ -361,12 +367,7 @@ def compare_binned(name: str, profile: dict[str, Any], live: Sequence[int]) -> d
     """
     expected = np.asarray(profile["fractions"], dtype=np.float64)
     actual = np.asarray(bin_fractions(profile, live), dtype=np.float64)
-    score = float(
-        np.sum(
-            (np.maximum(actual, _FLOOR) - np.maximum(expected, _FLOOR))
-            * np.log(np.maximum(actual, _FLOOR) / np.maximum(expected, _FLOOR))
-        )
-    )
+    score = _psi(expected, actual)
     bins = list(profile["bins"])
     unseen = None
     if profile["kind"] == "categorical":

@@ -12,7 +12,7 @@ prediction as the truth:
   classes that occur as truth or prediction in the window (scikit-learn's
   ``f1_score(average="macro", zero_division=0)``).
 
-A model that predicts a number (regression) gets the true value instead,
+A model that predicts a number gets the true value instead,
 ``{"value": 129500.0}``, and its live performance is RMSE = sqrt(mean((y - ŷ)²)) and
 MAE = mean(|y - ŷ|) over the window (gauge ``aiweb_model_live_rmse``).
 

@@ -36,7 +36,7 @@ class FeedbackRequest(BaseModel):
     value: float | None = Field(
         None,
         allow_inf_nan=False,
-        description="The true value, for a model that predicts a number (regression).",
+        description="The true value, for a model that predicts a number.",
     )
     comment: str | None = Field(None, max_length=2000, description="Free text, kept as is.")
 
@@ -91,7 +91,7 @@ class DriftFeature(BaseModel):
     name: str = Field(
         ...,
         description="predicted_label, text_length, oov_rate, or a binned feature "
-        "(a tabular model's column, or prediction).",
+        "(an input column, or prediction: a predicted number).",
     )
     statistic: str = Field(..., description="psi, or chi-square p-value for predicted_label.")
     value: float

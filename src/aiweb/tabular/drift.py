@@ -29,7 +29,7 @@ from aiweb.monitoring.drift import (
     numeric_profile,
 )
 from aiweb.tabular.columns import is_missing
-from aiweb.tabular.model import FloatArray, TabularModel
+from aiweb.tabular.model import ANOMALY_LABELS, FloatArray, TabularModel
 
 __all__ = ["PREDICTION_FEATURE", "drift_reference", "row_bins"]
 
@@ -102,7 +102,7 @@ def drift_reference(
             else ["anomaly" if a["anomaly"] else "normal" for a in answers]
         )
         counts = Counter(labels)
-        classes = model.classes if model.problem == "classification" else ["anomaly", "normal"]
+        classes = model.classes if model.problem == "classification" else ANOMALY_LABELS
         reference["labels"] = {c: counts.get(c, 0) / max(1, n) for c in classes}
     reference.update(
         {

@@ -64,6 +64,9 @@ __all__ = [
 Problem = Literal["classification", "regression", "anomaly"]
 FloatArray = npt.NDArray[np.float64]
 
+ANOMALY_LABELS = ["anomaly", "normal"]
+"""The labels of an anomaly-detection version: its answers as logged, and its feedback."""
+
 #: Types a tabular artifact may hold beyond skops' trusted defaults: the trees of
 #: HistGradientBoosting (``TreePredictor``) and of IsolationForest (``Tree``), and the
 #: ``functools.partial(check_array, …)`` HistGradientBoosting keeps to validate inputs

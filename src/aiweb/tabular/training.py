@@ -30,7 +30,7 @@ from aiweb.registry.promotion import non_finite_as_null, non_finite_metrics
 from aiweb.registry.service import RegistryService
 from aiweb.tabular.columns import read_csv
 from aiweb.tabular.data import load_dataset
-from aiweb.tabular.model import ARTIFACT_FORMAT
+from aiweb.tabular.model import ANOMALY_LABELS, ARTIFACT_FORMAT
 from aiweb.tabular.schemas import (
     ALGORITHMS,
     ANOMALY,
@@ -386,7 +386,7 @@ def train_tabular(
         task,
         artifact=model.to_bytes(),
         artifact_format=ARTIFACT_FORMAT,
-        labels=list(model.classes) or (["anomaly", "normal"] if model.problem == "anomaly" else []),
+        labels=list(ANOMALY_LABELS if model.problem == "anomaly" else model.classes),
         signature=signature,
         lineage=lineage,
         evaluation=report,

@@ -162,9 +162,9 @@ async def get_drift(
     ] = "24h",
 ) -> dict[str, Any]:
     """Compare the model version's predictions of the last ``window`` with the reference
-    profile of its evaluation data: PSI of each profiled feature — a text model's text
-    length and out-of-vocabulary rate, a tabular model's columns (with the shares of
-    missing values and unseen categories) — drift above 0.2; chi-square test of the
+    profile of its evaluation data: PSI of each profiled feature — the text length and
+    out-of-vocabulary rate of text inputs, or each input column in bins (with the shares
+    of missing values and unseen categories) — drift above 0.2; chi-square test of the
     predicted-label distribution (drift when p < 0.01).
     Nothing is flagged below ``min_n`` predictions."""
     return await anyio.to_thread.run_sync(drift.drift, name, window)

@@ -1,6 +1,6 @@
 """predictions.drift_bins and .value, feedback.value and .predicted_value
 
-Binned drift features (a tabular model's columns: :mod:`aiweb.monitoring.drift`) log the
+Binned drift features (a model's input columns: :mod:`aiweb.monitoring.drift`) log the
 bin of each feature with each prediction, as JSON; a model that predicts a number logs
 it, and feedback on such a prediction is the true value (live RMSE and MAE).
 
