@@ -16,8 +16,10 @@ import sys
 import textwrap
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from helpers import open_registry
 from sqlalchemy import update
@@ -25,10 +27,11 @@ from sqlalchemy import update
 from aiweb.app import create_app
 from aiweb.config import Settings
 from aiweb.datasets.service import DatasetService
-from aiweb.db.orm import SqlJob
+from aiweb.db.orm import SqlJob, SqlModelVersion
 from aiweb.db.session import make_session_factory
+from aiweb.errors import ConflictError
 from aiweb.jobs.env import build_job_env
-from aiweb.jobs.litter import GRACE_S, sweep
+from aiweb.jobs.litter import GRACE_S, sweep, sweep_pending_versions
 from aiweb.jobs.scheduler import housekeeping
 
 OLD = time.time() - 2 * GRACE_S
@@ -129,6 +132,7 @@ def test_sweep_removes_exactly_the_litter(settings: Settings) -> None:
             "datasets": 1,
             "artifact_temps": 1,
             "job_scratch": 4,
+            "pending_versions": 0,
         }
         left = sorted(home.glob(".upload-*"))
         assert len(left) == 2  # the live upload's copy stays
@@ -174,6 +178,99 @@ def test_aiweb_serve_sweeps_at_start(settings: Settings, auth_headers: dict[str,
         assert not orphan.parent.exists()
         assert not scratch.exists()
         assert client.get("/livez").status_code == 200
+
+
+REGISTERER = textwrap.dedent(
+    """
+    import sys
+    from aiweb.config import Settings
+    from aiweb.registry.artifacts import LocalArtifactStore
+    from aiweb.registry.factory import build_registry
+
+    write = LocalArtifactStore.write_bytes
+
+    def write_then_hang(self, uri, data):  # the artifact lands, then the process dies
+        digest = write(self, uri, data)
+        print("READY", flush=True)
+        sys.stdin.readline()  # wait to be killed
+        return digest
+
+    LocalArtifactStore.write_bytes = write_then_hang
+    registry, _ = build_registry(Settings(home=sys.argv[1], database_url=sys.argv[2]))
+    registry.register_version(
+        "m", "text-classification", artifact=b"model bytes", artifact_format="skops",
+        labels=["a", "b"], signature={}, lineage={}, evaluation={},
+    )
+    """
+)
+
+
+def test_a_version_left_pending_by_a_killed_writer_is_failed(settings: Settings) -> None:
+    """A kill between the artifact write and ``ready`` leaves a pending version and its
+    file; the sweep fails it and removes the file once it is older than the grace, leaves
+    a young pending version alone, and a writer that comes back late is refused."""
+    registry, engine = open_registry(settings)
+    sessions = make_session_factory(engine)
+    root = settings.resolved_artifacts_dir
+    proc = subprocess.Popen(
+        [sys.executable, "-c", REGISTERER, str(settings.home), settings.resolved_database_url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "READY"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        dead = registry.get_version("m", 1)
+        assert dead.status == "pending"
+        assert (root / "models" / "m" / "1" / "model.skops").is_file()
+        young = registry.store.create_version(
+            "m", labels=["a", "b"], signature={}, lineage={}, evaluation={}, artifact_format="skops"
+        )
+        assert young.version == 2
+
+        # younger than the grace: a writer may still be at work
+        assert sweep_pending_versions(sessions, registry.artifacts) == 0
+        assert registry.get_version("m", 1).status == "pending"
+
+        with engine.begin() as conn:  # the killed writer's row is old now
+            conn.execute(
+                update(SqlModelVersion)
+                .where(SqlModelVersion.version == 1)
+                .values(created_at=dead.created_at - timedelta(seconds=2 * GRACE_S))
+            )
+        counts = sweep(settings, sessions, registry.artifacts)
+        assert counts["pending_versions"] == 1
+        assert registry.get_version("m", 1).status == "failed"
+        assert not (root / "models" / "m" / "1").exists()
+        assert registry.get_version("m", 2).status == "pending"
+        assert sweep(settings, sessions, registry.artifacts)["pending_versions"] == 0
+
+        # the writer of version 1 cannot come back and mark it ready without its file
+        with pytest.raises(ConflictError, match="no longer pending"):
+            registry.store.finish_version("m", 1, status="ready", artifact_uri="x")
+        registry.store.finish_version("m", 2, status="failed")  # a failed write still ends
+        assert registry.get_version("m", 2).status == "failed"
+        # a failed version's number is never given again
+        assert (
+            registry.register_version(
+                "m",
+                "text-classification",
+                artifact=b"ok",
+                artifact_format="skops",
+                labels=["a", "b"],
+                signature={},
+                lineage={},
+                evaluation={},
+            ).version
+            == 3
+        )
+    finally:
+        proc.kill()
+        proc.wait(10)
+        engine.dispose()
 
 
 class iter_bytes:  # a file-like object, as an upload hands it

@@ -14,7 +14,10 @@ A process killed at the wrong moment leaves:
   write (the rename never happened);
 - a job's scratch directory, ``<home>/tmp/jobs/<job id>/``, when the attempt using it
   died (the runner removes it when an attempt ends, and a new attempt of the same job on
-  the same host starts by removing it).
+  the same host starts by removing it);
+- a model version stuck ``pending`` (:meth:`aiweb.registry.RegistryService.register_version`
+  adds the row, writes the artifact, then marks it ``ready``), with whatever part of its
+  files ``models/<name>/<version>/`` was written, when it died between the two.
 
 :func:`sweep` removes exactly these, and never what a live process still uses:
 
@@ -31,13 +34,20 @@ A process killed at the wrong moment leaves:
 - a ``.tmp-*`` artifact goes only when unchanged for ``grace_s``;
 - a job's scratch directory goes only when its job finished for good (``succeeded``,
   ``failed``, ``cancelled``) or no longer exists (and it is older than ``grace_s``):
-  ``pending`` and ``running`` jobs keep theirs.
+  ``pending`` and ``running`` jobs keep theirs;
+- a ``pending`` model version is marked ``failed`` and its files removed only when it was
+  created more than ``grace_s`` ago (writing an artifact takes seconds); the mark is a
+  conditional update (``WHERE status = 'pending'``), so a writer that finished meanwhile
+  wins, and a writer that finishes later is refused
+  (:meth:`aiweb.registry.sql_store.SqlRegistryStore.finish_version`). Its version number
+  is never given again, as for a deleted version.
 
 ``aiweb serve`` sweeps in its lifespan before serving and an ``aiweb worker`` when it
 starts; the scheduler tick sweeps every ``retention.interval_s``. Pending datasets are
-rolled forward on every artifact store; everything else is removed from a local artifact
-store only (an object store's stray ``datasets/.pending-<id>/`` and ``datasets/<id>/``
-prefixes are left to its lifecycle rules).
+rolled forward and pending versions failed on every artifact store; everything else is
+removed from a local artifact store only (an object store's stray
+``datasets/.pending-<id>/`` and ``datasets/<id>/`` prefixes are left to its lifecycle
+rules).
 """
 
 from __future__ import annotations
@@ -49,14 +59,15 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from aiweb.config import Settings
 from aiweb.datasets.service import PENDING_PREFIX, publish
-from aiweb.db.orm import SqlDataset, SqlJob
+from aiweb.db.orm import SqlDataset, SqlJob, SqlModelVersion, SqlRegisteredModel
 from aiweb.registry.artifacts import ArtifactStore, FsspecArtifactStore, LocalArtifactStore
 
 try:  # POSIX; elsewhere the age alone tells litter from a live upload
@@ -280,6 +291,48 @@ def sweep_job_scratch(
     return removed
 
 
+def sweep_pending_versions(
+    sessions: sessionmaker[Session],
+    artifacts: ArtifactStore,
+    *,
+    grace_s: float = GRACE_S,
+    now: float | None = None,
+) -> int:
+    """Mark ``failed`` the model versions left ``pending`` for over ``grace_s`` seconds
+    (their writer died between adding the row and marking it ``ready``) and remove the
+    files written for them, ``models/<name>/<version>/``; any artifact store.
+
+    Returns:
+        How many versions were marked ``failed``.
+    """
+    now = time.time() if now is None else now
+    cutoff = datetime.fromtimestamp(now, UTC) - timedelta(seconds=grace_s)
+    with sessions() as s:
+        stuck = s.execute(
+            select(SqlModelVersion.id, SqlRegisteredModel.name, SqlModelVersion.version)
+            .join(SqlRegisteredModel, SqlRegisteredModel.id == SqlModelVersion.model_id)
+            .where(SqlModelVersion.status == "pending", SqlModelVersion.created_at < cutoff)
+        ).all()
+    failed = 0
+    for row_id, name, version in stuck:
+        with sessions.begin() as s:
+            result = s.execute(
+                update(SqlModelVersion)
+                .where(SqlModelVersion.id == row_id, SqlModelVersion.status == "pending")
+                .values(status="failed")
+                .execution_options(synchronize_session=False)
+            )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            continue  # its writer finished meanwhile
+        failed += 1
+        log.warning("model %s version %s was left pending by a dead writer: failed", name, version)
+        try:
+            artifacts.delete_tree(f"models/{name}/{version}")
+        except Exception:
+            log.warning("could not remove the files of %s version %s", name, version, exc_info=True)
+    return failed
+
+
 def sweep(
     settings: Settings,
     sessions: sessionmaker[Session],
@@ -295,7 +348,8 @@ def sweep(
 
     Returns:
         ``{"uploads", "pending_datasets", "datasets", "artifact_temps", "job_scratch"}``:
-        what was removed, and ``"rolled_forward"``: how many pending datasets were moved
+        what was removed, ``"pending_versions"``: how many versions were marked
+        ``failed``, and ``"rolled_forward"``: how many pending datasets were moved
         into place.
     """
     counts = dict.fromkeys(
@@ -306,6 +360,7 @@ def sweep(
             "datasets",
             "artifact_temps",
             "job_scratch",
+            "pending_versions",
         ),
         0,
     )
@@ -322,6 +377,9 @@ def sweep(
         "datasets": lambda: sweep_datasets(sessions, artifacts, grace_s=grace_s, now=now),
         "artifact_temps": lambda: sweep_artifact_temps(artifacts, grace_s=grace_s, now=now),
         "job_scratch": lambda: sweep_job_scratch(sessions, settings.home, grace_s=grace_s, now=now),
+        "pending_versions": lambda: sweep_pending_versions(
+            sessions, artifacts, grace_s=grace_s, now=now
+        ),
     }
     for kind, step in steps.items():
         try:

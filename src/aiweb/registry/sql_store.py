@@ -303,6 +303,13 @@ class SqlRegistryStore:
         with transaction(self._sessions) as session:
             model = self._model_row(session, name)
             row = self._version_row(session, model, version)
+            if status == "ready" and row.status != "pending":
+                # the crash-litter sweep failed it (and removed its files) as left by a
+                # dead writer: it can no longer become ready
+                raise ConflictError(
+                    f"model {name!r} version {version} is {row.status}, no longer pending: "
+                    "its artifact took longer to write than the crash-litter grace period"
+                )
             row.status = status
             if artifact_uri is not None:
                 row.artifact_uri = artifact_uri

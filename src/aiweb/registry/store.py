@@ -49,7 +49,12 @@ class RegistryStore(Protocol):
         artifact_uri: str | None = None,
         artifact_sha256: str | None = None,
     ) -> ModelVersion:
-        """Set a version's status and artifact once its artifact is written (or failed)."""
+        """Set a version's status and artifact once its artifact is written (or failed).
+
+        Raises:
+            ConflictError: ``ready`` for a version that is no longer ``pending`` (the
+                crash-litter sweep failed it, :mod:`aiweb.jobs.litter`).
+        """
         ...
 
     def update_evaluation(self, name: str, version: int, values: dict[str, Any]) -> ModelVersion:
