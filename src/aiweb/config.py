@@ -491,6 +491,14 @@ class GrpcSettings(BaseModel):
     grace_s: float = Field(
         5.0, ge=0, le=300, description="Seconds open calls get when the server stops."
     )
+    batch_wait_ms: float = Field(
+        2.0,
+        ge=0,
+        le=1000,
+        description="How long a micro-batch holding a gRPC call waits for more under load "
+        "(grpc.aio accepts one call per event-loop turn, so calls reach the batcher one at "
+        "a time; serving.max_wait_ms is the wait of the other requests).",
+    )
 
 
 class Settings(BaseSettings):

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 
 from aiweb.errors import QueueFullError
-from aiweb.serving.batching import MicroBatcher
+from aiweb.serving.batching import BATCH_WAIT_S, MicroBatcher
 
 
 class Recorder:
@@ -104,3 +105,81 @@ def test_a_lone_request_is_not_delayed_by_max_wait() -> None:
 
     # generous bound: only checks the 500 ms wait is not applied to a request alone
     assert asyncio.run(main()) < 0.4
+
+
+def _held_then_trickled(model: Recorder, batcher: MicroBatcher[int, Any]) -> Any:
+    """Requests 1 and 2 queue while request 0 runs; 3, 4 and 5 come 50 ms after the
+    batch of 1 and 2 was formed (as gRPC calls reach the batcher, one by one)."""
+
+    async def main() -> None:
+        model.gate.clear()
+        first = asyncio.ensure_future(batcher.submit([0]))
+        await asyncio.sleep(0.05)  # request 0 is in the model call, held
+        queued = [asyncio.ensure_future(batcher.submit([i])) for i in (1, 2)]
+        await asyncio.sleep(0.01)
+        model.gate.set()
+        await asyncio.sleep(0.05)
+        late = [asyncio.ensure_future(batcher.submit([i])) for i in (3, 4, 5)]
+        await asyncio.gather(first, *queued, *late)
+        await batcher.aclose()
+
+    return main()
+
+
+def test_batch_wait_of_the_requests_context_fills_the_batch() -> None:
+    """A request submitted with BATCH_WAIT_S makes its batch wait that long for more,
+    beyond the batcher's max_wait_ms; without it the batch runs at once."""
+    plain = Recorder()
+    asyncio.run(_held_then_trickled(plain, MicroBatcher(plain, max_wait_ms=0)))
+    assert plain.batches == [[0], [1, 2], [3, 4, 5]]
+
+    hinted = Recorder()
+    token = BATCH_WAIT_S.set(1.0)  # the tasks made in main() copy this context
+    try:
+        asyncio.run(_held_then_trickled(hinted, MicroBatcher(hinted, max_wait_ms=0)))
+    finally:
+        BATCH_WAIT_S.reset(token)
+    assert hinted.batches == [[0], [1, 2, 3, 4, 5]]
+
+
+def test_fruitless_waits_are_skipped_ever_longer() -> None:
+    """Two clients that each wait for their answer: every batch holds both, so a wait
+    for more gathers nothing. After each fruitless wait the next 1, 2, 4 … batches skip
+    theirs."""
+    model = Recorder()
+    batcher = MicroBatcher(model, max_batch_size=64, max_wait_ms=20)
+
+    async def closed_loop(rounds: int) -> None:
+        for r in range(rounds):
+            await asyncio.gather(batcher.submit([2 * r]), batcher.submit([2 * r + 1]))
+
+    async def main() -> None:
+        await closed_loop(40)
+        # waited at rounds 0, 2, 5, 10, 19 and 36; skipped the 34 others
+        assert (batcher.waits, batcher.skipped_waits) == (6, 34)
+        assert all(len(b) == 2 for b in model.batches)
+        await batcher.aclose()
+
+    asyncio.run(main())
+
+
+def test_a_wait_that_gathers_a_request_ends_the_back_off() -> None:
+    model = Recorder()
+    batcher = MicroBatcher(model, max_batch_size=64, max_wait_ms=300)
+
+    async def pair() -> None:
+        await asyncio.gather(batcher.submit([1]), batcher.submit([2]))
+
+    async def main() -> None:
+        await pair()  # a fruitless wait: the next batch skips its wait
+        await pair()
+        assert (batcher.waits, batcher.skipped_waits) == (1, 1)
+        both = asyncio.ensure_future(pair())
+        await asyncio.sleep(0.05)  # a third client comes while the pair's batch waits
+        await asyncio.gather(both, batcher.submit([3]))
+        assert model.batches[-1] == [1, 2, 3]
+        await pair()  # no skip after a wait that paid off
+        assert (batcher.waits, batcher.skipped_waits) == (3, 1)
+        await batcher.aclose()
+
+    asyncio.run(main())

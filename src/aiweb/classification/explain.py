@@ -69,16 +69,14 @@ import numpy as np
 import numpy.typing as npt
 import sklearn
 from scipy import sparse
-from scipy.special import expit
 from sklearn.feature_extraction.text import CountVectorizer, HashingVectorizer, TfidfTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import normalize
 from sklearn.utils import murmurhash3_32
-from sklearn.utils.extmath import softmax
 
 from aiweb.classification.embedding_features import EmbeddingTextClassifier
 from aiweb.classification.loader import LoadedModel, ModelLoader
-from aiweb.classification.model import TextClassifier, _unrolled
+from aiweb.classification.model import TextClassifier, _unrolled, linear_proba
 from aiweb.classification.onnx_export import DualRuntime
 from aiweb.classification.rejection import Rejection, decide
 from aiweb.classification.schemas import MAX_EXPLAIN_INPUTS, ExplainRequest
@@ -406,17 +404,10 @@ class LinearTextExplainer:
 
     def proba(self, x: sparse.csr_matrix) -> npt.NDArray[np.float64]:
         """``(n, n_classes)`` probabilities of feature rows: the classifier's
-        ``predict_proba``, the same operations in the same dtype (the coefficients' and
-        features' float32 for aiweb's models) without its input checks (~0.1 ms a call):
-        ``x @ coef_.T + intercept_``, then the logistic function of the one column
-        (``[1 - p, p]``) for a binary model, the softmax for a multi-class one; float64 at
-        the end. The tests hold them equal, to the bit, to the pipeline's
-        ``predict_proba``."""
-        d = np.asarray(x @ self.clf.coef_.T + self.clf.intercept_)
-        if len(self.clf.classes_) <= 2:
-            p = expit(d[:, 0])
-            return np.asarray(np.stack([1 - p, p], axis=1), dtype=np.float64)
-        return np.asarray(softmax(d, copy=False), dtype=np.float64)
+        ``predict_proba`` without its input checks
+        (:func:`aiweb.classification.model.linear_proba`). The tests hold them equal, to
+        the bit, to the pipeline's ``predict_proba``."""
+        return linear_proba(self.clf, x)
 
     def analyze(self, block: _Block, text: str, word_of: npt.NDArray[np.int64]) -> list[str]:
         """The n-grams of ``text`` as ``block``'s vectorizer makes them (for tests: the

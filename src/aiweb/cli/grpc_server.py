@@ -49,6 +49,7 @@ from grpc_reflection.v1alpha import reflection
 from aiweb import __version__
 from aiweb.errors import AiwebError
 from aiweb.security.auth import authorize, request_token
+from aiweb.serving.batching import BATCH_WAIT_S
 from aiweb.serving.oip import OipError, infer_response, parse_infer_request
 from aiweb.serving.oip_grpc import grpc_predict_v2_pb2 as pb
 
@@ -251,10 +252,13 @@ class GrpcInferenceService:
     Args:
         state: ``app.state`` once the lifespan has started (``oip``, ``readiness``,
             ``settings``, ``keys``, ``rate_limiter``).
+        batch_wait_ms: how long a micro-batch holding a ``ModelInfer`` call waits for
+            more (``GrpcSettings.batch_wait_ms``).
     """
 
-    def __init__(self, state: Any) -> None:
+    def __init__(self, state: Any, batch_wait_ms: float = 2.0) -> None:
         self.state = state
+        self.batch_wait_s = batch_wait_ms / 1000.0
 
     @property
     def oip(self) -> OipService:
@@ -322,12 +326,19 @@ class GrpcInferenceService:
         self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ModelInferResponse:
         """Inference as ``POST /v2/models/{name}/infer`` (scope ``predict``, its rate
-        limit, micro-batching and prediction log)."""
+        limit, micro-batching and prediction log). Its micro-batch waits up to
+        ``AIWEB_GRPC__BATCH_WAIT_MS`` for more calls under load
+        (:data:`aiweb.serving.batching.BATCH_WAIT_S`)."""
         await self._authorize(context)
         ref = self.oip.ref(request.model_name, request.model_version or None)
         adapter = await self.oip.adapter(ref)  # an unknown model is NOT_FOUND first
         parsed = parse_infer_request(request_body(request))
-        answer = await self.oip.run(ref, parsed, adapter)
+        # calls reach the micro-batcher one at a time: let their batches wait for more
+        wait = BATCH_WAIT_S.set(self.batch_wait_s)
+        try:
+            answer = await self.oip.run(ref, parsed, adapter)
+        finally:
+            BATCH_WAIT_S.reset(wait)
         raw = bool(request.raw_input_contents)
         return infer_message(infer_response(parsed, answer), raw=raw)
 
@@ -394,7 +405,8 @@ async def start(state: Any, host: str, settings: GrpcSettings) -> grpc.aio.Serve
         ("grpc.so_reuseport", 1),
     ]
     server = grpc.aio.server(options=options)
-    server.add_generic_rpc_handlers((generic_handler(GrpcInferenceService(state)),))
+    service = GrpcInferenceService(state, settings.batch_wait_ms)
+    server.add_generic_rpc_handlers((generic_handler(service),))
     checker = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
     reflection.enable_server_reflection(

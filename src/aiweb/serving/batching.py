@@ -5,7 +5,16 @@ inputs; a single consumer task takes the first waiting request, then every reque
 already queued (up to ``max_batch_size`` inputs), and runs them as one call in a
 worker thread, so the event loop never blocks. Under no load a request runs alone at
 once (no added latency); under load batches grow by themselves. When more than one
-request was waiting, the consumer also waits up to ``max_wait_ms`` for stragglers.
+request was waiting, the consumer also waits up to ``max_wait_ms`` for stragglers; a
+wait that gathered nothing (every caller was already in the batch, as with a few
+clients that each wait for their answer) makes the next waits be skipped, for 1, 2, 4 …
+up to 64 batches, so that a few clients do not pay it on every call.
+
+A caller whose requests reach the batcher one at a time, however many are in flight (a
+``grpc.aio`` server accepts one call per turn of the event loop), sets
+:data:`BATCH_WAIT_S` for its requests: a batch holding one of them waits that long for
+more, so the batch fills as it would from one socket read of many requests.
+
 The queue is bounded: a full queue raises :class:`~aiweb.errors.QueueFullError` (503
 with ``Retry-After``) instead of letting latency grow without bound.
 """
@@ -16,6 +25,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -24,6 +34,14 @@ import anyio.to_thread
 from aiweb.errors import QueueFullError
 
 T = TypeVar("T")
+
+BATCH_WAIT_S: ContextVar[float | None] = ContextVar("aiweb_batch_wait_s", default=None)
+"""How long (seconds) a batch holding a request submitted in this context may wait for
+more requests, instead of the batcher's ``max_wait_ms`` (the longer of the two is
+taken). ``None``: the batcher's own."""
+
+#: most batches whose wait is skipped after waits that gathered nothing
+MAX_SKIPPED_WAITS = 64
 
 
 class SupportsSlice(Protocol):
@@ -42,6 +60,7 @@ BatchFn = Callable[[list[T]], R]
 class _Pending(Generic[T, R]):
     items: list[T]
     future: asyncio.Future[R]
+    wait_s: float | None = None
     enqueued: float = field(default_factory=time.perf_counter)
 
 
@@ -55,6 +74,10 @@ class MicroBatcher(Generic[T, R]):
         max_wait_ms: extra wait for more requests once a batch is forming under load.
         max_queue: most requests waiting; beyond it :meth:`submit` raises.
         on_batch: optional hook called with ``(batch_size, seconds)`` after each call.
+
+    Attributes:
+        waits: how many batches waited for more requests.
+        skipped_waits: how many batches skipped their wait after fruitless ones.
     """
 
     def __init__(
@@ -74,6 +97,10 @@ class MicroBatcher(Generic[T, R]):
         self._queue: asyncio.Queue[_Pending[T, R]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self.waits = 0
+        self.skipped_waits = 0
+        self._skip = 0  # batches left whose wait is skipped
+        self._backoff = 0  # how many were skipped after the last fruitless wait
 
     def _ensure_started(self) -> asyncio.Queue[_Pending[T, R]]:
         if self._queue is None or self._task is None or self._task.done():
@@ -95,7 +122,7 @@ class MicroBatcher(Generic[T, R]):
         queue = self._ensure_started()
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         try:
-            queue.put_nowait(_Pending(list(items), future))
+            queue.put_nowait(_Pending(list(items), future, BATCH_WAIT_S.get()))
         except asyncio.QueueFull:
             raise QueueFullError(
                 f"{self.max_queue} requests are already waiting for this model; retry shortly",
@@ -114,19 +141,43 @@ class MicroBatcher(Generic[T, R]):
                 nxt = queue.get_nowait()
                 batch.append(nxt)
                 size += len(nxt.items)
-            if len(batch) > 1 and self.max_wait_s > 0 and size < self.max_batch_size:
-                deadline = time.perf_counter() + self.max_wait_s
-                while size < self.max_batch_size:
-                    timeout = deadline - time.perf_counter()
-                    if timeout <= 0:
-                        break
-                    try:
-                        nxt = await asyncio.wait_for(queue.get(), timeout)
-                    except TimeoutError:
-                        break
-                    batch.append(nxt)
-                    size += len(nxt.items)
+            if len(batch) > 1 and size < self.max_batch_size:
+                size = await self._wait_for_more(queue, batch, size)
             await self._execute(batch)
+
+    async def _wait_for_more(
+        self, queue: asyncio.Queue[_Pending[T, R]], batch: list[_Pending[T, R]], size: int
+    ) -> int:
+        """Add requests that arrive within the batch's wait (the longest of
+        ``max_wait_ms`` and its requests' :data:`BATCH_WAIT_S`) to ``batch``, up to
+        ``max_batch_size`` inputs; skip the wait after fruitless ones (module docs).
+        Returns the batch's size."""
+        wait_s = max([self.max_wait_s, *(p.wait_s for p in batch if p.wait_s is not None)])
+        if wait_s <= 0:
+            return size
+        if self._skip > 0:
+            self._skip -= 1
+            self.skipped_waits += 1
+            return size
+        self.waits += 1
+        before = len(batch)
+        deadline = time.perf_counter() + wait_s
+        while size < self.max_batch_size:
+            timeout = deadline - time.perf_counter()
+            if timeout <= 0:
+                break
+            try:
+                nxt = await asyncio.wait_for(queue.get(), timeout)
+            except TimeoutError:
+                break
+            batch.append(nxt)
+            size += len(nxt.items)
+        if len(batch) == before:  # nobody came: the callers were all in the batch
+            self._backoff = min(max(1, 2 * self._backoff), MAX_SKIPPED_WAITS)
+            self._skip = self._backoff
+        else:
+            self._backoff = 0
+        return size
 
     async def _execute(self, batch: list[_Pending[T, R]]) -> None:
         live = [p for p in batch if not p.future.done()]  # skip callers that gave up
