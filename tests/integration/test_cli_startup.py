@@ -13,10 +13,12 @@ from pathlib import Path
 
 from aiweb.config import Settings
 
-#: Libraries that take 0.1-10 s to import and that neither `--help` nor `models list` uses.
+#: Libraries that take 0.04-10 s to import and that neither `--help` nor `models list` uses
+#: (httpx, for webhook deliveries, brings its command line with rich and pygments: 40 ms).
 HEAVY = (
     "celery",
     "fastapi",
+    "httpx",
     "implicit",
     "numpy",
     "onnxruntime",

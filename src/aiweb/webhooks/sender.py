@@ -11,8 +11,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import httpx
-
 #: the most characters of an error kept on a delivery row
 MAX_ERROR = 500
 
@@ -29,6 +27,10 @@ class PostResult:
 
 def post_once(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> PostResult:
     """POST ``body`` (JSON) to ``url`` once; never raises for a network error."""
+    # imported here: httpx (with its command line, rich and pygments) costs ~40 ms, and
+    # every command that opens the registry imports this module (issue #19's start-up)
+    import httpx
+
     try:
         resp = httpx.post(
             url,
