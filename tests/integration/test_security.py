@@ -126,6 +126,24 @@ def test_keys_api_create_list_revoke_and_audit(settings: Settings, keys: dict[st
             c.post("/v1/keys", json={"name": "webshop", "scopes": ["predict"]}).status_code == 409
         )
         assert c.post("/v1/keys", json={"name": "x", "scopes": ["root"]}).status_code == 422
+        # the longest lifetime (100 years) is in the schema's pattern, so a schema-valid
+        # body is never refused for it (found by schemathesis: "143324d")
+        pattern = c.get("/openapi.json").json()["components"]["schemas"]["KeyCreate"]
+        pattern = pattern["properties"]["expires_in"]["anyOf"][0]["pattern"]
+        for lifetime, fits in (
+            ("36525d", True),
+            ("36526d", False),
+            ("876600h", True),
+            ("876601h", False),
+            ("5217w", True),
+            ("5218w", False),
+            ("999999m", True),
+            ("143324d", False),
+            ("0000001d", False),
+        ):
+            assert bool(re.fullmatch(pattern, lifetime)) == fits, lifetime
+            body = {"name": f"life-{lifetime}", "scopes": ["predict"], "expires_in": lifetime}
+            assert c.post("/v1/keys", json=body).status_code == (201 if fits else 422), lifetime
         assert c.delete("/v1/keys/webshop").json()["state"] == "revoked"
         assert c.delete("/v1/keys/nobody").status_code == 404
         after = c.post("/v1/models/sentiment/predict", json={"inputs": ["x"]}, headers=use)

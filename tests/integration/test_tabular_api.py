@@ -303,6 +303,16 @@ def test_train_job_checks_at_submit(client: TestClient) -> None:
         ("anomaly-detection", {**uploaded, "params": {"contamination": 0.9}}),
         ("tabular-classification", {"dataset": "german_credit", "target": "nope"}),
         ("tabular-classification", {"dataset": "german_credit", "drop": ["nope"]}),
+        # params' time_column is overridden by the body's, and must still be a column
+        # (found by schemathesis: the schema says so)
+        (
+            "anomaly-detection",
+            {"dataset": "adult", "time_column": "age", "params": {"time_column": "{"}},
+        ),
+        (
+            "tabular-classification",
+            {**uploaded, "target": "fraud", "time_column": "hour", "params": {"time_column": 5}},
+        ),
         ("anomaly-detection", {"dataset": "wine_quality", "target": "nope"}),
         ("tabular-classification", {"dataset": "iris"}),
         ("tabular-classification", {"dataset": "german_credit", "dataset_id": dataset_id}),

@@ -40,6 +40,42 @@ KEY_PATTERN = re.compile(r"^aiw_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 _DURATION = re.compile(r"^(\d{1,6})([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
+#: Longest key lifetime ``expires_in`` may ask for (100 years).
+MAX_KEY_LIFETIME = timedelta(days=36_525)
+
+
+def _at_most(bound: int, digits: int) -> str:
+    """A regex of the ``digits``-digit strings (leading zeros allowed) whose value is at
+    most ``bound``."""
+    if bound >= 10**digits - 1:
+        return f"[0-9]{{{digits}}}"
+    top = str(bound).zfill(digits)
+    parts = [
+        top[:i]
+        + (f"[0-{int(d) - 1}]" if d != "1" else "0")
+        + (f"[0-9]{{{digits - i - 1}}}" if digits - i - 1 else "")
+        for i, d in enumerate(top)
+        if d != "0"
+    ]
+    return "|".join([*parts, top])
+
+
+def _duration_pattern(longest: timedelta) -> str:
+    """The JSON Schema pattern of the durations :func:`parse_duration` reads that are at
+    most ``longest``: 1 to 6 digits and a unit, each unit's number bounded."""
+    seconds = int(longest.total_seconds())
+    units = []
+    for unit, size in _UNITS.items():
+        bound = seconds // size
+        alternatives = "|".join(_at_most(bound, n) for n in range(1, 7))
+        units.append(f"(?:{alternatives}){unit}")
+    return "^(?:" + "|".join(units) + ")$"
+
+
+#: The pattern of ``expires_in`` in the API's schema: what :func:`parse_duration` reads, at
+#: most :data:`MAX_KEY_LIFETIME` (so the schema states the limit the route holds it to).
+KEY_LIFETIME_PATTERN = _duration_pattern(MAX_KEY_LIFETIME)
+
 
 def parse_duration(text: str) -> timedelta:
     """``90d``, ``12h``, ``30m``, ``2w``, ``45s`` as a :class:`~datetime.timedelta`.

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from aiweb.names import NAME_REGEX
-from aiweb.security.keys import ApiKey
+from aiweb.security.keys import KEY_LIFETIME_PATTERN, ApiKey
 
 
 class KeyCreate(BaseModel):
@@ -26,8 +26,9 @@ class KeyCreate(BaseModel):
     expires_in: str | None = Field(
         None,
         max_length=16,
-        pattern=r"^[0-9]{1,6}[smhdw]$",
-        description="Lifetime such as `90d`, `12h`; none = never.",
+        pattern=KEY_LIFETIME_PATTERN,
+        description="Lifetime such as `90d`, `12h` (1 to 6 digits and s, m, h, d or w; at "
+        "most 100 years: 36525d, 876600h, 5217w); none = never.",
     )
 
 

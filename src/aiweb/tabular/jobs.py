@@ -72,6 +72,12 @@ def check_train(ctx: CheckContext, spec: Any) -> dict[str, Any]:
         needed[f"drop[{i}]"] = column
     if params.time_column is not None:
         needed["time_column"] = params.time_column
+    overridden = spec.params.get("time_column")
+    if spec.time_column is not None and overridden is not None:
+        # the body's time_column wins over params' one, which must still be a column
+        if not isinstance(overridden, str):
+            raise InvalidInputError("params.time_column must be a column name or null")
+        needed["params.time_column"] = overridden
     if params.label_column is not None:
         needed["label_column"] = params.label_column
     for j, column in enumerate(params.column_types):

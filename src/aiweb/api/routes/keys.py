@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 import anyio.to_thread
@@ -13,13 +12,10 @@ from aiweb.api.problems import request_id
 from aiweb.errors import InvalidInputError
 from aiweb.names import NAME_REGEX
 from aiweb.security.auth import actor, scoped
-from aiweb.security.keys import parse_duration
+from aiweb.security.keys import MAX_KEY_LIFETIME, parse_duration
 from aiweb.security.schemas import AuditEventOut, AuditPage, KeyCreate, KeyCreated, KeyList, KeyOut
 
 router = APIRouter(prefix="/v1", tags=["security"])
-
-#: Longest key lifetime ``expires_in`` may ask for (100 years).
-MAX_KEY_LIFETIME = timedelta(days=36_525)
 
 
 @router.get("/keys", **scoped("admin"))
