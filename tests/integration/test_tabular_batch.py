@@ -238,12 +238,12 @@ def test_bad_bodies_are_refused_at_submit(client: TestClient) -> None:
         # the model is of another tabular task: the body names the right one
         (
             {**base, "task": "tabular-regression"},
-            422,
+            409,
             "needs a ready 'tabular-regression' model (send \\\"task\\\": "
             '\\"tabular-classification\\")',
         ),
         # no task: text classification's batch prediction, as before
-        (base, 422, "needs a ready text-classification model"),
+        (base, 409, "needs a ready text-classification model"),
         ({**base, "task": "translation"}, 422, "batch_predict_task"),
         ({**base, "task": "tabular-classification", "text_column": "x"}, 422, "text_column"),
         ({**base, "task": "tabular-classification", "model": "ghost"}, 404, "ghost"),

@@ -28,7 +28,7 @@ from aiweb.classification.schemas import (
 from aiweb.classification.trainer import parse_params
 from aiweb.classification.training import TASK, TrainingData, train_text_classification
 from aiweb.datasets.tables import iter_table
-from aiweb.errors import InvalidInputError, NotFoundError
+from aiweb.errors import ConflictError, InvalidInputError, NotFoundError
 from aiweb.jobs.context import JobContext
 from aiweb.jobs.env import JobEnv
 from aiweb.jobs.types import CheckContext, JobType
@@ -95,8 +95,8 @@ def check_batch_predict(ctx: CheckContext, spec: BatchPredictJobSpec) -> dict[st
     (an alias moved while the job waits does not change what it scores with).
 
     Raises:
-        InvalidInputError: a malformed reference, a model that is not a ready text
-            classifier, an unknown dataset or column (422).
+        InvalidInputError: a malformed reference, an unknown dataset or column (422).
+        ConflictError: the model is not a ready text classifier (409).
         ModelNotFound, AliasNotFound, ModelVersionNotFound: the model (404).
     """
     try:
@@ -105,7 +105,7 @@ def check_batch_predict(ctx: CheckContext, spec: BatchPredictJobSpec) -> dict[st
         raise InvalidInputError(str(exc)) from None
     version = ctx.registry.resolve(ref)
     if version.task != TASK or version.status != "ready":
-        raise InvalidInputError(
+        raise ConflictError(  # the model's state, not the body's shape: 409
             f"{version.name}:{version.version} is a {version.task!r} model with status "
             f"{version.status!r}; batch prediction needs a ready text-classification model"
         )

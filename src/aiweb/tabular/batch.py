@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from aiweb.datasets.service import Dataset
 from aiweb.datasets.tables import iter_table
-from aiweb.errors import DataFormatError, InvalidInputError, InvalidRowError
+from aiweb.errors import ConflictError, DataFormatError, InvalidInputError, InvalidRowError
 from aiweb.jobs.context import JobContext
 from aiweb.jobs.env import JobEnv
 from aiweb.jobs.types import CheckContext
@@ -131,9 +131,9 @@ def check_batch_predict(ctx: CheckContext, spec: Any) -> dict[str, Any]:
     what it scores with).
 
     Raises:
-        InvalidInputError: a malformed reference; a model that is not a ready model of
-            the body's ``task``; a dataset that has none of the model's input columns
-            (422).
+        InvalidInputError: a malformed reference; a dataset that has none of the
+            model's input columns (422).
+        ConflictError: the model is not a ready model of the body's ``task`` (409).
         ModelNotFound, AliasNotFound, ModelVersionNotFound: the model (404).
         DatasetNotFound: the dataset (404).
     """
@@ -145,7 +145,9 @@ def check_batch_predict(ctx: CheckContext, spec: Any) -> dict[str, Any]:
         raise InvalidInputError(str(exc)) from None
     version = ctx.registry.resolve(ref)
     if version.task != task or version.status != "ready":
-        raise InvalidInputError(
+        # the model exists but is not one this job can use: its state, not the body's
+        # shape, decides, so 409 (another request may have made it of another task)
+        raise ConflictError(
             f"{version.name}:{version.version} is a {version.task!r} model with status "
             f"{version.status!r}; this batch prediction needs a ready {task!r} model"
             + (f' (send "task": "{version.task}")' if version.task in BATCH_SPECS else "")
