@@ -25,6 +25,7 @@ __all__ = [
     "names",
     "recommendations",
     "registry",
+    "rollout",
     "search",
     "security",
     "serving",

@@ -49,6 +49,8 @@ from aiweb.monitoring.logs import init_sentry
 from aiweb.monitoring.metrics import JobsCollector, observe_batch, worker_exited
 from aiweb.monitoring.prediction_log import PredictionLogger
 from aiweb.registry.factory import build_registry
+from aiweb.rollout.router import RolloutRouter
+from aiweb.rollout.service import RolloutService
 from aiweb.security.keys import KeyService
 from aiweb.security.ratelimit import RateLimiter
 from aiweb.security.secrets import resolve_secret_key
@@ -131,6 +133,15 @@ def create_app(
         app.state.webhooks = WebhookService(sessions, settings.webhooks)
         alerts = AlertSender(sessions, settings.alert_webhook_url, settings.alerts)
         app.state.drift = DriftService(sessions, registry, alerts=alerts)
+        app.state.rollouts = RolloutService(
+            sessions,
+            registry,
+            settings.rollout,
+            alert_url=settings.alert_webhook_url,
+            alerts=settings.alerts,
+        )
+        rollout_router = RolloutRouter(app.state.rollouts, settings.rollout)
+        app.state.rollout_router = rollout_router
         cache = make_prediction_cache(settings.cache, settings.redis_url)
         job_env = env_from(settings, registry, engine, owns_engine=False)
         # what a killed process left (upload scratch copies, dataset files with no row,
@@ -184,9 +195,15 @@ def create_app(
         tune_after_load(settings.serving, collect=True)
         if runner is not None:
             await asyncio.to_thread(runner.start)
+        rollout_refresher = asyncio.create_task(rollout_router.run(registry.alias_moved))
         try:
             yield
         finally:
+            rollout_refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await rollout_refresher
+            await rollout_router.close()
+            app.state.rollouts.close()
             if runner is not None:
                 await asyncio.to_thread(runner.stop)
             for runtime in reversed(runtimes):

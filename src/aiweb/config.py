@@ -501,6 +501,32 @@ class GrpcSettings(BaseModel):
     )
 
 
+class RolloutSettings(BaseModel):
+    """Shadow, canary and A/B rollouts (``AIWEB_ROLLOUT__*``; :mod:`aiweb.rollout`)."""
+
+    refresh_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="How often a serving process reads the running rollouts and adds its "
+        "request and error counts to them (a change is seen by every process within "
+        "twice this).",
+    )
+    shadow_queue: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="Shadow and doubly-scored requests waiting to be scored, per process; "
+        "beyond it they are dropped and counted (aiweb_rollout_shadow_dropped_total).",
+    )
+    latency_samples: int = Field(
+        20_000,
+        ge=100,
+        le=1_000_000,
+        description="Most recent logged predictions of each version the latency gate reads.",
+    )
+
+
 class Settings(BaseSettings):
     """All of aiweb's settings. Every field is an ``AIWEB_<NAME>`` environment variable."""
 
@@ -574,6 +600,7 @@ class Settings(BaseSettings):
     search: SearchSettings = Field(default_factory=SearchSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    rollout: RolloutSettings = Field(default_factory=RolloutSettings)
 
     @field_validator("home", "artifacts_dir", "data_home", mode="after")
     @classmethod

@@ -19,7 +19,8 @@ Services raise these; one handler turns any of them into an RFC 9457
     │   ├── UserNotFound
     │   ├── ItemNotFound
     │   ├── CollectionNotFound
-    │   └── DocumentNotFound
+    │   ├── DocumentNotFound
+    │   └── RolloutNotFound
     ├── UnauthorizedError (401, with WWW-Authenticate)
     ├── ForbiddenError (403)
     ├── ConflictError (409)
@@ -149,6 +150,13 @@ class DocumentNotFound(NotFoundError):
 
     slug = "document-not-found"
     title = "Document not found"
+
+
+class RolloutNotFound(NotFoundError):
+    """The model has never had a rollout (``/v1/models/{name}/rollout``)."""
+
+    slug = "rollout-not-found"
+    title = "Rollout not found"
 
 
 class UnsafeArtifactError(AiwebError):

@@ -42,6 +42,7 @@ PUBLIC: dict[str, list[str]] = {
         "names",
         "recommendations",
         "registry",
+        "rollout",
         "search",
         "security",
         "serving",
@@ -72,6 +73,7 @@ PUBLIC: dict[str, list[str]] = {
         "models",
         "monitoring",
         "privacy",
+        "rollout",
         "webhooks",
     ],
     "aiweb.classification": [
@@ -114,6 +116,7 @@ PUBLIC: dict[str, list[str]] = {
         "models",
         "predict",
         "recommend",
+        "rollout",
         "serve",
         "train",
         "train_tabular",
@@ -318,6 +321,7 @@ PUBLIC: dict[str, list[str]] = {
         "versions",
     ],
     "aiweb.serving.oip_grpc": ["grpc_predict_v2_pb2"],
+    "aiweb.rollout": ["router", "schemas", "service", "stats"],
     "aiweb.webhooks": [
         "EVENTS",
         "SIGNATURE_HEADER",

@@ -25,7 +25,20 @@ from aiweb.errors import InvalidInputError
 from aiweb.names import REF_REGEX
 from aiweb.registry.entities import ModelRef
 from aiweb.registry.service import RegistryService
+from aiweb.rollout.router import RolloutRouter
 from aiweb.security.auth import scoped
+
+#: the most characters of a user id (``user_id`` of a predict body, ``X-User-ID``)
+MAX_USER_ID = 256
+
+#: ``user_id``, added to every task's predict body by the route (not by the task)
+USER_ID_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_USER_ID,
+    "description": "Who the predictions are for (also header `X-User-ID`): under a "
+    "sticky rollout, the same user meets the same version for the whole rollout.",
+}
 
 #: ``predictor(ref, body) -> response``: a task's answer for one of its models
 PredictFn = Callable[[str, Any], Awaitable[Mapping[str, Any]]]
@@ -151,9 +164,12 @@ class ModelRouter:
 Variant = tuple[type[BaseModel], type[BaseModel]]
 
 
-def _request_schema(variants: Sequence[Variant]) -> dict[str, Any]:
+def _request_schema(variants: Sequence[Variant], *, user_id: bool = False) -> dict[str, Any]:
     models = list(dict.fromkeys(request for request, _ in variants))
     schemas = [m.model_json_schema() for m in models]
+    if user_id:
+        for schema in schemas:
+            schema.setdefault("properties", {})["user_id"] = USER_ID_SCHEMA
     schema = schemas[0] if len(schemas) == 1 else {"oneOf": schemas}
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
@@ -180,11 +196,36 @@ def predict_router(
     """
     router = APIRouter(prefix="/v1/models", tags=["predict"])
 
-    async def predict(router_: ModelRouter, name: str, body: Any) -> Mapping[str, Any]:
+    async def predict(
+        router_: ModelRouter, name: str, body: Any, request: Request
+    ) -> Mapping[str, Any]:
+        user_id = request.headers.get("x-user-id")
+        if isinstance(body, dict) and "user_id" in body:
+            body = dict(body)
+            user_id = body.pop("user_id")
+            _check_user_id(user_id, ("body", "user_id"))
+        elif user_id is not None:
+            _check_user_id(user_id, ("header", "x-user-id"))
         target = await router_.target(name)
-        return await target.predict(name, _validated(target.request, body))
+        validated = _validated(target.request, body)
+        rollouts: RolloutRouter | None = getattr(request.app.state, "rollout_router", None)
+        route = rollouts.route(name, user_id) if rollouts is not None else None
+        if route is None:
+            return await target.predict(name, validated)
+        assert rollouts is not None
+        try:
+            answer = await target.predict(route.ref, validated)
+        except Exception as exc:
+            # a client's mistake (4xx) is not the version's failure
+            rollouts.answered(route, error=getattr(exc, "status", 500) >= 500)
+            raise
+        rollouts.answered(route, error=False)
+        rollouts.also_score(route, target.predict, validated, answer)
+        return answer
 
-    async def explain(router_: ModelRouter, name: str, body: Any) -> Mapping[str, Any]:
+    async def explain(
+        router_: ModelRouter, name: str, body: Any, request: Request
+    ) -> Mapping[str, Any]:
         target = await router_.explain_target(name)
         return await target.explain(name, _validated(target.request, body))
 
@@ -227,6 +268,21 @@ def predict_router(
     return router
 
 
+def _check_user_id(user_id: Any, loc: tuple[str, str]) -> None:
+    """A user id is a string of 1 to :data:`MAX_USER_ID` characters (422 otherwise)."""
+    if not isinstance(user_id, str) or not 1 <= len(user_id) <= MAX_USER_ID:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "string_type" if not isinstance(user_id, str) else "string_length",
+                    "loc": loc,
+                    "msg": f"a user id is a string of 1 to {MAX_USER_ID} characters",
+                    "input": user_id if isinstance(user_id, str | int | float | None) else None,
+                }
+            ]
+        )
+
+
 def _validated(model: type[BaseModel], body: Any) -> BaseModel:
     """``body`` validated as ``model``; errors located in the body (422)."""
     try:
@@ -240,20 +296,21 @@ def _validated(model: type[BaseModel], body: Any) -> BaseModel:
 def _model_route(
     router: APIRouter,
     action: str,
-    answer: Callable[[ModelRouter, str, Any], Awaitable[Mapping[str, Any]]],
+    answer: Callable[[ModelRouter, str, Any, Request], Awaitable[Mapping[str, Any]]],
     variants: Sequence[Variant],
     model_router: Callable[[Request], ModelRouter],
     errors: dict[int | str, dict[str, Any]],
     description: str,
 ) -> None:
     """``POST /{name}/<action>`` on ``router`` (scope ``predict``): the body documented
-    with ``variants``, answered by ``answer(model router, name, body)`` as JSON."""
+    with ``variants``, answered by ``answer(model router, name, body, request)`` as JSON,
+    with ``X-Model-Version`` when the answer has a ``version``."""
     kwargs = scoped("predict")
     kwargs["responses"] = {**kwargs["responses"], **_MODEL_ERRORS, **errors}
     if variants:
         kwargs["openapi_extra"] = {
             **kwargs["openapi_extra"],
-            "requestBody": _request_schema(variants),
+            "requestBody": _request_schema(variants, user_id=action == "predict"),
         }
         responses = tuple(dict.fromkeys(response for _, response in variants))
         # several tasks answer: the 200 is any of their response models (anyOf of the
@@ -274,9 +331,12 @@ def _model_route(
         request: Request,
         response: Response,
     ) -> Response:
-        content = orjson.dumps(await answer(model_router(request), name, body))
-        out = Response(content, media_type="application/json")
+        answered = await answer(model_router(request), name, body, request)
+        out = Response(orjson.dumps(answered), media_type="application/json")
         out.headers.raw.extend(response.headers.raw)  # RateLimit-* set by the auth dependency
+        version = answered.get("version")
+        if isinstance(version, int):  # which version answered (a rollout may choose)
+            out.headers["X-Model-Version"] = str(version)
         return out
 
     endpoint.__name__ = action  # the operation id and summary, as a def named so gives

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from aiweb.api import health
-from aiweb.api.routes import datasets, keys, models, monitoring, privacy
+from aiweb.api.routes import datasets, keys, models, monitoring, privacy, rollout
 
 
 def core_routers() -> list[APIRouter]:
@@ -21,6 +21,7 @@ def core_routers() -> list[APIRouter]:
         health.router,
         monitoring.router,
         models.router,
+        rollout.router,
         keys.router,
         datasets.router,
         privacy.router,

@@ -18,6 +18,7 @@ from aiweb.cli import (
     models,
     predict,
     recommend,
+    rollout,
     serve,
     train,
     train_tabular,
@@ -50,6 +51,7 @@ def _options(
 app.add_typer(train.app, name="train")
 train_tabular.register(train.app)
 app.add_typer(models.app, name="models")
+app.add_typer(rollout.app, name="rollout")
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
@@ -88,6 +90,7 @@ __all__ = [
     "models",
     "predict",
     "recommend",
+    "rollout",
     "serve",
     "train",
     "train_tabular",

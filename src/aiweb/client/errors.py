@@ -52,6 +52,7 @@ __all__ = [
     "PredictionNotFound",
     "QueueFullError",
     "RateLimitedError",
+    "RolloutNotFound",
     "ScheduleNotFound",
     "ServiceUnavailableError",
     "TransportError",
@@ -133,6 +134,10 @@ class CollectionNotFound(server.CollectionNotFound, NotFoundError):
 
 class DocumentNotFound(server.DocumentNotFound, NotFoundError):
     """``/problems/document-not-found`` (404)."""
+
+
+class RolloutNotFound(server.RolloutNotFound, NotFoundError):
+    """``/problems/rollout-not-found`` (404)."""
 
 
 class UnsafeArtifactError(server.UnsafeArtifactError, AiwebError):

@@ -360,3 +360,47 @@ class SqlWebhookDelivery(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class SqlRollout(Base):
+    """A rollout of a model's candidate version (:mod:`aiweb.rollout`): its settings, its
+    state, the traffic it sends to the candidate, and the counts every serving process
+    adds to (requests, errors, shadow comparisons). ``active_model`` is the model's name
+    while the rollout runs and ``NULL`` after it ended: its unique constraint keeps one
+    running rollout per model in every database."""
+
+    __tablename__ = "rollouts"
+    __table_args__ = (
+        UniqueConstraint("active_model"),
+        Index("ix_rollouts_model_started_at", "model", "started_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model: Mapped[str] = mapped_column(String(63), nullable=False)
+    active_model: Mapped[str | None] = mapped_column(String(63))
+    mode: Mapped[str] = mapped_column(String(16), nullable=False)
+    baseline: Mapped[int] = mapped_column(Integer, nullable=False)
+    candidate: Mapped[int] = mapped_column(Integer, nullable=False)
+    #: the fraction of users (or requests) the candidate answers now (shadow: copies)
+    traffic: Mapped[float] = mapped_column(Float, nullable=False)
+    #: the body of ``PUT /v1/models/{name}/rollout`` as accepted (steps, gates …)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
+    decision: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)
+    #: bumped by every change of state or traffic (a conditional update: one writer wins)
+    revision: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    requests_baseline: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    errors_baseline: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    requests_candidate: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    errors_candidate: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    #: inputs answered by both versions (shadow copies, doubly-scored samples) and how
+    #: many of them got the same label
+    compared: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    agreed: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    shadow_dropped: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    started_by: Mapped[str] = mapped_column(String(128), nullable=False, default="")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    stepped_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

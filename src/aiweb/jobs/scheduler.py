@@ -22,6 +22,7 @@ from aiweb.jobs.types import JobTypes
 from aiweb.monitoring.alerts import AlertSender
 from aiweb.monitoring.drift import DriftService
 from aiweb.monitoring.retention import prune_expired
+from aiweb.rollout.service import RolloutService
 from aiweb.webhooks.service import WebhookService, has_subscribers
 
 log = logging.getLogger("aiweb.jobs")
@@ -65,10 +66,13 @@ def tick(env: JobEnv, dispatcher: Dispatcher, types: JobTypes) -> dict[str, int]
     5. Every ``retention.interval_s`` (per process), rows older than their retention
        window are deleted in batches and crash litter is swept (:func:`housekeeping`).
     6. Due webhook deliveries are posted (:func:`deliver_webhooks`).
+    7. Running rollouts are judged: stepped, promoted, held or rolled back
+       (:func:`judge_rollouts`).
 
     Returns:
         Counts: ``{"failed", "redispatched", "scheduled", "drift_checked", "pruned",
-        "litter", "webhooks_sent"}`` (``pruned``, ``litter``: rows and files removed this tick).
+        "litter", "webhooks_sent", "rollout_moves"}`` (``pruned``, ``litter``: rows and
+        files removed this tick).
     """
     lease_s = env.settings.jobs.lease_s
     counts: dict[str, Any] = {"failed": 0, "redispatched": 0, "scheduled": 0}
@@ -100,7 +104,33 @@ def tick(env: JobEnv, dispatcher: Dispatcher, types: JobTypes) -> dict[str, int]
     counts["pruned"] = sum(pruned.values())
     counts["litter"] = sum(litter.values())
     counts["webhooks_sent"] = deliver_webhooks(env)
+    counts["rollout_moves"] = judge_rollouts(env)
     return counts
+
+
+def judge_rollouts(env: JobEnv) -> int:
+    """7. Judge every running rollout's gates and apply the moves
+    (:meth:`aiweb.rollout.RolloutService.evaluate`); a rollback's alert is sent before
+    the tick ends.
+
+    Returns:
+        The number of moves made (steps, promotions, holds, rollbacks).
+    """
+    settings = env.settings
+    service = RolloutService(
+        make_session_factory(env.engine),
+        env.registry,
+        settings.rollout,
+        alert_url=settings.alert_webhook_url,
+        alerts=settings.alerts,
+    )
+    try:
+        return len(service.evaluate())
+    except Exception:
+        log.exception("rollouts not judged")
+        return 0
+    finally:
+        service.close()
 
 
 def deliver_webhooks(env: JobEnv) -> int:

@@ -126,6 +126,32 @@ DASHBOARD_LOGIN_FAILURES = Counter(
     ["reason"],
 )
 
+ROLLOUT_REQUESTS = Counter(
+    "aiweb_rollout_requests",
+    "Predict requests of a model under rollout, by the variant that answered "
+    "(baseline, candidate) or was shadow-scored (shadow).",
+    ["model", "variant"],
+)
+ROLLOUT_TRAFFIC = Gauge(
+    "aiweb_rollout_traffic",
+    "Fraction of a model's users (or requests) its rollout sends to the candidate "
+    "(shadow: copies); 0 when no rollout runs.",
+    ["model"],
+    multiprocess_mode="mostrecent",
+)
+ROLLOUT_STATE = Gauge(
+    "aiweb_rollout_state",
+    "1 for the state a model's latest rollout is in (running, held, promoted, "
+    "rolled_back, aborted), 0 for the others.",
+    ["model", "state"],
+    multiprocess_mode="mostrecent",
+)
+ROLLOUT_SHADOW_DROPPED = Counter(
+    "aiweb_rollout_shadow_dropped",
+    "Shadow and doubly-scored requests dropped because the shadow queue was full.",
+    ["model"],
+)
+
 
 def observe_batch(model: str, version: int, size: int, seconds: float) -> None:
     """Record one model call (the model loader's ``on_batch`` hook)."""

@@ -8,5 +8,6 @@ __all__ = [
     "models",
     "monitoring",
     "privacy",
+    "rollout",
     "webhooks",
 ]

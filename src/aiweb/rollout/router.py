@@ -1,0 +1,288 @@
+"""Which version answers a request of a model under rollout, in each serving process.
+
+:class:`RolloutRouter` keeps the running rollouts in memory, read from the database every
+``AIWEB_ROLLOUT__REFRESH_S`` (so a change made anywhere is followed everywhere within
+twice that), and adds this process's request, error and comparison counts to them at
+the same time. The request path only reads a dictionary and hashes a user id.
+
+Assignment. With ``sticky`` and a user id, a user's bucket is the first 8 bytes of
+SHA-256(rollout id, user id) read as a fraction of 2**64: uniform over users, fixed for
+the rollout, and independent between rollouts. The user meets the candidate while the
+bucket is under the rollout's traffic, so a larger step only adds users to the
+candidate, never moves one back. Without a user id (or without ``sticky``), each request
+draws its own number.
+
+Shadow scoring runs off the request path: the copy waits in a bounded queue that
+``workers`` tasks drain; when the queue is full, the copy is dropped and counted
+(``aiweb_rollout_shadow_dropped_total``). The answer was sent before the copy is scored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+import anyio.to_thread
+
+from aiweb.config import RolloutSettings
+from aiweb.monitoring.metrics import ROLLOUT_REQUESTS, ROLLOUT_SHADOW_DROPPED
+from aiweb.rollout.service import ActiveRollout, Counts, RolloutService, publish_metrics
+
+log = logging.getLogger("aiweb.rollout")
+
+#: ``predict(ref, body) -> answer``: the task's predictor the route called
+Call = Callable[[str, Any], Awaitable[Mapping[str, Any]]]
+
+
+def bucket(rollout_id: str, user_id: str) -> float:
+    """The user's place in ``[0, 1)`` for one rollout: the first 8 bytes of
+    SHA-256(``rollout_id`` NUL ``user_id``) over 2**64 (any string, lone surrogates too)."""
+    digest = hashlib.sha256(
+        rollout_id.encode() + b"\0" + user_id.encode("utf-8", "surrogatepass")
+    ).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where one request goes.
+
+    Attributes:
+        rollout: the running rollout.
+        ref: the reference to answer with (``name`` for the baseline — what
+            ``production`` points at — or ``name:candidate``).
+        variant: ``baseline`` or ``candidate``: which version answers.
+        other: a reference that also scores the request off the request path (the
+            candidate in shadow mode; the baseline for a doubly-scored canary request),
+            or ``None``.
+    """
+
+    rollout: ActiveRollout
+    ref: str
+    variant: str
+    other: str | None
+
+
+class _Tally:
+    """This process's counts since the last flush, per rollout."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, dict[str, int]] = {}
+
+    def add(self, rollout_id: str, field: str, n: int = 1) -> None:
+        self.counts.setdefault(rollout_id, {})[field] = (
+            self.counts.setdefault(rollout_id, {}).get(field, 0) + n
+        )
+
+    def take(self) -> dict[str, Counts]:
+        taken, self.counts = self.counts, {}
+        return {rid: Counts(**c) for rid, c in taken.items()}
+
+    def give_back(self, counts: Mapping[str, Counts]) -> None:
+        for rid, c in counts.items():
+            for f in fields(Counts):
+                if n := getattr(c, f.name):
+                    self.add(rid, f.name, n)
+
+
+def _labels(answer: Mapping[str, Any]) -> list[str | None]:
+    """The label of each output of a predict answer (``None`` where it has none)."""
+    outputs = answer.get("predictions")
+    if not isinstance(outputs, list):
+        return []
+    return [o.get("label") if isinstance(o, Mapping) else None for o in outputs]
+
+
+class RolloutRouter:
+    """The running rollouts of this process, and where a request goes.
+
+    Args:
+        service: reads the running rollouts and takes the counts.
+        settings: refresh period and shadow queue size.
+        workers: concurrent shadow scorings.
+    """
+
+    def __init__(self, service: RolloutService, settings: RolloutSettings, workers: int = 8):
+        self._service = service
+        self._settings = settings
+        self._workers = workers
+        self._by_model: dict[str, ActiveRollout] = {}
+        self._tally = _Tally()
+        self._queue: asyncio.Queue[tuple[Route, Call, Any, Mapping[str, Any]]] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- the request path -------------------------------------------------------------
+
+    def route(self, name: str, user_id: str | None) -> Route | None:
+        """Where a request for ``name`` (its ``production``) goes, or ``None`` when no
+        rollout of ``name`` runs."""
+        rollout = self._by_model.get(name)
+        if rollout is None:
+            return None
+        if rollout.sticky and user_id is not None:
+            place = bucket(rollout.id, user_id)
+        else:
+            place = random.random()  # noqa: S311 - a traffic split, not a secret
+        chosen = place < rollout.traffic
+        candidate = f"{name}:{rollout.candidate}"
+        if rollout.mode == "shadow":
+            return Route(rollout, name, "baseline", candidate if chosen else None)
+        if chosen:
+            return Route(rollout, candidate, "candidate", name if rollout.doubly_scored else None)
+        return Route(rollout, name, "baseline", None)
+
+    def answered(self, route: Route, *, error: bool) -> None:
+        """Count a request ``route.variant`` answered (``error``: with a server error)."""
+        rid = route.rollout.id
+        self._tally.add(rid, f"requests_{route.variant}")
+        if error:
+            self._tally.add(rid, f"errors_{route.variant}")
+        ROLLOUT_REQUESTS.labels(route.rollout.model, route.variant).inc()
+
+    def also_score(self, route: Route, call: Call, body: Any, served: Mapping[str, Any]) -> None:
+        """Queue the scoring of ``body`` by ``route.other`` (never awaited by the request);
+        a full queue drops it and counts the drop."""
+        if route.other is None:
+            return
+        if self._queue is None:
+            self._queue = asyncio.Queue(self._settings.shadow_queue)
+        try:
+            self._queue.put_nowait((route, call, body, served))
+        except asyncio.QueueFull:
+            self._tally.add(route.rollout.id, "shadow_dropped")
+            ROLLOUT_SHADOW_DROPPED.labels(route.rollout.model).inc()
+            return
+        if not self._tasks:
+            self._tasks = [
+                asyncio.get_running_loop().create_task(self._score_copies())
+                for _ in range(self._workers)
+            ]
+
+    async def _score_copies(self) -> None:
+        assert self._queue is not None
+        while True:
+            route, call, body, served = await self._queue.get()
+            try:
+                await self._score(route, call, body, served)
+            except Exception:  # never let one copy stop the worker
+                log.exception("shadow scoring of %s failed", route.other)
+            finally:
+                self._queue.task_done()
+
+    async def _score(self, route: Route, call: Call, body: Any, served: Mapping[str, Any]) -> None:
+        assert route.other is not None
+        rid = route.rollout.id
+        shadow = route.rollout.mode == "shadow"
+        try:
+            answer = await call(route.other, body)
+        except Exception as exc:
+            if shadow and getattr(exc, "status", 500) >= 500:
+                self._tally.add(rid, "requests_candidate")
+                self._tally.add(rid, "errors_candidate")
+            return
+        if shadow:
+            self._tally.add(rid, "requests_candidate")
+            ROLLOUT_REQUESTS.labels(route.rollout.model, "shadow").inc()
+        pairs = [
+            (a, b)
+            for a, b in zip(_labels(served), _labels(answer), strict=False)
+            if a is not None and b is not None
+        ]
+        if pairs:
+            self._tally.add(rid, "compared", len(pairs))
+            self._tally.add(rid, "agreed", sum(a == b for a, b in pairs))
+
+    async def drain(self) -> None:
+        """Wait until every queued copy is scored (tests; shutdown)."""
+        if self._queue is not None:
+            await self._queue.join()
+
+    # -- the refresher ----------------------------------------------------------------
+
+    def sync(self) -> set[str]:
+        """Add this process's counts to the database and re-read the running rollouts
+        (blocking: run in a thread). A rollout that ended keeps routing until
+        :meth:`forget` (the caller first makes ``production`` current, so no user meets
+        the old version in between).
+
+        Returns:
+            The models whose rollout ended since the last read.
+        """
+        counts = self._tally.take()
+        if counts:
+            try:
+                self._service.add_counts(counts)
+            except Exception:
+                self._tally.give_back(counts)  # counted on the next try
+                raise
+        active = self._service.active()
+        running = {r.model: r for r in active}
+        ended = set(self._by_model) - set(running)
+        for name in ended:
+            running[name] = self._by_model[name]
+        self._by_model = running
+        publish_metrics(active, self._service.states(sorted(ended)) if ended else {})
+        return ended
+
+    def forget(self, name: str) -> None:
+        """Stop routing ``name`` by its ended rollout."""
+        self._by_model.pop(name, None)
+
+    async def follow(self, on_ended: Callable[[str], Awaitable[None]] | None = None) -> None:
+        """:meth:`sync`, then for each model whose rollout ended: ``on_ended(name)``
+        (re-resolve ``production``, which a promotion moved), then :meth:`forget`."""
+        ended = await anyio.to_thread.run_sync(self.sync)
+        for name in sorted(ended):
+            try:
+                if on_ended is not None:
+                    await on_ended(name)
+            finally:
+                self.forget(name)
+
+    def refresh_soon(self) -> None:
+        """Re-read now (this process changed a rollout); safe from any thread."""
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed
+                self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def run(self, on_ended: Callable[[str], Awaitable[None]] | None = None) -> None:
+        """:meth:`follow` every ``refresh_s`` (and when woken) until cancelled.
+
+        Args:
+            on_ended: awaited with the name of each model whose rollout ended.
+        """
+        self._loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await self.follow(on_ended)
+            except Exception:
+                log.warning("rollouts not refreshed", exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._settings.refresh_s)
+            self._wake.clear()
+
+    async def close_workers(self) -> None:
+        """Stop the shadow workers (copies still queued are not scored)."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        self._queue = None
+
+    async def close(self) -> None:
+        """Stop the shadow workers and add the last counts to the database."""
+        await self.close_workers()
+        with contextlib.suppress(Exception):
+            counts = self._tally.take()
+            if counts:
+                await anyio.to_thread.run_sync(self._service.add_counts, counts)

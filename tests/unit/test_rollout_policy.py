@@ -1,0 +1,128 @@
+"""The rollout's decisions (judge), the sticky assignment (bucket) and the shadow queue's
+bound, without a server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from aiweb.config import RolloutSettings
+from aiweb.monitoring.metrics import ROLLOUT_SHADOW_DROPPED
+from aiweb.rollout.router import RolloutRouter, Route, bucket
+from aiweb.rollout.schemas import RolloutRequest
+from aiweb.rollout.service import ActiveRollout, judge
+from aiweb.rollout.stats import GateResult
+
+CANARY = RolloutRequest(candidate=2, steps=[0.1, 0.5, 1.0], step_every="15m").resolved()
+
+
+def gate(result: str, name: str = "max_error_rate") -> GateResult:
+    return GateResult(
+        gate=name, result=result, bound=0.01, value=None, interval=None, n=0, reason=result
+    )
+
+
+PASS, FAIL, WAIT = gate("pass"), gate("fail", "min_accuracy_delta"), gate("inconclusive")
+
+
+def test_a_failing_gate_rolls_back_at_once_or_holds_without_auto() -> None:
+    move = judge(CANARY, "running", 0.5, 1.0, [PASS, FAIL])
+    assert (move.state, move.traffic, move.event) == ("rolled_back", 0.0, "rolled_back")
+    assert move.decision["gate"] == "min_accuracy_delta"
+    manual = {**CANARY, "auto": False}
+    move = judge(manual, "running", 0.5, 1.0, [FAIL])
+    assert (move.state, move.traffic, move.event) == ("held", 0.5, "held")
+    assert judge(manual, "held", 0.5, 1.0, [FAIL]).event is None  # held once, not again
+
+
+def test_a_canary_steps_only_when_due_and_passing_and_promotes_at_the_last_step() -> None:
+    assert judge(CANARY, "running", 0.1, 899.0, [PASS]).event is None  # not due yet
+    move = judge(CANARY, "running", 0.1, 900.0, [PASS])
+    assert (move.state, move.traffic, move.event) == ("running", 0.5, "step")
+    move = judge(CANARY, "running", 0.5, 900.0, [PASS])
+    assert (move.state, move.traffic, move.event) == ("promoted", 1.0, "promoted")
+    # a traffic between steps (an admin's start value) goes to the next larger step
+    assert judge(CANARY, "running", 0.3, 900.0, [PASS]).traffic == 0.5
+
+
+def test_inconclusive_evidence_holds_a_due_step_and_never_promotes() -> None:
+    move = judge(CANARY, "running", 0.5, 10_000.0, [PASS, WAIT])
+    assert (move.state, move.traffic, move.event) == ("held", 0.5, "held")
+    assert move.decision["result"] == "inconclusive"
+    assert judge(CANARY, "running", 0.5, 1.0, [WAIT]).event is None  # not due: no hold
+    # held, then passing: the step is taken
+    assert judge(CANARY, "held", 0.5, 10_000.0, [PASS]).event == "promoted"
+
+
+@pytest.mark.parametrize("mode", ["ab", "shadow"])
+def test_ab_and_shadow_never_move_by_themselves_but_roll_back(mode: str) -> None:
+    config = RolloutRequest(candidate=2, mode=mode).resolved()  # type: ignore[arg-type]
+    assert judge(config, "running", config["traffic"], 1e9, [PASS]).event is None
+    assert judge(config, "running", config["traffic"], 1e9, [WAIT]).event is None
+    assert judge(config, "running", config["traffic"], 1e9, [FAIL]).event == "rolled_back"
+
+
+@given(st.text(max_size=40), st.floats(0.01, 0.99), st.floats(0.01, 0.99))
+def test_a_larger_traffic_only_adds_users(user: str, a: float, b: float) -> None:
+    low, high = sorted((a, b))
+    place = bucket("rollout-1", user)
+    assert 0.0 <= place < 1.0
+    assert place == bucket("rollout-1", user)  # the same user, the same place
+    if place < low:
+        assert place < high
+
+
+def test_buckets_are_uniform_and_differ_between_rollouts() -> None:
+    places = [bucket("r1", f"user-{i}") for i in range(20_000)]
+    for edge in (0.1, 0.2, 0.5, 0.9):
+        share = sum(p < edge for p in places) / len(places)
+        assert abs(share - edge) < 0.015, (edge, share)
+    other = [bucket("r2", f"user-{i}") for i in range(20_000)]
+    together = sum((p < 0.2) and (q < 0.2) for p, q in zip(places, other, strict=True))
+    assert abs(together / 20_000 - 0.04) < 0.01  # independent: 0.2 x 0.2
+
+
+def test_a_full_shadow_queue_drops_and_counts() -> None:
+    rollout = ActiveRollout(
+        id="r1",
+        model="m",
+        mode="shadow",
+        state="running",
+        baseline=1,
+        candidate=2,
+        traffic=1.0,
+        sticky=True,
+        doubly_scored=False,
+    )
+    router = RolloutRouter(None, RolloutSettings(shadow_queue=2), workers=1)  # type: ignore[arg-type]
+    scored: list[str] = []
+
+    async def predict(ref: str, body: Any) -> Mapping[str, Any]:
+        scored.append(ref)
+        return {"version": 2, "predictions": [{"label": "b"}, {"label": "a"}]}
+
+    served = {"version": 1, "predictions": [{"label": "a"}, {"label": "a"}]}
+    before = ROLLOUT_SHADOW_DROPPED.labels("m")._value.get()
+
+    async def main() -> None:
+        route = router.route("m", None)
+        assert route is None  # no rollout known yet
+        router._by_model["m"] = rollout
+        route = router.route("m", "someone")
+        assert route == Route(rollout, "m", "baseline", "m:2")
+        for _ in range(5):  # one loop turn: the worker has not taken any yet
+            router.also_score(route, predict, {"inputs": ["x", "y"]}, served)
+        await router.drain()
+        await router.close_workers()
+
+    asyncio.run(main())
+    assert scored == ["m:2", "m:2"]  # the two the queue held; three dropped
+    counts = router._tally.take()["r1"]
+    assert (counts.shadow_dropped, counts.requests_candidate) == (3, 2)
+    assert (counts.compared, counts.agreed) == (4, 2)
+    assert ROLLOUT_SHADOW_DROPPED.labels("m")._value.get() - before == 3
