@@ -161,6 +161,8 @@ def test_a_bad_candidate_is_rolled_back_on_live_feedback(
                 "step_every": "1d",
                 "gates": {"min_samples": 50, "min_accuracy_delta": -0.02},
             }
+            hook = {"url": receiver.url, "events": ["rollout.*"], "secret": "s" * 32}
+            assert client.put("/v1/webhooks/ops", json=hook).status_code in (200, 201)
             assert client.put(ROLLOUT, json=body).status_code == 200
             users = iter(range(10_000))
 
@@ -186,11 +188,14 @@ def test_a_bad_candidate_is_rolled_back_on_live_feedback(
             (event,) = audit["events"]
             assert event["after"]["decision"]["gate"] == "min_accuracy_delta"
             assert any(g["gate"] == "min_accuracy_delta" for g in event["after"]["gates"])
+            deliveries = client.get("/v1/webhooks/ops/deliveries").json()
+            events = [d["event"] for d in deliveries["deliveries"]]
+            assert sorted(events) == ["rollout.rolled_back", "rollout.started"]
             deadline = time.monotonic() + 20
-            while not receiver.bodies:
+            while not [b for b in receiver.bodies if b.get("type") == "aiweb.rollout"]:
                 assert time.monotonic() < deadline, "no rollback alert"
                 time.sleep(0.05)
-            (alert,) = receiver.bodies
+            (alert,) = [b for b in receiver.bodies if b.get("type") == "aiweb.rollout"]
             assert (alert["event"], alert["model"], alert["candidate"]) == (
                 "rollout.rolled_back",
                 "sentiment",
@@ -395,3 +400,21 @@ def test_the_cli_starts_shows_and_ends_rollouts(
         engine.dispose()
     assert total == 1
     assert events[0].actor == "cli"
+
+
+def test_versions_in_a_running_rollout_cannot_be_deleted(
+    settings: Settings, auth_headers: dict[str, str], tiny_model_bytes: bytes
+) -> None:
+    register(settings, tiny_model_bytes, tiny_model_bytes, tiny_model_bytes)
+    with TestClient(create_app(settings), headers=auth_headers) as client:
+        assert client.put(ROLLOUT, json={"candidate": 2}).status_code == 200
+        for url in ("/v1/models/sentiment/versions/2", "/v1/models/sentiment"):
+            refused = client.delete(url)
+            assert refused.status_code == 409, refused.text
+            assert "rollout" in refused.json()["detail"]
+        assert client.delete("/v1/models/sentiment/versions/3").status_code == 204
+        assert client.post(f"{ROLLOUT}/abort").status_code == 200
+        assert client.delete("/v1/models/sentiment/versions/2").status_code == 204
+        assert client.delete("/v1/models/sentiment").status_code == 204
+        register(settings, tiny_model_bytes)  # the name again: a new model, no rollout
+        assert client.get(ROLLOUT).status_code == 404

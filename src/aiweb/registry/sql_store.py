@@ -15,6 +15,7 @@ from aiweb.db.orm import (
     SqlModelAlias,
     SqlModelVersion,
     SqlRegisteredModel,
+    SqlRollout,
     SqlSchedule,
     utcnow,
 )
@@ -83,6 +84,28 @@ def _jobs_in_the_way(session: Session, name: str, version: int | None = None) ->
             f"{what} is used by job {', '.join(jobs[:5])}{more} (pending or running); wait "
             "for it to finish or cancel it first"
         )
+
+
+def _rollout_in_the_way(session: Session, name: str, version: int | None = None) -> None:
+    """Refuse to delete model ``name`` (or its version ``version``) while a running
+    rollout uses it (docs/rollout.md): its users would meet a version that is gone.
+
+    Raises:
+        ConflictError: naming the rollout.
+    """
+    row = session.execute(
+        select(SqlRollout.id, SqlRollout.baseline, SqlRollout.candidate).where(
+            SqlRollout.active_model == name
+        )
+    ).first()
+    if row is None or (version is not None and version not in (row.baseline, row.candidate)):
+        return
+    what = f"{name}:{version}" if version is not None else f"model {name!r}"
+    raise ConflictError(
+        f"{what} is in a running rollout ({name}:{row.baseline} against "
+        f"{name}:{row.candidate}); promote or abort it first "
+        f"(POST /v1/models/{name}/rollout/abort)"
+    )
 
 
 def _to_model(row: SqlRegisteredModel, latest: int | None) -> RegisteredModel:
@@ -379,6 +402,7 @@ class SqlRegistryStore:
             if aliases:
                 raise aliased_version_conflict(name, version, aliases)
             _jobs_in_the_way(session, name, version)
+            _rollout_in_the_way(session, name, version)
             gone = _to_version(row, model)
             session.delete(row)
             session.flush()
@@ -390,6 +414,7 @@ class SqlRegistryStore:
             model.updated_at = utcnow()  # write first: see delete_version
             session.flush()
             _jobs_in_the_way(session, name)
+            _rollout_in_the_way(session, name)
             rows = session.scalars(
                 select(SqlModelVersion)
                 .where(SqlModelVersion.model_id == model.id)
@@ -422,11 +447,11 @@ class SqlRegistryStore:
                 .where(SqlSchedule.model == name)
                 .execution_options(synchronize_session=False)
             )
-            session.execute(
-                delete(SqlDriftAlert)
-                .where(SqlDriftAlert.model == name)
-                .execution_options(synchronize_session=False)
-            )
+            for by_name in (
+                delete(SqlDriftAlert).where(SqlDriftAlert.model == name),
+                delete(SqlRollout).where(SqlRollout.model == name),  # ended ones: history
+            ):
+                session.execute(by_name.execution_options(synchronize_session=False))
             session.expunge(model)
             session.execute(
                 delete(SqlRegisteredModel)

@@ -41,6 +41,7 @@ from aiweb.rollout.stats import (
     quantile_interval,
     wilson_interval,
 )
+from aiweb.webhooks.service import emit
 
 log = logging.getLogger("aiweb.rollout")
 
@@ -274,6 +275,7 @@ class RolloutService:
             after={"rollout": row.id, "baseline": baseline, **config},
             request_id=request_id,
         )
+        self._emit(row, "started", "running", row.traffic, None, actor or "api", now)
         self._changed()
         return self.report(name)
 
@@ -656,9 +658,37 @@ class RolloutService:
                     **({"gates": gates} if gates is not None else {}),
                 },
             )
+            self._emit(row, event, state, traffic, decision, actor or "rollout", now)
         log.info("rollout of %s: %s (traffic %.2f): %s", row.model, event, traffic, decision)
         self._changed()
         return True
+
+    def _emit(
+        self,
+        row: SqlRollout,
+        event: str,
+        state: str,
+        traffic: float,
+        decision: dict[str, Any] | None,
+        actor: str,
+        at: datetime,
+    ) -> None:
+        """The webhooks' ``rollout.<event>`` (docs/webhooks.md); never fails the move."""
+        data = {
+            "model": row.model,
+            "rollout": row.id,
+            "state": state,
+            "traffic": traffic,
+            "baseline": row.baseline,
+            "candidate": row.candidate,
+            "actor": actor,
+            "decision": decision,
+            "at": at.isoformat(),
+        }
+        try:
+            emit(self._sessions, f"rollout.{event}", data)
+        except Exception:
+            log.warning("rollout.%s event not queued", event, exc_info=True)
 
     def _set_decision(self, row: SqlRollout, decision: dict[str, Any]) -> None:
         with self._sessions.begin() as session:

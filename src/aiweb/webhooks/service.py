@@ -35,8 +35,18 @@ from aiweb.webhooks.signing import SIGNATURE_HEADER, sign
 
 log = logging.getLogger(__name__)
 
-#: the events sent today (``rollout.*`` is accepted in subscriptions; nothing emits it yet)
-EVENTS = ("job.finished", "drift.detected", "model.promoted")
+#: the events sent today
+EVENTS = (
+    "job.finished",
+    "drift.detected",
+    "model.promoted",
+    "rollout.started",
+    "rollout.step",
+    "rollout.held",
+    "rollout.promoted",
+    "rollout.rolled_back",
+    "rollout.aborted",
+)
 #: the families a ``<family>.*`` pattern may name
 FAMILIES = ("job", "drift", "model", "rollout")
 MAX_URL = 2048
