@@ -58,7 +58,7 @@ from aiweb.serving import balance
 from aiweb.serving.cache import make_prediction_cache
 from aiweb.serving.gc import limit_malloc_arenas, tune_after_load
 from aiweb.serving.threads import limit_blas_threads
-from aiweb.tasks import installed
+from aiweb.tasks import installed, rollout_quality
 from aiweb.tasks import job_types as all_job_types
 from aiweb.webhooks.service import WebhookService
 
@@ -89,7 +89,8 @@ def create_app(
     """
     settings = settings or get_settings()
     tasks = tuple(installed() if tasks is None else tasks)
-    job_types = JobTypes(all_job_types(tasks))  # theirs and the core's (privacy-erase)
+    # theirs and the core's (privacy-erase), with the metrics rollouts are judged on
+    job_types = JobTypes(all_job_types(tasks), rollout_quality(tasks))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -139,6 +140,7 @@ def create_app(
             settings.rollout,
             alert_url=settings.alert_webhook_url,
             alerts=settings.alerts,
+            quality=job_types.rollout_quality,
         )
         rollout_router = RolloutRouter(app.state.rollouts, settings.rollout)
         app.state.rollout_router = rollout_router

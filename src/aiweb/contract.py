@@ -52,6 +52,7 @@ from aiweb.jobs.service import JobService
 from aiweb.jobs.types import JobType
 from aiweb.monitoring.prediction_log import PredictionLogger
 from aiweb.registry.service import RegistryService
+from aiweb.rollout.service import RolloutQuality
 from aiweb.serving.cache import PredictionCache
 from aiweb.serving.oip import TensorAdapter
 
@@ -320,6 +321,10 @@ class Task:
             keeps nothing tied to a user id.
         explain: the shapes of its explanations, when its models answer the explain
             route (:attr:`TaskRuntime.explainer`).
+        rollout_quality: the live quality a rollout of its models is judged on instead
+            of the accuracy from label feedback (:class:`aiweb.rollout.service.RolloutQuality`;
+            recommendations: the click-through rate of the lists served), ``None`` for
+            the accuracy from feedback.
     """
 
     name: str
@@ -333,3 +338,4 @@ class Task:
     use_instead: str | None = None
     erase_user: EraseUser | None = None
     explain: ExplainShapes | None = None
+    rollout_quality: RolloutQuality | None = None

@@ -19,6 +19,7 @@ from aiweb.embeddings.task import TASK as EMBEDDINGS
 from aiweb.jobs.erasure import erase_job_type
 from aiweb.jobs.types import JobType
 from aiweb.recommendations.task import TASK as RECOMMENDATIONS
+from aiweb.rollout.service import RolloutQuality
 from aiweb.search.task import TASK as SEARCH
 from aiweb.tabular.task import TASK as TABULAR
 
@@ -38,6 +39,18 @@ def job_types(tasks: Sequence[Task] | None = None) -> list[JobType]:
     tasks = INSTALLED if tasks is None else tuple(tasks)
     hooks = {task.name: task.erase_user for task in tasks if task.erase_user is not None}
     return [job_type for task in tasks for job_type in task.job_types] + [erase_job_type(hooks)]
+
+
+def rollout_quality(tasks: Sequence[Task] | None = None) -> dict[str, RolloutQuality]:
+    """``{registry task: its live quality}`` of ``tasks`` (default: the installed ones)
+    whose rollouts are judged on their own metric (:attr:`Task.rollout_quality`)."""
+    tasks = INSTALLED if tasks is None else tuple(tasks)
+    return {
+        model_task: task.rollout_quality
+        for task in tasks
+        if task.rollout_quality is not None
+        for model_task in task.model_tasks
+    }
 
 
 def metadata() -> MetaData:

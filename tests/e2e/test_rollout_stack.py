@@ -73,8 +73,11 @@ def train(env: dict[str, str], home: Path, rows: list[tuple[str, str]], name: st
         fh.write("sentence\tlabel\n")
         fh.writelines(f"{t}\t{y}\n" for t, y in rows)
     done = subprocess.run(
-        [str(CLI), "train", "text-classification", "sentiment", "--data", str(path)]
-        + ["--text-column", "sentence"],
+        [
+            str(CLI),
+            *("train", "text-classification", "sentiment", "--data", str(path)),
+            *("--text-column", "sentence"),
+        ],
         env=env,
         capture_output=True,
         text=True,

@@ -219,6 +219,7 @@ PUBLIC: dict[str, list[str]] = {
         "jobs",
         "model",
         "orm",
+        "rollout",
         "routes",
         "schemas",
         "service",

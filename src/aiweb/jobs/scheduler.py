@@ -104,14 +104,14 @@ def tick(env: JobEnv, dispatcher: Dispatcher, types: JobTypes) -> dict[str, int]
     counts["pruned"] = sum(pruned.values())
     counts["litter"] = sum(litter.values())
     counts["webhooks_sent"] = deliver_webhooks(env)
-    counts["rollout_moves"] = judge_rollouts(env)
+    counts["rollout_moves"] = judge_rollouts(env, types)
     return counts
 
 
-def judge_rollouts(env: JobEnv) -> int:
+def judge_rollouts(env: JobEnv, types: JobTypes | None = None) -> int:
     """7. Judge every running rollout's gates and apply the moves
-    (:meth:`aiweb.rollout.RolloutService.evaluate`); a rollback's alert is sent before
-    the tick ends.
+    (:meth:`aiweb.rollout.RolloutService.evaluate`) with the installed tasks' own quality
+    metrics (``types.rollout_quality``); a rollback's alert is sent before the tick ends.
 
     Returns:
         The number of moves made (steps, promotions, holds, rollbacks).
@@ -123,6 +123,7 @@ def judge_rollouts(env: JobEnv) -> int:
         settings.rollout,
         alert_url=settings.alert_webhook_url,
         alerts=settings.alerts,
+        quality=types.rollout_quality if types is not None else None,
     )
     try:
         return len(service.evaluate())

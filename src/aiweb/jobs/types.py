@@ -18,7 +18,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Union
+from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import BaseModel, Discriminator, Tag, TypeAdapter
 
@@ -30,6 +30,9 @@ from aiweb.jobs.context import JobContext
 from aiweb.jobs.entities import Job
 from aiweb.jobs.env import JobEnv
 from aiweb.registry.service import RegistryService
+
+if TYPE_CHECKING:
+    from aiweb.rollout.service import RolloutQuality
 
 #: ``handler(env, ctx) -> result``: does the work of one job type; the result (JSON) is
 #: stored on the job. Raise :class:`~aiweb.errors.AiwebError` for a permanent failure
@@ -173,6 +176,9 @@ class JobTypes:
 
     Args:
         types: every installed task's job types (:func:`aiweb.tasks.job_types`).
+        rollout_quality: ``{registry task: its live quality}`` of the tasks that judge
+            rollouts on their own metric (:func:`aiweb.tasks.rollout_quality`); the
+            scheduler tick judges rollouts with it.
 
     Attributes:
         types: the job types, in the order given.
@@ -189,8 +195,13 @@ class JobTypes:
             types of two ``type`` s.
     """
 
-    def __init__(self, types: Iterable[JobType]) -> None:
+    def __init__(
+        self,
+        types: Iterable[JobType],
+        rollout_quality: Mapping[str, RolloutQuality] | None = None,
+    ) -> None:
         self.types = tuple(types)
+        self.rollout_quality = dict(rollout_quality or {})
         by_type: dict[str, list[JobType]] = {}
         for job in self.types:
             by_type.setdefault(job.type, []).append(job)

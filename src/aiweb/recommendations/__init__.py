@@ -10,6 +10,7 @@ __all__ = [
     "jobs",
     "model",
     "orm",
+    "rollout",
     "routes",
     "schemas",
     "service",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, Index, String, Text
+from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from aiweb.db.base import BIGINT_PK, Base, UTCDateTime, utcnow
@@ -55,3 +55,22 @@ class SqlInteraction(Base):
     value: Mapped[float | None] = mapped_column(Float)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+
+
+class SqlServedList(Base):
+    """A recommendation list served to a user while a rollout of its model ran: the
+    evidence of the click-through rate a rollout judges (:func:`aiweb.recommendations.
+    rollout.ctr`). Erased with the user's interactions."""
+
+    __tablename__ = "rec_served_lists"
+    __table_args__ = (
+        Index("ix_rec_served_lists_model_version_served_at", "model", "version", "served_at"),
+        Index("ix_rec_served_lists_user_id", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BIGINT_PK, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(63), nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    user_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    items: Mapped[list[str]] = mapped_column(JSON, nullable=False)
+    served_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)

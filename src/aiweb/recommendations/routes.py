@@ -7,6 +7,8 @@ on ``app.state.recommendations``.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
@@ -16,6 +18,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from aiweb.db.orm import utcnow
 from aiweb.errors import ConflictError, ModelNotFound
 from aiweb.names import REF_REGEX
+from aiweb.recommendations.rollout import log_served
 from aiweb.recommendations.schemas import (
     InteractionsRequest,
     InteractionsResponse,
@@ -30,9 +33,33 @@ from aiweb.recommendations.service import MAX_N, MAX_PAGE, RecommendationService
 from aiweb.recommendations.training import TASK
 from aiweb.registry.entities import PRODUCTION
 from aiweb.registry.service import RegistryService
+from aiweb.rollout.router import RolloutRouter
 from aiweb.security.auth import scoped
 
 router = APIRouter(prefix="/v1", tags=["recommendations"])
+log = logging.getLogger("aiweb.recommendations")
+
+
+_LOGGING: set[asyncio.Task[None]] = set()
+
+
+def _log_served(service: RecommendationService, body: dict[str, Any], user_id: str) -> None:
+    """Log a list served under a rollout, off the request path."""
+    items = [item["item_id"] for item in body["items"]]
+
+    async def write() -> None:
+        try:
+            await anyio.to_thread.run_sync(
+                lambda: log_served(
+                    service.store.sessions, body["model"], body["version"], user_id, items, utcnow()
+                )
+            )
+        except Exception:
+            log.warning("served list of %s not logged", body["model"], exc_info=True)
+
+    task = asyncio.get_running_loop().create_task(write())
+    _LOGGING.add(task)
+    task.add_done_callback(_LOGGING.discard)
 
 
 async def _service(request: Request) -> RecommendationService:
@@ -185,6 +212,7 @@ async def recommendations(
     user_id: Annotated[str, _USER_ID],
     model: Annotated[str, _ModelQuery],
     service: ServiceDep,
+    request: Request,
     response: Response,
     n: Annotated[int, _N] = 10,
     exclude_seen: Annotated[
@@ -204,15 +232,35 @@ async def recommendations(
     ``?explain=true`` adds ``because``, the user's history items that add most to the
     score (``[{"item_id", "weight"}]``, at most 5), and ``explanation`` (``{"method",
     "exact", "base", "rest", "parts"}``, ``score = base + rest + Σ weights``)."""
-    body = await service.recommend(
-        model,
-        user_id,
-        n=n,
-        exclude_seen=exclude_seen,
-        exclude=exclude or (),
-        category=category,
-        explain=explain,
-    )
+    options: dict[str, Any] = {
+        "n": n,
+        "exclude_seen": exclude_seen,
+        "exclude": exclude or (),
+        "category": category,
+        "explain": explain,
+    }
+    # under a running rollout of ``model`` (its production), the user's place picks the
+    # version (docs/rollout.md); the list served is logged for the click-through rate
+    rollouts: RolloutRouter | None = getattr(request.app.state, "rollout_router", None)
+    route = rollouts.route(model, user_id) if rollouts is not None else None
+    if route is None:
+        body = await service.recommend(model, user_id, **options)
+    else:
+        assert rollouts is not None
+        try:
+            body = await service.recommend(route.ref, user_id, **options)
+        except Exception as exc:
+            rollouts.answered(route, error=getattr(exc, "status", 500) >= 500)
+            raise
+        rollouts.answered(route, error=False)
+        if route.rollout.mode != "shadow":
+            _log_served(service, body, user_id)
+        rollouts.also_score(
+            route,
+            lambda ref, _: service.recommend(ref, user_id, **options),
+            None,
+            body,
+        )
     if include == "item":
         body = await service.with_items(body)
     return _items(body, response)

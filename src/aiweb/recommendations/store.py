@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from aiweb.db.orm import utcnow
 from aiweb.db.session import make_session_factory, transaction
 from aiweb.errors import InvalidInputError, ItemNotFound
-from aiweb.recommendations.orm import SqlInteraction, SqlItem
+from aiweb.recommendations.orm import SqlInteraction, SqlItem, SqlServedList
 
 #: rows per INSERT statement (SQLite allows 32,766 bound variables)
 CHUNK_ROWS = 1000
@@ -401,6 +401,16 @@ class RecommendationStore:
         events = [UserEvent(id=r[0], item_id=r[1], occurred_at=r[2]) for r in rows]
         events.sort(key=lambda e: (e.occurred_at, e.id))
         return events
+
+    def delete_served_lists(self, user_id: str) -> int:
+        """Delete the lists served to ``user_id`` under rollouts (an erasure).
+
+        Returns:
+            How many were deleted.
+        """
+        with transaction(self.sessions) as session:
+            result = session.execute(delete(SqlServedList).where(SqlServedList.user_id == user_id))
+            return int(result.rowcount)  # type: ignore[attr-defined]
 
     def delete_user(self, user_id: str, *, batch_rows: int = 1000) -> int:
         """Delete every interaction of ``user_id`` (an erasure), ``batch_rows`` per

@@ -13,7 +13,8 @@ from aiweb.jobs.env import JobEnv
 from aiweb.recommendations import routes
 from aiweb.recommendations.cache import erase_cached, make_recommendation_cache
 from aiweb.recommendations.jobs import JOB_TYPES
-from aiweb.recommendations.orm import SqlInteraction, SqlItem
+from aiweb.recommendations.orm import SqlInteraction, SqlItem, SqlServedList
+from aiweb.recommendations.rollout import QUALITY
 from aiweb.recommendations.service import RecommendationService
 from aiweb.recommendations.store import RecommendationStore
 from aiweb.recommendations.training import TASK as NAME
@@ -45,11 +46,14 @@ def erase_user(env: JobEnv, user_id: str) -> dict[str, int]:
     the artifact) until a model is trained again without them.
 
     Returns:
-        ``{"interactions": n, "cached_lists": n}``.
+        ``{"interactions": n, "served_lists": n, "cached_lists": n}`` (``served_lists``:
+        the lists logged for a rollout's click-through rate).
     """
-    interactions = RecommendationStore(env.engine).delete_user(user_id)
+    store = RecommendationStore(env.engine)
+    interactions = store.delete_user(user_id)
+    served = store.delete_served_lists(user_id)
     cached = erase_cached(env.settings.cache, env.settings.redis_url, user_id)
-    return {"interactions": interactions, "cached_lists": cached}
+    return {"interactions": interactions, "served_lists": served, "cached_lists": cached}
 
 
 TASK = Task(
@@ -57,9 +61,10 @@ TASK = Task(
     model_tasks=frozenset({NAME}),
     routers=(routes.router,),
     job_types=JOB_TYPES,
-    tables=tables_of(SqlItem, SqlInteraction),
+    tables=tables_of(SqlItem, SqlInteraction, SqlServedList),
     start=start,
     use_instead="GET /v1/users/{user_id}/recommendations?model={name} "
     "(and GET /v1/items/{item_id}/similar)",
     erase_user=erase_user,
+    rollout_quality=QUALITY,
 )

@@ -184,6 +184,18 @@ class VariantReport(BaseModel):
     live_accuracy_ci: list[float] | None = Field(
         None, description="95% Wilson interval of live_accuracy."
     )
+    quality: QualityReport
+
+
+class QualityReport(BaseModel):
+    """The live quality the ``min_accuracy_delta`` gate judges: accuracy from label
+    feedback, or a task's own (``ctr`` for recommendations: lists served with a click on
+    one of their items within 24 h, of the lists served)."""
+
+    metric: str
+    value: float | None
+    ci: list[float] | None = Field(None, description="95% Wilson interval of value.")
+    n: int
 
 
 class AgreementReport(BaseModel):

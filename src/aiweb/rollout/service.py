@@ -15,7 +15,7 @@ import secrets
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,6 +44,25 @@ from aiweb.rollout.stats import (
 from aiweb.webhooks.service import emit
 
 log = logging.getLogger("aiweb.rollout")
+
+#: ``quality(sessions, model, version, since) -> (successes, trials)``: a task's live
+#: quality of one version since a time, as a proportion (recommendations: the lists
+#: served with a click within 24 h, of the lists served)
+QualityFn = Callable[[sessionmaker[Session], str, int, datetime], tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class RolloutQuality:
+    """A task's own live quality, judged by the ``min_accuracy_delta`` gate instead of
+    the accuracy from feedback (:attr:`aiweb.contract.Task.rollout_quality`).
+
+    Attributes:
+        metric: its name in reports (``ctr``).
+        measure: :data:`QualityFn`.
+    """
+
+    metric: str
+    measure: QualityFn
 
 
 @dataclass(frozen=True)
@@ -177,6 +196,8 @@ class RolloutService:
         alert_url: ``AIWEB_ALERT_WEBHOOK_URL``: a rollback posts an alert there.
         alerts: attempts, back-off and timeout of that alert.
         on_change: called after this process changed a rollout (the router re-reads).
+        quality: ``{registry task: its live quality}`` for the tasks whose models are not
+            judged on label feedback (recommendations: click-through rate).
     """
 
     def __init__(
@@ -188,6 +209,7 @@ class RolloutService:
         alert_url: str | None = None,
         alerts: AlertSettings | None = None,
         on_change: Callable[[], None] | None = None,
+        quality: Mapping[str, RolloutQuality] | None = None,
     ) -> None:
         self._sessions = sessions
         self._registry = registry
@@ -195,6 +217,7 @@ class RolloutService:
         self._alert_url = alert_url
         self._alerts = alerts or AlertSettings()
         self._on_change = on_change
+        self._quality = dict(quality or {})
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
@@ -446,6 +469,7 @@ class RolloutService:
         latencies: dict[str, list[float]] = {}
         correct: dict[str, tuple[int, int]] = {}
         started = row.started_at
+        quality = self._quality.get(self._registry.get_model(row.model).task)
         with self._sessions() as session:
             for variant, version in (("baseline", row.baseline), ("candidate", row.candidate)):
                 lat = list(
@@ -503,6 +527,15 @@ class RolloutService:
                 }
                 latencies[variant] = lat
                 correct[variant] = (int(right), int(n))
+                if quality is not None:
+                    correct[variant] = quality.measure(self._sessions, row.model, version, started)
+                hits, trials = correct[variant]
+                variants[variant]["quality"] = {
+                    "metric": quality.metric if quality is not None else "accuracy",
+                    "value": _rounded(hits / trials) if trials else None,
+                    "ci": [_rounded(v) for v in wilson_interval(hits, trials)] if trials else None,
+                    "n": trials,
+                }
         min_samples = int(gates_config["min_samples"])
         candidate = variants["candidate"]
         gates = [
@@ -527,6 +560,13 @@ class RolloutService:
                 row.agreed, row.compared, gates_config.get("min_agreement"), min_samples
             ),
         ]
+        if quality is not None:  # the same gate, on the task's metric: say which
+            gates = [
+                replace(g, reason=g.reason.replace("accuracy", quality.metric))
+                if g.gate == "min_accuracy_delta"
+                else g
+                for g in gates
+            ]
         return Measures(variants, latencies, correct, gates, combine(gates))
 
     def report(self, name: str) -> dict[str, Any]:
