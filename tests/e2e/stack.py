@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,26 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.kill()
         self._fh.close()
+
+
+@dataclass
+class Stack:
+    """A running ``aiweb serve`` (its environment, home, port) and an admin key."""
+
+    env: dict[str, str]
+    home: Path
+    port: int
+    key: str
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=f"http://127.0.0.1:{self.port}",
+            headers={"Authorization": f"Bearer {self.key}"},
+            timeout=60,
+        )
+
+    def worker(self, name: str, concurrency: int = 2) -> Proc:
+        return start_worker(self.env, self.home / f"{name}.log", concurrency=concurrency)
 
 
 def start_worker(env: dict[str, str], log: Path, *, concurrency: int = 2) -> Proc:

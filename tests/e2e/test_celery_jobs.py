@@ -15,7 +15,6 @@ import io
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from stack import (
     PG_URL,
     REDIS_URL,
     Proc,
+    Stack,
     base_env,
     create_admin_key,
     free_port,
@@ -35,7 +35,6 @@ from stack import (
     running,
     scoring_csv,
     start_server,
-    start_worker,
     wait_job,
 )
 
@@ -48,24 +47,6 @@ pytestmark = [
 ]
 
 BATCH_ROWS = 200_000
-
-
-@dataclass
-class Stack:
-    env: dict[str, str]
-    home: Path
-    port: int
-    key: str
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=f"http://127.0.0.1:{self.port}",
-            headers={"Authorization": f"Bearer {self.key}"},
-            timeout=60,
-        )
-
-    def worker(self, name: str, concurrency: int = 2) -> Proc:
-        return start_worker(self.env, self.home / f"{name}.log", concurrency=concurrency)
 
 
 def _broker_params() -> list[Any]:

@@ -13,7 +13,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from stack import (
     PG_URL,
     REDIS_URL,
     Proc,
+    Stack,
     base_env,
     create_admin_key,
     free_port,
@@ -39,21 +39,6 @@ pytestmark = pytest.mark.e2e
 
 CLI_TIMEOUT = 600
 TRAIN_ROWS = 8000
-
-
-@dataclass
-class Stack:
-    env: dict[str, str]
-    home: Path
-    port: int
-    key: str
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=f"http://127.0.0.1:{self.port}",
-            headers={"Authorization": f"Bearer {self.key}"},
-            timeout=60,
-        )
 
 
 def sst2(shared_data: Path, split: str) -> list[tuple[str, str]]:
