@@ -315,9 +315,9 @@ def test_refusals_are_problems(
             ("/v1/models/ghost/rollout", {"candidate": 2}, 404, "ghost"),
             (ROLLOUT, {"candidate": 9}, 404, "9"),
             (ROLLOUT, {"candidate": 1}, 409, "already the production version"),
-            (ROLLOUT, {"candidate": 2, "steps": [0.5, 0.2, 1.0]}, 422, "increase"),
-            (ROLLOUT, {"candidate": 2, "steps": [0.5]}, 422, "last step"),
-            (ROLLOUT, {"candidate": 2, "mode": "ab", "steps": [1.0]}, 422, "canary"),
+            (ROLLOUT, {"candidate": 2, "steps": [0.5, 0.0]}, 422, "steps"),
+            (ROLLOUT, {"candidate": 2, "steps": [1.5]}, 422, "steps"),
+            (ROLLOUT, {"candidate": 2, "steps": []}, 422, "steps"),
             (ROLLOUT, {"candidate": 2, "step_every": "0m"}, 422, "step_every"),
             (ROLLOUT, {"candidate": 2, "gates": {"max_error_rate": 2}}, 422, "max_error_rate"),
         ]
@@ -364,9 +364,9 @@ def test_the_cli_starts_shows_and_ends_rollouts(
         result = CliRunner().invoke(cli, ["rollout", *args])
         return result.exit_code, result.stdout, result.stderr
 
-    code, _, error = run("start", "sentiment", "--candidate", "2", "--steps", "0.5,0.2")
+    code, _, error = run("start", "sentiment", "--candidate", "2", "--steps", "0.5,0")
     assert code == 2
-    assert "steps must increase" in error
+    assert "steps" in error
     code, stdout, _ = run(
         "start", "sentiment", "--candidate", "2", "--mode", "ab", "--min-samples", "30", "--json"
     )

@@ -30,6 +30,14 @@ def gate(result: str, name: str = "max_error_rate") -> GateResult:
 PASS, FAIL, WAIT = gate("pass"), gate("fail", "min_accuracy_delta"), gate("inconclusive")
 
 
+def test_steps_are_sorted_and_end_at_one_and_only_a_canary_has_them() -> None:
+    assert RolloutRequest(candidate=2, steps=[0.5, 0.2]).resolved()["steps"] == [0.2, 0.5, 1.0]
+    assert RolloutRequest(candidate=2, steps=[1.0, 0.3, 0.3]).resolved()["steps"] == [0.3, 1.0]
+    resolved = RolloutRequest(candidate=2, mode="ab", steps=[0.5]).resolved()
+    assert (resolved["steps"], resolved["traffic"]) == ([], 0.5)
+    assert RolloutRequest(candidate=2).resolved()["steps"] == [0.1, 0.25, 0.5, 1.0]
+
+
 def test_a_failing_gate_rolls_back_at_once_or_holds_without_auto() -> None:
     move = judge(CANARY, "running", 0.5, 1.0, [PASS, FAIL])
     assert (move.state, move.traffic, move.event) == ("rolled_back", 0.0, "rolled_back")

@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-import itertools
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from aiweb.names import INT32_MAX
 
@@ -111,12 +110,13 @@ class RolloutRequest(BaseModel):
         description="Share of users (or requests) sent to the candidate at the start "
         "(default: the first step; ab 0.5; shadow 1.0).",
     )
-    steps: list[float] | None = Field(
+    steps: list[Annotated[float, Field(gt=0, le=1)]] | None = Field(
         None,
         min_length=1,
         max_length=20,
-        description="Canary: the shares traffic moves through, increasing, the last 1.0 "
-        "(reaching it promotes). Default [0.1, 0.25, 0.5, 1.0].",
+        description="Canary: the shares traffic moves through, each in (0, 1]; taken in "
+        "increasing order, 1.0 added when missing (reaching it promotes); not used by "
+        "shadow and ab. Default [0.1, 0.25, 0.5, 1.0].",
     )
     step_every: str = Field(
         "15m",
@@ -135,23 +135,9 @@ class RolloutRequest(BaseModel):
         "`false`: only judge and record, a person promotes or aborts.",
     )
 
-    @model_validator(mode="after")
-    def _steps(self) -> RolloutRequest:
-        steps = self.steps
-        if steps is not None:
-            if self.mode != "canary":
-                raise ValueError("steps are for a canary rollout only")
-            if any(not (0 < s <= 1) for s in steps):
-                raise ValueError("every step is a share of traffic in (0, 1]")
-            if any(b <= a for a, b in itertools.pairwise(steps)):
-                raise ValueError("steps must increase")
-            if steps[-1] != 1.0:
-                raise ValueError("the last step must be 1.0 (reaching it promotes)")
-        return self
-
     def resolved(self) -> dict[str, Any]:
         """The stored configuration: every default filled in."""
-        steps = list(self.steps or DEFAULT_STEPS) if self.mode == "canary" else []
+        steps = sorted({*(self.steps or DEFAULT_STEPS), 1.0}) if self.mode == "canary" else []
         if self.traffic is not None:
             traffic = self.traffic
         else:

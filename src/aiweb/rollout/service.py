@@ -313,7 +313,15 @@ class RolloutService:
         """
         row = self._active_row(name)
         self._registry.promote(name, row.candidate, actor=actor or "rollout", request_id=request_id)
-        self._move(row, "promoted", 1.0, "promoted", self._manual(actor), actor=actor)
+        self._move(
+            row,
+            "promoted",
+            1.0,
+            "promoted",
+            self._manual(actor),
+            actor=actor,
+            request_id=request_id,
+        )
         return self.report(name)
 
     def abort(self, name: str, *, actor: str = "", request_id: str | None = None) -> dict[str, Any]:
@@ -325,7 +333,9 @@ class RolloutService:
             ConflictError: its latest rollout is not running (409).
         """
         row = self._active_row(name)
-        self._move(row, "aborted", 0.0, "aborted", self._manual(actor), actor=actor)
+        self._move(
+            row, "aborted", 0.0, "aborted", self._manual(actor), actor=actor, request_id=request_id
+        )
         return self.report(name)
 
     @staticmethod
@@ -646,6 +656,7 @@ class RolloutService:
         gates: list[dict[str, Any]] | None = None,
         *,
         actor: str = "",
+        request_id: str | None = None,
     ) -> bool:
         """Apply a move to ``row`` if nobody moved it since it was read.
 
@@ -697,6 +708,7 @@ class RolloutService:
                     "decision": decision,
                     **({"gates": gates} if gates is not None else {}),
                 },
+                request_id=request_id,
             )
             self._emit(row, event, state, traffic, decision, actor or "rollout", now)
         log.info("rollout of %s: %s (traffic %.2f): %s", row.model, event, traffic, decision)
