@@ -11,7 +11,7 @@ API and are audited with the actor ``dashboard:<name>``.
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI, Query, Request
@@ -55,6 +55,8 @@ from aiweb.names import INT32_MAX
 from aiweb.recommendations.service import RecommendationService
 from aiweb.registry.entities import PRODUCTION
 from aiweb.registry.service import RegistryService
+from aiweb.rollout.router import RolloutRouter
+from aiweb.rollout.service import RolloutService
 from aiweb.security.audit import AuditLog
 from aiweb.security.auth import client_address
 from aiweb.security.keys import SCOPES, KeyService, parse_duration
@@ -257,14 +259,18 @@ async def models_page(request: Request, session: SessionDep) -> Response:
 
 @router.get("/models/{name}")
 async def model_page(request: Request, name: str, session: SessionDep) -> Response:
-    """A model's versions, aliases (promote, roll back), live performance and drift."""
+    """A model's versions, aliases (promote, roll back), live performance and drift, and
+    its running rollout, if any (a badge linking to the rollout page)."""
     state = app_state(request)
-    try:
-        context = await anyio.to_thread.run_sync(
-            lambda: views.model_detail(
-                state.registry, state.drift, state.feedback, _stats(state), name
-            )
+
+    def gather() -> dict[str, Any]:
+        context = views.model_detail(
+            state.registry, state.drift, state.feedback, _stats(state), name
         )
+        return {**context, "rollout": views.running_rollout(state.rollouts, name)}
+
+    try:
+        context = await anyio.to_thread.run_sync(gather)
     except AiwebError as exc:
         return render_error(request, session, exc)
     return render(request, "model.html", context, session=session)
@@ -332,6 +338,109 @@ async def rollback(request: Request, name: str, session: SessionDep) -> Response
         "ok",
         f"Rolled {name}@{alias} back to version {event.to_version} (from {event.from_version}).",
     )
+
+
+# -- rollouts --------------------------------------------------------------------------------
+
+
+async def _rollout_context(request: Request, name: str) -> dict[str, Any]:
+    """The rollout page's data (:func:`views.rollout_detail`), with the API's address for
+    the command that starts one.
+
+    Raises:
+        ModelNotFound.
+    """
+    state = app_state(request)
+    context = await anyio.to_thread.run_sync(
+        lambda: views.rollout_detail(state.registry, state.rollouts, name)
+    )
+    return {**context, "api_base": str(request.base_url).rstrip("/")}
+
+
+@router.get("/models/{name}/rollout")
+async def rollout_page(request: Request, name: str, session: SessionDep) -> Response:
+    """The model's latest rollout: state, traffic over time, both versions side by side,
+    the gates, the timeline of decisions; promote and abort while it runs. Without one,
+    how to start one."""
+    try:
+        context = await _rollout_context(request, name)
+    except AiwebError as exc:
+        return render_error(request, session, exc)
+    return render(request, "rollout.html", context, session=session)
+
+
+@router.get("/models/{name}/rollout/live")
+async def rollout_live(request: Request, name: str, session: SessionDep) -> Response:
+    """The rollout's numbers alone (polled by htmx every few seconds while it runs)."""
+    try:
+        context = await _rollout_context(request, name)
+    except AiwebError as exc:
+        return render_error(request, session, exc)
+    if context["rollout"] is None:
+        return Response(status_code=204)  # htmx keeps what it shows
+    return render(request, "_rollout.html", context, session=session)
+
+
+async def _rollout_action(
+    request: Request, name: str, session: DashboardSession, verb: Literal["promote", "abort"]
+) -> Response:
+    """Promote or abort the rollout the page showed (form field ``rollout``: its id), as
+    ``POST /v1/models/{name}/rollout/{verb}`` does, audited with the dashboard user; then
+    this process follows the change at once (the API route's ``_after_change``)."""
+    form = await checked_form(request, session)
+    state = app_state(request)
+    rollouts: RolloutService = state.rollouts
+    registry: RegistryService = state.registry
+    page = f"/models/{name}/rollout"
+    shown = field(form, "rollout")
+    running = await anyio.to_thread.run_sync(rollouts.active)
+    current = next((r for r in running if r.model == name), None)
+    if current is None:
+        return redirect_with_flash(
+            request, page, "error", f"No rollout of {name} is running: nothing to {verb}."
+        )
+    if not shown or shown != current.id:
+        return redirect_with_flash(
+            request,
+            page,
+            "error",
+            "This is not the rollout the page showed (it changed meanwhile): "
+            f"review it and {verb} again.",
+        )
+    act = rollouts.promote if verb == "promote" else rollouts.abort
+    try:
+        report = await anyio.to_thread.run_sync(
+            lambda: act(name, actor=session.actor, request_id=request_id(request))
+        )
+    except AiwebError as exc:
+        return redirect_with_flash(request, page, "error", exc.detail)
+    rollout_router: RolloutRouter = state.rollout_router
+    await registry.alias_moved(name)  # this process serves the new production at once
+    await rollout_router.follow(registry.alias_moved)
+    if verb == "promote":
+        text = (
+            f"Promoted {name} v{report['candidate']} to production "
+            f"(was v{report['baseline']}); the rollout ended."
+        )
+    else:
+        text = (
+            f"Aborted the rollout of {name} v{report['candidate']}: all traffic is back "
+            f"on v{report['baseline']}."
+        )
+    return redirect_with_flash(request, page, "ok", text)
+
+
+@router.post("/models/{name}/rollout/promote")
+async def rollout_promote(request: Request, name: str, session: SessionDep) -> Response:
+    """Make the running rollout's candidate ``production`` now, whatever its gates say,
+    and end the rollout."""
+    return await _rollout_action(request, name, session, "promote")
+
+
+@router.post("/models/{name}/rollout/abort")
+async def rollout_abort(request: Request, name: str, session: SessionDep) -> Response:
+    """End the running rollout: all traffic back on the baseline (still ``production``)."""
+    return await _rollout_action(request, name, session, "abort")
 
 
 # -- playground ------------------------------------------------------------------------------

@@ -16,20 +16,22 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from aiweb.classification.explain import words_of
-from aiweb.errors import ConflictError, NotFoundError
+from aiweb.errors import ConflictError, NotFoundError, RolloutNotFound
 from aiweb.monitoring.drift import MIN_SAMPLES, DriftService
 from aiweb.monitoring.feedback import FeedbackService
 from aiweb.monitoring.metrics import render
 from aiweb.monitoring.stats import PredictionStats
 from aiweb.registry.entities import PRODUCTION, ModelVersion, RegisteredModel
 from aiweb.registry.service import RegistryService
+from aiweb.rollout.service import RolloutService
 
 HEAT_LEVELS = 10
 """Colour steps of the confusion-matrix heatmap (CSS classes ``heat-0`` … ``heat-9``)."""
@@ -709,3 +711,333 @@ async def tabular_answer(
         },
         "waterfall": explained,
     }
+
+
+# -- rollouts (shadow, canary, A/B) ----------------------------------------------------------
+
+STATE_BADGES = {
+    "running": "info",
+    "held": "warn",
+    "promoted": "good",
+    "rolled_back": "bad",
+    "aborted": "muted",
+}
+"""Badge class (``app.css``) of each rollout state."""
+RESULT_BADGES = {"pass": "good", "fail": "bad", "inconclusive": "warn", "skipped": "muted"}
+"""Badge class of each gate result (and of the verdict)."""
+EVENT_MARKS = {
+    "started": ("#2563eb", "circle"),
+    "step": ("#0891b2", "triangle"),
+    "held": ("#d97706", "rectRot"),
+    "promoted": ("#16a34a", "star"),
+    "rolled_back": ("#dc2626", "crossRot"),
+    "aborted": ("#4b5563", "rect"),
+}
+"""Colour and Chart.js point style of each history event on the traffic chart."""
+VARIANT_COLOURS = {"baseline": "#6b7280", "candidate": "#2563eb"}
+NO_FIGURE = "\u2013"
+"""What stands for a missing number (an en dash, as the templates' macros show it)."""
+
+
+def _moment(value: Any) -> datetime | None:
+    """A datetime from the report (a datetime, or an ISO 8601 string in history entries),
+    UTC when it carries no zone; ``None`` for anything else."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _share(value: Any) -> str:
+    """``0.25`` → ``"25%"``, ``0.125`` → ``"12.5%"``; :data:`NO_FIGURE` for ``None``."""
+    if not isinstance(value, int | float):
+        return NO_FIGURE
+    return f"{value * 100:.1f}".removesuffix(".0") + "%"
+
+
+def gate_figure(gate: str, value: float | None) -> str:
+    """A gate's bound or value in the gate's unit: a share for error rate and agreement,
+    ms for latency, signed points for the accuracy difference; :data:`NO_FIGURE` for
+    ``None``.
+
+    >>> gate_figure("max_error_rate", 0.0125), gate_figure("min_accuracy_delta", -0.02)
+    ('1.25%', '-2.0 pts')
+    >>> gate_figure("max_latency_p95_ms", 12.345), gate_figure("min_agreement", None) == NO_FIGURE
+    ('12.3 ms', True)
+    """
+    if value is None or not math.isfinite(value):
+        return NO_FIGURE
+    if gate == "max_latency_p95_ms":
+        return f"{value:.1f} ms"
+    if gate == "min_accuracy_delta":
+        return f"{value * 100:+.1f} pts"
+    return f"{value * 100:.2f}".rstrip("0").rstrip(".") + "%"
+
+
+def _interval_text(gate: str, interval: list[float | None] | None) -> str:
+    """``"0.1% to 2.31%"``; an end the data cannot bound is ``unbounded``."""
+    if not interval:
+        return NO_FIGURE
+    low, high = interval
+    return (
+        ("unbounded" if low is None else gate_figure(gate, low))
+        + " to "
+        + ("unbounded" if high is None else gate_figure(gate, high))
+    )
+
+
+def _time_axis(start: datetime, end: datetime) -> tuple[float, str]:
+    """Seconds per unit and the unit's name for a chart spanning ``start`` to ``end``."""
+    span = (end - start).total_seconds()
+    if span <= 2 * 3600:
+        return 60.0, "minutes"
+    if span <= 2 * 86400:
+        return 3600.0, "hours"
+    return 86400.0, "days"
+
+
+def _event_note(entry: Mapping[str, Any]) -> str:
+    """One line about a history entry: what happened, by whom, and why."""
+    event = str(entry.get("event", ""))
+    text = {
+        "started": f"started at {_share(entry.get('traffic'))}",
+        "step": f"stepped to {_share(entry.get('traffic'))}",
+        "held": "held",
+        "promoted": "promoted",
+        "rolled_back": "rolled back",
+        "aborted": "aborted",
+    }.get(event, event)
+    if entry.get("actor"):
+        text += f" by {entry['actor']}"
+    decision = entry.get("decision") or {}
+    reason = decision.get("reason")
+    if reason and decision.get("result") != "manual":
+        text += f": {reason}"
+    return text
+
+
+def traffic_chart(report: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """The candidate's share over time as a step chart, each move marked.
+
+    Args:
+        report: a rollout report (:meth:`aiweb.rollout.service.RolloutService.report`).
+        now: where a running rollout's line ends (an ended one ends at ``ended_at``).
+
+    Returns:
+        A ``data-spec`` for ``app.js``: ``{"type": "xy", "series", "x_label", "y_label",
+        "y_min": 0, "y_max": 1, "y_percent": True}``; the first series is the stepped
+        line (``[[t, share]]``, ``t`` in the unit of ``x_label`` since the start), the
+        others one marker series per kind of event, with a ``notes`` line per point
+        (:func:`_event_note`) for the tooltip.
+    """
+    start = _moment(report["started_at"]) or now
+    end = _moment(report.get("ended_at")) or max(now, start)
+    unit_s, unit = _time_axis(start, end)
+
+    def at(moment: datetime | None) -> float:
+        return round(((moment or start) - start).total_seconds() / unit_s, 4)
+
+    history = list(report.get("history") or [])
+    line = [[at(_moment(h.get("at"))), float(h.get("traffic", 0.0))] for h in history]
+    line.append([at(end), float(report["traffic"])])
+    series: list[dict[str, Any]] = [
+        {
+            "name": "candidate share",
+            "points": line,
+            "line": True,
+            "stepped": True,
+            "fill": True,
+            "radius": 0,
+            "colour": VARIANT_COLOURS["candidate"],
+        }
+    ]
+    for event, (colour, style) in EVENT_MARKS.items():
+        entries = [h for h in history if h.get("event") == event]
+        if entries:
+            series.append(
+                {
+                    "name": event.replace("_", " "),
+                    "points": [
+                        [at(_moment(h.get("at"))), float(h.get("traffic", 0.0))] for h in entries
+                    ],
+                    "notes": [_event_note(h) for h in entries],
+                    "line": False,
+                    "colour": colour,
+                    "point_style": style,
+                    "radius": 7,
+                }
+            )
+    return {
+        "type": "xy",
+        "series": series,
+        "x_label": f"{unit} since the start ({start.strftime('%Y-%m-%d %H:%M')} UTC)",
+        "y_label": "candidate share of traffic",
+        "x_min": 0,
+        "y_min": 0,
+        "y_max": 1,
+        "y_percent": True,
+        "title": "candidate traffic over time",
+    }
+
+
+def live_quality(variant: Mapping[str, Any]) -> dict[str, Any]:
+    """The live quality the ``min_accuracy_delta`` gate judges for one variant:
+    ``{"metric", "value", "ci", "n"}`` — the report's ``quality`` when it has one (a
+    task's own metric, such as ``ctr``), else the accuracy from label feedback."""
+    quality = variant.get("quality")
+    if isinstance(quality, Mapping) and quality.get("metric"):
+        return {
+            "metric": str(quality["metric"]),
+            "value": quality.get("value"),
+            "ci": quality.get("ci"),
+            "n": int(quality.get("n") or 0),
+        }
+    return {
+        "metric": "accuracy",
+        "value": variant.get("live_accuracy"),
+        "ci": variant.get("live_accuracy_ci"),
+        "n": int(variant.get("feedback_n") or 0),
+    }
+
+
+def accuracy_chart(variants: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
+    """Both variants' live quality (:func:`live_quality`: accuracy from feedback, or the
+    task's own metric) with its 95% interval, as a ``data-spec``: ``{"type": "interval",
+    "labels", "values", "ranges": [[lo, hi] | None], "colours", "x_label", "x_min": 0,
+    "x_max": 1, "percent": True}``; ``None`` while neither variant has any."""
+    names = ("baseline", "candidate")
+    quality = {n: live_quality(variants[n]) for n in names}
+    if all(quality[n]["value"] is None for n in names):
+        return None
+    metric = quality["candidate"]["metric"]
+    source = "from feedback" if metric == "accuracy" else "live"
+    return {
+        "type": "interval",
+        "labels": [f"{n} v{variants[n]['version']}" for n in names],
+        "values": [quality[n]["value"] for n in names],
+        "ranges": [quality[n]["ci"] for n in names],
+        "colours": [VARIANT_COLOURS[n] for n in names],
+        "x_label": f"{metric} {source} (point: estimate; bar: 95% Wilson interval)",
+        "x_min": 0,
+        "x_max": 1,
+        "percent": True,
+        "title": f"live {metric} of both versions with 95% intervals",
+    }
+
+
+def rollout_view(report: Mapping[str, Any], now: datetime | None = None) -> dict[str, Any]:
+    """What the rollout page shows of one report.
+
+    Args:
+        report: :meth:`aiweb.rollout.service.RolloutService.report` (the shape of
+            :class:`aiweb.rollout.schemas.RolloutReport`).
+        now: the moment the page is drawn (default: now, UTC).
+
+    Returns:
+        The report's fields, plus ``active`` (running or held: it can be promoted or
+        aborted), ``badge`` (state badge class), ``verdict_badge``, ``traffic_share``
+        (``"25%"``), ``gates`` with ``badge``, ``bound_text``, ``value_text`` and
+        ``interval_text``, ``timeline`` (history newest first: ``at`` as a datetime,
+        ``event``, ``state``, ``traffic_share``, ``actor``, ``gate``, ``result``,
+        ``reason``), ``decision_at``, ``quality`` (each variant's :func:`live_quality`),
+        ``traffic_chart`` (:func:`traffic_chart`) and ``accuracy_chart``
+        (:func:`accuracy_chart`).
+    """
+    now = now or datetime.now(UTC)
+    gates = [
+        {
+            **g,
+            "badge": RESULT_BADGES.get(g["result"], "muted"),
+            "bound_text": gate_figure(g["gate"], g.get("bound")),
+            "value_text": gate_figure(g["gate"], g.get("value")),
+            "interval_text": _interval_text(g["gate"], g.get("interval")),
+        }
+        for g in report.get("gates") or []
+    ]
+    timeline = []
+    for entry in reversed(report.get("history") or []):
+        decision = entry.get("decision") or {}
+        timeline.append(
+            {
+                "at": _moment(entry.get("at")),
+                "event": entry.get("event", ""),
+                "state": entry.get("state", ""),
+                "traffic_share": _share(entry.get("traffic")),
+                "actor": entry.get("actor")
+                or ("" if entry.get("event") == "started" else "automatic"),
+                "gate": decision.get("gate"),
+                "result": decision.get("result"),
+                "reason": decision.get("reason")
+                or ("" if entry.get("event") != "started" else "rollout started"),
+            }
+        )
+    decision = report.get("decision")
+    return {
+        **report,
+        "active": report["state"] in ("running", "held"),
+        "badge": STATE_BADGES.get(report["state"], "muted"),
+        "verdict_badge": RESULT_BADGES.get(report.get("verdict", ""), "muted"),
+        "traffic_share": _share(report["traffic"]),
+        "steps_text": " → ".join(_share(x) for x in (report.get("config") or {}).get("steps", [])),
+        "gates": gates,
+        "timeline": timeline,
+        "decision_at": _moment(decision.get("at")) if decision else None,
+        "started": _moment(report.get("started_at")),
+        "stepped": _moment(report.get("stepped_at")),
+        "updated": _moment(report.get("updated_at")),
+        "ended": _moment(report.get("ended_at")),
+        "traffic_chart": traffic_chart(report, now),
+        "quality": {n: live_quality(v) for n, v in report["variants"].items()},
+        "accuracy_chart": accuracy_chart(report["variants"]),
+    }
+
+
+def rollout_detail(
+    registry: RegistryService, rollouts: RolloutService, name: str
+) -> dict[str, Any]:
+    """Everything the rollout page of ``name`` shows: ``{"model", "rollout": rollout_view
+    or None, "start": {"production", "candidate"}}``; ``start`` suggests the command that
+    starts a rollout (the newest ready version newer than production as the candidate,
+    ``None`` when there is none).
+
+    Raises:
+        ModelNotFound.
+    """
+    model = registry.get_model(name)
+    production = model.aliases.get(PRODUCTION)
+    try:
+        view: dict[str, Any] | None = rollout_view(rollouts.report(name))
+    except RolloutNotFound:
+        view = None
+    candidate = None
+    if view is None or not view["active"]:
+        ready = [
+            v.version
+            for v in registry.list_versions(name)
+            if v.status == "ready" and v.version > (production or 0)
+        ]
+        candidate = max(ready, default=None)
+    return {
+        "model": model,
+        "rollout": view,
+        "start": {"production": production, "candidate": candidate},
+    }
+
+
+def running_rollout(rollouts: RolloutService, name: str) -> dict[str, Any] | None:
+    """The running (or held) rollout of ``name`` for the model page's badge:
+    ``{"state", "mode", "candidate", "traffic_share"}``, or ``None``."""
+    for r in rollouts.active():
+        if r.model == name:
+            return {
+                "state": r.state,
+                "mode": r.mode,
+                "candidate": r.candidate,
+                "traffic_share": _share(r.traffic),
+                "badge": STATE_BADGES.get(r.state, "muted"),
+            }
+    return None
