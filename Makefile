@@ -183,3 +183,11 @@ bench-interop: install
 	       || { apt-get update -q >/dev/null && apt-get install -y -q nghttp2-client >/dev/null; }; }; } \
 	  || echo "h2load missing (Debian's nghttp2-client): gRPC is driven by the Python loop" >&2
 	$(BIN)/python -m bench.interop $(BENCH_ARGS)
+
+# Benchmark: predict p50/p99 at concurrency 8 and 64 with no rollout, a 50% canary and a
+# 100% shadow of a second sentiment version, rounds interleaved in one aiweb serve (needs
+# wrk). Exit 1 when a rollout row's p50 is > 1.10x or its p99 > 1.20x the no-rollout row's.
+# Options: make bench-rollout BENCH_ARGS='--duration 5 --rounds 1 --markdown /tmp/rollout.md'
+.PHONY: bench-rollout
+bench-rollout: install
+	$(BIN)/python -m bench.rollout $(BENCH_ARGS)

@@ -567,9 +567,11 @@ def train_demo(aiweb: str, env: dict[str, str], home: Path) -> None:
     err.print(f"trained the demo models in {time.perf_counter() - t0:.1f} s")
 
 
-def create_key(aiweb: str, env: dict[str, str], name: str = "bench") -> str:
+def create_key(
+    aiweb: str, env: dict[str, str], name: str = "bench", scopes: str = "predict"
+) -> str:
     proc = subprocess.run(
-        [aiweb, "keys", "create", name, "--scopes", "predict"],
+        [aiweb, "keys", "create", name, "--scopes", scopes],
         env=env,
         cwd=REPO,
         capture_output=True,
