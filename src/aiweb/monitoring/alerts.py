@@ -18,8 +18,10 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import update
@@ -28,10 +30,86 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aiweb.config import AlertSettings
 from aiweb.db.orm import SqlDriftAlert
-from aiweb.webhooks.sender import post_with_retries
+from aiweb.webhooks.sender import PostResult, post_with_retries
 from aiweb.webhooks.service import emit, has_subscribers
 
 log = logging.getLogger(__name__)
+
+
+class AlertPoster:
+    """Posts alert bodies to one webhook URL from a background thread, retried with
+    exponential back-off (:func:`aiweb.webhooks.sender.post_with_retries`).
+
+    The thread is started by the first post; :meth:`close` waits for the posts queued.
+
+    Args:
+        url: the webhook URL, or ``None`` to post nothing.
+        settings: attempts, back-off and timeout.
+        thread_name: the name prefix of the sending thread.
+
+    Attributes:
+        url: the webhook URL, or ``None``.
+    """
+
+    def __init__(self, url: str | None, settings: AlertSettings, thread_name: str) -> None:
+        self.url = url
+        self._settings = settings
+        self._thread_name = thread_name
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def post(
+        self,
+        payload: dict[str, Any],
+        what: str,
+        done: Callable[[PostResult, int], None] | None = None,
+    ) -> Future[bool] | None:
+        """Queue one POST of ``payload`` as JSON.
+
+        Args:
+            payload: the body.
+            what: the alert in the error logged when it is not delivered
+                (``drift alert for sentiment:3 oov_rate``).
+            done: called in the sending thread with the outcome and the tries made.
+
+        Returns:
+            The pending send, true when delivered; ``None`` when there is no URL.
+        """
+        if not self.url:
+            return None
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix=self._thread_name)
+            return self._pool.submit(self._send, self.url, payload, what, done)
+
+    def _send(
+        self,
+        url: str,
+        payload: dict[str, Any],
+        what: str,
+        done: Callable[[PostResult, int], None] | None,
+    ) -> bool:
+        settings = self._settings
+        result, attempt = post_with_retries(
+            url,
+            json.dumps(payload).encode(),
+            {},
+            max_attempts=settings.max_attempts,
+            backoff_first_s=settings.retry_backoff_s,
+            timeout_s=settings.timeout_s,
+        )
+        if not result.ok:
+            log.error("%s not delivered: %s", what, result.error)
+        if done is not None:
+            done(result, attempt)
+        return result.ok
+
+    def close(self) -> None:
+        """Wait for the posts queued; a later post starts a new thread."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
 
 
 class AlertSender:
@@ -48,9 +126,7 @@ class AlertSender:
     ) -> None:
         self._sessions = sessions
         self._url = url
-        self._settings = settings
-        self._pool: ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()
+        self._poster = AlertPoster(url, settings, "aiweb-alerts")
 
     def _claim(self, payload: dict[str, Any]) -> bool:
         row = SqlDriftAlert(
@@ -112,36 +188,17 @@ class AlertSender:
                     )
                 except Exception:
                     log.warning("drift.detected event not queued", exc_info=True)
-            if self._url:
-                with self._lock:
-                    if self._pool is None:
-                        self._pool = ThreadPoolExecutor(1, thread_name_prefix="aiweb-alerts")
-                    futures.append(self._pool.submit(self._send, payload))
+            future = self._poster.post(
+                payload,
+                f"drift alert for {payload['model']}:{payload['version']} {payload['feature']}",
+                partial(self._finish, payload),
+            )
+            if future is not None:
+                futures.append(future)
         return futures
 
-    def _send(self, payload: dict[str, Any]) -> bool:
-        assert self._url is not None
-        settings = self._settings
-        result, attempt = post_with_retries(
-            self._url,
-            json.dumps(payload).encode(),
-            {},
-            max_attempts=settings.max_attempts,
-            backoff_first_s=settings.retry_backoff_s,
-            timeout_s=settings.timeout_s,
-        )
-        if not result.ok:
-            log.error(
-                "drift alert for %s:%s %s not delivered: %s",
-                payload["model"],
-                payload["version"],
-                payload["feature"],
-                result.error,
-            )
-        self._finish(payload, "sent" if result.ok else "failed", attempt, result.error)
-        return result.ok
-
-    def _finish(self, payload: dict[str, Any], status: str, attempts: int, error: str) -> None:
+    def _finish(self, payload: dict[str, Any], result: PostResult, attempts: int) -> None:
+        status = "sent" if result.ok else "failed"
         with self._sessions.begin() as session:
             session.execute(
                 update(SqlDriftAlert)
@@ -151,14 +208,11 @@ class AlertSender:
                 .values(
                     status=status,
                     attempts=attempts,
-                    last_error=error or None,
+                    last_error=result.error or None,
                     sent_at=datetime.now(UTC) if status == "sent" else None,
                 )
             )
 
     def close(self) -> None:
         """Wait for alerts being sent."""
-        with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True)
+        self._poster.close()

@@ -81,10 +81,9 @@ def ctr(
                     SqlInteraction.occurred_at >= since,
                 )
             ):
-                events[user_id].append((item_id, _aware(at)))
+                events[user_id].append((item_id, at))
     clicked = 0
-    for user_id, items, served_at in lists:
-        served = _aware(served_at)
+    for user_id, items, served in lists:
         shown = set(items)
         if any(
             item in shown and served <= at <= served + CLICK_WINDOW
@@ -92,12 +91,6 @@ def ctr(
         ):
             clicked += 1
     return clicked, len(lists)
-
-
-def _aware(moment: datetime) -> datetime:
-    from datetime import UTC
-
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 #: what a recommender rollout is judged on (:attr:`aiweb.contract.Task.rollout_quality`)

@@ -3,16 +3,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from aiweb.names import INT32_MAX
+from aiweb.security.keys import parse_duration
 
 #: ``15m``, ``2h``, ``1d``: how long a canary step lasts at least
 STEP_EVERY_PATTERN = r"^[1-9][0-9]{0,5}[smhdw]$"
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 #: the states of a rollout; the first two are those of a running one
 STATES = ("running", "held", "promoted", "rolled_back", "aborted")
@@ -25,7 +25,7 @@ DEFAULT_STEPS = (0.1, 0.25, 0.5, 1.0)
 def step_seconds(text: str) -> float:
     """Seconds of a ``step_every`` duration (``15m`` → 900.0); the pattern is checked by
     the schema."""
-    return float(timedelta(seconds=int(text[:-1]) * _UNITS[text[-1]]).total_seconds())
+    return parse_duration(text).total_seconds()
 
 
 class Gates(BaseModel):

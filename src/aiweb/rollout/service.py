@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import logging
 import secrets
-import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from aiweb.config import AlertSettings, RolloutSettings
 from aiweb.db.orm import SqlFeedback, SqlPrediction, SqlRollout
 from aiweb.errors import ConflictError, RolloutNotFound
+from aiweb.monitoring.alerts import AlertPoster
 from aiweb.monitoring.metrics import ROLLOUT_STATE, ROLLOUT_TRAFFIC
 from aiweb.registry.entities import PRODUCTION
 from aiweb.registry.service import RegistryService
@@ -178,10 +177,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def _rounded(value: float | None, digits: int = 6) -> float | None:
     return None if value is None else round(value, digits)
 
@@ -214,12 +209,9 @@ class RolloutService:
         self._sessions = sessions
         self._registry = registry
         self._settings = settings or RolloutSettings()
-        self._alert_url = alert_url
-        self._alerts = alerts or AlertSettings()
+        self._alerts = AlertPoster(alert_url, alerts or AlertSettings(), "aiweb-rollout-alerts")
         self._on_change = on_change
         self._quality = dict(quality or {})
-        self._pool: ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()
 
     # -- commands ---------------------------------------------------------------------
 
@@ -368,7 +360,7 @@ class RolloutService:
 
     def _evaluate(self, row: SqlRollout) -> dict[str, Any] | None:
         measures = self.measure(row)
-        seconds = (_now() - _aware(row.stepped_at)).total_seconds()
+        seconds = (_now() - row.stepped_at).total_seconds()
         move = judge(row.config, row.state, row.traffic, seconds, measures.gates)
         if move.event is None and move.state == row.state:
             if move.decision != row.decision:
@@ -467,7 +459,7 @@ class RolloutService:
         if row.state not in ACTIVE_STATES:
             raise ConflictError(
                 f"the latest rollout of {name!r} is {row.state}, not running "
-                f"(started {_aware(row.started_at).isoformat()})"
+                f"(started {row.started_at.isoformat()})"
             )
         return row
 
@@ -613,10 +605,10 @@ class RolloutService:
             "history": row.history,
             "shadow_dropped": row.shadow_dropped,
             "started_by": row.started_by,
-            "started_at": _aware(row.started_at),
-            "stepped_at": _aware(row.stepped_at),
-            "updated_at": _aware(row.updated_at),
-            "ended_at": _aware(row.ended_at) if row.ended_at is not None else None,
+            "started_at": row.started_at,
+            "stepped_at": row.stepped_at,
+            "updated_at": row.updated_at,
+            "ended_at": row.ended_at,
         }
 
     # -- writing ----------------------------------------------------------------------
@@ -757,9 +749,9 @@ class RolloutService:
     # -- alerts -----------------------------------------------------------------------
 
     def _alert(self, row: SqlRollout, move: Move, measures: Measures) -> Future[bool] | None:
-        """Post the rollback to ``AIWEB_ALERT_WEBHOOK_URL`` (signed and retried as the
-        drift alerts are) in a background thread."""
-        if not self._alert_url:
+        """Post the rollback to ``AIWEB_ALERT_WEBHOOK_URL`` (retried as the drift alerts
+        are) in a background thread."""
+        if not self._alerts.url:
             return None
         payload = {
             "type": "aiweb.rollout",
@@ -773,33 +765,11 @@ class RolloutService:
             "gates": [g.as_dict() for g in measures.gates],
             "detected_at": _now().isoformat(),
         }
-        with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(1, thread_name_prefix="aiweb-rollout-alerts")
-            return self._pool.submit(self._send, payload)
-
-    def _send(self, payload: dict[str, Any]) -> bool:
-        from aiweb.webhooks.sender import post_with_retries
-
-        assert self._alert_url is not None
-        result, _ = post_with_retries(
-            self._alert_url,
-            orjson.dumps(payload),
-            {},
-            max_attempts=self._alerts.max_attempts,
-            backoff_first_s=self._alerts.retry_backoff_s,
-            timeout_s=self._alerts.timeout_s,
-        )
-        if not result.ok:
-            log.error("rollback alert for %s not delivered: %s", payload["model"], result.error)
-        return bool(result.ok)
+        return self._alerts.post(payload, f"rollback alert for {row.model}")
 
     def close(self) -> None:
         """Wait for the alerts being sent."""
-        with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True)
+        self._alerts.close()
 
 
 def _no_feedback_in_shadow(bound: float | None) -> GateResult:
