@@ -49,6 +49,7 @@ from aiweb.monitoring.logs import init_sentry
 from aiweb.monitoring.metrics import JobsCollector, observe_batch, worker_exited
 from aiweb.monitoring.prediction_log import PredictionLogger
 from aiweb.registry.factory import build_registry
+from aiweb.rollout.guard import guard_registry
 from aiweb.rollout.router import RolloutRouter
 from aiweb.rollout.service import RolloutService
 from aiweb.security.keys import KeyService
@@ -98,6 +99,7 @@ def create_app(
         limit_malloc_arenas(settings.serving.malloc_arenas)  # before the serving threads
         secret_key = resolve_secret_key(settings)
         registry, engine = build_registry(settings)
+        guard_registry(registry)  # no deletion of what a running rollout serves
         if migrate:
             upgrade(engine)
         assert registry.audit is not None
@@ -287,7 +289,11 @@ def _predict_targets(
             explain = ExplainTarget(task.explain.request, task.explain.response, runtime.explainer)
         for model_task in task.model_tasks:
             targets[model_task] = PredictTarget(
-                task.predict.request, task.predict.response, runtime.predictor, explain
+                task.predict.request,
+                task.predict.response,
+                runtime.predictor,
+                explain,
+                task.predict.compare,
             )
     return targets
 

@@ -519,6 +519,14 @@ class RolloutSettings(BaseModel):
         description="Shadow and doubly-scored requests waiting to be scored, per process; "
         "beyond it they are dropped and counted (aiweb_rollout_shadow_dropped_total).",
     )
+    shadow_budget: float = Field(
+        0.1,
+        gt=0,
+        le=64,
+        description="Seconds of shadow (and double) scoring per second of wall clock, per "
+        "process, summed over the copies scored at once: a copy over it is dropped and "
+        "counted, so a shadow uses spare capacity and gives way under load.",
+    )
     latency_samples: int = Field(
         20_000,
         ge=100,

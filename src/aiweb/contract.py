@@ -19,7 +19,8 @@ The pieces a task gives:
   ``app.state``, how it predicts, whether it is ready, how it stops.
 - ``predict``: the request and response shapes of ``POST /v1/models/{name}/predict``
   for its models (:class:`PredictShapes`), and ``model_tasks``: the registry task names
-  its model versions carry (``text-classification``), which route a model to it.
+  its model versions carry (``text-classification``), which route a model to it. Its
+  ``compare`` tells a rollout whether two versions answered alike (the agreement gate).
 - ``erase_user``: deletes what it keeps about one user id (interactions, cached
   lists …) for the ``privacy-erase`` job (GDPR Art. 17), when it keeps anything.
 - ``explain``: the request and response shapes of ``POST /v1/models/{name}/explain``
@@ -52,6 +53,7 @@ from aiweb.jobs.service import JobService
 from aiweb.jobs.types import JobType
 from aiweb.monitoring.prediction_log import PredictionLogger
 from aiweb.registry.service import RegistryService
+from aiweb.rollout.router import Compare
 from aiweb.rollout.service import RolloutQuality
 from aiweb.serving.cache import PredictionCache
 from aiweb.serving.oip import TensorAdapter
@@ -104,10 +106,43 @@ class PredictShapes:
     Attributes:
         request: the body model (pydantic); the route validates the body with it.
         response: the response model (pydantic), for the OpenAPI schema.
+        compare: ``compare(served, other) -> (compared, agreed)`` of two versions'
+            answers to the same body (:data:`aiweb.rollout.router.Compare`; a rollout's
+            agreement gate), e.g. :func:`agreement_of`; ``None``: the task's answers
+            are not compared (the gate stays inconclusive).
     """
 
     request: type[BaseModel]
     response: type[BaseModel]
+    compare: Compare | None = None
+
+
+def agreement_of(*keys: str) -> Compare:
+    """A :data:`~aiweb.rollout.router.Compare` for answers shaped ``{"predictions":
+    [output, …]}`` (aligned by index): an output pair is compared on the first of
+    ``keys`` both outputs have (``"label"``; ``"anomaly"`` …) and agrees when the two
+    values are equal. Outputs with none of the keys (a regression's ``value``) are not
+    compared.
+
+    Returns:
+        ``compare(served, other) -> (compared, agreed)``, both ``int``.
+    """
+
+    def compare(served: Mapping[str, Any], other: Mapping[str, Any]) -> tuple[int, int]:
+        a, b = served.get("predictions"), other.get("predictions")
+        if not isinstance(a, list) or not isinstance(b, list):
+            return 0, 0
+        compared = agreed = 0
+        for x, y in zip(a, b, strict=False):
+            if not isinstance(x, Mapping) or not isinstance(y, Mapping):
+                continue
+            key = next((k for k in keys if k in x and k in y), None)
+            if key is not None:
+                compared += 1
+                agreed += x[key] == y[key]
+        return compared, agreed
+
+    return compare
 
 
 class Explainer(Protocol):

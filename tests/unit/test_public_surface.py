@@ -322,7 +322,7 @@ PUBLIC: dict[str, list[str]] = {
         "versions",
     ],
     "aiweb.serving.oip_grpc": ["grpc_predict_v2_pb2"],
-    "aiweb.rollout": ["router", "schemas", "service", "stats"],
+    "aiweb.rollout": ["guard", "router", "schemas", "service", "stats"],
     "aiweb.webhooks": [
         "EVENTS",
         "SIGNATURE_HEADER",

@@ -1,5 +1,5 @@
-"""The rollout's decisions (judge), the sticky assignment (bucket) and the shadow queue's
-bound, without a server."""
+"""The rollout's decisions (judge), the sticky assignment (bucket), the shadow queue's
+bound and scoring budget, and the tasks' answer comparison, without a server."""
 
 from __future__ import annotations
 
@@ -11,12 +11,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from aiweb.classification.task import TASK as TEXT
 from aiweb.config import RolloutSettings
+from aiweb.contract import agreement_of
 from aiweb.monitoring.metrics import ROLLOUT_SHADOW_DROPPED
-from aiweb.rollout.router import RolloutRouter, Route, bucket
+from aiweb.rollout.router import RolloutRouter, Route, ScoringBudget, bucket
 from aiweb.rollout.schemas import RolloutRequest
 from aiweb.rollout.service import ActiveRollout, judge
 from aiweb.rollout.stats import GateResult
+from aiweb.tabular.task import TASK as TABULAR
 
 CANARY = RolloutRequest(candidate=2, steps=[0.1, 0.5, 1.0], step_every="15m").resolved()
 
@@ -95,18 +98,22 @@ def test_buckets_are_uniform_and_differ_between_rollouts() -> None:
     assert abs(together / 20_000 - 0.04) < 0.01  # independent: 0.2 x 0.2
 
 
+#: a running 100% shadow of m:2
+SHADOW = ActiveRollout(
+    id="r1",
+    model="m",
+    mode="shadow",
+    state="running",
+    baseline=1,
+    candidate=2,
+    traffic=1.0,
+    sticky=True,
+    doubly_scored=False,
+)
+
+
 def test_a_full_shadow_queue_drops_and_counts() -> None:
-    rollout = ActiveRollout(
-        id="r1",
-        model="m",
-        mode="shadow",
-        state="running",
-        baseline=1,
-        candidate=2,
-        traffic=1.0,
-        sticky=True,
-        doubly_scored=False,
-    )
+    rollout = SHADOW
     router = RolloutRouter(None, RolloutSettings(shadow_queue=2), workers=1)  # type: ignore[arg-type]
     scored: list[str] = []
 
@@ -124,7 +131,7 @@ def test_a_full_shadow_queue_drops_and_counts() -> None:
         route = router.route("m", "someone")
         assert route == Route(rollout, "m", "baseline", "m:2")
         for _ in range(5):  # one loop turn: the worker has not taken any yet
-            router.also_score(route, predict, {"inputs": ["x", "y"]}, served)
+            router.also_score(route, predict, {"inputs": ["x", "y"]}, served, agreement_of("label"))
         await router.drain()
         await router.close_workers()
 
@@ -134,3 +141,77 @@ def test_a_full_shadow_queue_drops_and_counts() -> None:
     assert (counts.shadow_dropped, counts.requests_candidate) == (3, 2)
     assert (counts.compared, counts.agreed) == (4, 2)
     assert ROLLOUT_SHADOW_DROPPED.labels("m")._value.get() - before == 3
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_budget_admits_until_spent_and_refills_at_its_rate() -> None:
+    clock = Clock()
+    budget = ScoringBudget(0.1, clock)
+    assert budget.admit()
+    budget.spend(0.3)  # a copy took 0.3 s: 0.2 s in debt
+    assert not budget.admit()
+    clock.now += 1.9  # 0.19 s back: still in debt
+    assert not budget.admit()
+    clock.now += 0.2  # 0.21 s back
+    assert budget.admit()
+    clock.now += 1000  # the bucket holds one second's worth, no more
+    budget.spend(0.1)
+    assert not budget.admit()
+
+
+def test_agreement_compares_outputs_by_the_first_key_both_have() -> None:
+    compare = agreement_of("label", "anomaly")
+    served = {"predictions": [{"label": "a"}, {"label": "b"}, {"anomaly": True}, {"value": 1.0}]}
+    other = {"predictions": [{"label": "a"}, {"label": "a"}, {"anomaly": True}, {"value": 1.0}]}
+    assert compare(served, other) == (3, 2)  # the regression's value is not compared
+    assert compare(served, {"predictions": "oops"}) == (0, 0)
+    assert compare({}, other) == (0, 0)
+    assert compare(served, {"predictions": [None, {"label": "a"}]}) == (1, 0)
+
+
+def test_the_tasks_say_how_their_answers_are_compared() -> None:
+    assert TEXT.predict is not None
+    assert TEXT.predict.compare is not None
+    assert TABULAR.predict is not None
+    assert TABULAR.predict.compare is not None
+    answer = {"predictions": [{"id": "p1", "label": "pos", "scores": {"pos": 0.9}}]}
+    assert TEXT.predict.compare(answer, answer) == (1, 1)
+    values = {"predictions": [{"id": "p1", "value": 3.5}]}
+    assert TABULAR.predict.compare(values, values) == (0, 0)
+
+
+def test_a_spent_budget_drops_and_counts_copies_and_no_compare_counts_no_agreement() -> None:
+    # a budget of 1 ms a second: the first copy (which takes 20 ms) spends it
+    router = RolloutRouter(None, RolloutSettings(shadow_budget=0.001), workers=1)  # type: ignore[arg-type]
+    router._by_model["m"] = SHADOW
+    scored: list[str] = []
+
+    async def predict(ref: str, body: Any) -> Mapping[str, Any]:
+        scored.append(ref)
+        await asyncio.sleep(0.02)
+        return {"version": 2, "predictions": [{"label": "b"}]}
+
+    served = {"version": 1, "predictions": [{"label": "a"}]}
+
+    async def main() -> None:
+        route = router.route("m", "someone")
+        assert route is not None
+        router.also_score(route, predict, {"inputs": ["x"]}, served)
+        await router.drain()
+        for _ in range(4):  # in debt for about 19 s: each is dropped
+            router.also_score(route, predict, {"inputs": ["x"]}, served)
+        await router.drain()
+        await router.close_workers()
+
+    asyncio.run(main())
+    assert scored == ["m:2"]
+    counts = router._tally.take()["r1"]
+    assert (counts.requests_candidate, counts.shadow_dropped) == (1, 4)
+    assert (counts.compared, counts.agreed) == (0, 0)  # no compare given

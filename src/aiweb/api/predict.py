@@ -25,7 +25,7 @@ from aiweb.errors import InvalidInputError
 from aiweb.names import REF_REGEX
 from aiweb.registry.entities import ModelRef
 from aiweb.registry.service import RegistryService
-from aiweb.rollout.router import RolloutRouter
+from aiweb.rollout.router import Compare, RolloutRouter
 from aiweb.security.auth import scoped
 
 #: the most characters of a user id (``user_id`` of a predict body, ``X-User-ID``)
@@ -70,12 +70,15 @@ class PredictTarget:
         predict: the task's predictor.
         explain: how its models explain their answers, or ``None`` when they do not
             (the explain route answers 422).
+        compare: whether two versions' answers agree (a rollout's agreement gate), or
+            ``None`` when the task's answers are not compared.
     """
 
     request: type[BaseModel]
     response: type[BaseModel]
     predict: PredictFn
     explain: ExplainTarget | None = None
+    compare: Compare | None = None
 
 
 class ModelRouter:
@@ -220,7 +223,7 @@ def predict_router(
             rollouts.answered(route, error=getattr(exc, "status", 500) >= 500)
             raise
         rollouts.answered(route, error=False)
-        rollouts.also_score(route, target.predict, validated, answer)
+        rollouts.also_score(route, target.predict, validated, answer, target.compare)
         return answer
 
     async def explain(

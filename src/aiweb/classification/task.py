@@ -34,6 +34,7 @@ from aiweb.contract import (
     Task,
     TaskContext,
     TaskRuntime,
+    agreement_of,
 )
 from aiweb.embeddings.runtime import EmbedderPool
 from aiweb.errors import ModelNotReadyError
@@ -177,6 +178,8 @@ TASK = Task(
     model_tasks=frozenset({NAME}),
     job_types=JOB_TYPES,
     start=start,
-    predict=PredictShapes(request=PredictRequest, response=PredictResponse),
+    predict=PredictShapes(
+        request=PredictRequest, response=PredictResponse, compare=agreement_of("label")
+    ),
     explain=ExplainShapes(request=ExplainRequest, response=ExplainResponse),
 )

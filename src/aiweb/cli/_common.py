@@ -351,10 +351,12 @@ def open_database() -> Iterator[tuple[RegistryService, Engine]]:
     with collector_paused():  # imports and set-up; the command runs with it again
         from aiweb.db.revisions import is_current
         from aiweb.registry.factory import build_registry
+        from aiweb.rollout.guard import guard_registry
 
         settings = load_settings()
         note_database(settings)
         registry, engine = build_registry(settings)
+        guard_registry(registry)  # no deletion of what a running rollout serves
         try:
             if not is_current(engine):  # Alembic (slow to import) only when there is work
                 from aiweb.db.migrate import upgrade

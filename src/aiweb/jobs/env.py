@@ -16,6 +16,7 @@ from aiweb.jobs.store import SqlJobStore
 from aiweb.registry.entities import ModelVersion
 from aiweb.registry.factory import build_registry
 from aiweb.registry.service import RegistryService
+from aiweb.rollout.guard import guard_registry
 
 
 @dataclass
@@ -68,6 +69,7 @@ def build_job_env(settings: Settings, *, migrate: bool = False) -> JobEnv:
         migrate: bring the schema up to date first (workers started before ``serve``).
     """
     registry, engine = build_registry(settings)
+    guard_registry(registry)  # no deletion of what a running rollout serves
     if migrate:
         upgrade(engine)
     return env_from(settings, registry, engine, owns_engine=True)

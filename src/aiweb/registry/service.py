@@ -18,7 +18,7 @@ from aiweb.registry.entities import (
     ModelVersion,
     RegisteredModel,
 )
-from aiweb.registry.store import RegistryStore
+from aiweb.registry.store import DeletionGuard, RegistryStore
 from aiweb.security.audit import AuditLog
 
 #: ``await listener(model_name)`` after an alias of that model moved in this process
@@ -65,6 +65,12 @@ class RegistryService:
         :meth:`set_alias` or :meth:`rollback`, from the event loop)."""
         for listener in self._alias_listeners:
             await listener(name)
+
+    def guard_deletions(self, guard: DeletionGuard) -> None:
+        """Run ``guard`` in every transaction that deletes a model or a version of this
+        registry (:data:`aiweb.registry.store.DeletionGuard`): the layers above refuse a
+        deletion that would pull a version from under them (a running rollout) this way."""
+        self.store.guard_deletions(guard)
 
     def on_alias_event(self, listener: AliasEventListener) -> None:
         """Call ``listener(event)`` after every alias move this service records (register,
@@ -348,8 +354,9 @@ class RegistryService:
         Raises:
             InvalidInputError: a bad model name.
             ModelNotFound, ModelVersionNotFound.
-            ConflictError: an alias points at the version, or a pending or running job
-                uses it (the message names them).
+            ConflictError: an alias points at the version, a pending or running job
+                uses it, or a deletion guard refuses (a running rollout; the message
+                names them).
         """
         check_name(name)
         gone = self.store.delete_version(name, version)
@@ -390,7 +397,8 @@ class RegistryService:
         Raises:
             InvalidInputError: a bad model name.
             ModelNotFound.
-            ConflictError: a pending or running job uses the model (named).
+            ConflictError: a pending or running job uses the model, or a deletion
+                guard refuses (a running rollout; named).
         """
         check_name(name)
         deleted = self.store.delete_model(name)

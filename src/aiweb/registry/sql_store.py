@@ -15,7 +15,6 @@ from aiweb.db.orm import (
     SqlModelAlias,
     SqlModelVersion,
     SqlRegisteredModel,
-    SqlRollout,
     SqlSchedule,
     utcnow,
 )
@@ -36,6 +35,7 @@ from aiweb.registry.entities import (
     RegisteredModel,
     aliased_version_conflict,
 )
+from aiweb.registry.store import DeletionGuard
 
 _VERSION_INSERT_ATTEMPTS = 5
 
@@ -84,28 +84,6 @@ def _jobs_in_the_way(session: Session, name: str, version: int | None = None) ->
             f"{what} is used by job {', '.join(jobs[:5])}{more} (pending or running); wait "
             "for it to finish or cancel it first"
         )
-
-
-def _rollout_in_the_way(session: Session, name: str, version: int | None = None) -> None:
-    """Refuse to delete model ``name`` (or its version ``version``) while a running
-    rollout uses it (docs/rollout.md): its users would meet a version that is gone.
-
-    Raises:
-        ConflictError: naming the rollout.
-    """
-    row = session.execute(
-        select(SqlRollout.id, SqlRollout.baseline, SqlRollout.candidate).where(
-            SqlRollout.active_model == name
-        )
-    ).first()
-    if row is None or (version is not None and version not in (row.baseline, row.candidate)):
-        return
-    what = f"{name}:{version}" if version is not None else f"model {name!r}"
-    raise ConflictError(
-        f"{what} is in a running rollout ({name}:{row.baseline} against "
-        f"{name}:{row.candidate}); promote or abort it first "
-        f"(POST /v1/models/{name}/rollout/abort)"
-    )
 
 
 def _to_model(row: SqlRegisteredModel, latest: int | None) -> RegisteredModel:
@@ -159,6 +137,18 @@ class SqlRegistryStore:
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self._sessions = session_factory
+        self._guards: list[DeletionGuard] = []
+
+    def guard_deletions(self, guard: DeletionGuard) -> None:
+        """Call ``guard(session, name, version)`` in every transaction that deletes a
+        model (``version`` ``None``) or a version, after the model's row is locked and
+        the registry's own checks passed (once per guard, however often given)."""
+        if guard not in self._guards:
+            self._guards.append(guard)
+
+    def _guard(self, session: Session, name: str, version: int | None) -> None:
+        for guard in self._guards:
+            guard(session, name, version)
 
     # -- helpers ---------------------------------------------------------------------
     @staticmethod
@@ -402,7 +392,7 @@ class SqlRegistryStore:
             if aliases:
                 raise aliased_version_conflict(name, version, aliases)
             _jobs_in_the_way(session, name, version)
-            _rollout_in_the_way(session, name, version)
+            self._guard(session, name, version)
             gone = _to_version(row, model)
             session.delete(row)
             session.flush()
@@ -414,7 +404,7 @@ class SqlRegistryStore:
             model.updated_at = utcnow()  # write first: see delete_version
             session.flush()
             _jobs_in_the_way(session, name)
-            _rollout_in_the_way(session, name)
+            self._guard(session, name, None)
             rows = session.scalars(
                 select(SqlModelVersion)
                 .where(SqlModelVersion.model_id == model.id)
@@ -447,11 +437,11 @@ class SqlRegistryStore:
                 .where(SqlSchedule.model == name)
                 .execution_options(synchronize_session=False)
             )
-            for by_name in (
-                delete(SqlDriftAlert).where(SqlDriftAlert.model == name),
-                delete(SqlRollout).where(SqlRollout.model == name),  # ended ones: history
-            ):
-                session.execute(by_name.execution_options(synchronize_session=False))
+            session.execute(
+                delete(SqlDriftAlert)
+                .where(SqlDriftAlert.model == name)
+                .execution_options(synchronize_session=False)
+            )
             session.expunge(model)
             session.execute(
                 delete(SqlRegisteredModel)

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
+from sqlalchemy.orm import Session
+
 from aiweb.registry.entities import AliasEvent, DeletedModel, ModelVersion, RegisteredModel
+
+#: ``guard(session, name, version)``: run in the transaction that deletes model ``name``
+#: (``version`` ``None``) or its version ``version``, after the model's row is locked. It
+#: raises :class:`~aiweb.errors.ConflictError` to refuse the deletion (naming what is in
+#: the way) and may delete rows of its own that name the model. Layers above the registry
+#: register theirs (:meth:`RegistryStore.guard_deletions`), so the registry never reads
+#: their tables.
+DeletionGuard = Callable[[Session, str, int | None], None]
 
 
 class RegistryStore(Protocol):
@@ -24,6 +35,11 @@ class RegistryStore(Protocol):
         ...
 
     def get_model(self, name: str) -> RegisteredModel: ...
+
+    def guard_deletions(self, guard: DeletionGuard) -> None:
+        """Run ``guard`` in every transaction that deletes a model or a version (see
+        :data:`DeletionGuard`)."""
+        ...
 
     def list_models(self) -> list[RegisteredModel]: ...
 
@@ -74,8 +90,8 @@ class RegistryStore(Protocol):
 
         Raises:
             ModelNotFound, ModelVersionNotFound.
-            ConflictError: an alias points at the version, or a pending or running job
-                uses it (the message names them).
+            ConflictError: an alias points at the version, a pending or running job
+                uses it, or a deletion guard refuses (the message names them).
         """
         ...
 
@@ -87,7 +103,8 @@ class RegistryStore(Protocol):
 
         Raises:
             ModelNotFound.
-            ConflictError: a pending or running job uses the model (named).
+            ConflictError: a pending or running job uses the model, or a deletion
+                guard refuses (named).
         """
         ...
 

@@ -5,7 +5,8 @@ statistics, promoted or rolled back by the scheduler tick (docs/rollout.md).
 - :mod:`aiweb.rollout.schemas`: the API shapes;
 - :mod:`aiweb.rollout.stats`: intervals and gates;
 - :mod:`aiweb.rollout.service`: rollouts in the database, the judgement of the tick;
-- :mod:`aiweb.rollout.router`: where a request goes, in each serving process.
+- :mod:`aiweb.rollout.router`: where a request goes, in each serving process;
+- :mod:`aiweb.rollout.guard`: no deletion of what a running rollout serves.
 """
 
-__all__ = ["router", "schemas", "service", "stats"]
+__all__ = ["guard", "router", "schemas", "service", "stats"]

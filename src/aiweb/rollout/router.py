@@ -15,6 +15,11 @@ draws its own number.
 Shadow scoring runs off the request path: the copy waits in a bounded queue that
 ``workers`` tasks drain; when the queue is full, the copy is dropped and counted
 (``aiweb_rollout_shadow_dropped_total``). The answer was sent before the copy is scored.
+Copies share the process's CPU with the requests, so they also keep to a budget of
+wall-clock time (``AIWEB_ROLLOUT__SHADOW_BUDGET`` seconds of scoring per second, a token
+bucket): a copy taken while the budget is spent is dropped and counted too. Under load a
+copy takes longer, so fewer are scored; the shadow gives way instead of slowing the
+answers (``make bench-rollout`` measures it).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import contextlib
 import hashlib
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -38,6 +44,11 @@ log = logging.getLogger("aiweb.rollout")
 
 #: ``predict(ref, body) -> answer``: the task's predictor the route called
 Call = Callable[[str, Any], Awaitable[Mapping[str, Any]]]
+
+#: ``compare(served, other) -> (compared, agreed)``: of two versions' answers to the same
+#: body, the outputs both decided and how many of them alike (the task's, see
+#: :attr:`aiweb.contract.PredictShapes.compare`); the agreement gate reads the sums
+Compare = Callable[[Mapping[str, Any], Mapping[str, Any]], tuple[int, int]]
 
 
 def bucket(rollout_id: str, user_id: str) -> float:
@@ -69,6 +80,17 @@ class Route:
     other: str | None
 
 
+@dataclass(frozen=True)
+class _Copy:
+    """A request to score again, waiting in the queue (see :meth:`RolloutRouter.also_score`)."""
+
+    route: Route
+    call: Call
+    body: Any
+    served: Mapping[str, Any]
+    compare: Compare | None
+
+
 class _Tally:
     """This process's counts since the last flush, per rollout."""
 
@@ -91,12 +113,37 @@ class _Tally:
                     self.add(rid, f.name, n)
 
 
-def _labels(answer: Mapping[str, Any]) -> list[str | None]:
-    """The label of each output of a predict answer (``None`` where it has none)."""
-    outputs = answer.get("predictions")
-    if not isinstance(outputs, list):
-        return []
-    return [o.get("label") if isinstance(o, Mapping) else None for o in outputs]
+class ScoringBudget:
+    """Wall-clock seconds of scoring allowed per second: a token bucket (Turner 1986)
+    that fills at ``rate`` tokens a second up to ``rate`` (one second's worth), from which
+    each scored copy takes the seconds it took. A copy is admitted while the bucket is not
+    empty, so concurrent copies may overdraw it; the debt is repaid before the next.
+
+    Args:
+        rate: seconds of scoring per second (> 0).
+        clock: monotonic seconds (tests pass their own).
+    """
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self._clock = clock
+        self._tokens = rate
+        self._at = clock()
+
+    def _fill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self.rate, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+
+    def admit(self) -> bool:
+        """Whether a copy may be scored now."""
+        self._fill()
+        return self._tokens > 0
+
+    def spend(self, seconds: float) -> None:
+        """Take the ``seconds`` (wall clock) a copy took."""
+        self._fill()
+        self._tokens -= seconds
 
 
 class RolloutRouter:
@@ -114,7 +161,8 @@ class RolloutRouter:
         self._workers = workers
         self._by_model: dict[str, ActiveRollout] = {}
         self._tally = _Tally()
-        self._queue: asyncio.Queue[tuple[Route, Call, Any, Mapping[str, Any]]] | None = None
+        self._budget = ScoringBudget(settings.shadow_budget)
+        self._queue: asyncio.Queue[_Copy] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -147,18 +195,38 @@ class RolloutRouter:
             self._tally.add(rid, f"errors_{route.variant}")
         ROLLOUT_REQUESTS.labels(route.rollout.model, route.variant).inc()
 
-    def also_score(self, route: Route, call: Call, body: Any, served: Mapping[str, Any]) -> None:
+    def also_score(
+        self,
+        route: Route,
+        call: Call,
+        body: Any,
+        served: Mapping[str, Any],
+        compare: Compare | None = None,
+    ) -> None:
         """Queue the scoring of ``body`` by ``route.other`` (never awaited by the request);
-        a full queue drops it and counts the drop."""
+        a full queue or a spent budget (:class:`ScoringBudget`) drops it and counts the
+        drop.
+
+        Args:
+            route: where the request went (:meth:`route`); nothing to do without
+                ``route.other``.
+            call: the task's predictor, ``call(ref, body) -> answer``.
+            body: the validated body, scored again by ``route.other``.
+            served: the answer the request got.
+            compare: counts the outputs both versions answered alike (the agreement
+                gate); ``None``: the answers are not compared.
+        """
         if route.other is None:
             return
         if self._queue is None:
             self._queue = asyncio.Queue(self._settings.shadow_queue)
+        if not self._budget.admit():
+            self._dropped(route)
+            return
         try:
-            self._queue.put_nowait((route, call, body, served))
+            self._queue.put_nowait(_Copy(route, call, body, served, compare))
         except asyncio.QueueFull:
-            self._tally.add(route.rollout.id, "shadow_dropped")
-            ROLLOUT_SHADOW_DROPPED.labels(route.rollout.model).inc()
+            self._dropped(route)
             return
         if not self._tasks:
             self._tasks = [
@@ -166,39 +234,47 @@ class RolloutRouter:
                 for _ in range(self._workers)
             ]
 
+    def _dropped(self, route: Route) -> None:
+        self._tally.add(route.rollout.id, "shadow_dropped")
+        ROLLOUT_SHADOW_DROPPED.labels(route.rollout.model).inc()
+
     async def _score_copies(self) -> None:
         assert self._queue is not None
         while True:
-            route, call, body, served = await self._queue.get()
+            copy = await self._queue.get()
             try:
-                await self._score(route, call, body, served)
+                if self._budget.admit():  # spent while the copy waited: give way
+                    await self._score(copy)
+                else:
+                    self._dropped(copy.route)
             except Exception:  # never let one copy stop the worker
-                log.exception("shadow scoring of %s failed", route.other)
+                log.exception("shadow scoring of %s failed", copy.route.other)
             finally:
                 self._queue.task_done()
 
-    async def _score(self, route: Route, call: Call, body: Any, served: Mapping[str, Any]) -> None:
+    async def _score(self, copy: _Copy) -> None:
+        route = copy.route
         assert route.other is not None
         rid = route.rollout.id
         shadow = route.rollout.mode == "shadow"
+        began = time.monotonic()
         try:
-            answer = await call(route.other, body)
+            answer = await copy.call(route.other, copy.body)
         except Exception as exc:
+            self._budget.spend(time.monotonic() - began)
             if shadow and getattr(exc, "status", 500) >= 500:
                 self._tally.add(rid, "requests_candidate")
                 self._tally.add(rid, "errors_candidate")
             return
+        self._budget.spend(time.monotonic() - began)
         if shadow:
             self._tally.add(rid, "requests_candidate")
             ROLLOUT_REQUESTS.labels(route.rollout.model, "shadow").inc()
-        pairs = [
-            (a, b)
-            for a, b in zip(_labels(served), _labels(answer), strict=False)
-            if a is not None and b is not None
-        ]
-        if pairs:
-            self._tally.add(rid, "compared", len(pairs))
-            self._tally.add(rid, "agreed", sum(a == b for a, b in pairs))
+        if copy.compare is not None:
+            compared, agreed = copy.compare(copy.served, answer)
+            if compared:
+                self._tally.add(rid, "compared", compared)
+                self._tally.add(rid, "agreed", agreed)
 
     async def drain(self) -> None:
         """Wait until every queued copy is scored (tests; shutdown)."""

@@ -13,7 +13,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiweb.contract import ExplainShapes, PredictShapes, Readiness, Task, TaskContext, TaskRuntime
+from aiweb.contract import (
+    ExplainShapes,
+    PredictShapes,
+    Readiness,
+    Task,
+    TaskContext,
+    TaskRuntime,
+    agreement_of,
+)
 from aiweb.tabular.jobs import JOB_TYPES
 from aiweb.tabular.schemas import (
     TASKS,
@@ -69,6 +77,11 @@ TASK = Task(
     model_tasks=frozenset(TASKS),
     job_types=JOB_TYPES,
     start=start,
-    predict=PredictShapes(request=TabularPredictRequest, response=TabularPredictResponse),
+    predict=PredictShapes(
+        request=TabularPredictRequest,
+        response=TabularPredictResponse,
+        # classes by label, anomaly detectors by flag; regressions are not compared
+        compare=agreement_of("label", "anomaly"),
+    ),
     explain=ExplainShapes(request=TabularExplainRequest, response=TabularExplainResponse),
 )
