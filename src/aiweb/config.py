@@ -241,13 +241,20 @@ class JobSettings(BaseModel):
 
 
 class AlertSettings(BaseModel):
-    """Drift alerts posted to a webhook, and the periodic drift check that raises them."""
+    """Alerts posted to a webhook (drift, rollout rollbacks), and the periodic drift
+    check that raises the drift alerts."""
 
     max_attempts: int = Field(4, ge=1, le=20, description="Tries per alert before giving up.")
     retry_backoff_s: float = Field(
         1.0, ge=0, description="Wait before the second try; doubles after each failure."
     )
     timeout_s: float = Field(5.0, gt=0, description="Per-request timeout of the webhook call.")
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description="Signs every alert posted to AIWEB_ALERT_WEBHOOK_URL (drift, rollback) "
+        "as the webhooks are: header Aiweb-Signature: t=<unix>,v1=<HMAC-SHA256 hex> "
+        "(docs/webhooks.md); unset: alerts are not signed.",
+    )
     drift_check_interval_s: float = Field(
         300.0,
         gt=0,

@@ -146,18 +146,22 @@ class Receiver:
 
     def __init__(self, fail_first: int) -> None:
         self.bodies: list[dict[str, Any]] = []
+        #: ``(raw body, Aiweb-Signature header or None)`` of each body taken
+        self.raw: list[tuple[bytes, str | None]] = []
         self.attempts = 0
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers["content-length"])
-                body = json.loads(self.rfile.read(length))
+                raw = self.rfile.read(length)
+                body = json.loads(raw)
                 receiver.attempts += 1
                 if receiver.attempts <= fail_first:
                     self.send_response(503)
                 else:
                     receiver.bodies.append(body)
+                    receiver.raw.append((raw, self.headers.get("aiweb-signature")))
                     self.send_response(204)
                 self.end_headers()
 

@@ -99,3 +99,4 @@ def test_tweets_drift_from_sst2_and_sst2_dev_does_not(
     drifted = {f["name"] for f in shifted_body["features"] if f["drift"]}
     assert sorted(b["feature"] for b in receiver.bodies) == sorted(drifted)
     assert {b["version"] for b in receiver.bodies} == {v2.version}
+    assert all(signed is None for _, signed in receiver.raw)  # no AIWEB_ALERTS__WEBHOOK_SECRET

@@ -13,19 +13,22 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from helpers import NEGATIVE_TEXT, POSITIVE_TEXT, Receiver, open_registry, register_tiny
+from pydantic import SecretStr
 from sqlalchemy import update
 from typer.testing import CliRunner
 
 from aiweb.app import create_app
 from aiweb.classification.trainer import TrainParams, fit_text_classifier
 from aiweb.cli import app as cli
-from aiweb.config import Settings
+from aiweb.client.webhooks import WebhookSignatureError, verify_signature
+from aiweb.config import AlertSettings, Settings
 from aiweb.db.orm import SqlPrediction, SqlRollout
 from aiweb.db.session import make_engine
 from conftest import TINY_LABELS, TINY_TEXTS
 
 PREDICT = "/v1/models/sentiment/predict"
 ROLLOUT = "/v1/models/sentiment/rollout"
+ALERT_SECRET = "alert-secret-" + "x" * 20
 TRUTH = {POSITIVE_TEXT: "positive", NEGATIVE_TEXT: "negative"}
 
 
@@ -150,7 +153,12 @@ def test_a_bad_candidate_is_rolled_back_on_live_feedback(
     swapped_bytes: bytes,
 ) -> None:
     receiver = Receiver(fail_first=0)
-    settings = settings.model_copy(update={"alert_webhook_url": receiver.url})
+    settings = settings.model_copy(
+        update={
+            "alert_webhook_url": receiver.url,
+            "alerts": AlertSettings(webhook_secret=SecretStr(ALERT_SECRET)),
+        }
+    )
     register(settings, tiny_model_bytes, swapped_bytes)
     try:
         with TestClient(create_app(settings), headers=auth_headers) as client:
@@ -201,6 +209,14 @@ def test_a_bad_candidate_is_rolled_back_on_live_feedback(
                 "sentiment",
                 2,
             )
+            # signed with AIWEB_ALERTS__WEBHOOK_SECRET, as the webhooks are
+            ((raw, signed),) = [
+                (r, h) for r, h in receiver.raw if json.loads(r).get("type") == "aiweb.rollout"
+            ]
+            assert signed is not None
+            verify_signature(raw, signed, ALERT_SECRET)
+            with pytest.raises(WebhookSignatureError):
+                verify_signature(raw, signed, "s" * 32)
     finally:
         receiver.server.shutdown()
 

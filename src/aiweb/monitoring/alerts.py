@@ -32,13 +32,17 @@ from aiweb.config import AlertSettings
 from aiweb.db.orm import SqlDriftAlert
 from aiweb.webhooks.sender import PostResult, post_with_retries
 from aiweb.webhooks.service import emit, has_subscribers
+from aiweb.webhooks.signing import SIGNATURE_HEADER, sign
 
 log = logging.getLogger(__name__)
 
 
 class AlertPoster:
     """Posts alert bodies to one webhook URL from a background thread, retried with
-    exponential back-off (:func:`aiweb.webhooks.sender.post_with_retries`).
+    exponential back-off (:func:`aiweb.webhooks.sender.post_with_retries`), signed with
+    ``settings.webhook_secret`` when it is set (:func:`aiweb.webhooks.signing.sign`, the
+    ``Aiweb-Signature`` header of the webhooks; the receiver checks it with
+    :func:`aiweb.client.webhooks.verify_signature`).
 
     The thread is started by the first post; :meth:`close` waits for the posts queued.
 
@@ -90,10 +94,14 @@ class AlertPoster:
         done: Callable[[PostResult, int], None] | None,
     ) -> bool:
         settings = self._settings
+        body = json.dumps(payload).encode()
+        headers: dict[str, str] = {}
+        if settings.webhook_secret is not None:  # signed once: retries span seconds
+            headers[SIGNATURE_HEADER] = sign(body, settings.webhook_secret.get_secret_value())
         result, attempt = post_with_retries(
             url,
-            json.dumps(payload).encode(),
-            {},
+            body,
+            headers,
             max_attempts=settings.max_attempts,
             backoff_first_s=settings.retry_backoff_s,
             timeout_s=settings.timeout_s,
