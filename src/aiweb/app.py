@@ -199,7 +199,9 @@ def create_app(
         tune_after_load(settings.serving, collect=True)
         if runner is not None:
             await asyncio.to_thread(runner.start)
-        rollout_refresher = asyncio.create_task(rollout_router.run(registry.alias_moved))
+        rollout_refresher = asyncio.create_task(
+            rollout_router.run(registry.alias_moved, app.state.model_router.preload)
+        )
         try:
             yield
         finally:
@@ -294,6 +296,7 @@ def _predict_targets(
                 runtime.predictor,
                 explain,
                 task.predict.compare,
+                runtime.preload,
             )
     return targets
 

@@ -264,6 +264,9 @@ class TaskRuntime:
             :class:`~aiweb.serving.oip.TensorAdapter` giving a version's input and output
             tensors and mapping input tensors to its predict call and the answer to output
             tensors; ``None`` when its models are not served there (``/v2`` answers 400).
+        preload: ``preload(ref)`` loads (and warms) the version ``ref`` names
+            (``name:3``) ahead of its first request: each serving process calls it when
+            it learns of a rollout, for the candidate; ``None``: loaded on first use.
     """
 
     state: dict[str, object] = field(default_factory=dict)
@@ -273,6 +276,7 @@ class TaskRuntime:
     close: Callable[[], Awaitable[None]] | None = None
     explainer: Explainer | None = None
     v2: TensorAdapter | None = None
+    preload: Callable[[str], Awaitable[None]] | None = None
 
 
 @dataclass

@@ -418,6 +418,20 @@ def test_the_cli_starts_shows_and_ends_rollouts(
     assert events[0].actor == "cli"
 
 
+def test_every_process_loads_the_candidate_before_its_first_request(
+    settings: Settings, auth_headers: dict[str, str], tiny_model_bytes: bytes
+) -> None:
+    register(settings, tiny_model_bytes, tiny_model_bytes)
+    with TestClient(create_app(settings), headers=auth_headers) as client:
+        assert client.get("/readyz").json()["loaded"] == ["sentiment:1"]
+        assert client.put(ROLLOUT, json={"candidate": 2, "traffic": 0.1}).status_code == 200
+        deadline = time.monotonic() + 2 * settings.rollout.refresh_s + 5
+        while "sentiment:2" not in client.get("/readyz").json()["loaded"]:
+            assert time.monotonic() < deadline, "the candidate was not preloaded"
+            time.sleep(0.05)
+        assert client.get(ROLLOUT).json()["variants"]["candidate"]["requests"] == 0
+
+
 def test_versions_in_a_running_rollout_cannot_be_deleted(
     settings: Settings, auth_headers: dict[str, str], tiny_model_bytes: bytes
 ) -> None:

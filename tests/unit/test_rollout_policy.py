@@ -4,6 +4,7 @@ bound and scoring budget, and the tasks' answer comparison, without a server."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -215,3 +216,41 @@ def test_a_spent_budget_drops_and_counts_copies_and_no_compare_counts_no_agreeme
     counts = router._tally.take()["r1"]
     assert (counts.requests_candidate, counts.shadow_dropped) == (1, 4)
     assert (counts.compared, counts.agreed) == (0, 0)  # no compare given
+
+
+class Running:
+    """The rollout service as the router reads it: the running rollouts."""
+
+    def __init__(self, *rollouts: ActiveRollout) -> None:
+        self.rollouts = list(rollouts)
+
+    def active(self) -> list[ActiveRollout]:
+        return self.rollouts
+
+    def add_counts(self, counts: object) -> None:
+        pass
+
+    def states(self, names: list[str]) -> dict[str, str]:
+        return {}
+
+
+def test_a_new_rollouts_candidate_is_preloaded_once_and_a_failure_is_only_logged() -> None:
+    service = Running(SHADOW)
+    router = RolloutRouter(service, RolloutSettings(), workers=1)  # type: ignore[arg-type]
+    loaded: list[str] = []
+
+    async def preload(ref: str) -> None:
+        loaded.append(ref)
+        raise RuntimeError("the artifact is gone")
+
+    async def main() -> None:
+        for _ in range(3):
+            await router.follow(preload=preload)
+            await asyncio.sleep(0)  # the preload runs in the background
+        service.rollouts = [dataclasses.replace(SHADOW, id="r2", candidate=3)]
+        await router.follow(preload=preload)
+        await asyncio.sleep(0)
+        await router.close_workers()
+
+    asyncio.run(main())
+    assert loaded == ["m:2", "m:3"]

@@ -72,6 +72,8 @@ class PredictTarget:
             (the explain route answers 422).
         compare: whether two versions' answers agree (a rollout's agreement gate), or
             ``None`` when the task's answers are not compared.
+        preload: loads the version a reference names ahead of its first request, or
+            ``None`` (loaded on first use).
     """
 
     request: type[BaseModel]
@@ -79,6 +81,7 @@ class PredictTarget:
     predict: PredictFn
     explain: ExplainTarget | None = None
     compare: Compare | None = None
+    preload: Callable[[str], Awaitable[None]] | None = None
 
 
 class ModelRouter:
@@ -120,6 +123,21 @@ class ModelRouter:
             task = model.task
             self._task_of[name] = task
         return name, task
+
+    async def preload(self, ref: str) -> None:
+        """Load the version ``ref`` names ahead of its first request, when its task
+        preloads (a rollout's candidate; see :attr:`PredictTarget.preload`); nothing for
+        a model that does not answer the predict route (a recommender).
+
+        Raises:
+            ModelNotFound, ModelVersionNotFound, ModelNotReadyError …: as its predictor.
+        """
+        try:
+            target = await self.target(ref)
+        except InvalidInputError:
+            return
+        if target.preload is not None:
+            await target.preload(ref)
 
     async def explain_target(self, ref: str) -> ExplainTarget:
         """How the model ``ref`` names explains its answers.

@@ -162,6 +162,9 @@ async def start(ctx: TaskContext) -> TaskRuntime:
         assert isinstance(body, ExplainRequest)
         return await explanations.explain(ref, body)
 
+    async def preload(ref: str) -> None:
+        await loader.get(ModelRef.parse(ref))
+
     return TaskRuntime(
         state={"loader": loader, "predictions": predictions, "explanations": explanations},
         predictor=predict,
@@ -170,6 +173,7 @@ async def start(ctx: TaskContext) -> TaskRuntime:
         readiness=readiness,
         started=started,
         close=close,
+        preload=preload,
     )
 
 

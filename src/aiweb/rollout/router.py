@@ -166,6 +166,8 @@ class RolloutRouter:
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._preloaded: set[str] = set()  # rollouts whose candidate this process loads
+        self._preloads: set[asyncio.Task[None]] = set()
 
     # -- the request path -------------------------------------------------------------
 
@@ -312,10 +314,25 @@ class RolloutRouter:
         """Stop routing ``name`` by its ended rollout."""
         self._by_model.pop(name, None)
 
-    async def follow(self, on_ended: Callable[[str], Awaitable[None]] | None = None) -> None:
-        """:meth:`sync`, then for each model whose rollout ended: ``on_ended(name)``
-        (re-resolve ``production``, which a promotion moved), then :meth:`forget`."""
+    async def follow(
+        self,
+        on_ended: Callable[[str], Awaitable[None]] | None = None,
+        preload: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
+        """:meth:`sync`; start ``preload("name:candidate")`` in the background for each
+        rollout this process has not seen before (so the candidate's first requests do
+        not wait for it to load: they join that load); then for each model whose rollout
+        ended: ``on_ended(name)`` (re-resolve ``production``, which a promotion moved),
+        then :meth:`forget`."""
         ended = await anyio.to_thread.run_sync(self.sync)
+        if preload is not None:
+            for rollout in list(self._by_model.values()):
+                if rollout.id not in self._preloaded and rollout.model not in ended:
+                    self._preloaded.add(rollout.id)
+                    ref = f"{rollout.model}:{rollout.candidate}"
+                    task = asyncio.get_running_loop().create_task(self._preload(preload, ref))
+                    self._preloads.add(task)
+                    task.add_done_callback(self._preloads.discard)
         for name in sorted(ended):
             try:
                 if on_ended is not None:
@@ -323,22 +340,34 @@ class RolloutRouter:
             finally:
                 self.forget(name)
 
+    @staticmethod
+    async def _preload(preload: Callable[[str], Awaitable[None]], ref: str) -> None:
+        try:
+            await preload(ref)
+        except Exception as exc:  # its requests will meet (and count) the same error
+            log.warning("rollout candidate %s not preloaded: %s", ref, exc)
+
     def refresh_soon(self) -> None:
         """Re-read now (this process changed a rollout); safe from any thread."""
         if self._loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop has closed
                 self._loop.call_soon_threadsafe(self._wake.set)
 
-    async def run(self, on_ended: Callable[[str], Awaitable[None]] | None = None) -> None:
+    async def run(
+        self,
+        on_ended: Callable[[str], Awaitable[None]] | None = None,
+        preload: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
         """:meth:`follow` every ``refresh_s`` (and when woken) until cancelled.
 
         Args:
             on_ended: awaited with the name of each model whose rollout ended.
+            preload: loads a rollout's candidate (``name:3``) ahead of its requests.
         """
         self._loop = asyncio.get_running_loop()
         while True:
             try:
-                await self.follow(on_ended)
+                await self.follow(on_ended, preload)
             except Exception:
                 log.warning("rollouts not refreshed", exc_info=True)
             with contextlib.suppress(TimeoutError):
@@ -346,13 +375,14 @@ class RolloutRouter:
             self._wake.clear()
 
     async def close_workers(self) -> None:
-        """Stop the shadow workers (copies still queued are not scored)."""
-        for task in self._tasks:
+        """Stop the shadow workers (copies still queued are not scored) and the preloads."""
+        for task in [*self._tasks, *self._preloads]:
             task.cancel()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._preloads]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        self._preloads.clear()
         self._queue = None
 
     async def close(self) -> None:

@@ -222,6 +222,11 @@ class TabularService:
             raise InvalidInputError(str(exc)) from None
         return (await self._versions.get(parsed)).value
 
+    async def preload(self, ref: str) -> None:
+        """Load (and warm) the version ``ref`` names ahead of its first request (see
+        :meth:`get` for the errors)."""
+        await self.get(ref)
+
     async def alias_moved(self, name: str) -> None:
         """Follow an alias of ``name`` moved in this process at once; stop serving its
         versions the registry no longer has."""

@@ -69,6 +69,7 @@ async def start(ctx: TaskContext) -> TaskRuntime:
         readiness=readiness,
         started=started,
         close=service.aclose,
+        preload=service.preload,
     )
 
 
