@@ -49,41 +49,38 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import re
 import resource
 import shutil
-import statistics
 import struct
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 from rich.console import Console
 
+from bench.rounds import LoadSample, Rounds, parse_rounds_args, rounds_parser
 from bench.serving import (
+    Bars,
+    Results,
     Server,
-    base_env,
+    Setup,
+    bench_main,
     create_key,
-    default_data_home,
-    find_wrk,
     free_port,
     machine_line,
-    markdown_table,
-    process_tree,
-    rich_table,
+    report,
     run_wrk,
-    start_server,
+    serve_aiweb,
     stop_server,
     train_demo,
-    wait_ready,
-    work_dir,
+    under_load,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -94,7 +91,6 @@ PROTOCOLS = ("/v1 REST", "/v2 REST", "gRPC")
 MARGIN = 0.10
 INFER_METHOD = "/inference.GRPCInferenceService/ModelInfer"
 RPC_TIMEOUT_S = 5.0
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 out = Console(width=None if sys.stdout.isatty() else 130)
 err = Console(stderr=True)
@@ -302,46 +298,15 @@ def run_h2load(
 # --------------------------------------------------------------------------- measuring
 
 
-def tree_cpu_s(root: int) -> float:
-    """User + system CPU seconds of ``root`` and its descendants (``/proc/<pid>/stat``)."""
-    total = 0
-    for pid in process_tree(root):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / CLK_TCK
-
-
 @dataclass
-class Sample:
+class Sample(LoadSample):
     """One run of one scenario."""
 
-    requests: int
-    seconds: float
-    errors: int
-    p50_ms: float
-    p99_ms: float
-    server_cpu_s: float
     client_cpu_s: float
-    first_error: str
-
-    @property
-    def requests_per_s(self) -> float:
-        return self.requests / self.seconds
 
 
-@dataclass
-class Result:
-    """A scenario's samples over the rounds."""
-
-    protocol: str
-    concurrency: int
-    samples: list[Sample] = field(default_factory=list)
-
-    def median(self, attr: str) -> float:
-        return float(statistics.median(float(getattr(s, attr)) for s in self.samples))
+class Result(Rounds[Sample]):
+    """A protocol's samples over the rounds (its ``scenario``), at one concurrency."""
 
     @property
     def requests_per_s(self) -> float:
@@ -354,14 +319,6 @@ class Result:
     @property
     def p99_ms(self) -> float:
         return self.median("p99_ms")
-
-    @property
-    def errors(self) -> int:
-        return sum(s.errors for s in self.samples)
-
-    def cpu_ms_per_request(self, attr: str) -> float:
-        requests = sum(s.requests for s in self.samples)
-        return 1000 * sum(float(getattr(s, attr)) for s in self.samples) / max(requests, 1)
 
 
 def measure(
@@ -378,40 +335,26 @@ def measure(
     h2load: str | None = None,
     answer_size: int = 0,
 ) -> Sample:
-    cpu0 = tree_cpu_s(server.proc.pid)
-    if protocol == "gRPC" and h2load is not None:
-        work = bodies["/v1 REST"].parent
-        s = run_h2load(h2load, grpc_target, key, concurrency, seconds, channels, work, answer_size)
-        client_cpu = float(s["client_cpu_s"])
-    elif protocol == "gRPC":
-        s = run_grpc_client(grpc_target, key, concurrency, seconds, channels)
-        client_cpu = float(s["client_cpu_s"])
-    else:
+    def load() -> tuple[Any, float]:
+        """The client's summary and its CPU seconds."""
+        if protocol == "gRPC" and h2load is not None:
+            work = bodies["/v1 REST"].parent
+            s = run_h2load(
+                h2load, grpc_target, key, concurrency, seconds, channels, work, answer_size
+            )
+            return s, float(s["client_cpu_s"])
+        if protocol == "gRPC":
+            s = run_grpc_client(grpc_target, key, concurrency, seconds, channels)
+            return s, float(s["client_cpu_s"])
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         s = run_wrk(wrk, server.url, bodies[protocol], key, concurrency, seconds)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        client_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    server_cpu = tree_cpu_s(server.proc.pid) - cpu0
-    if server.proc.poll() is not None:
-        raise RuntimeError(
-            f"the server died during {protocol}, c={concurrency}:\n{server.log_tail()}"
-        )
-    sample = Sample(
-        requests=int(s["requests"]),
-        seconds=s["duration_us"] / 1e6,
-        errors=int(s["errors"]),
-        p50_ms=s["p50_us"] / 1000,
-        p99_ms=s["p99_us"] / 1000,
-        server_cpu_s=server_cpu,
-        client_cpu_s=client_cpu,
-        first_error=str(s.get("first_error") or ""),
-    )
-    err.print(
-        f"  {protocol}, c={concurrency}: {sample.requests_per_s:,.0f} req/s, "
-        f"p50 {sample.p50_ms:.2f} ms, p99 {sample.p99_ms:.2f} ms, {sample.errors} errors, "
-        f"server CPU {1000 * server_cpu / max(sample.requests, 1):.3f} ms/req",
-        highlight=False,
-    )
+        return s, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+    label = f"{protocol}, c={concurrency}"
+    (s, client_cpu), server_cpu = under_load(server, label, load)
+    sample = Sample.from_summary(s, server_cpu, client_cpu_s=client_cpu)
+    err.print(f"  {label}: {sample.line()}", highlight=False)
     return sample
 
 
@@ -492,7 +435,7 @@ def table_rows(results: list[Result]) -> list[list[str]]:
         rates = [s.requests_per_s for s in r.samples]
         rows.append(
             [
-                r.protocol,
+                r.scenario,
                 str(r.concurrency),
                 f"{r.requests_per_s:,.0f}",
                 f"{min(rates):,.0f} to {max(rates):,.0f}",
@@ -510,7 +453,7 @@ BAR_HEADERS = ["bar", "gRPC", "/v1 REST", "gRPC / v1", "target", "result"]
 
 
 def bars(results: list[Result], concurrencies: list[int]) -> list[tuple[list[str], bool]]:
-    by = {(r.protocol, r.concurrency): r for r in results}
+    by = {(r.scenario, r.concurrency): r for r in results}
     rows: list[tuple[list[str], bool]] = []
     for c in concurrencies:
         g, v1 = by["gRPC", c], by["/v1 REST", c]
@@ -544,30 +487,15 @@ def bars(results: list[Result], concurrencies: list[int]) -> list[tuple[list[str
         )
     for r in results:
         if r.errors:
-            rows.append(([f"{r.protocol}, c={r.concurrency}: errors", "", "", "", "0"], False))
+            rows.append(([f"{r.scenario}, c={r.concurrency}: errors", "", "", "", "0"], False))
     return rows
-
-
-def bar_rows(checked: list[tuple[list[str], bool]], markup: bool) -> list[list[str]]:
-    def verdict(ok: bool) -> str:
-        word = "PASS" if ok else "FAIL"
-        if not markup:
-            return word
-        return f"[green]{word}[/green]" if ok else f"[bold red]{word}[/bold red]"
-
-    return [[*row, verdict(ok)] for row, ok in checked]
 
 
 # --------------------------------------------------------------------------- main
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.interop", description=(__doc__ or "").split("\n\n")[0]
-    )
-    parser.add_argument("--duration", type=int, default=10, help="seconds per run (10)")
-    parser.add_argument("--rounds", type=int, default=3, help="runs of each scenario (3)")
-    parser.add_argument("--warmup", type=int, default=2, help="discarded seconds per protocol")
+    parser = rounds_parser("bench.interop", __doc__, CONCURRENCIES, rounds=3, warmup=2)
     parser.add_argument("--channels", type=int, default=1, help="gRPC channels at c=64 (1)")
     parser.add_argument(
         "--grpc-client",
@@ -576,28 +504,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="gRPC load generator: h2load (C, as wrk), the Python grpc.aio loop, or "
         "auto: h2load when installed (default)",
     )
-    parser.add_argument(
-        "--concurrency",
-        type=int,
-        nargs="+",
-        default=list(CONCURRENCIES),
-        help="concurrencies to run (default 1 64; the bar compares each)",
-    )
-    parser.add_argument(
-        "--home", type=Path, default=None, help="AIWEB_HOME to reuse (trained when empty; kept)"
-    )
-    parser.add_argument("--data-home", type=Path, default=None, help="AIWEB_DATA_HOME")
-    parser.add_argument("--markdown", type=Path, default=None, help="also write the tables here")
-    parser.add_argument("--no-check", action="store_true", help="exit 0 when the bar fails")
-    args = parser.parse_args(argv)
-    if (
-        args.duration < 1
-        or args.rounds < 1
-        or args.warmup < 0
-        or args.channels < 1
-        or min(args.concurrency) < 1
-    ):
-        parser.error("--duration, --rounds, --channels, --concurrency >= 1; --warmup >= 0")
+    args = parse_rounds_args(parser, argv)
+    if args.channels < 1:
+        parser.error("--channels >= 1")
     return args
 
 
@@ -606,44 +515,16 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["grpc-load"]:
         return grpc_load_main(argv[1:])
     args = parse_args(argv)
-    wrk = find_wrk()
-    if wrk is None:
-        err.print("bench.interop needs wrk: install Debian's wrk: apt-get install wrk")
-        return 2
-    aiweb = str(Path(sys.executable).parent / "aiweb")
-    data_home = default_data_home(args.data_home)
-    servers: list[Server] = []
-    try:
-        with contextlib.ExitStack() as stack:
-            if args.home is not None:  # a reused home keeps its trained model
-                args.home.mkdir(parents=True, exist_ok=True)
-                home = args.home.resolve()
-            else:
-                home = stack.enter_context(work_dir(False))
-            try:
-                return run(args, wrk, aiweb, home, data_home, servers)
-            finally:
-                for server in servers:
-                    stop_server(server)
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        return 130
+    return bench_main("bench.interop", args, run, home=args.home)
 
 
-def run(
-    args: argparse.Namespace,
-    wrk: str,
-    aiweb: str,
-    home: Path,
-    data_home: Path | None,
-    servers: list[Server],
-) -> int:
-    env = base_env(home, data_home)
-    err.print(f"AIWEB_HOME {home}; AIWEB_DATA_HOME {env.get('AIWEB_DATA_HOME', '(unset)')}")
+def run(args: argparse.Namespace, setup: Setup) -> int:
+    wrk, home = setup.wrk, setup.home
     if not (home / "bench-interop.trained").exists():
-        train_demo(aiweb, env, home)
+        train_demo(setup.aiweb, setup.env, home)
         (home / "bench-interop.trained").touch()
-    key = create_key(aiweb, env, f"bench-interop-{time.time_ns()}")  # --home may be reused
+    stamp = time.time_ns()  # --home may be reused
+    key = create_key(setup.aiweb, setup.env, f"bench-interop-{stamp}")
 
     bodies: dict[str, Path] = {}
     for protocol in PROTOCOLS[:2]:
@@ -654,16 +535,8 @@ def run(
     while grpc_port == port:
         grpc_port = free_port()
     grpc_target = f"127.0.0.1:{grpc_port}"
-    server = start_server(
-        "aiweb",
-        [aiweb, "serve", "--port", str(port), "--workers", "1", "--grpc-port", str(grpc_port)],
-        env | {"AIWEB_RATE_LIMIT__PREDICT": "1000000/second", "AIWEB_CACHE__ENABLED": "false"},
-        port,
-        home,
-    )
-    servers.append(server)
-    with err.status("aiweb serve --workers 1 --grpc-port: loading and warming the models …"):
-        wait_ready(server, lambda c: c.get("/readyz").status_code == 200, 2)
+    extra = ("--grpc-port", str(grpc_port))
+    server = serve_aiweb(setup, workers="1", port=port, extra=extra, in_a_row=2)
     label = check_answers(server.url, grpc_target, key)
     err.print(f"aiweb ready on {server.url} and {grpc_target}; all three say {label!r}")
     h2load = shutil.which("h2load") if args.grpc_client != "python" else None
@@ -716,35 +589,15 @@ def run(
     notes = [
         f"load average (1 min) at the start of each round and at the end: {', '.join(loads)}",
         *(
-            f"errors: {r.protocol}, c={r.concurrency}: {r.errors}; first: "
-            + next((s.first_error for s in r.samples if s.first_error), "-")
+            f"errors: {r.scenario}, c={r.concurrency}: {r.errors}; first: {r.first_error}"
             for r in ordered
             if r.errors
         ),
     ]
-    out.print(machine, highlight=False, markup=False)
-    out.print(rich_table(title, HEADERS, rows, numeric=1))
-    for note in notes:
-        out.print(note, highlight=False, markup=False)
     margin = f"gRPC not slower than /v1 REST (margin {MARGIN:.0%})"
-    out.print(rich_table(margin, BAR_HEADERS, bar_rows(checked, markup=True), numeric=1))
-    failed = [row for row, ok in checked if not ok]
-    if failed:
-        out.print(f"[bold red]{len(failed)} of {len(checked)} bars FAILED[/bold red]")
-    else:
-        out.print(f"[green]all {len(checked)} bars PASS[/green]")
-    if args.markdown is not None:
-        parts = [
-            machine,
-            f"**{title}**",
-            markdown_table(HEADERS, rows, numeric=1),
-            *notes,
-            f"**{margin}**",
-            markdown_table(BAR_HEADERS, bar_rows(checked, markup=False), numeric=1),
-        ]
-        args.markdown.write_text("\n\n".join(parts) + "\n", encoding="utf-8")
-        err.print(f"wrote {args.markdown}")
-    return 1 if failed and not args.no_check else 0
+    bars_table = Bars(margin, BAR_HEADERS, checked)
+    passed = report(out, machine, Results(title, HEADERS, rows), notes, bars_table, args.markdown)
+    return 1 if not passed and not args.no_check else 0
 
 
 if __name__ == "__main__":

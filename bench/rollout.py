@@ -55,7 +55,6 @@ candidate answered 40-60% of the requests; the shadow's copies scored + dropped 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import statistics
@@ -66,10 +65,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.rounds import LoadSample, Rounds, parse_rounds_args, rounds_parser
+
 if TYPE_CHECKING:  # the heavy imports wait until after --help
     import httpx
 
-    from bench.serving import Server
+    from bench.serving import Server, Setup
 
 MODEL = "sentiment"
 CANDIDATE_PARAMS = ("C=1.0",)  # the demo's version 1 is trained with C=2.0
@@ -222,7 +223,7 @@ def wait_idle(server: Server, settle_s: float) -> float:
     """Wait until the server's processes use under ``IDLE_CPU`` of a core over
     ``IDLE_WINDOW_S`` twice in a row (shadow copies scored, batches flushed), at most
     ``settle_s``; the seconds waited."""
-    from bench.interop import tree_cpu_s
+    from bench.serving import tree_cpu_s
 
     t0 = time.monotonic()
     quiet = 0
@@ -236,37 +237,14 @@ def wait_idle(server: Server, settle_s: float) -> float:
 
 
 @dataclass
-class Sample:
+class Sample(LoadSample):
     """One wrk run of one scenario at one concurrency."""
 
-    requests: int
-    seconds: float
-    errors: int
-    p50_ms: float
-    p99_ms: float
-    server_cpu_s: float
-    first_error: str
     counts: Counts = field(default_factory=Counts)
 
-    @property
-    def requests_per_s(self) -> float:
-        return self.requests / self.seconds
 
-
-@dataclass
-class Result:
+class Result(Rounds[Sample]):
     """A scenario's samples over the rounds, at one concurrency."""
-
-    scenario: str
-    concurrency: int
-    samples: list[Sample] = field(default_factory=list)
-
-    def median(self, attr: str) -> float:
-        return float(statistics.median(float(getattr(s, attr)) for s in self.samples))
-
-    @property
-    def errors(self) -> int:
-        return sum(s.errors for s in self.samples)
 
     @property
     def counts(self) -> Counts:
@@ -282,38 +260,18 @@ class Result:
             )
         return total
 
-    def cpu_ms_per_request(self) -> float:
-        requests = sum(s.requests for s in self.samples)
-        return 1000 * sum(s.server_cpu_s for s in self.samples) / max(requests, 1)
-
 
 def measure(
     server: Server, wrk: str, bodies: Path, key: str, concurrency: int, seconds: int, label: str
 ) -> Sample:
     """One wrk run; the server's CPU over it."""
-    from bench.interop import tree_cpu_s
-    from bench.serving import err, run_wrk
+    from bench.serving import err, run_wrk, under_load
 
-    cpu0 = tree_cpu_s(server.proc.pid)
-    s = run_wrk(wrk, server.url, bodies, key, concurrency, seconds)
-    server_cpu = tree_cpu_s(server.proc.pid) - cpu0
-    if server.proc.poll() is not None:
-        raise RuntimeError(f"the server died during {label}:\n{server.log_tail()}")
-    sample = Sample(
-        requests=int(s["requests"]),
-        seconds=s["duration_us"] / 1e6,
-        errors=int(s["errors"]),
-        p50_ms=s["p50_us"] / 1000,
-        p99_ms=s["p99_us"] / 1000,
-        server_cpu_s=server_cpu,
-        first_error=str(s.get("first_error") or ""),
+    s, server_cpu = under_load(
+        server, label, lambda: run_wrk(wrk, server.url, bodies, key, concurrency, seconds)
     )
-    err.print(
-        f"  {label}: {sample.requests_per_s:,.0f} req/s, p50 {sample.p50_ms:.2f} ms, "
-        f"p99 {sample.p99_ms:.2f} ms, {sample.errors} errors, "
-        f"server CPU {1000 * server_cpu / max(sample.requests, 1):.3f} ms/req",
-        highlight=False,
-    )
+    sample = Sample.from_summary(s, server_cpu)
+    err.print(f"  {label}: {sample.line()}", highlight=False)
     return sample
 
 
@@ -442,35 +400,11 @@ def bars(results: list[Result], concurrencies: list[int]) -> list[tuple[list[str
     return rows
 
 
-def bar_rows(checked: list[tuple[list[str], bool]], markup: bool) -> list[list[str]]:
-    def verdict(ok: bool) -> str:
-        word = "PASS" if ok else "FAIL"
-        if not markup:
-            return word
-        return f"[green]{word}[/green]" if ok else f"[bold red]{word}[/bold red]"
-
-    return [[*row, verdict(ok)] for row, ok in checked]
-
-
 # --------------------------------------------------------------------------- main
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.rollout", description=(__doc__ or "").split("\n\n")[0]
-    )
-    parser.add_argument("--duration", type=int, default=10, help="seconds per run (10)")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds of every scenario (5)")
-    parser.add_argument(
-        "--warmup", type=int, default=3, help="discarded seconds per scenario at c=8 (3)"
-    )
-    parser.add_argument(
-        "--concurrency",
-        type=int,
-        nargs="+",
-        default=list(CONCURRENCIES),
-        help="concurrencies to run (default 8 64; the bars compare each)",
-    )
+    parser = rounds_parser("bench.rollout", __doc__, CONCURRENCIES, rounds=5, warmup=3)
     parser.add_argument(
         "--workers", default="auto", help="aiweb serve --workers: N or auto (default auto)"
     )
@@ -483,106 +417,49 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--settle", type=float, default=30.0, help="most seconds to wait for an idle server (30)"
     )
-    parser.add_argument(
-        "--home", type=Path, default=None, help="AIWEB_HOME to reuse (trained when empty; kept)"
-    )
-    parser.add_argument("--data-home", type=Path, default=None, help="AIWEB_DATA_HOME")
-    parser.add_argument("--markdown", type=Path, default=None, help="also write the tables here")
-    parser.add_argument("--no-check", action="store_true", help="exit 0 when a bar fails")
-    args = parser.parse_args(argv)
-    if (
-        args.duration < 1
-        or args.rounds < 1
-        or args.warmup < 0
-        or min(args.concurrency) < 1
-        or args.requests < 100
-        or args.settle < 0
-    ):
-        parser.error(
-            "--duration, --rounds, --concurrency >= 1; --warmup, --settle >= 0; --requests >= 100"
-        )
+    args = parse_rounds_args(parser, argv)
+    if args.requests < 100 or args.settle < 0:
+        parser.error("--requests >= 100; --settle >= 0")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from bench.serving import default_data_home, err, find_wrk, stop_server, work_dir
+    from bench.serving import bench_main
 
-    wrk = find_wrk()
-    if wrk is None:
-        err.print("bench.rollout needs wrk: install Debian's wrk: apt-get install wrk")
-        return 2
-    aiweb = str(Path(sys.executable).parent / "aiweb")
-    data_home = default_data_home(args.data_home)
-    servers: list[Server] = []
-    try:
-        with contextlib.ExitStack() as stack:
-            if args.home is not None:  # a reused home keeps its trained models
-                args.home.mkdir(parents=True, exist_ok=True)
-                home = args.home.resolve()
-            else:
-                home = stack.enter_context(work_dir(False))
-            try:
-                return run(args, wrk, aiweb, home, data_home, servers)
-            finally:
-                for server in servers:
-                    stop_server(server)
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        return 130
+    return bench_main("bench.rollout", args, run, home=args.home)
 
 
-def run(
-    args: argparse.Namespace,
-    wrk: str,
-    aiweb: str,
-    home: Path,
-    data_home: Path | None,
-    servers: list[Server],
-) -> int:
+def run(args: argparse.Namespace, setup: Setup) -> int:
     import httpx
     from rich.console import Console
 
     from aiweb.config import Settings
     from bench.serving import (
-        base_env,
+        Bars,
+        Results,
         create_key,
         dataset_texts,
         err,
-        free_port,
         machine_line,
-        markdown_table,
-        rich_table,
-        start_server,
+        report,
+        serve_aiweb,
         stop_server,
         unique_shuffled,
-        wait_ready,
     )
 
     out = Console(width=None if sys.stdout.isatty() else 150)
-    env = base_env(home, data_home)
-    err.print(f"AIWEB_HOME {home}; AIWEB_DATA_HOME {env.get('AIWEB_DATA_HOME', '(unset)')}")
+    wrk, aiweb, home, env = setup.wrk, setup.aiweb, setup.home, setup.env
     candidate = prepare(aiweb, env, home)
     stamp = time.time_ns()  # --home may be reused: new key names
     key = create_key(aiweb, env, f"bench-rollout-{stamp}")
     admin_key = create_key(aiweb, env, f"bench-rollout-admin-{stamp}", scopes="admin")
-    texts = unique_shuffled(dataset_texts("sst2", home, data_home), 0)
+    texts = unique_shuffled(dataset_texts("sst2", home, setup.data_home), 0)
     bodies = home / "bodies-rollout.txt"
     write_bodies(bodies, texts, args.requests)
     follow_s = 2 * Settings(home=home).rollout.refresh_s + 0.5
 
-    port = free_port()
-    server = start_server(
-        "aiweb",
-        [aiweb, "serve", "--port", str(port), "--workers", args.workers],
-        env | {"AIWEB_RATE_LIMIT__PREDICT": "1000000/second", "AIWEB_CACHE__ENABLED": "false"},
-        port,
-        home,
-    )
-    servers.append(server)
-    with err.status(f"aiweb serve --workers {args.workers}: loading and warming the models …"):
-        n_workers = len(os.sched_getaffinity(0)) if args.workers == "auto" else int(args.workers)
-        wait_ready(server, lambda c: c.get("/readyz").status_code == 200, 2 * n_workers + 1)
+    server = serve_aiweb(setup, workers=args.workers)
     err.print(f"aiweb ready on {server.url}; candidate {MODEL}:{candidate}")
 
     admin = httpx.Client(
@@ -667,8 +544,7 @@ def run(
         f"shadow: the two versions agreed on {agreed:,} of {compared:,} scored copies "
         f"({agreed / max(compared, 1):.1%})",
         *(
-            f"errors: {r.scenario}, c={r.concurrency}: {r.errors}; first: "
-            + next((s.first_error for s in r.samples if s.first_error), "-")
+            f"errors: {r.scenario}, c={r.concurrency}: {r.errors}; first: {r.first_error}"
             for r in ordered
             if r.errors
         ),
@@ -677,28 +553,9 @@ def run(
         f"rollout vs none at the same concurrency (p50 <= {1 + P50_MARGIN:.2f}x, "
         f"p99 <= {1 + P99_MARGIN:.2f}x)"
     )
-    out.print(machine, highlight=False, markup=False)
-    out.print(rich_table(title, HEADERS, rows, numeric=1))
-    for note in notes:
-        out.print(note, highlight=False, markup=False)
-    out.print(rich_table(margin, BAR_HEADERS, bar_rows(checked, markup=True), numeric=1))
-    failed = [row for row, ok in checked if not ok]
-    if failed:
-        out.print(f"[bold red]{len(failed)} of {len(checked)} bars FAILED[/bold red]")
-    else:
-        out.print(f"[green]all {len(checked)} bars PASS[/green]")
-    if args.markdown is not None:
-        parts = [
-            machine,
-            f"**{title}**",
-            markdown_table(HEADERS, rows, numeric=1),
-            *notes,
-            f"**{margin}**",
-            markdown_table(BAR_HEADERS, bar_rows(checked, markup=False), numeric=1),
-        ]
-        args.markdown.write_text("\n\n".join(parts) + "\n", encoding="utf-8")
-        err.print(f"wrote {args.markdown}")
-    return 1 if failed and not args.no_check else 0
+    bars_table = Bars(margin, BAR_HEADERS, checked)
+    passed = report(out, machine, Results(title, HEADERS, rows), notes, bars_table, args.markdown)
+    return 1 if not passed and not args.no_check else 0
 
 
 if __name__ == "__main__":

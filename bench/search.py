@@ -72,12 +72,12 @@ from bench.serving import (
     Server,
     default_data_home,
     free_port,
-    process_tree,
     rebalanced,
     run_wrk,
     server_rss,
     start_server,
     stop_server,
+    tree_cpu_s,
     wait_ready,
     wrk_version,
 )
@@ -332,19 +332,6 @@ def intent_accuracy(service: SearchService, test: list[Text]) -> dict[str, float
     return {mode: asyncio.run(run(mode)) for mode in ("vector", "hybrid", "keyword")}
 
 
-def cpu_seconds(root: int) -> float:
-    """User + system CPU seconds used so far by the process tree rooted at ``root``."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in process_tree(root):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
-
-
 @dataclass
 class HttpRun:
     mode: str
@@ -435,9 +422,9 @@ def http_runs(
             with err.status(f"{label} {mode}: warm-up {warmup} s, then {seconds} s …"):
                 run_wrk(wrk, server.url, bodies, key, CONNECTIONS, warmup)
                 closed_before = rebalanced(server.url)
-                cpu_before = cpu_seconds(server.proc.pid)
+                cpu_before = tree_cpu_s(server.proc.pid)
                 summary = run_wrk(wrk, server.url, bodies, key, CONNECTIONS, seconds)
-                cpu = cpu_seconds(server.proc.pid) - cpu_before
+                cpu = tree_cpu_s(server.proc.pid) - cpu_before
                 closed = rebalanced(server.url) - closed_before
             rss = server_rss(server.proc.pid)
             runs.append(

@@ -56,17 +56,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 import httpx
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+
+from bench.rounds import arg_parser
 
 REPO = Path(__file__).resolve().parent.parent
 LUA_SCRIPT = REPO / "bench" / "wrk" / "requests.lua"
@@ -77,6 +79,10 @@ MIXED_BATCH = 16
 WRK_TIMEOUT_S = 5
 STOP_GRACE_S = 10.0
 READY_TIMEOUT_S = 180.0
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+# aiweb serve for a load test: the predict rate limit lifted and the prediction cache off,
+# so every request runs a model
+UNLIMITED = {"AIWEB_RATE_LIMIT__PREDICT": "1000000/second", "AIWEB_CACHE__ENABLED": "false"}
 
 # bars
 TUTORIAL_RATIO = 5.0
@@ -240,6 +246,18 @@ def process_tree(root: int) -> list[int]:
     return tree
 
 
+def tree_cpu_s(root: int) -> float:
+    """User + system CPU seconds of ``root`` and its descendants (``/proc/<pid>/stat``)."""
+    total = 0
+    for pid in process_tree(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLK_TCK
+
+
 def status_kib(pid: int, key: str) -> int:
     """A ``kB`` field of ``/proc/<pid>/status`` (0 when the process is gone)."""
     with suppress(OSError):
@@ -292,6 +310,18 @@ class Server:
         with suppress(OSError):
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
         return ""
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What :func:`bench_main` hands a bench's ``run``."""
+
+    wrk: str
+    aiweb: str  # the aiweb command of this Python's environment
+    home: Path  # AIWEB_HOME
+    data_home: Path | None  # AIWEB_DATA_HOME
+    env: dict[str, str]  # for aiweb commands and servers (base_env)
+    servers: list[Server]  # every server run starts: stopped at the end
 
 
 def start_server(
@@ -350,6 +380,31 @@ def wait_ready(server: Server, probe: Callable[[httpx.Client], bool], in_a_row: 
                 ok = 0
             if ok < in_a_row:
                 time.sleep(0.05 if ok else 0.25)
+
+
+def serve_aiweb(
+    setup: Setup,
+    *,
+    workers: str,
+    port: int | None = None,
+    extra: Sequence[str] = (),
+    in_a_row: int | None = None,
+) -> Server:
+    """Start ``aiweb serve --port PORT --workers W [extra]`` (:data:`UNLIMITED`) on ``port``
+    (a free one by default), add it to ``setup.servers`` (to be stopped) and wait until it
+    is ready: ``/readyz`` answers 200 ``in_a_row`` times in a row on new connections (by
+    default twice per worker, plus one, so every worker has loaded its models)."""
+    port = free_port() if port is None else port
+    cmd = [setup.aiweb, "serve", "--port", str(port), "--workers", workers, *extra]
+    server = start_server("aiweb", cmd, setup.env | UNLIMITED, port, setup.home)
+    setup.servers.append(server)
+    if in_a_row is None:
+        n_workers = len(os.sched_getaffinity(0)) if workers == "auto" else int(workers)
+        in_a_row = 2 * n_workers + 1
+    flags = " ".join(["--workers", workers, *extra])
+    with err.status(f"aiweb serve {flags}: loading and warming the models …"):
+        wait_ready(server, lambda c: c.get("/readyz").status_code == 200, in_a_row)
+    return server
 
 
 # --------------------------------------------------------------------------- wrk
@@ -423,6 +478,20 @@ def run_wrk(wrk: str, url: str, bodies: Path, key: str, connections: int, second
         if line.startswith("{"):
             return json.loads(line)
     raise RuntimeError(f"wrk gave no summary (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}")
+
+
+T = TypeVar("T")
+
+
+def under_load(server: Server, label: str, load: Callable[[], T]) -> tuple[T, float]:
+    """What ``load()`` (a load client's run) returns, and the CPU seconds the server's
+    process tree spent meanwhile; raises when the server died during it (``label``)."""
+    cpu0 = tree_cpu_s(server.proc.pid)
+    result = load()
+    server_cpu = tree_cpu_s(server.proc.pid) - cpu0
+    if server.proc.poll() is not None:
+        raise RuntimeError(f"the server died during {label}:\n{server.log_tail()}")
+    return result, server_cpu
 
 
 def run_scenario(
@@ -720,14 +789,17 @@ def evaluate(floors: list[Floor], aiweb: dict[str, Run], tutorial: dict[str, Run
     ]
 
 
-def bar_rows(bars: list[Bar], markup: bool) -> list[list[str]]:
+def bar_rows(checked: list[tuple[list[str], bool]], markup: bool) -> list[list[str]]:
+    """The bars table's rows: a bar's cells (``checked``: each with whether it passed) and
+    PASS or FAIL, in rich markup when ``markup``."""
+
     def verdict(ok: bool) -> str:
         word = "PASS" if ok else "FAIL"
         if not markup:
             return word
         return f"[green]{word}[/green]" if ok else f"[bold red]{word}[/bold red]"
 
-    return [[b.name, b.measured, b.target, verdict(b.passed)] for b in bars]
+    return [[*row, verdict(ok)] for row, ok in checked]
 
 
 def rich_table(title: str, headers: list[str], rows: list[list[str]], numeric: int) -> Table:
@@ -772,6 +844,53 @@ def machine_line(wrk: str, workers: str) -> str:
     )
 
 
+class Results(NamedTuple):
+    """A bench's results table; columns from index ``numeric`` on are right-aligned."""
+
+    title: str
+    headers: list[str]
+    rows: list[list[str]]
+    numeric: int = 1
+
+
+class Bars(NamedTuple):
+    """A bench's bars table: each bar's cells (all but the verdict's, the last header) and
+    whether it passed."""
+
+    title: str
+    headers: list[str]
+    checked: list[tuple[list[str], bool]]
+
+
+def report(
+    out: Console, machine: str, results: Results, notes: list[str], bars: Bars, md: Path | None
+) -> bool:
+    """Print the machine line, the results, the notes, the bars and a PASS/FAIL summary to
+    ``out``; with ``md``, write the same there as Markdown. Whether every bar passed."""
+    out.print(machine, highlight=False, markup=False)
+    out.print(rich_table(results.title, results.headers, results.rows, results.numeric))
+    for note in notes:
+        out.print(note, highlight=False, markup=False)
+    out.print(rich_table(bars.title, bars.headers, bar_rows(bars.checked, markup=True), 1))
+    failed = [row for row, ok in bars.checked if not ok]
+    if failed:
+        out.print(f"[bold red]{len(failed)} of {len(bars.checked)} bars FAILED[/bold red]")
+    else:
+        out.print(f"[green]all {len(bars.checked)} bars PASS[/green]")
+    if md is not None:
+        parts = [
+            machine,
+            f"**{results.title}**",
+            markdown_table(results.headers, results.rows, results.numeric),
+            *notes,
+            f"**{bars.title}**",
+            markdown_table(bars.headers, bar_rows(bars.checked, markup=False), numeric=1),
+        ]
+        md.write_text("\n\n".join(parts) + "\n", encoding="utf-8")
+        err.print(f"wrote {md}")
+    return not failed
+
+
 def problems(runs: list[Run]) -> list[str]:
     """A line per run with errors: statuses, socket errors and the first error body."""
     lines = []
@@ -792,9 +911,7 @@ def problems(runs: list[Run]) -> list[str]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.serving", description=(__doc__ or "").split("\n\n")[0]
-    )
+    parser = arg_parser("bench.serving", __doc__)
     parser.add_argument("--duration", type=int, default=10, help="seconds per scenario (10)")
     parser.add_argument("--warmup", type=int, default=2, help="discarded seconds per server (2)")
     parser.add_argument(
@@ -823,6 +940,45 @@ def find_wrk() -> str | None:
     if found:
         return found
     return "/usr/bin/wrk" if Path("/usr/bin/wrk").exists() else None
+
+
+def bench_main(
+    name: str,
+    args: argparse.Namespace,
+    run: Callable[[argparse.Namespace, Setup], int],
+    *,
+    home: Path | None = None,
+    keep: bool = False,
+) -> int:
+    """A wrk bench's ``main`` around its ``run(args, setup)``: exit status 2 without wrk;
+    ``home`` (created, kept) or a temporary ``AIWEB_HOME`` (kept with ``keep``);
+    ``AIWEB_DATA_HOME`` from ``args.data_home`` (:func:`default_data_home`); every server
+    ``run`` adds to ``setup.servers`` stopped at the end; exit status 130 on Ctrl-C."""
+    wrk = find_wrk()
+    if wrk is None:
+        err.print(f"{name} needs wrk: install Debian's wrk: apt-get install wrk")
+        return 2
+    aiweb = str(Path(sys.executable).parent / "aiweb")
+    data_home = default_data_home(args.data_home)
+    servers: list[Server] = []
+    try:
+        with ExitStack() as stack:
+            if home is not None:  # a reused home keeps its trained models
+                home.mkdir(parents=True, exist_ok=True)
+                home = home.resolve()
+            else:
+                home = stack.enter_context(work_dir(keep))
+            env = base_env(home, data_home)
+            aiweb_data_home = env.get("AIWEB_DATA_HOME", "(unset)")
+            err.print(f"AIWEB_HOME {home}; AIWEB_DATA_HOME {aiweb_data_home}")
+            try:
+                return run(args, Setup(wrk, aiweb, home, data_home, env, servers))
+            finally:
+                for server in servers:
+                    stop_server(server)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
 
 
 def aiweb_scenarios(sentiment: Pool, spam: Pool) -> list[Scenario]:
@@ -875,39 +1031,15 @@ def drive(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    wrk = find_wrk()
-    if wrk is None:
-        err.print("bench.serving needs wrk: install Debian's wrk: apt-get install wrk")
-        return 2
-    aiweb = str(Path(sys.executable).parent / "aiweb")
-    data_home = default_data_home(args.data_home)
-    servers: list[Server] = []
-    try:
-        with work_dir(args.keep) as home:
-            try:
-                return run(args, wrk, aiweb, home, data_home, servers)
-            finally:
-                for server in servers:
-                    stop_server(server)
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        return 130
+    return bench_main("bench.serving", args, run, keep=args.keep)
 
 
-def run(
-    args: argparse.Namespace,
-    wrk: str,
-    aiweb: str,
-    home: Path,
-    data_home: Path | None,
-    servers: list[Server],
-) -> int:
+def run(args: argparse.Namespace, setup: Setup) -> int:
     import joblib
 
-    env = base_env(home, data_home)
-    err.print(f"AIWEB_HOME {home}; AIWEB_DATA_HOME {env.get('AIWEB_DATA_HOME', '(unset)')}")
-    train_demo(aiweb, env, home)
-    key = create_key(aiweb, env)
+    wrk, home, data_home, env = setup.wrk, setup.home, setup.data_home, setup.env
+    train_demo(setup.aiweb, env, home)
+    key = create_key(setup.aiweb, env)
 
     sentiment = Pool("sst2", unique_shuffled(dataset_texts("sst2", home, data_home), 0))
     spam = Pool("sms", unique_shuffled(dataset_texts("sms_spam", home, data_home), 0))
@@ -929,18 +1061,7 @@ def run(
     del pipeline
 
     # aiweb
-    port = free_port()
-    server = start_server(
-        "aiweb",
-        [aiweb, "serve", "--port", str(port), "--workers", args.workers],
-        env | {"AIWEB_RATE_LIMIT__PREDICT": "1000000/second", "AIWEB_CACHE__ENABLED": "false"},
-        port,
-        home,
-    )
-    servers.append(server)
-    with err.status("aiweb serve: loading and warming the models …"):
-        n_workers = len(os.sched_getaffinity(0)) if args.workers == "auto" else int(args.workers)
-        wait_ready(server, lambda c: c.get("/readyz").status_code == 200, 2 * n_workers + 1)
+    server = serve_aiweb(setup, workers=args.workers)
     err.print(f"aiweb ready on {server.url}")
     aiweb_runs = drive(
         server, aiweb_scenarios(sentiment, spam), wrk=wrk, key=key, args=args, home=home
@@ -959,7 +1080,7 @@ def run(
         port,
         home,
     )
-    servers.append(server)
+    setup.servers.append(server)
     with err.status("tutorial app: starting …"):
         wait_ready(server, lambda c: c.get("/docs").status_code == 200, 1)
     tutorial_runs = drive(
@@ -1000,29 +1121,10 @@ def run(
         ),
     ]
     notes = [n for n in notes if n]
-    out.print(machine, highlight=False, markup=False)
-    out.print(rich_table(title, RESULT_HEADERS, results, numeric=2))
-    for note in notes:
-        out.print(note, highlight=False, markup=False)
-    out.print(rich_table("bars", BAR_HEADERS, bar_rows(bars, markup=True), numeric=1))
-    failed = [b for b in bars if not b.passed]
-    if failed:
-        out.print(f"[bold red]{len(failed)} of {len(bars)} bars FAILED[/bold red]")
-    else:
-        out.print(f"[green]all {len(bars)} bars PASS[/green]")
-
-    if args.markdown is not None:
-        parts = [
-            f"{machine}",
-            f"**{title}**",
-            markdown_table(RESULT_HEADERS, results, numeric=2),
-            *notes,
-            "**bars**",
-            markdown_table(BAR_HEADERS, bar_rows(bars, markup=False), numeric=1),
-        ]
-        args.markdown.write_text("\n\n".join(parts) + "\n", encoding="utf-8")
-        err.print(f"wrote {args.markdown}")
-    return 1 if failed and args.check else 0
+    checked = [([b.name, b.measured, b.target], b.passed) for b in bars]
+    table = Results(title, RESULT_HEADERS, results, numeric=2)
+    passed = report(out, machine, table, notes, Bars("bars", BAR_HEADERS, checked), args.markdown)
+    return 1 if not passed and args.check else 0
 
 
 if __name__ == "__main__":

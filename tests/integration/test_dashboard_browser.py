@@ -14,38 +14,27 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from helpers import live_server, open_registry, register_tiny, standalone_settings
+from browser import (
+    TEST_ARTIFACTS,
+    admin_settings,
+    browser_fixture,
+    logged_in,
+    login,
+    open_page,
+    register_sentiment,
+)
+from helpers import live_server
+from playwright.sync_api import Browser, Page, expect
 
-from aiweb.config import Settings
-from conftest import create_key
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
+ARTIFACTS = TEST_ARTIFACTS / "dashboard"
 
 pytestmark = pytest.mark.e2e
-
-if not CHROMIUM.exists():
-    if os.environ.get("CI"):
-        raise RuntimeError("CI needs Debian's chromium: apt-get install -y chromium")
-    pytest.skip("no /usr/bin/chromium (apt-get install -y chromium)", allow_module_level=True)
-
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
 POS = ["a wonderful, moving film", "great acting and a clever story", "brilliant and warm"]
 NEG = ["terrible and boring", "a dull, lifeless mess", "awful acting and a stupid plot"]
@@ -65,57 +54,13 @@ def labeled_csv() -> bytes:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from aiweb.classification.trainer import TrainParams, fit_text_classifier
-    from conftest import TINY_LABELS, TINY_TEXTS
-
-    home = tmp_path_factory.mktemp("dashboard")
-    settings: Settings = standalone_settings(home)
-    key = create_key(settings, ("admin",), name="admin")
-    artifact = fit_text_classifier(TINY_TEXTS * 3, TINY_LABELS * 3, TrainParams(C=10.0)).to_bytes()
-    registry, engine = open_registry(settings)
-    register_tiny(registry, "sentiment", artifact, alias="production", tag="first")
-    register_tiny(registry, "sentiment", artifact, tag="second")
-    engine.dispose()
+    settings, key = admin_settings(tmp_path_factory, "dashboard")
+    register_sentiment(settings, ("first", "second"))
     with live_server(settings, name="dashboard-e2e") as port:
         yield {"url": f"http://127.0.0.1:{port}", "key": key}
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        yield chromium
-        chromium.close()
-
-
-def open_page(browser: Browser, width: int = 1280, height: int = 900) -> tuple[Page, list[str]]:
-    """A fresh browser context and page; the list collects console errors."""
-    context = browser.new_context(viewport={"width": width, "height": height})
-    page = context.new_page()
-    problems: list[str] = []
-    page.on(
-        "console",
-        lambda m: (
-            problems.append(m.text)
-            if m.type == "error" or "Content Security Policy" in m.text
-            else None
-        ),
-    )
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.on("dialog", lambda d: d.accept())  # the confirmations of promote/rollback/revoke
-    page.set_default_timeout(20_000)
-    return page, problems
-
-
-def login(page: Page, server: dict[str, Any]) -> None:
-    page.goto(server["url"] + "/")
-    expect(page).to_have_url(re.compile(r"/login\?next=/$"))
-    page.fill("#token", server["key"])
-    page.click("button[type=submit]")
-    expect(page).to_have_url(server["url"] + "/")
+browser = browser_fixture(ARTIFACTS)
 
 
 def shot(page: Page, name: str) -> None:
@@ -124,7 +69,8 @@ def shot(page: Page, name: str) -> None:
 
 def test_dashboard_end_to_end_in_chromium(browser: Browser, server: dict[str, Any]) -> None:
     url = server["url"]
-    page, problems = open_page(browser)
+    # accepts the confirmations of promote/rollback/revoke
+    page, problems = open_page(browser, accept_dialogs=True)
     page.goto(url + "/")
     shot(page, "login")
     login(page, server)
@@ -223,8 +169,7 @@ def test_dashboard_end_to_end_in_chromium(browser: Browser, server: dict[str, An
 
 
 def test_dashboard_fits_a_phone_screen(browser: Browser, server: dict[str, Any]) -> None:
-    page, problems = open_page(browser, width=390, height=844)
-    login(page, server)
+    page, problems = logged_in(browser, server, width=390, height=844, accept_dialogs=True)
     for path, name in [
         ("/", "phone-overview"),
         ("/models/sentiment", "phone-model"),
@@ -247,8 +192,7 @@ def test_playground_has_no_csp_or_console_errors(browser: Browser, server: dict[
     """The playground under the strict CSP (``style-src 'self'``): htmx adds no inline
     indicator style (``includeIndicatorStyles: false``), our stylesheet carries the
     indicator rules instead, and a classification round trip logs no console error."""
-    page, problems = open_page(browser)
-    login(page, server)
+    page, problems = logged_in(browser, server, accept_dialogs=True)
     page.goto(server["url"] + "/playground")
     page.wait_for_function("() => window.htmx !== undefined")
     page.wait_for_timeout(300)

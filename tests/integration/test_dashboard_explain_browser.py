@@ -8,76 +8,30 @@ Chromium comes from Debian (``apt-get install -y chromium``; ``.ci/run`` install
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import live_server, open_registry, register_tiny, standalone_settings
+from browser import TEST_ARTIFACTS, admin_settings, browser_fixture, open_page, register_sentiment
+from helpers import live_server
+from playwright.sync_api import Browser, Page, expect
 
-from aiweb.config import Settings
-from conftest import create_key
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run"]
+ARTIFACTS = TEST_ARTIFACTS / "dashboard"
 EXAMPLE = "not a good movie, but the acting was superb"
 
 pytestmark = pytest.mark.e2e
 
-if not CHROMIUM.exists():
-    if os.environ.get("CI"):
-        raise RuntimeError("CI needs Debian's chromium: apt-get install -y chromium")
-    pytest.skip("no /usr/bin/chromium (apt-get install -y chromium)", allow_module_level=True)
-
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from aiweb.classification.trainer import TrainParams, fit_text_classifier
-    from conftest import TINY_LABELS, TINY_TEXTS
-
-    home = tmp_path_factory.mktemp("dashboard-explain")
-    settings: Settings = standalone_settings(home)
-    key = create_key(settings, ("admin",), name="admin")
-    artifact = fit_text_classifier(TINY_TEXTS * 3, TINY_LABELS * 3, TrainParams(C=10.0)).to_bytes()
-    registry, engine = open_registry(settings)
-    register_tiny(registry, "sentiment", artifact, alias="production")
-    engine.dispose()
+    settings, key = admin_settings(tmp_path_factory, "dashboard-explain")
+    register_sentiment(settings)
     with live_server(settings, name="dashboard-explain-e2e") as port:
         yield {"url": f"http://127.0.0.1:{port}", "key": key}
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        yield chromium
-        chromium.close()
-
-
-def open_page(browser: Browser, width: int, height: int) -> tuple[Page, list[str]]:
-    """A fresh context and page; the list collects console errors and CSP reports."""
-    context = browser.new_context(viewport={"width": width, "height": height})
-    page = context.new_page()
-    problems: list[str] = []
-    page.on(
-        "console",
-        lambda m: (
-            problems.append(m.text)
-            if m.type == "error" or "Content Security Policy" in m.text
-            else None
-        ),
-    )
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.set_default_timeout(20_000)
-    return page, problems
+browser = browser_fixture(ARTIFACTS)
 
 
 def classify(page: Page, server: dict[str, Any]) -> None:

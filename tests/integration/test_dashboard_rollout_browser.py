@@ -12,45 +12,19 @@ never used.
 
 from __future__ import annotations
 
-import os
-import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from helpers import (
-    NEGATIVE_TEXT,
-    POSITIVE_TEXT,
-    live_server,
-    open_registry,
-    register_tiny,
-    standalone_settings,
-)
+from browser import TEST_ARTIFACTS, admin_settings, browser_fixture, logged_in, register_sentiment
+from helpers import NEGATIVE_TEXT, POSITIVE_TEXT, live_server
+from playwright.sync_api import Browser, expect
 
-from aiweb.config import Settings
-from conftest import create_key
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
+ARTIFACTS = TEST_ARTIFACTS / "dashboard"
 
 pytestmark = pytest.mark.e2e
-
-if not CHROMIUM.exists():
-    if os.environ.get("CI"):
-        raise RuntimeError("CI needs Debian's chromium: apt-get install -y chromium")
-    pytest.skip("no /usr/bin/chromium (apt-get install -y chromium)", allow_module_level=True)
-
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
 DRAWN = "id => window.Chart && Chart.getChart(document.getElementById(id)) !== undefined"
 PAGE = "/models/sentiment/rollout"
@@ -60,17 +34,8 @@ USERS = 30
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from aiweb.classification.trainer import TrainParams, fit_text_classifier
-    from conftest import TINY_LABELS, TINY_TEXTS
-
-    home = tmp_path_factory.mktemp("dashboard-rollout")
-    settings: Settings = standalone_settings(home)
-    key = create_key(settings, ("admin",), name="admin")
-    artifact = fit_text_classifier(TINY_TEXTS * 3, TINY_LABELS * 3, TrainParams(C=10.0)).to_bytes()
-    registry, engine = open_registry(settings)
-    register_tiny(registry, "sentiment", artifact, alias="production", tag="first")
-    register_tiny(registry, "sentiment", artifact, tag="second")
-    engine.dispose()
+    settings, key = admin_settings(tmp_path_factory, "dashboard-rollout")
+    register_sentiment(settings, ("first", "second"))
     with live_server(settings, name="dashboard-rollout-e2e") as port:
         url = f"http://127.0.0.1:{port}"
         headers = {"Authorization": f"Bearer {key}"}
@@ -108,50 +73,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
             yield {"url": url, "key": key, "api": api}
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        yield chromium
-        chromium.close()
-
-
-def open_page(browser: Browser, width: int = 1280, height: int = 900) -> tuple[Page, list[str]]:
-    """A fresh browser context and page; the list collects console errors. Dialogs are
-    answered by each test (``page.once("dialog", ...)``)."""
-    context = browser.new_context(viewport={"width": width, "height": height})
-    page = context.new_page()
-    problems: list[str] = []
-    page.on(
-        "console",
-        lambda m: (
-            problems.append(m.text)
-            if m.type == "error" or "Content Security Policy" in m.text
-            else None
-        ),
-    )
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.set_default_timeout(20_000)
-    return page, problems
-
-
-def login(page: Page, server: dict[str, Any], next_path: str) -> None:
-    page.goto(server["url"] + next_path)
-    expect(page).to_have_url(re.compile(r"/login\?next="))
-    page.fill("#token", server["key"])
-    page.click("button[type=submit]")
-    expect(page).to_have_url(server["url"] + next_path)
+browser = browser_fixture(ARTIFACTS)
 
 
 def test_rollout_page_charts_refresh_and_promote_with_confirmation(
     browser: Browser, server: dict[str, Any]
 ) -> None:
     url = server["url"]
-    page, problems = open_page(browser)
-    login(page, server, "/models/sentiment")
+    page, problems = logged_in(browser, server, "/models/sentiment")
 
     # the model's page: a badge of the running rollout, linking to its page
     badge = page.locator("#rollout-badge")
@@ -216,8 +145,7 @@ def test_rollout_page_charts_refresh_and_promote_with_confirmation(
     page.screenshot(path=str(ARTIFACTS / "rollout-promoted.png"), full_page=True)
 
     # a phone: wide tables scroll in their box, the page itself never sideways
-    phone, phone_problems = open_page(browser, width=390, height=844)
-    login(phone, server, PAGE)
+    phone, phone_problems = logged_in(browser, server, PAGE, width=390, height=844)
     phone.wait_for_function(DRAWN, arg="rollout-traffic-chart")
     overflow = phone.evaluate(
         "document.documentElement.scrollWidth - document.documentElement.clientWidth"

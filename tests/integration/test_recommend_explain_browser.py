@@ -5,41 +5,28 @@ explain box, the titles of the user's liked items, no console error and no CSP v
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from helpers import live_server, open_registry, standalone_settings
+from browser import TEST_ARTIFACTS, admin_settings, chromium, logged_in
+from helpers import live_server, open_registry
+from playwright.sync_api import expect
 from test_recommend_api import catalogue, history
 
-from aiweb.config import Settings
 from aiweb.recommendations.store import RecommendationStore
 from aiweb.recommendations.training import RecommendationData, train_recommendation
-from conftest import create_key
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
+ARTIFACTS = TEST_ARTIFACTS / "dashboard"
 
 pytestmark = pytest.mark.e2e
-
-if not CHROMIUM.exists():
-    if os.environ.get("CI"):
-        raise RuntimeError("CI needs Debian's chromium: apt-get install -y chromium")
-    pytest.skip("no /usr/bin/chromium (apt-get install -y chromium)", allow_module_level=True)
-
-from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A live server with the synthetic catalogue and ``shows`` (EASE) trained on it."""
-    home = tmp_path_factory.mktemp("recommend-explain")
-    settings: Settings = standalone_settings(home)
-    key = create_key(settings, ("admin",), name="admin")
+    settings, key = admin_settings(tmp_path_factory, "recommend-explain")
     with live_server(settings, name="recommend-explain-e2e") as port:
         url = f"http://127.0.0.1:{port}"
         headers = {"Authorization": f"Bearer {key}"}
@@ -57,30 +44,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
 
 
 def test_the_playground_explains_recommendations_in_chromium(server: dict[str, Any]) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--no-first-run"],
-        )
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        problems: list[str] = []
-        page.on(
-            "console",
-            lambda m: (
-                problems.append(m.text)
-                if m.type == "error" or "Content Security Policy" in m.text
-                else None
-            ),
-        )
-        page.on("pageerror", lambda e: problems.append(str(e)))
-        page.set_default_timeout(20_000)
-        page.goto(server["url"] + "/")
-        expect(page).to_have_url(re.compile(r"/login\?next=/$"))
-        page.fill("#token", server["key"])
-        page.click("button[type=submit]")
-        expect(page).to_have_url(server["url"] + "/")
+    with chromium(ARTIFACTS) as browser:
+        page, problems = logged_in(browser, server)
         page.goto(server["url"] + "/playground")
         page.select_option("#rec-model", "shows")
         page.fill("#user-id", "u0")
@@ -91,4 +56,3 @@ def test_the_playground_explains_recommendations_in_chromium(server: dict[str, A
         page.wait_for_timeout(300)  # late console messages
         page.screenshot(path=str(ARTIFACTS / "playground-recommend-explain.png"), full_page=True)
         assert problems == [], problems
-        browser.close()
