@@ -27,7 +27,7 @@ so a sticky canary sends about half of the requests to each version. Scenarios:
 * ``shadow 100%``: ``{"candidate": 2, "mode": "shadow", "traffic": 1.0, "gates": {…},
   "auto": false}``: every request is answered by version 1 and copied, through the
   bounded queue, to version 2 (scored after the answer was sent, or dropped when the
-  queue is full).
+  queue is full or the scoring budget, ``AIWEB_ROLLOUT__SHADOW_BUDGET``, is spent).
 
 After each ``PUT`` and each ``POST …/rollout/abort`` the bench waits twice
 ``AIWEB_ROLLOUT__REFRESH_S`` (plus 0.5 s) so that every worker follows. After one
