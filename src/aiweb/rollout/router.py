@@ -168,6 +168,7 @@ class RolloutRouter:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._preloaded: set[str] = set()  # rollouts whose candidate this process loads
         self._preloads: set[asyncio.Task[None]] = set()
+        self._counters: dict[tuple[str, str], Any] = {}
 
     # -- the request path -------------------------------------------------------------
 
@@ -189,13 +190,21 @@ class RolloutRouter:
             return Route(rollout, candidate, "candidate", name if rollout.doubly_scored else None)
         return Route(rollout, name, "baseline", None)
 
+    def _requests(self, model: str, variant: str) -> Any:
+        """``aiweb_rollout_requests_total{model, variant}``, its child kept (a labels
+        lookup per request costs more than the count)."""
+        child = self._counters.get((model, variant))
+        if child is None:
+            child = self._counters[(model, variant)] = ROLLOUT_REQUESTS.labels(model, variant)
+        return child
+
     def answered(self, route: Route, *, error: bool) -> None:
         """Count a request ``route.variant`` answered (``error``: with a server error)."""
         rid = route.rollout.id
         self._tally.add(rid, f"requests_{route.variant}")
         if error:
             self._tally.add(rid, f"errors_{route.variant}")
-        ROLLOUT_REQUESTS.labels(route.rollout.model, route.variant).inc()
+        self._requests(route.rollout.model, route.variant).inc()
 
     def also_score(
         self,
@@ -271,7 +280,7 @@ class RolloutRouter:
         self._budget.spend(time.monotonic() - began)
         if shadow:
             self._tally.add(rid, "requests_candidate")
-            ROLLOUT_REQUESTS.labels(route.rollout.model, "shadow").inc()
+            self._requests(route.rollout.model, "shadow").inc()
         if copy.compare is not None:
             compared, agreed = copy.compare(copy.served, answer)
             if compared:
