@@ -16,7 +16,8 @@ it times one text per call and 32 texts per call with
 The result decides the ``auto`` runtime: onnxruntime for model calls of at most
 ``AIWEB_SERVING__ONNX_MAX_BATCH`` texts, scikit-learn above.
 
-Run: ``python -m bench.runtimes`` (SST-2 from ``AIWEB_DATA_HOME``, else downloaded).
+Run: ``python -m bench.runtimes [--data-home DIR]`` (SST-2 from ``--data-home``, else
+``AIWEB_DATA_HOME``, else ``../shared/data``).
 """
 
 from __future__ import annotations
@@ -29,16 +30,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-
-from aiweb import datasets
-from aiweb.classification.onnx_export import OnnxTextClassifier, export_onnx
-from aiweb.classification.trainer import TrainParams, fit_text_classifier
-from aiweb.classification.training import TrainingData
-from aiweb.config import Settings
-
-console = Console()
+from bench.rounds import arg_parser
 
 
 def _time(fn: Callable[[list[str]], object], batches: list[list[str]]) -> tuple[float, float]:
@@ -57,8 +49,27 @@ def _time(fn: Callable[[list[str]], object], batches: list[list[str]]) -> tuple[
 SIZES = (1, 2, 4, 8, 32)
 
 
-def main() -> int:
-    data_home = Path(os.environ.get("AIWEB_DATA_HOME", "../shared/data"))
+def main(argv: list[str] | None = None) -> int:
+    parser = arg_parser("bench.runtimes", __doc__)
+    parser.add_argument(
+        "--data-home",
+        type=Path,
+        default=Path(os.environ.get("AIWEB_DATA_HOME", "../shared/data")),
+        help="where SST-2 is (default: AIWEB_DATA_HOME, else ../shared/data)",
+    )
+    args = parser.parse_args(argv)
+    # the heavy imports wait until after --help
+    from rich.console import Console
+    from rich.table import Table
+
+    from aiweb import datasets
+    from aiweb.classification.onnx_export import OnnxTextClassifier, export_onnx
+    from aiweb.classification.trainer import TrainParams, fit_text_classifier
+    from aiweb.classification.training import TrainingData
+    from aiweb.config import Settings
+
+    console = Console()
+    data_home: Path = args.data_home
     with tempfile.TemporaryDirectory(prefix="aiweb-bench-") as home:
         settings = Settings(home=Path(home), data_home=data_home)
         data = TrainingData.from_splits(datasets.load("sst2", settings, progress=False))
