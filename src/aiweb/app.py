@@ -27,6 +27,7 @@ from aiweb.api.oip import router as oip_router
 from aiweb.api.preauth import PreAuthMiddleware
 from aiweb.api.predict import ExplainTarget, ModelRouter, PredictTarget, predict_router
 from aiweb.api.router import core_routers
+from aiweb.api.routes import documents as document_routes
 from aiweb.api.routes import jobs as job_routes
 from aiweb.api.routes import webhooks as webhook_routes
 from aiweb.config import Settings, get_settings
@@ -36,6 +37,7 @@ from aiweb.dashboard.session import SessionCodec
 from aiweb.dashboard.users import UserService
 from aiweb.db.migrate import upgrade
 from aiweb.db.session import make_session_factory
+from aiweb.documents.service import DocumentService
 from aiweb.jobs.celery_app import make_dispatcher
 from aiweb.jobs.embedded import EmbeddedRunner
 from aiweb.jobs.env import env_from
@@ -155,6 +157,7 @@ def create_app(
         dispatcher = runner.dispatcher if runner is not None else make_dispatcher(settings)
         app.state.job_env = job_env
         app.state.datasets = job_env.datasets
+        app.state.documents = DocumentService(sessions, registry.artifacts, settings)
         app.state.jobs = JobService(
             job_env.jobs, dispatcher, registry, job_env.datasets, settings, job_types
         )
@@ -244,6 +247,7 @@ def create_app(
         *(router for task in tasks for router in task.routers),
         job_routes.router(job_types),
         webhook_routes.router,
+        document_routes.router,
     ]
     for router in routers:
         app.include_router(router)

@@ -197,6 +197,13 @@ class LimitSettings(BaseModel):
     max_json_depth: int = Field(32, ge=2, description="Nesting of JSON arrays/objects.")
     max_upload_bytes: int = Field(100 * 1024 * 1024, ge=1024, description="Uploaded file.")
     max_upload_rows: int = Field(2_000_000, ge=1, description="Rows in an uploaded file.")
+    max_document_bytes: int = Field(
+        10 * 1024 * 1024, ge=1024, description="Uploaded document (PDF, DOCX, text), bytes."
+    )
+    max_document_pages: int = Field(50, ge=1, description="Pages of an uploaded document.")
+    max_document_chars: int = Field(
+        2_000_000, ge=1000, description="Characters of text extracted from one document."
+    )
 
 
 class JobSettings(BaseModel):

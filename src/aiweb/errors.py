@@ -20,6 +20,7 @@ Services raise these; one handler turns any of them into an RFC 9457
     │   ├── ItemNotFound
     │   ├── CollectionNotFound
     │   ├── DocumentNotFound
+    │   ├── UploadedDocumentNotFound
     │   └── RolloutNotFound
     ├── UnauthorizedError (401, with WWW-Authenticate)
     ├── ForbiddenError (403)
@@ -29,6 +30,7 @@ Services raise these; one handler turns any of them into an RFC 9457
     │   │   └── InvalidRowError
     │   └── UnsafeArtifactPath (an artifact URI outside the store)
     ├── PayloadTooLargeError (413)
+    ├── UnsupportedMediaTypeError (415: a file of a type the route does not read)
     ├── RateLimitedError (429, with Retry-After and RateLimit-*)
     ├── ServiceUnavailableError (503)
     │   ├── ModelNotReadyError
@@ -152,6 +154,13 @@ class DocumentNotFound(NotFoundError):
     title = "Document not found"
 
 
+class UploadedDocumentNotFound(NotFoundError):
+    """No uploaded document (``/v1/documents``) has this id."""
+
+    slug = "uploaded-document-not-found"
+    title = "Uploaded document not found"
+
+
 class RolloutNotFound(NotFoundError):
     """The model has never had a rollout (``/v1/models/{name}/rollout``)."""
 
@@ -223,6 +232,15 @@ class PayloadTooLargeError(AiwebError):
     status = 413
     slug = "payload-too-large"
     title = "Payload too large"
+
+
+class UnsupportedMediaTypeError(AiwebError):
+    """An uploaded file of a type the route does not read (told by its bytes, not its
+    name); the detail names the types it reads (415)."""
+
+    status = 415
+    slug = "unsupported-media-type"
+    title = "Unsupported media type"
 
 
 class RateLimitedError(AiwebError):

@@ -1,9 +1,11 @@
-"""Datasets published as plain files (CLINC150, Banking77, Twitter airline): downloaded
-from a real local HTTP server serving the shared files, checked against the recorded
-sha256, then read from the cache."""
+"""Datasets published as plain files (CLINC150, Banking77, Twitter airline, and the
+token-classification sets WNUT 2017, SkillSpan, job_description_entities): downloaded from
+a real local HTTP server serving the shared files, checked against the recorded sha256,
+then read from the cache; a clear error when they cannot be fetched."""
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,6 +15,8 @@ import pytest
 
 from aiweb import datasets
 from aiweb.config import Settings
+from aiweb.datasets import skillspan, wnut17
+from aiweb.entities.data import load_dataset
 from aiweb.errors import DatasetUnavailableError
 from conftest import data_home
 
@@ -122,3 +126,59 @@ def test_an_upstream_file_without_the_splits_is_refused(server: str, settings: S
     serve("/bad", {"data_full.json": b'{"train": []}', "domains.json": b"{}"})
     with pytest.raises(DatasetUnavailableError, match="no key val, oos_train, oos_val"):
         datasets.locate("clinc150", settings, url=f"{server}/bad", progress=False)
+
+
+@pytest.fixture
+def ner_shared() -> Path:
+    home = data_home()
+    if home is None or not (home / "wnut17").is_dir() or not (home / "skillspan").is_dir():
+        pytest.skip("AIWEB_DATA_HOME with the shared datasets is not set")
+    return home
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port  # nothing listens there once the socket is closed
+
+
+def test_wnut17_downloads_then_reads_the_cache(
+    ner_shared: Path, server: str, settings: Settings
+) -> None:
+    shared = ner_shared
+    Files.routes = {f"/w/{n}": (shared / "wnut17" / n).read_bytes() for n in wnut17.FILES}
+    data = load_dataset("wnut17", settings, url=f"{server}/w/", progress=False)
+    assert datasets.locate("wnut17", settings) == settings.datasets_cache_dir / "wnut17"
+    assert sorted(Files.hits) == sorted(f"/w/{n}" for n in wnut17.FILES)
+    assert [len(data.splits[s]) for s in ("train", "dev", "test")] == [3394, 1009, 1287]
+    Files.routes.clear()  # the cache must be enough from now on
+    again = load_dataset("wnut17", settings, url=f"{server}/w/", progress=False)
+    assert again.sha256() == data.sha256()
+    assert len(Files.hits) == len(wnut17.FILES)
+
+
+def test_a_changed_skillspan_file_is_refused(
+    ner_shared: Path, server: str, settings: Settings
+) -> None:
+    shared = ner_shared
+    Files.routes = {f"/s/{n}": (shared / "skillspan" / n).read_bytes() for n in skillspan.FILES}
+    name = "skillspan_tech_test.conll"
+    Files.routes[f"/s/{name}"] = Files.routes[f"/s/{name}"].replace(b"B-Skill", b"I-Skill", 1)
+    with pytest.raises(DatasetUnavailableError, match=r"skillspan_tech_test\.conll has sha256"):
+        load_dataset("skillspan", settings, url=f"{server}/s", progress=False)
+    assert not (settings.datasets_cache_dir / "skillspan").exists()
+
+
+def test_missing_data_gives_a_clear_error(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", data_home=tmp_path / "empty-data-home")
+    url = f"http://127.0.0.1:{closed_port()}/"
+    with pytest.raises(DatasetUnavailableError) as excinfo:
+        load_dataset("job_description_entities", settings, url=url, progress=False)
+    message = str(excinfo.value)
+    assert "Cannot download dataset 'job_description_entities'" in message
+    assert "connection failed" in message
+    assert "AIWEB_DATA_HOME to a folder containing job_description_entities/testset.txt" in message
+    assert f"AIWEB_DATA_HOME={settings.data_home} has no complete job_description_entities/" in (
+        message
+    )

@@ -132,6 +132,50 @@ schemathesis.openapi.media_type(
     "application/jsonl", jsonl_files(), aliases=["application/x-ndjson"]
 )
 
+# The documents of POST /v1/documents (its file part lists these three types): texts a
+# document can hold (no control characters, some non-space), made into a UTF-8 text, a
+# PDF (fpdf2's Helvetica: Latin-1 only) or a DOCX (python-docx).
+_LINE = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cc", "Cs")), min_size=1, max_size=40
+).filter(lambda t: bool(t.removeprefix("\ufeff").strip()))
+_LATIN_LINE = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9 .,;:'-]{0,30}", fullmatch=True)
+
+
+@st.composite
+def text_documents(draw: st.DrawFn) -> bytes:
+    """A UTF-8 text of 1 to 5 lines, at least one with a character besides white space,
+    that does not start like a PDF, a ZIP or another known binary format."""
+    lines = draw(st.lists(_LINE, min_size=1, max_size=5))
+    text = "\n".join(lines)
+    hypothesis.assume(not text.startswith(("%PDF-", "PK", "{\\rtf", "%!PS", "GIF8")))
+    return text.encode("utf-8")
+
+
+@st.composite
+def pdf_documents(draw: st.DrawFn) -> bytes:
+    """A PDF of 1 to 3 pages, each of 1 to 3 lines of text."""
+    from document_helpers import make_pdf
+
+    pages = draw(st.lists(st.lists(_LATIN_LINE, min_size=1, max_size=3), min_size=1, max_size=3))
+    return make_pdf(["\n".join(lines) for lines in pages])
+
+
+@st.composite
+def docx_documents(draw: st.DrawFn) -> bytes:
+    """A DOCX of 1 to 3 pages (explicit page breaks), each of 1 to 3 paragraphs."""
+    from document_helpers import make_docx
+
+    return make_docx(
+        draw(st.lists(st.lists(_LATIN_LINE, min_size=1, max_size=3), min_size=1, max_size=3))
+    )
+
+
+schemathesis.openapi.media_type("text/plain", text_documents())
+schemathesis.openapi.media_type("application/pdf", pdf_documents())
+schemathesis.openapi.media_type(
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document", docx_documents()
+)
+
 # Under pytest-xdist, schemathesis' per-operation items collapse into one that does not
 # run them all (6 items reported instead of 47): `make test` runs this file serially.
 pytestmark = pytest.mark.serial

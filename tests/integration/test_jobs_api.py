@@ -300,6 +300,16 @@ def test_result_before_success_is_409(idle_client: TestClient) -> None:
     [
         ({"type": "train", "model": "m", "dataset_id": "nope"}, 404, "dataset_id 'nope'"),
         ({"type": "train", "model": "m", "dataset": "no-such-set"}, 422, "unknown dataset"),
+        (
+            {"type": "train", "model": "m", "dataset": "wnut17"},
+            422,
+            "'wnut17' is a token-classification dataset",
+        ),
+        (
+            {"type": "train", "model": "m", "dataset": "movielens_latest_small"},
+            422,
+            "a recommendation dataset; a text classifier trains on one of: ",
+        ),
         ({"type": "train", "model": "m"}, 422, "exactly one of dataset_id or dataset"),
         ({"type": "train", "model": "Bad Name!", "dataset": "sst2"}, 422, "model"),
         ({"type": "train", "model": "m", "dataset": "sst2", "params": {"C": -1}}, 422, "params"),

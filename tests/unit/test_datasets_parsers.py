@@ -193,10 +193,13 @@ def test_available_and_info() -> None:
     assert names == [
         "banking77",
         "clinc150",
+        "job_description_entities",
         "movielens_latest_small",
+        "skillspan",
         "sms_spam",
         "sst2",
         "twitter_airline_sentiment",
+        "wnut17",
     ]
     movielens = datasets.info("movielens_latest_small")
     assert movielens.task == "recommendation"
@@ -215,8 +218,8 @@ def test_available_and_info() -> None:
 
 def test_unknown_dataset_lists_known_ones(tmp_path: Path) -> None:
     known = (
-        "known datasets: banking77, clinc150, movielens_latest_small, sms_spam, sst2, "
-        "twitter_airline_sentiment"
+        "known datasets: banking77, clinc150, job_description_entities, "
+        "movielens_latest_small, skillspan, sms_spam, sst2, twitter_airline_sentiment, wnut17"
     )
     with pytest.raises(DatasetNotFound, match=known):
         datasets.info("imdb")

@@ -19,6 +19,7 @@ from aiweb.classification.evaluation import evaluate
 from aiweb.classification.loader import load_runtime
 from aiweb.classification.rejection import Rejection, decide, output_labels
 from aiweb.classification.schemas import (
+    KNOWN_DATASETS,
     BatchPredictJobSpec,
     PromotionRule,
     ScheduleIn,
@@ -75,13 +76,26 @@ def check_train_data(ctx: CheckContext, data: TrainData) -> None:
     if data.eval_dataset_id is not None:
         ctx.dataset_columns("eval_dataset_id", data.eval_dataset_id, columns)
     if data.dataset is not None:
-        try:
-            datasets.info(data.dataset)
-        except NotFoundError:
-            known = ", ".join(d.name for d in datasets.available())
-            raise InvalidInputError(
-                f"unknown dataset {data.dataset!r}; known datasets: {known}"
-            ) from None
+        check_dataset(data.dataset)
+
+
+def check_dataset(name: str) -> None:
+    """A known dataset a text classifier trains on (:data:`KNOWN_DATASETS`).
+
+    Raises:
+        InvalidInputError: an unknown dataset, or one of another task (422, naming the
+            datasets that fit).
+    """
+    known = ", ".join(KNOWN_DATASETS)
+    try:
+        info = datasets.info(name)
+    except NotFoundError:
+        raise InvalidInputError(f"unknown dataset {name!r}; known datasets: {known}") from None
+    if info.task != TASK:
+        raise InvalidInputError(
+            f"dataset {name!r} is a {info.task} dataset; a text classifier trains on one "
+            f"of: {known}"
+        )
 
 
 def check_train(ctx: CheckContext, spec: TrainJobSpec) -> dict[str, Any]:

@@ -153,8 +153,9 @@ class PromotionRule(BaseModel):
     min_delta: StrictFloat = Field(0.0, ge=-1.0, le=1.0)
 
 
-#: the names ``dataset`` takes: the built-in datasets (``aiweb datasets list``)
-KNOWN_DATASETS = [d.name for d in catalog.available()]
+#: the names ``dataset`` takes: the built-in text-classification datasets (``aiweb
+#: datasets list``; the others, MovieLens or the entity sets, train other tasks)
+KNOWN_DATASETS = [d.name for d in catalog.available() if d.task == "text-classification"]
 
 #: ``dataset_id`` xor ``dataset`` (given: present and not null), as the schema says it
 _ONE_SOURCE: dict[str, Any] = {

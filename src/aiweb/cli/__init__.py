@@ -11,6 +11,7 @@ from aiweb.cli import (
     collections,
     datasets,
     db,
+    documents,
     embeddings,
     info,
     jobs,
@@ -53,6 +54,7 @@ train_tabular.register(train.app)
 app.add_typer(models.app, name="models")
 app.add_typer(rollout.app, name="rollout")
 app.add_typer(datasets.app, name="datasets")
+app.add_typer(documents.app, name="documents")
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
 app.add_typer(jobs.app, name="jobs")
@@ -81,6 +83,7 @@ __all__ = [
     "collections",
     "datasets",
     "db",
+    "documents",
     "embeddings",
     "grpc_server",
     "info",

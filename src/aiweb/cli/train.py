@@ -115,6 +115,7 @@ def run_training(
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from aiweb import datasets
+    from aiweb.classification.jobs import check_dataset
     from aiweb.classification.trainer import TrainParams, parse_params
     from aiweb.classification.training import TrainingData, train_text_classification
     from aiweb.config import get_settings
@@ -122,6 +123,8 @@ def run_training(
 
     if (dataset is None) == (data is None):
         raise InvalidInputError("give exactly one of --data FILE or --dataset NAME")
+    if dataset is not None:
+        check_dataset(dataset)  # before any progress bar: a wrong name says so at once
     if features is not None:
         if features not in ("tfidf", "minilm"):
             raise InvalidInputError(f"--features must be tfidf or minilm, not {features!r}")

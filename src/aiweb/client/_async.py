@@ -20,6 +20,7 @@ from aiweb.client._base import (
     RetryPolicy,
     _ignore,
     content_type_of,
+    document_type_of,
     headers_for,
     open_upload,
     rewind,
@@ -224,7 +225,7 @@ class AsyncClient:
         """``GET /v1/collections/{name}``: a search collection (``CollectionNotFound``)."""
         return await self._run(Calls.collection(name))
 
-    # ---- datasets and jobs --------------------------------------------------------------
+    # ---- datasets -----------------------------------------------------------------------
 
     async def upload_dataset(self, path_or_file: FileLike, name: str | None = None) -> m.Dataset:
         """``POST /v1/datasets``: upload a CSV or JSONL file, streamed from disk.
@@ -247,6 +248,50 @@ class AsyncClient:
     async def dataset(self, dataset_id: str) -> m.Dataset:
         """``GET /v1/datasets/{dataset_id}``."""
         return await self._run(Calls.dataset(dataset_id))
+
+    # ---- documents ----------------------------------------------------------------------
+
+    async def upload_document(
+        self, path_or_file: FileLike, name: str | None = None, *, redact_pii: bool = False
+    ) -> m.Document:
+        """``POST /v1/documents``: upload a PDF, DOCX or UTF-8 text file and read its text.
+
+        ``path_or_file``: a path or a binary file object (read from its start); ``name``:
+        the file name the server records (default: the file's own; the server tells the
+        type by the bytes). ``redact_pii``: replace e-mail addresses, phone numbers and URLs
+        before anything is stored, and keep no original. Raises ``PayloadTooLargeError``
+        (413: too large, too many pages), ``UnsupportedMediaTypeError`` (415) and
+        ``DataFormatError`` (422: encrypted, malformed, scanned …).
+        """
+        file, fname, owned = open_upload(path_or_file, name)
+        try:
+            return await self._run(
+                Calls.upload_document(file, fname, document_type_of(fname), redact_pii)
+            )
+        finally:
+            if owned:
+                file.close()
+
+    async def documents(
+        self, limit: int | None = None, offset: int | None = None
+    ) -> m.DocumentList:
+        """``GET /v1/documents``: a page of uploaded documents, newest first."""
+        return await self._run(Calls.documents(limit, offset))
+
+    async def document(self, document_id: str) -> m.Document:
+        """``GET /v1/documents/{document_id}`` (``UploadedDocumentNotFound``)."""
+        return await self._run(Calls.document(document_id))
+
+    async def document_text(self, document_id: str) -> m.DocumentText:
+        """``GET /v1/documents/{document_id}/text``: the text, page by page, each page
+        with its offsets in the whole text."""
+        return await self._run(Calls.document_text(document_id))
+
+    async def delete_document(self, document_id: str) -> None:
+        """``DELETE /v1/documents/{document_id}``: the document, its text and its file."""
+        await self._run(Calls.delete_document(document_id))
+
+    # ---- jobs ---------------------------------------------------------------------------
 
     async def submit_job(self, type: str, model: str, **spec: Any) -> m.Job:
         """``POST /v1/jobs``: submit a job, e.g. ``submit_job("train", "reviews",

@@ -26,7 +26,7 @@ M = TypeVar("M", bound=BaseModel)
 #: Statuses retried for every call: the server did not act on the request.
 RETRY_STATUSES = frozenset({429, 503})
 USER_AGENT = f"aiweb-client/{__version__}"
-#: What ``upload_dataset`` accepts: a path, or a binary file object.
+#: What ``upload_dataset`` and ``upload_document`` accept: a path, or a binary file object.
 FileLike = str | os.PathLike[str] | IO[bytes]
 #: ``wait_job``'s progress callback: called with the job after each poll that changed it.
 Progress = Callable[[m.Job], object]
@@ -200,6 +200,32 @@ class Calls:
         return Call("GET", f"/v1/datasets/{seg(dataset_id)}", _model(m.Dataset))
 
     @staticmethod
+    def upload_document(
+        file: IO[bytes], name: str, content_type: str, redact_pii: bool
+    ) -> Call[m.Document]:
+        files: dict[str, Any] = {"file": (name, file, content_type)}
+        if redact_pii:
+            files["redact_pii"] = (None, b"true")  # a form field, not a file
+        return Call("POST", "/v1/documents", _model(m.Document), files=files, idempotent=False)
+
+    @staticmethod
+    def documents(limit: int | None, offset: int | None) -> Call[m.DocumentList]:
+        params = _clean({"limit": limit, "offset": offset})
+        return Call("GET", "/v1/documents", _model(m.DocumentList), params=params)
+
+    @staticmethod
+    def document(document_id: str) -> Call[m.Document]:
+        return Call("GET", f"/v1/documents/{seg(document_id)}", _model(m.Document))
+
+    @staticmethod
+    def document_text(document_id: str) -> Call[m.DocumentText]:
+        return Call("GET", f"/v1/documents/{seg(document_id)}/text", _model(m.DocumentText))
+
+    @staticmethod
+    def delete_document(document_id: str) -> Call[None]:
+        return Call("DELETE", f"/v1/documents/{seg(document_id)}", _ignore)
+
+    @staticmethod
     def submit_job(spec: Mapping[str, Any]) -> Call[m.Job]:
         return Call("POST", "/v1/jobs", _model(m.Job), json=dict(spec), idempotent=False)
 
@@ -269,6 +295,16 @@ def open_upload(path_or_file: FileLike, name: str | None) -> tuple[IO[bytes], st
 def content_type_of(name: str) -> str:
     """The upload's media type, from its suffix (the server reads CSV and JSONL)."""
     return "application/jsonl" if name.lower().endswith((".jsonl", ".ndjson")) else "text/csv"
+
+
+def document_type_of(name: str) -> str:
+    """A document upload's media type, from its suffix (the server goes by the bytes)."""
+    lower = name.lower()
+    if lower.endswith(".pdf"):
+        return "application/pdf"
+    if lower.endswith(".docx"):
+        return "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    return "text/plain"
 
 
 def retry_after_s(response: httpx.Response) -> float | None:

@@ -59,6 +59,8 @@ __all__ = [
     "UnauthorizedError",
     "UnsafeArtifactError",
     "UnsafeArtifactPath",
+    "UnsupportedMediaTypeError",
+    "UploadedDocumentNotFound",
     "UserNotFound",
     "error_from_response",
 ]
@@ -136,6 +138,10 @@ class DocumentNotFound(server.DocumentNotFound, NotFoundError):
     """``/problems/document-not-found`` (404)."""
 
 
+class UploadedDocumentNotFound(server.UploadedDocumentNotFound, NotFoundError):
+    """``/problems/uploaded-document-not-found`` (404)."""
+
+
 class RolloutNotFound(server.RolloutNotFound, NotFoundError):
     """``/problems/rollout-not-found`` (404)."""
 
@@ -175,6 +181,10 @@ class UnsafeArtifactPath(server.UnsafeArtifactPath, InvalidInputError):
 
 class PayloadTooLargeError(server.PayloadTooLargeError, AiwebError):
     """``/problems/payload-too-large`` (413)."""
+
+
+class UnsupportedMediaTypeError(server.UnsupportedMediaTypeError, AiwebError):
+    """``/problems/unsupported-media-type`` (415)."""
 
 
 class RateLimitedError(server.RateLimitedError, AiwebError):
@@ -250,6 +260,7 @@ BY_STATUS: dict[int, type[AiwebError]] = {
     404: NotFoundError,
     409: ConflictError,
     413: PayloadTooLargeError,
+    415: UnsupportedMediaTypeError,
     422: InvalidInputError,
     429: RateLimitedError,
     503: ServiceUnavailableError,

@@ -22,6 +22,9 @@ __all__ = [
     "Contribution",
     "Dataset",
     "DatasetList",
+    "Document",
+    "DocumentList",
+    "DocumentText",
     "EmbedResponse",
     "ExplainResponse",
     "ExplanationPart",
@@ -35,6 +38,7 @@ __all__ = [
     "ModelVersion",
     "Omitted",
     "OutOfScope",
+    "PageText",
     "PredictResponse",
     "Prediction",
     "RecommendationExplanation",
@@ -245,6 +249,55 @@ class DatasetList(_Model):
     limit: int
     offset: int
     next_offset: int | None = None
+
+
+class Document(_Model):
+    """An uploaded document (schema ``UploadedDocumentOut``): ``media_type`` told by its bytes,
+    ``pages`` and ``chars`` of text read; ``redacted`` when PII was replaced (and the
+    original not kept), ``redactions`` then counting each kind."""
+
+    id: str
+    name: str
+    media_type: str
+    pages: int
+    chars: int
+    sha256: str
+    size_bytes: int
+    redacted: bool
+    redactions: dict[str, int] | None = None
+    created_by: str
+    created_at: datetime
+
+
+class DocumentList(_Model):
+    """``GET /v1/documents``: a page of documents (schema ``UploadedDocumentList``)."""
+
+    documents: list[Document]
+    total: int
+    limit: int
+    offset: int
+    next_offset: int | None = None
+
+
+class PageText(_Model):
+    """One page of a document's text (schema ``UploadedDocumentPage``): ``start``/``end`` are its
+    offsets in the document's text (pages joined by a form feed)."""
+
+    page: int
+    start: int
+    end: int
+    text: str
+
+
+class DocumentText(_Model):
+    """``GET /v1/documents/{id}/text``: the text, page by page (schema
+    ``UploadedDocumentText``)."""
+
+    id: str
+    media_type: str
+    redacted: bool
+    chars: int
+    pages: list[PageText]
 
 
 class Job(_Model):

@@ -189,6 +189,32 @@ class DatasetSpec:
     sha256: dict[str, str] = field(default_factory=dict)
 
 
+def token_classification_spec(
+    info: DatasetInfo, files: tuple[str, ...], sha256: dict[str, str]
+) -> DatasetSpec:
+    """The spec of a token-classification dataset published as plain files under
+    ``info.url``: found, downloaded and checked like the others, but parsed by the
+    entities task (``aiweb.entities.data.load_dataset``), not as labeled texts —
+    :func:`~aiweb.datasets.catalog.load` of it raises
+    :class:`~aiweb.errors.DataFormatError` saying so."""
+
+    def not_labeled_texts(directory: Path) -> DatasetSplits:
+        raise DataFormatError(
+            f"{info.name} holds token-classification data (tokens and IOB tags), not "
+            f"labeled texts: load it with aiweb.entities.data.load_dataset({info.name!r}, "
+            "settings)"
+        )
+
+    return DatasetSpec(
+        info=info,
+        files=files,
+        members={},
+        parse=not_labeled_texts,
+        downloads={name: name for name in files},
+        sha256=sha256,
+    )
+
+
 # --------------------------------------------------------------------------- helpers for parsers
 
 

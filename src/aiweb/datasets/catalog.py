@@ -8,7 +8,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from aiweb.config import Settings
-from aiweb.datasets import banking77, clinc150, movielens, sms_spam, sst2, twitter_airline
+from aiweb.datasets import (
+    banking77,
+    clinc150,
+    job_description_entities,
+    movielens,
+    skillspan,
+    sms_spam,
+    sst2,
+    twitter_airline,
+    wnut17,
+)
 from aiweb.datasets._base import DatasetInfo, DatasetSpec, DatasetSplits, _complete, _download
 from aiweb.errors import DatasetNotFound
 
@@ -21,6 +31,9 @@ def _registry() -> dict[str, DatasetSpec]:
         clinc150.SPEC,
         banking77.SPEC,
         twitter_airline.SPEC,
+        wnut17.SPEC,
+        skillspan.SPEC,
+        job_description_entities.SPEC,
     )
     return {spec.info.name: spec for spec in specs}
 

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Float,
     ForeignKey,
     Index,
@@ -267,6 +268,32 @@ class SqlDataset(Base):
     sha256: Mapped[str] = mapped_column(String(64), nullable=False)
     size_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
     artifact_uri: Mapped[str] = mapped_column(String(1024), nullable=False)
+    created_by: Mapped[str] = mapped_column(String(128), nullable=False, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SqlDocument(Base):
+    """An uploaded document (PDF, DOCX or text): its extracted pages, and unless PII was
+    redacted its original file, kept in the artifact store (``aiweb.documents``)."""
+
+    __tablename__ = "documents"
+    __table_args__ = (Index("ix_documents_created_at", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    media_type: Mapped[str] = mapped_column(String(100), nullable=False)
+    pages: Mapped[int] = mapped_column(Integer, nullable=False)
+    chars: Mapped[int] = mapped_column(Integer, nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    #: whether e-mail addresses, phone numbers and URLs were replaced before storing
+    redacted: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    #: ``{"email": n, "phone": n, "url": n}`` replaced (counts only), when redacted
+    redactions: Mapped[dict[str, int] | None] = mapped_column(JSON)
+    #: the uploaded file, ``documents/<id>/original.<pdf|docx|txt>``; none when redacted
+    original_uri: Mapped[str | None] = mapped_column(String(1024))
+    #: the extracted pages (JSON), ``documents/<id>/pages.json``
+    text_uri: Mapped[str] = mapped_column(String(1024), nullable=False)
     created_by: Mapped[str] = mapped_column(String(128), nullable=False, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

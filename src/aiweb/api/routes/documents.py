@@ -1,0 +1,254 @@
+"""``/v1/documents``: upload a PDF, DOCX or text document, list, describe, read its text
+page by page, delete (:mod:`aiweb.documents`; docs/documents.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import anyio.to_thread
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile
+from pydantic import BaseModel, Field
+
+from aiweb.api.deps import RegistryDep
+from aiweb.api.problems import request_id
+from aiweb.documents.extract import MEDIA_TYPES
+from aiweb.documents.service import Document, DocumentService, Page
+from aiweb.security.auth import actor, scoped
+
+router = APIRouter(prefix="/v1/documents", tags=["documents"])
+
+
+async def _documents(request: Request) -> DocumentService:
+    service: DocumentService = request.app.state.documents
+    return service
+
+
+DocumentsDep = Annotated[DocumentService, Depends(_documents)]
+
+
+class UploadedDocumentOut(BaseModel):
+    """An uploaded document: what was read from it."""
+
+    id: str
+    name: str = Field(..., description="The uploaded file's name (PII redacted with redact_pii).")
+    media_type: str = Field(
+        ...,
+        description="Told by the file's bytes: application/pdf, "
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document or text/plain.",
+    )
+    pages: int = Field(..., description="Pages of text (a DOCX: split at explicit page breaks).")
+    chars: int = Field(..., description="Characters of extracted text, all pages.")
+    sha256: str = Field(..., description="Hex digest of the uploaded bytes.")
+    size_bytes: int
+    redacted: bool = Field(
+        ...,
+        description="E-mail addresses, phone numbers and URLs were replaced by [EMAIL], "
+        "[PHONE], [URL] before storing, and the original file was not kept.",
+    )
+    redactions: dict[str, int] | None = Field(
+        ..., description="How many of each kind were replaced (email, phone, url); null if not."
+    )
+    created_by: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, d: Document) -> UploadedDocumentOut:
+        return cls(
+            id=d.id,
+            name=d.name,
+            media_type=d.media_type,
+            pages=d.pages,
+            chars=d.chars,
+            sha256=d.sha256,
+            size_bytes=d.size_bytes,
+            redacted=d.redacted,
+            redactions=d.redactions,
+            created_by=d.created_by,
+            created_at=d.created_at,
+        )
+
+
+class UploadedDocumentList(BaseModel):
+    documents: list[UploadedDocumentOut]
+    total: int
+    limit: int
+    offset: int
+    next_offset: int | None
+
+
+class UploadedDocumentPage(BaseModel):
+    """One page of a document's text."""
+
+    page: int = Field(..., description="The page number, from 1.")
+    start: int = Field(
+        ...,
+        description="Offset of the page in the document's text (its pages joined by a "
+        "form feed, U+000C): an offset o in the page is start + o in the document.",
+    )
+    end: int = Field(..., description="Offset just past the page's last character.")
+    text: str
+
+    @classmethod
+    def of(cls, p: Page) -> UploadedDocumentPage:
+        return cls(page=p.page, start=p.start, end=p.end, text=p.text)
+
+
+class UploadedDocumentText(BaseModel):
+    """The text of a document, page by page (redacted when it was uploaded so)."""
+
+    id: str
+    media_type: str
+    redacted: bool
+    chars: int
+    pages: list[UploadedDocumentPage]
+
+
+_UPLOAD = scoped("train")
+_UPLOAD["openapi_extra"] = {
+    **_UPLOAD["openapi_extra"],
+    "requestBody": {
+        "content": {
+            "multipart/form-data": {"encoding": {"file": {"contentType": ", ".join(MEDIA_TYPES)}}}
+        }
+    },
+}
+_UPLOAD["responses"] = {
+    **_UPLOAD["responses"],
+    413: {
+        "description": "A file over AIWEB_LIMITS__MAX_DOCUMENT_BYTES, more pages than "
+        "AIWEB_LIMITS__MAX_DOCUMENT_PAGES (also a PDF that only claims so), more text than "
+        "AIWEB_LIMITS__MAX_DOCUMENT_CHARS, or a DOCX that would decompress to too much (a "
+        "zip bomb)."
+    },
+    415: {"description": "Not a PDF, DOCX or text file (told by its bytes); names them."},
+    422: {
+        "description": "An empty, encrypted, truncated or malformed file, text that is not "
+        "UTF-8 (or holds NUL bytes), or a scanned (image-only) PDF: OCR is not available yet."
+    },
+}
+
+
+@router.post("", status_code=201, **_UPLOAD)
+async def upload_document(
+    file: Annotated[
+        UploadFile,
+        File(description="A PDF, DOCX or UTF-8 text file (its type is told by its bytes)."),
+    ],
+    request: Request,
+    response: Response,
+    service: DocumentsDep,
+    registry: RegistryDep,
+    redact_pii: Annotated[
+        bool,
+        Form(
+            description="Replace e-mail addresses, phone numbers and URLs by [EMAIL], "
+            "[PHONE], [URL] in the text (and the file name) before anything is stored, and "
+            "do not keep the original file."
+        ),
+    ] = False,
+) -> UploadedDocumentOut:
+    """Upload a document (a CV, a job description …) and read its text, page by page.
+
+    The type is told by the file's bytes, never by its name: a PDF (``%PDF-``), a DOCX (a
+    ZIP holding ``word/document.xml``) or UTF-8 text (pages separated by form feeds).
+    Text comes out with pypdf (per page) and python-docx (paragraphs and tables in body
+    order; pages split at explicit page breaks). At most ``AIWEB_LIMITS__MAX_DOCUMENT_BYTES``
+    (10 MB) and ``AIWEB_LIMITS__MAX_DOCUMENT_PAGES`` (50) pages (413). Encrypted,
+    truncated or malformed files, and scanned PDFs without a text layer, get a 422 that
+    says so; other types a 415. With ``redact_pii`` the original file is not kept, only
+    the redacted text. Audited as ``document.upload``.
+    """
+    who = actor(request)
+    document = await anyio.to_thread.run_sync(
+        lambda: service.upload(file.file, file.filename, redact_pii=redact_pii, actor=who)
+    )
+    await anyio.to_thread.run_sync(
+        lambda: registry.record(
+            who,
+            "document.upload",
+            f"document:{document.id}",
+            after={
+                "name": document.name,
+                "media_type": document.media_type,
+                "pages": document.pages,
+                "sha256": document.sha256,
+                "redacted": document.redacted,
+            },
+            request_id=request_id(request),
+        )
+    )
+    response.headers["Location"] = f"/v1/documents/{document.id}"
+    return UploadedDocumentOut.of(document)
+
+
+@router.get("", **scoped("train"))
+async def list_documents(
+    service: DocumentsDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> UploadedDocumentList:
+    """Uploaded documents, newest first."""
+    items, total = await anyio.to_thread.run_sync(lambda: service.list(limit=limit, offset=offset))
+    nxt = offset + len(items)
+    return UploadedDocumentList(
+        documents=[UploadedDocumentOut.of(d) for d in items],
+        total=total,
+        limit=limit,
+        offset=offset,
+        next_offset=nxt if nxt < total else None,
+    )
+
+
+_ONE = scoped("train")
+_ONE["responses"] = {**_ONE["responses"], 404: {"description": "No such document."}}
+
+
+@router.get("/{document_id}", **_ONE)
+async def get_document(
+    document_id: Annotated[str, Path(max_length=64)], service: DocumentsDep
+) -> UploadedDocumentOut:
+    """One uploaded document."""
+    return UploadedDocumentOut.of(await anyio.to_thread.run_sync(service.get, document_id))
+
+
+@router.get("/{document_id}/text", **_ONE)
+async def get_document_text(
+    document_id: Annotated[str, Path(max_length=64)], service: DocumentsDep
+) -> UploadedDocumentText:
+    """A document's text, page by page, with each page's offsets in the whole text
+    (redacted when it was uploaded with ``redact_pii``)."""
+
+    def read() -> UploadedDocumentText:
+        document = service.get(document_id)
+        pages = service.pages(document)
+        return UploadedDocumentText(
+            id=document.id,
+            media_type=document.media_type,
+            redacted=document.redacted,
+            chars=document.chars,
+            pages=[UploadedDocumentPage.of(p) for p in pages],
+        )
+
+    return await anyio.to_thread.run_sync(read)
+
+
+@router.delete("/{document_id}", status_code=204, **_ONE)
+async def delete_document(
+    document_id: Annotated[str, Path(max_length=64)],
+    request: Request,
+    service: DocumentsDep,
+    registry: RegistryDep,
+) -> Response:
+    """Delete an uploaded document, its text and its file (audited as ``document.delete``)."""
+    gone = await anyio.to_thread.run_sync(service.delete, document_id)
+    await anyio.to_thread.run_sync(
+        lambda: registry.record(
+            actor(request),
+            "document.delete",
+            f"document:{gone.id}",
+            before={"name": gone.name, "media_type": gone.media_type, "sha256": gone.sha256},
+            request_id=request_id(request),
+        )
+    )
+    return Response(status_code=204)
