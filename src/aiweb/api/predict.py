@@ -127,7 +127,7 @@ class ModelRouter:
     async def preload(self, ref: str) -> None:
         """Load the version ``ref`` names ahead of its first request, when its task
         preloads (a rollout's candidate; see :attr:`PredictTarget.preload`); nothing for
-        a model that does not answer the predict route (a recommender).
+        a model whose task does not answer the predict route.
 
         Raises:
             ModelNotFound, ModelVersionNotFound, ModelNotReadyError …: as its predictor.

@@ -169,8 +169,10 @@ class DatasetSpec:
         files: file names needed inside ``info.directory`` (e.g. ``("train.tsv", "dev.tsv")``).
         members: for each file of ``files``, its preferred path inside the zip archive; the
             member is otherwise looked up by basename.
-        parse: reads the dataset directory and returns its splits; raises
-            :class:`~aiweb.errors.DataFormatError` on malformed files.
+        parse: reads the dataset directory and returns its splits (labeled texts); raises
+            :class:`~aiweb.errors.DataFormatError` on malformed files. ``None`` for a
+            dataset of another shape, which the task that trains on it reads from
+            :func:`~aiweb.datasets.catalog.locate`'s folder.
         downloads: for datasets published as plain files rather than a zip archive:
             file name to download -> its path under ``info.url`` (a base URL). Empty for
             zip archives.
@@ -183,33 +185,23 @@ class DatasetSpec:
     info: DatasetInfo
     files: tuple[str, ...]
     members: dict[str, str]
-    parse: Callable[[Path], DatasetSplits]
+    parse: Callable[[Path], DatasetSplits] | None
     downloads: dict[str, str] = field(default_factory=dict)
     prepare: Callable[[Path], None] | None = None
     sha256: dict[str, str] = field(default_factory=dict)
 
 
-def token_classification_spec(
+def plain_files_spec(
     info: DatasetInfo, files: tuple[str, ...], sha256: dict[str, str]
 ) -> DatasetSpec:
-    """The spec of a token-classification dataset published as plain files under
-    ``info.url``: found, downloaded and checked like the others, but parsed by the
-    entities task (``aiweb.entities.data.load_dataset``), not as labeled texts —
-    :func:`~aiweb.datasets.catalog.load` of it raises
-    :class:`~aiweb.errors.DataFormatError` saying so."""
-
-    def not_labeled_texts(directory: Path) -> DatasetSplits:
-        raise DataFormatError(
-            f"{info.name} holds token-classification data (tokens and IOB tags), not "
-            f"labeled texts: load it with aiweb.entities.data.load_dataset({info.name!r}, "
-            "settings)"
-        )
-
+    """The spec of a dataset published as plain files under ``info.url`` and read by the
+    task that trains on it (``parse`` is ``None``): found, downloaded and checked like the
+    others; :func:`~aiweb.datasets.catalog.load`, which gives labeled texts, refuses it."""
     return DatasetSpec(
         info=info,
         files=files,
         members={},
-        parse=not_labeled_texts,
+        parse=None,
         downloads={name: name for name in files},
         sha256=sha256,
     )

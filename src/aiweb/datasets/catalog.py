@@ -20,7 +20,7 @@ from aiweb.datasets import (
     wnut17,
 )
 from aiweb.datasets._base import DatasetInfo, DatasetSpec, DatasetSplits, _complete, _download
-from aiweb.errors import DatasetNotFound
+from aiweb.errors import DataFormatError, DatasetNotFound
 
 
 def _registry() -> dict[str, DatasetSpec]:
@@ -162,7 +162,14 @@ def load(
     Raises:
         DatasetNotFound: unknown dataset name.
         DatasetUnavailableError: not on disk and the download failed.
-        DataFormatError: a file is malformed (names the file and line).
+        DataFormatError: a file is malformed (names the file and line), or the dataset
+            is not labeled texts (its task reads it).
     """
     spec = _spec(name)
+    if spec.parse is None:
+        raise DataFormatError(
+            f"{name} is a {spec.info.task} dataset, not labeled texts: the "
+            f"{spec.info.task} task reads it (its files: aiweb.datasets.locate({name!r}, "
+            "settings))"
+        )
     return spec.parse(locate(name, settings, url=url, progress=progress))

@@ -13,13 +13,14 @@ Format: CoNLL-2003-like, ``token<SPACE>tag<SPACE>`` per line (a trailing space),
 line between sentences, an empty first line; IOB2 tags ``B-``/``I-`` + ``Skill``,
 ``Qualification``, ``Experience``, ``Occupation``, ``Domain``, and ``O``.
 
-These are token-classification data: :func:`aiweb.entities.data.load_dataset` reads
-them; ``aiweb.datasets.load("job_description_entities")`` refuses them.
+These are token-classification data, read by the task that trains on them from the
+folder :func:`aiweb.datasets.locate` finds;
+``aiweb.datasets.load('job_description_entities')``, which returns labeled texts, refuses them.
 """
 
 from __future__ import annotations
 
-from aiweb.datasets._base import DatasetInfo, token_classification_spec
+from aiweb.datasets._base import DatasetInfo, plain_files_spec
 
 __all__ = ["FILES", "INFO", "LABELS", "NAME", "SHA256", "SPEC", "SPLITS", "URL"]
 
@@ -56,4 +57,4 @@ INFO = DatasetInfo(
 )
 
 
-SPEC = token_classification_spec(INFO, FILES, SHA256)
+SPEC = plain_files_spec(INFO, FILES, SHA256)

@@ -20,13 +20,14 @@ The ``house`` files hold cp1252 bytes read as Latin-1 (U+0092 for a right quote 
 ``We\\x92re``, U+0095 for a bullet): :func:`normalize_token` maps U+0080-U+009F to their
 cp1252 characters and strips the spaces some tokens carry (``"  18"``, ``"\\u202fOracle"``).
 
-These are token-classification data: :func:`aiweb.entities.data.load_dataset` reads
-them; ``aiweb.datasets.load("skillspan")``, which returns labeled texts, refuses them.
+These are token-classification data, read by the task that trains on them from the
+folder :func:`aiweb.datasets.locate` finds;
+``aiweb.datasets.load('skillspan')``, which returns labeled texts, refuses them.
 """
 
 from __future__ import annotations
 
-from aiweb.datasets._base import DatasetInfo, token_classification_spec
+from aiweb.datasets._base import DatasetInfo, plain_files_spec
 
 __all__ = [
     "FILES",
@@ -115,4 +116,4 @@ def normalize_token(token: str) -> str:
     return token.strip().translate(_CP1252)
 
 
-SPEC = token_classification_spec(INFO, FILES, SHA256)
+SPEC = plain_files_spec(INFO, FILES, SHA256)

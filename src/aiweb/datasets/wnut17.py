@@ -13,14 +13,14 @@ train) a line holding one TAB; IOB2 tags ``B-``/``I-`` + ``person``, ``location`
 ``corporation``, ``product``, ``creative-work``, ``group``, and ``O``. Train is ASCII,
 dev and test UTF-8.
 
-These are token-classification data: :func:`aiweb.entities.data.load_dataset` reads
-them (``SPLITS`` says which file is which split); ``aiweb.datasets.load("wnut17")``,
-which returns labeled texts, refuses them.
+These are token-classification data, read by the task that trains on them from the
+folder :func:`aiweb.datasets.locate` finds (``SPLITS`` says which file is which split);
+``aiweb.datasets.load('wnut17')``, which returns labeled texts, refuses them.
 """
 
 from __future__ import annotations
 
-from aiweb.datasets._base import DatasetInfo, token_classification_spec
+from aiweb.datasets._base import DatasetInfo, plain_files_spec
 
 __all__ = ["FILES", "INFO", "LABELS", "NAME", "SHA256", "SPEC", "SPLITS", "URL"]
 
@@ -64,4 +64,4 @@ INFO = DatasetInfo(
 )
 
 
-SPEC = token_classification_spec(INFO, FILES, SHA256)
+SPEC = plain_files_spec(INFO, FILES, SHA256)

@@ -1,7 +1,7 @@
 """Find and replace personal contact details in text: e-mail addresses, phone numbers, URLs.
 
-Used by document uploads with ``redact_pii`` (:mod:`aiweb.documents.service`) and meant
-for the later screening job, which adds person names found by an entities model. Each
+Used by document uploads with ``redact_pii`` (:mod:`aiweb.documents.service`); a caller
+that can find person names (a named-entity model) replaces those itself. Each
 kind is replaced by a placeholder (:data:`PLACEHOLDERS`)::
 
     >>> redact("Jane: jane.doe@example.com, +44 20 7946 0958, github.com/jane").text
@@ -35,7 +35,7 @@ address inside a URL is part of the URL):
     with no separator and no ``+`` (ids, order numbers).
 
 What it misses, on purpose or not: person names and postal addresses (no pattern can tell
-them; the screening job uses an entities model for names), numbers written out in words,
+them; names need a named-entity model, above this layer), numbers written out in words,
 phone numbers of fewer than 7 digits. It errs towards replacing: an ISBN or a 10-digit
 id written in groups is replaced as a phone number.
 

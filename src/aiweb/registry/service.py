@@ -69,7 +69,7 @@ class RegistryService:
     def guard_deletions(self, guard: DeletionGuard) -> None:
         """Run ``guard`` in every transaction that deletes a model or a version of this
         registry (:data:`aiweb.registry.store.DeletionGuard`): the layers above refuse a
-        deletion that would pull a version from under them (a running rollout) this way."""
+        deletion that would pull a version from under something they serve this way."""
         self.store.guard_deletions(guard)
 
     def on_alias_event(self, listener: AliasEventListener) -> None:
@@ -355,8 +355,8 @@ class RegistryService:
             InvalidInputError: a bad model name.
             ModelNotFound, ModelVersionNotFound.
             ConflictError: an alias points at the version, a pending or running job
-                uses it, or a deletion guard refuses (a running rollout; the message
-                names them).
+                uses it, or a deletion guard refuses (the message names what is in the
+                way).
         """
         check_name(name)
         gone = self.store.delete_version(name, version)
@@ -398,7 +398,7 @@ class RegistryService:
             InvalidInputError: a bad model name.
             ModelNotFound.
             ConflictError: a pending or running job uses the model, or a deletion
-                guard refuses (a running rollout; named).
+                guard refuses (named).
         """
         check_name(name)
         deleted = self.store.delete_model(name)
