@@ -157,7 +157,9 @@ def create_app(
         dispatcher = runner.dispatcher if runner is not None else make_dispatcher(settings)
         app.state.job_env = job_env
         app.state.datasets = job_env.datasets
-        app.state.documents = DocumentService(sessions, registry.artifacts, settings)
+        app.state.documents = DocumentService(
+            sessions, registry.artifacts, settings, registry.audit
+        )
         app.state.jobs = JobService(
             job_env.jobs, dispatcher, registry, job_env.datasets, settings, job_types
         )

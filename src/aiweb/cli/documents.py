@@ -26,7 +26,6 @@ from aiweb.cli._common import (
 
 if TYPE_CHECKING:
     from aiweb.documents.service import Document, DocumentService
-    from aiweb.registry.service import RegistryService
 
 app = typer.Typer(
     help="Uploaded documents (PDF, DOCX, text): their text page by page, PII redacted if asked.",
@@ -42,15 +41,15 @@ _KIND = {
 
 
 @contextmanager
-def open_documents() -> Iterator[tuple[DocumentService, RegistryService]]:
-    """The document service on the migrated database and artifact store of the
-    environment's settings, and the registry (for the audit log)."""
+def open_documents() -> Iterator[DocumentService]:
+    """The document service on the migrated database, artifact store and audit log of
+    the environment's settings."""
     from aiweb.db.session import make_session_factory
     from aiweb.documents.service import DocumentService
 
     with open_database() as (registry, engine):
         sessions = make_session_factory(engine)
-        yield DocumentService(sessions, registry.artifacts, load_settings()), registry
+        yield DocumentService(sessions, registry.artifacts, load_settings(), registry.audit)
 
 
 def resolve_document_id(service: DocumentService, given: str) -> str:
@@ -124,7 +123,7 @@ def upload_cmd(
 
     uploaded: list[Document] = []
     failed = 0
-    with open_documents() as (service, registry):
+    with open_documents() as service:
         for path in files:
             try:
                 if path.is_dir():
@@ -142,18 +141,6 @@ def upload_cmd(
                     soft_wrap=True,
                 )
                 continue
-            registry.record(
-                "cli",
-                "document.upload",
-                f"document:{document.id}",
-                after={
-                    "name": document.name,
-                    "media_type": document.media_type,
-                    "pages": document.pages,
-                    "sha256": document.sha256,
-                    "redacted": document.redacted,
-                },
-            )
             uploaded.append(document)
     if as_json:
         print_json([document_json(d) for d in uploaded])
@@ -171,7 +158,7 @@ def list_cmd(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Uploaded documents, newest first."""
-    with open_documents() as (service, _registry):
+    with open_documents() as service:
         items, total = service.list(limit=limit)
     if as_json:
         print_json({"documents": [document_json(d) for d in items], "total": total})
@@ -188,7 +175,7 @@ def show_cmd(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """One document: name, type, pages, characters, checksum, redaction (and its text)."""
-    with open_documents() as (service, _registry):
+    with open_documents() as service:
         document = service.get(resolve_document_id(service, document_id))
         pages = service.pages(document) if text else []
     data = document_json(document)
@@ -218,7 +205,7 @@ def delete_cmd(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
     """Delete a document, its text and its stored file."""
-    with open_documents() as (service, registry):
+    with open_documents() as service:
         document = service.get(resolve_document_id(service, document_id))
         if not yes:
             typer.confirm(
@@ -227,11 +214,5 @@ def delete_cmd(
                 abort=True,
                 err=True,
             )
-        gone = service.delete(document.id)
-        registry.record(
-            "cli",
-            "document.delete",
-            f"document:{gone.id}",
-            before={"name": gone.name, "media_type": gone.media_type, "sha256": gone.sha256},
-        )
+        gone = service.delete(document.id, actor="cli")
     err.print(f"deleted document {gone.id} ({escape(gone.name)})", highlight=False)

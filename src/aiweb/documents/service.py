@@ -51,6 +51,7 @@ from aiweb.errors import (
 
 if TYPE_CHECKING:
     from aiweb.registry.artifacts import ArtifactStore
+    from aiweb.security.audit import AuditLog
 
 __all__ = [
     "PAGE_SEPARATOR",
@@ -173,14 +174,21 @@ class DocumentService:
         artifacts: where the files are kept.
         settings: the bounds (``limits.max_document_bytes``, ``max_document_pages``,
             ``max_document_chars``).
+        audit: where uploads and deletions are recorded (``document.upload``,
+            ``document.delete``), or ``None``.
     """
 
     def __init__(
-        self, session_factory: sessionmaker[Session], artifacts: ArtifactStore, settings: Settings
+        self,
+        session_factory: sessionmaker[Session],
+        artifacts: ArtifactStore,
+        settings: Settings,
+        audit: AuditLog | None = None,
     ) -> None:
         self.sessions = session_factory
         self.artifacts = artifacts
         self.settings = settings
+        self.audit = audit
 
     @property
     def limits(self) -> ExtractionLimits:
@@ -214,6 +222,7 @@ class DocumentService:
         *,
         redact_pii: bool = False,
         actor: str = "",
+        request_id: str | None = None,
     ) -> Document:
         """Read, check and keep an uploaded document (module docs).
 
@@ -225,6 +234,7 @@ class DocumentService:
             redact_pii: replace e-mail addresses, phone numbers and URLs in the text (and
                 the name) before storing, and do not keep the original file.
             actor: who uploads it.
+            request_id: the request's id, for the audit event.
 
         Raises:
             PayloadTooLargeError: over ``limits.max_document_bytes``, ``max_document_pages``
@@ -291,7 +301,22 @@ class DocumentService:
             with contextlib.suppress(Exception):
                 self.artifacts.delete_tree(directory)
             raise
-        return _to_document(row)
+        document = _to_document(row)
+        if self.audit is not None:
+            self.audit.record(
+                actor,
+                "document.upload",
+                f"document:{document.id}",
+                after={
+                    "name": document.name,
+                    "media_type": document.media_type,
+                    "pages": document.pages,
+                    "sha256": document.sha256,
+                    "redacted": document.redacted,
+                },
+                request_id=request_id,
+            )
+        return document
 
     def get(self, document_id: str) -> Document:
         """The document ``document_id``.
@@ -327,8 +352,11 @@ class DocumentService:
                 f"the text of document {document.id} is unreadable ({type(exc).__name__})"
             ) from None
 
-    def delete(self, document_id: str) -> Document:
-        """Remove the document ``document_id``: its row, then its files.
+    def delete(
+        self, document_id: str, *, actor: str = "", request_id: str | None = None
+    ) -> Document:
+        """Remove the document ``document_id``: its row, then its files (audited as
+        ``document.delete`` by ``actor``).
 
         Returns:
             The document as it was.
@@ -344,6 +372,14 @@ class DocumentService:
             s.execute(delete(SqlDocument).where(SqlDocument.id == document_id))
             s.expunge(row)
         self.artifacts.delete_tree(document_dir(document_id))
+        if self.audit is not None:
+            self.audit.record(
+                actor,
+                "document.delete",
+                f"document:{gone.id}",
+                before={"name": gone.name, "media_type": gone.media_type, "sha256": gone.sha256},
+                request_id=request_id,
+            )
         return gone
 
     def list(self, *, limit: int = 50, offset: int = 0) -> tuple[list[Document], int]:

@@ -10,7 +10,6 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile
 from pydantic import BaseModel, Field
 
-from aiweb.api.deps import RegistryDep
 from aiweb.api.problems import request_id
 from aiweb.documents.extract import MEDIA_TYPES
 from aiweb.documents.service import Document, DocumentService, Page
@@ -138,7 +137,6 @@ async def upload_document(
     request: Request,
     response: Response,
     service: DocumentsDep,
-    registry: RegistryDep,
     redact_pii: Annotated[
         bool,
         Form(
@@ -161,20 +159,11 @@ async def upload_document(
     """
     who = actor(request)
     document = await anyio.to_thread.run_sync(
-        lambda: service.upload(file.file, file.filename, redact_pii=redact_pii, actor=who)
-    )
-    await anyio.to_thread.run_sync(
-        lambda: registry.record(
-            who,
-            "document.upload",
-            f"document:{document.id}",
-            after={
-                "name": document.name,
-                "media_type": document.media_type,
-                "pages": document.pages,
-                "sha256": document.sha256,
-                "redacted": document.redacted,
-            },
+        lambda: service.upload(
+            file.file,
+            file.filename,
+            redact_pii=redact_pii,
+            actor=who,
             request_id=request_id(request),
         )
     )
@@ -238,17 +227,9 @@ async def delete_document(
     document_id: Annotated[str, Path(max_length=64)],
     request: Request,
     service: DocumentsDep,
-    registry: RegistryDep,
 ) -> Response:
     """Delete an uploaded document, its text and its file (audited as ``document.delete``)."""
-    gone = await anyio.to_thread.run_sync(service.delete, document_id)
     await anyio.to_thread.run_sync(
-        lambda: registry.record(
-            actor(request),
-            "document.delete",
-            f"document:{gone.id}",
-            before={"name": gone.name, "media_type": gone.media_type, "sha256": gone.sha256},
-            request_id=request_id(request),
-        )
+        lambda: service.delete(document_id, actor=actor(request), request_id=request_id(request))
     )
     return Response(status_code=204)
