@@ -145,6 +145,7 @@ PUBLIC: dict[str, list[str]] = {
         "banking77",
         "catalog",
         "clinc150",
+        "decode_utf8",
         "fetch",
         "files",
         "info",

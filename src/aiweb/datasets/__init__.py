@@ -17,7 +17,13 @@ Datasets are looked up in ``AIWEB_DATA_HOME/<directory>/`` first, then in the ca
 
 from __future__ import annotations
 
-from aiweb.datasets._base import DatasetInfo, DatasetSpec, DatasetSplits, LabeledTexts
+from aiweb.datasets._base import (
+    DatasetInfo,
+    DatasetSpec,
+    DatasetSplits,
+    LabeledTexts,
+    decode_utf8,
+)
 from aiweb.datasets.catalog import available, fetch, info, load, locate
 from aiweb.datasets.files import read_labeled_file
 from aiweb.datasets.tables import (
@@ -41,6 +47,7 @@ __all__ = [
     "banking77",
     "catalog",
     "clinc150",
+    "decode_utf8",
     "fetch",
     "files",
     "info",

@@ -226,13 +226,29 @@ def read_text(path: Path) -> str:
         data = path.read_bytes()
     except OSError as exc:
         raise DataFormatError(f"{path.name}: cannot read file: {exc.strerror or exc}") from None
+    return decode_utf8(data, f"{path.name}: ")
+
+
+def decode_utf8(data: bytes, where: str = "") -> str:
+    """``data`` as UTF-8 text, a leading BOM skipped.
+
+    Args:
+        data: the file's bytes.
+        where: put before the message (``"train.csv: "``).
+
+    Raises:
+        DataFormatError: a UTF-16 file (told by its BOM), or bytes that are not UTF-8,
+            naming the line and the byte.
+    """
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DataFormatError(f"{where}the file is UTF-16; save it as UTF-8")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise DataFormatError(
-            f"{path.name}: line {line}: not valid UTF-8 (byte 0x{data[exc.start]:02x}); "
-            "save the file as UTF-8"
+            f"{where}line {line}: not valid UTF-8 (byte 0x{data[exc.start]:02x}); save the "
+            "file as UTF-8"
         ) from None
 
 

@@ -78,7 +78,13 @@ from pathlib import Path
 from typing import Literal
 
 from aiweb.config import Settings
-from aiweb.datasets import catalog, job_description_entities, skillspan, wnut17
+from aiweb.datasets import (
+    catalog,
+    decode_utf8,
+    job_description_entities,
+    skillspan,
+    wnut17,
+)
 from aiweb.errors import DataFormatError, InvalidInputError
 
 __all__ = [
@@ -609,17 +615,7 @@ def _decode_input(data: str | bytes, source: str | None) -> str:
     """Text of the input: UTF-8 (BOM skipped), without NUL or lone surrogates."""
     where = _prefix(source)
     if isinstance(data, bytes | bytearray | memoryview):
-        raw = bytes(data)
-        if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-            raise DataFormatError(f"{where}the file is UTF-16; save it as UTF-8")
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            line = raw[: exc.start].count(b"\n") + 1
-            raise DataFormatError(
-                f"{where}line {line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x}); save "
-                "the file as UTF-8"
-            ) from None
+        text = decode_utf8(bytes(data), where)
     elif isinstance(data, str):
         text = data.removeprefix("\ufeff")
     else:
