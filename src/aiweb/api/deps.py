@@ -80,3 +80,10 @@ async def _drift(request: Request) -> DriftService:
 
 
 DriftDep = Annotated[DriftService, Depends(_drift)]
+
+
+def next_offset(offset: int, shown: int, total: int) -> int | None:
+    """The ``offset`` of the next page of a list route, or ``None`` after the last:
+    ``shown`` items were listed from ``offset`` of ``total``."""
+    end = offset + shown
+    return end if end < total else None

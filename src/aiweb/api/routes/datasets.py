@@ -9,7 +9,7 @@ import anyio.to_thread
 from fastapi import APIRouter, File, Path, Query, Request, Response, UploadFile
 from pydantic import BaseModel, Field
 
-from aiweb.api.deps import DatasetsDep, RegistryDep
+from aiweb.api.deps import DatasetsDep, RegistryDep, next_offset
 from aiweb.api.problems import request_id
 from aiweb.datasets.service import Dataset
 from aiweb.security.auth import actor, scoped
@@ -123,13 +123,12 @@ async def list_datasets(
 ) -> DatasetList:
     """Uploaded datasets, newest first."""
     items, total = await anyio.to_thread.run_sync(lambda: service.list(limit=limit, offset=offset))
-    nxt = offset + len(items)
     return DatasetList(
         datasets=[DatasetOut.of(d) for d in items],
         total=total,
         limit=limit,
         offset=offset,
-        next_offset=nxt if nxt < total else None,
+        next_offset=next_offset(offset, len(items), total),
     )
 
 

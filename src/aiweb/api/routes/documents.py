@@ -10,6 +10,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile
 from pydantic import BaseModel, Field
 
+from aiweb.api.deps import next_offset
 from aiweb.api.problems import request_id
 from aiweb.documents.extract import MEDIA_TYPES
 from aiweb.documents.service import Document, DocumentService, Page
@@ -179,13 +180,12 @@ async def list_documents(
 ) -> UploadedDocumentList:
     """Uploaded documents, newest first."""
     items, total = await anyio.to_thread.run_sync(lambda: service.list(limit=limit, offset=offset))
-    nxt = offset + len(items)
     return UploadedDocumentList(
         documents=[UploadedDocumentOut.of(d) for d in items],
         total=total,
         limit=limit,
         offset=offset,
-        next_offset=nxt if nxt < total else None,
+        next_offset=next_offset(offset, len(items), total),
     )
 
 

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Body, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
-from aiweb.api.deps import JobEnvDep, JobsDep
+from aiweb.api.deps import JobEnvDep, JobsDep, next_offset
 from aiweb.api.problems import request_id
 from aiweb.errors import ConflictError
 from aiweb.jobs.scheduler import start_run
@@ -99,13 +99,12 @@ def router(types: JobTypes) -> APIRouter:
         page = await anyio.to_thread.run_sync(
             lambda: env.jobs.page(status=status, type_=type, limit=limit, offset=offset)
         )
-        nxt = offset + len(page.jobs)
         return JobList(
             jobs=[JobOut.of(j) for j in page.jobs],
             total=page.total,
             limit=limit,
             offset=offset,
-            next_offset=nxt if nxt < page.total else None,
+            next_offset=next_offset(offset, len(page.jobs), page.total),
         )
 
     @router.get("/jobs/{job_id}", **scoped("train"))

@@ -7,7 +7,7 @@ from typing import Annotated
 import anyio.to_thread
 from fastapi import APIRouter, Path, Query, Request
 
-from aiweb.api.deps import AuditDep, KeysDep
+from aiweb.api.deps import AuditDep, KeysDep, next_offset
 from aiweb.api.problems import request_id
 from aiweb.errors import InvalidInputError
 from aiweb.names import NAME_REGEX
@@ -69,11 +69,10 @@ async def audit_log(
     events, total = await anyio.to_thread.run_sync(
         lambda: audit.list(limit=limit, offset=offset, action=action)
     )
-    nxt = offset + len(events)
     return AuditPage(
         events=[AuditEventOut.model_validate(e) for e in events],
         total=total,
         limit=limit,
         offset=offset,
-        next_offset=nxt if nxt < total else None,
+        next_offset=next_offset(offset, len(events), total),
     )
