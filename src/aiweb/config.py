@@ -541,6 +541,14 @@ class RolloutSettings(BaseModel):
         "process, summed over the copies scored at once: a copy over it is dropped and "
         "counted, so a shadow uses spare capacity and gives way under load.",
     )
+    agreement_rate: float = Field(
+        20.0,
+        ge=0,
+        le=100_000,
+        description="Candidate answers of a canary or A/B rollout scored again by the "
+        "baseline per second, per process, for the agreement between the two (a token "
+        "bucket; the rest are not scored twice). 0 turns the double scoring off.",
+    )
     latency_samples: int = Field(
         20_000,
         ge=100,

@@ -167,6 +167,24 @@ def test_the_budget_admits_until_spent_and_refills_at_its_rate() -> None:
     assert not budget.admit()
 
 
+def test_a_canary_scores_a_sample_of_candidate_answers_twice_at_the_agreement_rate() -> None:
+    canary = dataclasses.replace(SHADOW, mode="canary", doubly_scored=True)
+    clock = Clock()
+    router = RolloutRouter(None, RolloutSettings(agreement_rate=5), workers=1)  # type: ignore[arg-type]
+    router._agreement = ScoringBudget(5, clock)
+    router._by_model["m"] = canary
+    routes = [router.route("m", f"user-{i}") for i in range(50)]
+    assert {r.variant for r in routes if r is not None} == {"candidate"}  # traffic 1.0
+    # a burst takes the bucket's one second's worth, 5; the other 45 are answered once
+    assert [r.other for r in routes if r is not None].count("m") == 5
+    clock.now += 0.4  # two tokens back
+    again = [router.route("m", f"later-{i}") for i in range(10)]
+    assert [r.other for r in again if r is not None] == ["m", "m"] + [None] * 8
+    off = RolloutRouter(None, RolloutSettings(agreement_rate=0), workers=1)  # type: ignore[arg-type]
+    off._by_model["m"] = canary
+    assert all(r is not None and r.other is None for r in (off.route("m", "u") for _ in range(20)))
+
+
 def test_agreement_compares_outputs_by_the_first_key_both_have() -> None:
     compare = agreement_of("label", "anomaly")
     served = {"predictions": [{"label": "a"}, {"label": "b"}, {"anomaly": True}, {"value": 1.0}]}

@@ -12,7 +12,11 @@ bucket is under the rollout's traffic, so a larger step only adds users to the
 candidate, never moves one back. Without a user id (or without ``sticky``), each request
 draws its own number.
 
-Shadow scoring runs off the request path: the copy waits in a bounded queue that
+Under a canary or an A/B test, a sample of the candidate's answers is scored again by the
+baseline for the agreement of the two versions: at most ``AIWEB_ROLLOUT__AGREEMENT_RATE``
+a second per process (a token bucket; by default 20, a few thousand samples a minute over
+a few processes, while scoring every answer twice would cost each one a second model
+call). Shadow scoring runs off the request path: the copy waits in a bounded queue that
 ``workers`` tasks drain; when the queue is full, the copy is dropped and counted
 (``aiweb_rollout_shadow_dropped_total``). The answer was sent before the copy is scored.
 Copies share the process's CPU with the requests, so they also keep to a budget of
@@ -114,7 +118,8 @@ class _Tally:
 
 
 class ScoringBudget:
-    """Wall-clock seconds of scoring allowed per second: a token bucket (Turner 1986)
+    """Wall-clock seconds of scoring allowed per second (or, with :meth:`take`, copies a
+    second): a token bucket (Turner 1986)
     that fills at ``rate`` tokens a second up to ``rate`` (one second's worth), from which
     each scored copy takes the seconds it took. A copy is admitted while the bucket is not
     empty, so concurrent copies may overdraw it; the debt is repaid before the next.
@@ -145,6 +150,15 @@ class ScoringBudget:
         self._fill()
         self._tokens -= seconds
 
+    def take(self, amount: float = 1.0) -> bool:
+        """Take ``amount`` tokens when the bucket holds them (never overdrawn): used with
+        a rate in copies per second, one copy at a time."""
+        self._fill()
+        if self._tokens >= amount:
+            self._tokens -= amount
+            return True
+        return False
+
 
 class RolloutRouter:
     """The running rollouts of this process, and where a request goes.
@@ -162,6 +176,7 @@ class RolloutRouter:
         self._by_model: dict[str, ActiveRollout] = {}
         self._tally = _Tally()
         self._budget = ScoringBudget(settings.shadow_budget)
+        self._agreement = ScoringBudget(settings.agreement_rate)  # copies per second
         self._queue: asyncio.Queue[_Copy] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
@@ -187,7 +202,8 @@ class RolloutRouter:
         if rollout.mode == "shadow":
             return Route(rollout, name, "baseline", candidate if chosen else None)
         if chosen:
-            return Route(rollout, candidate, "candidate", name if rollout.doubly_scored else None)
+            again = rollout.doubly_scored and self._agreement.take()
+            return Route(rollout, candidate, "candidate", name if again else None)
         return Route(rollout, name, "baseline", None)
 
     def _requests(self, model: str, variant: str) -> Any:
