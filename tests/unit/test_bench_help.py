@@ -18,7 +18,7 @@ BENCHES = sorted(
 
 
 def test_the_benches_are_found() -> None:
-    assert {"rollout", "runtimes", "serving", "tabular"} <= set(BENCHES)
+    assert {"entities_quality", "rollout", "runtimes", "serving", "tabular"} <= set(BENCHES)
 
 
 @pytest.mark.parametrize("name", BENCHES)

@@ -21,11 +21,14 @@ from aiweb.entities.data import (
     decode_tags,
     encode_tags,
     examples_sha256,
+    file_splits,
     from_tags,
     parse_conll,
     parse_jsonl,
     read_conll,
+    read_examples,
     read_jsonl,
+    sniff_format,
     to_tags,
     whitespace_tokens,
 )
@@ -328,7 +331,7 @@ def test_jsonl_overlaps_when_allowed_and_empty_input() -> None:
     )
     (example,) = parse_jsonl(line, allow_overlaps=True)
     assert entities(example) == [("Azure PaaS", "Knowledge"), ("Azure PaaS environments", "Skill")]
-    with pytest.raises(DataFormatError, match="no examples"):
+    with pytest.raises(DataFormatError, match="empty"):
         parse_jsonl("\n\n")
 
 
@@ -496,3 +499,50 @@ def test_any_tags_are_stable_after_one_trip(sample: tuple[list[str], list[str]])
     assert decode_tags(canonical) == decode_tags(tags)
     assert to_tags(from_tags(tokens, canonical)) == (tokens, canonical)
     assert char_spans(example.token_offsets or (), decode_tags(tags)) == list(example.spans)
+
+
+def test_read_examples_sniffs_the_format_from_the_content_not_the_name(tmp_path: Path) -> None:
+    conll = tmp_path / "data.jsonl"  # a misleading name: the content decides
+    conll.write_bytes("\ufeff\nI\tO\nknow\tO\nRust\tB-Skill\n".encode())
+    assert sniff_format(conll.read_bytes()) == "conll"
+    [example] = read_examples(conll)
+    assert example.entities() == [("Rust", "Skill")]
+    jsonl = tmp_path / "data.conll"
+    jsonl.write_text(
+        '  {"text": "I know Rust", "spans": [{"start": 7, "end": 11, "label": "Skill"}]}\n'
+    )
+    assert sniff_format(jsonl.read_bytes()) == "jsonl"
+    assert read_examples(jsonl)[0].entities() == [("Rust", "Skill")]
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
+    with pytest.raises(DataFormatError, match="empty"):
+        read_examples(empty)
+
+
+def test_file_splits_hold_out_a_seeded_share_or_read_the_eval_file(tmp_path: Path) -> None:
+    lines = [
+        json.dumps(
+            {"text": f"I know Rust {i}", "spans": [{"start": 7, "end": 11, "label": "Skill"}]}
+        )
+        for i in range(10)
+    ]
+    path = tmp_path / "skills.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    splits = file_splits(path, test_size=0.3, seed=1)
+    assert (len(splits.train or []), len(splits.test or [])) == (7, 3)
+    assert {e.text for e in splits.train or []}.isdisjoint(e.text for e in splits.test or [])
+    assert file_splits(path, test_size=0.3, seed=1) == splits  # seeded
+    assert file_splits(path, test_size=0.3, seed=2).test != splits.test
+    assert splits.labels == ("Skill",)
+    evaluation = tmp_path / "eval.jsonl"
+    evaluation.write_text(lines[0] + "\n")
+    both = file_splits(path, eval_path=evaluation)
+    assert (len(both.train or []), len(both.test or [])) == (10, 1)
+    one = tmp_path / "one.jsonl"
+    one.write_text(lines[0] + "\n")
+    with pytest.raises(InvalidInputError, match="at least 2"):
+        file_splits(one)
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text("".join(json.dumps({"text": t, "spans": []}) + "\n" for t in "abc"))
+    with pytest.raises(InvalidInputError, match="no entity"):
+        file_splits(plain, test_size=0.3)

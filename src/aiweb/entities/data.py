@@ -77,6 +77,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+
 from aiweb.config import Settings
 from aiweb.datasets import (
     catalog,
@@ -100,13 +102,16 @@ __all__ = [
     "decode_tags",
     "encode_tags",
     "examples_sha256",
+    "file_splits",
     "from_tags",
     "load_dataset",
     "load_directory",
     "parse_conll",
     "parse_jsonl",
     "read_conll",
+    "read_examples",
     "read_jsonl",
+    "sniff_format",
     "to_tags",
     "whitespace_tokens",
 ]
@@ -966,6 +971,81 @@ def read_jsonl(path: Path, *, allow_overlaps: bool = False) -> list[Example]:
         DataFormatError: the file cannot be read, or is malformed (see :func:`parse_jsonl`).
     """
     return parse_jsonl(_read_bytes(path), source=Path(path).name, allow_overlaps=allow_overlaps)
+
+
+# --------------------------------------------------------------------------- any file
+
+
+def sniff_format(data: bytes) -> Literal["jsonl", "conll"]:
+    """``"jsonl"`` when the first non-blank line of ``data`` starts with ``{`` (after a
+    UTF-8 BOM and spaces), else ``"conll"``: the content decides, never the file name."""
+    for raw in data.removeprefix(b"\xef\xbb\xbf").splitlines():
+        line = raw.strip()
+        if line:
+            return "jsonl" if line.startswith(b"{") else "conll"
+    return "conll"
+
+
+def read_examples(path: Path, *, allow_overlaps: bool = True) -> list[Example]:
+    """Read annotated examples from a CoNLL/IOB or JSONL file, the format sniffed from
+    its content (:func:`sniff_format`).
+
+    Args:
+        path: the file.
+        allow_overlaps: JSONL spans may overlap (as CoNLL tag layers may).
+
+    Returns:
+        Its examples, in file order.
+
+    Raises:
+        DataFormatError: unreadable, malformed (naming the line), or no example at all.
+    """
+    data = _read_bytes(path)
+    name = Path(path).name
+    if sniff_format(data) == "jsonl":
+        examples = parse_jsonl(data, source=name, allow_overlaps=allow_overlaps)
+    else:
+        examples = parse_conll(data, source=name)
+    if not examples:
+        raise DataFormatError(f"{name}: no examples (an empty file?)")
+    return examples
+
+
+def file_splits(
+    path: Path,
+    *,
+    eval_path: Path | None = None,
+    test_size: float = 0.2,
+    seed: int = 0,
+) -> EntitySplits:
+    """The splits of a user's file: ``train`` from ``path`` and ``test`` from
+    ``eval_path``, or, without one, a seeded random ``test_size`` share of ``path``'s
+    examples held out (at least one; the rest train).
+
+    Raises:
+        DataFormatError: see :func:`read_examples`.
+        InvalidInputError: fewer than 2 examples to split, or none annotated for training.
+    """
+    train = read_examples(path)
+    name = Path(path).name
+    if eval_path is not None:
+        test = read_examples(eval_path)
+    else:
+        if len(train) < 2:
+            raise InvalidInputError(
+                f"{name}: {len(train)} example; at least 2 are needed to hold one out for "
+                "evaluation (or give an evaluation file)"
+            )
+        order = np.random.default_rng(seed).permutation(len(train))
+        n_test = min(len(train) - 1, max(1, round(test_size * len(train))))
+        held = set(order[:n_test].tolist())
+        test = [e for i, e in enumerate(train) if i in held]
+        train = [e for i, e in enumerate(train) if i not in held]
+    if not any(e.spans for e in train):
+        raise InvalidInputError(f"{name}: no entity in the training examples; nothing to learn")
+    splits = {"train": train, "test": test}
+    labels = sorted({s.label for examples in splits.values() for e in examples for s in e.spans})
+    return EntitySplits(name=name, splits=splits, labels=tuple(labels))
 
 
 # --------------------------------------------------------------------------- datasets

@@ -1,0 +1,178 @@
+"""Quality of the token-classification model against its CRF baseline on a built-in dataset.
+
+Trains the spaCy model (:func:`aiweb.entities.model.fit`, early stopping on dev) and the
+CRF baseline (:func:`aiweb.entities.crf.fit_crf`) on the train split, scores both on the
+test split (exact-match entity F1, predicted on the gold tokens), and prints per-label and
+micro F1 side by side with each one's training time; the model is also scored without its
+phrase patterns. The bar: wnut17 micro F1 >= 0.35 (``--bar``; exit 1 below it unless
+``--no-check``).
+
+    python -m bench.entities_quality --dataset wnut17
+    python -m bench.entities_quality --dataset skillspan --epochs 20
+
+The standard library only at import, so that ``--help`` starts nothing heavy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def table(title: str, rows: list[list[str]]) -> str:
+    """A plain fixed-width table (the first row is the header)."""
+    widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
+    lines = [title]
+    for n, row in enumerate(rows):
+        lines.append(
+            "  ".join(
+                cell.rjust(w) if k else cell.ljust(w)
+                for k, (cell, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines) + "\n"
+
+
+def run(args: argparse.Namespace) -> tuple[str, float]:
+    """Train, score and format; returns the text and the model's micro F1."""
+    from aiweb.config import Settings
+    from aiweb.entities.data import load_dataset
+    from aiweb.entities.evaluation import EntityReport, evaluate_spans
+    from aiweb.entities.training import train_and_evaluate
+
+    data = load_dataset(args.dataset, Settings(), progress=False)
+    started = time.perf_counter()
+
+    def progress(fraction: float, message: str) -> None:
+        if args.verbose:
+            print(
+                f"[{time.perf_counter() - started:6.0f} s] {fraction:4.0%} {message}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    outcome = train_and_evaluate(
+        data,
+        seed=args.seed,
+        epochs=args.epochs,
+        patterns=not args.no_patterns,
+        baseline=not args.no_baseline,
+        progress=progress,
+    )
+    held_out = data.splits[outcome.evaluated_on]
+    reports: dict[str, EntityReport] = {"spaCy": outcome.report}
+    if outcome.model.info.get("patterns"):
+        predicted = outcome.model.extract_examples(held_out, patterns=False)
+        reports["spaCy, no patterns"] = evaluate_spans(
+            [e.spans for e in held_out], [[p.span() for p in row] for row in predicted]
+        )
+    if outcome.baseline is not None:
+        reports["CRF"] = outcome.baseline
+    labels = sorted({label for r in reports.values() for label in r.per_type})
+    header = ["label", "support", *(f"{name} F1" for name in reports)]
+    rows = [header]
+    for label in labels:
+        support = max(
+            (r.per_type[label].support for r in reports.values() if label in r.per_type), default=0
+        )
+        rows.append(
+            [
+                label,
+                str(support),
+                *(
+                    f"{r.per_type[label].f1:.4f}" if label in r.per_type else "-"
+                    for r in reports.values()
+                ),
+            ]
+        )
+    for average in ("micro", "macro"):
+        some = next(iter(reports.values()))
+        rows.append(
+            [
+                f"{average} avg",
+                str(getattr(some, average).support),
+                *(f"{getattr(r, average).f1:.4f}" for r in reports.values()),
+            ]
+        )
+    micro: Any = {name: r.micro for name, r in reports.items()}
+    info = outcome.model.info
+    text = table(
+        f"{args.dataset}: train ({len(data.train or [])}) -> {outcome.evaluated_on} "
+        f"({len(held_out)}), seed {args.seed}",
+        rows,
+    )
+    text += "\n" + table(
+        "training",
+        [
+            ["model", "train s", "notes"],
+            [
+                "spaCy",
+                f"{outcome.train_seconds:.1f}",
+                f"epochs {info['epochs_run']}, best {info['best_epoch']}, dev F1 {info['dev_f1']}, "
+                f"{info['patterns']} patterns, {info['overlaps_dropped']} overlaps dropped",
+            ],
+            *(
+                [
+                    [
+                        "CRF",
+                        f"{outcome.baseline_seconds:.1f}",
+                        "lbfgs, c1 0.1, c2 0.1, 100 iterations",
+                    ]
+                ]
+                if outcome.baseline_seconds is not None
+                else []
+            ),
+        ],
+    )
+    text += (
+        "\nmicro P/R: "
+        + ", ".join(f"{name} {s.precision:.3f}/{s.recall:.3f}" for name, s in micro.items())
+        + "\n"
+    )
+    return text, outcome.report.micro.f1
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.entities_quality",
+        description=(__doc__ or "").split("\n\n")[0],
+    )
+    parser.add_argument(
+        "--dataset", choices=("wnut17", "skillspan"), default="wnut17", help="(wnut17)"
+    )
+    parser.add_argument("--epochs", type=int, default=30, help="maximum epochs (30)")
+    parser.add_argument("--seed", type=int, default=0, help="(0)")
+    parser.add_argument("--data-home", type=Path, default=None, help="AIWEB_DATA_HOME")
+    parser.add_argument("--no-patterns", action="store_true", help="train without patterns")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the CRF baseline")
+    parser.add_argument("--bar", type=float, default=0.35, help="micro F1 to reach (0.35)")
+    parser.add_argument("--no-check", action="store_true", help="exit 0 below the bar")
+    parser.add_argument("--markdown", type=Path, default=None, help="also write the tables here")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print progress")
+    args = parser.parse_args(argv)
+    if args.epochs < 1:
+        parser.error("--epochs >= 1")
+    data_home = (
+        args.data_home or os.environ.get("AIWEB_DATA_HOME") or REPO.parent / "shared" / "data"
+    )
+    os.environ["AIWEB_DATA_HOME"] = str(Path(data_home).resolve())
+    text, f1 = run(args)
+    print(text)
+    if args.markdown is not None:
+        args.markdown.write_text("```\n" + text + "```\n", encoding="utf-8")
+    if f1 < args.bar:
+        print(f"micro F1 {f1:.4f} is below the bar {args.bar}", file=sys.stderr)
+        if not args.no_check:
+            sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
