@@ -137,6 +137,13 @@ bench-features: install
 bench-tabular: install
 	$(BIN)/python -m bench.tabular $(BENCH_ARGS)
 
+# Benchmark: entity extraction (aiweb.entities) against a CRF baseline on the official test
+# splits of WNUT17 (default) and SkillSpan; exit 1 below the bar (results in docs/entities.md)
+# Options: make bench-entities BENCH_ARGS='--dataset skillspan'
+.PHONY: bench-entities
+bench-entities: install
+	$(BIN)/python -m bench.entities_quality $(BENCH_ARGS)
+
 # Benchmark: search collections — p99 at concurrency 4 over HTTP (vector, keyword, hybrid;
 # HNSW and the exact baseline), ANN recall@10 and banking77 retrieval quality on a 50,000-
 # document collection built once under $AIWEB_HOME/bench/search (needs wrk). BENCH_ARGS.

@@ -16,6 +16,7 @@ from aiweb.classification.task import TASK as CLASSIFICATION
 from aiweb.contract import Task
 from aiweb.db.base import Base
 from aiweb.embeddings.task import TASK as EMBEDDINGS
+from aiweb.entities.task import TASK as ENTITIES
 from aiweb.jobs.erasure import erase_job_type
 from aiweb.jobs.types import JobType
 from aiweb.recommendations.task import TASK as RECOMMENDATIONS
@@ -24,7 +25,14 @@ from aiweb.search.task import TASK as SEARCH
 from aiweb.tabular.task import TASK as TABULAR
 
 #: every installed task, providers before their users
-INSTALLED: tuple[Task, ...] = (EMBEDDINGS, CLASSIFICATION, RECOMMENDATIONS, SEARCH, TABULAR)
+INSTALLED: tuple[Task, ...] = (
+    EMBEDDINGS,
+    CLASSIFICATION,
+    RECOMMENDATIONS,
+    SEARCH,
+    TABULAR,
+    ENTITIES,
+)
 
 
 def installed() -> tuple[Task, ...]:

@@ -1,8 +1,9 @@
 """Contract of every model runtime: the scikit-learn text classifier, its ONNX export (alone
 and behind the ``auto`` runtime), the classifier on MiniLM sentence-embedding features,
-each recommendation algorithm, and the tabular models (classification with boosted trees
-and with the linear model, regression, anomaly detection). Every runtime goes through the
-same checks:
+each recommendation algorithm, the tabular models (classification with boosted trees
+and with the linear model, regression, anomaly detection) and the entity recogniser
+(spaCy, its entities encoded as numbers per type). Every runtime goes through the same
+checks:
 
 - outputs align with inputs: ``n`` inputs give ``n`` rows in their order (``n = 0`` too),
   and scoring a batch equals scoring each input alone (and through the runtime's own
@@ -60,6 +61,9 @@ from aiweb.classification.onnx_export import (
 )
 from aiweb.classification.trainer import TrainParams, fit_text_classifier
 from aiweb.config import ServingSettings
+from aiweb.entities.data import Example, Span
+from aiweb.entities.model import Entity, EntityModel
+from aiweb.entities.model import fit as fit_entities
 from aiweb.errors import ModelNotFound, ModelNotReadyError, UnsafeArtifactError
 from aiweb.recommendations import algorithms as algos
 from aiweb.recommendations.data import Interactions, ItemText
@@ -590,6 +594,108 @@ def tabular(
     )
 
 
+# -- entity recogniser -------------------------------------------------------------------
+ENTITY_SKILLS = ("Python", "Docker", "React", "Kubernetes", "Rust", "GraphQL")
+ENTITY_CITIES = ("Berlin", "Lagos", "Osaka", "Lima")
+#: what the entity runtime extracts from: seen and unseen words, empty, blank, emoji and
+#: combining marks, tabs and newlines, right-to-left text, long
+ENTITY_INPUTS = [
+    "we need Python skills in Berlin",
+    "experience with Docker and Rust required",
+    "",
+    "   ",
+    "\U0001f642 React\twith\nGraphQL in Osaka e\u0301",
+    "\u05e9\u05dc\u05d5\u05dd Kubernetes in Lima",
+    "nothing to see here",
+    "Python in Lagos and Docker in Osaka " * 30,
+]
+
+
+@functools.cache
+def entity_examples() -> tuple[Example, ...]:
+    """120 seeded sentences: ``we need <skill> skills in <city>``, ``experience with
+    <skill> and <skill> required``, and sentences without an entity."""
+    rng = np.random.default_rng(0)
+    out: list[Example] = []
+    for i in range(120):
+        a, b = (str(x) for x in rng.choice(ENTITY_SKILLS, size=2))
+        city = str(rng.choice(ENTITY_CITIES))
+        spans: tuple[Span, ...] = ()
+        if i % 3 == 0:
+            text = f"we need {a} skills in {city}"
+            spans = (Span(8, 8 + len(a), "skill"), Span(len(text) - len(city), len(text), "city"))
+        elif i % 3 == 1:
+            text = f"experience with {a} and {b} required"
+            at = 16 + len(a) + 5
+            spans = (Span(16, 16 + len(a), "skill"), Span(at, at + len(b), "skill"))
+        else:
+            text = "nothing happened here today"
+        out.append(Example(text, spans))
+    return tuple(out)
+
+
+def _entity_scorer(model: EntityModel) -> Scorer:
+    """Per text and entity type: the count, the sum of starts and the sum of ends
+    (float64 ``(n, 3 * n_labels)``): equal rows mean the same spans, almost surely."""
+    labels = list(model.labels)
+
+    def score(texts: list[Any]) -> Scores:
+        out = np.zeros((len(texts), 3 * len(labels)), dtype=np.float64)
+        found: list[list[Entity]] = model.extract(texts)
+        for i, (text, entities) in enumerate(zip(texts, found, strict=True)):
+            for e in entities:
+                assert text[e.start : e.end] == e.text
+                j = 3 * labels.index(e.label)
+                out[i, j : j + 3] += (1.0, e.start, e.end)
+        return out
+
+    return score
+
+
+def _untrained_entities() -> bytes:
+    """The artifact of a pipeline whose recogniser was never trained (never initialised)."""
+    import spacy
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("ner")
+    nlp.get_pipe("ner").add_label("skill")  # type: ignore[attr-defined]
+    return EntityModel(nlp).to_bytes()
+
+
+def _foreign_component() -> bytes:
+    """An artifact holding a component the loader does not make (``sentencizer``)."""
+    import spacy
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    return EntityModel(nlp).to_bytes()
+
+
+def entity_recogniser(_: pytest.FixtureRequest) -> Runtime:
+    """:class:`EntityModel` fitted by :func:`aiweb.entities.model.fit` (seed 0, 6 epochs)
+    on :func:`entity_examples`, scored by :func:`_entity_scorer`."""
+
+    def fit() -> EntityModel:
+        return fit_entities(list(entity_examples()), epochs=6, seed=0)
+
+    model = fit()
+    return Runtime(
+        inputs=ENTITY_INPUTS,
+        score=_entity_scorer(model),
+        width=3 * len(model.labels),
+        dtype=np.float64,
+        refit=lambda: _entity_scorer(fit()),
+        save=model.to_bytes,
+        load=lambda data: _entity_scorer(EntityModel.from_bytes(data)),
+        unready=[lambda: _entity_scorer(EntityModel.from_bytes(_untrained_entities()))(["x"])],
+        unready_error=UnsafeArtifactError,
+        unready_match="not trained|untrained|never trained",
+        refused_error=UnsafeArtifactError,
+        refused_match="token-classification (artifact|model)",
+        refused={"foreign component": _foreign_component()},
+    )
+
+
 CASES = [
     Case("sklearn-text", sklearn_text),
     Case("onnx-text", onnx_text),
@@ -603,6 +709,7 @@ CASES = [
     Case("tabular-classification-linear", functools.partial(tabular, "classification", "linear")),
     Case("tabular-regression-hgb", functools.partial(tabular, "regression", "hgb")),
     Case("tabular-anomaly", functools.partial(tabular, "anomaly", "isolation_forest")),
+    Case("entities-spacy", entity_recogniser),
 ]
 
 _BPR_SEED = (

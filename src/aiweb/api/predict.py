@@ -4,7 +4,8 @@ each for the models of every task.
 The route finds the task of the model its path names (the registry's ``task`` of the
 registered model, kept in memory: a model's task never changes), validates the body
 with that task's request model and hands both to the task's predictor (or explainer).
-The OpenAPI schema lists each task's request and response as a variant (``oneOf``).
+The OpenAPI schema lists each task's request and response as a variant (``anyOf``: the
+model's task picks one, and two tasks' bodies may look alike).
 Nothing on the predict path computes anything for explanations.
 """
 
@@ -191,7 +192,9 @@ def _request_schema(variants: Sequence[Variant], *, user_id: bool = False) -> di
     if user_id:
         for schema in schemas:
             schema.setdefault("properties", {})["user_id"] = USER_ID_SCHEMA
-    schema = schemas[0] if len(schemas) == 1 else {"oneOf": schemas}
+    # the model's task picks the variant, not the body's shape: two tasks' bodies may
+    # look alike (text classification's and token classification's), so anyOf
+    schema = schemas[0] if len(schemas) == 1 else {"anyOf": schemas}
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 

@@ -20,8 +20,10 @@ from aiweb.cli import (
     predict,
     recommend,
     rollout,
+    screen,
     serve,
     train,
+    train_entities,
     train_tabular,
 )
 
@@ -51,6 +53,7 @@ def _options(
 
 app.add_typer(train.app, name="train")
 train_tabular.register(train.app)
+train_entities.register(train.app)
 app.add_typer(models.app, name="models")
 app.add_typer(rollout.app, name="rollout")
 app.add_typer(datasets.app, name="datasets")
@@ -67,6 +70,7 @@ app.command("info")(info.info)
 app.command("serve")(serve.serve)
 app.command("demo")(serve.demo)
 app.command("predict")(predict.predict)
+screen.register(app)
 app.command("worker")(jobs.worker)
 app.command("scheduler")(jobs.scheduler)
 
@@ -94,7 +98,9 @@ __all__ = [
     "predict",
     "recommend",
     "rollout",
+    "screen",
     "serve",
     "train",
+    "train_entities",
     "train_tabular",
 ]

@@ -66,7 +66,7 @@ class JobOut(BaseModel):
     @classmethod
     def of(cls, job: Job) -> JobOut:
         links = {"self": f"/v1/jobs/{job.id}"}
-        if job.status == "succeeded" and job.result and job.result.get("artifact_uri"):
+        if job.status == "succeeded" and job.result is not None:
             links["result"] = f"/v1/jobs/{job.id}/result"
         return cls(
             id=job.id,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
 import anyio.to_thread
 from fastapi import APIRouter, Body, Path, Query, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
 from aiweb.api.deps import JobEnvDep, JobsDep, next_offset
@@ -33,8 +33,15 @@ NamePath = Annotated[
 _RESULT = scoped("train")
 _RESULT["responses"] = {
     **_RESULT["responses"],
-    200: {"content": {"text/csv": {}}, "description": "The job's output file."},
-    409: {"description": "The job has not succeeded or has no result file."},
+    200: {
+        "content": {
+            "text/csv": {},
+            "application/json": {"schema": {"type": "object", "additionalProperties": True}},
+        },
+        "description": "The job's output file (a batch prediction's CSV), or, for a job "
+        "that writes none (a training or a screening), its result as JSON.",
+    },
+    409: {"description": "The job has not succeeded."},
 }
 
 
@@ -122,17 +129,17 @@ def router(types: JobTypes) -> APIRouter:
         return JobOut.of(job)
 
     @router.get("/jobs/{job_id}/result", response_class=StreamingResponse, **_RESULT)
-    async def job_result(job_id: JobIdPath, env: JobEnvDep) -> StreamingResponse:
-        """The output file of a finished job (a batch prediction's CSV), streamed.
-        409 while the job has not succeeded or has no file."""
+    async def job_result(job_id: JobIdPath, env: JobEnvDep) -> Response:
+        """The result of a job that succeeded: its output file (a batch prediction's CSV),
+        streamed, or, for a job that writes none, its result as JSON (the ``result`` of
+        ``GET /v1/jobs/{id}``). 409 while the job has not succeeded."""
         job = await anyio.to_thread.run_sync(env.jobs.get, job_id)
+        if job.status != "succeeded":
+            raise ConflictError(f"job {job_id} is {job.status}; its result exists once it succeeds")
         result = job.result or {}
         uri = result.get("artifact_uri")
-        if job.status != "succeeded" or not uri:
-            raise ConflictError(
-                f"job {job_id} is {job.status}; a result file exists once a job that writes one "
-                "has succeeded"
-            )
+        if not uri:
+            return JSONResponse(result)
         stream = await anyio.to_thread.run_sync(env.registry.artifacts.open_read, uri)
 
         def chunks() -> Iterator[bytes]:
