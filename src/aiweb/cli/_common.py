@@ -25,6 +25,7 @@ from rich.table import Column
 
 if TYPE_CHECKING:  # heavy imports stay inside the commands
     from pydantic import BaseModel, ValidationError
+    from rich.progress import Progress
     from sqlalchemy import Engine
     from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
@@ -298,6 +299,22 @@ def resolve_prefix(
 #: Set by the console entry point (:func:`aiweb.cli.main`): the process is the command's
 #: own, so :func:`collector_paused` may exempt its start-up objects from the collector.
 freeze_start_up = False
+
+
+def training_progress() -> Progress:
+    """The progress display of the ``aiweb train`` commands, on stderr: a spinner, the
+    stage, a bar, the percentage and the time elapsed (rich imported on first use)."""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    )
 
 
 @contextmanager

@@ -16,6 +16,7 @@ from aiweb.cli._common import (
     out,
     parameter_problems,
     parse_key_values,
+    training_progress,
 )
 
 app = typer.Typer(help="Train a model and register it as a new version.", no_args_is_help=True)
@@ -112,8 +113,6 @@ def run_training(
     features: str | None = None,
 ) -> Any:
     """Load data, train, print the report; shared by ``train`` and ``demo``."""
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
     from aiweb import datasets
     from aiweb.classification.jobs import check_dataset
     from aiweb.classification.trainer import TrainParams, parse_params
@@ -137,15 +136,7 @@ def run_training(
             f"{describe_parameters(TrainParams)}"
         ) from None
 
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=False,
-    ) as progress:
+    with training_progress() as progress:
         load_task = progress.add_task("loading data", total=1)
         if dataset is not None:
             training = TrainingData.from_splits(datasets.load(dataset, get_settings()))

@@ -14,7 +14,14 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from aiweb.cli._common import err, friendly_errors, open_registry, out, parse_key_values
+from aiweb.cli._common import (
+    err,
+    friendly_errors,
+    open_registry,
+    out,
+    parse_key_values,
+    training_progress,
+)
 
 __all__ = ["register", "report_table", "token_classification"]
 
@@ -95,8 +102,6 @@ def token_classification(
 ) -> None:
     """Train an entity extractor (a spaCy pipeline from a blank English one), print its
     precision, recall and F1 per entity type beside a CRF baseline and register a version."""
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
     from aiweb.config import get_settings
     from aiweb.entities.data import EntitySplits, file_splits, load_dataset
     from aiweb.entities.jobs import TRAINABLE_DATASETS
@@ -113,15 +118,7 @@ def token_classification(
             f"{', '.join(TRAINABLE_DATASETS)}"
         )
     params = parse_params(parse_key_values(param, "--param"))
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=False,
-    ) as progress:
+    with training_progress() as progress:
         load_task = progress.add_task("loading data", total=1)
         splits: EntitySplits
         if dataset is not None:

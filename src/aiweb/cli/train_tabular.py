@@ -15,7 +15,14 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from aiweb.cli._common import err, friendly_errors, open_registry, out, parse_key_values
+from aiweb.cli._common import (
+    err,
+    friendly_errors,
+    open_registry,
+    out,
+    parse_key_values,
+    training_progress,
+)
 
 #: the known public datasets (``--dataset``); :data:`aiweb.tabular.data.DATASETS`
 DATASETS_HELP = "german_credit, bank_marketing, adult or wine_quality (from AIWEB_DATA_HOME)"
@@ -125,8 +132,6 @@ def run_tabular_training(
     Raises:
         InvalidInputError: conflicting or invalid options, unusable data.
     """
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
     from aiweb.config import get_settings
     from aiweb.errors import InvalidInputError
     from aiweb.tabular.training import TabularTrainingData, build_params, train_tabular
@@ -138,15 +143,7 @@ def run_tabular_training(
     if eval_data is not None and test_size is not None:
         raise InvalidInputError("give --eval-data or --test-size, not both")
     drop_columns = [c.strip() for c in (drop or "").split(",") if c.strip()]
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=False,
-    ) as progress:
+    with training_progress() as progress:
         load_task = progress.add_task("loading data", total=1)
         if dataset is not None:
             training = TabularTrainingData.from_dataset(dataset, get_settings())
