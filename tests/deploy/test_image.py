@@ -95,7 +95,9 @@ def test_image_is_slim_and_runs_as_non_root(image: str) -> None:
     ).stdout
     assert leftovers.strip() == ""
     assert in_image(image, "aiweb", "--version").stdout.strip()
-    assert size < 1_000_000_000
+    # spaCy (entity extraction) added 205 MB on 2026-12-04, about 100 MB of it debug symbols
+    # in its extension modules, which the build stage cannot strip without binutils
+    assert size < 1_100_000_000
 
 
 def test_dockerignore_keeps_the_context_small(image: str) -> None:
