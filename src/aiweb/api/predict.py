@@ -193,7 +193,7 @@ def _request_schema(variants: Sequence[Variant], *, user_id: bool = False) -> di
         for schema in schemas:
             schema.setdefault("properties", {})["user_id"] = USER_ID_SCHEMA
     # the model's task picks the variant, not the body's shape: two tasks' bodies may
-    # look alike (text classification's and token classification's), so anyOf
+    # look alike, so anyOf
     schema = schemas[0] if len(schemas) == 1 else {"anyOf": schemas}
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 

@@ -351,8 +351,8 @@ class AsyncClient:
 
     async def iter_job_result(self, job_id: str, chunk_size: int = 65536) -> AsyncIterator[bytes]:
         """``GET /v1/jobs/{job_id}/result``: the job's result file (a batch-predict job's
-        CSV), in chunks as they arrive; a job that writes no file (a training, a
-        screening) gives its result as JSON. Raises ``ConflictError`` (409) before the job
+        CSV), in chunks as they arrive; a job that writes no file (a training, say)
+        gives its result as JSON. Raises ``ConflictError`` (409) before the job
         succeeded."""
         response = await self._send(
             Call("GET", f"/v1/jobs/{seg(job_id)}/result", _ignore), stream=True

@@ -212,6 +212,11 @@ class DatasetService:
         self.artifacts = artifacts
         self.settings = settings
 
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        """The sessions on the aiweb database this service reads and writes."""
+        return self._sessions
+
     def upload(
         self,
         fileobj: IO[bytes],

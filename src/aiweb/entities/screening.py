@@ -100,9 +100,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
-from sqlalchemy.orm import Session, sessionmaker
 
-from aiweb.config import Settings
 from aiweb.db.session import make_session_factory
 from aiweb.documents.pii import PLACEHOLDERS, find_pii
 from aiweb.documents.service import DocumentService, Page
@@ -761,12 +759,6 @@ def _ref(version: ModelVersion) -> str:
     return f"{version.name}:{version.version}"
 
 
-def _documents(
-    sessions: sessionmaker[Session], registry: RegistryService, settings: Settings
-) -> DocumentService:
-    return DocumentService(sessions, registry.artifacts, settings)
-
-
 def check_screening(ctx: CheckContext, spec: Any) -> dict[str, Any]:
     """Check a ``screen`` body at submit; return what to store.
 
@@ -781,14 +773,9 @@ def check_screening(ctx: CheckContext, spec: Any) -> dict[str, Any]:
     _entity_version(ctx.registry, spec.skills_model, "skills_model")
     if spec.entities_model is not None:
         _entity_version(ctx.registry, spec.entities_model, "entities_model")
-    if len(set(spec.document_ids)) != len(spec.document_ids):
-        raise InvalidInputError("document_ids repeats a document")
-    # the uploaded datasets' sessions are the aiweb database's (CheckContext has no
-    # document service of its own)
-    documents = _documents(ctx.datasets._sessions, ctx.registry, ctx.settings)
-    for i, document_id in enumerate(spec.document_ids):
+    for i, document_id in enumerate(spec.document_ids):  # repeats: refused by the schema
         try:
-            documents.get(document_id)
+            ctx.documents.get(document_id)
         except UploadedDocumentNotFound:
             raise UploadedDocumentNotFound(
                 f"document_ids[{i}]: document {document_id[:64]!r} does not exist"
@@ -803,5 +790,7 @@ def run_screening(env: JobEnv, ctx: JobContext) -> dict[str, Any]:
         The result of :func:`screen`.
     """
     spec = ScreeningJobSpec.model_validate({**ctx.job.params, "type": "screen"})
-    documents = _documents(make_session_factory(env.engine), env.registry, env.settings)
+    documents = DocumentService(
+        make_session_factory(env.engine), env.registry.artifacts, env.settings
+    )
     return screen_documents(spec, env.registry, documents, progress=ctx.progress)

@@ -16,6 +16,7 @@ task before others joined it keeps answering bodies written for it unchanged).
 from __future__ import annotations
 
 import builtins
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Union
@@ -25,6 +26,7 @@ from pydantic import BaseModel, Discriminator, Tag, TypeAdapter
 from aiweb.config import Settings
 from aiweb.datasets.service import DatasetService
 from aiweb.datasets.tables import semicolon_hint
+from aiweb.documents.service import DocumentService
 from aiweb.errors import DatasetNotFound, InvalidInputError, NotFoundError
 from aiweb.jobs.context import JobContext
 from aiweb.jobs.entities import Job
@@ -57,11 +59,17 @@ class CheckContext:
         registry: models, versions and aliases the job refers to.
         datasets: uploaded datasets the job refers to.
         settings: the configuration.
+        documents: uploaded documents the job refers to (built on first use).
     """
 
     registry: RegistryService
     datasets: DatasetService
     settings: Settings
+
+    @functools.cached_property
+    def documents(self) -> DocumentService:
+        """Uploaded documents the job refers to (on the same database and artifact store)."""
+        return DocumentService(self.datasets.sessions, self.registry.artifacts, self.settings)
 
     def dataset_columns(self, field: str, dataset_id: str, needed: Mapping[str, str]) -> None:
         """Check that dataset ``dataset_id`` (given as ``field``) exists and has the

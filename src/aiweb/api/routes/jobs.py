@@ -39,7 +39,7 @@ _RESULT["responses"] = {
             "application/json": {"schema": {"type": "object", "additionalProperties": True}},
         },
         "description": "The job's output file (a batch prediction's CSV), or, for a job "
-        "that writes none (a training or a screening), its result as JSON.",
+        "that writes none, its result as JSON.",
     },
     409: {"description": "The job has not succeeded."},
 }
