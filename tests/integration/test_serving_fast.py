@@ -207,7 +207,7 @@ def test_a_full_queue_answers_503_problem_with_retry_after(
                 assert (await client.post(url, json={"inputs": ["warm"]})).status_code == 200
                 loader: ModelLoader = app.state.loader
                 (loaded,) = loader.loaded()
-                loaded.batcher._fn = held
+                loaded.batcher.fn = held
                 running = asyncio.ensure_future(client.post(url, json={"inputs": ["a"]}))
                 await asyncio.to_thread(entered.wait, 10)
                 queued = asyncio.ensure_future(client.post(url, json={"inputs": ["b"]}))

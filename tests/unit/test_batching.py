@@ -9,7 +9,7 @@ import numpy.typing as npt
 import pytest
 
 from aiweb.errors import QueueFullError
-from aiweb.serving.batching import BATCH_WAIT_S, MicroBatcher
+from aiweb.serving.batching import BATCH_WAIT_S, BatchGroup, MicroBatcher
 
 
 class Recorder:
@@ -183,3 +183,104 @@ def test_a_wait_that_gathers_a_request_ends_the_back_off() -> None:
         await batcher.aclose()
 
     asyncio.run(main())
+
+
+# -- a group: the versions of one model share one consumer ---------------------------
+
+
+def test_a_group_runs_each_versions_share_as_one_call_in_one_window() -> None:
+    """Requests of two versions waiting together become one call per version, both in
+    the same worker-thread hop (a canary splits one window, not two batchers')."""
+    hold, v1, v2 = Recorder(), Recorder(), Recorder()
+    hold.gate.clear()  # the first call holds the consumer while the others queue up
+    hops: list[tuple[str, int]] = []
+
+    def tracked(name: str, model: Recorder) -> Any:
+        def fn(items: list[int]) -> npt.NDArray[np.float64]:
+            hops.append((name, threading.get_ident()))
+            return model(items)
+
+        return fn
+
+    async def main() -> None:
+        group: BatchGroup[int, Any] = BatchGroup(max_batch_size=64, max_wait_ms=0)
+        first = MicroBatcher(tracked("hold", hold), group=group)
+        one = MicroBatcher(tracked("v1", v1), group=group)
+        two = MicroBatcher(tracked("v2", v2), group=group)
+        held = asyncio.ensure_future(first.submit([0]))
+        await asyncio.sleep(0.05)
+        mixed = [(one if k % 2 else two, [k, k + 100]) for k in range(1, 9)]
+        futures = [asyncio.ensure_future(b.submit(items)) for b, items in mixed]
+        await asyncio.sleep(0.05)
+        hold.gate.set()
+        assert (await held)[0, 0] == 0.0
+        for (_b, items), fut in zip(mixed, futures, strict=True):
+            assert (await fut)[:, 0].tolist() == [float(i) for i in items]
+        assert first.waits == one.waits == group.waits  # the group's counts
+        await group.aclose()
+
+    asyncio.run(main())
+    assert v1.batches == [[1, 101, 3, 103, 5, 105, 7, 107]]
+    assert v2.batches == [[2, 102, 4, 104, 6, 106, 8, 108]]
+    after_hold = hops[1:]
+    assert sorted(name for name, _t in after_hold) == ["v1", "v2"]
+    assert len({t for _n, t in after_hold}) == 1, "the two calls took two thread hops"
+
+
+def test_a_failing_version_in_a_group_fails_only_its_bad_request() -> None:
+    hold, good, bad = Recorder(), Recorder(), Recorder()
+    hold.gate.clear()
+
+    async def main() -> None:
+        group: BatchGroup[int, Any] = BatchGroup(max_batch_size=64, max_wait_ms=0)
+        first = MicroBatcher(hold, group=group)
+        ok = MicroBatcher(good, group=group)
+        flaky = MicroBatcher(bad, group=group)
+        held = asyncio.ensure_future(first.submit([0]))
+        await asyncio.sleep(0.05)
+        fine = [asyncio.ensure_future(ok.submit([i])) for i in (1, 2)]
+        other = asyncio.ensure_future(flaky.submit([3]))
+        broken = asyncio.ensure_future(flaky.submit([-1]))
+        await asyncio.sleep(0.05)
+        hold.gate.set()
+        await held
+        assert [(await f)[0, 0] for f in fine] == [1.0, 2.0]
+        assert (await other)[0, 0] == 3.0
+        with pytest.raises(ValueError, match="negative"):
+            await broken
+        await group.aclose()
+
+    asyncio.run(main())
+    assert good.batches == [[1, 2]]
+    assert bad.batches == [[3]]  # after the shared call failed, each alone
+
+
+def test_closing_a_group_member_refuses_its_requests_only() -> None:
+    hold, stays, goes = Recorder(), Recorder(), Recorder()
+    hold.gate.clear()
+
+    async def main() -> None:
+        group: BatchGroup[int, Any] = BatchGroup(max_batch_size=64, max_wait_ms=0)
+        first = MicroBatcher(hold, group=group)
+        kept = MicroBatcher(stays, group=group)
+        leaving = MicroBatcher(goes, group=group)
+        held = asyncio.ensure_future(first.submit([0]))
+        await asyncio.sleep(0.05)
+        waiting_kept = asyncio.ensure_future(kept.submit([1]))
+        waiting_gone = asyncio.ensure_future(leaving.submit([2]))
+        await asyncio.sleep(0.01)
+        await leaving.aclose()
+        with pytest.raises(QueueFullError) as refused:
+            await leaving.submit([3])
+        assert refused.value.headers == {"Retry-After": "1"}
+        hold.gate.set()
+        await held
+        assert (await waiting_kept)[0, 0] == 1.0
+        with pytest.raises(QueueFullError):
+            await waiting_gone
+        assert (await kept.submit([4]))[0, 0] == 4.0  # the shared consumer still runs
+        await group.aclose()
+
+    asyncio.run(main())
+    assert goes.batches == []
+    assert stays.batches == [[1], [4]]

@@ -34,7 +34,7 @@ from aiweb.monitoring.drift import read_vocabulary
 from aiweb.registry.artifacts import read_verified
 from aiweb.registry.entities import PRODUCTION, ModelRef, ModelVersion
 from aiweb.registry.service import RegistryService
-from aiweb.serving.batching import MicroBatcher
+from aiweb.serving.batching import BatchGroup, MicroBatcher
 from aiweb.serving.gc import tune_after_load
 from aiweb.serving.versions import VersionCache
 
@@ -201,6 +201,9 @@ class ModelLoader:
             release=_close,
         )
         self._refresh_lock = asyncio.Lock()
+        #: one batch consumer per model name, shared by its loaded versions (a canary's
+        #: two versions fill one window: :class:`~aiweb.serving.batching.BatchGroup`)
+        self._groups: dict[str, BatchGroup[str, npt.NDArray[np.float64]]] = {}
         self.ready = False
         #: ``{"name@alias": reason}`` of aliases whose target could not be loaded.
         self.failed: dict[str, str] = {}
@@ -225,8 +228,8 @@ class ModelLoader:
                 runtime.predict_proba,
                 max_batch_size=self.settings.max_batch_size,
                 max_wait_ms=self.settings.max_wait_ms,
-                max_queue=self.settings.max_queue,
                 on_batch=on_batch,
+                group=self._group(name),
             ),
             loaded_at=time.time(),
             vocabulary=vocabulary,
@@ -235,6 +238,21 @@ class ModelLoader:
         if self.ready:  # loaded while serving: keep the new model out of gc scans too
             tune_after_load(self.settings, collect=False)
         return loaded
+
+    def _group(self, name: str) -> BatchGroup[str, npt.NDArray[np.float64]]:
+        """The batch consumer of model ``name``'s versions (created on first use; loads
+        run on worker threads, hence ``setdefault``)."""
+        group = self._groups.get(name)
+        if group is None:
+            group = self._groups.setdefault(
+                name,
+                BatchGroup(
+                    max_batch_size=self.settings.max_batch_size,
+                    max_wait_ms=self.settings.max_wait_ms,
+                    max_queue=self.settings.max_queue,
+                ),
+            )
+        return group
 
     # -- resolving -------------------------------------------------------------------
     async def get(self, ref: ModelRef) -> LoadedModel:
@@ -314,8 +332,11 @@ class ModelLoader:
         return [served.value for served in self._versions.loaded()]
 
     async def aclose(self) -> None:
-        """Stop every batcher."""
+        """Stop every batcher and the models' shared consumers."""
         await self._versions.aclose()
+        for group in self._groups.values():
+            await group.aclose()
+        self._groups.clear()
 
     def status(self) -> dict[str, Any]:
         """A summary for ``/readyz``."""
