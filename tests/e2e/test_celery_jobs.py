@@ -5,13 +5,16 @@ RabbitMQ or Redis as the Celery broker and Redis for rate limits, all real proce
   the worker SIGKILLed in the middle of the batch job: a new worker finishes it with
   exactly one output row per input id;
 - the broker unreachable when a job is submitted: 503, no job left, predictions served;
-- 100 jobs submitted concurrently by several clients all finish, none twice.
+- 100 jobs submitted concurrently by several clients all finish, none twice;
+- a resume screening (``POST /v1/screenings``) runs on the worker: the matching CV
+  ranks first and the e-mail address and phone number never reach the result.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import threading
 import uuid
 from collections.abc import Iterator
@@ -306,3 +309,59 @@ def test_scheduler_beat_starts_due_retraining_on_a_worker(stack: Stack) -> None:
         assert job["submitted_by"] == "scheduler"
         assert job["result"]["promotion"]["promoted"] is True
         assert schedule["next_run_at"].endswith("03:00:00Z")
+
+
+def test_a_screening_job_runs_on_the_celery_worker(stack: Stack) -> None:
+    from aiweb.config import Settings
+    from aiweb.registry.factory import build_registry
+    from document_helpers import DOCX_TYPE, make_docx, make_pdf
+    from screening_helpers import EMAIL, JOB, MATCHING, OTHER, PHONE, tiny_skills_model
+
+    model = tiny_skills_model()
+    registry, engine = build_registry(
+        Settings(home=stack.home, database_url=stack.env["AIWEB_DATABASE_URL"])
+    )
+    try:
+        registry.register_version(
+            "celery-skills",
+            "token-classification",
+            artifact=model.to_bytes(),
+            artifact_format="spacy",
+            labels=list(model.labels),
+            signature={},
+            lineage={},
+            evaluation={},
+        )
+    finally:
+        engine.dispose()
+    with stack.client() as client:
+        ids = []
+        for name, content, ctype in (
+            ("john.docx", make_docx([OTHER]), DOCX_TYPE),
+            ("jane.pdf", make_pdf(MATCHING), "application/pdf"),
+        ):
+            r = client.post("/v1/documents", files={"file": (name, content, ctype)})
+            assert r.status_code == 201, r.text
+            ids.append(r.json()["id"])
+        other, good = ids
+        r = client.post(
+            "/v1/screenings",
+            json={"job_description": JOB, "document_ids": ids, "skills_model": "celery-skills"},
+        )
+        assert r.status_code == 202, r.text
+        assert r.json()["status"] == "pending"  # nothing runs it in the API process
+        with running(stack.worker("worker-screen")):
+            job = wait_job(client, r.json()["id"], timeout=300)
+        assert job["status"] == "succeeded", (job["error"], job["message"])
+        assert job["attempts"] == 1
+        answer = client.get(f"/v1/jobs/{job['id']}/result")
+        assert answer.status_code == 200, answer.text
+        result = answer.json()
+    first, second = result["candidates"]
+    assert (first["document_id"], second["document_id"]) == (good, other)
+    assert first["score"] > second["score"]
+    assert {"Python", "SQL", "Docker"} <= set(first["matched_skills"])
+    assert result["models"]["skills"] == "celery-skills:1"
+    dumped = json.dumps(result)
+    for secret in (EMAIL, PHONE, "7946"):
+        assert secret not in dumped

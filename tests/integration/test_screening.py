@@ -3,15 +3,11 @@ skills model trained here, two CVs generated as a PDF and a DOCX and uploaded th
 ``POST /v1/documents``, ``POST /v1/screenings`` -> 202 -> the ``screen`` job's result: the
 matching CV ranks first, evidence offsets slice the document text, e-mail and phone never
 reach the result; 404 and 422 at submit; and ``aiweb screen`` in process.
-
-Until ``aiweb.entities.task`` lists the ``screen`` job type and the screening router, the
-app is built with one more task holding them (as ``test_tabular_api`` did for tabular).
 """
 
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,57 +20,15 @@ from typer.testing import CliRunner
 
 from aiweb.app import create_app
 from aiweb.config import Settings
-from aiweb.contract import Task
-from aiweb.entities.data import Example, from_tags
-from aiweb.entities.model import EntityModel, fit
-from aiweb.entities.routes import router as screening_router
-from aiweb.entities.screening import ScreeningJobSpec, check_screening, run_screening
-from aiweb.jobs.types import JobType
+from aiweb.entities.model import EntityModel
 from aiweb.registry.factory import build_registry
-from aiweb.tasks import installed
 from document_helpers import DOCX_TYPE, make_docx, make_pdf
-
-SKILLS = ["Python", "SQL", "Docker", "Kubernetes", "Excel", "Photoshop", "Java", "Figma"]
-FILLERS = ["we", "need", "strong", "experience", "with", "and", "good", "knowledge", "of"]
-EMAIL, PHONE = "jane.doe@example.com", "+44 20 7946 0958"
-
-JOB = "Backend engineer. We need Python , SQL and Docker ; Kubernetes is a plus ."
-MATCHING = [
-    "Jane Doe",
-    f"{EMAIL} | {PHONE}",
-    "Backend developer : Python , SQL , Docker and Kubernetes .",
-]
-OTHER = ["John Roe", "john@example.org", "Designer : Photoshop , Figma and Excel ."]
-
-
-def sentence(rng: random.Random) -> Example:
-    words: list[str] = []
-    tags: list[str] = []
-    for _ in range(rng.randrange(2, 5)):
-        for w in rng.sample(FILLERS, rng.randrange(1, 3)):
-            words.append(w)
-            tags.append("O")
-        words.append(rng.choice(SKILLS))
-        tags.append("B-Skill")
-    words.append(".")
-    tags.append("O")
-    return from_tags(words, tags)
+from screening_helpers import EMAIL, JOB, MATCHING, OTHER, PHONE, tiny_skills_model
 
 
 @pytest.fixture(scope="module")
 def skills_model() -> EntityModel:
-    rng = random.Random(0)
-    train = [sentence(rng) for _ in range(150)]
-    return fit(train, epochs=6, seed=0)
-
-
-def screening_tasks() -> tuple[Task, ...]:
-    """The installed tasks, with the ``screen`` job and route (until they are wired)."""
-    tasks = installed()
-    if any(j.type == "screen" for t in tasks for j in t.job_types):
-        return tasks
-    job = JobType("screen", run_screening, spec=ScreeningJobSpec, check=check_screening)
-    return (*tasks, Task(name="screening", routers=(screening_router,), job_types=(job,)))
+    return tiny_skills_model()
 
 
 def register(
@@ -101,7 +55,7 @@ def register(
 def client(
     settings: Settings, auth_headers: dict[str, str], skills_model: EntityModel
 ) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, tasks=screening_tasks()), headers=auth_headers) as c:
+    with TestClient(create_app(settings), headers=auth_headers) as c:
         register(settings, "skills", skills_model)
         yield c
 
