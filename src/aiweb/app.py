@@ -134,6 +134,9 @@ def create_app(
             logger,
             wait_s=2 * settings.prediction_log.flush_interval_s + 0.5,
             max_waiters=settings.prediction_log.feedback_max_waiters,
+            span_labels={
+                mt: t.span_label for t in tasks if t.span_label is not None for mt in t.model_tasks
+            },
         )
         app.state.webhooks = WebhookService(sessions, settings.webhooks)
         alerts = AlertSender(sessions, settings.alert_webhook_url, settings.alerts)

@@ -51,6 +51,7 @@ from aiweb.config import Settings
 from aiweb.jobs.erasure import EraseUser
 from aiweb.jobs.service import JobService
 from aiweb.jobs.types import JobType
+from aiweb.monitoring.feedback import SpanLabel
 from aiweb.monitoring.prediction_log import PredictionLogger
 from aiweb.registry.service import RegistryService
 from aiweb.rollout.router import Compare
@@ -364,6 +365,11 @@ class Task:
             of the accuracy from label feedback (:class:`aiweb.rollout.service.RolloutQuality`;
             recommendations: the click-through rate of the lists served), ``None`` for
             the accuracy from feedback.
+        span_label: for a task whose predictions are spans of the text (entities), the
+            label it logs a list of spans under (:data:`aiweb.monitoring.feedback.SpanLabel`,
+            spans in text order): feedback on its predictions may then be the corrected
+            list of spans (``{"entities": [...]}``), whose label this gives; ``None``:
+            its predictions are not spans (such feedback gets a 422).
     """
 
     name: str
@@ -378,3 +384,4 @@ class Task:
     erase_user: EraseUser | None = None
     explain: ExplainShapes | None = None
     rollout_quality: RolloutQuality | None = None
+    span_label: SpanLabel | None = None

@@ -143,6 +143,8 @@ def test_models_match_the_server_schemas() -> None:
         "JobOut": models.Job,
         "JobList": models.JobList,
         "FeedbackResponse": models.Feedback,
+        "SpanOut": models.FeedbackSpan,
+        "SpanCounts": models.SpanCounts,
         "ModelOut": models.ModelSummary,
         "ModelDetail": models.ModelDetail,
         "ModelVersionOut": models.ModelVersion,

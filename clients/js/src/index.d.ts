@@ -99,6 +99,13 @@ export function parseRetryAfter(value: string | null | undefined, now?: number):
 
 // ------------------------------------------------------------------ responses
 
+/** One span of a text in feedback: text.slice(start, end) is one label (code point offsets). */
+export interface FeedbackSpan {
+  start: number;
+  end: number;
+  label: string;
+}
+
 export interface Prediction {
   /** Prediction id: send feedback about it later. */
   id: string;
@@ -330,7 +337,10 @@ export class AiwebClient {
   getModel(name: string, options?: CallOptions): Promise<Record<string, unknown>>;
   feedback(
     predictionId: string,
-    body: { label: string; comment?: string } | { value: number; comment?: string },
+    body:
+      | { label: string; comment?: string }
+      | { value: number; comment?: string }
+      | { entities: FeedbackSpan[]; comment?: string },
     options?: CallOptions,
   ): Promise<Record<string, unknown>>;
 

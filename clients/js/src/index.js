@@ -320,8 +320,9 @@ export class AiwebClient {
     return this.request("GET", `/v1/models/${enc(name)}`, options);
   }
 
-  /** POST /v1/predictions/{id}/feedback: the true label of an answered prediction, or
-   * the true value of a predicted number ({value: 129500}). */
+  /** POST /v1/predictions/{id}/feedback: the true label of an answered prediction, the
+   * true value of a predicted number ({value: 129500}), or the corrected entity list of a
+   * prediction of entities ({entities: [{start, end, label}]}). */
   feedback(predictionId, body, options = {}) {
     return this.request("POST", `/v1/predictions/${enc(predictionId)}/feedback`, { ...options, json: body });
   }

@@ -246,9 +246,19 @@ class Calls:
 
     @staticmethod
     def feedback(
-        prediction_id: str, label: str | None, comment: str | None, value: float | None = None
+        prediction_id: str,
+        label: str | None,
+        comment: str | None,
+        value: float | None = None,
+        entities: Sequence[Mapping[str, Any]] | None = None,
     ) -> Call[m.Feedback]:
-        body: dict[str, Any] = {"label": label} if value is None else {"value": value}
+        body: dict[str, Any]
+        if entities is not None:
+            body = {"entities": [dict(e) for e in entities]}
+        elif value is not None:
+            body = {"value": value}
+        else:
+            body = {"label": label}
         if comment is not None:
             body["comment"] = comment
         return Call(
@@ -293,8 +303,13 @@ def open_upload(path_or_file: FileLike, name: str | None) -> tuple[IO[bytes], st
 
 
 def content_type_of(name: str) -> str:
-    """The upload's media type, from its suffix (the server reads CSV and JSONL)."""
-    return "application/jsonl" if name.lower().endswith((".jsonl", ".ndjson")) else "text/csv"
+    """The upload's media type, from its suffix (the server reads CSV, JSONL and CoNLL)."""
+    lower = name.lower()
+    if lower.endswith((".jsonl", ".ndjson")):
+        return "application/jsonl"
+    if lower.endswith((".conll", ".iob", ".bio")):
+        return "text/x-conll"
+    return "text/csv"
 
 
 def document_type_of(name: str) -> str:

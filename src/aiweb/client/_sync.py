@@ -151,12 +151,15 @@ class Client:
         comment: str | None = None,
         *,
         value: float | None = None,
+        entities: Sequence[Mapping[str, Any]] | None = None,
     ) -> m.Feedback:
         """``POST /v1/predictions/{prediction_id}/feedback``: the true label of a
-        prediction, or (``value``) the true number of a predicted one
+        prediction, or (``value``) the true number of a predicted one, or (``entities``)
+        the corrected list of spans ``[{"start", "end", "label"}, …]`` of a prediction of
+        entities (the answer then has ``correct``: exact match, and ``counts``)
         (``PredictionNotFound`` when the id is unknown). Not resent on a broken
         connection."""
-        return self._run(Calls.feedback(prediction_id, label, comment, value))
+        return self._run(Calls.feedback(prediction_id, label, comment, value, entities))
 
     # ---- recommendations and search -----------------------------------------------------
 
@@ -224,7 +227,7 @@ class Client:
     # ---- datasets -----------------------------------------------------------------------
 
     def upload_dataset(self, path_or_file: FileLike, name: str | None = None) -> m.Dataset:
-        """``POST /v1/datasets``: upload a CSV or JSONL file, streamed from disk.
+        """``POST /v1/datasets``: upload a CSV, JSONL or CoNLL file, streamed from disk.
 
         ``path_or_file``: a path or a binary file object (read from its start); ``name``:
         the file name the server records (default: the file's own). Raises

@@ -29,6 +29,7 @@ __all__ = [
     "ExplainResponse",
     "ExplanationPart",
     "Feedback",
+    "FeedbackSpan",
     "Hit",
     "ItemSummary",
     "Job",
@@ -46,6 +47,7 @@ __all__ = [
     "SearchResult",
     "SimilarBecause",
     "SimilarItem",
+    "SpanCounts",
     "TextExplanation",
 ]
 
@@ -338,8 +340,27 @@ class JobList(_Model):
     next_offset: int | None = None
 
 
+class FeedbackSpan(_Model):
+    """One span of a text in feedback: ``text[start:end]`` is one ``label``."""
+
+    start: int
+    end: int
+    label: str
+
+
+class SpanCounts(_Model):
+    """The predicted spans against the corrected ones (exact match): precision =
+    tp / (tp + fp), recall = tp / (tp + fn)."""
+
+    true_positives: int
+    false_positives: int
+    false_negatives: int
+
+
 class Feedback(_Model):
-    """``POST /v1/predictions/{id}/feedback`` (schema ``FeedbackResponse``)."""
+    """``POST /v1/predictions/{id}/feedback`` (schema ``FeedbackResponse``); feedback that
+    was a corrected list of spans also has ``entities``, ``predicted_entities`` and
+    ``counts``."""
 
     prediction_id: str
     model: str
@@ -349,6 +370,9 @@ class Feedback(_Model):
     correct: bool | None
     value: float | None = None
     predicted_value: float | None = None
+    entities: list[FeedbackSpan] | None = None
+    predicted_entities: list[FeedbackSpan] | None = None
+    counts: SpanCounts | None = None
     comment: str | None = None
     created_at: datetime
 

@@ -129,6 +129,9 @@ class SqlPrediction(Base):
     drift_bins: Mapped[dict[str, int] | None] = mapped_column(JSON)
     #: the predicted number of a model that predicts one (feedback on it is a value)
     value: Mapped[float | None] = mapped_column(Float)
+    #: the predicted spans ``[[start, end, label], …]`` of a model whose predictions are
+    #: spans (feedback on it may be the corrected list)
+    spans: Mapped[list[list[Any]] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
 
 
@@ -154,6 +157,12 @@ class SqlFeedback(Base):
     #: ``predicted_label`` then hold them as text)
     value: Mapped[float | None] = mapped_column(Float)
     predicted_value: Mapped[float | None] = mapped_column(Float)
+    #: for a corrected list of spans: the spans ``[[start, end, label], …]`` (``label``
+    #: then holds the label of that list)
+    spans: Mapped[list[list[Any]] | None] = mapped_column(JSON)
+    #: whether the prediction was right: ``label == predicted_label``, or for spans an
+    #: exact match of the lists; ``None`` for a value (live accuracy counts this)
+    correct: Mapped[bool | None] = mapped_column(Boolean)
     comment: Mapped[str | None] = mapped_column(Text)
     submitted_by: Mapped[str] = mapped_column(String(128), nullable=False)
     predicted_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)

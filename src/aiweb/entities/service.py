@@ -14,8 +14,9 @@ the text; ``"none"`` when it has no entity: :func:`text_label`), ``scores`` the 
 each type found, ``input_chars`` its length and the bins of its two drift features,
 ``text_length`` (characters) and ``entities`` (entities found), under the version's
 reference profile (:func:`drift_reference`, stored at training in the version's
-evaluation report under ``"drift_reference"``). The text itself only with
-``AIWEB_LOG_INPUTS``.
+evaluation report under ``"drift_reference"``), and ``spans`` the entities found as
+``(start, end, label)`` (feedback on the prediction may be the corrected list:
+:mod:`aiweb.monitoring.feedback`). The text itself only with ``AIWEB_LOG_INPUTS``.
 """
 
 from __future__ import annotations
@@ -441,6 +442,7 @@ class EntityService:
                     created_at=now,
                     input_chars=len(text),
                     drift_bins=text_bins or None,
+                    spans=[(e.start, e.end, e.label) for e in entities],
                 )
             )
         self.logger.record(records)

@@ -7,7 +7,8 @@ versions are held by :class:`~aiweb.entities.service.EntityService`
 (``app.state.entities``), which loads every production version once all tasks are built
 and counts towards ``/readyz``. Its job: ``train`` with ``"task": "token-classification"``
 (:mod:`aiweb.entities.jobs`). A rollout compares two versions' answers by
-:func:`compare_entities`.
+:func:`compare_entities`. Feedback on a prediction may be the corrected entity list; its
+label is :func:`~aiweb.entities.service.text_label` of that list.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from aiweb.entities.data import TASK as MODEL_TASK
 from aiweb.entities.jobs import JOB_TYPES
 from aiweb.entities.routes import router as screening_router
 from aiweb.entities.schemas import EntitiesPredictRequest, EntitiesPredictResponse
-from aiweb.entities.service import EntityService
+from aiweb.entities.service import EntityService, text_label
 
 __all__ = ["TASK", "compare_entities", "start"]
 
@@ -103,4 +104,5 @@ TASK = Task(
         response=EntitiesPredictResponse,
         compare=compare_entities,
     ),
+    span_label=text_label,
 )

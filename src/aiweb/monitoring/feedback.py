@@ -16,6 +16,21 @@ A model that predicts a number gets the true value instead,
 ``{"value": 129500.0}``, and its live performance is RMSE = sqrt(mean((y - ŷ)²)) and
 MAE = mean(|y - ŷ|) over the window (gauge ``aiweb_model_live_rmse``).
 
+A model whose predictions are spans of the text (entities: each ``start``, ``end``,
+``label``) may get the corrected list of spans instead, ``{"entities": [{"start": 0,
+"end": 6, "label": "skill"}]}``: the prediction log keeps the predicted spans, the
+feedback keeps the corrected ones. The prediction was correct when the two lists are
+equal exactly (entity-level exact match, the CoNLL-2003 convention: Tjong Kim Sang & De
+Meulder, 2003), and the answer counts the predicted spans against the corrected ones
+(:func:`span_counts`: true positives, false positives, false negatives). The feedback's
+label is the label the task logs a list of spans under (its :data:`SpanLabel`, given by
+the task), so macro-F1 still compares labels; live accuracy is then the share of
+predictions whose spans were exactly right.
+
+Every accuracy (live windows, the dashboard's series, a rollout's gate) counts the
+feedback row's ``correct`` (:func:`correct_sql`): ``label == predicted_label``, or the
+exact match of spans.
+
 Windows are ``1h``, ``24h`` and ``7d`` back from now. Each computation also sets the
 ``aiweb_model_live_accuracy{model,version}`` gauge (24 h window).
 """
@@ -26,14 +41,15 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio.to_thread
 import numpy as np
 from sklearn.metrics import f1_score
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Integer, case, cast, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from aiweb.db.orm import SqlFeedback, SqlPrediction
@@ -52,6 +68,96 @@ WINDOWS: dict[str, timedelta] = {
 }
 
 
+@dataclass(frozen=True, order=True)
+class Span:
+    """A span of a text: the characters ``start`` to ``end`` (code point offsets, end
+    excluded) are one ``label``. Spans order by ``(start, end, label)``: text order."""
+
+    start: int
+    end: int
+    label: str
+
+
+#: ``label_of(spans) -> label``: the label a task logs a prediction of ``spans`` (in text
+#: order) under, given by the task (:attr:`aiweb.contract.Task.span_label`); the label
+#: of feedback that is a corrected list of spans
+SpanLabel = Callable[[Sequence[Span]], str]
+
+
+def span_counts(predicted: Iterable[Span], truth: Iterable[Span]) -> dict[str, int]:
+    """Predicted spans against true ones, by exact match of ``start``, ``end`` and
+    ``label`` (CoNLL-2003: a span one character off, or of another label, is both a false
+    positive and a false negative; as ``seqeval`` counts entities).
+
+    Returns:
+        ``{"true_positives", "false_positives", "false_negatives"}``: spans in both, only
+        predicted, only true. Precision = tp / (tp + fp), recall = tp / (tp + fn).
+    """
+    p, t = set(predicted), set(truth)
+    return {
+        "true_positives": len(p & t),
+        "false_positives": len(p - t),
+        "false_negatives": len(t - p),
+    }
+
+
+def check_spans(
+    spans: Iterable[Span], *, text_chars: int | None = None, labels: Sequence[str] | None = None
+) -> list[Span]:
+    """``spans`` in text order, checked as one text's list of spans.
+
+    Args:
+        spans: the spans.
+        text_chars: the text's length in characters, when known: every span ends at or
+            before it.
+        labels: the labels a span may have, when restricted.
+
+    Returns:
+        The spans sorted by ``(start, end, label)``.
+
+    Raises:
+        InvalidInputError: a span with ``start < 0`` or ``end <= start``, two spans that
+            overlap (or the same span twice), a span past the end of the text, or one of a
+            label not in ``labels``.
+    """
+    ordered = sorted(spans)
+    allowed = None if labels is None else set(labels)
+    previous: Span | None = None
+    for span in ordered:
+        if span.start < 0 or span.end <= span.start:
+            raise InvalidInputError(
+                f"span {span.start}-{span.end} ({span.label!r}) is empty: each span needs "
+                "0 <= start < end"
+            )
+        if text_chars is not None and span.end > text_chars:
+            raise InvalidInputError(
+                f"span {span.start}-{span.end} ({span.label!r}) ends past the text, "
+                f"which has {text_chars} characters"
+            )
+        if allowed is not None and span.label not in allowed:
+            raise InvalidInputError(
+                f"span {span.start}-{span.end} has label {span.label!r}, not one of "
+                f"{', '.join(sorted(allowed))}"
+            )
+        if previous is not None and span.start < previous.end:
+            raise InvalidInputError(
+                f"spans {previous.start}-{previous.end} ({previous.label!r}) and "
+                f"{span.start}-{span.end} ({span.label!r}) overlap: a text's spans never do"
+            )
+        previous = span
+    return ordered
+
+
+def correct_sql() -> ColumnElement[int]:
+    """1 for a feedback row whose prediction was right, else 0, as SQL: its ``correct``
+    column, or ``label = predicted_label`` for a row written without one (sum it for the
+    number right; rows of values are excluded by the caller)."""
+    return func.coalesce(
+        cast(SqlFeedback.correct, Integer),
+        case((SqlFeedback.label == SqlFeedback.predicted_label, 1), else_=0),
+    )
+
+
 def value_metrics(truth: list[float], predicted: list[float]) -> dict[str, Any]:
     """``{"n", "accuracy": None, "macro_f1": None, "rmse", "mae"}`` of aligned lists of
     true and predicted numbers (``None`` when empty)."""
@@ -68,15 +174,28 @@ def value_metrics(truth: list[float], predicted: list[float]) -> dict[str, Any]:
     }
 
 
-def window_metrics(truth: list[str], predicted: list[str]) -> dict[str, Any]:
-    """``{"n", "accuracy", "macro_f1"}`` of aligned label lists (``None`` when empty)."""
+def window_metrics(
+    truth: list[str], predicted: list[str], correct: Sequence[bool | None] | None = None
+) -> dict[str, Any]:
+    """``{"n", "accuracy", "macro_f1"}`` of aligned label lists (``None`` when empty).
+
+    Args:
+        truth: the true labels.
+        predicted: the predicted labels.
+        correct: whether each prediction was right, when it is not (only) its label that
+            says so (spans: exact match); ``None`` items, or no list: ``truth ==
+            predicted``. Accuracy counts these; macro-F1 compares the labels.
+    """
     n = len(truth)
     if n == 0:
         return {"n": 0, "accuracy": None, "macro_f1": None}
-    correct = sum(1 for t, p in zip(truth, predicted, strict=True) if t == p)
+    flags = list(correct) if correct is not None else [None] * n
+    right = sum(
+        1 for t, p, c in zip(truth, predicted, flags, strict=True) if (t == p if c is None else c)
+    )
     labels = sorted(set(truth) | set(predicted))
     macro = f1_score(truth, predicted, labels=labels, average="macro", zero_division=0)
-    return {"n": n, "accuracy": correct / n, "macro_f1": float(macro)}
+    return {"n": n, "accuracy": right / n, "macro_f1": float(macro)}
 
 
 class PredictionWaiters:
@@ -191,6 +310,8 @@ class FeedbackService:
             503 with ``Retry-After`` at once.
         poll_s: seconds between two lookups of the predictions waited for.
         clock: the current time (tests pass their own).
+        span_labels: ``{registry task: its SpanLabel}`` of the tasks whose predictions
+            are spans: feedback on their predictions may be a corrected list of spans.
     """
 
     def __init__(
@@ -203,8 +324,10 @@ class FeedbackService:
         max_waiters: int = 64,
         poll_s: float = 0.25,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        span_labels: Mapping[str, SpanLabel] | None = None,
     ) -> None:
         self._sessions = sessions
+        self._span_labels = dict(span_labels or {})
         self._store = store
         self._logger = logger
         self._wait_s = wait_s
@@ -242,9 +365,11 @@ class FeedbackService:
         actor: str,
         *,
         value: float | None = None,
+        spans: Sequence[Span] | None = None,
     ) -> tuple[bool, dict[str, Any]]:
         """Record that ``prediction_id`` should have been ``label`` (a prediction of a
-        label) or ``value`` (a prediction of a number): exactly one of them.
+        label), ``value`` (a prediction of a number) or ``spans`` (a prediction of spans:
+        the corrected list, ``[]`` for none): exactly one of them.
 
         A prediction not yet written waits as :meth:`find_prediction` says; the writes
         run in a worker thread.
@@ -258,8 +383,13 @@ class FeedbackService:
                 (503 with ``Retry-After``).
             InvalidInputError: ``label`` is not a class of the prediction's model version;
                 a label for a prediction of a number, or a value for one of a label; a
-                value that is not a finite number.
+                value that is not a finite number; spans for a model whose predictions
+                are not spans, or for a prediction logged without its spans; spans that
+                :func:`check_spans` refuses (empty, overlapping, past the text, of a
+                label the version does not have).
         """
+        if sum(x is not None for x in (label, value, spans)) != 1:
+            raise InvalidInputError("give exactly one of label, value and spans")
         if value is not None and not math.isfinite(value):
             raise InvalidInputError("value must be a finite number")
         prediction = await self.find_prediction(prediction_id)
@@ -268,7 +398,7 @@ class FeedbackService:
                 f"no prediction {prediction_id!r}: send the id a predict response gave"
             )
         return await anyio.to_thread.run_sync(
-            self._record, prediction, label, comment, actor, value
+            self._record, prediction, label, comment, actor, value, spans
         )
 
     def _record(
@@ -278,15 +408,22 @@ class FeedbackService:
         comment: str | None,
         actor: str,
         value: float | None = None,
+        spans: Sequence[Span] | None = None,
     ) -> tuple[bool, dict[str, Any]]:
         prediction_id = prediction.id
         what = f"{prediction.model}:{prediction.version}"
+        correct: bool | None = None
+        truth: list[Span] | None = None
+        predicted: list[Span] | None = None
         if prediction.value is not None:
             if value is None:
                 raise InvalidInputError(
                     f'{what} predicts a number: send the true value as {{"value": …}}, not a label'
                 )
             label = f"{value:.6g}"
+        elif spans is not None:
+            label, truth, predicted = self._span_truth(prediction, spans)
+            correct = truth == predicted
         else:
             if label is None:
                 raise InvalidInputError(
@@ -297,6 +434,7 @@ class FeedbackService:
                 raise InvalidInputError(
                     f"{label!r} is not a label of {what}; it has {', '.join(labels)}"
                 )
+            correct = label == prediction.label
         now = self._clock()
         with self._sessions.begin() as session:
             row = session.get(SqlFeedback, prediction_id)
@@ -313,6 +451,8 @@ class FeedbackService:
             row.label = label
             row.value = value
             row.predicted_value = prediction.value
+            row.spans = None if truth is None else [[x.start, x.end, x.label] for x in truth]
+            row.correct = correct
             row.comment = comment
             row.submitted_by = actor
             row.created_at = now
@@ -322,14 +462,41 @@ class FeedbackService:
                 "version": prediction.version,
                 "predicted_label": prediction.label,
                 "label": label,
-                "correct": label == prediction.label if value is None else None,
+                "correct": correct,
                 "value": value,
                 "predicted_value": prediction.value,
+                "entities": _span_dicts(truth),
+                "predicted_entities": _span_dicts(predicted),
+                "counts": (
+                    None if truth is None or predicted is None else span_counts(predicted, truth)
+                ),
                 "comment": comment,
                 "created_at": now,
             }
         self._windows(prediction.model, prediction.version, ("24h",))  # sets the gauge
         return created, out
+
+    def _span_truth(
+        self, prediction: SqlPrediction, spans: Sequence[Span]
+    ) -> tuple[str, list[Span], list[Span]]:
+        """``(label, corrected spans, predicted spans)`` of span feedback on
+        ``prediction``, both lists in text order (see :meth:`submit` for the errors)."""
+        what = f"{prediction.model}:{prediction.version}"
+        version = self._store.get_version(prediction.model, prediction.version)
+        label_of = self._span_labels.get(version.task)
+        if label_of is None:
+            raise InvalidInputError(
+                f"{what} is a {version.task!r} model, whose predictions are not spans: "
+                'send the true label as {"label": …} (or a number as {"value": …})'
+            )
+        if prediction.spans is None:
+            raise InvalidInputError(
+                f"prediction {prediction.id!r} was logged without its spans (before they "
+                'were kept): send its true label as {"label": …}'
+            )
+        truth = check_spans(spans, text_chars=prediction.input_chars, labels=version.labels)
+        predicted = sorted(Span(int(s), int(e), str(lab)) for s, e, lab in prediction.spans)
+        return label_of(truth)[:255], truth, predicted
 
     def performance(self, name: str, version: int) -> dict[str, Any]:
         """Live accuracy and macro-F1 (RMSE and MAE for a model of numbers) of
@@ -356,6 +523,7 @@ class FeedbackService:
                 SqlFeedback.predicted_at,
                 SqlFeedback.value,
                 SqlFeedback.predicted_value,
+                SqlFeedback.correct,
             )
             .where(SqlFeedback.model == name)
             .where(SqlFeedback.version == version)
@@ -377,7 +545,9 @@ class FeedbackService:
                 windows[window] = value_metrics([t for t, _ in pairs], [p for _, p in pairs])
             else:
                 windows[window] = window_metrics(
-                    [r.label for r in inside], [r.predicted_label for r in inside]
+                    [r.label for r in inside],
+                    [r.predicted_label for r in inside],
+                    [r.correct for r in inside],
                 )
         day = windows.get("24h", {})
         if day.get("accuracy") is not None:
@@ -385,3 +555,9 @@ class FeedbackService:
         if day.get("rmse") is not None:
             LIVE_RMSE.labels(name, str(version)).set(day["rmse"])
         return windows
+
+
+def _span_dicts(spans: Sequence[Span] | None) -> list[dict[str, Any]] | None:
+    if spans is None:
+        return None
+    return [{"start": x.start, "end": x.end, "label": x.label} for x in spans]

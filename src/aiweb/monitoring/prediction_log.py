@@ -45,6 +45,9 @@ class PredictionRecord:
     drift_bins: dict[str, int] | None = None
     #: the predicted number, for a model that predicts one (its feedback is a value)
     value: float | None = None
+    #: the predicted spans ``(start, end, label)``, for a model whose predictions are
+    #: spans (its feedback may be the corrected list: :mod:`aiweb.monitoring.feedback`)
+    spans: list[tuple[int, int, str]] | None = None
 
 
 def text_sha256(text: str) -> str:
@@ -163,6 +166,7 @@ class PredictionLogger:
                         "oov_rate": r.oov_rate,
                         "drift_bins": r.drift_bins,
                         "value": r.value,
+                        "spans": None if r.spans is None else [list(x) for x in r.spans],
                         "created_at": r.created_at,
                     }
                     for r in batch

@@ -3,31 +3,83 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictStr,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from aiweb.names import INT32_MAX
+
+#: most spans in one corrected list (``FeedbackRequest.entities``)
+MAX_FEEDBACK_SPANS = 1000
+#: the truths a feedback body may carry, exactly one of them
+_TRUTHS = ("label", "value", "entities")
 
 
-def _one_of_label_or_value(schema: dict[str, Any]) -> None:
-    """The schema of :class:`FeedbackRequest`: ``label`` a string and ``value`` a number,
-    neither ``null``, exactly one of them present."""
-    for name in ("label", "value"):
+def _one_truth_schema(schema: dict[str, Any]) -> None:
+    """The schema of :class:`FeedbackRequest`: ``label`` a string, ``value`` a number and
+    ``entities`` a list of spans, none of them ``null``, exactly one of them present."""
+    for name in _TRUTHS:
         prop = schema["properties"][name]
         variants = [v for v in prop.pop("anyOf", []) if v.get("type") != "null"]
         if variants:
+            description = prop.get("description")
             prop.update(variants[0])
+            if description is not None:
+                prop["description"] = description
         prop.pop("default", None)
-    schema["oneOf"] = [{"required": ["label"]}, {"required": ["value"]}]
-    schema["examples"] = [{"label": "negative", "comment": "sarcasm"}, {"value": 129500.0}]
+    schema["oneOf"] = [{"required": [name]} for name in _TRUTHS]
+    schema["examples"] = [
+        {"label": "negative", "comment": "sarcasm"},
+        {"value": 129500.0},
+        {"entities": [{"start": 0, "end": 6, "label": "skill"}]},
+    ]
+
+
+def _json_integer(value: Any) -> Any:
+    """JSON Schema's ``integer``: a number without a fractional part (``6`` or ``6.0``),
+    never a string or a boolean (which a lax ``int`` would take)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    if isinstance(value, float):
+        if not value.is_integer():  # also NaN and infinities
+            raise PydanticCustomError("int_from_float", "Input should be a whole number")
+        return int(value)
+    return value
+
+
+#: an integer as JSON Schema means it (see :func:`_json_integer`)
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+
+
+class FeedbackSpan(BaseModel):
+    """One span of a text: the characters ``start`` to ``end`` (code point offsets, end
+    excluded, as a predict answer gives them) are one ``label``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start: JsonInt = Field(..., ge=0, le=INT32_MAX, description="First character.")
+    end: JsonInt = Field(
+        ..., ge=1, le=INT32_MAX, description="Just past the last character (> start)."
+    )
+    label: StrictStr = Field(..., min_length=1, max_length=255, description="Its type.")
 
 
 class FeedbackRequest(BaseModel):
-    """The label a prediction should have had, or the value a prediction of a number
-    should have been: exactly one of the two."""
+    """The label a prediction should have had, the value a prediction of a number
+    should have been, or the spans a prediction of spans (entities) should have found:
+    exactly one of the three."""
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra=_one_of_label_or_value,
+        json_schema_extra=_one_truth_schema,
     )
 
     label: str | None = Field(
@@ -38,13 +90,48 @@ class FeedbackRequest(BaseModel):
         allow_inf_nan=False,
         description="The true value, for a model that predicts a number.",
     )
+    entities: list[FeedbackSpan] | None = Field(
+        None,
+        max_length=MAX_FEEDBACK_SPANS,
+        json_schema_extra={"uniqueItems": True},
+        description="The corrected list of spans, for a model whose predictions are spans "
+        "(entities): every span the text holds, none twice, none overlapping another, "
+        "each of one of the model's labels and inside the text ([] when it holds none). "
+        "Whether spans overlap or lie inside the text is checked against the prediction "
+        "(422).",
+    )
     comment: str | None = Field(None, max_length=2000, description="Free text, kept as is.")
 
     @model_validator(mode="after")
     def _one_truth(self) -> FeedbackRequest:
-        if (self.label is None) == (self.value is None):
-            raise ValueError("give exactly one of label (a class) and value (a number)")
+        given = [name for name in _TRUTHS if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of label (a class), value (a number) and entities "
+                "(a corrected list of spans)"
+            )
+        if self.entities is not None and len(set(self.entities)) != len(self.entities):
+            raise ValueError("entities holds the same span twice")
         return self
+
+
+class SpanOut(BaseModel):
+    """One span of a text in an answer: the characters ``start`` to ``end`` (end
+    excluded) are one ``label``."""
+
+    start: int
+    end: int
+    label: str
+
+
+class SpanCounts(BaseModel):
+    """The predicted spans against the corrected ones, by exact match of start, end and
+    label (the CoNLL-2003 convention; Tjong Kim Sang & De Meulder, 2003): precision =
+    tp / (tp + fp), recall = tp / (tp + fn)."""
+
+    true_positives: int = Field(..., description="Predicted spans that are in the correction.")
+    false_positives: int = Field(..., description="Predicted spans that are not in the correction.")
+    false_negatives: int = Field(..., description="Corrected spans the prediction missed.")
 
 
 class FeedbackResponse(BaseModel):
@@ -54,10 +141,27 @@ class FeedbackResponse(BaseModel):
     predicted_label: str = Field(
         ..., description="What the model answered (a predicted number as text)."
     )
-    label: str = Field(..., description="What it should have answered (a value as text).")
-    correct: bool | None = Field(..., description="label == predicted_label; null for a value.")
+    label: str = Field(
+        ...,
+        description="What it should have answered (a value as text; for a corrected list "
+        "of spans, the label that list is logged under).",
+    )
+    correct: bool | None = Field(
+        ...,
+        description="label == predicted_label; for a corrected list of spans, whether the "
+        "predicted spans equal it exactly; null for a value.",
+    )
     value: float | None = Field(None, description="The true value (feedback on a number).")
     predicted_value: float | None = Field(None, description="The predicted number.")
+    entities: list[SpanOut] | None = Field(
+        None, description="The corrected spans, in text order (feedback on spans)."
+    )
+    predicted_entities: list[SpanOut] | None = Field(
+        None, description="The spans the model predicted, in text order (feedback on spans)."
+    )
+    counts: SpanCounts | None = Field(
+        None, description="The predicted spans against the corrected ones (feedback on spans)."
+    )
     comment: str | None
     created_at: datetime
 

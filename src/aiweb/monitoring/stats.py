@@ -100,7 +100,12 @@ class PredictionStats:
         today = now.replace(hour=0, minute=0, second=0, microsecond=0)
         starts = [today - timedelta(days=days - 1 - i) for i in range(days)]
         query = (
-            select(SqlFeedback.label, SqlFeedback.predicted_label, SqlFeedback.predicted_at)
+            select(
+                SqlFeedback.label,
+                SqlFeedback.predicted_label,
+                SqlFeedback.predicted_at,
+                SqlFeedback.correct,
+            )
             .where(SqlFeedback.model == name)
             .where(SqlFeedback.version == version)
             .where(SqlFeedback.predicted_at >= starts[0])
@@ -110,10 +115,10 @@ class PredictionStats:
             rows = session.execute(query).all()
         right = [0] * days
         count = [0] * days
-        for label, predicted, at in rows:
+        for label, predicted, at, correct in rows:
             day = min(max((at - starts[0]).days, 0), days - 1)
             count[day] += 1
-            right[day] += int(label == predicted)
+            right[day] += int(label == predicted if correct is None else correct)
         return {
             "days": [d.date().isoformat() for d in starts],
             "accuracy": [round(r / n, 4) if n else None for r, n in zip(right, count, strict=True)],

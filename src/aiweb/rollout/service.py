@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,6 +26,7 @@ from aiweb.config import AlertSettings, RolloutSettings
 from aiweb.db.orm import SqlFeedback, SqlPrediction, SqlRollout
 from aiweb.errors import ConflictError, RolloutNotFound
 from aiweb.monitoring.alerts import AlertPoster
+from aiweb.monitoring.feedback import correct_sql
 from aiweb.monitoring.metrics import ROLLOUT_STATE, ROLLOUT_TRAFFIC
 from aiweb.registry.entities import PRODUCTION
 from aiweb.registry.service import RegistryService
@@ -498,12 +499,7 @@ class RolloutService:
                 n, right = session.execute(
                     select(
                         func.count(),
-                        func.coalesce(
-                            func.sum(
-                                case((SqlFeedback.predicted_label == SqlFeedback.label, 1), else_=0)
-                            ),
-                            0,
-                        ),
+                        func.coalesce(func.sum(correct_sql()), 0),
                     ).where(
                         SqlFeedback.model == row.model,
                         SqlFeedback.version == version,

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
 
 from aiweb.api.deps import DriftDep, FeedbackDep
+from aiweb.monitoring.feedback import Span
 from aiweb.monitoring.metrics import render
 from aiweb.monitoring.schemas import (
     DriftResponse,
@@ -63,7 +64,10 @@ _FEEDBACK["responses"] = {
     404: {"description": "No such prediction."},
     422: {
         "description": "Not a label of the prediction's model version, a label for a "
-        "prediction of a number (or a value for one of a label), or a bad body."
+        "prediction of a number (or a value for one of a label), a corrected list of "
+        "spans for a model whose predictions are not spans, spans that overlap, are "
+        "empty, lie past the end of the text or have a label the version does not "
+        "have, or a bad body."
     },
     503: {
         "description": "The prediction is not logged yet and too many feedback requests "
@@ -86,16 +90,27 @@ async def post_feedback(
     feedback: FeedbackDep,
 ) -> dict[str, Any]:
     """Say which label a served prediction should have had — or, for a prediction of a
-    number, which value (``{"value": 129500.0}``) — (201; 200 when it replaces earlier
-    feedback on the same prediction). Stored before the answer; it feeds the version's
-    live accuracy, or live RMSE and MAE (``GET …/versions/{version}/performance``).
+    number, which value (``{"value": 129500.0}``), or for a prediction of spans
+    (entities), the corrected list of spans (``{"entities": [{"start": 0, "end": 6,
+    "label": "skill"}]}``) — (201; 200 when it replaces earlier feedback on the same
+    prediction). Stored before the answer; it feeds the version's live accuracy, or live
+    RMSE and MAE (``GET …/versions/{version}/performance``).
+
+    Feedback on spans is correct when the predicted spans equal the corrected ones
+    exactly (entity-level exact match, as CoNLL-2003 scores); the answer counts the
+    predicted spans against the corrected ones (true and false positives, false
+    negatives: precision and recall), and its ``label`` is the label the corrected list
+    is logged under.
 
     A prediction served a moment ago may not be logged yet (the log is written in
     batches): the request then waits for it, up to about twice the log's flush interval,
     without holding a server thread; 404 after that. When too many requests wait already,
     503 with ``Retry-After`` at once."""
+    spans = (
+        None if body.entities is None else [Span(e.start, e.end, e.label) for e in body.entities]
+    )
     created, out = await feedback.submit(
-        prediction_id, body.label, body.comment, actor(request), value=body.value
+        prediction_id, body.label, body.comment, actor(request), value=body.value, spans=spans
     )
     if not created:
         response.status_code = 200
