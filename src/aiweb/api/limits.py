@@ -26,6 +26,8 @@ database column can hold (a NUL character, a lone surrogate, a non-finite number
 * **forms** (``application/x-www-form-urlencoded``, and ``multipart/form-data`` outside
   ``/v1/``: the dashboard's forms, which upload no files): read (bounded by the body
   limit) and answered 422 when a NUL character or bytes that are not UTF-8 are in them.
+  The dashboard's one file upload (:data:`FILE_FORM_PATHS`) is a ``multipart/form-data``
+  body bounded as a ``/v1/`` upload is, and streamed to its route.
 
 Outside ``/v1/`` media types are not restricted, and bodies of other types are not read.
 
@@ -64,6 +66,11 @@ INT64_MAX = 2**63 - 1
 BODY_SETTING = "AIWEB_LIMITS__MAX_BODY_BYTES"
 DEPTH_SETTING = "AIWEB_LIMITS__MAX_JSON_DEPTH"
 UPLOAD_SETTING = "AIWEB_LIMITS__MAX_UPLOAD_BYTES"
+
+FILE_FORM_PATHS = frozenset({"/documents/upload"})
+"""Paths outside ``/v1/`` whose ``multipart/form-data`` bodies carry files (the
+dashboard's document upload): bounded and streamed as ``/v1/`` uploads are, not read
+whole and checked as text."""
 
 # One JSON string (closing quote optional, so an unterminated string runs to the end
 # instead of exposing the brackets inside it). In UTF-8 every byte of a non-ASCII
@@ -621,7 +628,9 @@ class InputLimitsMiddleware:
 
         media_type = _media_type(content_type)
         if not v1:
-            if media_type is not None and (
+            if media_type == "multipart/form-data" and path in FILE_FORM_PATHS:
+                await self._streamed(scope, receive, send, length)
+            elif media_type is not None and (
                 _is_json(media_type) or media_type in (FORM_MEDIA_TYPE, "multipart/form-data")
             ):
                 await self._json(scope, receive, send, length, media_type)

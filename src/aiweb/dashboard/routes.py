@@ -10,14 +10,16 @@ API and are audited with the actor ``dashboard:<name>``.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
-from fastapi import APIRouter, FastAPI, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, FastAPI, Path, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
+from starlette.datastructures import UploadFile
 
 from aiweb.api.problems import request_id
 from aiweb.classification.explain import ExplanationService
@@ -46,7 +48,23 @@ from aiweb.dashboard.web import (
     render_login,
     safe_next,
 )
-from aiweb.errors import AiwebError, UnauthorizedError
+from aiweb.documents.pii import PLACEHOLDERS
+from aiweb.documents.service import Document, DocumentService
+from aiweb.entities.screening import (
+    NAME_PLACEHOLDER,
+    ScreeningJobSpec,
+    ScreeningRequest,
+    pii_spans,
+)
+from aiweb.entities.service import EntityService
+from aiweb.errors import (
+    AiwebError,
+    ForbiddenError,
+    JobNotFound,
+    NotFoundError,
+    UnauthorizedError,
+    UploadedDocumentNotFound,
+)
 from aiweb.jobs.env import JobEnv
 from aiweb.jobs.service import JobService
 from aiweb.monitoring.metrics import DASHBOARD_LOGIN_FAILURES
@@ -65,6 +83,11 @@ log = logging.getLogger("aiweb.dashboard")
 
 CLASSIFICATION_TASKS = ("text-classification",)
 RECOMMENDATION_TASKS = ("recommendation",)
+ENTITY_TASKS = ("token-classification",)
+SCREEN_JOB = "screen"
+SCREENING_DOCUMENTS = 200
+"""Documents the screening page lists (newest first): the most one screening ranks."""
+RECENT_SCREENINGS = 10
 ACTIVE_JOB_STATES = ("pending", "running")
 AUDIT_PAGE = 50
 
@@ -448,8 +471,9 @@ async def rollout_abort(request: Request, name: str, session: SessionDep) -> Res
 
 @router.get("/playground")
 async def playground(request: Request, session: SessionDep, model: str = "") -> Response:
-    """Type a text, see the label and the scores of each production classifier; type a
-    user id, see a recommendation model's top 10."""
+    """Type a text, see the label and the scores of each production classifier, or the
+    entities a token-classification model finds in it; type a user id, see a
+    recommendation model's top 10."""
     return await _playground_page(request, session, selected=model)
 
 
@@ -465,6 +489,8 @@ async def _playground_page(
     explanation: dict[str, Any] | None = None,
     row_text: str = "",
     tabular_result: dict[str, Any] | None = None,
+    entities_text: str = "",
+    entities_result: dict[str, Any] | None = None,
 ) -> Response:
     """The whole playground page (a GET, or a POST from a browser without JavaScript)."""
     registry: RegistryService = app_state(request).registry
@@ -482,6 +508,9 @@ async def _playground_page(
         ),
         "row_text": row_text,
         "tabular_result": tabular_result,
+        "entity_models": views.servable(models, ENTITY_TASKS),
+        "entities_text": entities_text,
+        "entities_result": entities_result,
     }
     return render(request, "playground.html", context, session=session, status_code=status_code)
 
@@ -671,6 +700,380 @@ async def playground_recommend(request: Request, session: SessionDep) -> Respons
     if is_htmx(request):
         return render(request, "_recommendations.html", {"recs": recs}, session=session)
     return await _playground_page(request, session, status_code=status, recs=recs)
+
+
+@router.post("/playground/entities")
+async def playground_entities(request: Request, session: SessionDep) -> Response:
+    """The entities a token-classification model finds in the posted text, through the
+    predict route's service (logged and metered as an API call): the text with one
+    ``<mark>`` per entity, coloured by type with a legend, and a table of the entities
+    (:func:`views.entities_view`; the text is cut at the answer's offsets and every piece
+    escaped by the template). Form fields: ``model``, ``text``. Errors show as a message
+    (200 to htmx, as for predictions; the whole page with the status otherwise)."""
+    form = await checked_form(request, session)
+    model = field(form, "model")
+    text = str(form.get("text", ""))
+    result: dict[str, Any]
+    status = 200
+    try:
+        if not model:
+            raise ValueError("Choose a model.")
+        if not text.strip():
+            raise ValueError("Type a text to find entities in.")
+        service: EntityService = app_state(request).entities
+        body = await service.predict(model, [text])
+        prediction = body["predictions"][0]
+        result = {
+            "ok": True,
+            "model": body["model"],
+            "version": body["version"],
+            "id": prediction["id"],
+            **views.entities_view(text, prediction["entities"]),
+        }
+    except ValueError as exc:
+        result, status = {"ok": False, "error": str(exc)}, 422
+    except AiwebError as exc:
+        result, status = {"ok": False, "error": exc.detail}, exc.status
+    if is_htmx(request):
+        return render(request, "_entities.html", {"entities": result}, session=session)
+    return await _playground_page(
+        request,
+        session,
+        status_code=status,
+        selected=model,
+        entities_text=text,
+        entities_result=result,
+    )
+
+
+# -- resume screening ------------------------------------------------------------------------
+
+
+def _allows(state: Any, session: DashboardSession, scope: str) -> bool:
+    """Whether the session may do what the API allows keys with ``scope`` (``train``:
+    upload documents, start jobs): a key session when its key has the scope (an admin
+    key has every scope); a dashboard user always (users administer the server)."""
+    if session.kind != "key":
+        return True
+    keys: KeyService = state.keys
+    try:
+        return keys.get(session.name).allows(scope)
+    except NotFoundError:
+        return False
+
+
+def _checked_scope(state: Any, session: DashboardSession, scope: str) -> None:
+    """Raise :class:`ForbiddenError` (403) unless the session may use ``scope``."""
+    if not _allows(state, session, scope):
+        raise ForbiddenError(f"this needs an API key with the scope {scope!r}")
+
+
+def _screening_context(state: Any) -> dict[str, Any]:
+    """What the screening page lists: the uploaded documents (newest
+    :data:`SCREENING_DOCUMENTS`), the skills models (token-classification models with a
+    production version), the recent ``screen`` jobs and the upload limits."""
+    documents: DocumentService = state.documents
+    registry: RegistryService = state.registry
+    docs, total = documents.list(limit=SCREENING_DOCUMENTS, offset=0)
+    jobs = state.job_env.jobs.page(status=None, type_=SCREEN_JOB, limit=RECENT_SCREENINGS, offset=0)
+    limits = state.settings.limits
+    return {
+        "documents": docs,
+        "documents_total": total,
+        "skill_models": views.servable(registry.list_models(), ENTITY_TASKS),
+        "screenings": jobs.jobs,
+        "max_document_mb": limits.max_document_bytes / 1_000_000,
+        "max_document_pages": limits.max_document_pages,
+    }
+
+
+async def _screening_page(
+    request: Request,
+    session: DashboardSession,
+    *,
+    status_code: int = 200,
+    form: dict[str, Any] | None = None,
+    error: str | None = None,
+    upload_errors: list[str] | None = None,
+    uploaded: list[Document] | None = None,
+) -> Response:
+    """The whole screening page, with what the user typed (``form``) and what went wrong."""
+    state = app_state(request)
+    context = await anyio.to_thread.run_sync(_screening_context, state)
+    context.update(
+        {
+            "form": form or {"redact_pii": True, "document_ids": None},
+            "error": error,
+            "upload_errors": upload_errors or [],
+            "uploaded": uploaded or [],
+        }
+    )
+    return render(request, "screening.html", context, session=session, status_code=status_code)
+
+
+@router.get("/screening")
+async def screening_page(request: Request, session: SessionDep) -> Response:
+    """Resume screening: upload CVs, paste a job description, choose the skills model,
+    start a ``screen`` job; the recent screenings link to their rankings."""
+    return await _screening_page(request, session)
+
+
+@router.post("/documents/upload")
+async def upload_documents(request: Request, session: SessionDep) -> Response:
+    """Upload one or more CVs (form field ``file``, repeated; ``redact_pii``) through the
+    service of ``POST /v1/documents``, with its limits: its 413, 415 and 422 answers show
+    as a message per file (the page answers with the first one's status), uploads that
+    worked are kept. All uploaded: back to the screening page (303)."""
+    state = app_state(request)
+    form = await checked_form(request, session)
+    try:
+        _checked_scope(state, session, "train")
+        documents: DocumentService = state.documents
+        redact = field(form, "redact_pii") in ("1", "on", "true")
+        files = [
+            f
+            for f in form.getlist("file")
+            if isinstance(f, UploadFile) and (f.filename or (f.size or 0) > 0)
+        ]
+        if not files:
+            return await _screening_page(
+                request, session, status_code=422, upload_errors=["Choose a file to upload."]
+            )
+        uploaded: list[Document] = []
+        errors: list[str] = []
+        status = 200
+        for upload in files:
+            try:
+                store = functools.partial(
+                    documents.upload,
+                    upload.file,
+                    upload.filename,
+                    redact_pii=redact,
+                    actor=session.actor,
+                    request_id=request_id(request),
+                )
+                uploaded.append(await anyio.to_thread.run_sync(store))
+            except AiwebError as exc:
+                errors.append(f"{upload.filename or 'the file'}: {exc.detail}")
+                status = status if status != 200 else exc.status
+    except AiwebError as exc:
+        return await _screening_page(
+            request, session, status_code=exc.status, upload_errors=[exc.detail]
+        )
+    finally:
+        await form.close()
+    if errors:
+        return await _screening_page(
+            request, session, status_code=status, upload_errors=errors, uploaded=uploaded
+        )
+    names = ", ".join(d.name for d in uploaded)
+    return redirect_with_flash(
+        request, "/screening", "ok", f"Uploaded {len(uploaded)} document(s): {names}."
+    )
+
+
+def _validation_message(exc: ValidationError) -> str:
+    """A pydantic error as one readable line: ``field: message; …``."""
+    parts = []
+    for e in exc.errors():
+        where = ".".join(str(x) for x in e["loc"]).replace("_", " ")
+        parts.append(f"{where}: {e['msg']}" if where else str(e["msg"]))
+    return "; ".join(parts)
+
+
+@router.post("/screening")
+async def start_screening(request: Request, session: SessionDep) -> Response:
+    """Start a ``screen`` job as ``POST /v1/screenings`` does (the same body, checked at
+    submit by the job service; audited with the dashboard user), then show its page (303).
+    Form fields: ``job_description``, ``document_ids`` (repeated), ``skills_model``,
+    ``entities_model`` (empty: none), ``redact_pii``. A refused body renders the page
+    again with the message and its status (404 for a document or model that does not
+    exist, 422 for the rest)."""
+    state = app_state(request)
+    form = await checked_form(request, session)
+    document_ids = [v for v in form.getlist("document_ids") if isinstance(v, str)]
+    description = str(form.get("job_description", ""))
+    typed: dict[str, Any] = {
+        "job_description": description,
+        "skills_model": field(form, "skills_model"),
+        "entities_model": field(form, "entities_model"),
+        "redact_pii": field(form, "redact_pii") in ("1", "on", "true"),
+        "document_ids": document_ids,
+    }
+    try:
+        _checked_scope(state, session, "train")
+        if not document_ids:
+            raise ValueError("Choose at least one CV.")
+        if not description.strip():
+            raise ValueError("Paste a job description.")
+        if not typed["skills_model"]:
+            raise ValueError("Choose a skills model.")
+        body = ScreeningRequest(
+            job_description=description,
+            document_ids=document_ids,
+            skills_model=typed["skills_model"],
+            entities_model=typed["entities_model"] or None,
+            redact_pii=typed["redact_pii"],
+        )
+        spec = ScreeningJobSpec(type="screen", **body.model_dump())
+        jobs: JobService = state.jobs
+        job = await anyio.to_thread.run_sync(
+            lambda: jobs.submit(spec, actor=session.actor, request_id=request_id(request))
+        )
+    except ValidationError as exc:
+        return await _screening_page(
+            request, session, status_code=422, form=typed, error=_validation_message(exc)
+        )
+    except ValueError as exc:
+        return await _screening_page(request, session, status_code=422, form=typed, error=str(exc))
+    except AiwebError as exc:
+        return await _screening_page(
+            request, session, status_code=exc.status, form=typed, error=exc.detail
+        )
+    return RedirectResponse(f"/screening/jobs/{job.id}", status_code=303)
+
+
+JobId = Annotated[str, Path(max_length=64)]
+
+
+def _screening_job(state: Any, job_id: str) -> dict[str, Any]:
+    """A ``screen`` job, its ranking (:func:`views.screening_view`, with the documents'
+    names) and whether it is still active.
+
+    Raises:
+        JobNotFound: no such job, or not a ``screen`` job (404).
+    """
+    job = state.job_env.jobs.get(job_id)
+    if job.type != SCREEN_JOB:
+        raise JobNotFound(f"job {job_id[:64]!r} is not a screening")
+    documents: DocumentService = state.documents
+    names: dict[str, str] = {}
+    for c in (job.result or {}).get("candidates") or []:
+        document_id = str(c.get("document_id", ""))
+        try:
+            names[document_id] = documents.get(document_id).name
+        except UploadedDocumentNotFound:
+            continue
+    return {
+        "job": job,
+        "active": job.status in ACTIVE_JOB_STATES,
+        "ranking": views.screening_view(job.result if job.status == "succeeded" else None, names),
+        "params": job.params,
+    }
+
+
+async def _cv_context(state: Any, job_id: str, document_id: str) -> dict[str, Any]:
+    """One candidate of a finished ``screen`` job: the CV's text with the job's evidence
+    highlighted (:func:`views.cv_view`), and why the text shows as it does.
+
+    The evidence's offsets index the document's text as stored (redacted when it was
+    uploaded with ``redact_pii``). When the screening ran with ``redact_pii``, its
+    contact details (and, with its entities model, person names) show as placeholders
+    here too; when those names cannot be found (the model is gone) the text is not
+    shown.
+
+    Raises:
+        JobNotFound: no such ``screen`` job (404).
+        UploadedDocumentNotFound: the document is not a candidate of the job, or it was
+            deleted (404).
+    """
+    context = await anyio.to_thread.run_sync(_screening_job, state, job_id)
+    job = context["job"]
+    candidate = next(
+        (
+            c
+            for c in (job.result or {}).get("candidates") or []
+            if c.get("document_id") == document_id
+        ),
+        None,
+    )
+    if job.status != "succeeded" or candidate is None:
+        raise UploadedDocumentNotFound(
+            f"document {document_id[:64]!r} is not a ranked candidate of this screening"
+        )
+    documents: DocumentService = state.documents
+
+    def read() -> tuple[Document, list[Any]]:
+        document = documents.get(document_id)
+        return document, documents.pages(document)
+
+    document, pages = await anyio.to_thread.run_sync(read)
+    mask = bool(job.params.get("redact_pii", True))
+    entities_ref = ((job.result or {}).get("models") or {}).get("entities")
+    hidden: str | None = None
+    names: list[list[Any]] = [[] for _ in pages]
+    if mask and entities_ref:
+        try:
+            service: EntityService = state.entities
+            loaded = await service.get(str(entities_ref))
+            names = await loaded.batcher.submit([p.text for p in pages])
+        except AiwebError as exc:
+            hidden = (
+                f"The names in this CV cannot be masked ({exc.detail}), so its text is not "
+                "shown; the evidence is listed below."
+            )
+    pii = {p.page: pii_spans(p.text, n) for p, n in zip(pages, names, strict=True)} if mask else {}
+    placeholders = {**PLACEHOLDERS, "person": NAME_PLACEHOLDER}
+    evidence = list(candidate.get("evidence") or [])
+    view = views.cv_view(pages, evidence, pii, placeholders)
+    return {
+        **context,
+        "document": document,
+        "candidate": candidate,
+        "evidence": evidence,
+        "cv": view,
+        "masked": mask,
+        "entities_ref": entities_ref,
+        "hidden": hidden,
+    }
+
+
+@router.get("/screening/jobs/{job_id}")
+async def screening_job_page(
+    request: Request,
+    job_id: JobId,
+    session: SessionDep,
+    document: Annotated[str, Query(max_length=64)] = "",
+) -> Response:
+    """A screening's page: its status while it runs (polled), then the ranked table;
+    ``?document=`` also shows that candidate's CV with the evidence highlighted."""
+    state = app_state(request)
+    try:
+        if document:
+            context = await _cv_context(state, job_id, document)
+        else:
+            context = await anyio.to_thread.run_sync(_screening_job, state, job_id)
+    except AiwebError as exc:
+        return render_error(request, session, exc)
+    return render(request, "screening_job.html", context, session=session)
+
+
+@router.get("/screening/jobs/{job_id}/result")
+async def screening_job_result(request: Request, job_id: JobId, session: SessionDep) -> Response:
+    """The screening's status or ranking alone (polled by htmx every second while the job
+    is pending or running)."""
+    try:
+        context = await anyio.to_thread.run_sync(_screening_job, app_state(request), job_id)
+    except AiwebError as exc:
+        return render_error(request, session, exc)
+    return render(request, "_screening_result.html", context, session=session)
+
+
+@router.get("/screening/jobs/{job_id}/documents/{document_id}")
+async def screening_cv(
+    request: Request, job_id: JobId, document_id: JobId, session: SessionDep
+) -> Response:
+    """One candidate's CV with the evidence highlighted (htmx fragment; a browser without
+    JavaScript goes to the page with ``?document=``)."""
+    if not is_htmx(request):
+        return RedirectResponse(
+            f"/screening/jobs/{job_id}?document={document_id}#cv", status_code=303
+        )
+    try:
+        context = await _cv_context(app_state(request), job_id, document_id)
+    except AiwebError as exc:
+        context = {"cv_error": exc.detail}
+    return render(request, "_screening_cv.html", context, session=session)
 
 
 # -- jobs ------------------------------------------------------------------------------------

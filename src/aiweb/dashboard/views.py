@@ -1041,3 +1041,195 @@ def running_rollout(rollouts: RolloutService, name: str) -> dict[str, Any] | Non
                 "badge": STATE_BADGES.get(r.state, "muted"),
             }
     return None
+
+
+# -- token classification and resume screening -----------------------------------------------
+
+ENTITY_COLOURS = 8
+"""Colours of entity types in a highlighted text (CSS classes ``ent-0`` … ``ent-7``); the
+types of one answer take them in alphabetical order, a ninth type the first again."""
+
+
+def highlight(text: str, spans: Iterable[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """``text`` cut into consecutive segments at the offsets of ``spans``, for a template
+    that wraps the segments that carry a span in ``<mark>`` (Jinja escapes every
+    segment's text: nothing of ``text`` reaches the page unescaped).
+
+    Spans are taken by start (the longer first at the same start); a span that is out of
+    ``[0, len(text)]``, empty, not integer, or that overlaps one already taken is left
+    out (and counted), so overlapping or out-of-order spans never break the text: the
+    segments always join back to ``text``.
+
+    >>> segments, skipped = highlight("a <b> c", [{"start": 2, "end": 5}, {"start": 3, "end": 4}])
+    >>> [(s["text"], s["span"] is not None) for s in segments], skipped
+    ([('a ', False), ('<b>', True), (' c', False)], 1)
+
+    Args:
+        text: the text, as the offsets index it (code points).
+        spans: mappings with integer ``start`` and ``end`` (end exclusive) and anything
+            else the template wants (kept as the segment's ``span``).
+
+    Returns:
+        ``(segments, skipped)``: ``[{"text", "span": the span or None}]`` covering the
+        whole text in order, and how many spans were left out.
+    """
+    usable: list[Mapping[str, Any]] = []
+    skipped = 0
+    for span in spans:
+        start, end = span.get("start"), span.get("end")
+        if (
+            isinstance(start, int)
+            and isinstance(end, int)
+            and not isinstance(start, bool)
+            and not isinstance(end, bool)
+            and 0 <= start < end <= len(text)
+        ):
+            usable.append(span)
+        else:
+            skipped += 1
+    usable.sort(key=lambda s: (s["start"], -s["end"]))
+    segments: list[dict[str, Any]] = []
+    at = 0
+    for span in usable:
+        start, end = span["start"], span["end"]
+        if start < at:
+            skipped += 1
+            continue
+        if start > at:
+            segments.append({"text": text[at:start], "span": None})
+        segments.append({"text": text[start:end], "span": span})
+        at = end
+    if at < len(text) or not segments:
+        segments.append({"text": text[at:], "span": None})
+    return segments, skipped
+
+
+def entities_view(text: str, entities: list[dict[str, Any]]) -> dict[str, Any]:
+    """One text's entities (an item of the predict route's ``predictions`` for a
+    ``token-classification`` model) as the playground shows them.
+
+    Args:
+        text: the text, as sent.
+        entities: ``[{"text", "label", "start", "end", "score"}]``, code point offsets.
+
+    Returns:
+        ``{"segments": highlight segments, each span with its ``colour`` class
+        (``ent-N``, :data:`ENTITY_COLOURS`), "legend": [{"label", "colour", "count"}],
+        "rows": the entities with their colour and ``shown`` (highlighted, or left out as
+        overlapping/out of range), "skipped"}``.
+    """
+    labels = sorted({str(e.get("label", "")) for e in entities})
+    colour = {label: f"ent-{i % ENTITY_COLOURS}" for i, label in enumerate(labels)}
+    rows = [{**e, "colour": colour[str(e.get("label", ""))]} for e in entities]
+    segments, skipped = highlight(text, rows)
+    shown = {id(s["span"]) for s in segments if s["span"] is not None}
+    counts: dict[str, int] = defaultdict(int)
+    for e in entities:
+        counts[str(e.get("label", ""))] += 1
+    return {
+        "segments": segments,
+        "legend": [{"label": lb, "colour": colour[lb], "count": counts[lb]} for lb in labels],
+        "rows": [{**r, "shown": id(r) in shown} for r in rows],
+        "skipped": skipped,
+    }
+
+
+def screening_view(
+    job_result: Mapping[str, Any] | None, names: Mapping[str, str]
+) -> dict[str, Any] | None:
+    """A ``screen`` job's result (:func:`aiweb.entities.screening.screen`) as the
+    screening page shows it: the ranked candidates with their documents' names
+    (``names``: document id -> name; a deleted document shows its id), best first.
+
+    Returns:
+        ``None`` without a result, else ``{"skills", "candidates": [{"document_id",
+        "name", "rank", "score", "coverage", "similarity", "matched", "missing",
+        "evidence_n", "pii"}], "formula", "similarity_method", "models", "redact_pii",
+        "warnings"}``.
+    """
+    if not job_result:
+        return None
+    candidates = []
+    for c in sorted(job_result.get("candidates") or [], key=lambda c: c.get("rank", 0)):
+        document_id = str(c.get("document_id", ""))
+        candidates.append(
+            {
+                "document_id": document_id,
+                "name": names.get(document_id),
+                "rank": c.get("rank"),
+                "score": c.get("score"),
+                "coverage": c.get("coverage"),
+                "similarity": c.get("similarity"),
+                "matched": list(c.get("matched_skills") or []),
+                "missing": list(c.get("missing_skills") or []),
+                "evidence_n": len(c.get("evidence") or []),
+                "pii": c.get("pii") or {},
+            }
+        )
+    formula = job_result.get("formula") or {}
+    return {
+        "skills": list(job_result.get("job_description_skills") or []),
+        "candidates": candidates,
+        "formula": formula.get("score", "") if isinstance(formula, Mapping) else str(formula),
+        "similarity_method": job_result.get("similarity_method", ""),
+        "models": job_result.get("models") or {},
+        "redact_pii": bool(job_result.get("redact_pii")),
+        "warnings": list(job_result.get("warnings") or []),
+    }
+
+
+def cv_view(
+    pages: Iterable[Any],
+    evidence: Iterable[Mapping[str, Any]],
+    pii: Mapping[int, Iterable[tuple[str, int, int]]],
+    placeholders: Mapping[str, str],
+) -> dict[str, Any]:
+    """A CV's text, page by page, with a screening's evidence highlighted and its PII
+    replaced by placeholders.
+
+    Args:
+        pages: the document's pages (:class:`aiweb.documents.service.Page`: ``page``,
+            ``start``, ``end``, ``text``; ``start`` is the page's offset in the document's
+            text, the pages joined by a form feed).
+        evidence: ``[{"skill", "page", "start", "end", "match"}]`` with ``start``/``end``
+            offsets into the document's text (as the ``screen`` job gives them).
+        pii: page number -> ``(kind, start, end)`` page-local spans to show as their
+            placeholder (none: the text is shown as stored).
+        placeholders: kind -> placeholder (``email`` -> ``[EMAIL]`` …).
+
+    Returns:
+        ``{"pages": [{"page", "segments"}], "highlighted", "skipped"}``: each segment's
+        ``span`` is ``{"kind": "evidence", "skill", "match", ...}`` or ``{"kind": "pii",
+        "placeholder"}`` or ``None``; evidence that overlaps PII, lies outside its page
+        or overlaps other evidence is not highlighted (``skipped`` counts it).
+    """
+    by_page: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    skipped = 0
+    for e in evidence:
+        page, start, end = e.get("page"), e.get("start"), e.get("end")
+        if isinstance(page, int) and isinstance(start, int) and isinstance(end, int):
+            by_page[page].append({**e, "kind": "evidence", "doc_start": start, "doc_end": end})
+        else:
+            skipped += 1
+    out = []
+    highlighted = 0
+    for p in pages:
+        secret = [
+            {"kind": "pii", "start": s, "end": t, "placeholder": placeholders.get(k, "[PII]")}
+            for k, s, t in pii.get(p.page, ())
+        ]
+        marks = []
+        for e in by_page.pop(p.page, []):
+            local = {**e, "start": e["doc_start"] - p.start, "end": e["doc_end"] - p.start}
+            if any(local["start"] < s["end"] and s["start"] < local["end"] for s in secret):
+                skipped += 1  # never evidence over PII (the job does not make any)
+                continue
+            marks.append(local)
+        segments, left_out = highlight(p.text, [*secret, *marks])
+        skipped += left_out
+        highlighted += sum(
+            1 for s in segments if s["span"] is not None and s["span"]["kind"] == "evidence"
+        )
+        out.append({"page": p.page, "segments": segments})
+    skipped += sum(len(v) for v in by_page.values())  # pages the document does not have
+    return {"pages": out, "highlighted": highlighted, "skipped": skipped}
