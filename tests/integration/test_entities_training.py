@@ -1,6 +1,7 @@
 """Training token-classification models: ``aiweb train token-classification`` on CoNLL and
-JSONL files, and the ``train`` job on an uploaded JSONL dataset — the version's report
-(the model's and the CRF baseline's scores), its registration, and the 422s at submit."""
+JSONL files, and the ``train`` job on a built-in dataset and on uploaded CoNLL datasets —
+the version's report (the model's and the CRF baseline's scores), its registration, and
+the 404s and 422s at submit."""
 
 from __future__ import annotations
 
@@ -170,7 +171,9 @@ def test_train_job_on_wnut17_scores_on_the_official_test_split_then_serves(
         "task": "token-classification",
         "model": "tweets",
         "dataset": "wnut17",
-        "params": {"epochs": 1, "baseline": False},  # one epoch: the plumbing, not the bar
+        # one epoch without the MiniLM features (tests/unit/test_entities_vectors.py):
+        # the plumbing, not the bar
+        "params": {"epochs": 1, "baseline": False, "vectors": False, "contextual": False},
     }
     job = run_job(client, body)
     assert job["status"] == "succeeded", job
@@ -203,3 +206,76 @@ def test_train_job_is_checked_at_submit(client: TestClient) -> None:
         assert r.status_code == status, (extra, r.text)
         assert r.headers["content-type"].startswith("application/problem+json")
         assert message in r.text, (extra, r.text)
+
+
+def upload(client: TestClient, name: str, content: bytes) -> dict[str, Any]:
+    r = client.post("/v1/datasets", files={"file": (name, content, "application/octet-stream")})
+    assert r.status_code == 201, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def test_train_job_on_uploaded_conll_datasets_then_serves(client: TestClient) -> None:
+    train_rows, eval_rows = examples(200, seed=1), examples(40, seed=2)
+    train = upload(client, "skills-train.conll", to_conll(train_rows).encode())
+    assert train["format"] == "conll"
+    assert train["columns"] == ["sentence", "token", "tag"]
+    assert train["rows"] == sum(len(e.tokens()) for e in train_rows)
+    held = upload(client, "skills-eval.iob", to_conll(eval_rows).encode())
+    body = {
+        "type": "train",
+        "task": "token-classification",
+        "model": "skills",
+        "dataset_id": train["id"],
+        "eval_dataset_id": held["id"],
+        "params": {"epochs": 6},
+    }
+    job = run_job(client, body)
+    assert job["status"] == "succeeded", job
+    result: dict[str, Any] = job["result"]
+    assert result["evaluated_on"] == "test"
+    assert result["metrics"]["micro_f1"] >= 0.9  # the sentences are easy
+    assert result["baseline_micro_f1"] is not None
+    version = client.get("/v1/models/skills/versions/1").json()
+    assert version["evaluation"]["examples"] == {"train": 200, "dev": 0, "test": 40}
+    assert version["lineage"]["dataset"] == "skills-train.conll"
+    assert version["lineage"]["dataset_id"] == train["id"]
+    assert version["lineage"]["eval_dataset_id"] == held["id"]
+    text = "I love rust and spark daily"
+    answer = client.post("/v1/models/skills/predict", json={"inputs": [text]})
+    assert answer.status_code == 200, answer.text
+    found = {(e["text"], e["label"]) for e in answer.json()["predictions"][0]["entities"]}
+    assert found == {("rust", "Skill"), ("spark", "Skill")}
+
+    # without an evaluation file a seeded share is held out
+    alone = run_job(
+        client,
+        {**body, "model": "skills-alone", "eval_dataset_id": None, "params": {"epochs": 2}},
+    )
+    assert alone["status"] == "succeeded", alone
+    examples_of = client.get("/v1/models/skills-alone/versions/1").json()["evaluation"]
+    assert examples_of["examples"] == {"train": 160, "dev": 0, "test": 40}
+
+
+def test_train_job_on_uploads_is_checked_at_submit(client: TestClient) -> None:
+    conll = upload(client, "ok.conll", to_conll(examples(5, seed=3)).encode())
+    table = upload(client, "table.csv", b"text,label\nhello,greeting\n")
+    base = {"type": "train", "task": "token-classification", "model": "skills"}
+    for extra, status, message in [
+        ({"dataset_id": "no-such-dataset"}, 404, "no-such-dataset"),
+        ({"dataset_id": table["id"]}, 422, "is a CSV file; this job reads CoNLL files"),
+        ({"dataset_id": conll["id"], "eval_dataset_id": table["id"]}, 422, "eval_dataset_id"),
+        ({"dataset": "wnut17", "eval_dataset_id": conll["id"]}, 422, "eval_dataset_id goes with"),
+    ]:
+        r = client.post("/v1/jobs", json={**base, **extra})
+        assert r.status_code == status, (extra, r.text)
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert message in r.text, (extra, r.text)
+    # and a CoNLL dataset is not a table of texts for a text classifier
+    r = client.post("/v1/jobs", json={"type": "train", "model": "clf", "dataset_id": conll["id"]})
+    assert r.status_code == 422, r.text
+    assert "is a CoNLL file; this job reads CSV or JSONL files" in r.text
+    # a malformed line is refused at upload, naming the line
+    r = client.post("/v1/datasets", files={"file": ("bad.conll", b"I\tO\nlonely\n", "text/plain")})
+    assert r.status_code == 422, r.text
+    assert "bad.conll: line 2: expected a token and its tag" in r.json()["detail"]

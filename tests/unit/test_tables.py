@@ -521,3 +521,58 @@ def test_bounded_memory(tmp_path: Path) -> None:
     assert rows == info.rows == 200_000
     assert iter_peak < size / 4, (iter_peak, size)
     assert inspect_peak < size / 4, (inspect_peak, size)
+
+
+# --------------------------------------------------------------------------- CoNLL
+
+CONLL = (
+    "-DOCSTART- -X- O O\n"
+    "\n"
+    "I\tO\n"
+    "know\tO\n"
+    "Python\tB-Skill\n"
+    "\n"
+    "\n"
+    "Kubernetes NNP B-Skill\n"  # spaces, a middle field: the tag is the last field
+    "rocks VBZ O\n"
+)
+
+
+@pytest.mark.parametrize("name", ["train.conll", "TRAIN.IOB", "x/y/dev.bio"])
+def test_conll_suffixes(name: str) -> None:
+    assert table_format(name) == "conll"
+    assert table_format("upload", "text/x-conll") == "conll"
+
+
+def test_conll_table_has_a_row_per_token_numbered_by_sentence() -> None:
+    info = inspect(CONLL, "conll")
+    assert (info.format, info.rows, info.columns) == ("conll", 5, ["sentence", "token", "tag"])
+    assert info.sha256 == hashlib.sha256(CONLL.encode()).hexdigest()
+    assert whole(CONLL, "conll", ["sentence", "token", "tag", "absent"], chunk_rows=2) == {
+        "sentence": ["0", "0", "0", "1", "1"],
+        "token": ["I", "know", "Python", "Kubernetes", "rocks"],
+        "tag": ["O", "O", "B-Skill", "B-Skill", "O"],
+        "absent": [None] * 5,
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("I\tO\nlonely\n", "up.file: line 2: expected a token and its tag"),
+        ("\n\n-DOCSTART- O\n\n", "up.file: no tokens"),
+        (b"I\tO\n\xff\tO\n", "up.file: line 2: not valid UTF-8"),
+    ],
+)
+def test_conll_errors_name_file_and_line(body: str | bytes, message: str) -> None:
+    with pytest.raises(DataFormatError, match=re.escape(message)):
+        inspect(body, "conll")
+    with pytest.raises(DataFormatError, match=re.escape(message)):
+        chunks(body, "conll", ["token"])
+
+
+def test_conll_max_rows_and_required_columns() -> None:
+    with pytest.raises(DataFormatError, match="line 4: more than 2 data rows"):
+        inspect("a\tO\nb\tO\n\nc\tO\n", "conll", max_rows=2)
+    with pytest.raises(DataFormatError, match="missing column 'text'"):
+        chunks(CONLL, "conll", ["token"], required=["text"])

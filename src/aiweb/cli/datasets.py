@@ -62,9 +62,11 @@ def fetch_cmd(name: str = typer.Argument(..., help="Dataset name, e.g. sst2 or s
 @app.command("upload")
 @friendly_errors
 def upload_cmd(
-    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A CSV or JSONL file."),
+    file: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, help="A CSV, JSONL or CoNLL (.conll, .iob, .bio) file."
+    ),
 ) -> None:
-    """Check a CSV/JSONL file and keep it for jobs; prints its dataset id (stdout)."""
+    """Check a CSV, JSONL or CoNLL file and keep it for jobs; prints its dataset id (stdout)."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
     from aiweb.cli.jobs import open_jobs

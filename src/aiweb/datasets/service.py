@@ -61,6 +61,10 @@ log = logging.getLogger(__name__)
 _ACTIVE_JOBS = ("pending", "running")
 
 
+#: an uploaded file's name in the store (``data<suffix>``), by format
+STORED_SUFFIX = {"csv": ".csv", "jsonl": ".jsonl", "conll": ".conll"}
+
+
 @dataclass(frozen=True)
 class Dataset:
     """An uploaded file.
@@ -91,7 +95,7 @@ class Dataset:
 
     @property
     def suffix(self) -> str:
-        return ".csv" if self.format == "csv" else ".jsonl"
+        return STORED_SUFFIX.get(self.format, ".jsonl")
 
 
 def _to_dataset(row: SqlDataset) -> Dataset:
@@ -289,7 +293,7 @@ class DatasetService:
                 progress=progress,
             )
             dataset_id = str(uuid.uuid4())
-            filename_in_store = f"data{'.csv' if fmt == 'csv' else '.jsonl'}"
+            filename_in_store = f"data{STORED_SUFFIX[fmt]}"
             pending_uri = f"{pending_dir(dataset_id)}/{filename_in_store}"
             self.artifacts.put_file(pending_uri, Path(tmp.name))
         return StagedUpload(

@@ -1,4 +1,4 @@
-"""Read uploaded data files (CSV or JSONL): check one once, then stream its columns in chunks.
+"""Read uploaded data files (CSV, JSONL, CoNLL): check one once, then stream its columns.
 
 Used by ``POST /v1/datasets`` (:func:`inspect_table` validates and describes the upload)
 and by batch-prediction jobs (:func:`iter_table` streams the needed columns of up to
@@ -16,6 +16,13 @@ Formats (:func:`table_format` picks one from the file name or the content type):
   scalars: string, number, boolean or null (integers of any size are read exactly). A
   file's columns are the union of the keys, in first-seen order; a key missing from a row
   reads as ``None``.
+* ``conll``: UTF-8, one token per line: the token and, as the last field, its tag,
+  separated by tabs or spaces (fields between them, such as a part of speech, are
+  skipped); a blank line ends a sentence, and ``-DOCSTART-`` lines are skipped (the
+  layout of the CoNLL-2003 shared task, Tjong Kim Sang and De Meulder 2003, and of
+  WNUT17 and SkillSpan). Its table has a row per token and the columns ``sentence``
+  (the sentence's 0-based number), ``token`` and ``tag``; the tags are not checked
+  against a tagging scheme (IOB and others are the reader's concern).
 
 Bounds: a field (CSV) or string value (JSONL) holds at most :data:`MAX_FIELD_CHARS`
 characters, and a physical line at most :data:`MAX_LINE_BYTES` bytes (CSV files with
@@ -45,6 +52,7 @@ import orjson
 from aiweb.errors import DataFormatError
 
 __all__ = [
+    "CONLL_COLUMNS",
     "MAX_FIELD_CHARS",
     "MAX_LINE_BYTES",
     "TABLE_FORMATS",
@@ -55,7 +63,14 @@ __all__ = [
     "table_format",
 ]
 
-TABLE_FORMATS: dict[str, str] = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+TABLE_FORMATS: dict[str, str] = {
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".conll": "conll",
+    ".iob": "conll",
+    ".bio": "conll",
+}
 """File name suffix (lower case) -> format."""
 
 MAX_FIELD_CHARS = 1 << 20
@@ -78,7 +93,12 @@ _CONTENT_TYPES: dict[str, str] = {
     "application/ndjson": "jsonl",
     "application/x-ndjson": "jsonl",
     "text/jsonl": "jsonl",
+    "text/x-conll": "conll",
 }
+
+CONLL_COLUMNS = ["sentence", "token", "tag"]
+"""The table of a CoNLL file (module docs)."""
+
 
 _FORMATS = frozenset(TABLE_FORMATS.values())
 _BLOCK_BYTES = 1 << 16
@@ -104,7 +124,7 @@ def table_format(filename: str, content_type: str | None = None) -> str:
             ``application/json-lines`` and similar.
 
     Returns:
-        ``"csv"`` or ``"jsonl"``.
+        ``"csv"``, ``"jsonl"`` or ``"conll"`` (suffixes ``.conll``, ``.iob``, ``.bio``).
 
     Raises:
         DataFormatError: neither the suffix nor the content type is known; the message
@@ -134,10 +154,11 @@ class TableInfo:
     """What :func:`inspect_table` found in a file.
 
     Attributes:
-        format: ``"csv"`` or ``"jsonl"``.
-        rows: number of data rows (the CSV header and blank lines are not counted).
+        format: ``"csv"``, ``"jsonl"`` or ``"conll"``.
+        rows: number of data rows (the CSV header and blank lines are not counted; CoNLL:
+            tokens).
         columns: CSV: the header names in file order (stripped); JSONL: the union of the
-            keys in first-seen order.
+            keys in first-seen order; CoNLL: :data:`CONLL_COLUMNS`.
         sha256: hex digest of the raw bytes of the file (BOM included).
         size_bytes: size of the file in bytes.
     """
@@ -211,6 +232,16 @@ def inspect_table(
         for n, _ in table.chunks((), _CSV_INSPECT_CHUNK_ROWS, max_rows=max_rows):
             rows += n
         columns = list(table.header)
+    elif fmt == "conll":
+        columns = list(CONLL_COLUMNS)
+        for line, _row in _conll_rows(source):
+            rows += 1
+            if rows > max_rows:
+                raise _too_many_rows(source, line, max_rows)
+        if not rows:
+            raise DataFormatError(
+                f"{source.name}: no tokens (expected a token and its tag on each line)"
+            )
     else:
         columns, rows = _inspect_jsonl(source, max_rows=max_rows, max_columns=max_columns)
     return TableInfo(
@@ -261,6 +292,8 @@ def iter_table(
     source = _Source(fileobj, name, fmt=fmt, digest=False, progress=None)
     if fmt == "csv":
         return _iter_csv(source, wanted, needed, chunk_rows)
+    if fmt == "conll":
+        return _iter_conll(source, wanted, needed, chunk_rows)
     return _iter_jsonl(source, wanted, needed, chunk_rows)
 
 
@@ -662,5 +695,63 @@ def _iter_jsonl(
                 value if value is None or type(value) is str else _as_text(value)
                 for value in map(methodcaller("get", column), records)
             ]
+        yield TableChunk(start=start, columns=values)
+        start += len(records)
+
+
+# --------------------------------------------------------------------------- CoNLL
+
+
+def _conll_rows(source: _Source) -> Iterator[tuple[int, tuple[str, str, str]]]:
+    """Yield ``(line, (sentence, token, tag))`` for each token line, checked."""
+    line = 0
+    sentence = 0
+    open_sentence = False
+    for text in source.texts():
+        lines = text.split("\n")
+        if not lines[-1]:
+            lines.pop()
+        for raw in lines:
+            line += 1
+            fields = raw.split()
+            if not fields or fields[0] == "-DOCSTART-":
+                if open_sentence:
+                    sentence += 1
+                    open_sentence = False
+                continue
+            if len(fields) < 2:
+                raise source.error(
+                    line,
+                    f"expected a token and its tag separated by a tab or spaces, found "
+                    f"one field {fields[0][:80]!r}",
+                )
+            token, tag = fields[0], fields[-1]
+            if len(token) > MAX_FIELD_CHARS or len(tag) > MAX_FIELD_CHARS:
+                raise source.error(line, f"a field is longer than {MAX_FIELD_CHARS} characters")
+            open_sentence = True
+            yield line, (str(sentence), token, tag)
+
+
+def _iter_conll(
+    source: _Source, wanted: list[str], required: list[str], chunk_rows: int
+) -> Iterator[TableChunk]:
+    for column in required:
+        if column not in CONLL_COLUMNS:
+            raise _missing(source, column, CONLL_COLUMNS, "a CoNLL file's columns")
+    positions = [CONLL_COLUMNS.index(c) if c in CONLL_COLUMNS else None for c in wanted]
+    rows = map(itemgetter(1), _conll_rows(source))
+    start = 0
+    while True:
+        records = list(islice(rows, chunk_rows))
+        if not records:
+            if not start:
+                raise DataFormatError(
+                    f"{source.name}: no tokens (expected a token and its tag on each line)"
+                )
+            return
+        values: dict[str, list[str | None]] = {
+            column: [r[i] for r in records] if i is not None else [None] * len(records)
+            for column, i in zip(wanted, positions, strict=True)
+        }
         yield TableChunk(start=start, columns=values)
         start += len(records)

@@ -3,20 +3,26 @@
 
 A training body names a built-in dataset (``wnut17``, ``skillspan``): the model is
 trained on its train split, early-stopped on dev and scored on the official test split,
-beside the CRF baseline. (A user's own CoNLL or JSONL file trains through ``aiweb train
-token-classification --data FILE``; uploaded datasets hold tables, whose values cannot
-be span lists.) The check at submit validates the parameters, so a typo is a 422 at
-submit, never a failed job later. The handler is safe to run again after a crash: it
-first looks for a version it already registered (lineage ``job_id``).
+beside the CRF baseline. Or it names an uploaded CoNLL file (``dataset_id``; ``POST
+/v1/datasets`` with a ``.conll``, ``.iob`` or ``.bio`` file), with an optional uploaded
+evaluation file (``eval_dataset_id``), else a seeded ``params.test_size`` share of it is
+held out — as ``aiweb train token-classification --data FILE [--eval-data FILE]``, which
+reads JSONL span files too. The check at submit validates the parameters and that the
+datasets exist and are CoNLL files, so a typo is a 422 at submit, never a failed job
+later; a malformed line fails the job with a message naming the line. The handler is
+safe to run again after a crash: it first looks for a version it already registered
+(lineage ``job_id``).
 """
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from aiweb.entities.data import TASK, load_dataset
+from aiweb.entities.data import TASK, EntitySplits, file_splits, load_dataset
 from aiweb.entities.screening import ScreeningJobSpec, check_screening, run_screening
 from aiweb.entities.training import EntityParams, train_entities
 from aiweb.jobs.context import JobContext
@@ -31,11 +37,38 @@ __all__ = ["JOB_TYPES", "TRAINABLE_DATASETS", "EntitiesTrainJobSpec", "check_tra
 TRAINABLE_DATASETS = ("wnut17", "skillspan")
 
 
+#: ``dataset_id`` xor ``dataset`` (given: present and not null), and
+#: ``eval_dataset_id`` only with ``dataset_id``, as the schema says it
+_ONE_SOURCE: dict[str, Any] = {
+    "oneOf": [
+        {
+            "required": ["dataset_id"],
+            "properties": {"dataset_id": {"type": "string"}},
+            "not": {"required": ["dataset"], "properties": {"dataset": {"type": "string"}}},
+        },
+        {
+            "required": ["dataset"],
+            "properties": {"dataset": {"type": "string"}},
+            "not": {
+                "anyOf": [
+                    {"required": ["dataset_id"], "properties": {"dataset_id": {"type": "string"}}},
+                    {
+                        "required": ["eval_dataset_id"],
+                        "properties": {"eval_dataset_id": {"type": "string"}},
+                    },
+                ]
+            },
+        },
+    ]
+}
+
+
 class EntitiesTrainJobSpec(BaseModel):
     """``{"type": "train", "task": "token-classification", "model": NAME, "dataset":
-    "wnut17" | "skillspan"}``."""
+    "wnut17" | "skillspan"}``, or ``"dataset_id": ID [, "eval_dataset_id": ID]`` of
+    uploaded CoNLL files."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_ONE_SOURCE)
 
     type: Literal["train"]
     task: Literal["token-classification"]
@@ -43,8 +76,17 @@ class EntitiesTrainJobSpec(BaseModel):
     alias: str | None = Field(
         None, pattern=MODEL_NAME_PATTERN, description="Point this alias at the new version."
     )
-    dataset: Literal["wnut17", "skillspan"] = Field(
-        ..., description="A built-in dataset: trained on train, scored on its test split."
+    dataset: Literal["wnut17", "skillspan"] | None = Field(
+        None, description="A built-in dataset: trained on train, scored on its test split."
+    )
+    dataset_id: str | None = Field(
+        None, max_length=64, description="An uploaded CoNLL dataset (.conll, .iob, .bio)."
+    )
+    eval_dataset_id: str | None = Field(
+        None,
+        max_length=64,
+        description="Score on this uploaded CoNLL dataset (with dataset_id) instead of a "
+        "held-out params.test_size share of it.",
     )
     params: EntityParams = Field(
         default_factory=EntityParams,
@@ -52,13 +94,50 @@ class EntitiesTrainJobSpec(BaseModel):
         "patterns (true), baseline (true: the CRF baseline).",
     )
 
+    @model_validator(mode="after")
+    def _one_source(self) -> EntitiesTrainJobSpec:
+        if (self.dataset_id is None) == (self.dataset is None):
+            raise ValueError("give exactly one of dataset_id or dataset")
+        if self.eval_dataset_id is not None and self.dataset_id is None:
+            raise ValueError(
+                "eval_dataset_id goes with dataset_id (a built-in dataset has its split)"
+            )
+        return self
+
 
 def check_train(ctx: CheckContext, spec: Any) -> dict[str, Any]:
     """A token-classification training body, checked at submit (its schema holds every
     rule: an unknown parameter or a value out of range is a 422 before this); what to
     store."""
     assert isinstance(spec, EntitiesTrainJobSpec)
+    for field in ("dataset_id", "eval_dataset_id"):
+        dataset_id = getattr(spec, field)
+        if dataset_id is not None:
+            ctx.dataset_columns(field, dataset_id, {}, formats=("conll",))
     return spec.model_dump(mode="json", exclude={"type"}, exclude_none=True)
+
+
+def _splits(env: JobEnv, spec: EntitiesTrainJobSpec, workdir: Path) -> EntitySplits:
+    """The examples a training spec names (see the module docs).
+
+    Raises:
+        DatasetNotFound, DataFormatError (naming the line), InvalidInputError (no entity
+        to learn, too few examples to hold one out), DatasetUnavailableError.
+    """
+    if spec.dataset is not None:
+        return load_dataset(spec.dataset, env.settings, progress=False)
+    assert spec.dataset_id is not None
+    uploaded = env.datasets.get(spec.dataset_id)
+    eval_path = None
+    if spec.eval_dataset_id is not None:
+        eval_path = env.datasets.local_copy(env.datasets.get(spec.eval_dataset_id), workdir)
+    splits = file_splits(
+        env.datasets.local_copy(uploaded, workdir),
+        eval_path=eval_path,
+        test_size=spec.params.test_size,
+        seed=spec.params.seed,
+    )
+    return EntitySplits(name=uploaded.name, splits=splits.splits, labels=splits.labels)
 
 
 def run_train(env: JobEnv, ctx: JobContext) -> dict[str, Any]:
@@ -76,7 +155,9 @@ def run_train(env: JobEnv, ctx: JobContext) -> dict[str, Any]:
         version, report = done, done.evaluation
     else:
         ctx.progress(0.0, "loading data")
-        splits = load_dataset(spec.dataset, env.settings, progress=False)
+        env.settings.home.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=env.settings.home, prefix=".train-") as workdir:
+            splits = _splits(env, spec, Path(workdir))
         sizes = ", ".join(f"{split} {len(rows):,}" for split, rows in splits.splits.items())
         ctx.progress(0.05, f"loaded {splits.name}: {sizes}")
         result = train_entities(
@@ -87,7 +168,10 @@ def run_train(env: JobEnv, ctx: JobContext) -> dict[str, Any]:
             alias=spec.alias,
             actor=actor,
             progress=lambda stage, f: ctx.progress(0.05 + 0.9 * f, stage),
-            lineage_extra={"job_id": ctx.job.id},
+            lineage_extra={
+                "job_id": ctx.job.id,
+                **spec.model_dump(include={"dataset_id", "eval_dataset_id"}, exclude_none=True),
+            },
         )
         version, report = result.version, result.report
     metrics = report.get("metrics") or {}

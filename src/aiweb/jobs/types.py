@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import builtins
 import functools
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import BaseModel, Discriminator, Tag, TypeAdapter
 
 from aiweb.config import Settings
-from aiweb.datasets.service import DatasetService
+from aiweb.datasets.service import Dataset, DatasetService
 from aiweb.datasets.tables import semicolon_hint
 from aiweb.documents.service import DocumentService
 from aiweb.errors import DatasetNotFound, InvalidInputError, NotFoundError
@@ -32,6 +32,9 @@ from aiweb.jobs.context import JobContext
 from aiweb.jobs.entities import Job
 from aiweb.jobs.env import JobEnv
 from aiweb.registry.service import RegistryService
+
+#: the formats of uploaded files whose rows are records (what most jobs read)
+TABLE_FILE_FORMATS = ("csv", "jsonl")
 
 if TYPE_CHECKING:
     from aiweb.rollout.service import RolloutQuality
@@ -71,18 +74,35 @@ class CheckContext:
         """Uploaded documents the job refers to (on the same database and artifact store)."""
         return DocumentService(self.datasets.sessions, self.registry.artifacts, self.settings)
 
-    def dataset_columns(self, field: str, dataset_id: str, needed: Mapping[str, str]) -> None:
-        """Check that dataset ``dataset_id`` (given as ``field``) exists and has the
-        ``needed`` columns (``{"text_column": "text"}``).
+    def dataset_columns(
+        self,
+        field: str,
+        dataset_id: str,
+        needed: Mapping[str, str],
+        *,
+        formats: Collection[str] = TABLE_FILE_FORMATS,
+    ) -> Dataset:
+        """Check that dataset ``dataset_id`` (given as ``field``) exists, is in one of
+        ``formats`` and has the ``needed`` columns (``{"text_column": "text"}``).
+
+        Returns:
+            The dataset.
 
         Raises:
             DatasetNotFound: it does not exist (404).
-            InvalidInputError: it lacks one of the columns (422).
+            InvalidInputError: it is in another format, or lacks one of the columns (422).
         """
         try:
             dataset = self.datasets.get(dataset_id)
         except NotFoundError:
             raise DatasetNotFound(f"{field} {dataset_id[:64]!r} does not exist") from None
+        if dataset.format not in formats:
+            shown = {"csv": "CSV", "jsonl": "JSONL", "conll": "CoNLL"}
+            raise InvalidInputError(
+                f"{field} {dataset_id} ({dataset.name}) is a "
+                f"{shown.get(dataset.format, dataset.format)} file; this job reads "
+                f"{' or '.join(shown.get(f, f) for f in formats)} files"
+            )
         for what, column in needed.items():
             if column not in dataset.columns:
                 raise InvalidInputError(
@@ -90,6 +110,7 @@ class CheckContext:
                     f"({dataset.name}); its columns are: {', '.join(dataset.columns)}"
                     + (semicolon_hint(dataset.columns) if dataset.format == "csv" else "")
                 )
+        return dataset
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""``/v1/datasets``: upload a CSV or JSONL file, list, describe and delete uploads."""
+"""``/v1/datasets``: upload a CSV, JSONL or CoNLL file, list, describe and delete uploads."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class DatasetOut(BaseModel):
     rows: int = Field(..., description="Data rows (the CSV header is not counted).")
     sha256: str
     columns: list[str]
-    format: str = Field(..., description="csv or jsonl")
+    format: str = Field(..., description="csv, jsonl or conll")
     size_bytes: int
     created_by: str
     created_at: datetime
@@ -71,7 +71,7 @@ _UPLOAD["responses"] = {
     **_UPLOAD["responses"],
     413: {"description": "A file over AIWEB_LIMITS__MAX_UPLOAD_BYTES."},
     422: {
-        "description": "Not a CSV or JSONL file (by its name's suffix, else its part's "
+        "description": "Not a CSV, JSONL or CoNLL file (by its name's suffix, else its part's "
         "Content-Type), not UTF-8, malformed or empty (no header or no data row), or more "
         "rows than AIWEB_LIMITS__MAX_UPLOAD_ROWS (the message names the line)."
     },
@@ -81,7 +81,11 @@ _UPLOAD["responses"] = {
 @router.post("", status_code=201, **_UPLOAD)
 async def upload_dataset(
     file: Annotated[
-        UploadFile, File(description="A CSV (with a header row) or JSONL file, UTF-8.")
+        UploadFile,
+        File(
+            description="A CSV (with a header row), JSONL or CoNLL (.conll, .iob, .bio: "
+            "token and tag per line) file, UTF-8."
+        ),
     ],
     request: Request,
     response: Response,
