@@ -45,8 +45,7 @@ def run(args: argparse.Namespace) -> tuple[str, float]:
     """Train, score and format; returns the text and the model's micro F1."""
     from aiweb.config import Settings
     from aiweb.entities.data import load_dataset
-    from aiweb.entities.evaluation import EntityReport, evaluate_spans
-    from aiweb.entities.training import train_and_evaluate
+    from aiweb.entities.vectors import feature_cache
 
     data = load_dataset(args.dataset, Settings(), progress=False)
     started = time.perf_counter()
@@ -59,12 +58,22 @@ def run(args: argparse.Namespace) -> tuple[str, float]:
                 flush=True,
             )
 
+    with feature_cache():  # the test texts are predicted twice (with and without patterns)
+        return _run(args, data, progress)
+
+
+def _run(args: argparse.Namespace, data: Any, progress: Any) -> tuple[str, float]:
+    from aiweb.entities.evaluation import EntityReport, evaluate_spans
+    from aiweb.entities.training import train_and_evaluate
+
     outcome = train_and_evaluate(
         data,
         seed=args.seed,
         epochs=args.epochs,
         patterns=not args.no_patterns,
         baseline=not args.no_baseline,
+        vectors=not args.no_vectors,
+        contextual=not args.no_contextual,
         progress=progress,
     )
     held_out = data.splits[outcome.evaluated_on]
@@ -137,6 +146,10 @@ def run(args: argparse.Namespace) -> tuple[str, float]:
         + ", ".join(f"{name} {s.precision:.3f}/{s.recall:.3f}" for name, s in micro.items())
         + "\n"
     )
+    if args.save is not None:
+        artifact = outcome.model.to_bytes()
+        args.save.write_bytes(artifact)
+        text += f"artifact: {len(artifact) / 1e6:.1f} MB -> {args.save}\n"
     return text, outcome.report.micro.f1
 
 
@@ -153,9 +166,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-home", type=Path, default=None, help="AIWEB_DATA_HOME")
     parser.add_argument("--no-patterns", action="store_true", help="train without patterns")
     parser.add_argument("--no-baseline", action="store_true", help="skip the CRF baseline")
+    parser.add_argument(
+        "--no-contextual", action="store_true", help="train without MiniLM contextual features"
+    )
+    parser.add_argument(
+        "--no-vectors", action="store_true", help="train without MiniLM word vectors"
+    )
     parser.add_argument("--bar", type=float, default=0.35, help="micro F1 to reach (0.35)")
     parser.add_argument("--no-check", action="store_true", help="exit 0 below the bar")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the tables here")
+    parser.add_argument("--save", type=Path, default=None, help="write the model's artifact here")
     parser.add_argument("-v", "--verbose", action="store_true", help="print progress")
     args = parser.parse_args(argv)
     if args.epochs < 1:

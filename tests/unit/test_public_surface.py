@@ -203,6 +203,7 @@ PUBLIC: dict[str, list[str]] = {
         "service",
         "task",
         "training",
+        "vectors",
     ],
     "aiweb.jobs": [
         "celery_app",

