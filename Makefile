@@ -144,6 +144,13 @@ bench-tabular: install
 bench-entities: install
 	$(BIN)/python -m bench.entities_quality $(BENCH_ARGS)
 
+# Benchmark: entity extraction served through the API — entities/s at concurrency 1, 8, 64
+# and 16 texts per request, against the model's in-process extract (needs wrk; results in
+# docs/benchmarks.md). Options: BENCH_ARGS='--home /tmp/ent-home' (trains once, reused)
+.PHONY: bench-entities-serving
+bench-entities-serving: install
+	$(BIN)/python -m bench.entities_serving $(BENCH_ARGS)
+
 # Benchmark: search collections — p99 at concurrency 4 over HTTP (vector, keyword, hybrid;
 # HNSW and the exact baseline), ANN recall@10 and banking77 retrieval quality on a 50,000-
 # document collection built once under $AIWEB_HOME/bench/search (needs wrk). BENCH_ARGS.
