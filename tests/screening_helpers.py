@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import random
 
+from aiweb.config import Settings
 from aiweb.entities.data import Example, from_tags
 from aiweb.entities.model import EntityModel, fit
+from aiweb.registry.factory import build_registry
 
 SKILLS = ["Python", "SQL", "Docker", "Kubernetes", "Excel", "Photoshop", "Java", "Figma"]
 FILLERS = ["we", "need", "strong", "experience", "with", "and", "good", "knowledge", "of"]
@@ -44,3 +46,24 @@ def tiny_skills_model() -> EntityModel:
     """A skills model trained in a few seconds on 150 :func:`sentence` (seeded)."""
     rng = random.Random(0)
     return fit([sentence(rng) for _ in range(150)], epochs=6, seed=0)
+
+
+def register(
+    settings: Settings, name: str, model: EntityModel, task: str = "token-classification"
+) -> None:
+    """Register ``model`` as the next version of ``name`` in ``settings``' registry."""
+    settings.ensure_dirs()
+    registry, engine = build_registry(settings)
+    try:
+        registry.register_version(
+            name,
+            task,
+            artifact=model.to_bytes(),
+            artifact_format="spacy",
+            labels=list(model.labels),
+            signature={},
+            lineage={},
+            evaluation={},
+        )
+    finally:
+        engine.dispose()

@@ -313,27 +313,22 @@ def test_scheduler_beat_starts_due_retraining_on_a_worker(stack: Stack) -> None:
 
 def test_a_screening_job_runs_on_the_celery_worker(stack: Stack) -> None:
     from aiweb.config import Settings
-    from aiweb.registry.factory import build_registry
     from document_helpers import DOCX_TYPE, make_docx, make_pdf
-    from screening_helpers import EMAIL, JOB, MATCHING, OTHER, PHONE, tiny_skills_model
-
-    model = tiny_skills_model()
-    registry, engine = build_registry(
-        Settings(home=stack.home, database_url=stack.env["AIWEB_DATABASE_URL"])
+    from screening_helpers import (
+        EMAIL,
+        JOB,
+        MATCHING,
+        OTHER,
+        PHONE,
+        register,
+        tiny_skills_model,
     )
-    try:
-        registry.register_version(
-            "celery-skills",
-            "token-classification",
-            artifact=model.to_bytes(),
-            artifact_format="spacy",
-            labels=list(model.labels),
-            signature={},
-            lineage={},
-            evaluation={},
-        )
-    finally:
-        engine.dispose()
+
+    register(
+        Settings(home=stack.home, database_url=stack.env["AIWEB_DATABASE_URL"]),
+        "celery-skills",
+        tiny_skills_model(),
+    )
     with stack.client() as client:
         ids = []
         for name, content, ctype in (

@@ -23,32 +23,12 @@ from aiweb.config import Settings
 from aiweb.entities.model import EntityModel
 from aiweb.registry.factory import build_registry
 from document_helpers import DOCX_TYPE, make_docx, make_pdf
-from screening_helpers import EMAIL, JOB, MATCHING, OTHER, PHONE, tiny_skills_model
+from screening_helpers import EMAIL, JOB, MATCHING, OTHER, PHONE, register, tiny_skills_model
 
 
 @pytest.fixture(scope="module")
 def skills_model() -> EntityModel:
     return tiny_skills_model()
-
-
-def register(
-    settings: Settings, name: str, model: EntityModel, task: str = "token-classification"
-) -> None:
-    settings.ensure_dirs()
-    registry, engine = build_registry(settings)
-    try:
-        registry.register_version(
-            name,
-            task,
-            artifact=model.to_bytes(),
-            artifact_format="spacy",
-            labels=list(model.labels),
-            signature={},
-            lineage={},
-            evaluation={},
-        )
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture
