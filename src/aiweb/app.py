@@ -32,6 +32,7 @@ from aiweb.api.routes import jobs as job_routes
 from aiweb.api.routes import webhooks as webhook_routes
 from aiweb.config import Settings, get_settings
 from aiweb.contract import Readiness, Task, TaskContext, TaskRuntime
+from aiweb.dashboard.routes import FILE_FORM_PATHS
 from aiweb.dashboard.routes import install as install_dashboard
 from aiweb.dashboard.session import SessionCodec
 from aiweb.dashboard.users import UserService
@@ -268,6 +269,7 @@ def create_app(
         max_body_bytes=settings.limits.max_body_bytes,
         max_json_depth=settings.limits.max_json_depth,
         max_upload_bytes=settings.limits.max_upload_bytes,
+        file_form_paths=FILE_FORM_PATHS,
     )
     app.add_middleware(PreAuthMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)

@@ -26,8 +26,9 @@ database column can hold (a NUL character, a lone surrogate, a non-finite number
 * **forms** (``application/x-www-form-urlencoded``, and ``multipart/form-data`` outside
   ``/v1/``: the dashboard's forms, which upload no files): read (bounded by the body
   limit) and answered 422 when a NUL character or bytes that are not UTF-8 are in them.
-  The dashboard's one file upload (:data:`FILE_FORM_PATHS`) is a ``multipart/form-data``
-  body bounded as a ``/v1/`` upload is, and streamed to its route.
+  The paths outside ``/v1/`` given as ``file_form_paths`` (a web page's file upload)
+  take a ``multipart/form-data`` body bounded as a ``/v1/`` upload is, streamed to the
+  route.
 
 Outside ``/v1/`` media types are not restricted, and bodies of other types are not read.
 
@@ -66,11 +67,6 @@ INT64_MAX = 2**63 - 1
 BODY_SETTING = "AIWEB_LIMITS__MAX_BODY_BYTES"
 DEPTH_SETTING = "AIWEB_LIMITS__MAX_JSON_DEPTH"
 UPLOAD_SETTING = "AIWEB_LIMITS__MAX_UPLOAD_BYTES"
-
-FILE_FORM_PATHS = frozenset({"/documents/upload"})
-"""Paths outside ``/v1/`` whose ``multipart/form-data`` bodies carry files (the
-dashboard's document upload): bounded and streamed as ``/v1/`` uploads are, not read
-whole and checked as text."""
 
 # One JSON string (closing quote optional, so an unterminated string runs to the end
 # instead of exposing the brackets inside it). In UTF-8 every byte of a non-ASCII
@@ -560,6 +556,9 @@ class InputLimitsMiddleware:
         max_upload_bytes: largest ``multipart/form-data`` body accepted
             (``AIWEB_LIMITS__MAX_UPLOAD_BYTES``); ``None`` applies ``max_body_bytes``
             to uploads too.
+        file_form_paths: paths outside ``/v1/`` whose ``multipart/form-data`` bodies
+            carry files: bounded and streamed as ``/v1/`` uploads are, not read whole
+            and checked as text (the module docs).
     """
 
     def __init__(
@@ -569,11 +568,13 @@ class InputLimitsMiddleware:
         max_body_bytes: int,
         max_json_depth: int,
         max_upload_bytes: int | None = None,
+        file_form_paths: Iterable[str] = (),
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_json_depth = max_json_depth
         self.max_upload_bytes = max_upload_bytes
+        self.file_form_paths = frozenset(file_form_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -628,7 +629,7 @@ class InputLimitsMiddleware:
 
         media_type = _media_type(content_type)
         if not v1:
-            if media_type == "multipart/form-data" and path in FILE_FORM_PATHS:
+            if media_type == "multipart/form-data" and path in self.file_form_paths:
                 await self._streamed(scope, receive, send, length)
             elif media_type is not None and (
                 _is_json(media_type) or media_type in (FORM_MEDIA_TYPE, "multipart/form-data")

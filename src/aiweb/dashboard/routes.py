@@ -92,6 +92,11 @@ ACTIVE_JOB_STATES = ("pending", "running")
 AUDIT_PAGE = 50
 
 
+DOCUMENT_UPLOAD = "/documents/upload"
+#: the dashboard's forms that upload files (multipart, streamed by the input limits)
+FILE_FORM_PATHS = frozenset({DOCUMENT_UPLOAD})
+
+
 def install(app: FastAPI) -> None:
     """Mount the dashboard on ``app``: static files, pages and its error handlers."""
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="dashboard-static")
@@ -818,7 +823,7 @@ async def screening_page(request: Request, session: SessionDep) -> Response:
     return await _screening_page(request, session)
 
 
-@router.post("/documents/upload")
+@router.post(DOCUMENT_UPLOAD)
 async def upload_documents(request: Request, session: SessionDep) -> Response:
     """Upload one or more CVs (form field ``file``, repeated; ``redact_pii``) through the
     service of ``POST /v1/documents``, with its limits: its 413, 415 and 422 answers show

@@ -19,10 +19,10 @@ Formats (:func:`table_format` picks one from the file name or the content type):
 * ``conll``: UTF-8, one token per line: the token and, as the last field, its tag,
   separated by tabs or spaces (fields between them, such as a part of speech, are
   skipped); a blank line ends a sentence, and ``-DOCSTART-`` lines are skipped (the
-  layout of the CoNLL-2003 shared task, Tjong Kim Sang and De Meulder 2003, and of
-  WNUT17 and SkillSpan). Its table has a row per token and the columns ``sentence``
-  (the sentence's 0-based number), ``token`` and ``tag``; the tags are not checked
-  against a tagging scheme (IOB and others are the reader's concern).
+  layout of the CoNLL-2003 shared task, Tjong Kim Sang and De Meulder 2003). Its table
+  has a row per token and the columns ``sentence`` (the sentence's 0-based number),
+  ``token`` and ``tag``; the tags are not checked against a tagging scheme (IOB and
+  others are the reader's concern).
 
 Bounds: a field (CSV) or string value (JSONL) holds at most :data:`MAX_FIELD_CHARS`
 characters, and a physical line at most :data:`MAX_LINE_BYTES` bytes (CSV files with

@@ -18,7 +18,7 @@ MAE = mean(|y - ŷ|) over the window (gauge ``aiweb_model_live_rmse``).
 
 A model whose predictions are spans of the text (entities: each ``start``, ``end``,
 ``label``) may get the corrected list of spans instead, ``{"entities": [{"start": 0,
-"end": 6, "label": "skill"}]}``: the prediction log keeps the predicted spans, the
+"end": 6, "label": "ORG"}]}``: the prediction log keeps the predicted spans, the
 feedback keeps the corrected ones. The prediction was correct when the two lists are
 equal exactly (entity-level exact match, the CoNLL-2003 convention: Tjong Kim Sang & De
 Meulder, 2003), and the answer counts the predicted spans against the corrected ones

@@ -39,7 +39,7 @@ def _one_truth_schema(schema: dict[str, Any]) -> None:
     schema["examples"] = [
         {"label": "negative", "comment": "sarcasm"},
         {"value": 129500.0},
-        {"entities": [{"start": 0, "end": 6, "label": "skill"}]},
+        {"entities": [{"start": 0, "end": 6, "label": "ORG"}]},
     ]
 
 

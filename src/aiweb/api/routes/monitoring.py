@@ -92,7 +92,7 @@ async def post_feedback(
     """Say which label a served prediction should have had — or, for a prediction of a
     number, which value (``{"value": 129500.0}``), or for a prediction of spans
     (entities), the corrected list of spans (``{"entities": [{"start": 0, "end": 6,
-    "label": "skill"}]}``) — (201; 200 when it replaces earlier feedback on the same
+    "label": "ORG"}]}``) — (201; 200 when it replaces earlier feedback on the same
     prediction). Stored before the answer; it feeds the version's live accuracy, or live
     RMSE and MAE (``GET …/versions/{version}/performance``).
 
