@@ -53,6 +53,7 @@ from aiweb.errors import DataFormatError
 
 __all__ = [
     "CONLL_COLUMNS",
+    "FORMAT_NAMES",
     "MAX_FIELD_CHARS",
     "MAX_LINE_BYTES",
     "TABLE_FORMATS",
@@ -98,6 +99,9 @@ _CONTENT_TYPES: dict[str, str] = {
 
 CONLL_COLUMNS = ["sentence", "token", "tag"]
 """The table of a CoNLL file (module docs)."""
+
+FORMAT_NAMES = {"csv": "CSV", "jsonl": "JSONL", "conll": "CoNLL"}
+"""How messages name each format."""
 
 
 _FORMATS = frozenset(TABLE_FORMATS.values())
@@ -239,9 +243,7 @@ def inspect_table(
             if rows > max_rows:
                 raise _too_many_rows(source, line, max_rows)
         if not rows:
-            raise DataFormatError(
-                f"{source.name}: no tokens (expected a token and its tag on each line)"
-            )
+            raise _no_tokens(source)
     else:
         columns, rows = _inspect_jsonl(source, max_rows=max_rows, max_columns=max_columns)
     return TableInfo(
@@ -702,6 +704,10 @@ def _iter_jsonl(
 # --------------------------------------------------------------------------- CoNLL
 
 
+def _no_tokens(source: _Source) -> DataFormatError:
+    return DataFormatError(f"{source.name}: no tokens (expected a token and its tag on each line)")
+
+
 def _conll_rows(source: _Source) -> Iterator[tuple[int, tuple[str, str, str]]]:
     """Yield ``(line, (sentence, token, tag))`` for each token line, checked."""
     line = 0
@@ -745,9 +751,7 @@ def _iter_conll(
         records = list(islice(rows, chunk_rows))
         if not records:
             if not start:
-                raise DataFormatError(
-                    f"{source.name}: no tokens (expected a token and its tag on each line)"
-                )
+                raise _no_tokens(source)
             return
         values: dict[str, list[str | None]] = {
             column: [r[i] for r in records] if i is not None else [None] * len(records)

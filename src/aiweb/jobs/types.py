@@ -25,7 +25,7 @@ from pydantic import BaseModel, Discriminator, Tag, TypeAdapter
 
 from aiweb.config import Settings
 from aiweb.datasets.service import Dataset, DatasetService
-from aiweb.datasets.tables import semicolon_hint
+from aiweb.datasets.tables import FORMAT_NAMES, semicolon_hint
 from aiweb.documents.service import DocumentService
 from aiweb.errors import DatasetNotFound, InvalidInputError, NotFoundError
 from aiweb.jobs.context import JobContext
@@ -97,11 +97,10 @@ class CheckContext:
         except NotFoundError:
             raise DatasetNotFound(f"{field} {dataset_id[:64]!r} does not exist") from None
         if dataset.format not in formats:
-            shown = {"csv": "CSV", "jsonl": "JSONL", "conll": "CoNLL"}
             raise InvalidInputError(
                 f"{field} {dataset_id} ({dataset.name}) is a "
-                f"{shown.get(dataset.format, dataset.format)} file; this job reads "
-                f"{' or '.join(shown.get(f, f) for f in formats)} files"
+                f"{FORMAT_NAMES.get(dataset.format, dataset.format)} file; this job reads "
+                f"{' or '.join(FORMAT_NAMES.get(f, f) for f in formats)} files"
             )
         for what, column in needed.items():
             if column not in dataset.columns:
