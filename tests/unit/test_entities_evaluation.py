@@ -17,6 +17,7 @@ from aiweb.entities.data import Span, char_spans, decode_tags, from_tags, load_d
 from aiweb.entities.evaluation import (
     EntityReport,
     Scores,
+    evaluate_overlap,
     evaluate_spans,
     evaluate_tags,
     format_report,
@@ -145,6 +146,36 @@ def test_overlapping_span_layers_are_scored_per_type() -> None:
     assert report.per_type["Knowledge"].f1 == 1.0
     assert report.per_type["Skill"].f1 == 0.0
     assert report.micro.correct == 1
+
+
+def test_overlap_counts_by_hand() -> None:
+    # text 0: gold [0,10) and [20,30); predicted [5,8) (inside the first), [8,25) (over
+    # both), [40,50) (nothing) and [5,8) again (a set: once). text 1: gold [0,4) of
+    # another type than the prediction, which therefore does not overlap it.
+    gold = [[Span(0, 10, "Skill"), Span(20, 30, "Skill")], [Span(0, 4, "Skill")]]
+    predicted = [
+        [Span(5, 8, "Skill"), Span(8, 25, "Skill"), Span(40, 50, "Skill"), Span(5, 8, "Skill")],
+        [Span(0, 4, "Knowledge")],
+    ]
+    scores = evaluate_overlap(gold, predicted)
+    assert (scores.support, scores.predicted, scores.correct) == (3, 4, 2)
+    assert scores.precision == pytest.approx(2 / 4)  # [5,8) and [8,25) overlap gold
+    assert scores.recall == pytest.approx(2 / 3)  # both gold spans of text 0 are found
+    assert scores.f1 == pytest.approx(2 * 0.5 * (2 / 3) / (0.5 + 2 / 3))
+    # touching is not overlapping: [10, 20) lies between the two gold spans
+    assert evaluate_overlap(gold[:1], [[Span(10, 20, "Skill")]]).correct == 0
+    # exact matches are overlaps: never below the exact scores
+    exact = evaluate_spans(gold, predicted).micro
+    assert scores.precision >= exact.precision and scores.recall >= exact.recall
+
+
+def test_overlap_bad_input() -> None:
+    with pytest.raises(InvalidInputError, match="y_true has 1 texts but y_pred has 0"):
+        evaluate_overlap([[Span(0, 1, "X")]], [])
+    with pytest.raises(InvalidInputError, match="y_pred text 0: expected Span items"):
+        evaluate_overlap([[]], [[(0, 1, "X")]])  # type: ignore[list-item]
+    empty = evaluate_overlap([[]], [[]])
+    assert (empty.precision, empty.recall, empty.f1) == (0.0, 0.0, 0.0)
 
 
 def test_report_table_layout() -> None:

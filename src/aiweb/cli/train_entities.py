@@ -23,7 +23,7 @@ from aiweb.cli._common import (
     training_progress,
 )
 
-__all__ = ["register", "report_table", "token_classification"]
+__all__ = ["cross_domain_table", "register", "report_table", "token_classification"]
 
 #: the built-in datasets ``--dataset`` takes (:data:`aiweb.entities.jobs.TRAINABLE_DATASETS`)
 DATASETS_HELP = "wnut17 or skillspan (from AIWEB_DATA_HOME)"
@@ -59,6 +59,28 @@ def report_table(name: str, version: int, report: dict[str, Any]) -> Table:
         if baseline:
             cells.append(_f(crf["f1"]) if crf else "—")
         table.add_row(*cells)
+    return table
+
+
+def cross_domain_table(scores: dict[str, Any]) -> Table:
+    """The model's and the baseline's scores on another domain's test set
+    (:func:`aiweb.entities.training.cross_domain_scores`), exact match and by overlap."""
+    read_as = " + ".join(scores["predicted_labels"])
+    table = Table(
+        title=f"cross-domain: {scores['dataset']} test, its {scores['support']:,} "
+        f"{scores['label']} spans",
+        caption=f"predicted {read_as} read as {scores['label']}",
+    )
+    table.add_column("model")
+    for column in ("exact P", "exact R", "exact F1", "overlap P", "overlap R", "overlap F1"):
+        table.add_column(column, justify="right")
+    for key, shown in (("model", "model"), ("baseline", "CRF")):
+        if key in scores:
+            exact, overlap = scores[key]["exact"], scores[key]["overlap"]
+            table.add_row(
+                shown,
+                *(_f(s[k]) for s in (exact, overlap) for k in ("precision", "recall", "f1")),
+            )
     return table
 
 
@@ -104,7 +126,7 @@ def token_classification(
     """Train an entity extractor (a spaCy pipeline from a blank English one), print its
     precision, recall and F1 per entity type beside a CRF baseline and register a version."""
     from aiweb.config import get_settings
-    from aiweb.entities.data import EntitySplits, file_splits, load_dataset
+    from aiweb.entities.data import EntitySplits, file_splits, load_cross_domain, load_dataset
     from aiweb.entities.jobs import TRAINABLE_DATASETS
     from aiweb.entities.training import parse_params, train_entities
     from aiweb.errors import InvalidInputError
@@ -122,8 +144,10 @@ def token_classification(
     with training_progress() as progress:
         load_task = progress.add_task("loading data", total=1)
         splits: EntitySplits
+        cross_domain = None
         if dataset is not None:
             splits = load_dataset(dataset, get_settings())
+            cross_domain = load_cross_domain(dataset, get_settings())
         else:
             assert data is not None
             splits = file_splits(
@@ -145,10 +169,13 @@ def token_classification(
                 alias=alias,
                 actor="cli",
                 progress=on_progress,
+                cross_domain=cross_domain,
             )
         progress.update(fit_task, completed=100)
     version, report = result.version, result.report
     out.print(report_table(name, version.version, report))
+    if report.get("cross_domain"):
+        out.print(cross_domain_table(report["cross_domain"]))
     err.print(timing_line(report), highlight=False)
     aliases = ", ".join(version.aliases) or "none"
     err.print(f"registered [bold]{name}:{version.version}[/] (aliases: {aliases})")

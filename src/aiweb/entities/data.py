@@ -87,11 +87,13 @@ from aiweb.datasets import (
     skillspan,
     wnut17,
 )
-from aiweb.errors import DataFormatError, InvalidInputError
+from aiweb.errors import DataFormatError, DatasetUnavailableError, InvalidInputError
 
 __all__ = [
+    "CROSS_DOMAIN",
     "TASK",
     "Alignment",
+    "CrossDomain",
     "EntitySplits",
     "Example",
     "Scheme",
@@ -104,6 +106,7 @@ __all__ = [
     "examples_sha256",
     "file_splits",
     "from_tags",
+    "load_cross_domain",
     "load_dataset",
     "load_directory",
     "parse_conll",
@@ -1124,3 +1127,54 @@ def load_dataset(
     _layout(name)  # an unknown name, or a dataset of another task, fails before any I/O
     directory = catalog.locate(name, settings, url=url, progress=progress)
     return load_directory(name, directory)
+
+
+# --------------------------------------------------------------------------- cross-domain
+
+
+@dataclass(frozen=True)
+class CrossDomain:
+    """A built-in test set from another domain that a model trained on a built-in dataset
+    is also scored on (:data:`CROSS_DOMAIN`).
+
+    Attributes:
+        dataset: the other set's name (its ``test`` split is scored).
+        label: its entity type that is scored; its other types are left out.
+        predicted: the model's types read as ``label`` (the other corpus's guidelines may
+            fold several of the training corpus's types into one).
+    """
+
+    dataset: str
+    label: str
+    predicted: tuple[str, ...]
+
+
+#: training dataset -> the cross-domain set its models are scored on: SkillSpan's skill
+#: and knowledge spans against the ``Skill`` spans of Green et al.'s job-description
+#: corpus, whose guidelines count knowledge ("accounting", "Selenium") as skills
+CROSS_DOMAIN: dict[str, CrossDomain] = {
+    skillspan.NAME: CrossDomain(
+        job_description_entities.NAME, "Skill", predicted=("Skill", "Knowledge")
+    ),
+}
+
+
+def load_cross_domain(name: str, settings: Settings) -> tuple[CrossDomain, list[Example]] | None:
+    """The cross-domain test set of built-in dataset ``name``, when it has one and it is
+    on disk (or downloadable).
+
+    Returns:
+        ``(spec, test examples)``, or ``None``: ``name`` has no cross-domain set, or the
+        set is unavailable (it is an extra figure; training goes on without it).
+
+    Raises:
+        DataFormatError: the set's file is malformed.
+    """
+    spec = CROSS_DOMAIN.get(name)
+    if spec is None:
+        return None
+    try:
+        data = load_dataset(spec.dataset, settings, progress=False)
+    except DatasetUnavailableError:
+        return None
+    return spec, list(data.splits.get("test") or [])

@@ -24,6 +24,12 @@ counts once. :func:`evaluate_spans` does the same on character spans
 (:class:`aiweb.entities.data.Span`), so a model that answers offsets is scored without
 going through tags; on spans decoded from tags, it gives the numbers of
 :func:`evaluate_tags`.
+
+:func:`evaluate_overlap` is the lenient reading used across corpora whose guidelines draw
+span boundaries differently: a predicted span is correct when it overlaps a true span of
+the same type in the same text, and a true span is found when a predicted one of its type
+overlaps it (the "partial match" of Segura-Bedmar, Martínez & Herrero Zazo, "SemEval-2013
+Task 9: Extraction of Drug-Drug Interactions", SemEval 2013, without the half credit).
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from aiweb.errors import InvalidInputError
 __all__ = [
     "EntityReport",
     "Scores",
+    "evaluate_overlap",
     "evaluate_spans",
     "evaluate_tags",
     "format_report",
@@ -231,6 +238,54 @@ def evaluate_spans(
                     )
                 target.add((i, span.start, span.end, span.label))
     return _report(true, pred)
+
+
+def evaluate_overlap(y_true: Sequence[Iterable[Span]], y_pred: Sequence[Iterable[Span]]) -> Scores:
+    """Micro precision, recall and F1 by overlap (module docs): lenient where
+    :func:`evaluate_spans` is exact.
+
+    ``precision = predicted spans overlapping a true span of their type / predicted``,
+    ``recall = true spans overlapped by a predicted span of their type / true``; spans
+    are sets per text (a span given twice counts once); ``correct`` counts the predicted
+    spans that overlap.
+
+    Args:
+        y_true: the true spans of each text.
+        y_pred: the predicted spans of each text, aligned with ``y_true``.
+
+    Returns:
+        The micro-averaged :class:`Scores`.
+
+    Raises:
+        InvalidInputError: a different number of texts, or an item that is not a
+            :class:`~aiweb.entities.data.Span`.
+    """
+    true_rows, pred_rows = _sequences(y_true, "y_true"), _sequences(y_pred, "y_pred")
+    if len(true_rows) != len(pred_rows):
+        raise InvalidInputError(
+            f"y_true has {len(true_rows)} texts but y_pred has {len(pred_rows)}"
+        )
+    support = predicted = correct = found = 0
+    for i, (t, p) in enumerate(zip(true_rows, pred_rows, strict=True)):
+        true: set[Span] = set()
+        pred: set[Span] = set()
+        for target, spans, name in ((true, t, "y_true"), (pred, p, "y_pred")):
+            for span in spans:
+                if not isinstance(span, Span):
+                    raise InvalidInputError(
+                        f"{name} text {i}: expected Span items, found {type(span).__name__}"
+                    )
+                target.add(span)
+        support += len(true)
+        predicted += len(pred)
+        correct += sum(any(_overlap(a, b) for b in true) for a in pred)
+        found += sum(any(_overlap(a, b) for b in pred) for a in true)
+    precision, recall = _divide(correct, predicted), _divide(found, support)
+    return Scores(precision, recall, _f1(precision, recall), support, predicted, correct)
+
+
+def _overlap(a: Span, b: Span) -> bool:
+    return a.label == b.label and a.start < b.end and b.start < a.end
 
 
 def format_report(report: EntityReport, *, digits: int = 4) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -23,8 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valida
 
 from aiweb._version import __version__
 from aiweb.entities.crf import CrfModel, fit_crf
-from aiweb.entities.data import TASK, EntitySplits, Example
-from aiweb.entities.evaluation import EntityReport, evaluate_spans
+from aiweb.entities.data import TASK, CrossDomain, EntitySplits, Example, Span
+from aiweb.entities.evaluation import EntityReport, evaluate_overlap, evaluate_spans
 from aiweb.entities.model import Entity, EntityModel, Progress, fit
 from aiweb.entities.service import drift_reference
 from aiweb.errors import InvalidInputError
@@ -38,6 +38,7 @@ __all__ = [
     "EntityTrainResult",
     "Extractor",
     "TrainingOutcome",
+    "cross_domain_scores",
     "evaluate_model",
     "parse_params",
     "train_and_evaluate",
@@ -94,6 +95,45 @@ def evaluate_model(model: Extractor, examples: Sequence[Example]) -> EntityRepor
     return evaluate_spans(
         [e.spans for e in examples], [[entity.span() for entity in row] for row in predicted]
     )
+
+
+def cross_domain_scores(
+    models: Mapping[str, Extractor], spec: CrossDomain, examples: Sequence[Example]
+) -> dict[str, Any]:
+    """Score models on another domain's test set: their spans of the types
+    ``spec.predicted``, read as ``spec.label``, against its ``spec.label`` spans, by exact
+    match (:func:`~aiweb.entities.evaluation.evaluate_spans`) and by overlap
+    (:func:`~aiweb.entities.evaluation.evaluate_overlap`).
+
+    Args:
+        models: name (``"model"``, ``"baseline"``) -> a fitted model.
+        spec: what to score (:class:`~aiweb.entities.data.CrossDomain`).
+        examples: the set's gold examples (predicted on their own tokens).
+
+    Returns:
+        ``{"dataset", "label", "predicted_labels", "examples", "support", <name>:
+        {"exact": scores, "overlap": scores}}``, each ``scores`` being ``{"precision",
+        "recall", "f1", "support", "predicted", "correct"}``.
+    """
+    examples = list(examples)
+    gold = [[s for s in e.spans if s.label == spec.label] for e in examples]
+    result: dict[str, Any] = {
+        "dataset": spec.dataset,
+        "label": spec.label,
+        "predicted_labels": list(spec.predicted),
+        "examples": len(examples),
+        "support": sum(map(len, gold)),
+    }
+    for name, model in models.items():
+        predicted = [
+            sorted({Span(e.start, e.end, spec.label) for e in row if e.label in spec.predicted})
+            for row in model.extract_examples(examples)
+        ]
+        result[name] = {
+            "exact": asdict(evaluate_spans(gold, predicted).micro),
+            "overlap": asdict(evaluate_overlap(gold, predicted)),
+        }
+    return result
 
 
 def _splits(
@@ -311,6 +351,7 @@ def train_entities(
     progress: Callable[[str, float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     lineage_extra: dict[str, Any] | None = None,
+    cross_domain: tuple[CrossDomain, Sequence[Example]] | None = None,
 ) -> EntityTrainResult:
     """Fit, evaluate (with the CRF baseline) and register a new version of the
     token-classification model ``name``.
@@ -327,6 +368,9 @@ def train_entities(
         progress: ``(stage, fraction)`` callback; an exception it raises stops training.
         should_stop: polled while training; ``True`` stops with ``JobCancelled``.
         lineage_extra: more lineage to record (the job id of a training job).
+        cross_domain: another domain's test set to score the model and the baseline on
+            as well (:func:`aiweb.entities.data.load_cross_domain`); the report's
+            ``cross_domain`` (:func:`cross_domain_scores`).
 
     Returns:
         The registered version, its report and the training outcome.
@@ -359,11 +403,18 @@ def train_entities(
         progress=lambda f, stage: report_progress(stage, 0.95 * f),
         should_stop=should_stop,
     )
-    report_progress("registering", 0.96)
     model = outcome.model
+    report = dict(outcome.summary)
+    if cross_domain is not None and cross_domain[1]:
+        spec, examples = cross_domain
+        report_progress(f"scoring on {spec.dataset} (cross-domain)", 0.955)
+        models: dict[str, Extractor] = {"model": model}
+        if outcome.baseline_model is not None:
+            models["baseline"] = outcome.baseline_model
+        report["cross_domain"] = cross_domain_scores(models, spec, examples)
+    report_progress("registering", 0.96)
     held_out = splits.splits.get(outcome.evaluated_on) or []
     texts = [e.text for e in held_out]
-    report = dict(outcome.summary)
     report["metrics"] = {
         "micro_f1": outcome.report.micro.f1,
         "micro_precision": outcome.report.micro.precision,
