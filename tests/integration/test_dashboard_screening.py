@@ -478,3 +478,47 @@ def test_with_an_entities_model_names_stay_masked_or_the_text_hidden(
     assert not MARK_RE.search(cv.text)
     assert "Backend developer" not in cv.text
     assert 'id="cv-evidence"' in cv.text  # the evidence is still listed
+
+
+def test_a_cv_is_deleted_from_the_screening_page(dash: TestClient) -> None:
+    r = upload(dash, ("keep.txt", b"Python", "text/plain"), ("drop.txt", b"SQL", "text/plain"))
+    assert r.status_code == 303, r.text
+    ids = documents(dash)
+    page = dash.get("/screening").text
+    # each row's button submits a form of its own (outside the screening form, so that
+    # it is never that form's default button), after a confirmation
+    drop = ids["drop.txt"]
+    assert f'<button type="submit" class="link danger small" form="delete-{drop}"' in page
+    assert (
+        f'<form method="post" action="/documents/{drop}/delete" id="delete-{drop}" '
+        'data-confirm="Delete drop.txt? Its file and its text are removed.">'
+    ) in page
+    start = page.index('id="screening-form"')
+    screening_form = page[start : page.index("</form>", start)]
+    assert "formaction" not in screening_form
+    assert 'action="/documents/' not in screening_form
+    # no CSRF token: refused, nothing deleted
+    r = dash.post(f"/documents/{ids['drop.txt']}/delete", follow_redirects=False)
+    assert r.status_code == 403
+    assert set(documents(dash)) == {"keep.txt", "drop.txt"}
+    r = dash.post(
+        f"/documents/{ids['drop.txt']}/delete",
+        data={"csrf_token": csrf(dash), "job_description": "ignored"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    assert r.headers["location"].startswith("/screening")
+    assert "Deleted drop.txt." in dash.get(r.headers["location"]).text
+    assert set(documents(dash)) == {"keep.txt"}
+    gone = dash.get(f"/v1/documents/{ids['drop.txt']}", headers=api(dash))
+    assert gone.status_code == 404
+    audit = dash.get("/v1/audit", params={"action": "document.delete"}, headers=api(dash))
+    assert audit.status_code == 200, audit.text
+    assert [e["target"] for e in audit.json()["events"]] == [f"document:{ids['drop.txt']}"]
+    # again, or an id that never existed: a readable message, not a 500
+    for missing in (ids["drop.txt"], "no-such-document", "x" * 300):
+        r = dash.post(
+            f"/documents/{missing}/delete", data={"csrf_token": csrf(dash)}, follow_redirects=True
+        )
+        assert r.status_code == 200, r.text
+        assert "does not exist" in r.text

@@ -90,6 +90,30 @@ def test_upload_two_cvs_screen_them_and_see_the_evidence(
     expect(view.locator("span.pii").first).to_have_text("[EMAIL]")
     expect(view).not_to_contain_text(EMAIL)
     page.screenshot(path=str(ARTIFACTS / "screening.png"), full_page=True)
+
+    # delete john.pdf from the list: dismissing the confirmation keeps it, accepting
+    # removes it (the row's button submits the screening form to its own action)
+    page.goto(url + "/screening")
+    rows = page.locator("#documents tbody tr")
+    delete = rows.filter(has_text="john.pdf").locator("button", has_text="Delete")
+    questions: list[str] = []
+
+    def answer(accept: bool) -> None:
+        def handle(dialog: Any) -> None:
+            questions.append(dialog.message)
+            dialog.accept() if accept else dialog.dismiss()
+
+        page.once("dialog", handle)
+
+    answer(False)
+    delete.click()
+    expect(rows).to_have_count(2)
+    answer(True)
+    delete.click()
+    expect(page.locator(".flash.ok")).to_contain_text("Deleted john.pdf.")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("jane.docx")
+    assert questions == ["Delete john.pdf? Its file and its text are removed."] * 2
     assert problems == []
 
 

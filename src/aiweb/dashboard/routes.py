@@ -877,6 +877,27 @@ async def upload_documents(request: Request, session: SessionDep) -> Response:
     )
 
 
+@router.post("/documents/{document_id}/delete")
+async def delete_document(request: Request, document_id: str, session: SessionDep) -> Response:
+    """Delete an uploaded document, its text and its file, through the service of
+    ``DELETE /v1/documents/{id}`` (audited as ``document.delete``; the API key's scope
+    ``train``), then back to the screening page with a message."""
+    state = app_state(request)
+    form = await checked_form(request, session)
+    await form.close()
+    documents: DocumentService = state.documents
+    try:
+        _checked_scope(state, session, "train")
+        gone = await anyio.to_thread.run_sync(
+            lambda: documents.delete(
+                document_id[:64], actor=session.actor, request_id=request_id(request)
+            )
+        )
+    except AiwebError as exc:
+        return redirect_with_flash(request, "/screening", "error", exc.detail)
+    return redirect_with_flash(request, "/screening", "ok", f"Deleted {gone.name}.")
+
+
 def _validation_message(exc: ValidationError) -> str:
     """A pydantic error as one readable line: ``field: message; …``."""
     parts = []
