@@ -443,6 +443,15 @@ def test_hostile_values_never_give_a_5xx(dash: TestClient) -> None:
         for value in ("%00", "%ED%A0%80", "x" * 10_000, "..%2F", "%2F", "-1"):
             r = dash.get(path.format(value), follow_redirects=False)
             assert r.status_code < 500, (path, value[:20], r.text[:300])
+    for value in ("%00", "%ED%A0%80", "x" * 10_000, "..%2F", "%2F", "-1"):
+        r = dash.post(
+            f"/documents/{value}/delete",
+            content=b"csrf_token=" + token,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            follow_redirects=False,
+        )
+        assert r.status_code < 500, ("delete", value[:20], r.text[:300])
+    assert good in documents(dash).values()  # none of them named a stored document
 
 
 def test_with_an_entities_model_names_stay_masked_or_the_text_hidden(
