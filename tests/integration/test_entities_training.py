@@ -263,7 +263,11 @@ def test_train_job_on_uploads_is_checked_at_submit(client: TestClient) -> None:
     base = {"type": "train", "task": "token-classification", "model": "skills"}
     for extra, status, message in [
         ({"dataset_id": "no-such-dataset"}, 404, "no-such-dataset"),
-        ({"dataset_id": table["id"]}, 422, "is a CSV file; this job reads CoNLL files"),
+        (
+            {"dataset_id": table["id"]},
+            422,
+            "is a CSV file; this job reads CoNLL or JSONL spans files",
+        ),
         ({"dataset_id": conll["id"], "eval_dataset_id": table["id"]}, 422, "eval_dataset_id"),
         ({"dataset": "wnut17", "eval_dataset_id": conll["id"]}, 422, "eval_dataset_id goes with"),
     ]:

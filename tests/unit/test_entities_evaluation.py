@@ -166,7 +166,8 @@ def test_overlap_counts_by_hand() -> None:
     assert evaluate_overlap(gold[:1], [[Span(10, 20, "Skill")]]).correct == 0
     # exact matches are overlaps: never below the exact scores
     exact = evaluate_spans(gold, predicted).micro
-    assert scores.precision >= exact.precision and scores.recall >= exact.recall
+    assert scores.precision >= exact.precision
+    assert scores.recall >= exact.recall
 
 
 def test_overlap_bad_input() -> None:

@@ -223,6 +223,7 @@ export interface Dataset {
   rows: number;
   sha256: string;
   columns: string[];
+  /** "csv", "jsonl", "conll" or "spans" (a JSONL file of `{"text", "spans"}` lines). */
   format: string;
   size_bytes: number;
   created_by: string;
@@ -382,7 +383,7 @@ export class AiwebClient {
     options?: CallOptions,
   ): Promise<Record<string, unknown>>;
 
-  /** A CSV (header row first) or JSONL file; the name's suffix says which. */
+  /** A CSV (header row first), JSONL (records or `{"text", "spans"}` lines) or CoNLL (`.conll`) file; the name's suffix says which. */
   uploadDataset(
     data: string | Blob | ArrayBuffer | ArrayBufferView,
     options?: CallOptions & { filename?: string; contentType?: string },

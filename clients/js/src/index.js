@@ -374,7 +374,8 @@ export class AiwebClient {
 
   /**
    * POST /v1/datasets (multipart): `data` is a string, Blob/File, ArrayBuffer or typed
-   * array holding a CSV (header row first) or JSONL file.
+   * array holding a CSV (header row first), JSONL (records, or span annotations:
+   * `{"text", "spans": [{"start", "end", "label"}]}` a line) or CoNLL file.
    */
   uploadDataset(data, { filename = "data.csv", contentType, ...options } = {}) {
     const type = contentType ?? (/\.(jsonl|ndjson)$/i.test(filename) ? "application/jsonl" : "text/csv");

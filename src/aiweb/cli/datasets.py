@@ -63,13 +63,19 @@ def fetch_cmd(name: str = typer.Argument(..., help="Dataset name, e.g. sst2 or s
 @friendly_errors
 def upload_cmd(
     file: Path = typer.Argument(
-        ..., exists=True, dir_okay=False, help="A CSV, JSONL or CoNLL (.conll, .iob, .bio) file."
+        ...,
+        exists=True,
+        dir_okay=False,
+        help="A CSV, JSONL or CoNLL (.conll, .iob, .bio) file; a JSONL file whose lines are "
+        '{"text": ..., "spans": [{"start", "end", "label"}]} is kept as a spans file.',
     ),
 ) -> None:
-    """Check a CSV, JSONL or CoNLL file and keep it for jobs; prints its dataset id (stdout)."""
+    """Check a CSV, JSONL (records or spans) or CoNLL file and keep it for jobs; prints its
+    dataset id (stdout)."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
     from aiweb.cli.jobs import open_jobs
+    from aiweb.datasets.tables import FORMAT_NAMES
 
     size = file.stat().st_size
     with (
@@ -87,7 +93,8 @@ def upload_cmd(
                 progress=lambda n: bar.update(task, completed=min(n, size)),
             )
     err.print(
-        f"dataset [bold]{dataset.id}[/]: {dataset.rows:,} rows, columns "
+        f"dataset [bold]{dataset.id}[/] ({FORMAT_NAMES.get(dataset.format, dataset.format)}): "
+        f"{dataset.rows:,} rows, columns "
         f"{', '.join(dataset.columns)}",
         highlight=False,
     )

@@ -1,11 +1,12 @@
 """Uploaded data files (``POST /v1/datasets``): checked, described and kept in the
-artifact store under ``datasets/<id>/data.<csv|jsonl>``.
+artifact store under ``datasets/<id>/data.<csv|jsonl|conll>`` (a JSONL spans file:
+``data.jsonl``).
 
 An upload is a two-phase write:
 
 1. :meth:`DatasetService.stage` copies the body to a scratch file ``<home>/.upload-*``
    (locked while in use), checks it and stores it under its pending name,
-   ``datasets/.pending-<id>/data.<csv|jsonl>`` (an atomic write in a local store);
+   ``datasets/.pending-<id>/data.<suffix>`` (an atomic write in a local store);
 2. :meth:`DatasetService.commit` commits the dataset row, which names the final URI
    (a failed commit removes the pending file);
 3. :func:`publish` moves ``datasets/.pending-<id>/`` to ``datasets/<id>/`` (one rename
@@ -62,7 +63,7 @@ _ACTIVE_JOBS = ("pending", "running")
 
 
 #: an uploaded file's name in the store (``data<suffix>``), by format
-STORED_SUFFIX = {"csv": ".csv", "jsonl": ".jsonl", "conll": ".conll"}
+STORED_SUFFIX = {"csv": ".csv", "jsonl": ".jsonl", "conll": ".conll", "spans": ".jsonl"}
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,11 @@ class Dataset:
     Attributes:
         id: UUID string.
         name: the uploaded file name (sanitised).
-        format: ``csv`` or ``jsonl``.
-        rows: data rows (header not counted).
-        columns: column names (CSV header; JSONL keys in first-seen order).
+        format: ``csv``, ``jsonl``, ``conll`` or ``spans`` (JSONL span annotations; see
+            :mod:`aiweb.datasets.tables`).
+        rows: data rows (header not counted; CoNLL: tokens; spans: lines).
+        columns: column names (CSV header; JSONL keys in first-seen order; CoNLL:
+            ``sentence``, ``token``, ``tag``; spans: ``text``, ``spans``).
         sha256: hex digest of the file's bytes.
         size_bytes: file size.
         artifact_uri: where the file is in the artifact store, ``datasets/<id>/data.<suffix>``
@@ -240,8 +243,9 @@ class DatasetService:
 
         Args:
             fileobj: the file's bytes (read once, streamed).
-            filename: the client's file name; its suffix (``.csv``, ``.jsonl``) or else
-                ``content_type`` picks the format.
+            filename: the client's file name; its suffix (``.csv``, ``.jsonl``,
+                ``.conll`` …) or else ``content_type`` picks the format; a JSONL file whose
+                first line holds a ``"spans"`` array is stored as a spans file.
             progress: called with the bytes read so far.
 
         Raises:
@@ -293,7 +297,7 @@ class DatasetService:
                 progress=progress,
             )
             dataset_id = str(uuid.uuid4())
-            filename_in_store = f"data{STORED_SUFFIX[fmt]}"
+            filename_in_store = f"data{STORED_SUFFIX[info.format]}"
             pending_uri = f"{pending_dir(dataset_id)}/{filename_in_store}"
             self.artifacts.put_file(pending_uri, Path(tmp.name))
         return StagedUpload(

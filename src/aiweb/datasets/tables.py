@@ -1,10 +1,12 @@
-"""Read uploaded data files (CSV, JSONL, CoNLL): check one once, then stream its columns.
+"""Read uploaded data files (CSV, JSONL, CoNLL, JSONL spans): check one once, then stream
+its columns.
 
 Used by ``POST /v1/datasets`` (:func:`inspect_table` validates and describes the upload)
 and by batch-prediction jobs (:func:`iter_table` streams the needed columns of up to
 millions of rows). Both read the binary stream once, block by block, in bounded memory.
 
-Formats (:func:`table_format` picks one from the file name or the content type):
+Formats (:func:`table_format` picks one from the file name or the content type; a JSONL
+file holding span annotations is told apart by :func:`inspect_table`):
 
 * ``csv``: UTF-8 (a leading BOM is dropped), comma-separated, Excel quoting (fields holding
   commas, quotes or line breaks are enclosed in ``"``, inner quotes doubled), strict: a
@@ -23,10 +25,23 @@ Formats (:func:`table_format` picks one from the file name or the content type):
   has a row per token and the columns ``sentence`` (the sentence's 0-based number),
   ``token`` and ``tag``; the tags are not checked against a tagging scheme (IOB and
   others are the reader's concern).
+* ``spans``: a JSONL file (by its name or content type) whose first non-blank line is an
+  object with an array as its ``"spans"`` value: text with span annotations as character
+  offsets, one example per line, ``{"text": "…", "spans": [{"start": 0, "end": 5,
+  "label": "PER"}, …]}`` (the span files of spaCy and Prodigy). Checked per line: an
+  object; ``text`` a string, not blank; ``spans`` an array (``[]``: no span) of objects,
+  each with integer ``start`` and ``end`` (not booleans) and a ``label``, a non-empty
+  string without whitespace, such that ``0 <= start < end <= len(text)`` (offsets count
+  code points, Python ``str`` indices) and the span covers more than whitespace; no NUL
+  character in ``text`` or a label, no lone surrogate anywhere. Other keys, in the line or
+  in a span, are ignored. Whether spans overlap or repeat, and whether a span's own
+  ``text`` matches its slice, is the reader's concern. Its table has a row per line and
+  the columns :data:`SPANS_COLUMNS`: ``text``, and ``spans`` as the array's compact JSON
+  text.
 
-Bounds: a field (CSV) or string value (JSONL) holds at most :data:`MAX_FIELD_CHARS`
-characters, and a physical line at most :data:`MAX_LINE_BYTES` bytes (CSV files with
-CR-only line ends are split at CRs instead).
+Bounds: a field (CSV) or string value (JSONL; spans: ``text`` and each label) holds at
+most :data:`MAX_FIELD_CHARS` characters, and a physical line at most
+:data:`MAX_LINE_BYTES` bytes (CSV files with CR-only line ends are split at CRs instead).
 
 Every problem with the file is a :class:`~aiweb.errors.DataFormatError` whose message
 starts with the file name and, when it applies, the line number (1-based, counting every
@@ -41,7 +56,7 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain, islice
 from operator import itemgetter, methodcaller
@@ -56,6 +71,7 @@ __all__ = [
     "FORMAT_NAMES",
     "MAX_FIELD_CHARS",
     "MAX_LINE_BYTES",
+    "SPANS_COLUMNS",
     "TABLE_FORMATS",
     "TableChunk",
     "TableInfo",
@@ -72,7 +88,8 @@ TABLE_FORMATS: dict[str, str] = {
     ".iob": "conll",
     ".bio": "conll",
 }
-"""File name suffix (lower case) -> format."""
+"""File name suffix (lower case) -> format (a ``jsonl`` file may turn out to be ``spans``:
+:func:`inspect_table`)."""
 
 MAX_FIELD_CHARS = 1 << 20
 """Longest CSV field or JSONL string value, in characters (1 MiB)."""
@@ -100,11 +117,14 @@ _CONTENT_TYPES: dict[str, str] = {
 CONLL_COLUMNS = ["sentence", "token", "tag"]
 """The table of a CoNLL file (module docs)."""
 
-FORMAT_NAMES = {"csv": "CSV", "jsonl": "JSONL", "conll": "CoNLL"}
+SPANS_COLUMNS = ["text", "spans"]
+"""The table of a JSONL spans file (module docs)."""
+
+FORMAT_NAMES = {"csv": "CSV", "jsonl": "JSONL", "conll": "CoNLL", "spans": "JSONL spans"}
 """How messages name each format."""
 
 
-_FORMATS = frozenset(TABLE_FORMATS.values())
+_FORMATS = frozenset(TABLE_FORMATS.values()) | {"spans"}
 _BLOCK_BYTES = 1 << 16
 _BOM = b"\xef\xbb\xbf"
 _CSV_INSPECT_CHUNK_ROWS = 4096
@@ -128,7 +148,8 @@ def table_format(filename: str, content_type: str | None = None) -> str:
             ``application/json-lines`` and similar.
 
     Returns:
-        ``"csv"``, ``"jsonl"`` or ``"conll"`` (suffixes ``.conll``, ``.iob``, ``.bio``).
+        ``"csv"``, ``"jsonl"`` or ``"conll"`` (suffixes ``.conll``, ``.iob``, ``.bio``);
+        never ``"spans"``: :func:`inspect_table` tells a JSONL spans file by its content.
 
     Raises:
         DataFormatError: neither the suffix nor the content type is known; the message
@@ -158,11 +179,12 @@ class TableInfo:
     """What :func:`inspect_table` found in a file.
 
     Attributes:
-        format: ``"csv"``, ``"jsonl"`` or ``"conll"``.
+        format: ``"csv"``, ``"jsonl"``, ``"conll"`` or ``"spans"``.
         rows: number of data rows (the CSV header and blank lines are not counted; CoNLL:
-            tokens).
+            tokens; spans: examples, one a line).
         columns: CSV: the header names in file order (stripped); JSONL: the union of the
-            keys in first-seen order; CoNLL: :data:`CONLL_COLUMNS`.
+            keys in first-seen order; CoNLL: :data:`CONLL_COLUMNS`; spans:
+            :data:`SPANS_COLUMNS`.
         sha256: hex digest of the raw bytes of the file (BOM included).
         size_bytes: size of the file in bytes.
     """
@@ -183,7 +205,9 @@ class TableChunk:
         columns: requested column name -> its ``n`` values, row-aligned (all lists have
             the chunk's length). CSV: the field strings as written. JSONL: strings as
             they are, numbers as ``str()`` (``1`` -> ``"1"``, ``1.5`` -> ``"1.5"``),
-            booleans as ``"true"``/``"false"``; ``None`` for null or a missing key. A
+            booleans as ``"true"``/``"false"``; ``None`` for null or a missing key. Spans:
+            ``text`` as it is, ``spans`` as the array's compact JSON text
+            (``[{"start":0,"end":5,"label":"PER"}]``, each span's other keys kept). A
             requested column the file lacks holds only ``None``.
     """
 
@@ -205,14 +229,17 @@ def inspect_table(
     Args:
         fileobj: binary stream, read from its current position to the end with
             ``read(n)`` in blocks of 64 KiB.
-        fmt: ``"csv"`` or ``"jsonl"`` (see :func:`table_format`).
+        fmt: ``"csv"``, ``"jsonl"`` or ``"conll"`` (see :func:`table_format`), or
+            ``"spans"``. A ``"jsonl"`` file whose first non-blank line is an object with an
+            array as its ``"spans"`` value is read (and described) as ``"spans"``; any
+            other is read as scalar records.
         name: the file's name as the user knows it, used in error messages.
         max_rows: most data rows allowed (``AIWEB_LIMITS__MAX_UPLOAD_ROWS``).
         max_columns: most columns allowed (CSV header fields; JSONL distinct keys).
         progress: called with the number of bytes read so far after each block.
 
     Returns:
-        The file's :class:`TableInfo`.
+        The file's :class:`TableInfo`; its ``format`` is the one the file was read as.
 
     Raises:
         DataFormatError: the file is not UTF-8, is empty or has no header, has an empty or
@@ -220,8 +247,8 @@ def inspect_table(
             quoting, a JSONL line that is not valid JSON or not an object, a JSONL value
             that is an object or an array, a field longer than :data:`MAX_FIELD_CHARS`, a
             line longer than :data:`MAX_LINE_BYTES`, no data rows, more than ``max_rows``
-            data rows, or more than ``max_columns`` columns. The message names the file
-            and the line.
+            data rows, or more than ``max_columns`` columns; for a spans file, a line that
+            breaks the rules of the module docs. The message names the file and the line.
         ValueError: ``fmt`` is unknown, or ``max_rows`` or ``max_columns`` is below 1.
     """
     _check_format(fmt)
@@ -231,6 +258,11 @@ def inspect_table(
         raise ValueError(f"max_columns must be at least 1, got {max_columns}")
     source = _Source(fileobj, name, fmt=fmt, digest=True, progress=progress)
     rows = 0
+    if fmt in ("jsonl", "spans"):
+        # the first non-blank line tells JSONL records from span annotations
+        first, blocks, before = _first_line(source)
+        if fmt == "jsonl" and first is not None and _holds_spans(first):
+            fmt = "spans"
     if fmt == "csv":
         table = _CsvTable(source, max_columns=max_columns)
         for n, _ in table.chunks((), _CSV_INSPECT_CHUNK_ROWS, max_rows=max_rows):
@@ -244,8 +276,18 @@ def inspect_table(
                 raise _too_many_rows(source, line, max_rows)
         if not rows:
             raise _no_tokens(source)
+    elif fmt == "spans":
+        columns = list(SPANS_COLUMNS)
+        for line, _text, _spans in _spans_records(source, blocks, before):
+            rows += 1
+            if rows > max_rows:
+                raise _too_many_rows(source, line, max_rows)
+        if not rows:
+            raise _no_examples(source)
     else:
-        columns, rows = _inspect_jsonl(source, max_rows=max_rows, max_columns=max_columns)
+        columns, rows = _inspect_jsonl(
+            source, blocks, before, max_rows=max_rows, max_columns=max_columns
+        )
     return TableInfo(
         format=fmt, rows=rows, columns=columns, sha256=source.hexdigest(), size_bytes=source.size
     )
@@ -267,13 +309,16 @@ def iter_table(
 
     Args:
         fileobj: binary stream, read from its current position to the end.
-        fmt: ``"csv"`` or ``"jsonl"``.
+        fmt: ``"csv"``, ``"jsonl"``, ``"conll"`` or ``"spans"``: the format the file was
+            stored as (:attr:`TableInfo.format`).
         name: the file's name as the user knows it, used in error messages.
-        columns: the columns to return (CSV header names, JSONL keys).
+        columns: the columns to return (CSV header names, JSONL keys,
+            :data:`CONLL_COLUMNS`, :data:`SPANS_COLUMNS`).
         chunk_rows: most rows per chunk.
         required: columns the file must have. CSV: checked against the header before the
             first chunk. JSONL: a required key must occur in at least one row of the first
-            chunk (the file is not read twice to look further).
+            chunk (the file is not read twice to look further). CoNLL, spans: one of
+            the format's columns.
 
     Returns:
         An iterator over :class:`TableChunk` objects, each of 1 to ``chunk_rows`` rows, in
@@ -296,6 +341,8 @@ def iter_table(
         return _iter_csv(source, wanted, needed, chunk_rows)
     if fmt == "conll":
         return _iter_conll(source, wanted, needed, chunk_rows)
+    if fmt == "spans":
+        return _iter_spans(source, wanted, needed, chunk_rows)
     return _iter_jsonl(source, wanted, needed, chunk_rows)
 
 
@@ -569,14 +616,20 @@ def _reject_constant(literal: str) -> Any:
     raise ValueError(f"{literal} is not valid JSON")
 
 
-def _loads_exact(source: _Source, line: int, text: str) -> Any:
-    """Parse a line with the standard library: exact big integers, clear messages."""
+def _parse_exact(source: _Source, line: int, text: str) -> Any:
+    """Parse a line with the standard library: exact big integers, clear messages (lone
+    surrogate escapes are let through: the callers look for them)."""
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise source.error(line, f"invalid JSON: {exc.msg} (column {exc.colno})") from None
     except (ValueError, RecursionError) as exc:
         raise source.error(line, f"invalid JSON: {exc}") from None
+
+
+def _loads_exact(source: _Source, line: int, text: str) -> Any:
+    """Parse a line with the standard library: exact big integers, clear messages."""
+    value = _parse_exact(source, line, text)
     if isinstance(value, dict):
         strings = [s for pair in value.items() for s in pair if isinstance(s, str)]
         try:
@@ -596,12 +649,16 @@ def _kind(value: Any) -> str:
     )
 
 
-def _jsonl_records(source: _Source) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line, object)`` for each non-blank line, checked."""
+def _jsonl_records(
+    source: _Source, blocks: Iterable[str] | None = None, line: int = 0
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line, object)`` for each non-blank line, checked.
+
+    ``blocks``: the text blocks still to read (default: the whole file), the first one
+    starting after ``line`` physical lines."""
     loads = orjson.loads
     decode_error = orjson.JSONDecodeError
-    line = 0
-    for text in source.texts():
+    for text in source.texts() if blocks is None else blocks:
         lines = text.split("\n")
         if not lines[-1]:
             lines.pop()
@@ -639,11 +696,13 @@ def _no_data_rows(source: _Source) -> DataFormatError:
     return DataFormatError(f"{source.name}: no data rows (expected one JSON object per line)")
 
 
-def _inspect_jsonl(source: _Source, *, max_rows: int, max_columns: int) -> tuple[list[str], int]:
+def _inspect_jsonl(
+    source: _Source, blocks: Iterable[str], before: int, *, max_rows: int, max_columns: int
+) -> tuple[list[str], int]:
     keys: dict[str, None] = {}
     known = keys.keys()
     rows = 0
-    for line, record in _jsonl_records(source):
+    for line, record in _jsonl_records(source, blocks, before):
         rows += 1
         if rows > max_rows:
             raise _too_many_rows(source, line, max_rows)
@@ -757,5 +816,229 @@ def _iter_conll(
             column: [r[i] for r in records] if i is not None else [None] * len(records)
             for column, i in zip(wanted, positions, strict=True)
         }
+        yield TableChunk(start=start, columns=values)
+        start += len(records)
+
+
+# --------------------------------------------------------------------------- JSONL spans
+
+_SPAN_KEYS = ("start", "end", "label")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_WHITESPACE = re.compile(r"\s")
+_NON_SPACE = re.compile(r"\S")
+_SHOWN = 40  # characters of a value quoted in a message
+
+
+def _first_line(source: _Source) -> tuple[str | None, Iterator[str], int]:
+    """Find the first non-blank line of a file as it is read.
+
+    Returns:
+        ``(line, blocks, before)``: the line (``None`` when every line is blank), the
+        text blocks from the one holding it on (the blank blocks before it are dropped,
+        so memory stays bounded) and the number of physical lines before those blocks.
+    """
+    blocks = source.texts()
+    before = 0
+    for text in blocks:
+        start = len(text) - len(text.lstrip())
+        if start == len(text):
+            before += text.count("\n")
+            continue
+        begin = text.rfind("\n", 0, start) + 1
+        end = text.find("\n", start)
+        return text[begin : end if end >= 0 else len(text)], chain((text,), blocks), before
+    return None, iter(()), before
+
+
+def _holds_spans(line: str) -> bool:
+    """Whether ``line`` is a JSON object whose ``"spans"`` value is an array."""
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        try:
+            record = json.loads(line, parse_constant=_reject_constant)
+        except (ValueError, RecursionError):
+            return False
+    return type(record) is dict and type(record.get("spans")) is list
+
+
+def _no_examples(source: _Source) -> DataFormatError:
+    return DataFormatError(f"{source.name}: no examples (expected one JSON object per line)")
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _SHOWN else text[:_SHOWN] + "…"
+
+
+def _find_surrogate(value: Any) -> str | None:
+    """A lone surrogate in any string (key or value) of a parsed JSON value, or ``None``."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            found = _SURROGATE.search(item)
+            if found is not None:
+                return found.group()
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
+
+
+def _spans_exact(source: _Source, line: int, raw: str) -> Any:
+    """Parse a spans line orjson refused (or whose offsets it read as floats) with the
+    standard library: exact big integers, clear messages, NUL and lone surrogates named."""
+    if "\x00" in raw:
+        raise source.error(line, "NUL character (a binary file?)")
+    value = _parse_exact(source, line, raw)
+    surrogate = _find_surrogate(value)
+    if surrogate is not None:
+        raise source.error(
+            line,
+            f"lone surrogate U+{ord(surrogate):04X} in a string (not valid Unicode text)",
+        )
+    return value
+
+
+def _check_example(
+    source: _Source, line: int, raw: str, record: Any, *, exact: bool = False
+) -> tuple[str, list[Any]]:
+    """``(text, spans)`` of a parsed spans line, checked (module docs)."""
+    if type(record) is not dict:
+        raise source.error(line, f"expected a JSON object, found {_kind(record)}")
+    if "text" not in record:
+        raise source.error(line, 'missing "text"')
+    text = record["text"]
+    if type(text) is not str:
+        raise source.error(line, f'"text" must be a string, found {_kind(text)}')
+    if len(text) > MAX_FIELD_CHARS:
+        raise source.error(line, f"value of 'text' is longer than {MAX_FIELD_CHARS} characters")
+    if not text or text.isspace():
+        raise source.error(line, '"text" is blank')
+    if "\x00" in text:
+        raise source.error(line, "NUL character in a string")
+    if "spans" not in record:
+        raise source.error(line, 'missing "spans" (use [] for a text without spans)')
+    spans = record["spans"]
+    if type(spans) is not list:
+        raise source.error(line, f'"spans" must be an array, found {_kind(spans)}')
+    size = len(text)
+    for k, span in enumerate(spans, start=1):
+        if type(span) is not dict:
+            raise source.error(
+                line,
+                f'span {k}: expected an object {{"start", "end", "label"}}, found {_kind(span)}',
+            )
+        missing = [key for key in _SPAN_KEYS if key not in span]
+        if missing:
+            raise source.error(line, f"span {k}: missing {', '.join(missing)}")
+        start, end, label = span["start"], span["end"], span["label"]
+        for key, value in (("start", start), ("end", end)):
+            if type(value) is not int:
+                if not exact and type(value) is float and abs(value) >= _EXACT_FLOAT_BOUND:
+                    # an integer too large for orjson: read the line exactly
+                    exact_record = _spans_exact(source, line, raw)
+                    return _check_example(source, line, raw, exact_record, exact=True)
+                raise source.error(
+                    line, f"span {k}: {key} must be an integer, found {_shown(value)}"
+                )
+        if type(label) is not str or not label:
+            raise source.error(
+                line, f"span {k}: label must be a non-empty string, found {_shown(label)}"
+            )
+        if len(label) > MAX_FIELD_CHARS:
+            raise source.error(line, f"span {k}: label is longer than {MAX_FIELD_CHARS} characters")
+        if _WHITESPACE.search(label):
+            raise source.error(line, f"span {k}: label {_shown(label)} contains whitespace")
+        if "\x00" in label:
+            raise source.error(line, f"span {k}: NUL character in a string")
+        if start < 0:
+            raise source.error(line, f"span {k}: start {start} is negative")
+        if end > size:
+            raise source.error(line, f"span {k}: end {end} is beyond the text ({size} characters)")
+        if start >= end:
+            raise source.error(line, f"span {k}: start {start} is not before end {end}")
+    k = _blank_span(text, spans)
+    if k:
+        raise source.error(line, f"span {k}: the span covers only whitespace")
+    return text, spans
+
+
+def _blank_span(text: str, spans: list[Any]) -> int:
+    """The number (from 1) of the first span of ``spans`` (checked: in range, not empty)
+    that covers only whitespace, else 0; in time linear in ``len(text)`` and the spans,
+    however many spans start in the same run of whitespace."""
+    starts = sorted({span["start"] for span in spans if text[span["start"]].isspace()})
+    if not starts:
+        return 0
+    visible: dict[int, int] = {}  # a start in whitespace -> the next non-space offset
+    reach = -1
+    for start in starts:
+        if start >= reach:  # not within the whitespace run scanned last
+            found = _NON_SPACE.search(text, start)
+            reach = found.start() if found is not None else len(text)
+        visible[start] = reach
+    for k, span in enumerate(spans, start=1):
+        if visible.get(span["start"], 0) >= span["end"]:
+            return k
+    return 0
+
+
+def _spans_records(
+    source: _Source, blocks: Iterable[str], line: int
+) -> Iterator[tuple[int, str, list[Any]]]:
+    """Yield ``(line, text, spans)`` for each non-blank line, checked; ``blocks`` are
+    the text blocks still to read, the first one starting after ``line`` physical lines."""
+    loads = orjson.loads
+    decode_error = orjson.JSONDecodeError
+    for block in blocks:
+        lines = block.split("\n")
+        if not lines[-1]:
+            lines.pop()
+        for raw in lines:
+            line += 1
+            try:
+                record = loads(raw)
+            except decode_error:
+                if not raw or raw.isspace():  # blank line
+                    continue
+                record = _spans_exact(source, line, raw)
+            text, spans = _check_example(source, line, raw, record)
+            yield line, text, spans
+
+
+def _spans_text(spans: list[Any]) -> str:
+    """The compact JSON text of a spans array."""
+    try:
+        return orjson.dumps(spans).decode()
+    except orjson.JSONEncodeError:  # an exactly read integer beyond 64 bits in a span
+        return json.dumps(spans, ensure_ascii=False, separators=(",", ":"))
+
+
+def _iter_spans(
+    source: _Source, wanted: list[str], required: list[str], chunk_rows: int
+) -> Iterator[TableChunk]:
+    for column in required:
+        if column not in SPANS_COLUMNS:
+            raise _missing(source, column, SPANS_COLUMNS, "a JSONL spans file's columns")
+    rows = _spans_records(source, source.texts(), 0)
+    start = 0
+    while True:
+        records = list(islice(rows, chunk_rows))
+        if not records:
+            if not start:
+                raise _no_examples(source)
+            return
+        values: dict[str, list[str | None]] = {}
+        for column in wanted:
+            if column == "text":
+                values[column] = [text for _line, text, _spans in records]
+            elif column == "spans":
+                values[column] = [_spans_text(spans) for _line, _text, spans in records]
+            else:
+                values[column] = [None] * len(records)
         yield TableChunk(start=start, columns=values)
         start += len(records)

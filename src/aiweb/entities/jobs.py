@@ -3,15 +3,19 @@
 
 A training body names a built-in dataset (``wnut17``, ``skillspan``): the model is
 trained on its train split, early-stopped on dev and scored on the official test split,
-beside the CRF baseline. Or it names an uploaded CoNLL file (``dataset_id``; ``POST
-/v1/datasets`` with a ``.conll``, ``.iob`` or ``.bio`` file), with an optional uploaded
-evaluation file (``eval_dataset_id``), else a seeded ``params.test_size`` share of it is
-held out — as ``aiweb train token-classification --data FILE [--eval-data FILE]``, which
-reads JSONL span files too. The check at submit validates the parameters and that the
-datasets exist and are CoNLL files, so a typo is a 422 at submit, never a failed job
-later; a malformed line fails the job with a message naming the line. The handler is
-safe to run again after a crash: it first looks for a version it already registered
-(lineage ``job_id``).
+beside the CRF baseline. Or it names an uploaded file (``dataset_id``; ``POST
+/v1/datasets``): CoNLL (a ``.conll``, ``.iob`` or ``.bio`` file) or JSONL spans (a
+``.jsonl`` file of ``{"text": "…", "spans": [{"start", "end", "label"}]}`` lines,
+dataset format ``spans``), with an optional uploaded evaluation file
+(``eval_dataset_id``), else a seeded ``params.test_size`` share of it is held out — as
+``aiweb train token-classification --data FILE [--eval-data FILE]``. The check at submit
+validates the parameters and that the datasets exist and are CoNLL or JSONL spans files,
+so a typo is a 422 at submit, never a failed job later. The upload checked each line's
+layout and offsets; the job reads the file as the command does (spans may overlap, as
+tag layers may) and fails on what only it checks (a span given twice, a span's
+``"text"`` that differs from its slice) with a message naming the file and the line.
+The handler is safe to run again after a crash: it first looks for a version it already
+registered (lineage ``job_id``).
 """
 
 from __future__ import annotations
@@ -22,7 +26,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from aiweb.entities.data import TASK, EntitySplits, file_splits, load_dataset
+from aiweb.datasets.service import Dataset
+from aiweb.entities.data import (
+    TASK,
+    EntitySplits,
+    file_splits,
+    load_cross_domain,
+    load_dataset,
+)
 from aiweb.entities.screening import ScreeningJobSpec, check_screening, run_screening
 from aiweb.entities.training import EntityParams, train_entities
 from aiweb.jobs.context import JobContext
@@ -30,7 +41,17 @@ from aiweb.jobs.env import JobEnv
 from aiweb.jobs.schemas import MODEL_NAME_PATTERN
 from aiweb.jobs.types import CheckContext, JobType
 
-__all__ = ["JOB_TYPES", "TRAINABLE_DATASETS", "EntitiesTrainJobSpec", "check_train", "run_train"]
+__all__ = [
+    "JOB_TYPES",
+    "TRAINABLE_DATASETS",
+    "UPLOAD_FORMATS",
+    "EntitiesTrainJobSpec",
+    "check_train",
+    "run_train",
+]
+
+#: the formats of uploaded datasets a training job reads: CoNLL and JSONL spans files
+UPLOAD_FORMATS = ("conll", "spans")
 
 #: the built-in datasets with a training split (``job_description_entities`` is a test
 #: set only: it scores a model trained on ``skillspan``)
@@ -66,7 +87,7 @@ _ONE_SOURCE: dict[str, Any] = {
 class EntitiesTrainJobSpec(BaseModel):
     """``{"type": "train", "task": "token-classification", "model": NAME, "dataset":
     "wnut17" | "skillspan"}``, or ``"dataset_id": ID [, "eval_dataset_id": ID]`` of
-    uploaded CoNLL files."""
+    uploaded CoNLL or JSONL spans files."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=_ONE_SOURCE)
 
@@ -80,13 +101,16 @@ class EntitiesTrainJobSpec(BaseModel):
         None, description="A built-in dataset: trained on train, scored on its test split."
     )
     dataset_id: str | None = Field(
-        None, max_length=64, description="An uploaded CoNLL dataset (.conll, .iob, .bio)."
+        None,
+        max_length=64,
+        description="An uploaded CoNLL dataset (.conll, .iob, .bio) or JSONL span file "
+        '({"text", "spans": [{"start", "end", "label"}]} a line; dataset format spans).',
     )
     eval_dataset_id: str | None = Field(
         None,
         max_length=64,
-        description="Score on this uploaded CoNLL dataset (with dataset_id) instead of a "
-        "held-out params.test_size share of it.",
+        description="Score on this uploaded CoNLL or JSONL span dataset (with dataset_id) "
+        "instead of a held-out params.test_size share of it.",
     )
     params: EntityParams = Field(
         default_factory=EntityParams,
@@ -113,8 +137,16 @@ def check_train(ctx: CheckContext, spec: Any) -> dict[str, Any]:
     for field in ("dataset_id", "eval_dataset_id"):
         dataset_id = getattr(spec, field)
         if dataset_id is not None:
-            ctx.dataset_columns(field, dataset_id, {}, formats=("conll",))
+            ctx.dataset_columns(field, dataset_id, {}, formats=UPLOAD_FORMATS)
     return spec.model_dump(mode="json", exclude={"type"}, exclude_none=True)
+
+
+def _local_copy(env: JobEnv, dataset: Dataset, directory: Path) -> Path:
+    """A copy of an uploaded dataset in ``directory`` (made here), under the name it was
+    uploaded with: a malformed line's message names the user's file. The format is read
+    from the content (:func:`~aiweb.entities.data.read_examples`), never the name."""
+    directory.mkdir()
+    return env.datasets.local_copy(dataset, directory).rename(directory / dataset.name)
 
 
 def _splits(env: JobEnv, spec: EntitiesTrainJobSpec, workdir: Path) -> EntitySplits:
@@ -130,9 +162,9 @@ def _splits(env: JobEnv, spec: EntitiesTrainJobSpec, workdir: Path) -> EntitySpl
     uploaded = env.datasets.get(spec.dataset_id)
     eval_path = None
     if spec.eval_dataset_id is not None:
-        eval_path = env.datasets.local_copy(env.datasets.get(spec.eval_dataset_id), workdir)
+        eval_path = _local_copy(env, env.datasets.get(spec.eval_dataset_id), workdir / "eval")
     splits = file_splits(
-        env.datasets.local_copy(uploaded, workdir),
+        _local_copy(env, uploaded, workdir / "train"),
         eval_path=eval_path,
         test_size=spec.params.test_size,
         seed=spec.params.seed,
@@ -146,7 +178,9 @@ def run_train(env: JobEnv, ctx: JobContext) -> dict[str, Any]:
     Returns:
         ``{"model", "version", "task", "evaluated_on", "metrics", "baseline_micro_f1",
         "train_seconds"}``: micro precision, recall and F1 of the version on the held-out
-        split, and the CRF baseline's micro F1 in the same run.
+        split, and the CRF baseline's micro F1 in the same run; with ``"cross_domain":
+        {"dataset", "exact_f1", "overlap_f1"}`` when a built-in dataset has a
+        cross-domain test set (:data:`aiweb.entities.data.CROSS_DOMAIN`).
     """
     spec = EntitiesTrainJobSpec.model_validate({**ctx.job.params, "type": "train"})
     actor = ctx.job.submitted_by or f"job:{ctx.job.id}"
@@ -172,6 +206,9 @@ def run_train(env: JobEnv, ctx: JobContext) -> dict[str, Any]:
                 "job_id": ctx.job.id,
                 **spec.model_dump(include={"dataset_id", "eval_dataset_id"}, exclude_none=True),
             },
+            cross_domain=(
+                load_cross_domain(spec.dataset, env.settings) if spec.dataset is not None else None
+            ),
         )
         version, report = result.version, result.report
     metrics = report.get("metrics") or {}
@@ -183,6 +220,23 @@ def run_train(env: JobEnv, ctx: JobContext) -> dict[str, Any]:
         "metrics": {k: v for k, v in metrics.items() if k != "baseline_micro_f1"},
         "baseline_micro_f1": metrics.get("baseline_micro_f1"),
         "train_seconds": (report.get("model") or {}).get("train_seconds"),
+        **_cross_domain_result(report),
+    }
+
+
+def _cross_domain_result(report: dict[str, Any]) -> dict[str, Any]:
+    """``{"cross_domain": {"dataset", "exact_f1", "overlap_f1"}}`` of the model when the
+    version was also scored on another domain's test set, else ``{}``."""
+    scores = report.get("cross_domain")
+    if not scores or "model" not in scores:
+        return {}
+    model = scores["model"]
+    return {
+        "cross_domain": {
+            "dataset": scores["dataset"],
+            "exact_f1": model["exact"]["f1"],
+            "overlap_f1": model["overlap"]["f1"],
+        }
     }
 
 

@@ -1,4 +1,5 @@
-"""``/v1/datasets``: upload a CSV, JSONL or CoNLL file, list, describe and delete uploads."""
+"""``/v1/datasets``: upload a CSV, JSONL, JSONL spans or CoNLL file, list, describe and
+delete uploads."""
 
 from __future__ import annotations
 
@@ -25,7 +26,11 @@ class DatasetOut(BaseModel):
     rows: int = Field(..., description="Data rows (the CSV header is not counted).")
     sha256: str
     columns: list[str]
-    format: str = Field(..., description="csv, jsonl or conll")
+    format: str = Field(
+        ...,
+        description="csv, jsonl, conll, or spans: a JSONL file of texts with span "
+        'annotations ({"text", "spans": [{"start", "end", "label"}]} a line).',
+    )
     size_bytes: int
     created_by: str
     created_at: datetime
@@ -72,8 +77,10 @@ _UPLOAD["responses"] = {
     413: {"description": "A file over AIWEB_LIMITS__MAX_UPLOAD_BYTES."},
     422: {
         "description": "Not a CSV, JSONL or CoNLL file (by its name's suffix, else its part's "
-        "Content-Type), not UTF-8, malformed or empty (no header or no data row), or more "
-        "rows than AIWEB_LIMITS__MAX_UPLOAD_ROWS (the message names the line)."
+        "Content-Type), not UTF-8, malformed (for a JSONL spans file: a span out of its text, "
+        "offsets that are not integers, a label with whitespace …) or empty (no header or no "
+        "data row), or more rows than AIWEB_LIMITS__MAX_UPLOAD_ROWS (the message names the "
+        "line)."
     },
 }
 
@@ -83,8 +90,9 @@ async def upload_dataset(
     file: Annotated[
         UploadFile,
         File(
-            description="A CSV (with a header row), JSONL or CoNLL (.conll, .iob, .bio: "
-            "token and tag per line) file, UTF-8."
+            description="A CSV (with a header row), JSONL (scalar values; or span "
+            'annotations: {"text", "spans": [{"start", "end", "label"}]} a line) or CoNLL '
+            "(.conll, .iob, .bio: token and tag per line) file, UTF-8."
         ),
     ],
     request: Request,
@@ -94,13 +102,20 @@ async def upload_dataset(
 ) -> DatasetOut:
     """Upload a data file for training or batch prediction.
 
-    The file part is a CSV (a header row, then at least one data row) or JSONL (one
-    JSON object a line, at least one) file in UTF-8: its name's suffix (``.csv``,
-    ``.jsonl``, ``.ndjson``), else the part's ``Content-Type`` (``text/csv``,
-    ``application/jsonl``, ``application/x-ndjson`` …), says which. The file is checked
-    whole before it is kept: another type, bad UTF-8, malformed rows, no data row, or more
+    The file part is a CSV (a header row, then at least one data row), JSONL (one
+    JSON object a line, at least one) or CoNLL (a token and its tag a line) file in UTF-8:
+    its name's suffix (``.csv``, ``.jsonl``, ``.ndjson``, ``.conll``, ``.iob``, ``.bio``),
+    else the part's ``Content-Type`` (``text/csv``, ``application/jsonl``,
+    ``application/x-ndjson`` …), says which. A JSONL file whose first line has an array as
+    its ``"spans"`` value is a spans file (format ``spans``, columns ``text`` and
+    ``spans``): texts with span annotations, ``{"text": "…", "spans": [{"start": 0,
+    "end": 5, "label": "PER"}]}`` a line, offsets in characters, ``end`` exclusive (the
+    layout of spaCy's and Prodigy's span files). The file is checked whole before it is
+    kept: another type, bad UTF-8, malformed rows (a spans file: a span outside its text,
+    offsets that are not integers, a label holding whitespace …), no data row, or more
     rows than ``AIWEB_LIMITS__MAX_UPLOAD_ROWS`` get a 422 naming the line; a file over
-    ``AIWEB_LIMITS__MAX_UPLOAD_BYTES`` gets a 413.
+    ``AIWEB_LIMITS__MAX_UPLOAD_BYTES`` gets a 413. Jobs say which formats they read: a
+    spans or CoNLL file is refused at submit by jobs that read records (CSV, JSONL).
     """
     who = actor(request)
     dataset = await anyio.to_thread.run_sync(
