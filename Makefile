@@ -84,9 +84,10 @@ test-e2e: install
 test-guides: install
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -m guides
 
-# The container image, the compose file and the Kubernetes manifests (tests/deploy, needs a
-# running Docker daemon and debootstrap; its own stage of .ci/run). The image's base and
-# wheels and the checkers' virtualenv are cached in ~/.cache/aiweb-deploy.
+# The container image, the compose stack brought up for real and the Kubernetes manifests
+# (tests/deploy, needs a running Docker daemon, debootstrap and Compose v2, which .ci/run
+# installs; its own stage of .ci/run). The image's base and wheels, the rootfs of the
+# compose stand-ins and the checkers' virtualenv are cached in ~/.cache/aiweb-deploy.
 .PHONY: test-deploy
 test-deploy: install
 	$(BIN)/pytest -m deploy -p no:randomly -s tests/deploy

