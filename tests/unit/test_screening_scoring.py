@@ -16,6 +16,7 @@ from aiweb.documents.service import PAGE_SEPARATOR, Page, paginate
 from aiweb.entities.model import Entity
 from aiweb.entities.screening import (
     EMBEDDING_MATCH_THRESHOLD,
+    NOT_BLANK,
     W_COVERAGE,
     W_SIMILARITY,
     Candidate,
@@ -326,3 +327,22 @@ def test_request_shape() -> None:
     ):
         with pytest.raises(ValidationError):
             ScreeningRequest.model_validate(bad)
+
+
+def test_not_blank_means_the_same_in_the_schema_and_the_server() -> None:
+    """The schema's pattern and the server's check agree on every white-space character
+    Python knows (U+001C-U+001F and U+0085 included, which Rust's and ECMAScript's ``\\S``
+    treat otherwise), so a client validating against the schema never sends a body the
+    server refuses as blank."""
+    body = {"document_ids": ["a"]}
+    pattern = ScreeningRequest.model_json_schema()["properties"]["job_description"]["pattern"]
+    assert pattern == NOT_BLANK
+    spaces = [chr(c) for c in range(0x110000) if chr(c).isspace()]
+    assert len(spaces) == 29
+    for char in spaces:
+        assert re.search(pattern, char) is None, hex(ord(char))
+        with pytest.raises(ValidationError):
+            ScreeningRequest.model_validate({**body, "job_description": f"{char} {char}"})
+    for text in ("\ufeff", "a", " Python "):
+        assert re.search(pattern, text)
+        ScreeningRequest.model_validate({**body, "job_description": text})

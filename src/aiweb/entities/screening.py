@@ -127,6 +127,7 @@ __all__ = [
     "CHUNK_WORDS",
     "EMBEDDING_MATCH_THRESHOLD",
     "MAX_EVIDENCE",
+    "NOT_BLANK",
     "PERSON_LABELS",
     "W_COVERAGE",
     "W_SIMILARITY",
@@ -179,6 +180,13 @@ _WORDS = re.compile(r"\S+")
 # --------------------------------------------------------------------------- API shapes
 
 
+#: "not blank" as a regular expression that every engine reads alike (Python's ``re``,
+#: pydantic-core's Rust ``regex``, ECMAScript in the clients): a character outside the set
+#: Python's ``str.isspace`` calls white space, listed (a bare ``\S`` means other sets
+#: there: Rust and ECMAScript keep U+001C-U+001F, which Python strips, as non-blank)
+NOT_BLANK = r"[^\t\n\v\f\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+
+
 class ScreeningRequest(BaseModel):
     """Rank uploaded CVs against a job description (``POST /v1/screenings``)."""
 
@@ -188,7 +196,7 @@ class ScreeningRequest(BaseModel):
         ...,
         min_length=1,
         max_length=50_000,
-        pattern=r"\S",  # not blank (the schema states it, so clients see the rule)
+        pattern=NOT_BLANK,  # the schema states the rule, so clients see it
         description="The job description's text.",
     )
     document_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = Field(
