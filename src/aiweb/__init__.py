@@ -22,6 +22,7 @@ __all__ = [
     "embeddings",
     "entities",
     "errors",
+    "images",
     "jobs",
     "monitoring",
     "names",

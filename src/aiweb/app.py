@@ -28,6 +28,7 @@ from aiweb.api.preauth import PreAuthMiddleware
 from aiweb.api.predict import ExplainTarget, ModelRouter, PredictTarget, predict_router
 from aiweb.api.router import core_routers
 from aiweb.api.routes import documents as document_routes
+from aiweb.api.routes import images as image_routes
 from aiweb.api.routes import jobs as job_routes
 from aiweb.api.routes import webhooks as webhook_routes
 from aiweb.config import Settings, get_settings
@@ -39,6 +40,7 @@ from aiweb.dashboard.users import UserService
 from aiweb.db.migrate import upgrade
 from aiweb.db.session import make_session_factory
 from aiweb.documents.service import DocumentService
+from aiweb.images.service import ImageService
 from aiweb.jobs.celery_app import make_dispatcher
 from aiweb.jobs.embedded import EmbeddedRunner
 from aiweb.jobs.env import env_from
@@ -164,6 +166,7 @@ def create_app(
         app.state.documents = DocumentService(
             sessions, registry.artifacts, settings, registry.audit
         )
+        app.state.images = ImageService(sessions, registry.artifacts, settings, registry.audit)
         app.state.jobs = JobService(
             job_env.jobs, dispatcher, registry, job_env.datasets, settings, job_types
         )
@@ -254,6 +257,7 @@ def create_app(
         job_routes.router(job_types),
         webhook_routes.router,
         document_routes.router,
+        image_routes.router,
     ]
     for router in routers:
         app.include_router(router)
@@ -270,6 +274,8 @@ def create_app(
         max_json_depth=settings.limits.max_json_depth,
         max_upload_bytes=settings.limits.max_upload_bytes,
         file_form_paths=FILE_FORM_PATHS,
+        max_image_bytes=settings.limits.max_image_bytes,
+        image_body_paths=image_routes.RAW_BODY_PATHS,
     )
     app.add_middleware(PreAuthMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)

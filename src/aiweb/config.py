@@ -204,6 +204,17 @@ class LimitSettings(BaseModel):
     max_document_chars: int = Field(
         2_000_000, ge=1000, description="Characters of text extracted from one document."
     )
+    max_image_bytes: int = Field(
+        20 * 1024 * 1024,
+        ge=1024,
+        description="Uploaded image (JPEG, PNG, WebP), bytes; a raw image body too.",
+    )
+    max_image_pixels: int = Field(
+        40_000_000,
+        ge=1,
+        description="Pixels (width x height) an image's header may declare; checked before "
+        "it is decoded (decompression bombs).",
+    )
 
 
 class JobSettings(BaseModel):

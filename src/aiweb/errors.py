@@ -21,6 +21,7 @@ Services raise these; one handler turns any of them into an RFC 9457
     │   ├── CollectionNotFound
     │   ├── DocumentNotFound
     │   ├── UploadedDocumentNotFound
+    │   ├── ImageNotFound
     │   └── RolloutNotFound
     ├── UnauthorizedError (401, with WWW-Authenticate)
     ├── ForbiddenError (403)
@@ -28,9 +29,12 @@ Services raise these; one handler turns any of them into an RFC 9457
     ├── InvalidInputError (422)
     │   ├── DataFormatError
     │   │   └── InvalidRowError
+    │   ├── ImageError (an image that cannot be decoded safely: corrupt, animated, a polyglot)
     │   └── UnsafeArtifactPath (an artifact URI outside the store)
     ├── PayloadTooLargeError (413)
+    │   └── ImageTooLarge (bytes or pixels over the image limits)
     ├── UnsupportedMediaTypeError (415: a file of a type the route does not read)
+    │   └── UnsupportedImageFormat (not a JPEG, PNG or WebP image)
     ├── RateLimitedError (429, with Retry-After and RateLimit-*)
     ├── ServiceUnavailableError (503)
     │   ├── ModelNotReadyError
@@ -161,6 +165,13 @@ class UploadedDocumentNotFound(NotFoundError):
     title = "Uploaded document not found"
 
 
+class ImageNotFound(NotFoundError):
+    """No uploaded image (``/v1/images``) has this id."""
+
+    slug = "image-not-found"
+    title = "Image not found"
+
+
 class RolloutNotFound(NotFoundError):
     """The model has never had a rollout (``/v1/models/{name}/rollout``)."""
 
@@ -221,6 +232,15 @@ class InvalidRowError(DataFormatError):
     title = "Invalid row"
 
 
+class ImageError(InvalidInputError):
+    """An image that is refused though its format is one aiweb reads (JPEG, PNG, WebP):
+    empty, truncated or corrupt, animated, or a polyglot (data after the image's end);
+    the detail says which (422, :mod:`aiweb.images.decode`)."""
+
+    slug = "invalid-image"
+    title = "Image refused"
+
+
 class UnsafeArtifactPath(InvalidInputError):
     """An artifact URI that is not a safe relative path inside the artifact store."""
 
@@ -234,6 +254,15 @@ class PayloadTooLargeError(AiwebError):
     title = "Payload too large"
 
 
+class ImageTooLarge(PayloadTooLargeError):
+    """An image of more bytes than ``AIWEB_LIMITS__MAX_IMAGE_BYTES``, or whose header
+    declares more pixels than ``AIWEB_LIMITS__MAX_IMAGE_PIXELS`` (a decompression bomb):
+    refused before it is decoded (413)."""
+
+    slug = "image-too-large"
+    title = "Image too large"
+
+
 class UnsupportedMediaTypeError(AiwebError):
     """An uploaded file of a type the route does not read (told by its bytes, not its
     name); the detail names the types it reads (415)."""
@@ -241,6 +270,14 @@ class UnsupportedMediaTypeError(AiwebError):
     status = 415
     slug = "unsupported-media-type"
     title = "Unsupported media type"
+
+
+class UnsupportedImageFormat(UnsupportedMediaTypeError):
+    """An upload that is not a JPEG, PNG or WebP image (told by its first bytes); the
+    detail names what it looks like when that is recognisable (GIF, TIFF, ZIP …) (415)."""
+
+    slug = "unsupported-image-format"
+    title = "Unsupported image format"
 
 
 class RateLimitedError(AiwebError):

@@ -176,6 +176,29 @@ schemathesis.openapi.media_type(
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document", docx_documents()
 )
 
+# The images of POST /v1/images (its multipart part and its raw bodies list these three
+# types): small pictures of random size and colours, encoded by Pillow.
+_SIDE = st.integers(1, 48)
+_COLOUR = st.tuples(st.integers(0, 255), st.integers(0, 255), st.integers(0, 255))
+
+
+def _images(fmt: str) -> st.SearchStrategy[bytes]:
+    from PIL import Image
+
+    from image_helpers import encode
+
+    return st.builds(
+        lambda w, h, colour: encode(Image.new("RGB", (w, h), colour), fmt),
+        _SIDE,
+        _SIDE,
+        _COLOUR,
+    )
+
+
+schemathesis.openapi.media_type("image/jpeg", _images("JPEG"))
+schemathesis.openapi.media_type("image/png", _images("PNG"))
+schemathesis.openapi.media_type("image/webp", _images("WEBP"))
+
 # Under pytest-xdist, schemathesis' per-operation items collapse into one that does not
 # run them all (6 items reported instead of 47): `make test` runs this file serially.
 pytestmark = pytest.mark.serial

@@ -39,6 +39,7 @@ PUBLIC: dict[str, list[str]] = {
         "embeddings",
         "entities",
         "errors",
+        "images",
         "jobs",
         "monitoring",
         "names",
@@ -71,6 +72,7 @@ PUBLIC: dict[str, list[str]] = {
     "aiweb.api.routes": [
         "datasets",
         "documents",
+        "images",
         "jobs",
         "keys",
         "models",
@@ -113,6 +115,7 @@ PUBLIC: dict[str, list[str]] = {
         "documents",
         "embeddings",
         "grpc_server",
+        "images",
         "info",
         "jobs",
         "keys",
@@ -176,6 +179,7 @@ PUBLIC: dict[str, list[str]] = {
         "session",
     ],
     "aiweb.documents": ["extract", "pii", "service"],
+    "aiweb.images": ["decode", "service"],
     "aiweb.embeddings": [
         "DEFAULT_EMBEDDING_MODEL",
         "EMBEDDING_TASK",

@@ -23,6 +23,10 @@ database column can hold (a NUL character, a lone surrogate, a non-finite number
   where the value is (``inputs[1].amount``; ``errors[0].loc`` ``["body", "inputs", 1,
   "amount"]``), found only once the body is refused (:func:`json_path_at`). Otherwise
   it is replayed to the app unchanged.
+* **images**: the ``/v1/`` paths given as ``image_body_paths`` (``POST /v1/images``) also
+  take a raw ``image/jpeg``, ``image/png`` or ``image/webp`` body, streamed to the route
+  and bounded by ``max_image_bytes`` (413 as for uploads); their formats are told by
+  their bytes there (:mod:`aiweb.images.decode`), not by this type.
 * **forms** (``application/x-www-form-urlencoded``, and ``multipart/form-data`` outside
   ``/v1/``: the dashboard's forms, which upload no files): read (bounded by the body
   limit) and answered 422 when a NUL character or bytes that are not UTF-8 are in them.
@@ -67,6 +71,9 @@ INT64_MAX = 2**63 - 1
 BODY_SETTING = "AIWEB_LIMITS__MAX_BODY_BYTES"
 DEPTH_SETTING = "AIWEB_LIMITS__MAX_JSON_DEPTH"
 UPLOAD_SETTING = "AIWEB_LIMITS__MAX_UPLOAD_BYTES"
+IMAGE_SETTING = "AIWEB_LIMITS__MAX_IMAGE_BYTES"
+IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp")
+"""Media types of a raw image body, on the paths that take one (``image_body_paths``)."""
 
 # One JSON string (closing quote optional, so an unterminated string runs to the end
 # instead of exposing the brackets inside it). In UTF-8 every byte of a non-ASCII
@@ -559,6 +566,10 @@ class InputLimitsMiddleware:
         file_form_paths: paths outside ``/v1/`` whose ``multipart/form-data`` bodies
             carry files: bounded and streamed as ``/v1/`` uploads are, not read whole
             and checked as text (the module docs).
+        max_image_bytes: largest raw image body accepted on ``image_body_paths``
+            (``AIWEB_LIMITS__MAX_IMAGE_BYTES``); ``None`` applies ``max_upload_bytes``.
+        image_body_paths: ``/v1/`` paths that take a raw ``image/jpeg``, ``image/png`` or
+            ``image/webp`` body (:data:`IMAGE_MEDIA_TYPES`), streamed to the route.
     """
 
     def __init__(
@@ -569,12 +580,16 @@ class InputLimitsMiddleware:
         max_json_depth: int,
         max_upload_bytes: int | None = None,
         file_form_paths: Iterable[str] = (),
+        max_image_bytes: int | None = None,
+        image_body_paths: Iterable[str] = (),
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_json_depth = max_json_depth
         self.max_upload_bytes = max_upload_bytes
         self.file_form_paths = frozenset(file_form_paths)
+        self.max_image_bytes = max_image_bytes
+        self.image_body_paths = frozenset(image_body_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -647,8 +662,15 @@ class InputLimitsMiddleware:
             await self._json(scope, receive, send, length, media_type)
         elif media_type == "multipart/form-data":
             await self._streamed(scope, receive, send, length)
+        elif path in self.image_body_paths and media_type in IMAGE_MEDIA_TYPES:
+            if self.max_image_bytes is None:
+                await self._streamed(scope, receive, send, length)
+            else:
+                await self._streamed(
+                    scope, receive, send, length, (self.max_image_bytes, IMAGE_SETTING)
+                )
         else:
-            await self._unsupported(scope, send, content_type)
+            await self._unsupported(scope, send, content_type, images=path in self.image_body_paths)
 
     # -- the three kinds of body -------------------------------------------------------
 
@@ -712,9 +734,16 @@ class InputLimitsMiddleware:
         await self.app(scope, _replay(b"", receive), send)
 
     async def _streamed(
-        self, scope: Scope, receive: Receive, send: Send, length: int | None
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        length: int | None,
+        bound: tuple[int, str] | None = None,
     ) -> None:
-        if self.max_upload_bytes is None:
+        if bound is not None:
+            limit, setting = bound
+        elif self.max_upload_bytes is None:
             limit, setting = self.max_body_bytes, BODY_SETTING
         else:
             limit, setting = self.max_upload_bytes, UPLOAD_SETTING
@@ -786,9 +815,13 @@ class InputLimitsMiddleware:
             headers=[("Connection", "close")],
         )
 
-    async def _unsupported(self, scope: Scope, send: Send, content_type: str | None) -> None:
+    async def _unsupported(
+        self, scope: Scope, send: Send, content_type: str | None, *, images: bool = False
+    ) -> None:
         given = f"Content-Type {content_type!r}" if content_type else "no Content-Type"
-        accepted = " or ".join(ACCEPTED_MEDIA_TYPES)
+        accepted = " or ".join(
+            (*ACCEPTED_MEDIA_TYPES, *IMAGE_MEDIA_TYPES) if images else ACCEPTED_MEDIA_TYPES
+        )
         await send_problem(
             scope,
             send,

@@ -13,6 +13,7 @@ from aiweb.cli import (
     db,
     documents,
     embeddings,
+    images,
     info,
     jobs,
     keys,
@@ -58,6 +59,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(rollout.app, name="rollout")
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(documents.app, name="documents")
+app.add_typer(images.app, name="images")
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
 app.add_typer(jobs.app, name="jobs")
@@ -90,6 +92,7 @@ __all__ = [
     "documents",
     "embeddings",
     "grpc_server",
+    "images",
     "info",
     "jobs",
     "keys",

@@ -37,6 +37,9 @@ __all__ = [
     "ExportCheckError",
     "ExportUnavailableError",
     "ForbiddenError",
+    "ImageError",
+    "ImageNotFound",
+    "ImageTooLarge",
     "InsecureConfigurationError",
     "InvalidInputError",
     "InvalidRowError",
@@ -59,6 +62,7 @@ __all__ = [
     "UnauthorizedError",
     "UnsafeArtifactError",
     "UnsafeArtifactPath",
+    "UnsupportedImageFormat",
     "UnsupportedMediaTypeError",
     "UploadedDocumentNotFound",
     "UserNotFound",
@@ -142,6 +146,10 @@ class UploadedDocumentNotFound(server.UploadedDocumentNotFound, NotFoundError):
     """``/problems/uploaded-document-not-found`` (404)."""
 
 
+class ImageNotFound(server.ImageNotFound, NotFoundError):
+    """``/problems/image-not-found`` (404)."""
+
+
 class RolloutNotFound(server.RolloutNotFound, NotFoundError):
     """``/problems/rollout-not-found`` (404)."""
 
@@ -175,6 +183,11 @@ class InvalidRowError(server.InvalidRowError, DataFormatError):
     the row and the column."""
 
 
+class ImageError(server.ImageError, InvalidInputError):
+    """``/problems/invalid-image`` (422): an empty, truncated, corrupt or animated image,
+    or a polyglot."""
+
+
 class UnsafeArtifactPath(server.UnsafeArtifactPath, InvalidInputError):
     """``/problems/unsafe-artifact-path`` (422)."""
 
@@ -183,8 +196,16 @@ class PayloadTooLargeError(server.PayloadTooLargeError, AiwebError):
     """``/problems/payload-too-large`` (413)."""
 
 
+class ImageTooLarge(server.ImageTooLarge, PayloadTooLargeError):
+    """``/problems/image-too-large`` (413): over the image byte or pixel limit."""
+
+
 class UnsupportedMediaTypeError(server.UnsupportedMediaTypeError, AiwebError):
     """``/problems/unsupported-media-type`` (415)."""
+
+
+class UnsupportedImageFormat(server.UnsupportedImageFormat, UnsupportedMediaTypeError):
+    """``/problems/unsupported-image-format`` (415): not a JPEG, PNG or WebP image."""
 
 
 class RateLimitedError(server.RateLimitedError, AiwebError):

@@ -307,6 +307,29 @@ class SqlDocument(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class SqlImage(Base):
+    """An uploaded image (JPEG, PNG or WebP), kept in the artifact store as a PNG
+    re-encoded from its decoded pixels, without metadata (``aiweb.images``)."""
+
+    __tablename__ = "images"
+    __table_args__ = (Index("ix_images_created_at", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    #: the uploaded file's format, told by its bytes: ``jpeg``, ``png`` or ``webp``
+    format: Mapped[str] = mapped_column(String(8), nullable=False)
+    #: pixels across and down, as displayed (EXIF orientation applied)
+    width: Mapped[int] = mapped_column(Integer, nullable=False)
+    height: Mapped[int] = mapped_column(Integer, nullable=False)
+    #: hex digest of the uploaded bytes
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    #: size of the uploaded file
+    size_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    #: the stored PNG, ``images/<id>/image.png``
+    uri: Mapped[str] = mapped_column(String(1024), nullable=False)
+    created_by: Mapped[str] = mapped_column(String(128), nullable=False, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class SqlJob(Base):
     """Durable background work. This row, not the broker, is the truth about a job.
 
