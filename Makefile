@@ -145,6 +145,12 @@ bench-tabular: install
 bench-entities: install
 	$(BIN)/python -m bench.entities_quality $(BENCH_ARGS)
 
+# Benchmark: faces and people per image on AIWEB_DATA_HOME/images, OCR character error rate
+# on rendered SST-2 sentences and a scanned-like page (in process; docs/benchmarks.md)
+.PHONY: bench-vision
+bench-vision: install
+	$(BIN)/python -m bench.vision $(BENCH_ARGS)
+
 # Benchmark: entity extraction served through the API — entities/s at concurrency 1, 8, 64
 # and 16 texts per request, against the model's in-process extract (needs wrk; results in
 # docs/benchmarks.md). Options: BENCH_ARGS='--home /tmp/ent-home' (trains once, reused)

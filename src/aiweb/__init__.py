@@ -34,5 +34,6 @@ __all__ = [
     "serving",
     "tabular",
     "tasks",
+    "vision",
     "webhooks",
 ]

@@ -51,6 +51,7 @@ PUBLIC: dict[str, list[str]] = {
         "serving",
         "tabular",
         "tasks",
+        "vision",
         "webhooks",
     ],
     "aiweb.api": [
@@ -180,6 +181,7 @@ PUBLIC: dict[str, list[str]] = {
     ],
     "aiweb.documents": ["extract", "pii", "service"],
     "aiweb.images": ["decode", "service"],
+    "aiweb.vision": ["detectors", "ocr"],
     "aiweb.embeddings": [
         "DEFAULT_EMBEDDING_MODEL",
         "EMBEDDING_TASK",
