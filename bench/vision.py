@@ -239,14 +239,14 @@ def detection_section(images: Path) -> str:
 def ocr_section(data_home: Path, n: int, seed: int) -> str:
     from rapidocr import RapidOCR
 
-    from aiweb.vision.ocr import OcrReader
+    from aiweb.vision.ocr import OcrReader, engine_params
 
     rng = random.Random(seed)
     with open(data_home / "sst2" / "dev.tsv", encoding="utf-8", newline="") as f:
         sentences = [detokenize(row["sentence"]) for row in csv.DictReader(f, delimiter="\t")]
     chosen = rng.sample(sentences, n)
     reader = OcrReader()
-    direct = RapidOCR(params={"Global.log_level": "warning"})
+    direct = RapidOCR(params=engine_params())  # the same engine, called directly
     by_font: dict[str, list[float]] = {}
     by_size: dict[str, list[float]] = {}
     times: list[float] = []

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["OcrLine", "OcrReader", "OcrResult", "reading_order"]
+__all__ = ["OcrLine", "OcrReader", "OcrResult", "engine_params", "reading_order"]
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,19 @@ def reading_order(polygons: Sequence[Sequence[Sequence[float]]]) -> list[list[in
     return ordered
 
 
+def engine_params(*, text_score: float = 0.5, threads: int = -1) -> dict[str, Any]:
+    """The ``RapidOCR(params=…)`` of :class:`OcrReader`: rapidocr's defaults but the log
+    level, the score threshold and the threads. Its ``Global.width_height_ratio`` stays 8
+    (lines wider than 8 times their height are padded before recognition): -1 read long
+    lines better but cost short ones their exact reading (docs/benchmarks.md, 2026-12-05).
+    """
+    return {
+        "Global.log_level": "warning",
+        "Global.text_score": text_score,
+        "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+    }
+
+
 class OcrReader:
     """rapidocr on onnxruntime, with its packaged models (module docs).
 
@@ -109,16 +122,7 @@ class OcrReader:
     def __init__(self, *, text_score: float = 0.5, threads: int = -1) -> None:
         from rapidocr import RapidOCR
 
-        self._engine = RapidOCR(
-            params={
-                "Global.log_level": "warning",
-                "Global.text_score": text_score,
-                # rapidocr's default (8) pads and squeezes a line image wider than 8 times
-                # its height: long lines come back as a few characters (bench/vision.py)
-                "Global.width_height_ratio": -1,
-                "EngineConfig.onnxruntime.intra_op_num_threads": threads,
-            }
-        )
+        self._engine = RapidOCR(params=engine_params(text_score=text_score, threads=threads))
         self.params = {"text_score": text_score}
 
     @staticmethod
