@@ -7,7 +7,7 @@
 - :mod:`aiweb.images.service`: keep images (artifact store + ``images`` table), list,
   read back and delete them (``/v1/images``, ``aiweb images``).
 
-The layer under the vision task: it names no task. What is accepted, the limits, what is
+A layer below the task contract: it names no task. What is accepted, the limits, what is
 refused and why, and why metadata is never stored: ``docs/images.md``.
 """
 
