@@ -25,14 +25,21 @@ from aiweb.api.middleware import MetricsMiddleware, RequestIdMiddleware
 from aiweb.api.oip import OipService
 from aiweb.api.oip import router as oip_router
 from aiweb.api.preauth import PreAuthMiddleware
-from aiweb.api.predict import ExplainTarget, ModelRouter, PredictTarget, predict_router
+from aiweb.api.predict import (
+    PREDICT_PATH,
+    ExplainTarget,
+    FileBody,
+    ModelRouter,
+    PredictTarget,
+    predict_router,
+)
 from aiweb.api.router import core_routers
 from aiweb.api.routes import documents as document_routes
 from aiweb.api.routes import images as image_routes
 from aiweb.api.routes import jobs as job_routes
 from aiweb.api.routes import webhooks as webhook_routes
 from aiweb.config import Settings, get_settings
-from aiweb.contract import Readiness, Task, TaskContext, TaskRuntime
+from aiweb.contract import FileInput, Readiness, Task, TaskContext, TaskRuntime
 from aiweb.dashboard.routes import FILE_FORM_PATHS
 from aiweb.dashboard.routes import install as install_dashboard
 from aiweb.dashboard.session import SessionCodec
@@ -179,6 +186,7 @@ def create_app(
             prediction_log=logger,
             prediction_cache=cache,
             on_batch=observe_batch,
+            images=app.state.images,
         )
         runtimes: list[TaskRuntime] = []
         for task in tasks:
@@ -275,7 +283,7 @@ def create_app(
         max_upload_bytes=settings.limits.max_upload_bytes,
         file_form_paths=FILE_FORM_PATHS,
         max_image_bytes=settings.limits.max_image_bytes,
-        image_body_paths=image_routes.RAW_BODY_PATHS,
+        image_body_paths=(*image_routes.RAW_BODY_PATHS, PREDICT_PATH),
     )
     app.add_middleware(PreAuthMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
@@ -314,8 +322,17 @@ def _predict_targets(
                 explain,
                 task.predict.compare,
                 runtime.preload,
+                _file_body(task.predict.file),
+                task.predict.renders if runtime.renderer is not None else (),
+                runtime.renderer,
             )
     return targets
+
+
+def _file_body(file: FileInput | None) -> FileBody | None:
+    if file is None:
+        return None
+    return FileBody(file.media_types, file.field, file.to_request)
 
 
 def _model_router(request: Request) -> ModelRouter:

@@ -21,6 +21,10 @@ The pieces a task gives:
   for its models (:class:`PredictShapes`), and ``model_tasks``: the registry task names
   its model versions carry (``text-classification``), which route a model to it. Its
   ``compare`` tells a rollout whether two versions answered alike (the agreement gate).
+  Its ``file`` (:class:`FileInput`) lets its models take a file as the body instead of
+  JSON (an image as ``image/jpeg``, or as a multipart field), and its ``renders`` the
+  media types other than JSON its answer can be drawn as (``Accept: image/png``), drawn
+  by ``TaskRuntime.renderer``.
 - ``erase_user``: deletes what it keeps about one user id (interactions, cached
   lists …) for the ``privacy-erase`` job (GDPR Art. 17), when it keeps anything.
 - ``explain``: the request and response shapes of ``POST /v1/models/{name}/explain``
@@ -48,6 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine, Table
 
 from aiweb.config import Settings
+from aiweb.images.service import ImageService
 from aiweb.jobs.erasure import EraseUser
 from aiweb.jobs.service import JobService
 from aiweb.jobs.types import JobType
@@ -101,6 +106,49 @@ class Predictor(Protocol):
 
 
 @dataclass(frozen=True)
+class FileInput:
+    """How a task's models take a file as the predict body, besides a JSON one.
+
+    The route accepts the file as the raw body, with one of ``media_types`` as its
+    ``Content-Type``, or as the field ``field`` of a ``multipart/form-data`` body; the
+    input limits bound its size (``AIWEB_LIMITS__MAX_IMAGE_BYTES`` for images). What
+    the bytes are is the task's to tell (its ``to_request`` may sniff them): the media
+    type is passed along, not trusted.
+
+    Attributes:
+        media_types: the raw body types accepted (``image/jpeg`` …).
+        field: the multipart field holding the file.
+        to_request: ``to_request(data, media_type) -> body`` builds the body handed to
+            the predictor in place of a validated JSON body; raises an
+            :class:`~aiweb.errors.AiwebError` (a 4xx) for bytes it refuses.
+    """
+
+    media_types: frozenset[str]
+    field: str
+    to_request: Callable[[bytes, str], Any]
+
+
+class Renderer(Protocol):
+    """Answers the predict route with the answer drawn (``Accept: image/png``)."""
+
+    async def __call__(
+        self, ref: str, body: Any, media_type: str
+    ) -> tuple[bytes, Mapping[str, Any]]:
+        """Predict as :class:`Predictor` does and draw the answer.
+
+        Args:
+            ref: the model reference from the path.
+            body: the validated body (or the one :attr:`FileInput.to_request` built).
+            media_type: the one of :attr:`PredictShapes.renders` the client accepts.
+
+        Returns:
+            ``(content, answer)``: the drawing's bytes in ``media_type``, and the JSON
+            answer it draws (its ``version`` becomes ``X-Model-Version``).
+        """
+        ...
+
+
+@dataclass(frozen=True)
 class PredictShapes:
     """The shapes of a task's predictions.
 
@@ -111,11 +159,17 @@ class PredictShapes:
             answers to the same body (:data:`aiweb.rollout.router.Compare`; a rollout's
             agreement gate), e.g. :func:`agreement_of`; ``None``: the task's answers
             are not compared (the gate stays inconclusive).
+        file: how its models take a file as the body (:class:`FileInput`), or ``None``
+            (JSON only: any other body type is answered 415).
+        renders: media types besides JSON the answer can be drawn as
+            (:attr:`TaskRuntime.renderer`), asked for with ``Accept``.
     """
 
     request: type[BaseModel]
     response: type[BaseModel]
     compare: Compare | None = None
+    file: FileInput | None = None
+    renders: tuple[str, ...] = ()
 
 
 def agreement_of(*keys: str) -> Compare:
@@ -268,6 +322,8 @@ class TaskRuntime:
         preload: ``preload(ref)`` loads (and warms) the version ``ref`` names
             (``name:3``) ahead of its first request: each serving process calls it when
             it learns of a rollout, for the candidate; ``None``: loaded on first use.
+        renderer: draws the answer (:class:`Renderer`) in one of
+            :attr:`PredictShapes.renders`, or ``None``.
     """
 
     state: dict[str, object] = field(default_factory=dict)
@@ -278,6 +334,7 @@ class TaskRuntime:
     explainer: Explainer | None = None
     v2: TensorAdapter | None = None
     preload: Callable[[str], Awaitable[None]] | None = None
+    renderer: Renderer | None = None
 
 
 @dataclass
@@ -296,6 +353,7 @@ class TaskContext:
         prediction_log: the prediction log writer.
         prediction_cache: the prediction cache, or ``None`` when it is off.
         on_batch: the metrics hook for model calls.
+        images: the stored images (:mod:`aiweb.images`), decoded safely.
     """
 
     settings: Settings
@@ -305,6 +363,7 @@ class TaskContext:
     prediction_log: PredictionLogger
     prediction_cache: PredictionCache | None
     on_batch: BatchHook | None = None
+    images: ImageService | None = None
     _provided: dict[type, object] = field(default_factory=dict)
 
     def provide(self, service: object) -> None:

@@ -23,6 +23,7 @@ from aiweb.recommendations.task import TASK as RECOMMENDATIONS
 from aiweb.rollout.service import RolloutQuality
 from aiweb.search.task import TASK as SEARCH
 from aiweb.tabular.task import TASK as TABULAR
+from aiweb.vision.task import TASK as VISION
 
 #: every installed task, providers before their users
 INSTALLED: tuple[Task, ...] = (
@@ -32,6 +33,7 @@ INSTALLED: tuple[Task, ...] = (
     SEARCH,
     TABULAR,
     ENTITIES,
+    VISION,
 )
 
 

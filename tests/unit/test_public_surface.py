@@ -181,7 +181,16 @@ PUBLIC: dict[str, list[str]] = {
     ],
     "aiweb.documents": ["extract", "pii", "service"],
     "aiweb.images": ["decode", "service"],
-    "aiweb.vision": ["detectors", "ocr"],
+    "aiweb.vision": [
+        "builtin",
+        "detectors",
+        "model",
+        "ocr",
+        "overlay",
+        "schemas",
+        "service",
+        "task",
+    ],
     "aiweb.embeddings": [
         "DEFAULT_EMBEDDING_MODEL",
         "EMBEDDING_TASK",

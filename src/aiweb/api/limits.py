@@ -23,7 +23,8 @@ database column can hold (a NUL character, a lone surrogate, a non-finite number
   where the value is (``inputs[1].amount``; ``errors[0].loc`` ``["body", "inputs", 1,
   "amount"]``), found only once the body is refused (:func:`json_path_at`). Otherwise
   it is replayed to the app unchanged.
-* **images**: the ``/v1/`` paths given as ``image_body_paths`` (``POST /v1/images``) also
+* **images**: the ``/v1/`` paths given as ``image_body_paths`` (``POST /v1/images``, and
+  the predict route, as a pattern: a model whose task takes files) also
   take a raw ``image/jpeg``, ``image/png`` or ``image/webp`` body, streamed to the route
   and bounded by ``max_image_bytes`` (413 as for uploads); their formats are told by
   their bytes there (:mod:`aiweb.images.decode`), not by this type.
@@ -569,7 +570,8 @@ class InputLimitsMiddleware:
         max_image_bytes: largest raw image body accepted on ``image_body_paths``
             (``AIWEB_LIMITS__MAX_IMAGE_BYTES``); ``None`` applies ``max_upload_bytes``.
         image_body_paths: ``/v1/`` paths that take a raw ``image/jpeg``, ``image/png`` or
-            ``image/webp`` body (:data:`IMAGE_MEDIA_TYPES`), streamed to the route.
+            ``image/webp`` body (:data:`IMAGE_MEDIA_TYPES`), streamed to the route: exact
+            paths, or compiled patterns a whole path must match.
     """
 
     def __init__(
@@ -581,7 +583,7 @@ class InputLimitsMiddleware:
         max_upload_bytes: int | None = None,
         file_form_paths: Iterable[str] = (),
         max_image_bytes: int | None = None,
-        image_body_paths: Iterable[str] = (),
+        image_body_paths: Iterable[str | re.Pattern[str]] = (),
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
@@ -589,7 +591,14 @@ class InputLimitsMiddleware:
         self.max_upload_bytes = max_upload_bytes
         self.file_form_paths = frozenset(file_form_paths)
         self.max_image_bytes = max_image_bytes
-        self.image_body_paths = frozenset(image_body_paths)
+        paths = list(image_body_paths)
+        self.image_body_paths = frozenset(p for p in paths if isinstance(p, str))
+        self.image_body_patterns = tuple(p for p in paths if isinstance(p, re.Pattern))
+
+    def _takes_images(self, path: str) -> bool:
+        return path in self.image_body_paths or any(
+            p.fullmatch(path) for p in self.image_body_patterns
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -662,7 +671,7 @@ class InputLimitsMiddleware:
             await self._json(scope, receive, send, length, media_type)
         elif media_type == "multipart/form-data":
             await self._streamed(scope, receive, send, length)
-        elif path in self.image_body_paths and media_type in IMAGE_MEDIA_TYPES:
+        elif media_type in IMAGE_MEDIA_TYPES and self._takes_images(path):
             if self.max_image_bytes is None:
                 await self._streamed(scope, receive, send, length)
             else:
@@ -670,7 +679,7 @@ class InputLimitsMiddleware:
                     scope, receive, send, length, (self.max_image_bytes, IMAGE_SETTING)
                 )
         else:
-            await self._unsupported(scope, send, content_type, images=path in self.image_body_paths)
+            await self._unsupported(scope, send, content_type, images=self._takes_images(path))
 
     # -- the three kinds of body -------------------------------------------------------
 

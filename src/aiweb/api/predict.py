@@ -7,11 +7,17 @@ with that task's request model and hands both to the task's predictor (or explai
 The OpenAPI schema lists each task's request and response as a variant (``anyOf``: the
 model's task picks one, and two tasks' bodies may look alike).
 Nothing on the predict path computes anything for explanations.
+
+A task whose models take files (:class:`aiweb.contract.FileInput`: images) gets them as
+the raw body (``Content-Type: image/jpeg`` …) or as a ``multipart/form-data`` field; any
+other task answers such a body 415. A task that draws its answers
+(:class:`aiweb.contract.Renderer`) answers ``Accept: image/png`` with the drawing.
 """
 
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Union
@@ -21,8 +27,10 @@ import orjson
 from fastapi import APIRouter, Body, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException
 
-from aiweb.errors import InvalidInputError
+from aiweb.errors import InvalidInputError, UnsupportedMediaTypeError
 from aiweb.names import REF_REGEX
 from aiweb.registry.entities import ModelRef
 from aiweb.registry.service import RegistryService
@@ -41,8 +49,38 @@ USER_ID_SCHEMA: dict[str, Any] = {
     "sticky rollout, the same user meets the same version for the whole rollout.",
 }
 
+#: the predict route's paths (for the input limits: the raw image bodies they take)
+PREDICT_PATH = re.compile(r"/v1/models/[^/]+/predict")
+
 #: ``predictor(ref, body) -> response``: a task's answer for one of its models
 PredictFn = Callable[[str, Any], Awaitable[Mapping[str, Any]]]
+
+#: ``render(ref, body, media_type) -> (content, answer)``: the answer drawn
+RenderFn = Callable[[str, Any, str], Awaitable[tuple[bytes, Mapping[str, Any]]]]
+
+
+@dataclass(frozen=True)
+class FileBody:
+    """How a task's models take a file as the body (:class:`aiweb.contract.FileInput`).
+
+    Attributes:
+        media_types: raw body types accepted.
+        field: the multipart field holding the file.
+        to_request: ``to_request(data, media_type) -> body`` for the predictor.
+    """
+
+    media_types: frozenset[str]
+    field: str
+    to_request: Callable[[bytes, str], Any]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """An answer drawn: ``content`` in ``media_type``, drawing ``answer``."""
+
+    content: bytes
+    media_type: str
+    answer: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -75,6 +113,9 @@ class PredictTarget:
             ``None`` when the task's answers are not compared.
         preload: loads the version a reference names ahead of its first request, or
             ``None`` (loaded on first use).
+        file: how its models take a file as the body, or ``None`` (JSON only).
+        renders: media types the answer can be drawn as (``Accept``), by ``render``.
+        render: draws the answer, or ``None``.
     """
 
     request: type[BaseModel]
@@ -83,6 +124,9 @@ class PredictTarget:
     explain: ExplainTarget | None = None
     compare: Compare | None = None
     preload: Callable[[str], Awaitable[None]] | None = None
+    file: FileBody | None = None
+    renders: tuple[str, ...] = ()
+    render: RenderFn | None = None
 
 
 class ModelRouter:
@@ -222,34 +266,50 @@ def predict_router(
 
     async def predict(
         router_: ModelRouter, name: str, body: Any, request: Request
-    ) -> Mapping[str, Any]:
+    ) -> Mapping[str, Any] | Rendered:
         user_id = request.headers.get("x-user-id")
-        if isinstance(body, dict) and "user_id" in body:
-            body = dict(body)
-            user_id = body.pop("user_id")
-            _check_user_id(user_id, ("body", "user_id"))
-        elif user_id is not None:
-            _check_user_id(user_id, ("header", "x-user-id"))
-        target = await router_.target(name)
-        validated = _validated(target.request, body)
+        media_type = _body_media_type(request)
+        if media_type is not None and not _is_json(media_type):
+            target = await router_.target(name)
+            if user_id is not None:
+                _check_user_id(user_id, ("header", "x-user-id"))
+            validated = await _file_body(target, name, media_type, body, request)
+        else:
+            if isinstance(body, dict) and "user_id" in body:
+                body = dict(body)
+                user_id = body.pop("user_id")
+                _check_user_id(user_id, ("body", "user_id"))
+            elif user_id is not None:
+                _check_user_id(user_id, ("header", "x-user-id"))
+            target = await router_.target(name)
+            validated = _validated(target.request, body)
+        drawn = _wanted(request.headers.get("accept"), target.renders)
+
+        async def answer(ref: str) -> Mapping[str, Any] | Rendered:
+            if drawn is None or target.render is None:
+                return await target.predict(ref, validated)
+            content, answered = await target.render(ref, validated, drawn)
+            return Rendered(content, drawn, answered)
+
         rollouts: RolloutRouter | None = getattr(request.app.state, "rollout_router", None)
         route = rollouts.route(name, user_id) if rollouts is not None else None
         if route is None:
-            return await target.predict(name, validated)
+            return await answer(name)
         assert rollouts is not None
         try:
-            answer = await target.predict(route.ref, validated)
+            answered = await answer(route.ref)
         except Exception as exc:
             # a client's mistake (4xx) is not the version's failure
             rollouts.answered(route, error=getattr(exc, "status", 500) >= 500)
             raise
         rollouts.answered(route, error=False)
-        rollouts.also_score(route, target.predict, validated, answer, target.compare)
-        return answer
+        served = answered.answer if isinstance(answered, Rendered) else answered
+        rollouts.also_score(route, target.predict, validated, served, target.compare)
+        return answered
 
     async def explain(
         router_: ModelRouter, name: str, body: Any, request: Request
-    ) -> Mapping[str, Any]:
+    ) -> Mapping[str, Any] | Rendered:
         target = await router_.explain_target(name)
         return await target.explain(name, _validated(target.request, body))
 
@@ -292,6 +352,80 @@ def predict_router(
     return router
 
 
+def _body_media_type(request: Request) -> str | None:
+    """The body's media type, lower case without parameters; ``None`` without one."""
+    content_type = request.headers.get("content-type")
+    if not content_type:
+        return None
+    return content_type.split(";", 1)[0].strip().lower() or None
+
+
+def _is_json(media_type: str) -> bool:
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
+async def _file_body(
+    target: PredictTarget, name: str, media_type: str, body: Any, request: Request
+) -> Any:
+    """The predictor's body from a file sent raw or as a multipart field.
+
+    Raises:
+        UnsupportedMediaTypeError: the model's task takes JSON only, or not this type (415).
+        InvalidInputError: a multipart body without the file field, or not parseable (422).
+    """
+    file: FileBody | None = target.file
+    if file is None:
+        raise UnsupportedMediaTypeError(
+            f"model {name!r} takes a JSON body (Content-Type: application/json), not {media_type}"
+        )
+    if media_type == "multipart/form-data":
+        try:
+            form = await request.form(max_files=1, max_fields=8)
+        except MultiPartException as exc:
+            raise InvalidInputError(f"the multipart body cannot be read: {exc.message}") from None
+        upload = form.get(file.field)
+        if not isinstance(upload, UploadFile):
+            raise InvalidInputError(
+                f"the multipart body has no file field {file.field!r} (curl -F {file.field}=@FILE)"
+            )
+        data = await upload.read()
+        given = (upload.content_type or "application/octet-stream").split(";", 1)[0].lower()
+        return file.to_request(data, given)
+    if media_type not in file.media_types:
+        accepted = ", ".join(sorted(file.media_types))
+        raise UnsupportedMediaTypeError(
+            f"model {name!r} takes JSON, {accepted} or multipart/form-data "
+            f"(field {file.field!r}), not {media_type}"
+        )
+    return file.to_request(body if isinstance(body, bytes) else b"", media_type)
+
+
+def _wanted(accept: str | None, renders: Sequence[str]) -> str | None:
+    """Which of ``renders`` the ``Accept`` header asks for by name, preferred over JSON
+    (a higher or equal ``q``; ``*/*`` and ``image/*`` alone never choose a drawing), or
+    ``None``: answer JSON."""
+    if not accept or not renders:
+        return None
+    weights: dict[str, float] = {}
+    for part in accept.split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        weights[media.lower()] = q
+    json_q = max(weights.get("application/json", 0.0), weights.get("*/*", 0.0))
+    for media in renders:
+        q = weights.get(media, 0.0)
+        if q > 0 and q >= json_q:
+            return media
+    return None
+
+
 def _check_user_id(user_id: Any, loc: tuple[str, str]) -> None:
     """A user id is a string of 1 to :data:`MAX_USER_ID` characters (422 otherwise)."""
     if not isinstance(user_id, str) or not 1 <= len(user_id) <= MAX_USER_ID:
@@ -320,7 +454,7 @@ def _validated(model: type[BaseModel], body: Any) -> BaseModel:
 def _model_route(
     router: APIRouter,
     action: str,
-    answer: Callable[[ModelRouter, str, Any, Request], Awaitable[Mapping[str, Any]]],
+    answer: Callable[[ModelRouter, str, Any, Request], Awaitable[Mapping[str, Any] | Rendered]],
     variants: Sequence[Variant],
     model_router: Callable[[Request], ModelRouter],
     errors: dict[int | str, dict[str, Any]],
@@ -356,7 +490,11 @@ def _model_route(
         response: Response,
     ) -> Response:
         answered = await answer(model_router(request), name, body, request)
-        out = Response(orjson.dumps(answered), media_type="application/json")
+        if isinstance(answered, Rendered):
+            out = Response(answered.content, media_type=answered.media_type)
+            answered = answered.answer
+        else:
+            out = Response(orjson.dumps(answered), media_type="application/json")
         out.headers.raw.extend(response.headers.raw)  # RateLimit-* set by the auth dependency
         version = answered.get("version")
         if isinstance(version, int):  # which version answered (a rollout may choose)

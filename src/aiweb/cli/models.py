@@ -1,4 +1,4 @@
-"""``aiweb models list|show|promote|rollback|delete``."""
+"""``aiweb models list|show|install|promote|rollback|delete``."""
 
 from __future__ import annotations
 
@@ -105,6 +105,58 @@ def show_cmd(name: str, as_json: bool = typer.Option(False, "--json", help=JSON_
             f"{ev['accuracy']:.4f}" if "accuracy" in ev else "",
             f"{ev['macro_f1']:.4f}" if "macro_f1" in ev else "",
             v.created_at.strftime("%Y-%m-%d %H:%M"),
+        )
+    out.print(table)
+
+
+@app.command("install")
+@friendly_errors
+def install_cmd(
+    names: list[str] = typer.Argument(
+        ..., help="Built-in models to register: faces, people, ocr (one or more)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Register the built-in vision models NAMES (faces, people, ocr): each a version of
+    the model of that name, production when it is the first, with lineage naming the
+    library, its version and the model file's sha256. Nothing is downloaded: the models
+    ship inside `pip install 'aiweb\\[vision]'` (OpenCV, rapidocr). Installing again
+    registers nothing when the newest version holds the same model."""
+    from aiweb.vision.builtin import install
+
+    with open_registry() as registry:
+        try:
+            done = install(registry, names, actor="cli")
+        except (ImportError, FileNotFoundError) as exc:
+            err.print(f"[red]error:[/] {escape(str(exc))}: pip install 'aiweb\\[vision]'")
+            raise typer.Exit(1) from None
+    if as_json:
+        print_json(
+            [
+                {
+                    "name": d.version.name,
+                    "task": d.version.task,
+                    "version": d.version.version,
+                    "aliases": sorted(d.version.aliases),
+                    "already_installed": d.already_installed,
+                    "lineage": d.version.lineage,
+                }
+                for d in done
+            ]
+        )
+        return
+    table = Table(id_column("name"), "task", "version", "aliases", "library", "model sha256")
+    for d in done:
+        v = d.version
+        library = f"{v.lineage.get('library', '')} {v.lineage.get('library_version', '')}"
+        number = f"{v.version} (already installed)" if d.already_installed else str(v.version)
+        table.add_row(
+            v.name,
+            v.task,
+            number,
+            ", ".join(sorted(v.aliases)),
+            library.strip(),
+            str(v.lineage.get("model_sha256", ""))[:16] + "…",
         )
     out.print(table)
 

@@ -132,6 +132,10 @@ class SqlPrediction(Base):
     #: the predicted spans ``[[start, end, label], …]`` of a model whose predictions are
     #: spans (feedback on it may be the corrected list)
     spans: Mapped[list[list[Any]] | None] = mapped_column(JSON)
+    #: the objects a model found in its input: ``{"boxes": [[label, x, y, width,
+    #: height], …]}`` or ``{"text_sha256": …, "text": …}`` (feedback on it may be the
+    #: corrected boxes or text: :mod:`aiweb.monitoring.feedback`)
+    objects: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
 
 
@@ -160,6 +164,9 @@ class SqlFeedback(Base):
     #: for a corrected list of spans: the spans ``[[start, end, label], …]`` (``label``
     #: then holds the label of that list)
     spans: Mapped[list[list[Any]] | None] = mapped_column(JSON)
+    #: for corrected objects: ``{"boxes": [[label, x, y, width, height], …]}`` or
+    #: ``{"text": …}`` (``label`` then holds the label of that answer)
+    objects: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     #: whether the prediction was right: ``label == predicted_label``, or for spans an
     #: exact match of the lists; ``None`` for a value (live accuracy counts this)
     correct: Mapped[bool | None] = mapped_column(Boolean)

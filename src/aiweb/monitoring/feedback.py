@@ -27,9 +27,22 @@ label is the label the task logs a list of spans under (its :data:`SpanLabel`, g
 the task), so macro-F1 still compares labels; live accuracy is then the share of
 predictions whose spans were exactly right.
 
+A model whose answers are objects found in its input logs them with the prediction
+(``objects``): a detector's boxes, or a reader's text (as its sha256; the text too with
+``AIWEB_LOG_INPUTS``). Feedback on such a prediction may be the corrected boxes,
+``{"boxes": [{"label": "face", "x": 10, "y": 20, "width": 64, "height": 64}]}``: the
+prediction was correct when every predicted box pairs with a corrected box of the same
+label at an intersection over union of at least 0.5 and none is left over on either
+side (PASCAL VOC's criterion: Everingham et al., 2010), and the answer counts them
+(:func:`box_counts`). Or the corrected text, ``{"text": "…"}``: correct when it equals the
+text read exactly; the answer gives the character error rate (:func:`cer`) when the
+text read was logged. The feedback's label is :func:`boxes_label` of the corrected boxes
+(the label found most often, ``"none"`` for no box), or ``"text"`` (``"none"`` for an
+empty text), as the task logs its predictions.
+
 Every accuracy (live windows, the dashboard's series, a rollout's gate) counts the
 feedback row's ``correct`` (:func:`correct_sql`): ``label == predicted_label``, or the
-exact match of spans.
+exact match of spans, boxes or text.
 
 Windows are ``1h``, ``24h`` and ``7d`` back from now. Each computation also sets the
 ``aiweb_model_live_accuracy{model,version}`` gauge (24 h window).
@@ -39,6 +52,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -99,6 +113,115 @@ def span_counts(predicted: Iterable[Span], truth: Iterable[Span]) -> dict[str, i
         "false_positives": len(p - t),
         "false_negatives": len(t - p),
     }
+
+
+#: the least intersection over union of a predicted box and a true one counted a match
+BOX_MATCH_IOU = 0.5
+#: the logged label of an answer in which nothing was found
+NOTHING = "none"
+#: the logged label of an answer with text read
+TEXT = "text"
+#: the longest texts whose character error rate is computed (the edit distance is
+#: quadratic in the lengths)
+MAX_CER_CHARS = 5000
+
+
+@dataclass(frozen=True)
+class Box:
+    """A box in an image: top-left corner ``(x, y)``, ``width`` and ``height`` in pixels,
+    holding one ``label``."""
+
+    label: str
+    x: float
+    y: float
+    width: float
+    height: float
+
+    def as_list(self) -> list[Any]:
+        return [self.label, self.x, self.y, self.width, self.height]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "x": self.x,
+            "y": self.y,
+            "width": self.width,
+            "height": self.height,
+        }
+
+
+def box_iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes, in [0, 1] (0 when neither has area)."""
+    iw = max(0.0, min(a.x + a.width, b.x + b.width) - max(a.x, b.x))
+    ih = max(0.0, min(a.y + a.height, b.y + b.height) - max(a.y, b.y))
+    inter = iw * ih
+    union = a.width * a.height + b.width * b.height - inter
+    return inter / union if union > 0 else 0.0
+
+
+def box_counts(
+    predicted: Sequence[Box], truth: Sequence[Box], iou_threshold: float = BOX_MATCH_IOU
+) -> dict[str, int]:
+    """Predicted boxes against true ones (PASCAL VOC: Everingham et al., 2010): each
+    predicted box, in the order given (best score first), takes the unmatched true box of
+    its label it overlaps most, when their intersection over union is at least
+    ``iou_threshold``.
+
+    Returns:
+        ``{"true_positives", "false_positives", "false_negatives"}``: predicted boxes
+        matched, predicted boxes not matched, true boxes not matched.
+    """
+    free = list(truth)
+    matched = 0
+    for box in predicted:
+        best, at = 0.0, -1
+        for i, other in enumerate(free):
+            if other.label == box.label:
+                overlap = box_iou(box, other)
+                if overlap > best:
+                    best, at = overlap, i
+        if at >= 0 and best >= iou_threshold:
+            free.pop(at)
+            matched += 1
+    return {
+        "true_positives": matched,
+        "false_positives": len(predicted) - matched,
+        "false_negatives": len(free),
+    }
+
+
+def boxes_label(labels: Sequence[str]) -> str:
+    """The label an answer of boxes is logged under: the label found most often (a tie:
+    the one listed first), ``"none"`` when there is no box."""
+    if not labels:
+        return NOTHING
+    counts: dict[str, int] = {}
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+    return max(counts, key=lambda label: counts[label])  # max keeps the first of a tie
+
+
+def cer(predicted: str, truth: str) -> float | None:
+    """Character error rate: the Levenshtein distance (insertions, deletions and
+    substitutions of code points) from ``predicted`` to ``truth``, over ``len(truth)``
+    (Morris et al., 2004; may exceed 1). 0 for two empty texts, 1 for a text read where
+    there is none; ``None`` when either is over :data:`MAX_CER_CHARS` characters."""
+    if len(predicted) > MAX_CER_CHARS or len(truth) > MAX_CER_CHARS:
+        return None
+    if not truth:
+        return 0.0 if not predicted else 1.0
+    previous = list(range(len(truth) + 1))
+    for i, p in enumerate(predicted, 1):
+        current = [i]
+        for j, t in enumerate(truth, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (p != t)))
+        previous = current
+    return previous[-1] / len(truth)
+
+
+def text_digest(text: str) -> str:
+    """Hex sha256 of the UTF-8 bytes of ``text`` (how a text read is logged)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def check_spans(
@@ -366,10 +489,14 @@ class FeedbackService:
         *,
         value: float | None = None,
         spans: Sequence[Span] | None = None,
+        boxes: Sequence[Box] | None = None,
+        text: str | None = None,
     ) -> tuple[bool, dict[str, Any]]:
         """Record that ``prediction_id`` should have been ``label`` (a prediction of a
-        label), ``value`` (a prediction of a number) or ``spans`` (a prediction of spans:
-        the corrected list, ``[]`` for none): exactly one of them.
+        label), ``value`` (a prediction of a number), ``spans`` (a prediction of spans:
+        the corrected list, ``[]`` for none), ``boxes`` (a prediction of boxes: the
+        corrected list, ``[]`` for none) or ``text`` (a prediction of text read): exactly
+        one of them.
 
         A prediction not yet written waits as :meth:`find_prediction` says; the writes
         run in a worker thread.
@@ -386,10 +513,11 @@ class FeedbackService:
                 value that is not a finite number; spans for a model whose predictions
                 are not spans, or for a prediction logged without its spans; spans that
                 :func:`check_spans` refuses (empty, overlapping, past the text, of a
-                label the version does not have).
+                label the version does not have); boxes or text for a prediction that
+                logged none, boxes of a label the version does not have.
         """
-        if sum(x is not None for x in (label, value, spans)) != 1:
-            raise InvalidInputError("give exactly one of label, value and spans")
+        if sum(x is not None for x in (label, value, spans, boxes, text)) != 1:
+            raise InvalidInputError("give exactly one of label, value, spans, boxes and text")
         if value is not None and not math.isfinite(value):
             raise InvalidInputError("value must be a finite number")
         prediction = await self.find_prediction(prediction_id)
@@ -398,7 +526,7 @@ class FeedbackService:
                 f"no prediction {prediction_id!r}: send the id a predict response gave"
             )
         return await anyio.to_thread.run_sync(
-            self._record, prediction, label, comment, actor, value, spans
+            self._record, prediction, label, comment, actor, value, spans, boxes, text
         )
 
     def _record(
@@ -409,12 +537,16 @@ class FeedbackService:
         actor: str,
         value: float | None = None,
         spans: Sequence[Span] | None = None,
+        boxes: Sequence[Box] | None = None,
+        text: str | None = None,
     ) -> tuple[bool, dict[str, Any]]:
         prediction_id = prediction.id
         what = f"{prediction.model}:{prediction.version}"
         correct: bool | None = None
         truth: list[Span] | None = None
         predicted: list[Span] | None = None
+        objects: dict[str, Any] | None = None
+        found: dict[str, Any] = {}  # the answer's fields of object feedback
         if prediction.value is not None:
             if value is None:
                 raise InvalidInputError(
@@ -424,6 +556,28 @@ class FeedbackService:
         elif spans is not None:
             label, truth, predicted = self._span_truth(prediction, spans)
             correct = truth == predicted
+        elif boxes is not None:
+            true_boxes, predicted_boxes = self._box_truth(prediction, boxes)
+            label = boxes_label([b.label for b in true_boxes])[:255]
+            counts = box_counts(predicted_boxes, true_boxes)
+            correct = counts["false_positives"] == 0 and counts["false_negatives"] == 0
+            objects = {"boxes": [b.as_list() for b in true_boxes]}
+            found = {
+                "boxes": [b.as_dict() for b in true_boxes],
+                "predicted_boxes": [b.as_dict() for b in predicted_boxes],
+                "counts": counts,
+            }
+        elif text is not None:
+            read = self._text_read(prediction)
+            label = TEXT if text else NOTHING
+            correct = text_digest(text) == read["text_sha256"]
+            objects = {"text": text}
+            predicted_text = read.get("text")
+            found = {
+                "text": text,
+                "predicted_text": predicted_text,
+                "cer": None if predicted_text is None else cer(predicted_text, text),
+            }
         else:
             if label is None:
                 raise InvalidInputError(
@@ -452,6 +606,7 @@ class FeedbackService:
             row.value = value
             row.predicted_value = prediction.value
             row.spans = None if truth is None else [[x.start, x.end, x.label] for x in truth]
+            row.objects = objects
             row.correct = correct
             row.comment = comment
             row.submitted_by = actor
@@ -472,6 +627,7 @@ class FeedbackService:
                 ),
                 "comment": comment,
                 "created_at": now,
+                **found,
             }
         self._windows(prediction.model, prediction.version, ("24h",))  # sets the gauge
         return created, out
@@ -497,6 +653,38 @@ class FeedbackService:
         truth = check_spans(spans, text_chars=prediction.input_chars, labels=version.labels)
         predicted = sorted(Span(int(s), int(e), str(lab)) for s, e, lab in prediction.spans)
         return label_of(truth)[:255], truth, predicted
+
+    def _box_truth(
+        self, prediction: SqlPrediction, boxes: Sequence[Box]
+    ) -> tuple[list[Box], list[Box]]:
+        """``(corrected boxes, predicted boxes)`` of box feedback on ``prediction`` (see
+        :meth:`submit` for the errors)."""
+        what = f"{prediction.model}:{prediction.version}"
+        logged = (prediction.objects or {}).get("boxes")
+        if not isinstance(logged, list):
+            raise InvalidInputError(
+                f"the predictions of {what} are not boxes (or this one was logged without "
+                'them): send the true label as {"label": …}'
+            )
+        labels = self._store.get_version(prediction.model, prediction.version).labels
+        for box in boxes:
+            if labels and box.label not in labels:
+                raise InvalidInputError(
+                    f"{box.label!r} is not a label of {what}; it has {', '.join(labels)}"
+                )
+        predicted = [Box(str(b[0]), *(float(v) for v in b[1:5])) for b in logged]
+        return list(boxes), predicted
+
+    @staticmethod
+    def _text_read(prediction: SqlPrediction) -> dict[str, Any]:
+        """The logged text read of ``prediction``: ``{"text_sha256", "text"?}``."""
+        logged = prediction.objects or {}
+        if not isinstance(logged.get("text_sha256"), str):
+            raise InvalidInputError(
+                f"the predictions of {prediction.model}:{prediction.version} are not text "
+                'read from an image: send the true label as {"label": …}'
+            )
+        return logged
 
     def performance(self, name: str, version: int) -> dict[str, Any]:
         """Live accuracy and macro-F1 (RMSE and MAE for a model of numbers) of

@@ -86,6 +86,13 @@ PREDICTIONS = Counter(
     "Predictions served, by model version and predicted label.",
     ["model", "version", "label"],
 )
+PREDICTION_OBJECTS = Histogram(
+    "aiweb_prediction_objects",
+    "Objects one prediction found in its input (boxes detected in an image, lines of "
+    "text read …), for models whose answers are lists of objects.",
+    ["model", "version"],
+    buckets=(0, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144),
+)
 LIVE_ACCURACY = Gauge(
     "aiweb_model_live_accuracy",
     "Accuracy of a model version's predictions of the last 24 h that got feedback.",

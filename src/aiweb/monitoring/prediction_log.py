@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine, insert
 
@@ -48,6 +49,10 @@ class PredictionRecord:
     #: the predicted spans ``(start, end, label)``, for a model whose predictions are
     #: spans (its feedback may be the corrected list: :mod:`aiweb.monitoring.feedback`)
     spans: list[tuple[int, int, str]] | None = None
+    #: the objects found, for a model whose answers are objects in its input: ``{"boxes":
+    #: [[label, x, y, width, height], …]}`` or ``{"text_sha256", "text"}`` (its feedback may
+    #: be the corrected boxes or text: :mod:`aiweb.monitoring.feedback`)
+    objects: dict[str, Any] | None = None
 
 
 def text_sha256(text: str) -> str:
@@ -167,6 +172,7 @@ class PredictionLogger:
                         "drift_bins": r.drift_bins,
                         "value": r.value,
                         "spans": None if r.spans is None else [list(x) for x in r.spans],
+                        "objects": r.objects,
                         "created_at": r.created_at,
                     }
                     for r in batch

@@ -20,7 +20,11 @@ from aiweb.names import INT32_MAX
 #: most spans in one corrected list (``FeedbackRequest.entities``)
 MAX_FEEDBACK_SPANS = 1000
 #: the truths a feedback body may carry, exactly one of them
-_TRUTHS = ("label", "value", "entities")
+_TRUTHS = ("label", "value", "entities", "boxes", "text")
+#: boxes in one box feedback
+MAX_FEEDBACK_BOXES = 1000
+#: characters of one text feedback
+MAX_FEEDBACK_TEXT = 100_000
 
 
 def _one_truth_schema(schema: dict[str, Any]) -> None:
@@ -40,6 +44,8 @@ def _one_truth_schema(schema: dict[str, Any]) -> None:
         {"label": "negative", "comment": "sarcasm"},
         {"value": 129500.0},
         {"entities": [{"start": 0, "end": 6, "label": "ORG"}]},
+        {"boxes": [{"label": "face", "x": 153, "y": 105, "width": 228, "height": 228}]},
+        {"text": "Invoice 2026\nTotal due"},
     ]
 
 
@@ -72,6 +78,19 @@ class FeedbackSpan(BaseModel):
     label: StrictStr = Field(..., min_length=1, max_length=255, description="Its type.")
 
 
+class FeedbackBox(BaseModel):
+    """One box in an image: top-left corner ``(x, y)``, ``width`` and ``height`` in pixels
+    of the image as the predict answer gave them, holding one ``label``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    label: StrictStr = Field(..., min_length=1, max_length=255, description="What it holds.")
+    x: float = Field(..., ge=0, le=1_000_000, allow_inf_nan=False)
+    y: float = Field(..., ge=0, le=1_000_000, allow_inf_nan=False)
+    width: float = Field(..., gt=0, le=1_000_000, allow_inf_nan=False)
+    height: float = Field(..., gt=0, le=1_000_000, allow_inf_nan=False)
+
+
 class FeedbackRequest(BaseModel):
     """The label a prediction should have had, the value a prediction of a number
     should have been, or the spans a prediction of spans (entities) should have found:
@@ -100,6 +119,19 @@ class FeedbackRequest(BaseModel):
         "Whether spans overlap or lie inside the text is checked against the prediction "
         "(422).",
     )
+    boxes: list[FeedbackBox] | None = Field(
+        None,
+        max_length=MAX_FEEDBACK_BOXES,
+        description="The corrected list of boxes, for a model that finds boxes in images "
+        "(faces, people): every object the image holds ([] when it holds none).",
+    )
+    text: StrictStr | None = Field(
+        None,
+        max_length=MAX_FEEDBACK_TEXT,
+        description="The corrected text, for a model that reads text in images (OCR): "
+        "the whole text as the answer's `text` gives it (a space within a row, a newline "
+        "between rows).",
+    )
     comment: str | None = Field(None, max_length=2000, description="Free text, kept as is.")
 
     @model_validator(mode="after")
@@ -107,8 +139,9 @@ class FeedbackRequest(BaseModel):
         given = [name for name in _TRUTHS if getattr(self, name) is not None]
         if len(given) != 1:
             raise ValueError(
-                "give exactly one of label (a class), value (a number) and entities "
-                "(a corrected list of spans)"
+                "give exactly one of label (a class), value (a number), entities "
+                "(a corrected list of spans), boxes (a corrected list of boxes) and text "
+                "(the corrected text read)"
             )
         if self.entities is not None and len(set(self.entities)) != len(self.entities):
             raise ValueError("entities holds the same span twice")
@@ -126,7 +159,8 @@ class SpanOut(BaseModel):
 
 class SpanCounts(BaseModel):
     """The predicted spans against the corrected ones, by exact match of start, end and
-    label (the CoNLL-2003 convention; Tjong Kim Sang & De Meulder, 2003): precision =
+    label (the CoNLL-2003 convention; Tjong Kim Sang & De Meulder, 2003), or predicted
+    boxes against corrected ones, matched at IoU >= 0.5 (PASCAL VOC): precision =
     tp / (tp + fp), recall = tp / (tp + fn)."""
 
     true_positives: int = Field(..., description="Predicted spans that are in the correction.")
@@ -161,6 +195,24 @@ class FeedbackResponse(BaseModel):
     )
     counts: SpanCounts | None = Field(
         None, description="The predicted spans against the corrected ones (feedback on spans)."
+    )
+    boxes: list[FeedbackBox] | None = Field(
+        None, description="The corrected boxes (feedback on boxes)."
+    )
+    predicted_boxes: list[FeedbackBox] | None = Field(
+        None, description="The boxes the model found (feedback on boxes)."
+    )
+    text: str | None = Field(None, description="The corrected text (feedback on text).")
+    predicted_text: str | None = Field(
+        None,
+        description="The text the model read, when it was logged (AIWEB_LOG_INPUTS); null "
+        "otherwise (only its sha256 is kept).",
+    )
+    cer: float | None = Field(
+        None,
+        description="Character error rate of the text read against the corrected text "
+        "(Levenshtein distance / characters of the corrected text; Morris et al. 2004), "
+        "when the text read was logged.",
     )
     comment: str | None
     created_at: datetime

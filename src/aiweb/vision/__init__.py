@@ -6,10 +6,24 @@ downloaded at run time.
   :class:`~aiweb.vision.detectors.PeopleDetector` on 8-bit RGB pixels, with non-maximum
   suppression;
 - :mod:`aiweb.vision.ocr`: :class:`~aiweb.vision.ocr.OcrReader`, lines of text in
-  reading order.
+  reading order;
+- :mod:`aiweb.vision.model`: a registered version's runtime; :mod:`aiweb.vision.builtin`:
+  ``aiweb models install faces people ocr``;
+- :mod:`aiweb.vision.service`: serving (decode, predict, log, draw with
+  :mod:`aiweb.vision.overlay`); :mod:`aiweb.vision.schemas`: the API shapes;
+  :mod:`aiweb.vision.task`: the task of the list.
 
 Detection only: no identification, no face embeddings, no age, gender or emotion
 estimates (docs/vision.md).
 """
 
-__all__ = ["detectors", "ocr"]
+__all__ = [
+    "builtin",
+    "detectors",
+    "model",
+    "ocr",
+    "overlay",
+    "schemas",
+    "service",
+    "task",
+]

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
 
 from aiweb.api.deps import DriftDep, FeedbackDep
-from aiweb.monitoring.feedback import Span
+from aiweb.monitoring.feedback import Box, Span
 from aiweb.monitoring.metrics import render
 from aiweb.monitoring.schemas import (
     DriftResponse,
@@ -92,9 +92,11 @@ async def post_feedback(
     """Say which label a served prediction should have had — or, for a prediction of a
     number, which value (``{"value": 129500.0}``), or for a prediction of spans
     (entities), the corrected list of spans (``{"entities": [{"start": 0, "end": 6,
-    "label": "ORG"}]}``) — (201; 200 when it replaces earlier feedback on the same
-    prediction). Stored before the answer; it feeds the version's live accuracy, or live
-    RMSE and MAE (``GET …/versions/{version}/performance``).
+    "label": "ORG"}]}``), for a prediction of boxes (faces, people) the corrected boxes
+    (``{"boxes": [{"label": "face", "x": 10, "y": 20, "width": 64, "height": 64}]}``), or
+    for text read from an image the corrected text (``{"text": "…"}``) — (201; 200 when it
+    replaces earlier feedback on the same prediction). Stored before the answer; it feeds
+    the version's live accuracy, or live RMSE and MAE (``GET …/versions/{version}/performance``).
 
     Feedback on spans is correct when the predicted spans equal the corrected ones
     exactly (entity-level exact match, as CoNLL-2003 scores); the answer counts the
@@ -109,8 +111,20 @@ async def post_feedback(
     spans = (
         None if body.entities is None else [Span(e.start, e.end, e.label) for e in body.entities]
     )
+    boxes = (
+        None
+        if body.boxes is None
+        else [Box(b.label, b.x, b.y, b.width, b.height) for b in body.boxes]
+    )
     created, out = await feedback.submit(
-        prediction_id, body.label, body.comment, actor(request), value=body.value, spans=spans
+        prediction_id,
+        body.label,
+        body.comment,
+        actor(request),
+        value=body.value,
+        spans=spans,
+        boxes=boxes,
+        text=body.text,
     )
     if not created:
         response.status_code = 200
