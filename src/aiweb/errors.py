@@ -13,6 +13,7 @@ Services raise these; one handler turns any of them into an RFC 9457
     │   ├── AliasNotFound
     │   ├── DatasetNotFound
     │   ├── JobNotFound
+    │   ├── JobFileNotFound
     │   ├── ScheduleNotFound
     │   ├── PredictionNotFound
     │   ├── KeyNotFound
@@ -111,6 +112,13 @@ class DatasetNotFound(NotFoundError):
 class JobNotFound(NotFoundError):
     slug = "job-not-found"
     title = "Job not found"
+
+
+class JobFileNotFound(NotFoundError):
+    """A job has no file of that name in its directory."""
+
+    slug = "job-file-not-found"
+    title = "Job file not found"
 
 
 class ScheduleNotFound(NotFoundError):

@@ -141,7 +141,7 @@ REFUSALS = [
     ("encrypted", encrypted_pdf, 422, "encrypted"),
     ("truncated-pdf", truncated_pdf, 422, "truncated"),
     ("claims-10000-pages", lambda: hand_made_pdf(count=10_000), 413, "10,000 pages"),
-    ("image-only", image_only_pdf, 422, "OCR, which is not available yet"),
+    ("image-only", image_only_pdf, 422, "Upload it with scanned=true to keep it for OCR"),
     ("docx-zip-bomb", docx_bomb, 413, "zip bomb"),
     ("truncated-docx", lambda: make_docx([["cv"]])[:3000], 422, "truncated or malformed"),
     ("zip", zip_without_document, 415, "not a Word document"),

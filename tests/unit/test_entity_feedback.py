@@ -166,6 +166,8 @@ def test_schema_states_the_rules() -> None:
         {"required": ["label"]},
         {"required": ["value"]},
         {"required": ["entities"]},
+        {"required": ["boxes"]},
+        {"required": ["text"]},
     ]
     entities = schema["properties"]["entities"]
     assert entities["type"] == "array"

@@ -184,9 +184,11 @@ PUBLIC: dict[str, list[str]] = {
     "aiweb.vision": [
         "builtin",
         "detectors",
+        "jobs",
         "model",
         "ocr",
         "overlay",
+        "pages",
         "schemas",
         "service",
         "task",

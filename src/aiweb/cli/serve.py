@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from aiweb.cli._common import err, friendly_errors, open_keys
+from aiweb.cli._common import err, friendly_errors, open_keys, open_registry
 
 if TYPE_CHECKING:
     from aiweb.config import GrpcSettings, ServingSettings, Settings
@@ -441,6 +441,7 @@ def demo(
             params={},
             skip_if_same=True,
         )
+    vision = _install_vision()
     # a fresh predict-only key for the example, replacing the previous demo's
     with open_keys() as service:
         if any(k.name == "demo" for k in service.list()):
@@ -463,5 +464,32 @@ def demo(
         highlight=False,
         soft_wrap=True,
     )
+    if vision:
+        err.print(
+            f"  curl -s {url}/v1/models/faces/predict "
+            f"-H 'authorization: Bearer {demo_secret}' "
+            "-H 'content-type: image/jpeg' --data-binary @photo.jpg\n"
+            f"  (or drop a photo on {url}/vision)\n",
+            highlight=False,
+            soft_wrap=True,
+        )
     if serve_after:
         run_server(host, port, 1)
+
+
+def _install_vision() -> bool:
+    """Register the built-in vision models for the demo when ``aiweb[vision]`` is
+    installed (already registered ones are kept); whether they are there."""
+    from aiweb.vision.builtin import install
+
+    err.rule("faces, people, ocr ← OpenCV, rapidocr")
+    try:
+        with open_registry() as registry:
+            done = install(registry, ["faces", "people", "ocr"], actor="demo")
+    except (ImportError, FileNotFoundError) as exc:
+        err.print(f"vision models skipped ({exc}): pip install 'aiweb\\[vision]'")
+        return False
+    for d in done:
+        state = "already installed" if d.already_installed else "registered"
+        err.print(f"{d.version.name}: version {d.version.version} {state}", highlight=False)
+    return True

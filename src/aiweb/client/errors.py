@@ -44,6 +44,7 @@ __all__ = [
     "InvalidInputError",
     "InvalidRowError",
     "ItemNotFound",
+    "JobFileNotFound",
     "JobNotFound",
     "KeyNotFound",
     "ModelNotFound",
@@ -112,6 +113,10 @@ class DatasetNotFound(server.DatasetNotFound, NotFoundError):
 
 class JobNotFound(server.JobNotFound, NotFoundError):
     """``/problems/job-not-found`` (404)."""
+
+
+class JobFileNotFound(server.JobFileNotFound, NotFoundError):
+    """``/problems/job-file-not-found`` (404)."""
 
 
 class ScheduleNotFound(server.ScheduleNotFound, NotFoundError):

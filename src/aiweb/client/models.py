@@ -29,6 +29,7 @@ __all__ = [
     "ExplainResponse",
     "ExplanationPart",
     "Feedback",
+    "FeedbackBox",
     "FeedbackSpan",
     "Hit",
     "ItemSummary",
@@ -357,10 +358,21 @@ class SpanCounts(_Model):
     false_negatives: int
 
 
+class FeedbackBox(_Model):
+    """A box in an image, in pixels (schema ``FeedbackBox``)."""
+
+    label: str
+    x: float
+    y: float
+    width: float
+    height: float
+
+
 class Feedback(_Model):
     """``POST /v1/predictions/{id}/feedback`` (schema ``FeedbackResponse``); feedback that
     was a corrected list of spans also has ``entities``, ``predicted_entities`` and
-    ``counts``."""
+    ``counts``; corrected boxes have ``boxes``, ``predicted_boxes`` and ``counts``;
+    corrected text has ``text``, ``predicted_text`` (when logged) and ``cer``."""
 
     prediction_id: str
     model: str
@@ -373,6 +385,11 @@ class Feedback(_Model):
     entities: list[FeedbackSpan] | None = None
     predicted_entities: list[FeedbackSpan] | None = None
     counts: SpanCounts | None = None
+    boxes: list[FeedbackBox] | None = None
+    predicted_boxes: list[FeedbackBox] | None = None
+    text: str | None = None
+    predicted_text: str | None = None
+    cer: float | None = None
     comment: str | None = None
     created_at: datetime
 

@@ -65,6 +65,7 @@ from aiweb.errors import (
     UnauthorizedError,
     UploadedDocumentNotFound,
 )
+from aiweb.images.service import ImageService
 from aiweb.jobs.env import JobEnv
 from aiweb.jobs.service import JobService
 from aiweb.monitoring.metrics import DASHBOARD_LOGIN_FAILURES
@@ -78,6 +79,8 @@ from aiweb.rollout.service import RolloutService
 from aiweb.security.audit import AuditLog
 from aiweb.security.auth import client_address
 from aiweb.security.keys import SCOPES, KeyService, parse_duration
+from aiweb.vision.schemas import MODEL_TASKS as VISION_TASKS
+from aiweb.vision.service import VisionService
 
 log = logging.getLogger("aiweb.dashboard")
 
@@ -93,8 +96,10 @@ AUDIT_PAGE = 50
 
 
 DOCUMENT_UPLOAD = "/documents/upload"
+VISION_PLAYGROUND = "/vision"
+"""The vision playground: the page (GET) and its image upload (POST)."""
 #: the dashboard's forms that upload files (multipart, streamed by the input limits)
-FILE_FORM_PATHS = frozenset({DOCUMENT_UPLOAD})
+FILE_FORM_PATHS = frozenset({DOCUMENT_UPLOAD, VISION_PLAYGROUND})
 
 
 def install(app: FastAPI) -> None:
@@ -295,7 +300,11 @@ async def model_page(request: Request, name: str, session: SessionDep) -> Respon
         context = views.model_detail(
             state.registry, state.drift, state.feedback, _stats(state), name
         )
-        return {**context, "rollout": views.running_rollout(state.rollouts, name)}
+        return {
+            **context,
+            "rollout": views.running_rollout(state.rollouts, name),
+            "vision_playground": context["model"].task in VISION_TASKS,
+        }
 
     try:
         context = await anyio.to_thread.run_sync(gather)
@@ -748,6 +757,90 @@ async def playground_entities(request: Request, session: SessionDep) -> Response
         selected=model,
         entities_text=text,
         entities_result=result,
+    )
+
+
+# -- vision playground -----------------------------------------------------------------------
+
+
+async def _vision_page(
+    request: Request,
+    session: DashboardSession,
+    *,
+    status_code: int = 200,
+    selected: str = "",
+    filename: str = "",
+    result: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> Response:
+    """The whole vision playground page, with an answer (``result``:
+    :func:`views.vision_view`) or what went wrong (``error``)."""
+    state = app_state(request)
+    registry: RegistryService = state.registry
+    models = await anyio.to_thread.run_sync(registry.list_models)
+    limits = state.settings.limits
+    context = {
+        "models": views.servable(models, VISION_TASKS),
+        "selected": selected,
+        "filename": filename,
+        "result": result,
+        "error": error,
+        "max_image_mib": limits.max_image_bytes / 2**20,
+        "max_megapixels": limits.max_image_pixels / 1_000_000,
+    }
+    return render(request, "vision.html", context, session=session, status_code=status_code)
+
+
+@router.get(VISION_PLAYGROUND)
+async def vision_playground(
+    request: Request, session: SessionDep, model: Annotated[str, Query(max_length=256)] = ""
+) -> Response:
+    """Upload or drop an image, choose a vision model (faces, people, text), see the
+    answer drawn on the image and listed in a table."""
+    return await _vision_page(request, session, selected=model)
+
+
+@router.post(VISION_PLAYGROUND)
+async def vision_predict(request: Request, session: SessionDep) -> Response:
+    """Answer the uploaded image (form fields ``model`` and ``image``, multipart: streamed
+    by the input limits, :data:`FILE_FORM_PATHS`) with the model, through the predict
+    route's service (:func:`views.vision_answer`), and show the page with the overlay,
+    the image's size and sha256, and the table of detections or lines of text. Nothing
+    of the image is kept. A refused file (more than ``limits.max_image_bytes``, not a
+    JPEG/PNG/WebP image, truncated, a pixel bomb …) shows its message with its status
+    (413, 415, 422)."""
+    state = app_state(request)
+    form = await checked_form(request, session)
+    model = field(form, "model")
+    upload = form.get("image")
+    filename = ""
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    status = 200
+    try:
+        if not model:
+            raise ValueError("Choose a model.")
+        if not isinstance(upload, UploadFile) or not (upload.filename or upload.size):
+            raise ValueError("Choose an image to upload: a JPEG, PNG or WebP file.")
+        filename = (upload.filename or "")[:255]
+        images: ImageService = state.images
+        data = await anyio.to_thread.run_sync(images.read_upload, upload.file)
+        vision: VisionService = state.vision
+        result = await views.vision_answer(vision, model, data, upload.content_type or "")
+    except ValueError as exc:
+        error, status = str(exc), 422
+    except AiwebError as exc:
+        error, status = exc.detail, exc.status
+    finally:
+        await form.close()
+    return await _vision_page(
+        request,
+        session,
+        status_code=status,
+        selected=model,
+        filename=filename,
+        result=result,
+        error=error,
     )
 
 

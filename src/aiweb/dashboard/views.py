@@ -13,6 +13,7 @@ Quantiles of a Prometheus histogram are estimated as ``histogram_quantile`` does
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 from collections import defaultdict
@@ -21,6 +22,7 @@ from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any
 
+import anyio.to_thread
 from prometheus_client.parser import text_string_to_metric_families
 
 from aiweb.classification.explain import words_of
@@ -32,6 +34,8 @@ from aiweb.monitoring.stats import PredictionStats
 from aiweb.registry.entities import PRODUCTION, ModelVersion, RegisteredModel
 from aiweb.registry.service import RegistryService
 from aiweb.rollout.service import RolloutService
+from aiweb.vision.schemas import ImageBody
+from aiweb.vision.service import VisionService, draw
 
 HEAT_LEVELS = 10
 """Colour steps of the confusion-matrix heatmap (CSS classes ``heat-0`` … ``heat-9``)."""
@@ -1233,3 +1237,96 @@ def cv_view(
         out.append({"page": p.page, "segments": segments})
     skipped += sum(len(v) for v in by_page.values())  # pages the document does not have
     return {"pages": out, "highlighted": highlighted, "skipped": skipped}
+
+
+# -- the vision playground -------------------------------------------------------------------
+
+
+def vision_alt(answer: Mapping[str, Any]) -> str:
+    """What an overlay shows, in words (its ``alt`` text): ``faces found: 1`` (the model's
+    name and the number of its detections), or for OCR ``lines of text found: 2``."""
+    if "lines" in answer:
+        return f"lines of text found: {len(answer.get('lines') or [])}"
+    return f"{answer.get('model', 'objects')} found: {len(answer.get('detections') or [])}"
+
+
+def vision_view(answer: Mapping[str, Any], png: bytes, image_format: str = "") -> dict[str, Any]:
+    """A vision model's answer and its overlay as the vision playground shows them.
+
+    Args:
+        answer: the predict route's answer (:class:`aiweb.vision.schemas.VisionPredictResponse`
+            as a dict): ``detections``, or ``lines`` and ``text``.
+        png: the overlay (:func:`aiweb.vision.service.draw`), embedded in the page as a
+            ``data:`` URL (the CSP allows ``img-src data:``), so nothing is kept.
+        image_format: the uploaded file's format (``jpeg``, ``png``, ``webp``).
+
+    Returns:
+        ``{"ok": True, "kind": "ocr" | "detections", "model", "version", "id", "width",
+        "height", "sha256", "format", "overlay": data URL, "alt": :func:`vision_alt`,
+        "rows": [...], "text": str | None}``; a detection row is
+        ``{"label", "score", "x", "y", "width", "height"}``, an OCR row ``{"n", "text",
+        "score"}`` (``n`` the line's number on the overlay, from 1, reading order).
+    """
+    ocr = "lines" in answer
+    rows: list[dict[str, Any]]
+    if ocr:
+        rows = [
+            {"n": i, "text": str(line.get("text", "")), "score": line.get("score")}
+            for i, line in enumerate(answer.get("lines") or [], start=1)
+        ]
+    else:
+        rows = []
+        for d in answer.get("detections") or []:
+            box = d.get("box") or {}
+            rows.append(
+                {
+                    "label": str(d.get("label", "")),
+                    "score": d.get("score"),
+                    **{k: box.get(k) for k in ("x", "y", "width", "height")},
+                }
+            )
+    return {
+        "ok": True,
+        "kind": "ocr" if ocr else "detections",
+        "model": answer.get("model"),
+        "version": answer.get("version"),
+        "id": answer.get("id"),
+        "width": answer.get("width"),
+        "height": answer.get("height"),
+        "sha256": answer.get("sha256"),
+        "format": image_format,
+        "overlay": "data:image/png;base64," + base64.b64encode(png).decode("ascii"),
+        "alt": vision_alt(answer),
+        "rows": rows,
+        "text": str(answer.get("text") or "") if ocr else None,
+    }
+
+
+async def vision_answer(
+    service: VisionService, model: str, data: bytes, media_type: str = ""
+) -> dict[str, Any]:
+    """Answer one uploaded image with a vision model and draw the answer, for the vision
+    playground: through the predict route's service (decoded with its checks, logged and
+    metered as an API call; the image itself is not kept).
+
+    Args:
+        service: ``app.state.vision``.
+        model: ``name``, ``name@alias`` or ``name:version``.
+        data: the uploaded file's bytes (already bounded by ``limits.max_image_bytes``).
+        media_type: the type the browser sent it as (not trusted: the bytes tell).
+
+    Returns:
+        :func:`vision_view`.
+
+    Raises:
+        ValueError: no model chosen.
+        AiwebError: what the service raises: an unknown model (404), a model of another
+            task (422), a refused image (413, 415, 422: its ``detail`` says why).
+    """
+    if not model:
+        raise ValueError("Choose a model.")
+    await service.get(model)  # an unknown model, or one of another task, before decoding
+    image, sha256 = await service.image_of(ImageBody(data, media_type))
+    answer = await service.predict_image(model, image, sha256)
+    png = await anyio.to_thread.run_sync(draw, image, answer)
+    return vision_view(answer, png, image.format)

@@ -113,7 +113,7 @@ ACCEPTED = "PDF, DOCX (Word 2007 or later) or UTF-8 plain text"
 #: The file name suffix each type is stored under.
 SUFFIXES = {PDF: "pdf", DOCX: "docx", TXT: "txt"}
 
-#: What will read scanned (image-only) PDFs once it exists: the OCR model of DESIGN.md.
+#: What reads scanned (image-only) PDFs: the OCR model of DESIGN.md.
 OCR_MODEL = "rapidocr"
 
 #: Most entries a DOCX (ZIP) may hold.
@@ -220,12 +220,16 @@ def sniff(data: bytes) -> str:
     return TXT
 
 
-def extract(data: bytes, limits: ExtractionLimits | None = None) -> Extracted:
+def extract(
+    data: bytes, limits: ExtractionLimits | None = None, *, scanned: bool = False
+) -> Extracted:
     """Tell the type of a document (:func:`sniff`) and read its text, page by page.
 
     Args:
         data: the whole file.
         limits: the bounds (defaults: 50 pages, 2,000,000 characters).
+        scanned: take a PDF without a text layer (a scan, kept for OCR): its pages' texts
+            are then empty strings, not a refusal.
 
     Returns:
         The media type and the pages' texts.
@@ -241,7 +245,7 @@ def extract(data: bytes, limits: ExtractionLimits | None = None) -> Extracted:
     limits = limits or ExtractionLimits()
     media_type = sniff(data)
     if media_type == PDF:
-        pages = _pdf_pages(data, limits)
+        pages = _pdf_pages(data, limits, scanned=scanned)
     elif media_type == DOCX:
         pages = _docx_pages(data, limits)
     else:
@@ -300,7 +304,7 @@ def _exception_text(exc: BaseException) -> str:
 # -- PDF ------------------------------------------------------------------------------
 
 
-def _pdf_pages(data: bytes, limits: ExtractionLimits) -> list[str]:
+def _pdf_pages(data: bytes, limits: ExtractionLimits, *, scanned: bool = False) -> list[str]:
     if b"%%EOF" not in data[-1024:]:
         raise DataFormatError(
             "the PDF is truncated or malformed: it does not end with the %%EOF marker"
@@ -315,12 +319,11 @@ def _pdf_pages(data: bytes, limits: ExtractionLimits) -> list[str]:
         raise DataFormatError(
             f"the PDF is malformed and cannot be read ({_exception_text(exc)})"
         ) from None
-    if not any(page.strip() for page in pages):
+    if not any(page.strip() for page in pages) and not scanned:
         raise DataFormatError(
             f"the PDF has no text layer on any of its {len(pages)} page(s): it is a scanned "
-            "or image-only PDF. Reading it needs OCR, which is not available yet "
-            f"(the OCR model {OCR_MODEL!r} will read such files once it exists); upload "
-            "a PDF with text, or the text itself"
+            "or image-only PDF. Upload it with scanned=true to keep it for OCR (the "
+            f"{OCR_MODEL!r} model reads its pages), or upload a PDF with text"
         )
     return pages
 

@@ -45,6 +45,7 @@ from aiweb.documents.pii import KINDS, redact
 from aiweb.errors import (
     CorruptArtifactError,
     DataFormatError,
+    InvalidInputError,
     PayloadTooLargeError,
     UploadedDocumentNotFound,
 )
@@ -221,6 +222,7 @@ class DocumentService:
         filename: str | None,
         *,
         redact_pii: bool = False,
+        scanned: bool = False,
         actor: str = "",
         request_id: str | None = None,
     ) -> Document:
@@ -233,6 +235,8 @@ class DocumentService:
             filename: the client's file name (only recorded; the type is told by the bytes).
             redact_pii: replace e-mail addresses, phone numbers and URLs in the text (and
                 the name) before storing, and do not keep the original file.
+            scanned: keep a PDF without a text layer (a scan) for OCR: its text is empty,
+                its file is kept (so not with ``redact_pii``).
             actor: who uploads it.
             request_id: the request's id, for the audit event.
 
@@ -243,8 +247,13 @@ class DocumentService:
             DataFormatError: empty, encrypted, truncated or malformed, not UTF-8, no text
                 (a scanned PDF) (422); the message says which.
         """
+        if scanned and redact_pii:
+            raise InvalidInputError(
+                "a scanned PDF kept for OCR cannot be redacted: its text is in its images, "
+                "and redact_pii does not keep the file OCR reads"
+            )
         data = self.read_upload(fileobj)
-        extracted = extract(data, self.limits)
+        extracted = extract(data, self.limits, scanned=scanned)
         base = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
         texts = extracted.pages
         redactions: dict[str, int] | None = None

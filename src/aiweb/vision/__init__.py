@@ -20,9 +20,11 @@ estimates (docs/vision.md).
 __all__ = [
     "builtin",
     "detectors",
+    "jobs",
     "model",
     "ocr",
     "overlay",
+    "pages",
     "schemas",
     "service",
     "task",

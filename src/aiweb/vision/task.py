@@ -19,6 +19,7 @@ from typing import Any
 from aiweb.contract import FileInput, PredictShapes, Readiness, Task, TaskContext, TaskRuntime
 from aiweb.errors import InvalidInputError
 from aiweb.monitoring.feedback import Box, box_counts
+from aiweb.vision.jobs import JOB_TYPES
 from aiweb.vision.schemas import (
     IMAGE_FIELD,
     IMAGE_MEDIA_TYPES,
@@ -111,6 +112,7 @@ def _to_request(data: bytes, media_type: str) -> ImageBody:
 TASK = Task(
     name=NAME,
     model_tasks=frozenset(MODEL_TASKS),
+    job_types=JOB_TYPES,
     start=start,
     predict=PredictShapes(
         request=VisionPredictRequest,

@@ -124,7 +124,8 @@ _UPLOAD["responses"] = {
     415: {"description": "Not a PDF, DOCX or text file (told by its bytes); names them."},
     422: {
         "description": "An empty, encrypted, truncated or malformed file, text that is not "
-        "UTF-8 (or holds NUL bytes), or a scanned (image-only) PDF: OCR is not available yet."
+        "UTF-8 (or holds NUL bytes), a scanned (image-only) PDF without scanned=true, or "
+        "scanned=true with redact_pii."
     },
 }
 
@@ -146,6 +147,14 @@ async def upload_document(
             "do not keep the original file."
         ),
     ] = False,
+    scanned: Annotated[
+        bool,
+        Form(
+            description="Keep a PDF without a text layer (a scan) for OCR: its text is "
+            "empty and its file is kept, for an OCR job to read its pages "
+            "(without it, such a PDF is refused with a 422)."
+        ),
+    ] = False,
 ) -> UploadedDocumentOut:
     """Upload a document (a CV, a job description …) and read its text, page by page.
 
@@ -155,7 +164,8 @@ async def upload_document(
     order; pages split at explicit page breaks). At most ``AIWEB_LIMITS__MAX_DOCUMENT_BYTES``
     (10 MB) and ``AIWEB_LIMITS__MAX_DOCUMENT_PAGES`` (50) pages (413). Encrypted,
     truncated or malformed files, and scanned PDFs without a text layer, get a 422 that
-    says so; other types a 415. With ``redact_pii`` the original file is not kept, only
+    says so (unless ``scanned``: a scan kept for OCR, with an empty text); other types a
+    415. With ``redact_pii`` the original file is not kept, only
     the redacted text. Audited as ``document.upload``.
     """
     who = actor(request)
@@ -164,6 +174,7 @@ async def upload_document(
             file.file,
             file.filename,
             redact_pii=redact_pii,
+            scanned=scanned,
             actor=who,
             request_id=request_id(request),
         )

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from aiweb.api.deps import JobEnvDep, JobsDep, next_offset
 from aiweb.api.problems import request_id
-from aiweb.errors import ConflictError
+from aiweb.errors import ConflictError, JobFileNotFound
 from aiweb.jobs.scheduler import start_run
 from aiweb.jobs.schemas import JobList, JobOut
 from aiweb.jobs.types import JobTypes
@@ -36,13 +36,43 @@ _RESULT["responses"] = {
     200: {
         "content": {
             "text/csv": {},
+            "application/x-ndjson": {},
             "application/json": {"schema": {"type": "object", "additionalProperties": True}},
         },
-        "description": "The job's output file (a batch prediction's CSV), or, for a job "
-        "that writes none, its result as JSON.",
+        "description": "The job's output file (a batch prediction's CSV, JSON Lines when "
+        "the result's `format` is `jsonl`), or, for a job that writes none, its result as "
+        "JSON.",
     },
     409: {"description": "The job has not succeeded."},
 }
+
+
+#: media types of a job's files, by the suffix of their names (others: octet-stream)
+FILE_MEDIA_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "jsonl": "application/x-ndjson",
+    "json": "application/json",
+    "png": "image/png",
+}
+#: a file's path under its job's directory: up to 4 names of letters, digits and ``._-``
+#: (a name of dots only, ``..``, is refused by the route)
+_FILE_PATH = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,3}$"
+
+_FILES = scoped("train")
+_FILES["responses"] = {
+    **_FILES["responses"],
+    200: {
+        "content": {"image/png": {}, "application/x-ndjson": {}, "text/csv": {}},
+        "description": "The file.",
+    },
+    404: {"description": "No such job, or no such file of it."},
+}
+
+
+def _stream(stream: Any) -> Iterator[bytes]:
+    with stream:
+        while block := stream.read(256 * 1024):
+            yield block
 
 
 class ScheduleOut(BaseModel):
@@ -141,19 +171,38 @@ def router(types: JobTypes) -> APIRouter:
         if not uri:
             return JSONResponse(result)
         stream = await anyio.to_thread.run_sync(env.registry.artifacts.open_read, uri)
-
-        def chunks() -> Iterator[bytes]:
-            with stream:
-                while block := stream.read(256 * 1024):
-                    yield block
-
+        suffix = "jsonl" if result.get("format") == "jsonl" else "csv"
         return StreamingResponse(
-            chunks(),
-            media_type="text/csv; charset=utf-8",
+            _stream(stream),
+            media_type=FILE_MEDIA_TYPES[suffix],
             headers={
-                "Content-Disposition": f'attachment; filename="{job.type}-{job.id}.csv"',
+                "Content-Disposition": f'attachment; filename="{job.type}-{job.id}.{suffix}"',
                 "Content-Length": str(result["size_bytes"]),
             },
+        )
+
+    @router.get("/jobs/{job_id}/files/{path:path}", response_class=StreamingResponse, **_FILES)
+    async def job_file(
+        job_id: JobIdPath,
+        path: Annotated[str, Path(max_length=255, pattern=_FILE_PATH)],
+        env: JobEnvDep,
+    ) -> Response:
+        """A file a job wrote in its directory of the artifact store (``jobs/<id>/``):
+        ``results.jsonl``, ``overlays/0001-….png`` … as the job's result lists them."""
+        job = await anyio.to_thread.run_sync(env.jobs.get, job_id)
+        if any(part.strip(".") == "" for part in path.split("/")):
+            raise JobFileNotFound(f"job {job.id} has no file {path!r}")
+        uri = f"jobs/{job.id}/{path}"
+        artifacts = env.registry.artifacts
+        if not await anyio.to_thread.run_sync(artifacts.exists, uri):
+            raise JobFileNotFound(f"job {job.id} has no file {path!r}")
+        stream = await anyio.to_thread.run_sync(artifacts.open_read, uri)
+        suffix = path.rsplit(".", 1)[-1].lower() if "." in path else ""
+        name = path.rsplit("/", 1)[-1]
+        return StreamingResponse(
+            _stream(stream),
+            media_type=FILE_MEDIA_TYPES.get(suffix, "application/octet-stream"),
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
 
     # ---- scheduled retraining ------------------------------------------------------------
