@@ -35,6 +35,7 @@ __all__ = [
     "Detection",
     "FaceDetector",
     "PeopleDetector",
+    "check_pixels",
     "face_cascade_path",
     "non_max_suppression",
 ]
@@ -120,7 +121,13 @@ def non_max_suppression(
     return kept
 
 
-def _check_pixels(pixels: npt.NDArray[np.uint8]) -> None:
+def check_pixels(pixels: npt.NDArray[np.uint8]) -> None:
+    """Refuse anything but 8-bit RGB pixels of shape ``(height, width, 3)``, both sides
+    at least 1.
+
+    Raises:
+        ValueError: saying the dtype and shape found.
+    """
     if (
         not isinstance(pixels, np.ndarray)
         or pixels.dtype != np.uint8
@@ -264,7 +271,7 @@ class FaceDetector:
         """
         import cv2
 
-        _check_pixels(pixels)
+        check_pixels(pixels)
         p = self.params
         small, factor = _scaled(pixels, int(p["max_side"]))
         gray = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
@@ -343,7 +350,7 @@ class PeopleDetector:
         Raises:
             ValueError: ``pixels`` is not uint8 RGB of that shape.
         """
-        _check_pixels(pixels)
+        check_pixels(pixels)
         p = self.params
         small, factor = _scaled(pixels, int(p["max_side"]))
         stride, pad = int(p["win_stride"]), int(p["padding"])

@@ -45,6 +45,8 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFont
 
+from aiweb.vision.detectors import check_pixels
+
 __all__ = ["draw_detections", "draw_lines"]
 
 _RGB = tuple[int, int, int]
@@ -90,20 +92,6 @@ def _text_colour(fill: _RGB) -> _RGB:
     return (0, 0, 0) if (luminance + 0.05) ** 2 > 0.05 * 1.05 else (255, 255, 255)
 
 
-def _check_pixels(pixels: npt.NDArray[np.uint8]) -> None:
-    if (
-        not isinstance(pixels, np.ndarray)
-        or pixels.dtype != np.uint8
-        or pixels.ndim != 3
-        or pixels.shape[2] != 3
-        or pixels.shape[0] < 1
-        or pixels.shape[1] < 1
-    ):
-        shape = getattr(pixels, "shape", None)
-        dtype = getattr(pixels, "dtype", type(pixels).__name__)
-        raise ValueError(f"expected uint8 RGB pixels of shape (H, W, 3), got {dtype} {shape}")
-
-
 def _number(value: Any) -> float | None:
     """``value`` as a finite float, or None (bools, strings, NaN and infinities too)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -133,7 +121,7 @@ class _Canvas:
     """A copy of the pixels as a Pillow image, and the tag drawing shared by both overlays."""
 
     def __init__(self, pixels: npt.NDArray[np.uint8], font_divisor: int, min_font: int) -> None:
-        _check_pixels(pixels)
+        check_pixels(pixels)
         self.image = Image.fromarray(np.array(pixels, dtype=np.uint8, copy=True, order="C"))
         self.width, self.height = self.image.size
         self.draw = ImageDraw.Draw(self.image)
