@@ -8,6 +8,7 @@ keeps answering; a JSON-only model refuses image bodies."""
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,8 @@ from aiweb.app import create_app
 from aiweb.config import Settings
 from aiweb.errors import InvalidInputError
 from aiweb.monitoring.feedback import Box, box_iou
-from aiweb.vision.builtin import install
+from aiweb.vision.builtin import builtin_model, install
+from aiweb.vision.model import ARTIFACT_FORMAT, Manifest
 from image_helpers import encode, jpeg, png
 
 pytest.importorskip("cv2")
@@ -381,3 +383,49 @@ def test_over_http_the_server_keeps_answering(installed: Settings, admin_key: st
         )
         assert r.status_code == 200
         assert r.json()["detections"] == []
+
+
+def test_a_shadow_rollout_compares_boxes_and_never_returns_the_candidate(
+    client: TestClient, installed: Settings, hopper: bytes
+) -> None:
+    """A faces version that finds nothing (a cascade needing 500 overlapping windows) as
+    the shadow of the production one: the image body reaches both, the caller only ever
+    gets version 1, and the agreement gate (boxes matched at IoU >= 0.5) rolls it back."""
+    faces = builtin_model("faces")
+    registry, engine = open_registry(installed)
+    try:
+        strict = Manifest("faces", {**faces.manifest.params, "min_neighbors": 500})
+        registry.register_version(
+            "faces",
+            faces.task,
+            artifact=strict.to_bytes(),
+            artifact_format=ARTIFACT_FORMAT,
+            labels=faces.labels,
+            signature={"params": strict.params},
+            lineage=faces.lineage,
+            evaluation={},
+            actor="tests",
+            extra_artifacts=faces.extra_artifacts,
+        )
+    finally:
+        engine.dispose()
+    rollout = "/v1/models/faces/rollout"
+    body = {
+        "candidate": 2,
+        "mode": "shadow",
+        "gates": {"min_samples": 5, "min_agreement": 0.9, "min_accuracy_delta": None},
+    }
+    started = client.put(rollout, json=body)
+    assert started.status_code in (200, 201), started.text
+    versions: set[int] = set()
+    deadline = time.monotonic() + 60
+    while (report := client.get(rollout).json())["state"] != "rolled_back":
+        assert time.monotonic() < deadline, report
+        answer = predict_raw(client, "faces", hopper)
+        assert answer.status_code == 200, answer.text
+        versions.add(answer.json()["version"])
+        assert len(answer.json()["detections"]) == 1
+    assert versions == {1}
+    assert report["decision"]["gate"] == "min_agreement"
+    assert report["agreement"]["compared"] > 0
+    assert report["agreement"]["agreed"] == 0
