@@ -14,6 +14,7 @@ Quantiles of a Prometheus histogram are estimated as ``histogram_quantile`` does
 from __future__ import annotations
 
 import base64
+import io
 import json
 import math
 from collections import defaultdict
@@ -1329,4 +1330,22 @@ async def vision_answer(
     image, sha256 = await service.image_of(ImageBody(data, media_type))
     answer = await service.predict_image(model, image, sha256)
     png = await anyio.to_thread.run_sync(draw, image, answer)
+    if max(image.width, image.height) > PREVIEW_SIDE:
+        png = await anyio.to_thread.run_sync(_preview, png)
     return vision_view(answer, png, image.format)
+
+
+#: the longest side of the overlay embedded in the vision playground, in pixels (a 40
+#: megapixel photo would make a page of tens of MB)
+PREVIEW_SIDE = 1600
+
+
+def _preview(png: bytes) -> bytes:
+    """``png`` scaled down to :data:`PREVIEW_SIDE` pixels on its longest side."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as picture:
+        picture.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.LANCZOS)
+        out = io.BytesIO()
+        picture.save(out, "PNG", compress_level=1)
+    return out.getvalue()
