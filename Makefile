@@ -151,6 +151,14 @@ bench-entities: install
 bench-vision: install
 	$(BIN)/python -m bench.vision $(BENCH_ARGS)
 
+# Benchmark: faces and OCR through POST /v1/models/{name}/predict at concurrency 1 and 4 vs
+# the library in process (bar: overhead <= 15% at c=4), and the server's RSS with faces,
+# people and ocr loaded (aiweb serve in a temporary home; ~10 min on 2 quiet cores).
+# Options: make bench-vision-http BENCH_ARGS='--http-sentences 20 --check'
+.PHONY: bench-vision-http
+bench-vision-http: install
+	$(BIN)/python -m bench.vision --http $(BENCH_ARGS)
+
 # Benchmark: entity extraction served through the API — entities/s at concurrency 1, 8, 64
 # and 16 texts per request, against the model's in-process extract (needs wrk; results in
 # docs/benchmarks.md). Options: BENCH_ARGS='--home /tmp/ent-home' (trains once, reused)

@@ -1,7 +1,9 @@
-"""Vision quality and cost, in process (issue #25's ``bench/vision.py``; the HTTP half
-comes with the predict route).
+"""Vision quality and cost: in process, and (``--http``) through the predict route
+(issue #25's ``bench/vision.py``).
 
     python -m bench.vision [--sentences 120] [--seed 0] [--markdown FILE]
+    python -m bench.vision --http [--http-sentences 40] [--face-requests 96] [--rounds 4]
+        [--check] [--keep]
 
 1. **Faces and people** on the twelve photographs of ``AIWEB_DATA_HOME/images`` against
    the people and faces their ``SOURCE.md`` lists (:data:`TRUTH`; written by inspection,
@@ -18,8 +20,14 @@ comes with the predict route).
    page (one page of 20 sentences at 150 dpi, rotated 0.7°, blurred, noisy, saved as a
    JPEG of quality 60). ``aiweb.vision.ocr.OcrReader`` must give the same lines as
    ``rapidocr`` called directly (``same text`` in the table).
-3. **Cost**: milliseconds per image of each detector and of OCR, in this process (the
-   baseline the HTTP route will be compared with).
+3. **Cost**: milliseconds per image of each detector and of OCR, in this process.
+4. ``--http`` (instead of 1-3; :mod:`bench.vision_http`): images/s and p50/p99 per image
+   of ``faces`` (the twelve photographs) and ``ocr`` (the first ``--http-sentences`` of
+   the images of part 2) through ``aiweb serve`` at concurrency 1 and 4, against decode
+   and the same model in this process (one instance behind a lock, as the server runs a
+   version, and one instance per thread); the bar is HTTP's overhead at c=4 <= 15%; the
+   answers must be the library's (OCR: and rapidocr's words); the server's RSS with the
+   three models loaded.
 
 Needs ``opencv-python-headless<5``, ``rapidocr`` and the fonts; standard library only at
 import, so that ``--help`` starts nothing heavy.
@@ -29,12 +37,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import os
 import random
 import re
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -222,15 +232,30 @@ def detection_section(images: Path) -> str:
     return text
 
 
+def sst2_sentences(data_home: Path) -> list[str]:
+    with open(data_home / "sst2" / "dev.tsv", encoding="utf-8", newline="") as f:
+        return [detokenize(row["sentence"]) for row in csv.DictReader(f, delimiter="\t")]
+
+
+def rendered(
+    sentences: list[str], n: int, rng: random.Random
+) -> Iterator[tuple[str, Path, int, Any]]:
+    """``n`` sentences drawn with ``rng``, each rendered (module docs): ``(sentence, font,
+    size, pixels)``. The draws are made as the images are asked for, so what ``rng`` gives
+    afterwards depends on all ``n`` having been taken."""
+    for k, sentence in enumerate(rng.sample(sentences, n)):
+        font = fonts()[k % len(fonts())]
+        size = rng.randint(14, 40)
+        yield sentence, font, size, render(sentence, font, size, rng.uniform(-2.0, 2.0), rng)
+
+
 def ocr_section(data_home: Path, n: int, seed: int) -> str:
     from rapidocr import RapidOCR
 
     from aiweb.vision.ocr import OcrReader, engine_params
 
     rng = random.Random(seed)
-    with open(data_home / "sst2" / "dev.tsv", encoding="utf-8", newline="") as f:
-        sentences = [detokenize(row["sentence"]) for row in csv.DictReader(f, delimiter="\t")]
-    chosen = rng.sample(sentences, n)
+    sentences = sst2_sentences(data_home)
     reader = OcrReader()
     direct = RapidOCR(params=engine_params())  # the same engine, called directly
     by_font: dict[str, list[float]] = {}
@@ -238,10 +263,7 @@ def ocr_section(data_home: Path, n: int, seed: int) -> str:
     times: list[float] = []
     same = 0
     worst: list[tuple[float, str, str, str]] = []
-    for k, sentence in enumerate(chosen):
-        font = fonts()[k % len(fonts())]
-        size = rng.randint(14, 40)
-        pixels = render(sentence, font, size, rng.uniform(-2.0, 2.0), rng)
+    for sentence, font, size, pixels in rendered(sentences, n, rng):
         started = time.perf_counter()
         result = reader.read(pixels)
         times.append((time.perf_counter() - started) * 1000)
@@ -291,7 +313,7 @@ def ocr_section(data_home: Path, n: int, seed: int) -> str:
     return text
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.vision", description=(__doc__ or "").split("\n\n")[0]
     )
@@ -299,21 +321,45 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="(0)")
     parser.add_argument("--data-home", type=Path, default=None, help="AIWEB_DATA_HOME")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the tables here")
+    http = parser.add_argument_group("the HTTP half (bench/vision_http.py)")
+    http.add_argument("--http", action="store_true", help="run it instead of parts 1-3")
+    http.add_argument(
+        "--http-sentences", type=int, default=40, help="OCR images: the first N rendered (40)"
+    )
+    http.add_argument("--face-requests", type=int, default=96, help="face images per row (96)")
+    http.add_argument("--rounds", type=int, default=4, help="rounds the rows alternate in (4)")
+    http.add_argument("--keep", action="store_true", help="keep its work directory")
+    http.add_argument("--check", action="store_true", help="exit 1 when its bar or a check fails")
     args = parser.parse_args(argv)
-    if args.sentences < 1:
-        parser.error("--sentences >= 1")
+    if min(args.sentences, args.face_requests, args.rounds) < 1:
+        parser.error("--sentences, --face-requests, --rounds >= 1")
+    if args.http and not 1 <= args.http_sentences <= args.sentences:
+        parser.error("1 <= --http-sentences <= --sentences")
+    if args.http and args.rounds > min(args.http_sentences, args.face_requests):
+        parser.error("--rounds <= --http-sentences and --face-requests (images per round)")
     data_home = Path(
         args.data_home or os.environ.get("AIWEB_DATA_HOME") or REPO.parent / "shared" / "data"
     ).resolve()
-    text = (
-        detection_section(data_home / "images")
-        + "\n"
-        + ocr_section(data_home, args.sentences, args.seed)
-    )
+    passed = True
+    if args.http:
+        from bench import vision_http
+
+        images = rendered(sst2_sentences(data_home), args.sentences, random.Random(args.seed))
+        pixels = [p for _, _, _, p in itertools.islice(images, args.http_sentences)]
+        text, passed = vision_http.run(
+            data_home, list(TRUTH), pixels, args.face_requests, args.rounds, args.keep
+        )
+    else:
+        text = (
+            detection_section(data_home / "images")
+            + "\n"
+            + ocr_section(data_home, args.sentences, args.seed)
+        )
     print(text)
     if args.markdown is not None:
         args.markdown.write_text("```\n" + text + "```\n", encoding="utf-8")
+    return 1 if args.check and not passed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
