@@ -78,13 +78,31 @@ PDF_MEDIA_TYPE = "application/pdf"
 ImageId = Annotated[str, Field(min_length=1, max_length=64, pattern=ID_PATTERN)]
 
 
+_SOURCES = ("image_ids", "document_id")
+
+
+def _one_source_schema(schema: dict[str, Any]) -> None:
+    """The schema of :class:`VisionJobSpec`: ``image_ids`` a list and ``document_id`` a
+    string, neither ``null``, exactly one of them present (``oneOf``)."""
+    for name in _SOURCES:
+        prop = schema["properties"][name]
+        variants = [v for v in prop.pop("anyOf", []) if v.get("type") != "null"]
+        if variants:
+            description = prop.get("description")
+            prop.update(variants[0])
+            if description is not None:
+                prop["description"] = description
+        prop.pop("default", None)
+    schema["oneOf"] = [{"required": [name]} for name in _SOURCES]
+
+
 class VisionJobSpec(BaseModel):
     """``{"type": "vision", "model": REF, "image_ids": [ID, …]}`` or
     ``{"type": "vision", "model": REF, "document_id": ID}``: answer stored images, or the
     pages of an uploaded PDF, with a vision model (exactly one of ``image_ids`` and
     ``document_id``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_one_source_schema)
 
     type: Literal["vision"]
     model: str = Field(
