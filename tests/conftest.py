@@ -34,6 +34,19 @@ def data_home() -> Path | None:
     return path if path.is_absolute() else (ROOT / path).resolve()
 
 
+@pytest.fixture(autouse=True)
+def _pillow_pixel_bound() -> Iterator[None]:
+    """Each test starts from Pillow's own decompression-bomb bound: decoding an image sets
+    ``Image.MAX_IMAGE_PIXELS`` to the caller's limit (process-wide, by design:
+    :mod:`aiweb.images.decode`), and a test's tiny limit must not refuse the next test's
+    large picture."""
+    from PIL import Image
+
+    saved = Image.MAX_IMAGE_PIXELS
+    yield
+    Image.MAX_IMAGE_PIXELS = saved
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     home = data_home()

@@ -8,7 +8,7 @@ import pytest
 
 from aiweb.api.predict import _wanted
 from aiweb.errors import UnsafeArtifactError
-from aiweb.monitoring.feedback import text_digest
+from aiweb.monitoring.prediction_log import text_sha256 as text_digest
 from aiweb.vision.model import Manifest, combined_sha256
 from aiweb.vision.service import answer_label, logged_objects
 from aiweb.vision.task import compare_answers

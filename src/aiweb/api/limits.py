@@ -469,13 +469,15 @@ def check_text(raw: bytes, where: str, *, plus: bool = False, utf8: bool = True)
         raise InvalidInput(f"the {where} contains bytes that are not UTF-8", where) from None
 
 
-def _media_type(content_type: str | None) -> str | None:
+def media_type_of(content_type: str | None) -> str | None:
+    """A Content-Type's media type, lower case without parameters; ``None`` without one."""
     if content_type is None:
         return None
     return content_type.split(";", 1)[0].strip().lower() or None
 
 
-def _is_json(media_type: str) -> bool:
+def is_json(media_type: str) -> bool:
+    """``application/json`` or a ``+json`` suffix type."""
     if media_type == "application/json":
         return True
     kind, _, subtype = media_type.partition("/")
@@ -651,12 +653,12 @@ class InputLimitsMiddleware:
             await self.app(scope, receive, send)
             return
 
-        media_type = _media_type(content_type)
+        media_type = media_type_of(content_type)
         if not v1:
             if media_type == "multipart/form-data" and path in self.file_form_paths:
                 await self._streamed(scope, receive, send, length)
             elif media_type is not None and (
-                _is_json(media_type) or media_type in (FORM_MEDIA_TYPE, "multipart/form-data")
+                is_json(media_type) or media_type in (FORM_MEDIA_TYPE, "multipart/form-data")
             ):
                 await self._json(scope, receive, send, length, media_type)
             else:
@@ -667,7 +669,7 @@ class InputLimitsMiddleware:
             await self._json(scope, receive, send, length, "application/json")
         elif media_type is None:
             await self._untyped(scope, receive, send, length)
-        elif _is_json(media_type):
+        elif is_json(media_type):
             await self._json(scope, receive, send, length, media_type)
         elif media_type == "multipart/form-data":
             await self._streamed(scope, receive, send, length)

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
+from aiweb.api.limits import is_json, media_type_of
 from aiweb.errors import InvalidInputError, UnsupportedMediaTypeError
 from aiweb.names import REF_REGEX
 from aiweb.registry.entities import ModelRef
@@ -268,8 +269,8 @@ def predict_router(
         router_: ModelRouter, name: str, body: Any, request: Request
     ) -> Mapping[str, Any] | Rendered:
         user_id = request.headers.get("x-user-id")
-        media_type = _body_media_type(request)
-        if media_type is not None and not _is_json(media_type):
+        media_type = media_type_of(request.headers.get("content-type"))
+        if media_type is not None and not is_json(media_type):
             target = await router_.target(name)
             if user_id is not None:
                 _check_user_id(user_id, ("header", "x-user-id"))
@@ -350,18 +351,6 @@ def predict_router(
         how they were computed). Explanations align with ``inputs`` by index.""",
     )
     return router
-
-
-def _body_media_type(request: Request) -> str | None:
-    """The body's media type, lower case without parameters; ``None`` without one."""
-    content_type = request.headers.get("content-type")
-    if not content_type:
-        return None
-    return content_type.split(";", 1)[0].strip().lower() or None
-
-
-def _is_json(media_type: str) -> bool:
-    return media_type == "application/json" or media_type.endswith("+json")
 
 
 async def _file_body(

@@ -38,8 +38,8 @@ Hostile files are refused before they cost much (each with a 4xx error naming th
   an owner password only opens so in every viewer, and is read);
 - a PDF whose page tree *claims* more than ``max_pages`` pages (its ``/Count``), before
   the tree is walked; then one that *has* more: 413;
-- a PDF in which no page has any text (a scan or images only): 422 saying OCR is not
-  available yet (:data:`OCR_MODEL` will read them);
+- a PDF in which no page has any text (a scan or images only): 422 saying to upload it
+  with ``scanned`` (kept with an empty text, for :data:`OCR_MODEL` to read its pages);
 - a DOCX (ZIP) with more than :data:`MAX_ZIP_ENTRIES` entries, entries that add up to
   more than :data:`MAX_UNCOMPRESSED_BYTES` once decompressed (413), or an entry over
   1 MiB compressed more than :data:`MAX_COMPRESSION_RATIO` to 1 (a zip bomb; 413): all
@@ -465,8 +465,8 @@ def _docx_pages(data: bytes, limits: ExtractionLimits) -> list[str]:
         ) from None
     if not any(page.strip() for page in pages):
         raise DataFormatError(
-            "the DOCX has no text (images only?); reading text in images needs OCR, which "
-            f"is not available yet (the OCR model {OCR_MODEL!r} will once it exists)"
+            f"the DOCX has no text (images only?); OCR ({OCR_MODEL!r}) reads scanned PDFs, "
+            "not DOCX: save it as a PDF and upload that with scanned=true"
         )
     return pages
 

@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -69,7 +68,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from aiweb.db.orm import SqlFeedback, SqlPrediction
 from aiweb.errors import InvalidInputError, PredictionNotFound, ServiceUnavailableError
 from aiweb.monitoring.metrics import FEEDBACK_WAITS_REFUSED, LIVE_ACCURACY, LIVE_RMSE
-from aiweb.monitoring.prediction_log import PredictionLogger
+from aiweb.monitoring.prediction_log import PredictionLogger, text_sha256
 from aiweb.registry.store import RegistryStore
 
 log = logging.getLogger(__name__)
@@ -217,11 +216,6 @@ def cer(predicted: str, truth: str) -> float | None:
             current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (p != t)))
         previous = current
     return previous[-1] / len(truth)
-
-
-def text_digest(text: str) -> str:
-    """Hex sha256 of the UTF-8 bytes of ``text`` (how a text read is logged)."""
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def check_spans(
@@ -570,7 +564,7 @@ class FeedbackService:
         elif text is not None:
             read = self._text_read(prediction)
             label = TEXT if text else NOTHING
-            correct = text_digest(text) == read["text_sha256"]
+            correct = text_sha256(text) == read["text_sha256"]
             objects = {"text": text}
             predicted_text = read.get("text")
             found = {

@@ -122,13 +122,13 @@ class FeedbackRequest(BaseModel):
     boxes: list[FeedbackBox] | None = Field(
         None,
         max_length=MAX_FEEDBACK_BOXES,
-        description="The corrected list of boxes, for a model that finds boxes in images "
-        "(faces, people): every object the image holds ([] when it holds none).",
+        description="The corrected list of boxes, for a model that finds boxes in images: "
+        "every object the image holds ([] when it holds none).",
     )
     text: StrictStr | None = Field(
         None,
         max_length=MAX_FEEDBACK_TEXT,
-        description="The corrected text, for a model that reads text in images (OCR): "
+        description="The corrected text, for a model that reads text in images: "
         "the whole text as the answer's `text` gives it (a space within a row, a newline "
         "between rows).",
     )

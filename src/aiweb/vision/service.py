@@ -37,10 +37,10 @@ from aiweb.config import Settings
 from aiweb.errors import InvalidInputError, ModelNotReadyError
 from aiweb.images.decode import DecodedImage
 from aiweb.images.service import ImageService
-from aiweb.monitoring.feedback import NOTHING, TEXT, boxes_label, text_digest
+from aiweb.monitoring.feedback import NOTHING, TEXT, boxes_label
 from aiweb.monitoring.logs import MODEL, VERSION
 from aiweb.monitoring.metrics import PREDICTION_OBJECTS, PREDICTIONS
-from aiweb.monitoring.prediction_log import PredictionLogger, PredictionRecord
+from aiweb.monitoring.prediction_log import PredictionLogger, PredictionRecord, text_sha256
 from aiweb.registry.artifacts import read_verified
 from aiweb.registry.entities import PRODUCTION, ModelRef, ModelVersion
 from aiweb.registry.service import RegistryService
@@ -93,7 +93,7 @@ def logged_objects(answer: Mapping[str, Any], *, log_text: bool) -> dict[str, An
     user's content)."""
     if "lines" in answer:
         text = str(answer.get("text") or "")
-        kept: dict[str, Any] = {"text_sha256": text_digest(text)}
+        kept: dict[str, Any] = {"text_sha256": text_sha256(text)}
         if log_text:
             kept["text"] = text
         return kept

@@ -92,7 +92,7 @@ async def post_feedback(
     """Say which label a served prediction should have had — or, for a prediction of a
     number, which value (``{"value": 129500.0}``), or for a prediction of spans
     (entities), the corrected list of spans (``{"entities": [{"start": 0, "end": 6,
-    "label": "ORG"}]}``), for a prediction of boxes (faces, people) the corrected boxes
+    "label": "ORG"}]}``), for a prediction of boxes in an image the corrected boxes
     (``{"boxes": [{"label": "face", "x": 10, "y": 20, "width": 64, "height": 64}]}``), or
     for text read from an image the corrected text (``{"text": "…"}``) — (201; 200 when it
     replaces earlier feedback on the same prediction). Stored before the answer; it feeds
