@@ -131,7 +131,9 @@ def test_redoc_renders_offline_with_system_fonts(offline: Offline, server: dict[
     page.goto(server["url"] + "/redoc")
     # every operation has its section, "operation/<operationId>" (under each of its tags)
     sections = page.locator("[data-section-id^='operation/']")
-    expect(sections.first).to_be_visible()
+    # ReDoc parses the whole schema before it draws anything: ~4 s on a quiet machine,
+    # longer beside the rest of a 2-core CI stage, so the first section gets a minute
+    expect(sections.first).to_be_visible(timeout=60_000)
     expected = {f"operation/{op['operationId']}" for op in operations(server["schema"])}
     shown_ids = "els => els.map(e => e.getAttribute('data-section-id'))"
     assert set(sections.evaluate_all(shown_ids)) == expected
