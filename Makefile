@@ -132,6 +132,14 @@ bench-embed: install
 bench-features: install
 	$(BIN)/python -m bench.features --check $(BENCH_ARGS)
 
+# Benchmark: tfidf, minilm, stacked and finetune features on SST-2 dev, across domains
+# (airline tweets, GoEmotions dev), Banking77 and CLINC150, and each SST-2 model through
+# aiweb serve (p50 at c=1, texts/s at c=32, RSS); hours (finetune trains up to 30 min per
+# dataset). Options: make bench-quality BENCH_ARGS='--export-dir DIR --check'
+.PHONY: bench-quality
+bench-quality: install
+	$(BIN)/python -m bench.quality $(BENCH_ARGS)
+
 # Benchmark: tabular models (aiweb.tabular) against LightGBM on the same splits of Adult,
 # German Credit, Bank Marketing and Wine Quality (results in docs/benchmarks.md)
 .PHONY: bench-tabular

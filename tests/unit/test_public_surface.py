@@ -93,6 +93,7 @@ PUBLIC: dict[str, list[str]] = {
         "rejection",
         "schemas",
         "service",
+        "stacked_features",
         "task",
         "trainer",
         "training",

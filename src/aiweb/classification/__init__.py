@@ -11,6 +11,7 @@ __all__ = [
     "rejection",
     "schemas",
     "service",
+    "stacked_features",
     "task",
     "trainer",
     "training",

@@ -100,6 +100,23 @@ class EmbeddingTextClassifier:
             return np.zeros((0, len(self.labels)), dtype=np.float64)
         return self.predict_proba_vectors(self.embedder.embed(texts).vectors)
 
+    def proba_and_logits(
+        self, texts: list[str]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """``(proba, logits)`` of ``texts``, embedded once: float64 ``(n, len(labels))``
+        each. Logits are ``decision_function``'s, and for a binary model the pair
+        ``(-d, d)`` (each class's log-odds); the occlusion explainer weighs words in them.
+        """
+        if not texts:
+            empty = np.zeros((0, len(self.labels)), dtype=np.float64)
+            return empty, empty.copy()
+        vectors = self.embedder.embed(texts).vectors
+        proba = self.predict_proba_vectors(vectors)
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            d = np.asarray(self.classifier.decision_function(vectors), dtype=np.float64)
+        logits = np.stack([-d, d], axis=1) if d.ndim == 1 else d
+        return proba, logits
+
     def predict_proba_vectors(self, vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
         """Class probabilities of already embedded texts: float64 ``(n, len(labels))``."""
         # inputs come from the embedder (finite, right shape): skip sklearn's checks
@@ -145,6 +162,20 @@ class EmbeddingTextClassifier:
                 is not the one the classifier was trained with.
         """
         classifier, ref = cls.read_head(data)
+        return cls.pinned(classifier, ref, embedders)
+
+    @classmethod
+    def pinned(
+        cls, classifier: LogisticRegression, ref: EmbeddingRef, embedders: EmbedderPool
+    ) -> EmbeddingTextClassifier:
+        """``classifier`` with exactly the embedding version ``ref`` pins (what
+        :meth:`from_bytes` does once the artifact is read; the stacked classifier's
+        artifact holds the same head and reference).
+
+        Raises:
+            ModelNotReadyError: the pinned embedding version is missing, or its artifact
+                is not the one the classifier was trained with.
+        """
         try:
             version = embedders.resolve(ModelRef(name=ref.name, version=ref.version))
         except AiwebError as exc:

@@ -1,6 +1,6 @@
 """Why a text classifier answered what it did: per-word contributions to a class's logit.
 
-Two methods, chosen by the model's features:
+Two methods, chosen by the model's runtime:
 
 ``linear`` (TF-IDF pipelines, ``exact: true``)
     The classifier is a logistic regression on TF-IDF features, so a class's logit is
@@ -18,10 +18,13 @@ Two methods, chosen by the model's features:
     intercept) + Σ word weights == logit``, to rounding (float64; the tests hold it to
     1e-6).
 
-``occlusion`` (sentence-embedding features, ``exact: false``)
+``occlusion`` (sentence-embedding and stacked features, any other runtime, ``exact: false``)
     A word's weight is ``logit(text) - logit(text without the word)``: leave-one-word-out.
     The text, each of its variants and the text with every scored word removed (whose
-    logit is ``base_value``) are embedded in one batch. At most
+    logit is ``base_value``) are scored in one batch (one embedding call). It needs only
+    class names and ``predict_proba(texts)`` (:class:`TextScorer`), so it explains any
+    runtime that offers them: minilm heads, the stacked TF-IDF + MiniLM blend, a later
+    fine-tuned transformer. At most
     :data:`MAX_OCCLUSION_WORDS` words (the first ones) are scored; ``skipped_words``
     says how many more the text has. Interactions between words are not seen, and the
     weights need not add up to ``logit - base_value``.
@@ -39,6 +42,12 @@ Logits (the units of every weight and of ``base_value``):
 - multi-class (softmax) models: the target's softmax input ``z_target = coef_target ·
   x + intercept_target`` (``p_k = exp(z_k) / Σ_j exp(z_j)``), scikit-learn's
   ``decision_function`` column of the target — not a log-odds against the rest.
+
+A runtime that gives probabilities only (no ``proba_and_logits``: the stacked blend,
+whose probabilities are an average of two models') is explained in the logits of its
+probabilities: the log-odds ``log p / (1 - p)`` of the target for two classes (the same
+units as above), ``log p_target`` for more (a softmax input up to a constant per text, so
+a word's weight is the change of the target's log-probability).
 
 For ``linear`` the logit is computed in float64 from the model's coefficients and
 features (scikit-learn computes it in the features' float32); ``scores`` are the
@@ -62,19 +71,17 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import anyio.to_thread
 import numpy as np
 import numpy.typing as npt
-import sklearn
 from scipy import sparse
 from sklearn.feature_extraction.text import CountVectorizer, HashingVectorizer, TfidfTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import normalize
 from sklearn.utils import murmurhash3_32
 
-from aiweb.classification.embedding_features import EmbeddingTextClassifier
 from aiweb.classification.loader import LoadedModel, ModelLoader
 from aiweb.classification.model import TextClassifier, _unrolled, linear_proba
 from aiweb.classification.onnx_export import DualRuntime
@@ -92,8 +99,10 @@ __all__ = [
     "ExplanationService",
     "LinearTextExplainer",
     "OcclusionExplainer",
+    "TextScorer",
     "WordWeights",
     "explainer_for",
+    "logits_of_proba",
     "words_of",
 ]
 
@@ -134,14 +143,38 @@ class WordWeights:
 #: picks the explained column of a text from its probabilities: ``choose(proba_row)``
 TargetChooser = Callable[[npt.NDArray[np.float64]], int]
 
+#: Smallest probability occlusion takes a logarithm of (:func:`logits_of_proba`).
+_MIN_PROBA = 1e-12
 
-def _class_logits(clf: LogisticRegression, x: Any) -> npt.NDArray[np.float64]:
-    """``(n, n_classes)`` logits: ``decision_function``, and for a binary model the pair
-    ``(-d, d)`` (the log-odds of each class)."""
-    d = np.asarray(clf.decision_function(x), dtype=np.float64)
-    if d.ndim == 1:
+
+@runtime_checkable
+class TextScorer(Protocol):
+    """What the occlusion explainer needs of a model: its class names and the
+    probabilities of raw texts (``(n, len(labels))`` float64, rows summing to 1)."""
+
+    labels: list[str]
+
+    def predict_proba(self, texts: list[str]) -> npt.NDArray[np.float64]: ...
+
+
+@runtime_checkable
+class _ScoresLogits(Protocol):
+    """A :class:`TextScorer` that also gives the logits its probabilities are the
+    softmax (or logistic) of, in one pass: ``(proba, logits)``."""
+
+    def proba_and_logits(
+        self, texts: list[str]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
+
+
+def logits_of_proba(proba: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Logits of probabilities alone: for two classes each class's log-odds ``(-d, d)``
+    with ``d = log p_1 - log p_0``, else ``log p`` (probabilities clipped at 1e-12)."""
+    logp = np.log(np.clip(np.asarray(proba, dtype=np.float64), _MIN_PROBA, 1.0))
+    if logp.shape[1] == 2:
+        d = logp[:, 1] - logp[:, 0]
         return np.stack([-d, d], axis=1)
-    return d
+    return logp
 
 
 def _target_row(clf: LogisticRegression, target: int) -> tuple[int, float, float]:
@@ -539,20 +572,19 @@ def _attribute(
 
 
 class OcclusionExplainer:
-    """Leave-one-word-out weights of a classifier on sentence-embedding features (the
-    module docs give the method).
+    """Leave-one-word-out weights of any :class:`TextScorer` (the module docs give the
+    method): a classifier on sentence-embedding or stacked features, or another runtime.
 
     Args:
-        classifier: the classifier with its embedder.
+        classifier: the model; when it has ``proba_and_logits(texts)`` (minilm heads) its
+            logits are used, else those of its probabilities (:func:`logits_of_proba`).
         max_words: words scored per text (the first ones).
     """
 
     method = "occlusion"
     exact = False
 
-    def __init__(
-        self, classifier: EmbeddingTextClassifier, max_words: int = MAX_OCCLUSION_WORDS
-    ) -> None:
+    def __init__(self, classifier: TextScorer, max_words: int = MAX_OCCLUSION_WORDS) -> None:
         self.classifier = classifier
         self.labels = classifier.labels
         self.max_words = max_words
@@ -571,15 +603,14 @@ class OcclusionExplainer:
         return out
 
     def logits(self, texts: list[str]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-        """``(proba, logits)`` of ``texts``, embedded in one batch."""
-        vectors = self.classifier.embedder.embed(texts).vectors
-        proba = self.classifier.predict_proba_vectors(vectors)
-        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-            logits = _class_logits(self.classifier.classifier, vectors)
-        return proba, logits
+        """``(proba, logits)`` of ``texts``, scored in one batch (one embedding call)."""
+        if isinstance(self.classifier, _ScoresLogits):
+            return self.classifier.proba_and_logits(texts)
+        proba = np.asarray(self.classifier.predict_proba(texts), dtype=np.float64)
+        return proba, logits_of_proba(proba)
 
     def explain(self, texts: list[str], choose: TargetChooser) -> list[WordWeights]:
-        """Explain ``texts``: every variant of every text is embedded in one batch.
+        """Explain ``texts``: every variant of every text is scored in one batch.
 
         Args:
             texts: the inputs.
@@ -629,7 +660,7 @@ def explainer_for(runtime: object) -> Explainer:
         runtime = runtime.sklearn
     if isinstance(runtime, TextClassifier):
         return LinearTextExplainer(runtime)
-    if isinstance(runtime, EmbeddingTextClassifier):
+    if isinstance(runtime, TextScorer):  # minilm, stacked, any other scorer of texts
         return OcclusionExplainer(runtime)
     raise InvalidInputError(
         f"this model cannot be explained: its runtime ({type(runtime).__name__}) has no explainer"

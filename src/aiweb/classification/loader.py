@@ -27,6 +27,8 @@ from aiweb.classification.embedding_features import EmbeddingTextClassifier
 from aiweb.classification.model import TextClassifier
 from aiweb.classification.onnx_export import with_onnx
 from aiweb.classification.rejection import Rejection
+from aiweb.classification.stacked_features import ARTIFACT_FORMAT as STACKED_FORMAT
+from aiweb.classification.stacked_features import StackedTextClassifier
 from aiweb.config import ServingSettings
 from aiweb.embeddings.runtime import EmbedderPool
 from aiweb.errors import AiwebError, ModelNotReadyError
@@ -57,9 +59,10 @@ RuntimeFactory = Callable[[ModelVersion, bytes], Runtime]
 
 
 def needs_embedder(version: ModelVersion) -> bool:
-    """Whether ``version`` embeds its inputs with a registered embedding model."""
+    """Whether ``version`` embeds its inputs with a registered embedding model (minilm
+    and stacked features)."""
     return version.task == "text-classification" and (
-        version.artifact_format == EMBEDDING_HEAD_FORMAT
+        version.artifact_format in (EMBEDDING_HEAD_FORMAT, STACKED_FORMAT)
     )
 
 
@@ -71,8 +74,8 @@ def default_runtime_factory(
     Args:
         version: the model version.
         data: its artifact (sha256 already checked).
-        embedders: the pool classifiers on sentence-embedding features take their
-            pinned embedding model from (required for them, unused otherwise).
+        embedders: the pool classifiers on sentence-embedding (or stacked) features take
+            their pinned embedding model from (required for them, unused otherwise).
 
     Raises:
         ModelNotReadyError: a task or format this server cannot serve, or (embedding
@@ -87,6 +90,8 @@ def default_runtime_factory(
                 f"{version.name}:{version.version} embeds its inputs, and no embedding "
                 "model pool was given to load it"
             )
+        if version.artifact_format == STACKED_FORMAT:
+            return StackedTextClassifier.from_bytes(data, embedders)
         return EmbeddingTextClassifier.from_bytes(data, embedders)
     raise ModelNotReadyError(
         f"{version.name}:{version.version} has task {version.task!r} and format "

@@ -116,8 +116,8 @@ class TextExplanation(Explanation):
     the logit of ``target``; ``feature == input[start:end]``.
 
     ``method: "linear"`` (TF-IDF features): exact, ``base_value + Σ contributions +
-    omitted.weight == logit``. ``method: "occlusion"`` (sentence-embedding features):
-    each word's weight is the drop of the target's logit when it is removed; an
+    omitted.weight == logit``. ``method: "occlusion"`` (sentence-embedding and stacked
+    features): each word's weight is the drop of the target's logit when it is removed; an
     approximation (``exact: false``), of the first 64 words (``skipped_words`` more)."""
 
     skipped_words: int = Field(

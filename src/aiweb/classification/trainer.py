@@ -37,6 +37,9 @@ ProgressCallback = Callable[[str, float], None]
 #: less regularisation than sparse n-grams (Banking77 test accuracy 0.920 at C=2, 0.932 at
 #: 8; CLINC150 and the tweets within ±0.007 of their best; docs/benchmarks.md).
 MINILM_DEFAULT_C = 8.0
+#: stacked features: the MiniLM part's ``C`` is this many times the TF-IDF part's (the
+#: given ``C``, 2.0 by default), so the defaults of both parts are kept: 4 x 2.0 = 8.0.
+STACKED_MINILM_C_RATIO = MINILM_DEFAULT_C / 2.0
 
 
 class TrainParams(BaseModel):
@@ -60,7 +63,9 @@ class TrainParams(BaseModel):
         le=1e6,
         allow_inf_nan=False,
         description="Inverse L2 regularisation strength; when not given, 2.0 for tfidf "
-        f"features and {MINILM_DEFAULT_C} for minilm features.",
+        f"features and {MINILM_DEFAULT_C} for minilm features. stacked features: C of the "
+        f"TF-IDF part (2.0 when not given); the MiniLM part gets {STACKED_MINILM_C_RATIO:g} x C "
+        f"({MINILM_DEFAULT_C} by default).",
     )
     class_weight: str | None = Field(
         "balanced", pattern="^balanced$", description='"balanced" or null.'
@@ -75,16 +80,18 @@ class TrainParams(BaseModel):
         "'tfidf': word n-grams with a stored vocabulary (ASCII tokens, linear tf) — a "
         "pipeline skl2onnx can export, so it may be served by onnxruntime.",
     )
-    features: Literal["tfidf", "minilm"] = Field(
+    features: Literal["tfidf", "minilm", "stacked"] = Field(
         "tfidf",
         description="'tfidf': the n-gram pipeline above. 'minilm': all-MiniLM-L6-v2 sentence "
         "embeddings (a registered feature-extraction model) + LogisticRegression; the "
-        "n-gram parameters then do not apply.",
+        "n-gram parameters then do not apply. 'stacked': both, one LogisticRegression on "
+        "each, their probabilities blended with a weight chosen on the evaluation split.",
     )
     embedding_model: str | None = Field(
         None,
         max_length=130,
-        description="minilm features: the embedding model (name, name@alias or name:3), "
+        description="minilm and stacked features: the embedding model (name, name@alias or "
+        "name:3), "
         "resolved once at training and pinned; default minilm@production.",
     )
     oos_label: str = Field(

@@ -1,8 +1,10 @@
 """Train, evaluate and register a text classifier (``aiweb train text-classification``).
 
-Two kinds of features (``TrainParams.features``): the TF-IDF n-gram pipeline
-(:mod:`aiweb.classification.trainer`) or sentence embeddings of a pinned all-MiniLM-L6-v2
-version (:mod:`aiweb.classification.embedding_features`), each with LogisticRegression.
+Three kinds of features (``TrainParams.features``): the TF-IDF n-gram pipeline
+(:mod:`aiweb.classification.trainer`), sentence embeddings of a pinned all-MiniLM-L6-v2
+version (:mod:`aiweb.classification.embedding_features`), each with LogisticRegression,
+or both (:mod:`aiweb.classification.stacked_features`): the two models' probabilities
+blended with a weight chosen on the evaluation split (``report["stacked"]``).
 
 When the labels include ``TrainParams.oos_label`` (``oos`` in CLINC150), the version also
 gets an out-of-scope rule (:mod:`aiweb.classification.rejection`): a threshold on the top
@@ -23,9 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiweb import __version__
-from aiweb.classification import embedding_features
+from aiweb.classification import embedding_features, stacked_features
 from aiweb.classification.evaluation import evaluate
-from aiweb.classification.model import ARTIFACT_FORMAT
+from aiweb.classification.model import ARTIFACT_FORMAT, TextClassifier
 from aiweb.classification.onnx_export import ONNX_ARTIFACT, export_onnx
 from aiweb.classification.rejection import Rejection, calibrate_threshold, decide, output_labels
 from aiweb.classification.trainer import TrainParams, fit_text_classifier, split_train_test
@@ -38,7 +40,7 @@ from aiweb.registry.service import RegistryService
 
 if TYPE_CHECKING:
     from aiweb.classification.embedding_features import EmbeddingRef, EmbeddingTextClassifier
-    from aiweb.classification.model import TextClassifier
+    from aiweb.classification.stacked_features import StackedTextClassifier
     from aiweb.datasets import DatasetSplits
     from aiweb.embeddings.runtime import EmbedderPool
 
@@ -132,7 +134,7 @@ def fingerprint(
     embedding: EmbeddingRef | None = None,
 ) -> str:
     """Digest of what determines a trained version: data, parameters, split and (minilm
-    features) the pinned embedding model version."""
+    and stacked features) the pinned embedding model version."""
     content: dict[str, Any] = {
         "data": data_sha256,
         "params": params.model_dump(),
@@ -188,8 +190,8 @@ def train_text_classification(
             trained on the same data, parameters and split.
         progress: ``(stage, fraction)`` callback; an exception it raises stops training.
         lineage_extra: more lineage to record (the job id of a training job).
-        embedders: where minilm features take their embedding model from (a pool on
-            ``registry`` is made when ``None``).
+        embedders: where minilm and stacked features take their embedding model from (a
+            pool on ``registry`` is made when ``None``).
 
     Returns:
         The registered version and its evaluation report.
@@ -197,13 +199,14 @@ def train_text_classification(
     Raises:
         InvalidInputError: unusable data (one class, too few rows to split, an
             out-of-scope label without evaluation rows of it …).
-        EmbeddingModelNotInstalled: minilm features and no embedding model registered.
+        EmbeddingModelNotInstalled: minilm or stacked features and no embedding model
+            registered.
     """
     params = params or TrainParams()
     report_progress = progress or (lambda _s, _f: None)
     has_eval = data.eval_texts is not None and data.eval_labels is not None
     embedding: EmbeddingRef | None = None
-    if params.features == embedding_features.FEATURES:
+    if params.features in (embedding_features.FEATURES, stacked_features.FEATURES):
         if embedders is None:
             embedders = EmbedderPool(registry)
         embedding_version = embedders.resolve(params.embedding_model)
@@ -258,12 +261,24 @@ def train_text_classification(
         )
 
     started = time.perf_counter()
-    model: TextClassifier | EmbeddingTextClassifier
+    model: TextClassifier | EmbeddingTextClassifier | StackedTextClassifier
+    stacked: StackedTextClassifier | None = None
 
     def fit_progress(stage: str, fraction: float) -> None:
         report_progress(stage, 0.05 + 0.75 * fraction)
 
-    if embedding is not None:
+    if embedding is not None and params.features == stacked_features.FEATURES:
+        model = stacked = stacked_features.fit_stacked_classifier(
+            fit_texts,
+            fit_labels,
+            params,
+            embedder,
+            embedding,
+            eval_texts=eval_texts,
+            eval_labels=eval_labels,
+            progress=fit_progress,
+        )
+    elif embedding is not None:
         model = embedding_features.fit_embedding_classifier(
             fit_texts, fit_labels, params, embedder, embedding, progress=fit_progress
         )
@@ -271,7 +286,10 @@ def train_text_classification(
         model = fit_text_classifier(fit_texts, fit_labels, params, progress=fit_progress)
     fit_seconds = time.perf_counter() - started
     report_progress("evaluating", 0.8)
-    proba = model.predict_proba(eval_texts)
+    if stacked is not None and stacked.choice is not None:
+        proba = stacked.choice.proba  # the chosen blend of the evaluation rows
+    else:
+        proba = model.predict_proba(eval_texts)
     rejection: Rejection | None = None
     choice = None
     if oos is not None:
@@ -289,6 +307,8 @@ def train_text_classification(
             "training": params.oos_training,
             **choice.to_json(),
         }
+    if stacked is not None and stacked.choice is not None:
+        report["stacked"] = stacked.choice.to_json()
     report_progress("profiling the evaluation data for drift", 0.88)
     vocabulary = build_vocabulary(train_texts)
     vocabulary_bytes = "\n".join(vocabulary).encode("utf-8")
@@ -300,9 +320,16 @@ def train_text_classification(
     }
     onnx_bytes: bytes | None = None
     if embedding is None:
-        assert not isinstance(model, embedding_features.EmbeddingTextClassifier)
+        assert isinstance(model, TextClassifier)
         report_progress("exporting to ONNX", 0.9)
         onnx_bytes, report["onnx"] = export_onnx(model, eval_texts, proba)
+    elif stacked is not None:
+        report["onnx"] = {
+            "status": "unsupported",
+            "reason": f"stacked features: the texts are embedded by {embedding} on "
+            "onnxruntime, and the TF-IDF and embedding parts are blended in scikit-learn, "
+            "not exported",
+        }
     else:
         report["onnx"] = {
             "status": "unsupported",
@@ -327,7 +354,7 @@ def train_text_classification(
         "fit_seconds": round(fit_seconds, 3),
         "fingerprint": fp,
         "features": params.features,
-        "pipeline": _pipeline_name(params, embedding),
+        "pipeline": _pipeline_name(params, embedding, stacked),
         **({"embedding_model": embedding.to_json()} if embedding is not None else {}),
         **({"rejection": rejection.to_json()} if rejection is not None else {}),
         **(lineage_extra or {}),
@@ -350,7 +377,11 @@ def train_text_classification(
         TASK,
         artifact=model.to_bytes(),
         artifact_format=(
-            ARTIFACT_FORMAT if embedding is None else embedding_features.ARTIFACT_FORMAT
+            ARTIFACT_FORMAT
+            if embedding is None
+            else stacked_features.ARTIFACT_FORMAT
+            if stacked is not None
+            else embedding_features.ARTIFACT_FORMAT
         ),
         labels=labels,
         signature=signature,
@@ -371,7 +402,16 @@ def train_text_classification(
     )
 
 
-def _pipeline_name(params: TrainParams, embedding: EmbeddingRef | None) -> str:
+def _pipeline_name(
+    params: TrainParams,
+    embedding: EmbeddingRef | None,
+    stacked: StackedTextClassifier | None = None,
+) -> str:
+    if embedding is not None and stacked is not None:
+        w = stacked.weight_tfidf
+        tfidf = _pipeline_name(params, None)
+        minilm = _pipeline_name(params, embedding)
+        return f"blend: {w:.2f} x [{tfidf}] + {1 - w:.2f} x [{minilm}]"
     if embedding is not None:
         return f"sentence embeddings ({embedding}, {embedding.dim} dims) + LogisticRegression"
     if params.vectorizer == "hashing":

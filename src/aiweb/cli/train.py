@@ -24,6 +24,12 @@ app = typer.Typer(help="Train a model and register it as a new version.", no_arg
 #: Largest confusion matrix printed after training (labels per side).
 MAX_CONFUSION_LABELS = 20
 
+#: What ``--features`` accepts (``TrainParams.features``), in the order help lists them.
+FEATURE_KINDS: tuple[str, ...] = ("tfidf", "minilm", "stacked")
+#: Feature kinds whose texts are embedded by a registered embedding model: their versions
+#: are never exported to ONNX, so the export hint does not apply to them.
+EMBEDDING_FEATURE_KINDS: tuple[str, ...] = ("minilm", "stacked")
+
 
 def report_table(name: str, version: int, report: dict[str, Any]) -> Table:
     """The evaluation report as a rich table (overall metrics, then per class)."""
@@ -83,7 +89,8 @@ def onnx_summary(check: dict[str, Any]) -> str:
         return "ONNX export: not attempted (trained before aiweb exported models)"
     hint = (
         " (--param vectorizer=tfidf trains a pipeline that can be exported)"
-        if status == "unsupported" and not str(check.get("reason", "")).startswith("minilm")
+        if status == "unsupported"
+        and not str(check.get("reason", "")).startswith(EMBEDDING_FEATURE_KINDS)
         else ""
     )
     return f"ONNX: not used, {check.get('reason', status)}; scikit-learn serves it{hint}"
@@ -125,8 +132,11 @@ def run_training(
     if dataset is not None:
         check_dataset(dataset)  # before any progress bar: a wrong name says so at once
     if features is not None:
-        if features not in ("tfidf", "minilm"):
-            raise InvalidInputError(f"--features must be tfidf or minilm, not {features!r}")
+        if features not in FEATURE_KINDS:
+            raise InvalidInputError(
+                f"--features must be {', '.join(FEATURE_KINDS[:-1])} or {FEATURE_KINDS[-1]}, "
+                f"not {features!r}"
+            )
         params = {**params, "features": features}
     try:
         train_params = parse_params(params)
@@ -212,11 +222,13 @@ def text_classification(
     features: str = typer.Option(
         "tfidf",
         "--features",
-        help="tfidf (word + character n-grams) or minilm (all-MiniLM-L6-v2 sentence "
-        "embeddings; needs `aiweb embeddings install`).",
+        help="tfidf (word + character n-grams), minilm (all-MiniLM-L6-v2 sentence "
+        "embeddings; needs `aiweb embeddings install`) or stacked (both models, their "
+        "probabilities blended: best measured on sentiment, also across domains; needs "
+        "`aiweb embeddings install`).",
     ),
 ) -> None:
-    """Train TF-IDF or sentence-embedding features + LogisticRegression, print its
+    """Train TF-IDF, sentence-embedding or stacked features + LogisticRegression, print its
     evaluation and register a version. When the labels include `oos`, an out-of-scope
     threshold is calibrated on the evaluation split (intent detection)."""
     run_training(
