@@ -86,6 +86,7 @@ PUBLIC: dict[str, list[str]] = {
         "embedding_features",
         "evaluation",
         "explain",
+        "finetune",
         "jobs",
         "loader",
         "model",
@@ -97,6 +98,7 @@ PUBLIC: dict[str, list[str]] = {
         "task",
         "trainer",
         "training",
+        "transformer",
     ],
     "aiweb.client": [
         "AiwebError",

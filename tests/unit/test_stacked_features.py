@@ -334,8 +334,8 @@ def test_stacked_is_a_feature_kind_of_the_params_and_the_cli() -> None:
 
     assert parse_params({"features": "stacked"}).features == "stacked"
     assert "stacked" in (TrainParams.model_fields["features"].description or "")
-    assert FEATURE_KINDS == ("tfidf", "minilm", "stacked")
-    with pytest.raises(InvalidInputError, match="tfidf, minilm or stacked"):
+    assert FEATURE_KINDS == ("tfidf", "minilm", "stacked", "finetune", "auto")
+    with pytest.raises(InvalidInputError, match="tfidf, minilm, stacked, finetune or auto"):
         run_training(
             "x",
             dataset="sst2",

@@ -4,6 +4,7 @@ __all__ = [
     "embedding_features",
     "evaluation",
     "explain",
+    "finetune",
     "jobs",
     "loader",
     "model",
@@ -15,4 +16,5 @@ __all__ = [
     "task",
     "trainer",
     "training",
+    "transformer",
 ]

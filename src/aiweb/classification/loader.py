@@ -29,6 +29,8 @@ from aiweb.classification.onnx_export import with_onnx
 from aiweb.classification.rejection import Rejection
 from aiweb.classification.stacked_features import ARTIFACT_FORMAT as STACKED_FORMAT
 from aiweb.classification.stacked_features import StackedTextClassifier
+from aiweb.classification.transformer import ARTIFACT_FORMAT as TRANSFORMER_FORMAT
+from aiweb.classification.transformer import FineTunedTextClassifier
 from aiweb.config import ServingSettings
 from aiweb.embeddings.runtime import EmbedderPool
 from aiweb.errors import AiwebError, ModelNotReadyError
@@ -80,10 +82,15 @@ def default_runtime_factory(
     Raises:
         ModelNotReadyError: a task or format this server cannot serve, or (embedding
             features) the pinned embedding model cannot be loaded.
-        UnsafeArtifactError: the artifact holds untrusted types.
+        UnsafeArtifactError: the artifact holds untrusted types (or, fine-tuned
+            transformers, is not the expected archive).
     """
     if version.task == "text-classification" and version.artifact_format == "skops":
         return TextClassifier.from_bytes(data)
+    if version.task == "text-classification" and version.artifact_format == TRANSFORMER_FORMAT:
+        # a transformer like the embedders: the same onnxruntime thread setting
+        threads = embedders.settings.threads if embedders is not None else 0
+        return FineTunedTextClassifier.from_bytes(data, threads=threads)
     if needs_embedder(version):
         if embedders is None:
             raise ModelNotReadyError(

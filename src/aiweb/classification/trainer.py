@@ -80,12 +80,45 @@ class TrainParams(BaseModel):
         "'tfidf': word n-grams with a stored vocabulary (ASCII tokens, linear tf) — a "
         "pipeline skl2onnx can export, so it may be served by onnxruntime.",
     )
-    features: Literal["tfidf", "minilm", "stacked"] = Field(
+    features: Literal["tfidf", "minilm", "stacked", "finetune", "auto"] = Field(
         "tfidf",
         description="'tfidf': the n-gram pipeline above. 'minilm': all-MiniLM-L6-v2 sentence "
         "embeddings (a registered feature-extraction model) + LogisticRegression; the "
         "n-gram parameters then do not apply. 'stacked': both, one LogisticRegression on "
-        "each, their probabilities blended with a weight chosen on the evaluation split.",
+        "each, their probabilities blended with a weight chosen on the evaluation split. "
+        "'finetune': all-MiniLM-L6-v2 fine-tuned with a classification head on this CPU "
+        "(needs aiweb[export]) and served from ONNX. 'auto': tfidf, minilm, stacked and, "
+        "when max_train_minutes is given, finetune; the best evaluation macro-F1 is kept.",
+    )
+    epochs: int = Field(3, ge=1, le=100, description="finetune: passes over the data at most.")
+    learning_rate: float = Field(
+        5e-5,
+        gt=0,
+        le=0.01,
+        allow_inf_nan=False,
+        description="finetune: peak AdamW learning rate (linear warm-up, then decay to 0).",
+    )
+    batch_size: int = Field(32, ge=1, le=1024, description="finetune: texts per step.")
+    max_tokens: int = Field(
+        128,
+        ge=8,
+        le=512,
+        description="finetune: word pieces read per text; longer texts are truncated.",
+    )
+    max_train_minutes: float | None = Field(
+        None,
+        gt=0,
+        le=10_080,
+        allow_inf_nan=False,
+        description="finetune: time budget of the training loop in minutes (default 30): the "
+        "schedule is fitted to it and training stops at the best checkpoint so far. auto: "
+        "finetune is tried only when this is given.",
+    )
+    max_train_rows: int | None = Field(
+        None,
+        ge=10,
+        le=100_000_000,
+        description="finetune: train on a seeded random sample of this many rows.",
     )
     embedding_model: str | None = Field(
         None,

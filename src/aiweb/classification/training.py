@@ -19,29 +19,36 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiweb import __version__
-from aiweb.classification import embedding_features, stacked_features
+from aiweb.classification import embedding_features, finetune, stacked_features, transformer
 from aiweb.classification.evaluation import evaluate
 from aiweb.classification.model import ARTIFACT_FORMAT, TextClassifier
 from aiweb.classification.onnx_export import ONNX_ARTIFACT, export_onnx
 from aiweb.classification.rejection import Rejection, calibrate_threshold, decide, output_labels
-from aiweb.classification.trainer import TrainParams, fit_text_classifier, split_train_test
+from aiweb.classification.trainer import (
+    MINILM_DEFAULT_C,
+    TrainParams,
+    fit_text_classifier,
+    split_train_test,
+)
 from aiweb.datasets import read_labeled_file
 from aiweb.embeddings.runtime import EmbedderPool
+from aiweb.errors import EmbeddingModelNotInstalled, ExportUnavailableError
 from aiweb.monitoring.drift import VOCABULARY_ARTIFACT, build_reference, build_vocabulary
 from aiweb.registry.entities import PRODUCTION, ModelVersion
 from aiweb.registry.promotion import non_finite_as_null, non_finite_metrics
 from aiweb.registry.service import RegistryService
 
 if TYPE_CHECKING:
-    from aiweb.classification.embedding_features import EmbeddingRef, EmbeddingTextClassifier
+    from aiweb.classification.embedding_features import EmbeddingRef
     from aiweb.classification.stacked_features import StackedTextClassifier
     from aiweb.datasets import DatasetSplits
+    from aiweb.embeddings.model import OnnxEmbedder
     from aiweb.embeddings.runtime import EmbedderPool
 
 TASK = "text-classification"
@@ -206,12 +213,22 @@ def train_text_classification(
     report_progress = progress or (lambda _s, _f: None)
     has_eval = data.eval_texts is not None and data.eval_labels is not None
     embedding: EmbeddingRef | None = None
-    if params.features in (embedding_features.FEATURES, stacked_features.FEATURES):
+    embedder: OnnxEmbedder | None = None
+    kinds = _candidates(params)
+    embedding_skipped: str | None = None
+    if any(kind in EMBEDDING_KINDS for kind in kinds):
         if embedders is None:
             embedders = EmbedderPool(registry)
-        embedding_version = embedders.resolve(params.embedding_model)
-        embedder = embedders.get(embedding_version)
-        embedding = embedding_features.EmbeddingRef.of(embedding_version, embedder.dim)
+        try:
+            embedding_version = embedders.resolve(params.embedding_model)
+            embedder = embedders.get(embedding_version)
+        except EmbeddingModelNotInstalled as exc:
+            if params.features != AUTO:
+                raise
+            embedding_skipped = exc.detail
+            kinds = [kind for kind in kinds if kind not in EMBEDDING_KINDS]
+        else:
+            embedding = embedding_features.EmbeddingRef.of(embedding_version, embedder.dim)
     fp = fingerprint(data.sha256, params, None if has_eval else test_size, embedding)
     if skip_if_same:
         same = find_same(registry, name, fp)
@@ -260,55 +277,56 @@ def train_text_classification(
             0 if params.oos_training == "exclude" else train_labels.count(oos)
         )
 
-    started = time.perf_counter()
-    model: TextClassifier | EmbeddingTextClassifier | StackedTextClassifier
-    stacked: StackedTextClassifier | None = None
-
-    def fit_progress(stage: str, fraction: float) -> None:
-        report_progress(stage, 0.05 + 0.75 * fraction)
-
-    if embedding is not None and params.features == stacked_features.FEATURES:
-        model = stacked = stacked_features.fit_stacked_classifier(
+    def fit_and_score(kind: str, share: tuple[float, float]) -> _Fitted:
+        low, width = share
+        fitted = _fit_kind(
+            kind,
+            _params_for(params, kind),
             fit_texts,
             fit_labels,
-            params,
-            embedder,
-            embedding,
-            eval_texts=eval_texts,
-            eval_labels=eval_labels,
-            progress=fit_progress,
+            eval_texts,
+            eval_labels,
+            embedder=embedder,
+            embedding=embedding,
+            progress=lambda stage, f: report_progress(stage, 0.05 + 0.8 * (low + width * f)),
         )
-    elif embedding is not None:
-        model = embedding_features.fit_embedding_classifier(
-            fit_texts, fit_labels, params, embedder, embedding, progress=fit_progress
-        )
+        fitted.score(eval_labels, oos, params, split_name)
+        return fitted
+
+    if params.features == AUTO:
+        weights = [AUTO_WEIGHTS.get(kind, 1.0) for kind in kinds]
+        shares, at = [], 0.0
+        for w in weights:
+            shares.append((at / sum(weights), w / sum(weights)))
+            at += w
+        tried: list[_Fitted] = []
+        unavailable: list[dict[str, Any]] = []
+        for kind, share in zip(kinds, shares, strict=True):
+            try:
+                tried.append(fit_and_score(kind, share))
+            except ExportUnavailableError as exc:  # no torch: auto goes on without finetune
+                unavailable.append({"features": kind, "skipped": exc.detail})
+        best = max(tried, key=lambda f: (f.report["macro_f1"], -AUTO_ORDER.index(f.kind)))
+        auto_table = [f.summary() for f in tried] + unavailable
+        if embedding_skipped is not None:
+            auto_table += [
+                {"features": kind, "skipped": embedding_skipped} for kind in EMBEDDING_KINDS
+            ]
+        if FINETUNE not in kinds:
+            auto_table.append(
+                {
+                    "features": FINETUNE,
+                    "skipped": "not tried: give --param max_train_minutes=N to include it",
+                }
+            )
     else:
-        model = fit_text_classifier(fit_texts, fit_labels, params, progress=fit_progress)
-    fit_seconds = time.perf_counter() - started
-    report_progress("evaluating", 0.8)
-    if stacked is not None and stacked.choice is not None:
-        proba = stacked.choice.proba  # the chosen blend of the evaluation rows
-    else:
-        proba = model.predict_proba(eval_texts)
-    rejection: Rejection | None = None
-    choice = None
-    if oos is not None:
-        report_progress("calibrating the out-of-scope threshold", 0.85)
-        choice = calibrate_threshold(
-            eval_labels, proba, model.labels, oos, criterion=params.oos_criterion
-        )
-        rejection = Rejection(oos, choice.threshold)
-    labels = output_labels(model.labels, rejection)
-    predicted = decide(model.labels, proba, rejection)
-    report = evaluate(eval_labels, proba, labels, split=split_name, predicted=predicted)
-    if rejection is not None and choice is not None:
-        report["out_of_scope"] = {
-            "label": rejection.label,
-            "training": params.oos_training,
-            **choice.to_json(),
-        }
-    if stacked is not None and stacked.choice is not None:
-        report["stacked"] = stacked.choice.to_json()
+        best = fit_and_score(params.features, (0.0, 1.0))
+        auto_table = None
+    model, proba, report = best.model, best.proba, best.report
+    rejection, labels, predicted = best.rejection, best.labels, best.predicted
+    fit_seconds = best.fit_seconds
+    if auto_table is not None:
+        report["auto"] = {"chosen": best.kind, "criterion": "macro_f1", "candidates": auto_table}
     report_progress("profiling the evaluation data for drift", 0.88)
     vocabulary = build_vocabulary(train_texts)
     vocabulary_bytes = "\n".join(vocabulary).encode("utf-8")
@@ -319,23 +337,10 @@ def train_text_classification(
         "vocabulary_sha256": hashlib.sha256(vocabulary_bytes).hexdigest(),
     }
     onnx_bytes: bytes | None = None
-    if embedding is None:
+    if best.kind == TFIDF:
         assert isinstance(model, TextClassifier)
         report_progress("exporting to ONNX", 0.9)
         onnx_bytes, report["onnx"] = export_onnx(model, eval_texts, proba)
-    elif stacked is not None:
-        report["onnx"] = {
-            "status": "unsupported",
-            "reason": f"stacked features: the texts are embedded by {embedding} on "
-            "onnxruntime, and the TF-IDF and embedding parts are blended in scikit-learn, "
-            "not exported",
-        }
-    else:
-        report["onnx"] = {
-            "status": "unsupported",
-            "reason": f"minilm features: the texts are embedded by {embedding} on "
-            "onnxruntime and the linear head is not exported",
-        }
     report_progress("registering", 0.95)
     broken = non_finite_metrics(report)
     if broken:  # never production: stored as null (JSON has no NaN), named in the report
@@ -353,9 +358,13 @@ def train_text_classification(
         "trained_at": datetime.now(UTC).isoformat(),
         "fit_seconds": round(fit_seconds, 3),
         "fingerprint": fp,
-        "features": params.features,
-        "pipeline": _pipeline_name(params, embedding, stacked),
-        **({"embedding_model": embedding.to_json()} if embedding is not None else {}),
+        "features": best.kind,
+        "pipeline": best.pipeline,
+        **(
+            {"embedding_model": embedding.to_json()}
+            if embedding is not None and best.kind in EMBEDDING_KINDS
+            else {}
+        ),
         **({"rejection": rejection.to_json()} if rejection is not None else {}),
         **(lineage_extra or {}),
     }
@@ -375,14 +384,8 @@ def train_text_classification(
     version = registry.register_version(
         name,
         TASK,
-        artifact=model.to_bytes(),
-        artifact_format=(
-            ARTIFACT_FORMAT
-            if embedding is None
-            else stacked_features.ARTIFACT_FORMAT
-            if stacked is not None
-            else embedding_features.ARTIFACT_FORMAT
-        ),
+        artifact=best.artifact,
+        artifact_format=best.artifact_format,
         labels=labels,
         signature=signature,
         lineage=lineage,
@@ -399,6 +402,212 @@ def train_text_classification(
     report_progress("done", 1.0)
     return TrainResult(
         version=version, report=report, eval_texts=eval_texts, eval_labels=eval_labels
+    )
+
+
+TFIDF = "tfidf"
+FINETUNE = transformer.FEATURES
+AUTO = "auto"
+#: Feature kinds whose texts a registered embedding model embeds.
+EMBEDDING_KINDS = (embedding_features.FEATURES, stacked_features.FEATURES)
+#: ``auto``'s candidates in order (the first wins a tie of macro-F1: the cheaper one).
+AUTO_ORDER = (TFIDF, embedding_features.FEATURES, stacked_features.FEATURES, FINETUNE)
+#: Shares of the progress bar in ``auto`` (finetune takes most of the time).
+AUTO_WEIGHTS = {
+    TFIDF: 1.0,
+    embedding_features.FEATURES: 1.5,
+    stacked_features.FEATURES: 2.5,
+    FINETUNE: 10.0,
+}
+
+
+def _candidates(params: TrainParams) -> list[str]:
+    """The feature kinds to train: one, or ``auto``'s (finetune only with a time budget)."""
+    if params.features != AUTO:
+        return [params.features]
+    kinds = list(AUTO_ORDER)
+    if params.max_train_minutes is None:
+        kinds.remove(FINETUNE)
+    return kinds
+
+
+def _params_for(params: TrainParams, kind: str) -> TrainParams:
+    """``params`` for one kind of ``auto`` (minilm's own default C unless C was given)."""
+    if params.features == kind:
+        return params
+    update: dict[str, Any] = {"features": kind}
+    if kind == embedding_features.FEATURES and "C" not in params.model_fields_set:
+        update["C"] = MINILM_DEFAULT_C
+    return params.model_copy(update=update)
+
+
+@dataclass
+class _Fitted:
+    """One kind's model, its evaluation probabilities and how to register it."""
+
+    kind: str
+    model: Any
+    proba: Any
+    artifact: bytes
+    artifact_format: str
+    pipeline: str
+    fit_seconds: float
+    report_extra: dict[str, Any]
+    report: dict[str, Any] = field(default_factory=dict)
+    rejection: Rejection | None = None
+    labels: list[str] = field(default_factory=list)
+    predicted: list[str] = field(default_factory=list)
+
+    def score(
+        self, eval_labels: list[str], oos: str | None, params: TrainParams, split: str
+    ) -> None:
+        """Calibrate the out-of-scope rule (when the data has one) and evaluate."""
+        choice = None
+        if oos is not None:
+            choice = calibrate_threshold(
+                eval_labels, self.proba, self.model.labels, oos, criterion=params.oos_criterion
+            )
+            self.rejection = Rejection(oos, choice.threshold)
+        self.labels = output_labels(self.model.labels, self.rejection)
+        self.predicted = decide(self.model.labels, self.proba, self.rejection)
+        self.report = evaluate(
+            eval_labels, self.proba, self.labels, split=split, predicted=self.predicted
+        )
+        if self.rejection is not None and choice is not None:
+            self.report["out_of_scope"] = {
+                "label": self.rejection.label,
+                "training": params.oos_training,
+                **choice.to_json(),
+            }
+        self.report.update(self.report_extra)
+
+    def summary(self) -> dict[str, Any]:
+        """This kind's row of ``auto``'s comparison table."""
+        row = {
+            "features": self.kind,
+            "macro_f1": self.report.get("macro_f1"),
+            "accuracy": self.report.get("accuracy"),
+            "fit_seconds": round(self.fit_seconds, 1),
+            "artifact_bytes": len(self.artifact),
+            "pipeline": self.pipeline,
+        }
+        oos = self.report.get("out_of_scope")
+        if oos is not None:
+            row["in_scope_accuracy"] = oos.get("in_scope_accuracy")
+            row["oos_recall"] = oos.get("oos_recall")
+        return row
+
+
+def _fit_kind(
+    kind: str,
+    params: TrainParams,
+    texts: list[str],
+    labels: list[str],
+    eval_texts: list[str],
+    eval_labels: list[str],
+    *,
+    embedder: OnnxEmbedder | None,
+    embedding: EmbeddingRef | None,
+    progress: Progress,
+) -> _Fitted:
+    """Fit one feature kind and score the evaluation texts with what will be served."""
+    started = time.perf_counter()
+    extra: dict[str, Any] = {}
+    if kind == FINETUNE:
+        config = finetune.FinetuneConfig(
+            epochs=params.epochs,
+            learning_rate=params.learning_rate,
+            batch_size=params.batch_size,
+            max_tokens=params.max_tokens,
+            max_train_minutes=params.max_train_minutes or finetune.DEFAULT_MAX_TRAIN_MINUTES,
+            max_train_rows=params.max_train_rows,
+            seed=params.seed,
+        )
+        tuned = finetune.finetune(
+            texts,
+            labels,
+            eval_texts,
+            eval_labels,
+            config,
+            progress=lambda s, f: progress(s, 0.9 * f),
+        )
+        exported = finetune.export_checked(
+            tuned, eval_texts, eval_labels, progress=lambda s, f: progress(s, 0.9 + 0.1 * f)
+        )
+        runtime = exported.runtime
+        extra = {"finetune": tuned.summary(), "onnx": exported.report}
+        return _Fitted(
+            kind=kind,
+            model=runtime,
+            proba=runtime.predict_proba(eval_texts),
+            artifact=exported.artifact,
+            artifact_format=transformer.ARTIFACT_FORMAT,
+            pipeline=(
+                f"fine-tuned {tuned.source} + linear head, ONNX "
+                f"{exported.report['precision']} ({tuned.train_rows:,} rows, "
+                f"{tuned.steps:,} steps)"
+            ),
+            fit_seconds=time.perf_counter() - started,
+            report_extra=extra,
+        )
+    model: Any
+    if kind == stacked_features.FEATURES:
+        assert embedder is not None
+        assert embedding is not None
+        stacked = stacked_features.fit_stacked_classifier(
+            texts,
+            labels,
+            params,
+            embedder,
+            embedding,
+            eval_texts=eval_texts,
+            eval_labels=eval_labels,
+            progress=progress,
+        )
+        model = stacked
+        proba = stacked.choice.proba if stacked.choice is not None else None
+        if stacked.choice is not None:
+            extra["stacked"] = stacked.choice.to_json()
+        extra["onnx"] = {
+            "status": "unsupported",
+            "reason": f"stacked features: the texts are embedded by {embedding} on "
+            "onnxruntime, and the TF-IDF and embedding parts are blended in scikit-learn, "
+            "not exported",
+        }
+        fmt = stacked_features.ARTIFACT_FORMAT
+        pipeline = _pipeline_name(params, embedding, stacked)
+    elif kind == embedding_features.FEATURES:
+        assert embedder is not None
+        assert embedding is not None
+        model = embedding_features.fit_embedding_classifier(
+            texts, labels, params, embedder, embedding, progress=progress
+        )
+        proba = None
+        extra["onnx"] = {
+            "status": "unsupported",
+            "reason": f"minilm features: the texts are embedded by {embedding} on "
+            "onnxruntime and the linear head is not exported",
+        }
+        fmt = embedding_features.ARTIFACT_FORMAT
+        pipeline = _pipeline_name(params, embedding)
+    else:
+        model = fit_text_classifier(texts, labels, params, progress=progress)
+        proba = None
+        fmt = ARTIFACT_FORMAT
+        pipeline = _pipeline_name(params, None)
+    fit_seconds = time.perf_counter() - started
+    progress("evaluating", 1.0)
+    if proba is None:
+        proba = model.predict_proba(eval_texts)
+    return _Fitted(
+        kind=kind,
+        model=model,
+        proba=proba,
+        artifact=model.to_bytes(),
+        artifact_format=fmt,
+        pipeline=pipeline,
+        fit_seconds=fit_seconds,
+        report_extra=extra,
     )
 
 

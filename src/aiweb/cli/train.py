@@ -25,7 +25,7 @@ app = typer.Typer(help="Train a model and register it as a new version.", no_arg
 MAX_CONFUSION_LABELS = 20
 
 #: What ``--features`` accepts (``TrainParams.features``), in the order help lists them.
-FEATURE_KINDS: tuple[str, ...] = ("tfidf", "minilm", "stacked")
+FEATURE_KINDS: tuple[str, ...] = ("tfidf", "minilm", "stacked", "finetune", "auto")
 #: Feature kinds whose texts are embedded by a registered embedding model: their versions
 #: are never exported to ONNX, so the export hint does not apply to them.
 EMBEDDING_FEATURE_KINDS: tuple[str, ...] = ("minilm", "stacked")
@@ -77,9 +77,75 @@ def confusion_table(report: dict[str, Any]) -> Table:
     return table
 
 
+def finetune_table(summary: dict[str, Any]) -> Table:
+    """Each evaluation of a fine-tuning run (report ``finetune.history``)."""
+    best = summary.get("best") or {}
+    table = Table(
+        "epoch",
+        "step",
+        "rows seen",
+        "minutes",
+        "train loss",
+        "eval accuracy",
+        "eval macro-F1",
+        title=(
+            f"fine-tuning {summary.get('base_model', '')}: {summary.get('train_rows', 0):,} "
+            f"rows, stopped: {summary.get('stopped')} after "
+            f"{summary.get('train_seconds', 0) / 60:.1f} min"
+        ),
+    )
+    for h in summary.get("history", []):
+        loss = h.get("train_loss")
+        table.add_row(
+            f"{h['epoch']:.2f}",
+            f"{h['step']:,}",
+            f"{h['rows_seen']:,}",
+            f"{h['seconds'] / 60:.1f}",
+            "" if loss is None else f"{loss:.4f}",
+            f"{h['eval_accuracy']:.4f}",
+            f"{h['eval_macro_f1']:.4f}" + ("  ← kept" if h == best else ""),
+        )
+    return table
+
+
+def auto_table(auto: dict[str, Any]) -> Table:
+    """``--features auto``'s comparison (report ``auto``)."""
+    table = Table(
+        "features",
+        "macro-F1",
+        "accuracy",
+        "fit s",
+        "artifact MB",
+        title=f"--features auto: {auto.get('chosen')} chosen by evaluation macro-F1",
+    )
+    for row in auto.get("candidates", []):
+        if "skipped" in row:
+            table.add_row(row["features"], "skipped", row["skipped"], "", "")
+            continue
+        table.add_row(
+            row["features"] + ("  ← chosen" if row["features"] == auto.get("chosen") else ""),
+            f"{row['macro_f1']:.4f}",
+            f"{row['accuracy']:.4f}",
+            f"{row['fit_seconds']:.1f}",
+            f"{row['artifact_bytes'] / 1e6:.1f}",
+        )
+    return table
+
+
 def onnx_summary(check: dict[str, Any]) -> str:
     """One line on the version's ONNX export check (see aiweb.classification.onnx_export)."""
     status = check.get("status")
+    if status == "agrees" and check.get("precision"):  # a fine-tuned transformer
+        int8 = check.get("int8") or {}
+        why = (
+            f"int8 accuracy {int8['accuracy']:.4f} vs fp32 {int8['fp32_accuracy']:.4f}"
+            if "accuracy" in int8
+            else "no int8 export"
+        )
+        return (
+            f"ONNX export gives PyTorch's label on {check['same_label_rate']:.1%} of "
+            f"{check['rows']:,} rows: onnxruntime serves it, {check['precision']} ({why})"
+        )
     if status == "agrees":
         return (
             f"ONNX export agrees with scikit-learn on {check['rows']:,} rows (max |Δp| "
@@ -192,7 +258,11 @@ def run_training(
             f"confusion matrix: {len(result.report['confusion_matrix']['labels'])} labels, "
             f"not printed (see `aiweb models show {name}` or the dashboard)"
         )
-    if onnx_wanted(params):
+    if "finetune" in result.report:
+        out.print(finetune_table(result.report["finetune"]))
+    if "auto" in result.report:
+        out.print(auto_table(result.report["auto"]))
+    if onnx_wanted(params) or "finetune" in result.report:
         err.print(onnx_summary(result.report.get("onnx") or {}), highlight=False)
     aliases = ", ".join(version.aliases) or "none"
     err.print(f"registered [bold]{name}:{version.version}[/] (aliases: {aliases})")
@@ -223,13 +293,16 @@ def text_classification(
         "tfidf",
         "--features",
         help="tfidf (word + character n-grams), minilm (all-MiniLM-L6-v2 sentence "
-        "embeddings; needs `aiweb embeddings install`) or stacked (both models, their "
-        "probabilities blended: best measured on sentiment, also across domains; needs "
-        "`aiweb embeddings install`).",
+        "embeddings; needs `aiweb embeddings install`), stacked (both models, their "
+        "probabilities blended: better across domains; needs `aiweb embeddings install`), "
+        "finetune (all-MiniLM-L6-v2 fine-tuned on this CPU, served from ONNX; needs "
+        "aiweb[export]; --param max_train_minutes=30) or auto (the best of them on the "
+        "evaluation split; finetune only with --param max_train_minutes=N).",
     ),
 ) -> None:
-    """Train TF-IDF, sentence-embedding or stacked features + LogisticRegression, print its
-    evaluation and register a version. When the labels include `oos`, an out-of-scope
+    """Train a text classifier (TF-IDF, sentence-embedding or stacked features +
+    LogisticRegression, or a fine-tuned transformer), print its evaluation and register a
+    version. When the labels include `oos`, an out-of-scope
     threshold is calibrated on the evaluation split (intent detection)."""
     run_training(
         name,

@@ -338,7 +338,7 @@ class QuantizationUnavailableError(RuntimeError):
     """This onnxruntime cannot apply a plan (no ``MatMulNBits`` quantizer)."""
 
 
-def _quantize(source: Path, target: Path, plan: QuantizationPlan) -> None:
+def quantize(source: Path, target: Path, plan: QuantizationPlan) -> None:
     """Quantize the MatMul weights of ``source`` into ``target`` as ``plan`` says.
 
     Raises:
@@ -479,7 +479,7 @@ def export_minilm(
     for plan in quantization_plans(fp32_path):
         say(f"quantizing int8 ({plan.description})", min(0.95, 0.8 + 0.05 * tried))
         try:
-            _quantize(fp32_path, int8_path, plan)
+            quantize(fp32_path, int8_path, plan)
         except QuantizationUnavailableError as exc:
             log.info("int8 plan %r skipped: %s", plan.description, exc)
             continue
