@@ -1,6 +1,6 @@
 """Contract of every model runtime: the scikit-learn text classifier, its ONNX export (alone
 and behind the ``auto`` runtime), the classifier on MiniLM sentence-embedding features,
-each recommendation algorithm, the tabular models (classification with boosted trees
+the fine-tuned transformer served from its ONNX archive, each recommendation algorithm, the tabular models (classification with boosted trees
 and with the linear model, regression, anomaly detection) and the entity recogniser
 (spaCy, its entities encoded as numbers per type). Every runtime goes through the same
 checks:
@@ -29,6 +29,7 @@ import io
 import json
 import os
 import re
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -378,6 +379,50 @@ def minilm_features(request: pytest.FixtureRequest) -> Runtime:
     )
 
 
+def finetuned_transformer(request: pytest.FixtureRequest) -> Runtime:
+    """:class:`FineTunedTextClassifier`: all-MiniLM-L6-v2 fine-tuned for a few steps and
+    served from its ONNX archive (skipped without PyTorch, the ``export`` extra)."""
+    pytest.importorskip("torch")
+    from aiweb.classification import finetune as ft
+    from aiweb.classification.transformer import FineTunedTextClassifier, pack, unpack
+
+    config = ft.FinetuneConfig(epochs=2, batch_size=8, max_tokens=32, learning_rate=1e-4)
+
+    def fit() -> ft.ExportResult:
+        tuned = ft.finetune(TRAIN_TEXTS, TRAIN_LABELS, TRAIN_TEXTS, TRAIN_LABELS, config)
+        return ft.export_checked(tuned, TRAIN_TEXTS, TRAIN_LABELS)
+
+    exported = fit()
+
+    def load(data: bytes) -> Scorer:
+        return FineTunedTextClassifier.from_bytes(data).predict_proba
+
+    _model, tokenizer, archived = unpack(exported.artifact)
+    wrong_members = io.BytesIO()
+    with zipfile.ZipFile(wrong_members, "w") as archive:
+        archive.writestr("model.onnx", b"")
+    return Runtime(
+        inputs=TEXT_INPUTS,
+        score=exported.runtime.predict_proba,
+        width=len(TRAIN),
+        dtype=np.float64,
+        refit=lambda: fit().runtime.predict_proba,
+        save=lambda: exported.artifact,
+        load=load,
+        # an archive whose graph is empty
+        unready=[lambda: load(pack(b"", tokenizer, archived))],
+        unready_error=UnsafeArtifactError,
+        unready_match="the ONNX model cannot be loaded",
+        refused_error=UnsafeArtifactError,
+        refused_match="zip archive|archive is corrupt|holds",
+        refused={"other members": wrong_members.getvalue()},
+        # fp32 pads a batch to its longest text: a text alone may differ by float32
+        # rounding (int8 runs one text per call: identical)
+        tol=1e-5,
+        probabilities=True,
+    )
+
+
 # -- recommenders ------------------------------------------------------------------------
 N_USERS, N_ITEMS = 40, 30
 #: one recommender input: (user index or -1 for a user unknown at training, the user's
@@ -701,6 +746,7 @@ CASES = [
     Case("onnx-text", onnx_text),
     Case("onnx+sklearn-text", functools.partial(onnx_text, runtime="auto")),
     Case("minilm-features", minilm_features),
+    Case("finetuned-transformer", finetuned_transformer),
     *(
         Case(f"recommender-{name}", functools.partial(recommender, name))
         for name in algos.ALGORITHMS
