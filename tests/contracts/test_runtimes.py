@@ -1,8 +1,9 @@
 """Contract of every model runtime: the scikit-learn text classifier, its ONNX export (alone
 and behind the ``auto`` runtime), the classifier on MiniLM sentence-embedding features,
-the fine-tuned transformer served from its ONNX archive, each recommendation algorithm, the tabular models (classification with boosted trees
-and with the linear model, regression, anomaly detection) and the entity recogniser
-(spaCy, its entities encoded as numbers per type). Every runtime goes through the same
+the fine-tuned transformer served from its ONNX archive, each recommendation algorithm,
+the tabular models (classification with boosted trees and with the linear model,
+regression, anomaly detection) and the entity recogniser (spaCy, its entities encoded as
+numbers per type). Every runtime goes through the same
 checks:
 
 - outputs align with inputs: ``n`` inputs give ``n`` rows in their order (``n = 0`` too),
