@@ -151,10 +151,20 @@ def test_the_time_budget_stops_at_the_best_checkpoint(sst2: dict[str, Any]) -> N
     texts, labels = sst2["train"]
     dev = (sst2["dev"][0][:40], sst2["dev"][1][:40])
     config = ft.FinetuneConfig(
-        epochs=50, batch_size=8, max_tokens=24, evals_per_epoch=4, max_train_minutes=0.25
+        epochs=50,
+        batch_size=8,
+        max_tokens=24,
+        evals_per_epoch=4,
+        max_train_minutes=0.25,
+        patience=1000,
     )
     model = ft.finetune(texts * 3, labels * 3, *dev, config)
-    assert model.stopped in {"time_budget", "early_stopping"}
+    assert model.stopped == "time_budget"
+    # the schedule was fitted to the budget and ended there: evaluated 4 times an epoch
+    # (every 28 steps of 113) and once at the end, not at every step past the fitted end
+    steps = [h["step"] for h in model.history]
+    assert all(b - a >= 28 for a, b in zip(steps[:-2], steps[1:-1], strict=True))
+    assert len(steps) <= model.steps // 28 + 1
     assert model.seconds < 60
     assert model.steps < model.planned_steps
     # the returned weights are the best evaluation's, not the last step's

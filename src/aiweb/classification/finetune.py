@@ -455,7 +455,8 @@ def finetune(
                 say(line(epoch), min(1.0, max(step / total, elapsed / budget)))
                 if step % eval_every == 0 or step >= total:
                     evaluate(step / steps_per_epoch)
-                    total = fit_schedule(total, time.perf_counter() - started)
+                    if step < total:
+                        total = fit_schedule(total, time.perf_counter() - started)
                     say(line(epoch), min(1.0, max(step / total, elapsed / budget)))
                     if stale >= config.patience:
                         stopped, done = "early_stopping", True
