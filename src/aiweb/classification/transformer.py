@@ -31,11 +31,11 @@ import io
 import json
 import zipfile
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from aiweb.embeddings.model import cpu_session, run_padded
 from aiweb.errors import InvalidInputError, UnsafeArtifactError
 
 __all__ = [
@@ -175,7 +175,6 @@ class FineTunedTextClassifier:
     def __init__(
         self, model: bytes, tokenizer_json: str, config: ClassifierConfig, *, threads: int = 0
     ) -> None:
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         self.config = config
@@ -184,17 +183,10 @@ class FineTunedTextClassifier:
         tokenizer.no_padding()
         tokenizer.enable_truncation(max_length=config.max_tokens)
         self._tokenizer = tokenizer
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # spinning worker threads would take the CPU the event loop needs between calls
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self._session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+            self._session = cpu_session(model, threads=threads)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise UnsafeArtifactError(f"the ONNX model cannot be loaded: {exc}") from None
-        self._inputs = {i.name for i in self._session.get_inputs()}
         # int8: one text per call, so a text's answer never depends on its batch-mates
         self._call_batch = 1 if config.precision == "int8" else CALL_BATCH
         width = self._session.get_outputs()[0].shape[-1]
@@ -237,21 +229,11 @@ class FineTunedTextClassifier:
         for text in texts:
             if not isinstance(text, str):
                 raise InvalidInputError("every input must be a string")
-        ids_list = self.encode(texts)
-        lengths = np.fromiter((len(ids) for ids in ids_list), dtype=np.int64, count=n)
-        order = np.argsort(lengths, kind="stable")
-        out = np.empty((n, len(self.labels)), dtype=np.float64)
-        for start in range(0, n, self._call_batch):
-            rows = order[start : start + self._call_batch]
-            width = int(lengths[rows].max())
-            ids = np.zeros((len(rows), width), dtype=np.int64)
-            mask = np.zeros((len(rows), width), dtype=np.int64)
-            for j, row in enumerate(rows):
-                piece = ids_list[int(row)]
-                ids[j, : len(piece)] = piece
-                mask[j, : len(piece)] = 1
-            feed: dict[str, Any] = {"input_ids": ids, "attention_mask": mask}
-            if "token_type_ids" in self._inputs:
-                feed["token_type_ids"] = np.zeros_like(ids)
-            out[rows] = self._session.run(["probabilities"], feed)[0]
-        return out
+        proba = run_padded(
+            self._session,
+            self.encode(texts),
+            "probabilities",
+            len(self.labels),
+            call_batch=self._call_batch,
+        )
+        return proba.astype(np.float64)

@@ -92,6 +92,75 @@ class EmbedderConfig:
         )
 
 
+def cpu_session(model: bytes | Path, *, threads: int = 0, spin: bool = False) -> Any:
+    """An onnxruntime ``InferenceSession`` on the CPU provider for a BERT-style graph.
+
+    Args:
+        model: the ONNX model, as bytes or a file path.
+        threads: intra-op threads; 0 lets onnxruntime use every core.
+        spin: let idle worker threads spin-wait for work (onnxruntime's default). Off
+            here: in a server, spinning threads take the CPU the event loop needs
+            between model calls.
+
+    Raises:
+        Exception: onnxruntime's own error types for a graph it cannot load.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    source = str(model) if isinstance(model, Path) else model
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+def run_padded(
+    session: Any,
+    pieces: list[list[int]],
+    output: str,
+    width: int,
+    *,
+    call_batch: int = CALL_BATCH,
+) -> npt.NDArray[np.float32]:
+    """Run a BERT-style graph over texts already cut into word-piece ids.
+
+    The texts are sorted by length and run in calls of at most ``call_batch``, each
+    padded to its longest text (dynamic padding); ``token_type_ids`` are zeros when the
+    graph takes them.
+
+    Args:
+        session: from :func:`cpu_session`.
+        pieces: ``n`` lists of word-piece ids (special tokens included, truncated).
+        output: the graph output to read.
+        width: its last dimension.
+        call_batch: most texts per call.
+
+    Returns:
+        float32 ``(n, width)``, rows in the order of ``pieces``.
+    """
+    n = len(pieces)
+    inputs = {i.name for i in session.get_inputs()}
+    lengths = np.fromiter((len(p) for p in pieces), dtype=np.int64, count=n)
+    order = np.argsort(lengths, kind="stable")
+    out = np.empty((n, width), dtype=np.float32)
+    for start in range(0, n, call_batch):
+        rows = order[start : start + call_batch]
+        longest = int(lengths[rows].max())
+        ids = np.zeros((len(rows), longest), dtype=np.int64)
+        mask = np.zeros((len(rows), longest), dtype=np.int64)
+        for j, row in enumerate(rows):
+            piece = pieces[int(row)]
+            ids[j, : len(piece)] = piece
+            mask[j, : len(piece)] = 1
+        feed: dict[str, Any] = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in inputs:
+            feed["token_type_ids"] = np.zeros_like(ids)
+        out[rows] = session.run([output], feed)[0]
+    return out
+
+
 class OnnxEmbedder:
     """all-MiniLM-L6-v2 (or any BERT-style mean-pooling encoder exported the same way)
     on onnxruntime's CPU provider.
@@ -122,7 +191,6 @@ class OnnxEmbedder:
         threads: int = 0,
         spin: bool = False,
     ) -> None:
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         self.config = config
@@ -132,14 +200,7 @@ class OnnxEmbedder:
         tokenizer.no_padding()
         tokenizer.enable_truncation(max_length=config.max_tokens)
         self._tokenizer = tokenizer
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-        source = str(model) if isinstance(model, Path) else model
-        self._session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-        self._inputs = {i.name for i in self._session.get_inputs()}
+        self._session = cpu_session(model, threads=threads, spin=spin)
 
     @classmethod
     def from_dir(
@@ -188,20 +249,5 @@ class OnnxEmbedder:
                 raise InvalidInputError("every input must be a string")
         encodings = self._tokenizer.encode_batch(texts)
         truncated = [bool(e.overflowing) for e in encodings]
-        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=n)
-        order = np.argsort(lengths, kind="stable")
-        out = np.empty((n, self.dim), dtype=np.float32)
-        for start in range(0, n, CALL_BATCH):
-            rows = order[start : start + CALL_BATCH]
-            width = int(lengths[rows].max())
-            ids = np.zeros((len(rows), width), dtype=np.int64)
-            mask = np.zeros((len(rows), width), dtype=np.int64)
-            for j, row in enumerate(rows):
-                e = encodings[int(row)]
-                ids[j, : len(e.ids)] = e.ids
-                mask[j, : len(e.ids)] = 1
-            feed: dict[str, Any] = {"input_ids": ids, "attention_mask": mask}
-            if "token_type_ids" in self._inputs:
-                feed["token_type_ids"] = np.zeros_like(ids)
-            out[rows] = self._session.run(["sentence_embedding"], feed)[0]
+        out = run_padded(self._session, [e.ids for e in encodings], "sentence_embedding", self.dim)
         return Embeddings(out, truncated)
