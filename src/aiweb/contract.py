@@ -342,8 +342,8 @@ class TaskContext:
     """The process's shared services, handed to every task's ``start`` in list order.
 
     A task may offer one of its services to the tasks after it with :meth:`provide`
-    (the sentence-embedding pool, which classifiers on MiniLM features and search
-    collections share); they take it with :meth:`get`.
+    (the sentence-embedding pool, which every task that embeds its inputs shares); they
+    take it with :meth:`get`.
 
     Attributes:
         settings: the configuration.

@@ -171,3 +171,26 @@ class Receiver:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def write_labeled_csv(path: Path, texts: list[str], labels: list[str]) -> Path:
+    """``path`` written as a CSV of ``text,label`` rows (a header first)."""
+    import csv
+
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        writer.writerows(zip(texts, labels, strict=True))
+    return path
+
+
+def wait_job(client: Any, job_id: str, timeout: float = 120.0) -> dict[str, Any]:
+    """The job once it has finished (succeeded, failed or cancelled), polled over the
+    client's ``GET /v1/jobs/{id}``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            return job
+        assert time.monotonic() < deadline, f"job still {job['status']}: {job}"
+        time.sleep(0.1)

@@ -7,7 +7,6 @@ choosing by the evaluation macro-F1 with its comparison table in the report."""
 
 from __future__ import annotations
 
-import csv
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from helpers import open_registry, standalone_settings
+from helpers import open_registry, standalone_settings, wait_job, write_labeled_csv
 from typer.testing import CliRunner
 
 from aiweb import datasets
@@ -52,14 +51,6 @@ class Trained:
     dev_csv: Path
 
 
-def write_csv(path: Path, texts: list[str], labels: list[str]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["text", "label"])
-        writer.writerows(zip(texts, labels, strict=True))
-    return path
-
-
 def train_cli(home: Path, settings: Settings, args: list[str]) -> str:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIWEB_HOME", str(home))
@@ -85,9 +76,9 @@ def sentiment(sst2: DatasetSplits, tmp_path_factory: pytest.TempPathFactory) -> 
     assert sst2.eval is not None
     rows = [(t, y) for t, y in zip(sst2.train.texts, sst2.train.labels, strict=True)]
     rows = [r for r in rows if len(r[0].split()) >= 6][:TRAIN_ROWS]
-    train = write_csv(home / "train.csv", [t for t, _ in rows], [y for _, y in rows])
+    train = write_labeled_csv(home / "train.csv", [t for t, _ in rows], [y for _, y in rows])
     dev = (sst2.eval.texts[:EVAL_ROWS], sst2.eval.labels[:EVAL_ROWS])
-    evals = write_csv(home / "dev.csv", *dev)
+    evals = write_labeled_csv(home / "dev.csv", *dev)
     params = [a for p in SHORT for a in ("--param", p)]
     stdout = train_cli(
         home,
@@ -189,7 +180,7 @@ def test_training_job_with_finetune(sentiment: Trained) -> None:
             },
         )
         assert r.status_code == 202, r.text
-        job = _wait(client, r.json()["id"])
+        job = wait_job(client, r.json()["id"], timeout=180.0)
         assert job["status"] == "succeeded", job
         version: dict[str, Any] = client.get("/v1/models/reviews/versions/1").json()
         r = client.post("/v1/models/reviews/predict", json={"inputs": ["what a film"]})
@@ -261,13 +252,3 @@ def test_auto_without_a_budget_leaves_finetune_out(sentiment: Trained, tmp_path:
     assert "max_train_minutes" in skipped["finetune"]
     assert "embeddings install" in skipped["minilm"]
     assert version.artifact_format == "skops"
-
-
-def _wait(client: TestClient, job_id: str, timeout: float = 180.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            return job
-        assert time.monotonic() < deadline, f"job still {job['status']}: {job}"
-        time.sleep(0.2)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import open_registry, standalone_settings
+from helpers import open_registry, standalone_settings, wait_job
 
 from aiweb import datasets
 from aiweb.app import create_app
@@ -326,14 +326,6 @@ def _artifact(trained: Trained) -> bytes:
 
 
 # -- jobs over HTTP ----------------------------------------------------------------------
-def wait_job(client: TestClient, job_id: str, timeout: float = 120.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            return job
-        assert time.monotonic() < deadline, f"job still {job['status']}: {job}"
-        time.sleep(0.1)
 
 
 def as_csv(texts: list[str], labels: list[str] | None = None) -> bytes:

@@ -6,7 +6,6 @@ the blend served as trained; and a training job with ``"features": "stacked"``."
 
 from __future__ import annotations
 
-import csv
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from helpers import open_registry, standalone_settings
+from helpers import open_registry, standalone_settings, wait_job, write_labeled_csv
 from typer.testing import CliRunner
 
 from aiweb import datasets
@@ -45,14 +44,6 @@ class Trained:
     stdout: str
 
 
-def write_csv(path: Path, texts: list[str], labels: list[str]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["text", "label"])
-        writer.writerows(zip(texts, labels, strict=True))
-    return path
-
-
 @pytest.fixture(scope="module")
 def sst2(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> DatasetSplits:
     home = tmp_path_factory.mktemp("sst2-home")
@@ -73,11 +64,11 @@ def sentiment(
     finally:
         engine.dispose()
     assert sst2.eval is not None
-    train = write_csv(
+    train = write_labeled_csv(
         home / "train.csv", sst2.train.texts[:TRAIN_ROWS], sst2.train.labels[:TRAIN_ROWS]
     )
     dev = (sst2.eval.texts[:EVAL_ROWS], sst2.eval.labels[:EVAL_ROWS])
-    evals = write_csv(home / "dev.csv", *dev)
+    evals = write_labeled_csv(home / "dev.csv", *dev)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIWEB_HOME", str(home))
         mp.setenv("AIWEB_DATABASE_URL", settings.resolved_database_url)
@@ -184,7 +175,7 @@ def test_training_job_with_stacked_features(sentiment: Trained, tmp_path: Path) 
     finally:
         engine.dispose()
     texts, labels = sentiment.dev
-    data = write_csv(tmp_path / "dev.csv", texts, labels).read_bytes()
+    data = write_labeled_csv(tmp_path / "dev.csv", texts, labels).read_bytes()
     with client_for(sentiment.settings, ("train", "predict")) as client:
         up = client.post("/v1/datasets", files={"file": ("dev.csv", data, "text/csv")})
         assert up.status_code == 201, up.text
@@ -198,19 +189,9 @@ def test_training_job_with_stacked_features(sentiment: Trained, tmp_path: Path) 
             },
         )
         assert r.status_code == 202, r.text
-        job = _wait(client, r.json()["id"])
+        job = wait_job(client, r.json()["id"])
         assert job["status"] == "succeeded", job
         version: dict[str, Any] = client.get("/v1/models/reviews/versions/1").json()
     assert version["artifact_format"] == ARTIFACT_FORMAT
     assert version["lineage"]["embedding_model"]["sha256"] == minilm.artifact_sha256
     assert version["evaluation"]["stacked"]["design"] == "blend"
-
-
-def _wait(client: TestClient, job_id: str, timeout: float = 120.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            return job
-        assert time.monotonic() < deadline, f"job still {job['status']}: {job}"
-        time.sleep(0.1)

@@ -48,7 +48,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,9 @@ from aiweb.embeddings.export import (
     QuantizationUnavailableError,
     quantization_plans,
     quantize,
+    trace_to_onnx,
 )
+from aiweb.embeddings.model import pad, word_pieces
 from aiweb.errors import ExportCheckError, ExportUnavailableError, InvalidInputError
 
 log = logging.getLogger(__name__)
@@ -158,7 +160,6 @@ class FineTuned:
     source: str
     steps: int = 0
     planned_steps: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """What the version's report stores of the training run (JSON)."""
@@ -188,7 +189,7 @@ class FineTuned:
     def predict_proba(self, texts: list[str]) -> npt.NDArray[np.float64]:
         """Class probabilities from PyTorch: float64 ``(n, len(labels))``."""
         torch = _torch()
-        tokenizer = _tokenizer(self.tokenizer_json, self.config.max_tokens)
+        tokenizer = word_pieces(self.tokenizer_json, self.config.max_tokens)
         return _predict(torch, self.module, tokenizer, texts)
 
 
@@ -217,15 +218,6 @@ def _source() -> tuple[Path, str]:
     return Path(package.get_model_path()), f"{SOURCE_MODEL} ({SOURCE_PACKAGE} {version})"
 
 
-def _tokenizer(tokenizer_json: str, max_tokens: int) -> Any:
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_str(tokenizer_json)
-    tokenizer.no_padding()
-    tokenizer.enable_truncation(max_length=max_tokens)
-    return tokenizer
-
-
 def _build(torch: Any, encoder: Any, n_classes: int) -> Any:
     class Classifier(torch.nn.Module):  # type: ignore[misc]
         """Encoder → mean pooling → dropout → linear head: logits ``[batch, n_classes]``."""
@@ -248,12 +240,8 @@ def _build(torch: Any, encoder: Any, n_classes: int) -> Any:
 
 
 def _batch(torch: Any, pieces: list[list[int]]) -> tuple[Any, Any, Any]:
-    width = max(len(p) for p in pieces)
-    ids = np.zeros((len(pieces), width), dtype=np.int64)
-    mask = np.zeros((len(pieces), width), dtype=np.int64)
-    for j, p in enumerate(pieces):
-        ids[j, : len(p)] = p
-        mask[j, : len(p)] = 1
+    """``(input_ids, attention_mask, token_type_ids)`` tensors of one padded batch."""
+    ids, mask = pad(pieces)
     t_ids = torch.from_numpy(ids)
     return t_ids, torch.from_numpy(mask), torch.zeros_like(t_ids)
 
@@ -272,16 +260,14 @@ def _predict(torch: Any, module: Any, tokenizer: Any, texts: list[str]) -> npt.N
     return out
 
 
-def _macro_f1(truth: npt.NDArray[np.int64], predicted: npt.NDArray[np.int64], k: int) -> float:
-    """Macro-averaged F1 over the ``k`` classes present in ``truth`` (scikit-learn's
-    ``f1_score(average="macro")`` on those labels)."""
-    scores = []
-    for c in np.unique(truth):
-        tp = float(np.sum((predicted == c) & (truth == c)))
-        fp = float(np.sum((predicted == c) & (truth != c)))
-        fn = float(np.sum((predicted != c) & (truth == c)))
-        scores.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
-    return float(np.mean(scores)) if scores else 0.0
+def _macro_f1(truth: npt.NDArray[np.int64], predicted: npt.NDArray[np.int64]) -> float:
+    """Macro-F1 over the classes present in ``truth`` (scikit-learn's ``f1_score``;
+    evaluation labels unknown to training are class ``-1``, always wrong)."""
+    from sklearn.metrics import f1_score
+
+    return float(
+        f1_score(truth, predicted, labels=np.unique(truth), average="macro", zero_division=0)
+    )
 
 
 def _batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
@@ -350,7 +336,7 @@ def finetune(
             warnings.simplefilter("ignore")
             encoder = AutoModel.from_pretrained(str(source_dir), attn_implementation="eager")
         tokenizer_json = (source_dir / "tokenizer.json").read_text(encoding="utf-8")
-        tokenizer = _tokenizer(tokenizer_json, config.max_tokens)
+        tokenizer = word_pieces(tokenizer_json, config.max_tokens)
         module = _build(torch, encoder, len(labels))
         index = {label: i for i, label in enumerate(labels)}
         y_train = np.array([index[y] for y in ys], dtype=np.int64)
@@ -403,7 +389,7 @@ def finetune(
                 "step": step,
                 "rows_seen": rows_seen,
                 "seconds": round(time.perf_counter() - started, 1),
-                "eval_macro_f1": round(_macro_f1(y_eval, predicted, len(labels)), 4),
+                "eval_macro_f1": round(_macro_f1(y_eval, predicted), 4),
                 "eval_accuracy": round(float(np.mean(predicted == y_eval)), 4),
                 "train_loss": round(float(np.mean(losses)), 4) if losses else None,
             }
@@ -553,26 +539,11 @@ def _export_fp32(torch: Any, model: FineTuned, path: Path) -> None:
         def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
             return torch.softmax(self.inner(input_ids, attention_mask, token_type_ids), dim=-1)
 
-    tokenizer = _tokenizer(model.tokenizer_json, model.config.max_tokens)
+    tokenizer = word_pieces(model.tokenizer_json, model.config.max_tokens)
     sample = _batch(
         torch, [e.ids for e in tokenizer.encode_batch(["a short one", "a longer text to trace"])]
     )
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # tracer and deprecation chatter of the exporter
-        torch.onnx.export(
-            Probabilities().eval(),
-            sample,
-            str(path),
-            input_names=names,
-            output_names=["probabilities"],
-            dynamic_axes={
-                **{k: {0: "batch", 1: "sequence"} for k in names},
-                "probabilities": {0: "batch"},
-            },
-            opset_version=17,
-            dynamo=False,
-        )
+    trace_to_onnx(torch, Probabilities(), sample, path, "probabilities")
 
 
 def export_checked(

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from aiweb.embeddings.model import cpu_session, run_padded
+from aiweb.embeddings.model import cpu_session, run_padded, word_pieces
 from aiweb.errors import InvalidInputError, UnsafeArtifactError
 
 __all__ = [
@@ -175,14 +175,9 @@ class FineTunedTextClassifier:
     def __init__(
         self, model: bytes, tokenizer_json: str, config: ClassifierConfig, *, threads: int = 0
     ) -> None:
-        from tokenizers import Tokenizer
-
         self.config = config
         self.labels: list[str] = list(config.labels)
-        tokenizer = Tokenizer.from_str(tokenizer_json)
-        tokenizer.no_padding()
-        tokenizer.enable_truncation(max_length=config.max_tokens)
-        self._tokenizer = tokenizer
+        self._tokenizer = word_pieces(tokenizer_json, config.max_tokens)
         try:
             self._session = cpu_session(model, threads=threads)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types

@@ -383,6 +383,33 @@ def quantize(source: Path, target: Path, plan: QuantizationPlan) -> None:
         root.setLevel(level)
 
 
+#: The inputs of the BERT-style graphs aiweb exports, in their order.
+BERT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def trace_to_onnx(
+    torch: Any, module: Any, sample: tuple[Any, ...], path: Path, output: str
+) -> None:
+    """Export ``module`` (taking :data:`BERT_INPUTS`) to ONNX at ``path``: TorchScript
+    exporter, opset 17, dynamic batch and sequence axes, one output ``output`` with a
+    dynamic batch axis; traced on ``sample`` in eval mode without gradients."""
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer and deprecation chatter of the exporter
+        torch.onnx.export(
+            module.eval(),
+            sample,
+            str(path),
+            input_names=list(BERT_INPUTS),
+            output_names=[output],
+            dynamic_axes={
+                **{k: {0: "batch", 1: "sequence"} for k in BERT_INPUTS},
+                output: {0: "batch"},
+            },
+            opset_version=17,
+            dynamo=False,
+        )
+
+
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
@@ -440,23 +467,14 @@ def export_minilm(
     sample = st.tokenizer(
         ["a short one", "a somewhat longer sentence to trace"], padding=True, return_tensors="pt"
     )
-    names = ["input_ids", "attention_mask", "token_type_ids"]
     fp32_path = out_dir / MODEL_FILE
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # tracer and deprecation chatter of the exporter
-        torch.onnx.export(
-            _Encoder(bert).eval(),
-            tuple(sample[k] for k in names),
-            str(fp32_path),
-            input_names=names,
-            output_names=["sentence_embedding"],
-            dynamic_axes={
-                **{k: {0: "batch", 1: "sequence"} for k in names},
-                "sentence_embedding": {0: "batch"},
-            },
-            opset_version=17,
-            dynamo=False,
-        )
+    trace_to_onnx(
+        torch,
+        _Encoder(bert),
+        tuple(sample[k] for k in BERT_INPUTS),
+        fp32_path,
+        "sentence_embedding",
+    )
     int8_path = out_dir / INT8_MODEL_FILE
     shutil.copyfile(source_dir / TOKENIZER_FILE, out_dir / TOKENIZER_FILE)
     source = f"{SOURCE_MODEL} ({SOURCE_PACKAGE} {getattr(package, '__version__', '?')})"

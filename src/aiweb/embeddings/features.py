@@ -1,9 +1,9 @@
 """What the tasks on sentence-embedding features share: the pinned embedding model
 version (:class:`EmbeddingRef`) and bulk embedding with progress (:func:`embed_texts`).
 
-Text classifiers on MiniLM features and content-based recommenders on item embeddings
-record the exact embedding version they were trained with (name, number, artifact
-sha256, dimension) and embed their training texts in chunks through the same helper.
+Models of the tasks above this layer that embed their inputs record the exact embedding
+version they were trained with (name, number, artifact sha256, dimension) and embed their
+training texts in chunks through the same helper.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ ProgressCallback = Callable[[str, float], None]
 
 @dataclass(frozen=True)
 class EmbeddingRef:
-    """The embedding model version a classifier is pinned to.
+    """The embedding model version a model is pinned to.
 
     Attributes:
         name: registered model name (``minilm``).

@@ -92,6 +92,28 @@ class EmbedderConfig:
         )
 
 
+def word_pieces(tokenizer_json: str, max_tokens: int) -> Any:
+    """A Hugging Face ``tokenizers`` word-piece tokenizer from ``tokenizer.json``'s text,
+    without padding (callers pad per call) and truncating to ``max_tokens`` pieces."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_str(tokenizer_json)
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=max_tokens)
+    return tokenizer
+
+
+def pad(pieces: list[list[int]]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """``(input_ids, attention_mask)``: int64 ``(n, longest)``, zeros after each text."""
+    longest = max((len(p) for p in pieces), default=0)
+    ids = np.zeros((len(pieces), longest), dtype=np.int64)
+    mask = np.zeros((len(pieces), longest), dtype=np.int64)
+    for j, piece in enumerate(pieces):
+        ids[j, : len(piece)] = piece
+        mask[j, : len(piece)] = 1
+    return ids, mask
+
+
 def cpu_session(model: bytes | Path, *, threads: int = 0, spin: bool = False) -> Any:
     """An onnxruntime ``InferenceSession`` on the CPU provider for a BERT-style graph.
 
@@ -147,13 +169,7 @@ def run_padded(
     out = np.empty((n, width), dtype=np.float32)
     for start in range(0, n, call_batch):
         rows = order[start : start + call_batch]
-        longest = int(lengths[rows].max())
-        ids = np.zeros((len(rows), longest), dtype=np.int64)
-        mask = np.zeros((len(rows), longest), dtype=np.int64)
-        for j, row in enumerate(rows):
-            piece = pieces[int(row)]
-            ids[j, : len(piece)] = piece
-            mask[j, : len(piece)] = 1
+        ids, mask = pad([pieces[int(row)] for row in rows])
         feed: dict[str, Any] = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in inputs:
             feed["token_type_ids"] = np.zeros_like(ids)
@@ -191,15 +207,10 @@ class OnnxEmbedder:
         threads: int = 0,
         spin: bool = False,
     ) -> None:
-        from tokenizers import Tokenizer
-
         self.config = config
         self.dim = config.dim
         self.max_tokens = config.max_tokens
-        tokenizer = Tokenizer.from_str(tokenizer_json)
-        tokenizer.no_padding()
-        tokenizer.enable_truncation(max_length=config.max_tokens)
-        self._tokenizer = tokenizer
+        self._tokenizer = word_pieces(tokenizer_json, config.max_tokens)
         self._session = cpu_session(model, threads=threads, spin=spin)
 
     @classmethod

@@ -1,6 +1,6 @@
 """One process-wide pool of loaded embedders, micro-batched across requests.
 
-The embed route, search collections and classifiers with MiniLM features all embed
+The embed route and every task that embeds its inputs (the tasks above this layer) embed
 through :class:`EmbedderPool`, so a process holds each embedding model version once
 (one onnxruntime session, ~90 MB fp32 / ~60 MB int8) however many use it, and
 concurrent single-sentence requests share model calls.
@@ -83,8 +83,8 @@ class EmbedderPool:
 
     Versions are held by the one version cache (:class:`~aiweb.serving.versions.VersionCache`):
     a reference is resolved once and renewed in the background, a version is loaded and
-    warmed once; an embedder stays loaded while the process runs (collections and
-    classifiers keep using the version they pinned).
+    warmed once; an embedder stays loaded while the process runs (what pinned a version
+    keeps using it).
 
     Args:
         registry: resolves references and reads artifacts.
@@ -166,8 +166,8 @@ class EmbedderPool:
         return self._versions.load_blocking(version).value
 
     def pinned(self, name: str, number: int) -> OnnxEmbedder:
-        """The embedder of version ``number`` of ``name`` (what a collection or a
-        classifier pinned), loaded on first use (thread-safe; blocks).
+        """The embedder of version ``number`` of ``name`` (what a model or a
+        collection pinned), loaded on first use (thread-safe; blocks).
 
         Raises:
             ModelNotFound, ModelVersionNotFound: no such version.

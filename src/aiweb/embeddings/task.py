@@ -3,9 +3,9 @@
 ``feature-extraction``).
 
 It is listed first: its process-wide :class:`~aiweb.embeddings.runtime.EmbedderPool`
-(``app.state.embedders``) is provided to the tasks after it — classifiers on MiniLM
-features and search collections embed through it, so each embedding model version is
-loaded once per process.
+(``app.state.embedders``) is provided to the tasks after it — every model and collection
+that embeds its inputs does so through it, so each embedding model version is loaded
+once per process.
 """
 
 from __future__ import annotations
