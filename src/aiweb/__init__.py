@@ -10,6 +10,7 @@ __all__ = [
     "__version__",
     "api",
     "app",
+    "assistant",
     "classification",
     "cli",
     "client",

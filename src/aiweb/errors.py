@@ -23,10 +23,13 @@ Services raise these; one handler turns any of them into an RFC 9457
     │   ├── DocumentNotFound
     │   ├── UploadedDocumentNotFound
     │   ├── ImageNotFound
+    │   ├── AssistantNotFound
+    │   ├── ConversationNotFound
     │   └── RolloutNotFound
     ├── UnauthorizedError (401, with WWW-Authenticate)
     ├── ForbiddenError (403)
     ├── ConflictError (409)
+    │   └── StaleConversation (another writer changed the conversation: read it again)
     ├── InvalidInputError (422)
     │   ├── DataFormatError
     │   │   └── InvalidRowError
@@ -180,6 +183,20 @@ class ImageNotFound(NotFoundError):
     title = "Image not found"
 
 
+class AssistantNotFound(NotFoundError):
+    """No assistant has this name (``/v1/assistants/{name}``)."""
+
+    slug = "assistant-not-found"
+    title = "Assistant not found"
+
+
+class ConversationNotFound(NotFoundError):
+    """No conversation has this id (``/v1/conversations/{id}``)."""
+
+    slug = "conversation-not-found"
+    title = "Conversation not found"
+
+
 class RolloutNotFound(NotFoundError):
     """The model has never had a rollout (``/v1/models/{name}/rollout``)."""
 
@@ -219,6 +236,14 @@ class ConflictError(AiwebError):
     status = 409
     slug = "conflict"
     title = "Conflict"
+
+
+class StaleConversation(ConflictError):
+    """The conversation changed since it was read (another worker's turn, an operator's
+    action): read it again and retry."""
+
+    slug = "conversation-changed"
+    title = "Conversation changed"
 
 
 class InvalidInputError(AiwebError):

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import MetaData
 
+from aiweb.assistant.task import TASK as ASSISTANT
 from aiweb.classification.task import TASK as CLASSIFICATION
 from aiweb.contract import Task
 from aiweb.db.base import Base
@@ -34,6 +35,7 @@ INSTALLED: tuple[Task, ...] = (
     TABULAR,
     ENTITIES,
     VISION,
+    ASSISTANT,  # built on classification, entities and search: after them
 )
 
 

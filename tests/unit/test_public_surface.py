@@ -27,6 +27,7 @@ PUBLIC: dict[str, list[str]] = {
         "__version__",
         "api",
         "app",
+        "assistant",
         "classification",
         "cli",
         "client",
@@ -330,6 +331,7 @@ PUBLIC: dict[str, list[str]] = {
         "trainer",
         "training",
     ],
+    "aiweb.assistant": ["config", "dialogue", "extractors", "orm", "store", "task"],
     "aiweb.search": [
         "embedded",
         "entities",

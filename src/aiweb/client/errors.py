@@ -25,9 +25,11 @@ from aiweb import errors as server
 __all__ = [
     "AiwebError",
     "AliasNotFound",
+    "AssistantNotFound",
     "BrokerUnavailableError",
     "CollectionNotFound",
     "ConflictError",
+    "ConversationNotFound",
     "CorruptArtifactError",
     "DataFormatError",
     "DatasetNotFound",
@@ -59,6 +61,7 @@ __all__ = [
     "RolloutNotFound",
     "ScheduleNotFound",
     "ServiceUnavailableError",
+    "StaleConversation",
     "TransportError",
     "UnauthorizedError",
     "UnsafeArtifactError",
@@ -159,6 +162,14 @@ class RolloutNotFound(server.RolloutNotFound, NotFoundError):
     """``/problems/rollout-not-found`` (404)."""
 
 
+class AssistantNotFound(server.AssistantNotFound, NotFoundError):
+    """``/problems/assistant-not-found`` (404)."""
+
+
+class ConversationNotFound(server.ConversationNotFound, NotFoundError):
+    """``/problems/conversation-not-found`` (404)."""
+
+
 class UnsafeArtifactError(server.UnsafeArtifactError, AiwebError):
     """``/problems/unsafe-artifact`` (500)."""
 
@@ -173,6 +184,10 @@ class NotFittedError(server.NotFittedError, AiwebError):
 
 class ConflictError(server.ConflictError, AiwebError):
     """``/problems/conflict`` (409)."""
+
+
+class StaleConversation(server.StaleConversation, ConflictError):
+    """``/problems/conversation-changed`` (409)."""
 
 
 class InvalidInputError(server.InvalidInputError, AiwebError):
