@@ -90,7 +90,13 @@ class TrainParams(BaseModel):
         "(needs aiweb[export]) and served from ONNX. 'auto': tfidf, minilm, stacked and, "
         "when max_train_minutes is given, finetune; the best evaluation macro-F1 is kept.",
     )
-    epochs: int = Field(3, ge=1, le=100, description="finetune: passes over the data at most.")
+    epochs: int | None = Field(
+        None,
+        ge=1,
+        le=100,
+        description="finetune: passes over the data at most; null (default): enough for "
+        "3,000 steps, 3 to 20 epochs (docs/models.md).",
+    )
     learning_rate: float = Field(
         5e-5,
         gt=0,
