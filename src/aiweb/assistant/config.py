@@ -18,7 +18,9 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from aiweb.assistant.extractors import Extractor, parse_extractor
+from aiweb.errors import InvalidInputError
 from aiweb.names import NAME_REGEX
+from aiweb.webhooks.service import check_url
 
 __all__ = [
     "MAX_TEMPLATE",
@@ -149,11 +151,9 @@ class HandoffConfig(BaseModel):
     def _url(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        from aiweb.webhooks.service import check_url
-
         try:
             return check_url(value)
-        except Exception as exc:  # InvalidInputError: its message is the reason
+        except InvalidInputError as exc:  # its message says what is wrong
             raise ValueError(str(exc)) from None
 
     @field_validator("message")

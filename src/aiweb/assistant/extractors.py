@@ -273,16 +273,8 @@ def _numbers(text: str) -> Iterator[Found]:
         words = [w.lower() for w in re.split(r"[\s-]+", m.group(0))]
         value_or_none = _words_value(words)
         if value_or_none is not None:
-            start, end = _trim_words(m.group(0), m.start())
-            found.append(Found(value_or_none, text[start:end], start, end))
+            found.append(Found(value_or_none, m.group(0), m.start(), m.end()))
     yield from sorted(found, key=lambda f: f.start)
-
-
-def _trim_words(matched: str, offset: int) -> tuple[int, int]:
-    """The span without leading ``a``/``an``/``and`` that are not part of a number."""
-    start = offset + len(matched) - len(matched.lstrip())
-    end = offset + len(matched.rstrip())
-    return start, end
 
 
 def _words_value(words: Sequence[str]) -> int | None:
