@@ -114,6 +114,7 @@ PUBLIC: dict[str, list[str]] = {
     "aiweb.cli": [
         "accounts",
         "app",
+        "assistants",
         "collections",
         "datasets",
         "db",
@@ -331,7 +332,17 @@ PUBLIC: dict[str, list[str]] = {
         "trainer",
         "training",
     ],
-    "aiweb.assistant": ["config", "dialogue", "extractors", "orm", "store", "task"],
+    "aiweb.assistant": [
+        "config",
+        "dialogue",
+        "extractors",
+        "orm",
+        "routes",
+        "schemas",
+        "service",
+        "store",
+        "task",
+    ],
     "aiweb.search": [
         "embedded",
         "entities",

@@ -2,7 +2,7 @@
 handoff to a person, built on the text-classification, token-classification and search
 tasks.
 
-What is built so far, with no model, storage or transport of its own:
+What is built so far:
 
 - :mod:`aiweb.assistant.extractors`: slot values from a message (number, money, date,
   e-mail, choice; entity spans from a token-classification model), with their spans;
@@ -12,9 +12,34 @@ What is built so far, with no model, storage or transport of its own:
 - :mod:`aiweb.assistant.orm` and :mod:`aiweb.assistant.store`: assistants, conversations
   and messages in the database (migration 0019), a turn written in one transaction,
   concurrent writers kept from overwriting each other;
-- :mod:`aiweb.assistant.task`: its entry in the task list (its tables, so far).
+- :mod:`aiweb.assistant.service`: config checks against the registry, and a turn on the
+  served models (:class:`~aiweb.assistant.service.ModelBrain`), retried when another
+  writer changed the conversation;
+- :mod:`aiweb.assistant.routes` and :mod:`aiweb.assistant.schemas`: ``/v1/assistants``
+  (configs, a visitor's messages) and ``/v1/conversations`` (read, erase);
+- :mod:`aiweb.assistant.task`: its entry in the task list.
 """
 
-from aiweb.assistant import config, dialogue, extractors, orm, store, task
+from aiweb.assistant import (
+    config,
+    dialogue,
+    extractors,
+    orm,
+    routes,
+    schemas,
+    service,
+    store,
+    task,
+)
 
-__all__ = ["config", "dialogue", "extractors", "orm", "store", "task"]
+__all__ = [
+    "config",
+    "dialogue",
+    "extractors",
+    "orm",
+    "routes",
+    "schemas",
+    "service",
+    "store",
+    "task",
+]

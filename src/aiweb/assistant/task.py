@@ -1,11 +1,49 @@
-"""The assistant as an installed task (:mod:`aiweb.tasks`): so far its tables (migration
-0019); its routes, services and jobs join this description as they are built."""
+"""The assistant as an installed task (:mod:`aiweb.tasks`): its tables (migration 0019),
+its routes (``/v1/assistants``, ``/v1/conversations``) and its service, built on the
+services the text-classification, token-classification and search tasks provide."""
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+from aiweb.assistant import routes
 from aiweb.assistant.orm import SqlAssistant, SqlConversation, SqlMessage
-from aiweb.contract import Task, tables_of
+from aiweb.assistant.service import AssistantService
+from aiweb.assistant.store import AssistantStore
+from aiweb.classification.service import PredictionService
+from aiweb.contract import Task, TaskContext, TaskRuntime, tables_of
+from aiweb.db.session import make_session_factory
+from aiweb.entities.service import EntityService
+from aiweb.search.service import SearchService
 
 __all__ = ["TASK"]
 
-TASK = Task(name="assistant", tables=tables_of(SqlAssistant, SqlConversation, SqlMessage))
+T = TypeVar("T")
+
+
+def _optional(ctx: TaskContext, kind: type[T]) -> T | None:
+    try:
+        return ctx.get(kind)
+    except LookupError:
+        return None
+
+
+async def start(ctx: TaskContext) -> TaskRuntime:
+    """Build the assistant service (``app.state.assistants``) on the services the other
+    tasks provide (those not installed answer 503 when a turn needs them)."""
+    service = AssistantService(
+        AssistantStore(make_session_factory(ctx.engine)),
+        ctx.registry,
+        predictions=_optional(ctx, PredictionService),
+        entities=_optional(ctx, EntityService),
+        search=_optional(ctx, SearchService),
+    )
+    return TaskRuntime(state={"assistants": service})
+
+
+TASK = Task(
+    name="assistant",
+    routers=(routes.router,),
+    tables=tables_of(SqlAssistant, SqlConversation, SqlMessage),
+    start=start,
+)

@@ -130,6 +130,7 @@ async def start(ctx: TaskContext) -> TaskRuntime:
     )
     predictions = PredictionService(loader, ctx.prediction_log, settings, ctx.prediction_cache)
     explanations = ExplanationService(loader, settings)
+    ctx.provide(predictions)  # the assistant's intents model answers through it
     refresher: asyncio.Task[None] | None = None
 
     async def alias_moved(name: str) -> None:

@@ -8,6 +8,7 @@ from aiweb.cli import (
     _common,
     _typer_params,
     accounts,
+    assistants,
     collections,
     datasets,
     db,
@@ -68,6 +69,7 @@ app.add_typer(recommend.evaluate_app, name="evaluate")
 app.add_typer(accounts.app, name="users")
 app.add_typer(embeddings.app, name="embeddings")
 app.add_typer(collections.app, name="collections")
+app.add_typer(assistants.app, name="assistants")
 app.command("info")(info.info)
 app.command("serve")(serve.serve)
 app.command("demo")(serve.demo)
@@ -86,6 +88,7 @@ def main() -> None:
 __all__ = [
     "accounts",
     "app",
+    "assistants",
     "collections",
     "datasets",
     "db",

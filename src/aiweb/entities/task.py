@@ -71,6 +71,7 @@ async def start(ctx: TaskContext) -> TaskRuntime:
     once every task is built; stop its batchers at shutdown."""
     service = EntityService(ctx.registry, ctx.settings, ctx.prediction_log, on_batch=ctx.on_batch)
     ctx.registry.on_alias_moved(service.alias_moved)
+    ctx.provide(service)  # the assistant's entities: slots are filled through it
 
     async def started() -> None:
         await service.warm()

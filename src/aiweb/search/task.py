@@ -42,6 +42,8 @@ async def start(ctx: TaskContext) -> TaskRuntime:
         on_loaded=lambda: tune_after_load(settings.serving, collect=False),
     )
 
+    ctx.provide(search)  # the assistant's help collection answers through it
+
     async def started() -> None:
         search.start()
 

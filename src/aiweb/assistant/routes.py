@@ -1,0 +1,200 @@
+"""``/v1/assistants`` and ``/v1/conversations``: assistants, a visitor's messages, and the
+stored conversations.
+
+Managing assistants and reading or erasing conversations needs scope ``admin`` (a
+config holds the help desk's webhook; a conversation holds what visitors wrote).
+Sending a message needs ``predict``: the application's backend relays its visitors'
+messages.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import anyio.to_thread
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+
+from aiweb.assistant.config import AssistantConfig
+from aiweb.assistant.dialogue import STATUSES
+from aiweb.assistant.schemas import (
+    AssistantList,
+    AssistantOut,
+    ConversationList,
+    ConversationOut,
+    MessageIn,
+    TurnOut,
+)
+from aiweb.assistant.service import AssistantService, turn_out
+from aiweb.errors import InvalidInputError
+from aiweb.names import NAME_REGEX
+from aiweb.security.auth import actor, scoped
+
+router = APIRouter(tags=["assistant"])
+
+
+async def _service(request: Request) -> AssistantService:
+    service: AssistantService = request.app.state.assistants
+    return service
+
+
+ServiceDep = Annotated[AssistantService, Depends(_service)]
+NamePath = Annotated[
+    str,
+    Path(
+        description="Assistant name (lower-case letters, digits, `_`, `-`).",
+        max_length=63,
+        pattern=NAME_REGEX,
+    ),
+]
+ConversationPath = Annotated[
+    str, Path(description="Conversation id (32 hex characters).", pattern=r"^[0-9a-f]{32}$")
+]
+
+
+def _with(scope: str, responses: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    spec = scoped(scope)
+    spec["responses"] = {**spec["responses"], **responses}
+    return spec
+
+
+_NO_ASSISTANT = {404: {"description": "No such assistant."}}
+_NO_CONVERSATION = {404: {"description": "No such conversation."}}
+
+
+@router.put(
+    "/v1/assistants/{name}",
+    response_model=AssistantOut,
+    **_with(
+        "admin",
+        {
+            200: {"description": "The assistant existed; its config is replaced."},
+            201: {"description": "Created."},
+            422: {
+                "description": "The config is invalid, or names a model of another task, "
+                "an intent the model does not know, or a collection that does not exist."
+            },
+        },
+    ),
+)
+async def put_assistant(
+    name: NamePath,
+    body: AssistantConfig,
+    request: Request,
+    response: Response,
+    service: ServiceDep,
+) -> AssistantOut:
+    """Create an assistant (201) or replace its config (200). The config is checked
+    against what is registered: the intents model is a text-classification model that
+    knows every intent the config names, the entity model finds every `entities:LABEL`,
+    the help collection exists."""
+    record, created = await anyio.to_thread.run_sync(
+        lambda: service.put(name, body, actor=actor(request))
+    )
+    response.status_code = 201 if created else 200
+    return AssistantOut.of(record)
+
+
+@router.get("/v1/assistants", response_model=AssistantList, **scoped("admin"))
+async def list_assistants(service: ServiceDep) -> AssistantList:
+    """Every assistant, by name."""
+    records = await anyio.to_thread.run_sync(service.store.assistants)
+    return AssistantList(assistants=[AssistantOut.of(r) for r in records])
+
+
+@router.get("/v1/assistants/{name}", response_model=AssistantOut, **_with("admin", _NO_ASSISTANT))
+async def get_assistant(name: NamePath, service: ServiceDep) -> AssistantOut:
+    """One assistant and its config."""
+    return AssistantOut.of(await anyio.to_thread.run_sync(service.store.get, name))
+
+
+@router.delete("/v1/assistants/{name}", status_code=204, **_with("admin", _NO_ASSISTANT))
+async def delete_assistant(name: NamePath, service: ServiceDep) -> Response:
+    """Delete an assistant with all its conversations and their messages."""
+    await anyio.to_thread.run_sync(service.store.delete, name)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/v1/assistants/{name}/messages",
+    response_model=TurnOut,
+    **_with(
+        "predict",
+        {
+            404: {"description": "No such assistant, or no such conversation of it."},
+            409: {"description": "The conversation kept changing during the turn; resend."},
+            422: {"description": "An empty message, or one over 2,000 characters."},
+        },
+    ),
+)
+async def post_message(
+    name: NamePath, body: MessageIn, request: Request, service: ServiceDep
+) -> dict[str, Any]:
+    """The visitor's message, and the assistant's reply with why it said it: `type` is
+    `intent` (the intent's response), `slot_prompt` (a slot is missing), `faq` (a passage
+    of the help collection; `sources` cites it), `fallback`, or `handoff` (a person will
+    answer; `status` is then `waiting_for_agent`). `conversation_id: null` starts a
+    conversation; send the returned id with the next message. While a person has the
+    conversation the message is stored for them and `reply` is `null`."""
+    turn = await service.message(
+        name,
+        body.text,
+        conversation_id=body.conversation_id,
+        origin=request.headers.get("origin"),
+        user_id=body.user_id,
+    )
+    return turn_out(turn)
+
+
+@router.get("/v1/conversations", response_model=ConversationList, **scoped("admin"))
+async def list_conversations(
+    service: ServiceDep,
+    assistant: Annotated[
+        str | None, Query(max_length=63, pattern=NAME_REGEX, description="Only this one's.")
+    ] = None,
+    status: Annotated[
+        str | None, Query(description=f"Only those in this status: {', '.join(STATUSES)}.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    before: Annotated[
+        datetime | None,
+        Query(description="Only those updated before this time (the next page)."),
+    ] = None,
+) -> ConversationList:
+    """Conversations, the most recently updated first."""
+    if status is not None and status not in STATUSES:
+        raise InvalidInputError(f"status must be one of {', '.join(STATUSES)}")
+    records = await anyio.to_thread.run_sync(
+        lambda: service.store.conversations(
+            assistant=assistant, status=status, limit=limit, before=before
+        )
+    )
+    return ConversationList(
+        conversations=[ConversationOut.model_validate(r.public()) for r in records],
+        next_before=records[-1].updated_at if len(records) == limit else None,
+    )
+
+
+@router.get(
+    "/v1/conversations/{conversation_id}",
+    response_model=ConversationOut,
+    **_with("admin", _NO_CONVERSATION),
+)
+async def get_conversation(conversation_id: ConversationPath, service: ServiceDep) -> Any:
+    """One conversation with its messages (the last 1,000), each bot reply with the
+    model versions that answered it."""
+    record = await anyio.to_thread.run_sync(
+        lambda: service.store.conversation(conversation_id, messages=True)
+    )
+    return ConversationOut.model_validate({"messages": [], **record.public()})
+
+
+@router.delete(
+    "/v1/conversations/{conversation_id}",
+    status_code=204,
+    **_with("admin", _NO_CONVERSATION),
+)
+async def delete_conversation(conversation_id: ConversationPath, service: ServiceDep) -> Response:
+    """Erase one conversation and its messages."""
+    await anyio.to_thread.run_sync(service.store.erase, conversation_id)
+    return Response(status_code=204)

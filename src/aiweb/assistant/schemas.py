@@ -1,0 +1,139 @@
+"""API shapes of the assistant (pydantic): assistants, a turn, conversations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from aiweb.assistant.config import AssistantConfig
+from aiweb.assistant.store import AssistantRecord
+
+__all__ = [
+    "AssistantList",
+    "AssistantOut",
+    "ConversationList",
+    "ConversationOut",
+    "MessageIn",
+    "MessageOut",
+    "TurnOut",
+]
+
+
+class AssistantOut(BaseModel):
+    """An assistant as the API shows it (its webhook secret is never shown)."""
+
+    name: str
+    config: AssistantConfig
+    revision: int = Field(..., description="Grows by one with every change of the config.")
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, record: AssistantRecord) -> AssistantOut:
+        return cls(
+            name=record.name,
+            config=record.config,
+            revision=record.revision,
+            created_by=record.created_by,
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+        )
+
+
+class AssistantList(BaseModel):
+    assistants: list[AssistantOut]
+
+
+class MessageIn(BaseModel):
+    """A visitor's message."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"conversation_id": None, "text": "What is my balance?"}]},
+    )
+
+    conversation_id: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{32}$",
+        description="The conversation the message belongs to; null starts a new one.",
+    )
+    text: str = Field(..., description="What the visitor wrote (at most 2,000 characters).")
+    user_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=255,
+        description="The visitor's id in the application, kept with a new conversation "
+        "(erasure by user finds it).",
+    )
+
+
+class TurnOut(BaseModel):
+    """The reply to a message, and why the assistant gave it."""
+
+    conversation_id: str
+    status: str = Field(
+        ..., description="bot, waiting_for_agent, agent or closed: who answers next."
+    )
+    reply: str | None = Field(..., description="What to show; null while a person answers.")
+    type: str | None = Field(
+        ..., description="intent, faq, slot_prompt, fallback or handoff (null: no reply)."
+    )
+    intent: str | None
+    confidence: float | None = Field(
+        ..., description="The intents model's probability of its top intent, in [0, 1]."
+    )
+    slots: dict[str, Any] = Field(..., description="The intent's slot values so far.")
+    sources: list[dict[str, Any]] = Field(
+        ..., description="The help collection's passages the reply quotes: document_id, score."
+    )
+    prediction_id: str | None = Field(
+        None,
+        description="The intents model's logged prediction; send feedback on the turn to "
+        "POST /v1/predictions/{id}/feedback with it.",
+    )
+
+
+class MessageOut(BaseModel):
+    """One stored message of a conversation."""
+
+    seq: int
+    role: str = Field(..., description="visitor, bot or agent.")
+    text: str
+    type: str | None
+    intent: str | None
+    confidence: float | None
+    slots: dict[str, Any] | None
+    sources: list[dict[str, Any]]
+    versions: dict[str, str] = Field(
+        ..., description="The model versions that answered a bot turn: intents, entities."
+    )
+    prediction_id: str | None
+    author: str | None = Field(..., description="The operator, on an agent's message.")
+    created_at: datetime
+
+
+class ConversationOut(BaseModel):
+    """A stored conversation (with its messages when read alone)."""
+
+    id: str
+    assistant: str
+    status: str
+    operator: str | None
+    user_id: str | None
+    origin: str | None
+    intent: str | None = Field(..., description="The intent whose slots are being filled.")
+    slots: dict[str, Any]
+    message_count: int
+    created_at: datetime
+    updated_at: datetime
+    messages: list[MessageOut] | None = None
+
+
+class ConversationList(BaseModel):
+    conversations: list[ConversationOut]
+    next_before: datetime | None = Field(
+        None, description="Pass as `before` for the next page; null on the last page."
+    )

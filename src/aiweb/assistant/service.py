@@ -1,0 +1,339 @@
+"""The assistant's service: what its routes and CLI call.
+
+:class:`AssistantService` checks an assistant's config against the registry and the
+search collections before it is saved, and runs a turn: it reads the conversation, asks
+:func:`~aiweb.assistant.dialogue.respond` for the reply with a :class:`ModelBrain` (the
+intents model through text classification's prediction service, the entity model
+through the entity service, the help collection through the search service), and
+writes the visitor's message, the reply and the new state in one transaction
+(:meth:`~aiweb.assistant.store.AssistantStore.record`). When another writer (a turn on
+another worker, an operator) changed the conversation in between, the turn is read and
+run again, at most :data:`TURN_ATTEMPTS` times.
+
+Every model call is logged like a call of the predict route, so the intents model's
+monitoring (latency, drift, live accuracy from feedback on the turn's ``prediction_id``)
+counts the assistant's traffic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import anyio.to_thread
+
+from aiweb.assistant.config import AssistantConfig
+from aiweb.assistant.dialogue import IntentGuess, Passage, Reply, respond
+from aiweb.assistant.extractors import EntitySpan
+from aiweb.assistant.store import (
+    AssistantRecord,
+    AssistantStore,
+    ConversationRecord,
+    reply_message,
+    visitor_message,
+)
+from aiweb.classification.service import PredictionService
+from aiweb.entities.service import EntityService
+from aiweb.errors import (
+    InvalidInputError,
+    NotFoundError,
+    ServiceUnavailableError,
+    StaleConversation,
+)
+from aiweb.registry.entities import ModelRef, ModelVersion
+from aiweb.registry.service import RegistryService
+from aiweb.search.service import SearchService
+
+__all__ = [
+    "MAX_MESSAGE_CHARS",
+    "TURN_ATTEMPTS",
+    "AssistantService",
+    "ModelBrain",
+    "Turn",
+    "check_message",
+    "turn_out",
+]
+
+#: A turn read again and run again at most this many times when the conversation
+#: changed under it.
+TURN_ATTEMPTS = 5
+#: The longest visitor message, in characters (code points).
+MAX_MESSAGE_CHARS = 2000
+
+_INTENTS_TASK = "text-classification"
+_ENTITIES_TASK = "token-classification"
+
+
+def check_message(text: str) -> str:
+    """The visitor's message, stripped, or a 422.
+
+    Raises:
+        InvalidInputError: empty (or only blanks), over :data:`MAX_MESSAGE_CHARS`
+            characters, or holding a NUL character or a lone surrogate.
+    """
+    if "\x00" in text:
+        raise InvalidInputError("text contains a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInputError("text is not valid Unicode (a lone surrogate)") from None
+    stripped = text.strip()
+    if not stripped:
+        raise InvalidInputError("text is empty")
+    if len(stripped) > MAX_MESSAGE_CHARS:
+        raise InvalidInputError(
+            f"text has {len(stripped)} characters; a message has at most {MAX_MESSAGE_CHARS}"
+        )
+    return stripped
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One turn's outcome: the conversation after it and the bot's reply (``None`` when
+    a person has the conversation and the message waits for them)."""
+
+    conversation: ConversationRecord
+    reply: Reply | None
+
+
+class ModelBrain:
+    """The :class:`~aiweb.assistant.dialogue.Brain` of one turn, on the served models.
+
+    ``versions`` collects the model versions the turn asked (``{"intents":
+    "intents:3", "entities": "people:1", "faq_collection": "help@12"}``: the
+    collection with its revision), stored with the reply.
+    """
+
+    def __init__(self, service: AssistantService, config: AssistantConfig) -> None:
+        self.service = service
+        self.config = config
+        self.versions: dict[str, str] = {}
+
+    async def classify(self, text: str) -> IntentGuess:
+        """The intents model's label for ``text``; out of scope when its calibrated
+        rejection answered a label that is not a class (``oos``)."""
+        predictions = self.service.require_predictions()
+        answer = await predictions.predict(self.config.intents_model, [text])
+        found = answer["predictions"][0]
+        scores: dict[str, float] = found["scores"]
+        label: str = found["label"]
+        version = f"{answer['model']}:{answer['version']}"
+        self.versions["intents"] = version
+        out_of_scope = label not in scores
+        confidence = max(scores.values()) if out_of_scope else scores[label]
+        return IntentGuess(
+            label=label,
+            confidence=round(float(confidence), 6),
+            out_of_scope=out_of_scope,
+            prediction_id=found["id"],
+            version=version,
+        )
+
+    async def entities(self, text: str) -> list[EntitySpan]:
+        """The entity model's spans in ``text``; ``[]`` without an entity model."""
+        if self.config.entities_model is None:
+            return []
+        entities = self.service.require_entities()
+        answer = await entities.predict(self.config.entities_model, [text])
+        self.versions["entities"] = f"{answer['model']}:{answer['version']}"
+        return [
+            EntitySpan(
+                label=e["label"],
+                text=e["text"],
+                start=e["start"],
+                end=e["end"],
+                extra={"score": e.get("score")},
+            )
+            for e in answer["predictions"][0]["entities"]
+        ]
+
+    async def answer(self, text: str) -> Passage | None:
+        """The help collection's answer for ``text``.
+
+        Not built yet: the threshold a passage must clear is to be calibrated and stored
+        on the collection (issue 24, item 2), and without it no passage is trusted, so
+        the turn falls back.
+        """
+        return None
+
+
+class AssistantService:
+    """Assistants and their turns (see the module docstring).
+
+    Args:
+        store: assistants, conversations, messages.
+        registry: resolves the config's models (checks on save).
+        predictions: text classification's prediction service (the intents model), or
+            ``None`` when that task is not installed (a turn then answers 503).
+        entities: the entity service (``entities:`` slots), or ``None``.
+        search: the search service (the help collection), or ``None``.
+    """
+
+    def __init__(
+        self,
+        store: AssistantStore,
+        registry: RegistryService,
+        *,
+        predictions: PredictionService | None = None,
+        entities: EntityService | None = None,
+        search: SearchService | None = None,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.predictions = predictions
+        self.entities = entities
+        self.search = search
+
+    def require_predictions(self) -> PredictionService:
+        if self.predictions is None:
+            raise _missing("text-classification", "the intents model")
+        return self.predictions
+
+    def require_entities(self) -> EntityService:
+        if self.entities is None:
+            raise _missing("token-classification", "the entity model")
+        return self.entities
+
+    # ---- assistants ----------------------------------------------------------------------
+
+    def check(self, config: AssistantConfig) -> dict[str, ModelVersion]:
+        """Check ``config`` against what is registered; returns the versions its model
+        names resolve to now (``{"intents": …, "entities": …}``).
+
+        Raises:
+            InvalidInputError: a model of another task; an intent the config names that
+                the intents model does not know; an ``entities:LABEL`` the entity model
+                does not find; a help collection that does not exist (all 422, naming
+                the field).
+        """
+        versions = {"intents": self._model(config.intents_model, _INTENTS_TASK, "intents_model")}
+        labels = set(versions["intents"].labels)
+        named = set(config.responses) | set(config.slots) | set(config.handoff.intents)
+        unknown = sorted(named - labels)
+        if unknown:
+            raise InvalidInputError(
+                f"intents_model {config.intents_model!r} has no intent {unknown} (its "
+                f"intents: {', '.join(sorted(labels)[:40])}"
+                + (" …" if len(labels) > 40 else "")
+                + "); fix responses, slots or handoff.intents, or retrain the model"
+            )
+        if config.entities_model is not None:
+            model = self._model(config.entities_model, _ENTITIES_TASK, "entities_model")
+            versions["entities"] = model
+            missing = sorted(config.referenced_labels() - set(model.labels))
+            if missing:
+                raise InvalidInputError(
+                    f"entities_model {config.entities_model!r} finds no {missing} "
+                    f"(it finds: {', '.join(sorted(model.labels))})"
+                )
+        if config.faq_collection is not None:
+            if self.search is None:
+                raise _missing("search", "the help collection")
+            try:
+                self.search.get_collection(config.faq_collection)
+            except NotFoundError as exc:
+                raise InvalidInputError(
+                    f"faq_collection: {exc.detail}; create it and add the help articles "
+                    "first (PUT /v1/collections/NAME, then its documents)"
+                ) from None
+        return versions
+
+    def _model(self, name: str, task: str, field: str) -> ModelVersion:
+        try:
+            version = self.registry.resolve(ModelRef.parse(name))
+        except NotFoundError as exc:
+            raise InvalidInputError(f"{field}: {exc.detail}") from None
+        if version.task != task:
+            raise InvalidInputError(
+                f"{field}: model {name!r} is a {version.task} model; it must be a {task} model"
+            )
+        return version
+
+    def put(
+        self, name: str, config: AssistantConfig, *, actor: str
+    ) -> tuple[AssistantRecord, bool]:
+        """Check ``config`` (:meth:`check`) and save it as the assistant ``name``;
+        ``(assistant, created)``."""
+        self.check(config)
+        return self.store.put(name, config, actor=actor)
+
+    # ---- turns ---------------------------------------------------------------------------
+
+    async def message(
+        self,
+        name: str,
+        text: str,
+        *,
+        conversation_id: str | None = None,
+        origin: str | None = None,
+        user_id: str | None = None,
+        now: datetime | None = None,
+    ) -> Turn:
+        """The visitor's message ``text`` to the assistant ``name``: a new conversation
+        when ``conversation_id`` is ``None``.
+
+        Raises:
+            AssistantNotFound, ConversationNotFound (404): no such assistant, or no such
+                conversation of it.
+            InvalidInputError (422): see :func:`check_message`.
+            StaleConversation (409): the conversation kept changing while the turn ran.
+            ModelNotFound, QueueFullError, …: from the models, as the predict route.
+        """
+        text = check_message(text)
+        assistant = await anyio.to_thread.run_sync(self.store.get, name)
+        if conversation_id is None:
+            conversation = await anyio.to_thread.run_sync(
+                lambda: self.store.start(name, origin=origin, user_id=user_id)
+            )
+        else:
+            conversation = await anyio.to_thread.run_sync(
+                lambda: self.store.conversation(conversation_id, assistant=name)
+            )
+        when = now or datetime.now(UTC)
+        for _ in range(TURN_ATTEMPTS):
+            state = conversation.state
+            brain = ModelBrain(self, assistant.config)
+            reply = await respond(assistant.config, state, text, brain, now=when)
+            messages = [visitor_message(text)]
+            if reply is not None:
+                messages.append(reply_message(reply, brain.versions))
+            try:
+                written = await anyio.to_thread.run_sync(
+                    self.store.record, conversation, state, messages
+                )
+            except StaleConversation:
+                conversation = await anyio.to_thread.run_sync(
+                    partial(self.store.conversation, conversation.id, assistant=name)
+                )
+                continue
+            return Turn(written, reply)
+        raise StaleConversation(
+            f"conversation {conversation.id} kept changing during the turn; send it again"
+        )
+
+
+def _missing(task: str, what: str) -> ServiceUnavailableError:
+    return ServiceUnavailableError(f"{what} needs the {task} task, which this server does not run")
+
+
+def turn_out(turn: Turn) -> dict[str, Any]:
+    """A turn as ``POST /v1/assistants/{name}/messages`` answers it."""
+    conversation = turn.conversation
+    out: dict[str, Any] = {"conversation_id": conversation.id, "status": conversation.status}
+    if turn.reply is None:
+        out.update(
+            {
+                "reply": None,
+                "type": None,
+                "intent": None,
+                "confidence": None,
+                "slots": {},
+                "sources": [],
+            }
+        )
+    else:
+        out.update(turn.reply.public())
+        out["prediction_id"] = turn.reply.prediction_id
+    return out

@@ -1,0 +1,343 @@
+"""The assistant over HTTP and the CLI, on every database: configs checked against the
+registry on save, scripted dialogues through ``POST /v1/assistants/{name}/messages``
+(slots across turns, a correction, an entity slot, handoff by asking and after
+fallbacks), the stored conversations with the model versions that answered, erasure,
+and hostile messages answered with 4xx, never 5xx."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from helpers import open_registry
+from typer.testing import CliRunner
+
+from aiweb.app import create_app
+from aiweb.classification.model import TextClassifier
+from aiweb.classification.training import TrainParams, fit_text_classifier
+from aiweb.cli import app as cli_app
+from aiweb.config import Settings
+from aiweb.entities.model import EntityModel
+from screening_helpers import register as register_entities
+from screening_helpers import tiny_skills_model
+
+INTENTS = {
+    "balance": [
+        "what is my balance",
+        "how much money do i have",
+        "show my account balance",
+        "check my balance please",
+        "balance of my account",
+        "how much is left on my account",
+    ],
+    "transfer": [
+        "i want to send money",
+        "transfer money to a friend",
+        "send cash to someone",
+        "make a transfer",
+        "pay money to my friend",
+        "i need to transfer funds",
+    ],
+    "course": [
+        "i want to learn a language",
+        "sign me up for a course",
+        "which course should i take",
+        "enrol me in a class",
+        "i would like to study something",
+        "book a training course",
+    ],
+    "speak_to_human": [
+        "escalate this",
+        "escalate my complaint",
+        "i want to complain to a manager",
+        "this is not helping, escalate",
+        "file a complaint",
+        "please escalate my case",
+    ],
+}
+
+CONFIG: dict[str, Any] = {
+    "intents_model": "intents",
+    "fallback": "Sorry, I did not get that.",
+    "responses": {
+        "balance": "Your balance is shown under Accounts.",
+        "transfer": "Sending {amount} to {recipient}.",
+        "course": "Enrolled you in {skill}.",
+    },
+    "slots": {
+        "transfer": [
+            {"name": "amount", "extractor": "money", "prompt": "How much?"},
+            {"name": "recipient", "extractor": "choice:alice|bob|carol", "prompt": "To whom?"},
+        ],
+        "course": [{"name": "skill", "extractor": "entities:Skill", "prompt": "Which skill?"}],
+    },
+    "entities_model": "skills",
+    "handoff": {"intents": ["speak_to_human"], "after_fallbacks": 2},
+    "min_confidence": 0.5,
+}
+
+
+@pytest.fixture(scope="module")
+def intents_model() -> TextClassifier:
+    texts = [t for examples in INTENTS.values() for t in examples]
+    labels = [label for label, examples in INTENTS.items() for _ in examples]
+    return fit_text_classifier(texts * 3, labels * 3, TrainParams(C=20.0))
+
+
+@pytest.fixture(scope="module")
+def skills_model() -> EntityModel:
+    return tiny_skills_model()
+
+
+@pytest.fixture
+def served(
+    settings: Settings, intents_model: TextClassifier, skills_model: EntityModel
+) -> Settings:
+    settings.ensure_dirs()
+    registry, engine = open_registry(settings)
+    try:
+        registry.register_version(
+            "intents",
+            "text-classification",
+            artifact=intents_model.to_bytes(),
+            artifact_format="skops",
+            labels=list(intents_model.labels),
+            signature={},
+            lineage={"dataset": "tests"},
+            evaluation={},
+            alias="production",
+            actor="tests",
+        )
+    finally:
+        engine.dispose()
+    register_entities(settings, "skills", skills_model)
+    return settings
+
+
+@pytest.fixture
+def client(served: Settings, auth_headers: dict[str, str]) -> Iterator[TestClient]:
+    with TestClient(create_app(served), headers=auth_headers) as c:
+        yield c
+
+
+def say(client: TestClient, text: str, conversation_id: str | None = None) -> dict[str, Any]:
+    r = client.post(
+        "/v1/assistants/helpdesk/messages",
+        json={"conversation_id": conversation_id, "text": text},
+    )
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def test_config_is_saved_read_and_checked_against_the_registry(client: TestClient) -> None:
+    r = client.put("/v1/assistants/helpdesk", json=CONFIG)
+    assert r.status_code == 201, r.text
+    assert r.json()["revision"] == 1
+    assert "secret" not in r.text
+    r = client.put("/v1/assistants/helpdesk", json={**CONFIG, "min_confidence": 0.6})
+    assert r.status_code == 200
+    assert r.json()["revision"] == 2
+    assert client.get("/v1/assistants/helpdesk").json()["config"]["min_confidence"] == 0.6
+    assert [a["name"] for a in client.get("/v1/assistants").json()["assistants"]] == ["helpdesk"]
+
+    def refused(config: dict[str, Any], *words: str) -> None:
+        r = client.put("/v1/assistants/other", json=config)
+        assert r.status_code == 422, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        for word in words:
+            assert word in r.json()["detail"], r.json()["detail"]
+
+    refused({**CONFIG, "intents_model": "nothing"}, "intents_model", "nothing")
+    refused({**CONFIG, "intents_model": "skills"}, "token-classification model")
+    refused({**CONFIG, "entities_model": "intents"}, "entities_model", "text-classification")
+    refused({**CONFIG, "responses": {**CONFIG["responses"], "refund": "Refunded."}}, "'refund'")
+    course = [{"name": "skill", "extractor": "entities:PERSON", "prompt": "Who?"}]
+    refused({**CONFIG, "slots": {**CONFIG["slots"], "course": course}}, "PERSON", "Skill")
+    refused({**CONFIG, "faq_collection": "help"}, "faq_collection", "help")
+    r = client.put("/v1/assistants/other", json={**CONFIG, "responses": {"balance": "{x}"}})
+    assert r.status_code == 422
+    bad_slot = {"transfer": [{"name": "amount", "extractor": "colour", "prompt": "?"}]}
+    assert client.put("/v1/assistants/other", json={**CONFIG, "slots": bad_slot}).status_code == 422
+    assert client.get("/v1/assistants/other").status_code == 404
+
+    assert client.delete("/v1/assistants/helpdesk").status_code == 204
+    assert client.get("/v1/assistants/helpdesk").status_code == 404
+    assert client.delete("/v1/assistants/helpdesk").status_code == 404
+
+
+def test_a_two_slot_intent_across_turns_with_a_correction(client: TestClient) -> None:
+    assert client.put("/v1/assistants/helpdesk", json=CONFIG).status_code == 201
+    first = say(client, "i want to send money")
+    cid = first["conversation_id"]
+    assert (first["type"], first["intent"], first["reply"]) == (
+        "slot_prompt",
+        "transfer",
+        "How much?",
+    )
+    assert first["status"] == "bot"
+    assert first["prediction_id"]
+    second = say(client, "$80", cid)
+    assert (second["type"], second["reply"]) == ("slot_prompt", "To whom?")
+    assert second["slots"]["amount"]["amount"] == 80.0
+    third = say(client, "actually $95", cid)  # a correction of the slot given before
+    assert third["type"] == "slot_prompt"
+    assert third["slots"]["amount"]["amount"] == 95.0
+    done = say(client, "to bob", cid)
+    assert done["type"] == "intent"
+    assert done["intent"] == "transfer"
+    assert "95" in done["reply"]
+    assert "bob" in done["reply"]
+    assert done["slots"]["recipient"] == "bob"
+    # the form is over: the next message is a new question
+    assert (
+        say(client, "what is my balance", cid)["reply"] == "Your balance is shown under Accounts."
+    )
+
+    stored = client.get(f"/v1/conversations/{cid}").json()
+    assert stored["message_count"] == 10
+    assert stored["assistant"] == "helpdesk"
+    roles = [m["role"] for m in stored["messages"]]
+    assert roles == ["visitor", "bot"] * 5
+    bot = [m for m in stored["messages"] if m["role"] == "bot"]
+    assert {m["versions"]["intents"] for m in bot if m["versions"]} == {"intents:1"}
+    assert bot[3]["type"] == "intent"
+    assert bot[3]["slots"]["recipient"] == "bob"
+    listed = client.get("/v1/conversations", params={"assistant": "helpdesk"}).json()
+    assert [c["id"] for c in listed["conversations"]] == [cid]
+
+
+def test_several_slots_in_one_message_and_an_entity_slot(client: TestClient) -> None:
+    assert client.put("/v1/assistants/helpdesk", json=CONFIG).status_code == 201
+    both = say(client, "transfer 40 euros to carol")
+    assert both["type"] == "intent", both
+    assert both["slots"] == {"amount": {"amount": 40.0, "currency": "EUR"}, "recipient": "carol"}
+    course = say(client, "sign me up for a course")
+    assert (course["type"], course["reply"]) == ("slot_prompt", "Which skill?")
+    skill = say(client, "we need Docker", course["conversation_id"])
+    assert skill["type"] == "intent"
+    assert skill["reply"] == "Enrolled you in Docker."
+    stored = client.get(f"/v1/conversations/{course['conversation_id']}").json()
+    assert stored["messages"][-1]["versions"]["entities"] == "skills:1"
+
+
+def test_handoff_when_asked_and_after_fallbacks(client: TestClient) -> None:
+    assert client.put("/v1/assistants/helpdesk", json=CONFIG).status_code == 201
+    asked = say(client, "can I talk to a human please?")
+    assert asked["type"] == "handoff"
+    assert asked["status"] == "waiting_for_agent"
+    waiting = say(client, "hello? anyone there", asked["conversation_id"])
+    assert waiting["reply"] is None
+    assert waiting["status"] == "waiting_for_agent"
+    by_intent = say(client, "please escalate my complaint")
+    assert by_intent["type"] == "handoff"
+    assert by_intent["intent"] == "speak_to_human"
+
+    first = say(client, "zxq plorb")
+    assert first["type"] == "fallback"
+    assert first["reply"] == "Sorry, I did not get that."
+    second = say(client, "vlimp gronk", first["conversation_id"])
+    assert second["type"] == "handoff"
+    assert second["status"] == "waiting_for_agent"
+    waiting_list = client.get("/v1/conversations", params={"status": "waiting_for_agent"}).json()
+    assert len(waiting_list["conversations"]) == 3
+    assert client.get("/v1/conversations", params={"status": "lost"}).status_code == 422
+
+
+def test_hostile_messages_get_4xx_never_5xx(client: TestClient) -> None:
+    assert client.put("/v1/assistants/helpdesk", json=CONFIG).status_code == 201
+    url = "/v1/assistants/helpdesk/messages"
+    for body, status in (
+        ({"text": "x" * 10_000}, 422),
+        ({"text": "   "}, 422),
+        ({"text": ""}, 422),
+        ({"text": 5}, 422),
+        ({}, 422),
+        ({"text": "hi", "conversation_id": "not-an-id"}, 422),
+        ({"text": "hi", "conversation_id": "0" * 32}, 404),
+        ({"text": "hi", "extra": 1}, 422),
+    ):
+        r = client.post(url, json=body)
+        assert r.status_code == status, (body, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+    for raw in (b'{"text": "\\ud800 hi"}', b'{"text": "a\\u0000b"}', b'{"text": NaN}'):
+        r = client.post(url, content=raw, headers={"content-type": "application/json"})
+        assert r.status_code == 422, (raw, r.text)
+    # control characters and odd scripts are a message like any other
+    odd = say(client, "\x07\x1b[31m what is my balance \u202e")
+    assert odd["type"] in {"intent", "fallback"}
+    assert client.post("/v1/assistants/nobody/messages", json={"text": "hi"}).status_code == 404
+
+
+def test_a_conversation_of_another_assistant_is_not_found(client: TestClient) -> None:
+    assert client.put("/v1/assistants/helpdesk", json=CONFIG).status_code == 201
+    assert client.put("/v1/assistants/shop", json=CONFIG).status_code == 201
+    cid = say(client, "what is my balance")["conversation_id"]
+    r = client.post("/v1/assistants/shop/messages", json={"conversation_id": cid, "text": "hi"})
+    assert r.status_code == 404
+    assert r.json()["type"].endswith("conversation-not-found")
+
+    assert client.delete(f"/v1/conversations/{cid}").status_code == 204
+    assert client.get(f"/v1/conversations/{cid}").status_code == 404
+    assert client.delete(f"/v1/conversations/{cid}").status_code == 404
+
+
+def test_scopes(served: Settings) -> None:
+    from conftest import create_key
+
+    predict = create_key(served, ("predict",), name="backend")
+    with TestClient(create_app(served), headers={"Authorization": f"Bearer {predict}"}) as c:
+        assert c.put("/v1/assistants/helpdesk", json=CONFIG).status_code == 403
+        assert c.get("/v1/conversations").status_code == 403
+        assert c.post("/v1/assistants/helpdesk/messages", json={"text": "hi"}).status_code == 404
+
+
+@pytest.fixture
+def cli_env(served: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("AIWEB_HOME", str(served.home))
+    monkeypatch.setenv("AIWEB_DATABASE_URL", served.resolved_database_url)
+    monkeypatch.setenv("COLUMNS", "200")
+    return served
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli_app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_cli_create_show_list_delete(cli_env: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "helpdesk.json"
+    path.write_text(json.dumps(CONFIG), encoding="utf-8")
+    code, _, err = cli("assistants", "create", "helpdesk", str(path))
+    assert code == 0, err
+    assert "created assistant helpdesk" in err
+    assert "intents" in err
+    code, out, _ = cli("assistants", "show", "helpdesk", "--json")
+    assert code == 0
+    assert json.loads(out)["config"]["intents_model"] == "intents"
+    code, out, _ = cli("assistants", "list", "--json")
+    assert [a["name"] for a in json.loads(out)] == ["helpdesk"]
+
+    path.write_text(json.dumps({**CONFIG, "intents_model": "skills"}), encoding="utf-8")
+    code, _, err = cli("assistants", "create", "helpdesk", str(path))
+    assert code == 1
+    assert "token-classification model" in err
+    path.write_text("{not json", encoding="utf-8")
+    code, _, err = cli("assistants", "create", "helpdesk", str(path))
+    assert code == 1
+    assert "is not JSON" in err
+    path.write_text(json.dumps({**CONFIG, "min_confidence": 2}), encoding="utf-8")
+    code, _, err = cli("assistants", "create", "helpdesk", str(path))
+    assert code == 1
+    assert "min_confidence" in err
+
+    code, _, err = cli("assistants", "delete", "helpdesk", "--yes")
+    assert code == 0
+    assert "0 conversations" in err
+    code, _, err = cli("assistants", "show", "helpdesk")
+    assert code == 1
+    assert "no assistant is named" in err
