@@ -21,6 +21,7 @@ from aiweb.classification.model import TextClassifier
 from aiweb.classification.training import TrainParams, fit_text_classifier
 from aiweb.cli import app as cli_app
 from aiweb.config import Settings
+from aiweb.embeddings.install import register_exported
 from aiweb.entities.model import EntityModel
 from screening_helpers import register as register_entities
 from screening_helpers import tiny_skills_model
@@ -341,3 +342,96 @@ def test_cli_create_show_list_delete(cli_env: Settings, tmp_path: Path) -> None:
     code, _, err = cli("assistants", "show", "helpdesk")
     assert code == 1
     assert "no assistant is named" in err
+
+
+HELP = [
+    {
+        "id": "pin",
+        "text": "To change your PIN, open Cards, choose the card and tap Change PIN.",
+        "metadata": {"title": "Changing your PIN", "url": "https://help.example/pin"},
+    },
+    {
+        "id": "lost-card",
+        "text": "If your card is lost or stolen, freeze it in the app and order a new one.",
+        "metadata": {"title": "Lost or stolen cards", "url": "javascript:alert(1)"},
+    },
+    {
+        "id": "fees",
+        "text": "Transfers within the eurozone are free; other currencies cost 0.5%.",
+        "metadata": {"title": "Fees"},
+    },
+    {
+        "id": "hours",
+        "text": "Our support team answers in the chat every day from 8am to 10pm.",
+        "metadata": {},
+    },
+]
+
+
+@pytest.fixture
+def faq_client(
+    served: Settings, minilm_dir: Path, auth_headers: dict[str, str]
+) -> Iterator[TestClient]:
+    registry, engine = open_registry(served)
+    try:
+        register_exported(registry, minilm_dir, include_int8=False, actor="tests")
+    finally:
+        engine.dispose()
+    with TestClient(create_app(served), headers=auth_headers) as c:
+        assert c.put("/v1/collections/help", json={}).status_code == 201
+        yield c
+
+
+def test_a_calibrated_help_collection_answers_what_no_intent_covers(
+    faq_client: TestClient,
+) -> None:
+    client = faq_client
+    # nothing to calibrate on yet: 422; the assistant is saved, the collection answers nothing
+    r = client.post("/v1/collections/help/calibrate")
+    assert r.status_code == 422
+    assert "no documents" in r.json()["detail"]
+    config = {**CONFIG, "faq_collection": "help"}
+    assert client.put("/v1/assistants/helpdesk", json=config).status_code == 201
+    assert say(client, "how can i change the pin of my card?")["type"] == "fallback"
+
+    r = client.post("/v1/collections/help/documents", json={"documents": HELP})
+    assert r.status_code == 200, r.text
+    # saving the assistant calibrates a collection that has documents and no threshold
+    assert client.put("/v1/assistants/helpdesk", json=config).status_code == 200
+    collection = client.get("/v1/collections/help").json()
+    threshold = collection["answer_threshold"]
+    calibration = collection["calibration"]
+    assert 0.0 < threshold < 1.0
+    assert calibration["source"] == "packaged"
+    assert calibration["questions"] >= 100
+    assert calibration["quantile"] == 0.95
+    assert calibration["revision"] == collection["revision"]
+    assert calibration["similarities"]["p50"] <= threshold <= calibration["similarities"]["max"]
+
+    answered = say(client, "how can i change the pin of my card?")
+    assert answered["type"] == "faq", answered
+    assert answered["reply"] == HELP[0]["text"]
+    (source,) = answered["sources"]
+    assert source["document_id"] == "pin"
+    assert source["url"] == "https://help.example/pin"
+    assert source["title"] == "Changing your PIN"
+    assert source["score"] >= threshold
+    stolen = say(client, "someone stole my card, what do i do?")
+    assert stolen["type"] == "faq"
+    assert stolen["sources"][0]["document_id"] == "lost-card"
+    assert stolen["sources"][0]["url"] is None  # only http(s) links are given to a page
+    off_topic = say(client, "what is the best topping for a pizza?")
+    assert off_topic["type"] == "fallback", off_topic
+    stored = client.get(f"/v1/conversations/{answered['conversation_id']}").json()
+    assert stored["messages"][-1]["versions"]["faq_collection"].startswith("help@")
+
+    # calibrated on the documents' own texts, nothing but a copy of one clears the bar
+    texts = [d["text"] for d in HELP] * 5
+    r = client.post("/v1/collections/help/calibrate", json={"questions": texts, "quantile": 1.0})
+    assert r.status_code == 200, r.text
+    assert r.json()["answer_threshold"] > 0.99
+    assert r.json()["calibration"]["source"] == "given"
+    assert say(client, "how can i change the pin of my card?")["type"] == "fallback"
+    few = client.post("/v1/collections/help/calibrate", json={"questions": ["hi"] * 5})
+    assert few.status_code == 422
+    assert client.post("/v1/collections/nothing/calibrate").status_code == 404

@@ -5,6 +5,7 @@ collection (the CLI command, not an HTTP route)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,39 @@ def test_missing_collection_advice_is_the_cli_command(cli_env: Settings) -> None
         assert code == 1
         assert "aiweb collections create nope" in output, output
         assert "PUT /v1" not in output
+
+
+def test_calibrate_the_answer_threshold(cli_env: Settings, tmp_path: Path) -> None:
+    books = tmp_path / "books.csv"
+    books.write_text(BOOKS, encoding="utf-8")
+    code, output = cli("collections", "create", "empty")
+    assert code == 0, output
+    code, output = cli("collections", "calibrate", "empty")
+    assert code == 1
+    assert "no documents" in output
+    code, output = cli(
+        "collections",
+        "import",
+        "books",
+        str(books),
+        "--id-column",
+        "book_id",
+        "--text-column",
+        "title",
+    )
+    assert code == 0, output
+    code, output = cli("collections", "show", "books")
+    assert "not calibrated" in output
+    code, output = cli("collections", "calibrate", "books")
+    assert code == 0, output
+    assert "the 0.95 quantile of the top-hit similarity of 149 packaged" in output
+    code, output = cli("collections", "show", "books", "--json")
+    shown = json.loads(output)
+    assert 0.0 < shown["answer_threshold"] < 1.0
+    assert shown["calibration"]["source"] == "packaged"
+
+    few = tmp_path / "few.txt"
+    few.write_text("what time is it?\n\nhello\n", encoding="utf-8")
+    code, output = cli("collections", "calibrate", "books", "--questions", str(few))
+    assert code == 1
+    assert "needs 20 to 2000 questions, 2 given" in output

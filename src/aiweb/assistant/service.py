@@ -17,6 +17,7 @@ counts the assistant's traffic.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -37,6 +38,7 @@ from aiweb.assistant.store import (
 from aiweb.classification.service import PredictionService
 from aiweb.entities.service import EntityService
 from aiweb.errors import (
+    CollectionNotFound,
     InvalidInputError,
     NotFoundError,
     ServiceUnavailableError,
@@ -45,6 +47,8 @@ from aiweb.errors import (
 from aiweb.registry.entities import ModelRef, ModelVersion
 from aiweb.registry.service import RegistryService
 from aiweb.search.service import SearchService
+
+log = logging.getLogger("aiweb.assistant")
 
 __all__ = [
     "MAX_MESSAGE_CHARS",
@@ -150,13 +154,47 @@ class ModelBrain:
         ]
 
     async def answer(self, text: str) -> Passage | None:
-        """The help collection's answer for ``text``.
+        """The help collection's answer for ``text``: its top hybrid-search hit when the
+        hit's cosine similarity to ``text`` reaches the collection's calibrated
+        ``answer_threshold`` (:meth:`aiweb.search.service.SearchService.calibrate`).
 
-        Not built yet: the threshold a passage must clear is to be calibrated and stored
-        on the collection (issue 24, item 2), and without it no passage is trusted, so
-        the turn falls back.
+        ``None`` without a help collection, when the collection is gone or not
+        calibrated (logged), or when the top hit is not close enough.
         """
-        return None
+        name = self.config.faq_collection
+        if name is None:
+            return None
+        search = self.service.require_search()
+        try:
+            collection = await anyio.to_thread.run_sync(search.get_collection, name)
+        except CollectionNotFound:
+            log.warning("assistant's help collection %r does not exist", name)
+            return None
+        threshold = collection.answer_threshold
+        if threshold is None:
+            log.warning(
+                "help collection %r is not calibrated: it answers nothing until "
+                "POST /v1/collections/%s/calibrate",
+                name,
+                name,
+            )
+            return None
+        result = await search.search(name, text, top_k=1, mode="hybrid")
+        self.versions["faq_collection"] = f"{name}@{collection.revision}"
+        if not result.hits:
+            return None
+        hit = result.hits[0]
+        if hit.similarity is None or hit.similarity < threshold:
+            return None
+        title = hit.metadata.get("title")
+        url = hit.metadata.get("url")
+        return Passage(
+            text=hit.text,
+            document_id=hit.id,
+            score=round(hit.similarity, 6),
+            title=title if isinstance(title, str) else None,
+            url=url if isinstance(url, str) and url.startswith(("https://", "http://")) else None,
+        )
 
 
 class AssistantService:
@@ -190,6 +228,11 @@ class AssistantService:
         if self.predictions is None:
             raise _missing("text-classification", "the intents model")
         return self.predictions
+
+    def require_search(self) -> SearchService:
+        if self.search is None:
+            raise _missing("search", "the help collection")
+        return self.search
 
     def require_entities(self) -> EntityService:
         if self.entities is None:
@@ -229,10 +272,8 @@ class AssistantService:
                     f"(it finds: {', '.join(sorted(model.labels))})"
                 )
         if config.faq_collection is not None:
-            if self.search is None:
-                raise _missing("search", "the help collection")
             try:
-                self.search.get_collection(config.faq_collection)
+                self.require_search().get_collection(config.faq_collection)
             except NotFoundError as exc:
                 raise InvalidInputError(
                     f"faq_collection: {exc.detail}; create it and add the help articles "
@@ -255,8 +296,18 @@ class AssistantService:
         self, name: str, config: AssistantConfig, *, actor: str
     ) -> tuple[AssistantRecord, bool]:
         """Check ``config`` (:meth:`check`) and save it as the assistant ``name``;
-        ``(assistant, created)``."""
+        ``(assistant, created)``.
+
+        A help collection with documents but no answer threshold yet is calibrated
+        first, on aiweb's packaged off-topic questions (a second or two); one without
+        documents answers nothing until it is calibrated.
+        """
         self.check(config)
+        if config.faq_collection is not None:
+            search = self.require_search()
+            collection = search.store.get_collection(config.faq_collection, count=True)
+            if collection.answer_threshold is None and collection.documents:
+                search.calibrate(config.faq_collection)
         return self.store.put(name, config, actor=actor)
 
     # ---- turns ---------------------------------------------------------------------------

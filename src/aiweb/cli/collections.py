@@ -1,5 +1,6 @@
-"""``aiweb collections create|list|show|delete|import|search``: search collections from the
-command line, on the database and artifact store of the settings (as ``aiweb serve``)."""
+"""``aiweb collections create|list|show|delete|import|search|calibrate``: search
+collections from the command line, on the database and artifact store of the settings (as
+``aiweb serve``)."""
 
 from __future__ import annotations
 
@@ -92,6 +93,12 @@ def _describe(collection: Collection) -> Table:
         ("vector index", collection.vector_index),
         ("documents", str(collection.documents)),
         ("revision", str(collection.revision)),
+        (
+            "answer threshold",
+            f"{collection.answer_threshold:.4f}"
+            if collection.answer_threshold is not None
+            else "not calibrated",
+        ),
         ("created", f"{collection.created_at:%Y-%m-%d %H:%M} by {collection.created_by}"),
     ):
         table.add_row(name, value)
@@ -415,3 +422,42 @@ def search(
     for rank, hit in enumerate(result.hits, 1):
         table.add_row(str(rank), hit.id, f"{hit.score:.4g}", hit.text[:100])
     out.print(table)
+
+
+@app.command("calibrate")
+@friendly_errors
+def calibrate(
+    name: str = typer.Argument(..., help="Collection name."),
+    questions: Path | None = typer.Option(
+        None,
+        "--questions",
+        exists=True,
+        dir_okay=False,
+        help="A text file of off-topic questions, one per line (20 to 2,000); default: "
+        "aiweb's packaged ones.",
+    ),
+    quantile: float = typer.Option(
+        0.95, "--quantile", min=0.5, max=1.0, help="Share of off-topic questions left unanswered."
+    ),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Calibrate the collection's answer threshold: the cosine similarity its top hit must
+    reach to answer a question (an assistant's help collection)."""
+    lines = None
+    if questions is not None:
+        text = questions.read_text(encoding="utf-8")
+        lines = [line for line in text.splitlines() if line.strip()]
+    with open_service() as service:
+        collection = service.calibrate(name, lines, quantile=quantile)
+    if as_json:
+        print_json(_collection_json(collection))
+        return
+    calibration = collection.calibration or {}
+    similarities = calibration.get("similarities", {})
+    out.print(_describe(collection))
+    err.print(
+        f"answer threshold {collection.answer_threshold:.4f}: the {quantile:g} quantile of "
+        f"the top-hit similarity of {calibration.get('questions')} "
+        f"{calibration.get('source')} off-topic questions (median "
+        f"{similarities.get('p50', 0):.4f}, max {similarities.get('max', 0):.4f})"
+    )

@@ -225,6 +225,8 @@ class CollectionOut(_Model):
     vector_index: str
     documents: int | None = None
     revision: int
+    answer_threshold: float | None = None
+    calibration: dict[str, Any] | None = None
     created_by: str
     created_at: datetime
     updated_at: datetime

@@ -32,6 +32,10 @@ class Collection:
             ``AIWEB_HOME``) or ``pgvector``.
         revision: grows by one with every write to the documents.
         documents: live documents, when counted (``None`` otherwise).
+        answer_threshold: the cosine similarity a top hit must reach to count as the
+            answer to a question, or ``None`` before calibration.
+        calibration: how ``answer_threshold`` was calibrated (``questions``,
+            ``quantile``, ``revision``, ``similarities``, ``at``), or ``None``.
     """
 
     id: int
@@ -47,6 +51,8 @@ class Collection:
     created_at: datetime
     updated_at: datetime
     documents: int | None = None
+    answer_threshold: float | None = None
+    calibration: dict[str, Any] | None = None
 
     @property
     def embedding_ref(self) -> str:
@@ -78,12 +84,16 @@ class StoredDocument:
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result. ``score``: higher is better; its scale depends on the mode."""
+    """One search result. ``score``: higher is better; its scale depends on the mode.
+    ``similarity``: the cosine similarity of the query and the document, when the vector
+    ranking saw it (every ``vector`` hit; a ``hybrid`` hit among the vector candidates),
+    else ``None``."""
 
     id: str
     score: float
     text: str
     metadata: dict[str, Any]
+    similarity: float | None = None
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -59,6 +60,12 @@ class SqlCollection(Base):
     #: ``embedded`` (in-process exact / HNSW index) or ``pgvector``
     vector_index: Mapped[str] = mapped_column(String(16), nullable=False)
     revision: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    #: the cosine similarity a top hit must reach to answer a question (an assistant's
+    #: help collection), from :meth:`aiweb.search.service.SearchService.calibrate`;
+    #: ``None``: not calibrated
+    answer_threshold: Mapped[float | None] = mapped_column(Float)
+    #: how it was calibrated: questions, quantile, revision, similarities
+    calibration: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_by: Mapped[str] = mapped_column(String(128), nullable=False, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)

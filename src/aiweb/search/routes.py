@@ -17,6 +17,7 @@ from aiweb.api.problems import request_id
 from aiweb.jobs.schemas import JobOut
 from aiweb.names import NAME_REGEX
 from aiweb.search.schemas import (
+    CalibrateIn,
     CollectionIn,
     CollectionList,
     CollectionOut,
@@ -114,6 +115,32 @@ async def delete_collection(name: NamePath, request: Request, service: ServiceDe
         )
     )
     return Response(status_code=204)
+
+
+@router.post(
+    "/{name}/calibrate",
+    response_model=CollectionOut,
+    **_with(
+        "train",
+        {
+            404: _NOT_FOUND,
+            422: {"description": "No documents yet, or too few or too many questions."},
+        },
+    ),
+)
+async def calibrate_collection(
+    name: NamePath, service: ServiceDep, body: CalibrateIn | None = None
+) -> CollectionOut:
+    """Calibrate the collection's answer threshold: the cosine similarity its top hit must
+    reach to answer a question (an assistant's help collection). It is the `quantile` of
+    the top-1 similarities of questions the collection should not answer (aiweb's
+    packaged off-topic questions, or `questions`). Run it again after large changes of
+    the documents; changing the embedding model clears it."""
+    given = body or CalibrateIn()
+    collection = await anyio.to_thread.run_sync(
+        lambda: service.calibrate(name, given.questions, quantile=given.quantile)
+    )
+    return CollectionOut.of(collection)
 
 
 @router.post(

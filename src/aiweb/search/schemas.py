@@ -57,6 +57,16 @@ class CollectionOut(BaseModel):
     vector_index: Literal["embedded", "pgvector"]
     documents: int | None = Field(None, description="Live documents.")
     revision: int = Field(..., description="Grows with every write to the documents.")
+    answer_threshold: float | None = Field(
+        None,
+        description="The cosine similarity a top hit must reach to answer a question (an "
+        "assistant's help collection); null until calibrated (POST …/calibrate).",
+    )
+    calibration: dict[str, Any] | None = Field(
+        None,
+        description="How answer_threshold was calibrated: questions, source (packaged or "
+        "given), quantile, revision, documents, embedding_model, similarities, at.",
+    )
     created_by: str
     created_at: datetime
     updated_at: datetime
@@ -73,10 +83,38 @@ class CollectionOut(BaseModel):
             vector_index=collection.vector_index,
             documents=collection.documents,
             revision=collection.revision,
+            answer_threshold=collection.answer_threshold,
+            calibration=collection.calibration,
             created_by=collection.created_by,
             created_at=collection.created_at,
             updated_at=collection.updated_at,
         )
+
+
+class CalibrateIn(BaseModel):
+    """Questions the collection should not answer, and the share of them to leave
+    unanswered."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{}, {"quantile": 0.99}]},
+    )
+
+    questions: list[str] | None = Field(
+        None,
+        min_length=20,
+        max_length=2000,
+        description="20 to 2,000 off-topic questions; null: aiweb's packaged ones "
+        "(chit-chat, general knowledge, arithmetic, nonsense).",
+    )
+    quantile: float = Field(
+        0.95,
+        ge=0.5,
+        le=1.0,
+        allow_inf_nan=False,
+        description="The threshold is this quantile of the questions' top-1 similarities: "
+        "0.95 leaves about 95% of such questions unanswered.",
+    )
 
 
 class CollectionList(BaseModel):

@@ -17,6 +17,19 @@ for why queries skip its micro-batcher) → rank:
 with the metadata filter applied inside each ranking (exact pre-filter), then read the
 hits' texts and metadata.
 
+**Answer threshold.** A help collection answers a question only when its top hit is close
+enough (an assistant's FAQ answers). Hybrid scores are ranks, not distances, so the
+threshold is on the top hit's cosine similarity (:attr:`Hit.similarity`), and it is
+calibrated per collection (:meth:`SearchService.calibrate`): the ``quantile`` (0.95) of
+the top-1 similarities of questions the collection should not answer — aiweb's packaged
+off-topic questions (``off_topic.txt``: chit-chat, general knowledge, arithmetic,
+nonsense) or the caller's own — so about 5% of such questions would still get an answer.
+It is the split-conformal recipe (Vovk et al., *Algorithmic Learning in a Random World*,
+2005; Angelopoulos & Bates, "A Gentle Introduction to Conformal Prediction", 2021) with
+off-topic questions as the calibration set. It holds for the documents and the embedding
+model it was computed with: changing the model clears it; re-calibrate after large
+changes of the documents (``calibration.revision`` says when it was computed).
+
 This process's embedded indexes (creating, catching up, the background upkeep of their
 HNSW graphs and files) are kept by an :class:`~aiweb.search.indexing.IndexKeeper`, which
 the service holds as :attr:`SearchService.indexes`.
@@ -31,6 +44,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
@@ -38,6 +52,7 @@ import numpy as np
 import orjson
 
 from aiweb.config import Settings
+from aiweb.db.base import utcnow
 from aiweb.errors import (
     BrokerUnavailableError,
     CollectionNotFound,
@@ -73,6 +88,19 @@ log = logging.getLogger("aiweb.search")
 #: the job type that embeds and writes a large batch of documents
 INDEX_JOB = "index-documents"
 MAX_METADATA_FIELDS = 64
+
+
+def _off_topic() -> tuple[str, ...]:
+    text = (resources.files("aiweb.search") / "off_topic.txt").read_text(encoding="utf-8")
+    return tuple(
+        line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")
+    )
+
+
+#: aiweb's packaged off-topic questions (``off_topic.txt``), the default calibration set.
+OFF_TOPIC = _off_topic()
+#: Fewest and most questions a calibration takes.
+MIN_CALIBRATION, MAX_CALIBRATION = 20, 2000
 
 
 @dataclass(frozen=True)
@@ -611,6 +639,67 @@ class SearchService:
         truncated = bool(embeddings.truncated[0]) if embeddings and embeddings.truncated else False
         return current, SearchResult(hits, truncated)
 
+    def calibrate(
+        self, name: str, questions: Sequence[str] | None = None, *, quantile: float = 0.95
+    ) -> Collection:
+        """Calibrate and store collection ``name``'s answer threshold (see the module
+        docstring): the ``quantile`` of the top-1 cosine similarities of ``questions``
+        (``None``: :data:`OFF_TOPIC`), none of which the collection should answer.
+
+        Args:
+            questions: 20 to 2,000 off-topic questions, each 1 to 1,000 characters.
+            quantile: in [0.5, 1.0]; the share of such questions left unanswered.
+
+        Returns:
+            The collection with ``answer_threshold`` and ``calibration`` set.
+
+        Raises:
+            CollectionNotFound (404); InvalidInputError (422): no documents yet, too few
+                or too many questions, a bad quantile.
+        """
+        if not 0.5 <= quantile <= 1.0:
+            raise InvalidInputError("quantile must be 0.5 to 1.0")
+        given = questions is not None
+        texts = [q.strip() for q in (questions if questions is not None else OFF_TOPIC)]
+        texts = [q for q in texts if q]
+        if not MIN_CALIBRATION <= len(texts) <= MAX_CALIBRATION:
+            raise InvalidInputError(
+                f"calibration needs {MIN_CALIBRATION} to {MAX_CALIBRATION} questions, "
+                f"{len(texts)} given"
+            )
+        if any(len(q) > 1000 for q in texts):
+            raise InvalidInputError("a calibration question has more than 1,000 characters")
+        collection = self.store.get_collection(name, count=True)
+        if not collection.documents:
+            raise InvalidInputError(
+                f"collection {name!r} has no documents: add the help articles, then calibrate"
+            )
+        embedder = self.embedders.pinned(collection.embedding_model, collection.embedding_version)
+        top = []
+        for start in range(0, len(texts), 64):
+            vectors = embedder.embed(texts[start : start + 64]).vectors
+            for vector in vectors:
+                _, scores = self.vector_search(collection, vector, 1, None)
+                top.append(float(scores[0]) if len(scores) else -1.0)
+        similarities = np.asarray(top, dtype=np.float64)
+        threshold = float(np.quantile(similarities, quantile, method="higher"))
+        calibration = {
+            "questions": len(texts),
+            "source": "given" if given else "packaged",
+            "quantile": quantile,
+            "revision": collection.revision,
+            "documents": collection.documents,
+            "embedding_model": collection.embedding_ref,
+            "similarities": {
+                "p50": round(float(np.quantile(similarities, 0.5)), 6),
+                "p95": round(float(np.quantile(similarities, 0.95)), 6),
+                "max": round(float(similarities.max()), 6),
+            },
+            "at": utcnow().isoformat(),
+        }
+        log.info("collection %s: answer threshold %.4f (%s)", name, threshold, calibration)
+        return self.store.set_calibration(collection, round(threshold, 6), calibration)
+
     def vector_search(
         self, collection: Collection, query: np.ndarray[Any, Any], k: int, where: Filter | None
     ) -> tuple[Keys, Scores]:
@@ -632,15 +721,18 @@ class SearchService:
         where: Filter | None,
         mode: Mode,
     ) -> list[Hit]:
+        similarity: dict[int, float] = {}
         if mode == "vector":
             assert query_vector is not None
             keys, scores = self.vector_search(collection, query_vector, top_k, where)
+            similarity = dict(zip(keys.tolist(), scores.tolist(), strict=True))
         elif mode == "keyword":
             keys, scores = self.store.keyword_search(collection, query, top_k, where)
         else:
             assert query_vector is not None
             depth = max(top_k, self.config.hybrid_candidates)
-            by_vector, _ = self.vector_search(collection, query_vector, depth, where)
+            by_vector, cosine = self.vector_search(collection, query_vector, depth, where)
+            similarity = dict(zip(by_vector.tolist(), cosine.tolist(), strict=True))
             by_keyword, _ = self.store.keyword_search(collection, query, depth, where)
             keys, scores = reciprocal_rank_fusion(
                 [by_vector, by_keyword], k=self.config.rrf_k, limit=top_k
@@ -651,7 +743,16 @@ class SearchService:
             found = docs.get(key)
             if found is not None:  # deleted since the index was read
                 doc_id, text, metadata = found
-                hits.append(Hit(id=doc_id, score=float(score), text=text, metadata=metadata))
+                cos = similarity.get(key)
+                hits.append(
+                    Hit(
+                        id=doc_id,
+                        score=float(score),
+                        text=text,
+                        metadata=metadata,
+                        similarity=float(cos) if cos is not None else None,
+                    )
+                )
         return hits
 
 

@@ -83,6 +83,8 @@ def _collection(row: Any, documents: int | None = None) -> Collection:
         created_at=row.created_at,
         updated_at=row.updated_at,
         documents=documents,
+        answer_threshold=row.answer_threshold,
+        calibration=row.calibration,
     )
 
 
@@ -182,7 +184,14 @@ class SearchStore:
                         "embedding model"
                     )
                 name, version, dim = embedding
-                values.update(embedding_model=name, embedding_version=version, dim=dim)
+                # another model's similarities: the calibration no longer holds
+                values.update(
+                    embedding_model=name,
+                    embedding_version=version,
+                    dim=dim,
+                    answer_threshold=None,
+                    calibration=None,
+                )
                 if collection.vector_index == "pgvector" and dim != collection.dim:
                     pgvector.drop(conn, collection.id)
                     pgvector.create(
@@ -200,6 +209,24 @@ class SearchStore:
             if done.rowcount == 0:
                 raise CollectionNotFound(f"no collection {collection.name!r}")
         return self.get_collection(collection.name)
+
+    def set_calibration(
+        self, collection: Collection, threshold: float, calibration: dict[str, Any]
+    ) -> Collection:
+        """Store a collection's answer threshold and how it was calibrated.
+
+        Raises:
+            CollectionNotFound: it was deleted (or recreated) meanwhile.
+        """
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(_COLS)
+                .where(_COLS.c.id == collection.id, _COLS.c.uid == collection.uid)
+                .values(answer_threshold=threshold, calibration=calibration)
+            )
+            if done.rowcount == 0:
+                raise CollectionNotFound(f"no collection {collection.name!r}")
+        return self.get_collection(collection.name, count=True)
 
     def get_collection(self, name: str, *, count: bool = False) -> Collection:
         """One collection (with its live document count when ``count``).
