@@ -459,5 +459,6 @@ def calibrate(
         f"answer threshold {collection.answer_threshold:.4f}: the {quantile:g} quantile of "
         f"the top-hit similarity of {calibration.get('questions')} "
         f"{calibration.get('source')} off-topic questions (median "
-        f"{similarities.get('p50', 0):.4f}, max {similarities.get('max', 0):.4f})"
+        f"{similarities.get('p50', 0):.4f}, max {similarities.get('max', 0):.4f})",
+        soft_wrap=True,
     )

@@ -676,11 +676,12 @@ class SearchService:
             )
         embedder = self.embedders.pinned(collection.embedding_model, collection.embedding_version)
         top = []
-        for start in range(0, len(texts), 64):
-            vectors = embedder.embed(texts[start : start + 64]).vectors
-            for vector in vectors:
-                _, scores = self.vector_search(collection, vector, 1, None)
-                top.append(float(scores[0]) if len(scores) else -1.0)
+        for text in texts:
+            # one at a time, as a search embeds its query: the int8 model's outputs move
+            # a little with the padding of a batch
+            vector = embedder.embed([text]).vectors[0]
+            _, scores = self.vector_search(collection, vector, 1, None)
+            top.append(float(scores[0]) if len(scores) else -1.0)
         similarities = np.asarray(top, dtype=np.float64)
         threshold = float(np.quantile(similarities, quantile, method="higher"))
         calibration = {
