@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import open_registry
+from helpers import open_registry, wait_job
 from typer.testing import CliRunner
 
 from aiweb.app import create_app
 from aiweb.classification.model import TextClassifier
-from aiweb.classification.training import TrainParams, fit_text_classifier
+from aiweb.classification.trainer import TrainParams, fit_text_classifier
 from aiweb.cli import app as cli_app
 from aiweb.config import Settings
 from aiweb.embeddings.install import register_exported
@@ -435,3 +435,22 @@ def test_a_calibrated_help_collection_answers_what_no_intent_covers(
     few = client.post("/v1/collections/help/calibrate", json={"questions": ["hi"] * 5})
     assert few.status_code == 422
     assert client.post("/v1/collections/nothing/calibrate").status_code == 404
+
+
+def test_an_erasure_deletes_the_visitors_conversations(client: TestClient) -> None:
+    assert client.put("/v1/assistants/helpdesk", json=CONFIG).status_code == 201
+    url = "/v1/assistants/helpdesk/messages"
+    mine = client.post(url, json={"text": "what is my balance", "user_id": "visitor-7"}).json()
+    client.post(url, json={"conversation_id": mine["conversation_id"], "text": "thanks"})
+    other = client.post(url, json={"text": "what is my balance", "user_id": "visitor-8"}).json()
+    stored = client.get(f"/v1/conversations/{mine['conversation_id']}").json()
+    assert stored["user_id"] == "visitor-7"
+
+    job = client.post("/v1/privacy/erase", json={"user_id": "visitor-7"}).json()
+    job = wait_job(client, job["id"])
+    assert job["status"] == "succeeded", job
+    erased = job["result"]["erased"]
+    assert erased["assistant.conversations"] == 1
+    assert erased["assistant.messages"] == 4
+    assert client.get(f"/v1/conversations/{mine['conversation_id']}").status_code == 404
+    assert client.get(f"/v1/conversations/{other['conversation_id']}").status_code == 200

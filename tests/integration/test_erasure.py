@@ -82,6 +82,8 @@ def test_erasure_deletes_the_users_data_and_keeps_no_trace(
         "recommendation.interactions": 1234,
         "recommendation.served_lists": 0,  # none: no rollout ran (test_recommend_rollout)
         "recommendation.cached_lists": 1,  # one list per version and option set, any n
+        "assistant.conversations": 0,  # the assistant's (test_assistant_api)
+        "assistant.messages": 0,
     }
     assert result["total"] == sum(result["erased"].values())
     assert result["subject"].startswith("hmac-sha256:")

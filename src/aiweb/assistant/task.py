@@ -1,6 +1,7 @@
 """The assistant as an installed task (:mod:`aiweb.tasks`): its tables (migration 0019),
 its routes (``/v1/assistants``, ``/v1/conversations``) and its service, built on the
-services the text-classification, token-classification and search tasks provide."""
+services the text-classification, token-classification and search tasks provide; an
+erasure (``POST /v1/privacy/erase``) deletes a visitor's conversations by ``user_id``."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from aiweb.classification.service import PredictionService
 from aiweb.contract import Task, TaskContext, TaskRuntime, tables_of
 from aiweb.db.session import make_session_factory
 from aiweb.entities.service import EntityService
+from aiweb.jobs.env import JobEnv
 from aiweb.search.service import SearchService
 
 __all__ = ["TASK"]
@@ -26,6 +28,16 @@ def _optional(ctx: TaskContext, kind: type[T]) -> T | None:
         return ctx.get(kind)
     except LookupError:
         return None
+
+
+def erase_user(env: JobEnv, user_id: str) -> dict[str, int]:
+    """Erase the conversations of the visitor the site knows as ``user_id`` (the
+    ``user_id`` sent with their first message) and their messages.
+
+    Returns:
+        ``{"conversations": n, "messages": m}``.
+    """
+    return AssistantStore(make_session_factory(env.engine)).erase_user(user_id)
 
 
 async def start(ctx: TaskContext) -> TaskRuntime:
@@ -46,4 +58,5 @@ TASK = Task(
     routers=(routes.router,),
     tables=tables_of(SqlAssistant, SqlConversation, SqlMessage),
     start=start,
+    erase_user=erase_user,
 )
