@@ -454,3 +454,60 @@ def test_an_erasure_deletes_the_visitors_conversations(client: TestClient) -> No
     assert erased["assistant.messages"] == 4
     assert client.get(f"/v1/conversations/{mine['conversation_id']}").status_code == 404
     assert client.get(f"/v1/conversations/{other['conversation_id']}").status_code == 200
+
+
+def test_an_operator_takes_replies_and_hands_back(served: Settings, client: TestClient) -> None:
+    from conftest import create_key
+
+    assert client.put("/v1/assistants/helpdesk", json=CONFIG).status_code == 201
+    handed = say(client, "can i speak to a real person?")
+    cid = handed["conversation_id"]
+    seen = client.get(f"/v1/assistants/helpdesk/conversations/{cid}/messages").json()
+    assert seen["status"] == "waiting_for_agent"
+    assert [m["role"] for m in seen["messages"]] == ["visitor", "bot"]
+    last = seen["messages"][-1]["seq"]
+
+    # the operator's reply takes the conversation; the visitor's page sees it by polling
+    r = client.post(
+        f"/v1/conversations/{cid}/messages", json={"text": "Hi, I'm Sam. How can I help?"}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "agent"
+    assert r.json()["operator"] == "tests"
+    waiting = say(client, "my card is blocked", cid)
+    assert waiting["reply"] is None  # for the operator, not the bot
+    new = client.get(
+        f"/v1/assistants/helpdesk/conversations/{cid}/messages", params={"after": last}
+    ).json()
+    assert [(m["role"], m["type"]) for m in new["messages"]] == [
+        ("agent", "agent"),
+        ("visitor", None),
+    ]
+    assert new["messages"][0]["text"] == "Hi, I'm Sam. How can I help?"
+    stored = client.get(f"/v1/conversations/{cid}").json()
+    assert stored["messages"][2]["author"] == "tests"
+
+    other = create_key(served, ("admin",), name="alex")
+    for path in ("take", "messages"):
+        r = client.post(
+            f"/v1/conversations/{cid}/{path}",
+            json={"text": "me too"},
+            headers={"Authorization": f"Bearer {other}"},
+        )
+        assert r.status_code == 409, r.text
+
+    released = client.post(f"/v1/conversations/{cid}/release").json()
+    assert released["status"] == "bot"
+    assert released["operator"] is None
+    assert say(client, "what is my balance", cid)["type"] == "intent"
+
+    assert client.post(f"/v1/conversations/{cid}/close").json()["status"] == "closed"
+    r = client.post(f"/v1/conversations/{cid}/messages", json={"text": "still there?"})
+    assert r.status_code == 409
+    again = say(client, "what is my balance", cid)  # a closed conversation goes to the bot
+    assert again["type"] == "intent"
+    assert again["status"] == "bot"
+    assert client.post(f"/v1/conversations/{'0' * 32}/take").status_code == 404
+    assert client.post(f"/v1/conversations/{cid}/messages", json={"text": " "}).status_code == 422
+    wrong = client.get(f"/v1/assistants/other/conversations/{cid}/messages")
+    assert wrong.status_code == 404

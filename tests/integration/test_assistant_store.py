@@ -100,10 +100,10 @@ def test_a_dialogue_is_stored_turn_by_turn(store: AssistantStore) -> None:
     stored = store.conversation(conversation.id, messages=True)
     assert stored.message_count == 4
     assert [(m["seq"], m["role"], m["text"]) for m in stored.messages] == [
-        (0, "visitor", "send money"),
-        (1, "bot", "How much?"),
-        (2, "visitor", "$20"),
-        (3, "bot", "Sending $20.00."),
+        (1, "visitor", "send money"),
+        (2, "bot", "How much?"),
+        (3, "visitor", "$20"),
+        (4, "bot", "Sending $20.00."),
     ]
     answer = stored.messages[3]
     assert answer["type"] == "intent"
@@ -153,7 +153,7 @@ def test_concurrent_turns_each_land_once(store: AssistantStore) -> None:
         t.join()
     assert not errors
     stored = store.conversation(conversation_id, messages=True)
-    assert sorted(m["seq"] for m in stored.messages) == list(range(8))
+    assert sorted(m["seq"] for m in stored.messages) == list(range(1, 9))
     assert sorted(m["text"] for m in stored.messages) == sorted(f"message {i}" for i in range(8))
 
 

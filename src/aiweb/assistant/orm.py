@@ -49,9 +49,9 @@ class SqlConversation(Base):
     (:data:`aiweb.assistant.dialogue.STATUSES`); ``operator``: the dashboard user who
     took it; ``user_id``: the site's own id of the visitor, when the page gives one (the
     privacy erasure of a user deletes their conversations); ``messages``: how many
-    messages it has (the next one's ``seq``); ``version``: grows with every write, so
-    two writers (a visitor's turn and an operator's reply on other workers) never
-    overwrite each other's state.
+    messages it has (the last one's ``seq``; they count from 1); ``version``: grows with
+    every write, so two writers (a visitor's turn and an operator's reply on other
+    workers) never overwrite each other's state.
     """
 
     __tablename__ = "assistant_conversations"

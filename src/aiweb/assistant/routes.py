@@ -23,7 +23,10 @@ from aiweb.assistant.schemas import (
     ConversationList,
     ConversationOut,
     MessageIn,
+    OperatorReplyIn,
     TurnOut,
+    VisitorMessage,
+    VisitorMessages,
 )
 from aiweb.assistant.service import AssistantService, turn_out
 from aiweb.errors import InvalidInputError
@@ -198,3 +201,98 @@ async def delete_conversation(conversation_id: ConversationPath, service: Servic
     """Erase one conversation and its messages."""
     await anyio.to_thread.run_sync(service.store.erase, conversation_id)
     return Response(status_code=204)
+
+
+@router.get(
+    "/v1/assistants/{name}/conversations/{conversation_id}/messages",
+    response_model=VisitorMessages,
+    **_with("predict", _NO_CONVERSATION),
+)
+async def visitor_messages(
+    name: NamePath,
+    conversation_id: ConversationPath,
+    service: ServiceDep,
+    after: Annotated[int, Query(ge=0, description="Only messages after this seq.")] = 0,
+) -> VisitorMessages:
+    """The conversation's messages after `after` (its `seq`), oldest first, at most 200:
+    how a page that talks over REST sees an operator's replies (poll with the last `seq`
+    it showed)."""
+    conversation, messages = await anyio.to_thread.run_sync(
+        lambda: service.store.messages_after(conversation_id, after, assistant=name)
+    )
+    return VisitorMessages(
+        conversation_id=conversation.id,
+        status=conversation.status,
+        messages=[VisitorMessage.model_validate(m) for m in messages],
+    )
+
+
+_OPERATOR = {
+    404: {"description": "No such conversation."},
+    409: {"description": "Another operator has it, or it is closed (a reply)."},
+}
+
+
+async def _operate(
+    service: AssistantService,
+    request: Request,
+    conversation_id: str,
+    action: str,
+    text: str | None = None,
+) -> ConversationOut:
+    record = await anyio.to_thread.run_sync(
+        lambda: service.operate(conversation_id, action, actor(request), text)
+    )
+    return ConversationOut.model_validate(record.public())
+
+
+@router.post(
+    "/v1/conversations/{conversation_id}/take",
+    response_model=ConversationOut,
+    **_with("admin", _OPERATOR),
+)
+async def take_conversation(
+    conversation_id: ConversationPath, request: Request, service: ServiceDep
+) -> ConversationOut:
+    """An operator takes the conversation: the bot stops answering it (`status`
+    `agent`, `operator`: the key's name)."""
+    return await _operate(service, request, conversation_id, "take")
+
+
+@router.post(
+    "/v1/conversations/{conversation_id}/messages",
+    response_model=ConversationOut,
+    **_with("admin", _OPERATOR),
+)
+async def reply_to_conversation(
+    conversation_id: ConversationPath,
+    body: OperatorReplyIn,
+    request: Request,
+    service: ServiceDep,
+) -> ConversationOut:
+    """The operator's reply to the visitor (taking the conversation when nobody has it)."""
+    return await _operate(service, request, conversation_id, "reply", body.text)
+
+
+@router.post(
+    "/v1/conversations/{conversation_id}/release",
+    response_model=ConversationOut,
+    **_with("admin", _OPERATOR),
+)
+async def release_conversation(
+    conversation_id: ConversationPath, request: Request, service: ServiceDep
+) -> ConversationOut:
+    """Hand the conversation back to the bot."""
+    return await _operate(service, request, conversation_id, "release")
+
+
+@router.post(
+    "/v1/conversations/{conversation_id}/close",
+    response_model=ConversationOut,
+    **_with("admin", _OPERATOR),
+)
+async def close_conversation(
+    conversation_id: ConversationPath, request: Request, service: ServiceDep
+) -> ConversationOut:
+    """Close the conversation; the visitor's next message starts with the bot again."""
+    return await _operate(service, request, conversation_id, "close")

@@ -17,7 +17,10 @@ __all__ = [
     "ConversationOut",
     "MessageIn",
     "MessageOut",
+    "OperatorReplyIn",
     "TurnOut",
+    "VisitorMessage",
+    "VisitorMessages",
 ]
 
 
@@ -130,6 +133,33 @@ class ConversationOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     messages: list[MessageOut] | None = None
+
+
+class OperatorReplyIn(BaseModel):
+    """An operator's message to the visitor."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(..., description="What the operator writes (at most 2,000 characters).")
+
+
+class VisitorMessage(BaseModel):
+    """A message as the visitor's page shows it."""
+
+    seq: int
+    role: str = Field(..., description="visitor, bot or agent.")
+    text: str
+    type: str | None
+    sources: list[dict[str, Any]]
+    created_at: datetime
+
+
+class VisitorMessages(BaseModel):
+    """A conversation's new messages, for a page that talks over REST."""
+
+    conversation_id: str
+    status: str
+    messages: list[VisitorMessage]
 
 
 class ConversationList(BaseModel):

@@ -32,6 +32,7 @@ from aiweb.assistant.store import (
     AssistantRecord,
     AssistantStore,
     ConversationRecord,
+    agent_message,
     reply_message,
     visitor_message,
 )
@@ -39,6 +40,7 @@ from aiweb.classification.service import PredictionService
 from aiweb.entities.service import EntityService
 from aiweb.errors import (
     CollectionNotFound,
+    ConflictError,
     InvalidInputError,
     NotFoundError,
     ServiceUnavailableError,
@@ -52,6 +54,7 @@ log = logging.getLogger("aiweb.assistant")
 
 __all__ = [
     "MAX_MESSAGE_CHARS",
+    "OPERATOR_ACTIONS",
     "TURN_ATTEMPTS",
     "AssistantService",
     "ModelBrain",
@@ -363,6 +366,67 @@ class AssistantService:
         raise StaleConversation(
             f"conversation {conversation.id} kept changing during the turn; send it again"
         )
+
+    def operate(
+        self, conversation_id: str, action: str, operator: str, text: str | None = None
+    ) -> ConversationRecord:
+        """An operator's action on a conversation (the inbox):
+
+        - ``take``: a person answers from now on (``status`` ``agent``, ``operator`` set);
+        - ``reply``: the operator's message ``text`` to the visitor (takes the
+          conversation first when nobody has it);
+        - ``release``: back to the bot (its slot filling starts afresh);
+        - ``close``: done; the visitor's next message starts with the bot again.
+
+        Raises:
+            ConversationNotFound (404).
+            ConflictError (409): another operator has it; a reply to a closed one.
+            InvalidInputError (422): an unknown action; a reply without text.
+            StaleConversation (409): it kept changing (retried :data:`TURN_ATTEMPTS`
+                times first).
+        """
+        if action not in OPERATOR_ACTIONS:
+            raise InvalidInputError(f"action must be one of {', '.join(OPERATOR_ACTIONS)}")
+        message = None
+        if action == "reply":
+            if text is None:
+                raise InvalidInputError("a reply needs text")
+            message = check_message(text)
+        for _ in range(TURN_ATTEMPTS):
+            conversation = self.store.conversation(conversation_id)
+            state = conversation.state
+            current = conversation.operator
+            if current is not None and current != operator and action in ("take", "reply"):
+                raise ConflictError(
+                    f"operator {current!r} has conversation {conversation_id}; they release "
+                    "it first"
+                )
+            messages: list[dict[str, Any]] = []
+            new_operator: str | None = operator
+            if action in ("take", "reply"):
+                if state.status == "closed" and action == "reply":
+                    raise ConflictError(f"conversation {conversation_id} is closed")
+                state.status = "agent"
+                state.forget_intent()
+                if message is not None:
+                    messages.append(agent_message(message, operator))
+            elif action == "release":
+                state.status, state.fallbacks, new_operator = "bot", 0, None
+                state.forget_intent()
+            else:
+                state.status, new_operator = "closed", None
+                state.forget_intent()
+            try:
+                return self.store.record(
+                    conversation, state, messages, operator=new_operator, set_operator=True
+                )
+            except StaleConversation:
+                continue
+        raise StaleConversation(f"conversation {conversation_id} kept changing; try again")
+
+
+#: What an operator may do with a conversation (``POST /v1/conversations/{id}/{action}``).
+OPERATOR_ACTIONS = ("take", "reply", "release", "close")
 
 
 def _missing(task: str, what: str) -> ServiceUnavailableError:

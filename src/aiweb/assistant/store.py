@@ -292,6 +292,25 @@ class AssistantStore:
                 out = tuple(_message_out(m) for m in reversed(rows))
             return self._conversation(row, name, out)
 
+    def messages_after(
+        self, conversation_id: str, after: int, *, assistant: str, limit: int = MAX_PAGE
+    ) -> tuple[ConversationRecord, list[dict[str, Any]]]:
+        """The conversation and its messages with ``seq > after`` (oldest first, at most
+        ``limit``): what a visitor's page has not shown yet.
+
+        Raises:
+            ConversationNotFound: no such conversation of ``assistant``.
+        """
+        conversation = self.conversation(conversation_id, assistant=assistant)
+        with self._sessions() as s:
+            rows = s.scalars(
+                select(SqlMessage)
+                .where(SqlMessage.conversation_id == conversation_id, SqlMessage.seq > after)
+                .order_by(SqlMessage.seq)
+                .limit(max(1, min(limit, MAX_PAGE)))
+            ).all()
+            return conversation, [_message_out(m) for m in rows]
+
     def conversations(
         self,
         *,
@@ -373,7 +392,7 @@ class AssistantStore:
             first = s.scalar(
                 select(SqlConversation.messages).where(SqlConversation.id == conversation.id)
             )
-            seq = int(first or 0) - len(messages)
+            seq = int(first or 0) - len(messages) + 1  # a conversation's messages: 1, 2, …
             for i, message in enumerate(messages):
                 s.add(
                     SqlMessage(
