@@ -7,6 +7,7 @@ and hostile messages answered with 4xx, never 5xx."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,15 +15,19 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from helpers import open_registry, wait_job
+from test_webhooks import Receiver
 from typer.testing import CliRunner
 
 from aiweb.app import create_app
+from aiweb.assistant.config import HandoffConfig
 from aiweb.classification.model import TextClassifier
 from aiweb.classification.trainer import TrainParams, fit_text_classifier
 from aiweb.cli import app as cli_app
+from aiweb.client.webhooks import WebhookSignatureError, verify_signature
 from aiweb.config import Settings
 from aiweb.embeddings.install import register_exported
 from aiweb.entities.model import EntityModel
+from aiweb.webhooks import SIGNATURE_HEADER
 from screening_helpers import register as register_entities
 from screening_helpers import tiny_skills_model
 
@@ -82,6 +87,9 @@ CONFIG: dict[str, Any] = {
 }
 
 
+CONFIG_HANDOFF_MESSAGE = HandoffConfig().message
+
+
 @pytest.fixture(scope="module")
 def intents_model() -> TextClassifier:
     texts = [t for examples in INTENTS.values() for t in examples]
@@ -139,7 +147,9 @@ def test_config_is_saved_read_and_checked_against_the_registry(client: TestClien
     r = client.put("/v1/assistants/helpdesk", json=CONFIG)
     assert r.status_code == 201, r.text
     assert r.json()["revision"] == 1
-    assert "secret" not in r.text
+    secret = r.json()["webhook_secret"]  # shown once, at creation
+    assert secret
+    assert secret not in client.get("/v1/assistants/helpdesk").text
     r = client.put("/v1/assistants/helpdesk", json={**CONFIG, "min_confidence": 0.6})
     assert r.status_code == 200
     assert r.json()["revision"] == 2
@@ -511,3 +521,63 @@ def test_an_operator_takes_replies_and_hands_back(served: Settings, client: Test
     assert client.post(f"/v1/conversations/{cid}/messages", json={"text": " "}).status_code == 422
     wrong = client.get(f"/v1/assistants/other/conversations/{cid}/messages")
     assert wrong.status_code == 404
+
+
+def test_a_handoff_posts_a_signed_webhook(client: TestClient) -> None:
+    receiver = Receiver()
+    try:
+        config = {**CONFIG, "handoff": {**CONFIG["handoff"], "webhook_url": receiver.url}}
+        created = client.put("/v1/assistants/helpdesk", json=config)
+        assert created.status_code == 201, created.text
+        secret = created.json()["webhook_secret"]
+        assert len(secret) >= 32
+        again = client.put("/v1/assistants/helpdesk", json=config).json()
+        assert again["webhook_secret"] is None  # shown once
+        assert secret not in client.get("/v1/assistants/helpdesk").text
+
+        say(client, "what is my balance")  # no handoff, no post
+        first = say(client, "i want to send money", None)
+        handed = say(client, "please escalate my complaint", first["conversation_id"])
+        assert handed["type"] == "handoff"
+        deadline = time.monotonic() + 20
+        while not receiver.posts and time.monotonic() < deadline:
+            time.sleep(0.1)
+        ((body, headers),) = receiver.posts
+        verify_signature(body, headers[SIGNATURE_HEADER], secret)
+        event = json.loads(body)
+        assert event["type"] == "assistant.handoff"
+        data = event["data"]
+        assert data["assistant"] == "helpdesk"
+        assert data["conversation_id"] == first["conversation_id"]
+        assert data["reason"] == "intent"
+        assert data["intent"] == "speak_to_human"
+        texts = [(m["role"], m["text"]) for m in data["messages"]]
+        assert texts[0] == ("visitor", "i want to send money")
+        assert texts[-2:] == [
+            ("visitor", "please escalate my complaint"),
+            ("bot", CONFIG_HANDOFF_MESSAGE),
+        ]
+        hooks = client.get("/v1/webhooks").json()["webhooks"]
+        (hook,) = [h for h in hooks if h["name"].startswith("assistant-")]
+        deliveries = client.get(f"/v1/webhooks/{hook['name']}/deliveries").json()["deliveries"]
+        assert [(d["event"], d["status"]) for d in deliveries] == [("assistant.handoff", "sent")]
+
+        # a new secret signs the next one; the old one no longer verifies
+        rotated = client.post("/v1/assistants/helpdesk/secret").json()["webhook_secret"]
+        assert rotated != secret
+        say(client, "can i talk to a human?")
+        deadline = time.monotonic() + 20
+        while len(receiver.posts) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        body, headers = receiver.posts[1]
+        verify_signature(body, headers[SIGNATURE_HEADER], rotated)
+        with pytest.raises(WebhookSignatureError):
+            verify_signature(body, headers[SIGNATURE_HEADER], secret)
+        assert json.loads(body)["data"]["reason"] == "asked"
+
+        # without a URL the assistant's webhook goes
+        assert client.put("/v1/assistants/helpdesk", json=CONFIG).status_code == 200
+        names = [h["name"] for h in client.get("/v1/webhooks").json()["webhooks"]]
+        assert not [n for n in names if n.startswith("assistant-")]
+    finally:
+        receiver.close()

@@ -24,6 +24,7 @@ from aiweb.assistant.schemas import (
     ConversationOut,
     MessageIn,
     OperatorReplyIn,
+    SecretOut,
     TurnOut,
     VisitorMessage,
     VisitorMessages,
@@ -95,7 +96,24 @@ async def put_assistant(
         lambda: service.put(name, body, actor=actor(request))
     )
     response.status_code = 201 if created else 200
-    return AssistantOut.of(record)
+    out = AssistantOut.of(record)
+    if created:  # shown once; POST …/secret makes a new one
+        out.webhook_secret = record.secret
+    return out
+
+
+@router.post(
+    "/v1/assistants/{name}/secret",
+    response_model=SecretOut,
+    **_with("admin", _NO_ASSISTANT),
+)
+async def rotate_secret(name: NamePath, request: Request, service: ServiceDep) -> SecretOut:
+    """A new signing secret for the assistant's handoff webhook (the old one stops
+    working at once), shown this once."""
+    secret = await anyio.to_thread.run_sync(
+        lambda: service.rotate_secret(name, actor=actor(request))
+    )
+    return SecretOut(webhook_secret=secret)
 
 
 @router.get("/v1/assistants", response_model=AssistantList, **scoped("admin"))
@@ -114,7 +132,7 @@ async def get_assistant(name: NamePath, service: ServiceDep) -> AssistantOut:
 @router.delete("/v1/assistants/{name}", status_code=204, **_with("admin", _NO_ASSISTANT))
 async def delete_assistant(name: NamePath, service: ServiceDep) -> Response:
     """Delete an assistant with all its conversations and their messages."""
-    await anyio.to_thread.run_sync(service.store.delete, name)
+    await anyio.to_thread.run_sync(service.delete, name)
     return Response(status_code=204)
 
 

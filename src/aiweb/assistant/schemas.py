@@ -18,6 +18,7 @@ __all__ = [
     "MessageIn",
     "MessageOut",
     "OperatorReplyIn",
+    "SecretOut",
     "TurnOut",
     "VisitorMessage",
     "VisitorMessages",
@@ -33,6 +34,12 @@ class AssistantOut(BaseModel):
     created_by: str
     created_at: datetime
     updated_at: datetime
+    webhook_secret: str | None = Field(
+        None,
+        description="The handoff webhook's signing secret (HMAC-SHA256, the "
+        "Aiweb-Signature header): shown only in the answer that created the assistant "
+        "(and by POST /v1/assistants/{name}/secret, which makes a new one).",
+    )
 
     @classmethod
     def of(cls, record: AssistantRecord) -> AssistantOut:
@@ -44,6 +51,12 @@ class AssistantOut(BaseModel):
             created_at=record.created_at,
             updated_at=record.updated_at,
         )
+
+
+class SecretOut(BaseModel):
+    """A new signing secret, shown once."""
+
+    webhook_secret: str
 
 
 class AssistantList(BaseModel):

@@ -24,6 +24,7 @@ from functools import partial
 from typing import Any
 
 import anyio.to_thread
+from sqlalchemy.orm import Session
 
 from aiweb.assistant.config import AssistantConfig
 from aiweb.assistant.dialogue import IntentGuess, Passage, Reply, respond
@@ -49,10 +50,13 @@ from aiweb.errors import (
 from aiweb.registry.entities import ModelRef, ModelVersion
 from aiweb.registry.service import RegistryService
 from aiweb.search.service import SearchService
+from aiweb.webhooks import delete_managed, put_managed, queue
 
 log = logging.getLogger("aiweb.assistant")
 
 __all__ = [
+    "HANDOFF_EVENT",
+    "HANDOFF_MESSAGES",
     "MAX_MESSAGE_CHARS",
     "OPERATOR_ACTIONS",
     "TURN_ATTEMPTS",
@@ -61,6 +65,7 @@ __all__ = [
     "Turn",
     "check_message",
     "turn_out",
+    "webhook_name",
 ]
 
 #: A turn read again and run again at most this many times when the conversation
@@ -311,7 +316,33 @@ class AssistantService:
             collection = search.store.get_collection(config.faq_collection, count=True)
             if collection.answer_threshold is None and collection.documents:
                 search.calibrate(config.faq_collection)
-        return self.store.put(name, config, actor=actor)
+        record, created = self.store.put(name, config, actor=actor)
+        self._sync_webhook(record, actor)
+        return record, created
+
+    def delete(self, name: str) -> dict[str, int]:
+        """Delete the assistant ``name`` with its conversations and its handoff webhook;
+        ``{"conversations": n, "messages": m}``. Raises AssistantNotFound."""
+        record = self.store.get(name)
+        counts = self.store.delete(name)
+        delete_managed(self.store.sessions, webhook_name(record))
+        return counts
+
+    def rotate_secret(self, name: str, *, actor: str) -> str:
+        """A new handoff-webhook signing secret for ``name`` (the old one stops working
+        at once); returns it. Raises AssistantNotFound."""
+        secret = self.store.rotate_secret(name)
+        self._sync_webhook(self.store.get(name), actor)
+        return secret
+
+    def _sync_webhook(self, record: AssistantRecord, actor: str) -> None:
+        """The assistant's handoff webhook, as its config says (created, changed or
+        deleted); deliveries go through :mod:`aiweb.webhooks`' outbox."""
+        url = record.config.handoff.webhook_url
+        if url is None:
+            delete_managed(self.store.sessions, webhook_name(record))
+        else:
+            put_managed(self.store.sessions, webhook_name(record), url, record.secret, actor=actor)
 
     # ---- turns ---------------------------------------------------------------------------
 
@@ -353,9 +384,12 @@ class AssistantService:
             messages = [visitor_message(text)]
             if reply is not None:
                 messages.append(reply_message(reply, brain.versions))
+            also = None
+            if reply is not None and reply.type == "handoff":
+                also = partial(self._queue_handoff, assistant, reply)
             try:
                 written = await anyio.to_thread.run_sync(
-                    self.store.record, conversation, state, messages
+                    partial(self.store.record, conversation, state, messages, also=also)
                 )
             except StaleConversation:
                 conversation = await anyio.to_thread.run_sync(
@@ -366,6 +400,26 @@ class AssistantService:
         raise StaleConversation(
             f"conversation {conversation.id} kept changing during the turn; send it again"
         )
+
+    def _queue_handoff(
+        self, assistant: AssistantRecord, reply: Reply, s: Session, conversation: Any
+    ) -> None:
+        """Queue ``assistant.handoff`` in the turn's transaction: to the assistant's own
+        webhook (``handoff.webhook_url``, signed with its secret) and to every webhook
+        subscribed to the event."""
+        data = {
+            "assistant": assistant.name,
+            "conversation_id": conversation.id,
+            "reason": reply.handoff,
+            "intent": reply.intent,
+            "user_id": conversation.user_id,
+            "origin": conversation.origin,
+            "messages": [
+                {"seq": m["seq"], "role": m["role"], "text": m["text"], "at": m["created_at"]}
+                for m in self.store.recent_messages(s, conversation.id, HANDOFF_MESSAGES)
+            ],
+        }
+        queue(s, HANDOFF_EVENT, data, to=webhook_name(assistant))
 
     def operate(
         self, conversation_id: str, action: str, operator: str, text: str | None = None
@@ -423,6 +477,17 @@ class AssistantService:
             except StaleConversation:
                 continue
         raise StaleConversation(f"conversation {conversation_id} kept changing; try again")
+
+
+#: The webhook event of a handoff, and how many of the last messages it carries.
+HANDOFF_EVENT = "assistant.handoff"
+HANDOFF_MESSAGES = 20
+
+
+def webhook_name(assistant: AssistantRecord) -> str:
+    """The name of an assistant's handoff webhook among ``/v1/webhooks``:
+    ``assistant-<id>`` (ids are never reused)."""
+    return f"assistant-{assistant.id}"
 
 
 #: What an operator may do with a conversation (``POST /v1/conversations/{id}/{action}``).

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -344,6 +344,7 @@ class AssistantStore:
         *,
         operator: str | None = None,
         set_operator: bool = False,
+        also: Callable[[Session, ConversationRecord], object] | None = None,
     ) -> ConversationRecord:
         """Append ``messages`` to ``conversation`` and store ``state``, in one transaction,
         if the conversation is still at the version it was read at.
@@ -354,6 +355,8 @@ class AssistantStore:
             messages: ``{"role", "text", …}`` each (the columns of :class:`SqlMessage`;
                 :func:`reply_message` builds a bot's from its :class:`Reply`).
             operator: with ``set_operator``, the new operator (``None`` clears it).
+            also: ``also(session, conversation)`` runs in the same transaction after the
+                messages are added (a webhook event queued with the turn).
 
         Raises:
             StaleConversation: it changed since it was read.
@@ -402,7 +405,25 @@ class AssistantStore:
                         **message,
                     )
                 )
+            if also is not None:
+                s.flush()
+                also(s, conversation)
         return self.conversation(conversation.id)
+
+    def recent_messages(self, s: Session, conversation_id: str, n: int) -> list[dict[str, Any]]:
+        """The last ``n`` messages of a conversation in session ``s``, oldest first."""
+        rows = s.scalars(
+            select(SqlMessage)
+            .where(SqlMessage.conversation_id == conversation_id)
+            .order_by(SqlMessage.seq.desc())
+            .limit(n)
+        ).all()
+        return [_message_out(m) for m in reversed(rows)]
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        """The session factory (for writes that join the assistant's, e.g. webhooks)."""
+        return self._sessions
 
     def erase(self, conversation_id: str) -> dict[str, int]:
         """Delete one conversation and its messages; ``{"conversations": 1, "messages": n}``."""

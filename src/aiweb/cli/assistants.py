@@ -119,6 +119,8 @@ def create(
         record, created = service.put(name, parsed, actor="cli")
     err.print(_describe(record))
     err.print(f"{'created' if created else 'updated'} assistant {record.name}")
+    if created:
+        err.print(f"handoff webhook signing secret (shown once): {record.secret}", soft_wrap=True)
 
 
 @app.command("list")
@@ -167,7 +169,7 @@ def delete(
     if not yes:
         typer.confirm(f"delete assistant {name} and all its conversations?", abort=True)
     with open_service() as service:
-        counts = service.store.delete(name)
+        counts = service.delete(name)
     err.print(
         f"deleted assistant {name} ({counts['conversations']} conversations, "
         f"{counts['messages']} messages)"

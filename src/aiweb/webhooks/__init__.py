@@ -10,15 +10,26 @@ production) posts due deliveries (:meth:`WebhookService.deliver_due`), signed
 :mod:`aiweb.db`; see ``docs/webhooks.md``.
 """
 
-from aiweb.webhooks.service import EVENTS, WebhookService, emit, has_subscribers
+from aiweb.webhooks.service import (
+    EVENTS,
+    WebhookService,
+    delete_managed,
+    emit,
+    has_subscribers,
+    put_managed,
+    queue,
+)
 from aiweb.webhooks.signing import SIGNATURE_HEADER, sign
 
 __all__ = [
     "EVENTS",
     "SIGNATURE_HEADER",
     "WebhookService",
+    "delete_managed",
     "emit",
     "has_subscribers",
+    "put_managed",
+    "queue",
     "sender",
     "service",
     "sign",

@@ -46,9 +46,10 @@ EVENTS = (
     "rollout.promoted",
     "rollout.rolled_back",
     "rollout.aborted",
+    "assistant.handoff",
 )
 #: the families a ``<family>.*`` pattern may name
-FAMILIES = ("job", "drift", "model", "rollout")
+FAMILIES = ("job", "drift", "model", "rollout", "assistant")
 MAX_URL = 2048
 MIN_SECRET, MAX_SECRET = 16, 256
 MAX_PATTERNS = 16
@@ -149,27 +150,73 @@ def emit(sessions: sessionmaker[Session], event: str, data: dict[str, Any]) -> i
     Returns:
         The number of deliveries queued (0: nobody subscribes).
     """
+    with sessions.begin() as session:
+        return queue(session, event, data)
+
+
+def queue(session: Session, event: str, data: dict[str, Any], *, to: str | None = None) -> int:
+    """:func:`emit` in the caller's transaction (the event is queued if and only if the
+    caller's change is committed), also to the managed webhook ``to`` when it exists
+    (:func:`put_managed`; it gets the event whatever it subscribes to).
+
+    Returns:
+        The number of deliveries queued.
+    """
     now = utcnow()
     event_id = str(uuid.uuid4())
     payload = {"id": event_id, "type": event, "created_at": now.isoformat(), "data": data}
-    with sessions.begin() as session:
-        hooks = session.execute(select(SqlWebhook.name, SqlWebhook.events)).all()
-        names = [name for name, patterns in hooks if any(matches(p, event) for p in patterns)]
-        for name in names:
-            session.add(
-                SqlWebhookDelivery(
-                    id=str(uuid.uuid4()),
-                    webhook=name,
-                    event_id=event_id,
-                    event=event,
-                    payload=payload,
-                    status="pending",
-                    attempts=0,
-                    created_at=now,
-                    next_attempt_at=now,
-                )
+    hooks = session.execute(select(SqlWebhook.name, SqlWebhook.events)).all()
+    names = [
+        name for name, patterns in hooks if name == to or any(matches(p, event) for p in patterns)
+    ]
+    for name in names:
+        session.add(
+            SqlWebhookDelivery(
+                id=str(uuid.uuid4()),
+                webhook=name,
+                event_id=event_id,
+                event=event,
+                payload=payload,
+                status="pending",
+                attempts=0,
+                created_at=now,
+                next_attempt_at=now,
             )
+        )
     return len(names)
+
+
+def put_managed(
+    sessions: sessionmaker[Session], name: str, url: str, secret: str, *, actor: str
+) -> None:
+    """Create or replace webhook ``name`` for another part of aiweb (an assistant's
+    handoff URL): it subscribes to no event, so it gets only what :func:`queue` sends it
+    by name, signed with ``secret``; its deliveries are listed like any webhook's.
+
+    Raises:
+        InvalidInputError: a bad name, URL or secret.
+    """
+    check_name(name, "webhook")
+    check_url(url)
+    check_secret(secret)
+    now = utcnow()
+    with sessions.begin() as session:
+        row = session.get(SqlWebhook, name)
+        if row is None:
+            row = SqlWebhook(name=name, created_by=actor, created_at=now)
+            session.add(row)
+        row.url, row.events, row.secret, row.updated_at = url, [], secret, now
+
+
+def delete_managed(sessions: sessionmaker[Session], name: str) -> bool:
+    """Delete webhook ``name`` and its deliveries when it exists; whether it did."""
+    with sessions.begin() as session:
+        row = session.get(SqlWebhook, name)
+        if row is None:
+            return False
+        session.execute(delete(SqlWebhookDelivery).where(SqlWebhookDelivery.webhook == name))
+        session.delete(row)
+    return True
 
 
 def body_of(payload: dict[str, Any]) -> bytes:
