@@ -71,7 +71,7 @@ from aiweb.serving import balance
 from aiweb.serving.cache import make_prediction_cache
 from aiweb.serving.gc import limit_malloc_arenas, tune_after_load
 from aiweb.serving.threads import limit_blas_threads
-from aiweb.tasks import installed, rollout_quality
+from aiweb.tasks import installed, pruners, rollout_quality
 from aiweb.tasks import job_types as all_job_types
 from aiweb.webhooks.service import WebhookService
 
@@ -103,7 +103,7 @@ def create_app(
     settings = settings or get_settings()
     tasks = tuple(installed() if tasks is None else tasks)
     # theirs and the core's (privacy-erase), with the metrics rollouts are judged on
-    job_types = JobTypes(all_job_types(tasks), rollout_quality(tasks))
+    job_types = JobTypes(all_job_types(tasks), rollout_quality(tasks), pruners(tasks))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -474,6 +474,12 @@ class RetentionSettings(BaseModel):
     audit_days: float | None = Field(
         None, gt=0, description="Days an audit event is kept; default none (kept for ever)."
     )
+    conversations_days: float | None = Field(
+        90,
+        gt=0,
+        description="Days an assistant's conversation is kept after its last message, "
+        "with its messages; default 90 (what visitors wrote is personal data).",
+    )
     interval_s: float = Field(
         3600.0, gt=0, description="Seconds between pruning rounds (per process); default 3600."
     )
@@ -481,7 +487,9 @@ class RetentionSettings(BaseModel):
         5000, ge=1, le=100_000, description="Rows deleted per transaction; default 5000."
     )
 
-    @field_validator("predictions_days", "feedback_days", "audit_days", mode="before")
+    @field_validator(
+        "predictions_days", "feedback_days", "audit_days", "conversations_days", mode="before"
+    )
     @classmethod
     def _keep(cls, value: Any) -> Any:
         """``keep`` (or ``none``, ``null``, empty) in the environment keeps rows for ever."""

@@ -55,7 +55,7 @@ from aiweb.config import Settings
 from aiweb.images.service import ImageService
 from aiweb.jobs.erasure import EraseUser
 from aiweb.jobs.service import JobService
-from aiweb.jobs.types import JobType
+from aiweb.jobs.types import JobType, Prune
 from aiweb.monitoring.feedback import SpanLabel
 from aiweb.monitoring.prediction_log import PredictionLogger
 from aiweb.registry.service import RegistryService
@@ -418,6 +418,10 @@ class Task:
             it: ``erase_user(env, user_id) -> {what: count}`` (:data:`EraseUser`), run by
             the ``privacy-erase`` job (``POST /v1/privacy/erase``); ``None`` when the task
             keeps nothing tied to a user id.
+        prune: deletes the task's own rows older than their retention window
+            (``prune(env) -> {what: count}``, :data:`aiweb.jobs.types.Prune`), run by the
+            scheduler tick's housekeeping every ``AIWEB_RETENTION__INTERVAL_S``; ``None``
+            when it keeps no rows that expire.
         explain: the shapes of its explanations, when its models answer the explain
             route (:attr:`TaskRuntime.explainer`).
         rollout_quality: the live quality a rollout of its models is judged on instead
@@ -444,3 +448,4 @@ class Task:
     explain: ExplainShapes | None = None
     rollout_quality: RolloutQuality | None = None
     span_label: SpanLabel | None = None
+    prune: Prune | None = None

@@ -19,7 +19,7 @@ from aiweb.db.base import Base
 from aiweb.embeddings.task import TASK as EMBEDDINGS
 from aiweb.entities.task import TASK as ENTITIES
 from aiweb.jobs.erasure import erase_job_type
-from aiweb.jobs.types import JobType
+from aiweb.jobs.types import JobType, Prune
 from aiweb.recommendations.task import TASK as RECOMMENDATIONS
 from aiweb.rollout.service import RolloutQuality
 from aiweb.search.task import TASK as SEARCH
@@ -63,6 +63,13 @@ def rollout_quality(tasks: Sequence[Task] | None = None) -> dict[str, RolloutQua
         if task.rollout_quality is not None
         for model_task in task.model_tasks
     }
+
+
+def pruners(tasks: Sequence[Task] | None = None) -> dict[str, Prune]:
+    """``{task: prune}`` of ``tasks`` (default: the installed ones) that keep rows of
+    their own that expire (:attr:`Task.prune`): the scheduler tick runs them."""
+    tasks = INSTALLED if tasks is None else tuple(tasks)
+    return {task.name: task.prune for task in tasks if task.prune is not None}
 
 
 def metadata() -> MetaData:

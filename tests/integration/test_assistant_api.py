@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -581,3 +582,35 @@ def test_a_handoff_posts_a_signed_webhook(client: TestClient) -> None:
         assert not [n for n in names if n.startswith("assistant-")]
     finally:
         receiver.close()
+
+
+def test_retention_deletes_old_conversations(served: Settings, client: TestClient) -> None:
+    from sqlalchemy import update
+
+    from aiweb.assistant.orm import SqlConversation
+    from aiweb.config import RetentionSettings
+    from aiweb.db.base import utcnow
+    from aiweb.jobs.env import build_job_env
+    from aiweb.jobs.scheduler import housekeeping
+    from aiweb.tasks import pruners
+
+    assert client.put("/v1/assistants/helpdesk", json=CONFIG).status_code == 201
+    old = say(client, "what is my balance")["conversation_id"]
+    new = say(client, "what is my balance")["conversation_id"]
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    with engine.begin() as conn:
+        conn.execute(
+            update(SqlConversation)
+            .where(SqlConversation.id == old)
+            .values(updated_at=utcnow() - timedelta(days=100))
+        )
+    for days, expected in ((None, None), (120, 0), (90, 1)):
+        retention = RetentionSettings(conversations_days=days)
+        env = build_job_env(served.model_copy(update={"retention": retention}))
+        try:
+            pruned, _ = housekeeping(env, force=True, pruners=pruners())
+        finally:
+            env.close()
+        assert pruned.get("assistant.conversations") == expected, (days, pruned)
+    assert client.get(f"/v1/conversations/{old}").status_code == 404
+    assert client.get(f"/v1/conversations/{new}").json()["message_count"] == 2

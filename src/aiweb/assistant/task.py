@@ -1,10 +1,12 @@
 """The assistant as an installed task (:mod:`aiweb.tasks`): its tables (migration 0019),
 its routes (``/v1/assistants``, ``/v1/conversations``) and its service, built on the
 services the text-classification, token-classification and search tasks provide; an
-erasure (``POST /v1/privacy/erase``) deletes a visitor's conversations by ``user_id``."""
+erasure (``POST /v1/privacy/erase``) deletes a visitor's conversations by ``user_id``;
+retention (``AIWEB_RETENTION__CONVERSATIONS_DAYS``) deletes old ones."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TypeVar
 
 from aiweb.assistant import routes
@@ -13,6 +15,7 @@ from aiweb.assistant.service import AssistantService
 from aiweb.assistant.store import AssistantStore
 from aiweb.classification.service import PredictionService
 from aiweb.contract import Task, TaskContext, TaskRuntime, tables_of
+from aiweb.db.base import utcnow
 from aiweb.db.session import make_session_factory
 from aiweb.entities.service import EntityService
 from aiweb.jobs.env import JobEnv
@@ -40,6 +43,17 @@ def erase_user(env: JobEnv, user_id: str) -> dict[str, int]:
     return AssistantStore(make_session_factory(env.engine)).erase_user(user_id)
 
 
+def prune(env: JobEnv) -> dict[str, int]:
+    """Delete the conversations not written to for ``AIWEB_RETENTION__CONVERSATIONS_DAYS``
+    (default 90) with their messages, in batches; ``{"conversations": n}``."""
+    days = env.settings.retention.conversations_days
+    if days is None:
+        return {}
+    cutoff = utcnow() - timedelta(days=days)
+    store = AssistantStore(make_session_factory(env.engine))
+    return {"conversations": store.prune(cutoff)}
+
+
 async def start(ctx: TaskContext) -> TaskRuntime:
     """Build the assistant service (``app.state.assistants``) on the services the other
     tasks provide (those not installed answer 503 when a turn needs them)."""
@@ -59,4 +73,5 @@ TASK = Task(
     tables=tables_of(SqlAssistant, SqlConversation, SqlMessage),
     start=start,
     erase_user=erase_user,
+    prune=prune,
 )

@@ -288,13 +288,13 @@ def worker(
     from aiweb.jobs.celery_app import make_celery
     from aiweb.jobs.env import build_job_env
     from aiweb.jobs.types import JobTypes
-    from aiweb.tasks import job_types, rollout_quality
+    from aiweb.tasks import job_types, pruners, rollout_quality
 
     settings = _celery_settings()
     build_job_env(settings, migrate=True).close()  # schema current before any task
     # the job types, with their handlers' imports (scikit-learn, implicit, onnxruntime …),
     # once, before the pool forks, not in each child while its first job's lease runs
-    celery = make_celery(settings, JobTypes(job_types(), rollout_quality()))
+    celery = make_celery(settings, JobTypes(job_types(), rollout_quality(), pruners()))
     n = concurrency or max(1, len(os.sched_getaffinity(0)))
     err.print(f"aiweb worker: {n} {pool} process(es) on {redact_url(settings.broker_url)}")
     celery.worker_main(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from aiweb.db.session import make_session_factory
@@ -18,7 +19,7 @@ from aiweb.jobs.env import JobEnv
 from aiweb.jobs.litter import sweep
 from aiweb.jobs.schedules import Schedule
 from aiweb.jobs.service import CeleryDispatcher, Dispatcher, JobService
-from aiweb.jobs.types import JobTypes
+from aiweb.jobs.types import JobTypes, Prune
 from aiweb.monitoring.alerts import AlertSender
 from aiweb.monitoring.drift import DriftService
 from aiweb.monitoring.retention import prune_expired
@@ -100,7 +101,7 @@ def tick(env: JobEnv, dispatcher: Dispatcher, types: JobTypes) -> dict[str, int]
         log.info("scheduled retraining of %s: job %s", schedule.model, job.id)
         counts["scheduled"] += 1
     counts["drift_checked"] = check_drift(env)
-    pruned, litter = housekeeping(env)
+    pruned, litter = housekeeping(env, pruners=types.pruners)
     counts["pruned"] = sum(pruned.values())
     counts["litter"] = sum(litter.values())
     counts["webhooks_sent"] = deliver_webhooks(env)
@@ -150,11 +151,15 @@ def deliver_webhooks(env: JobEnv) -> int:
         return 0
 
 
-def housekeeping(env: JobEnv, *, force: bool = False) -> tuple[dict[str, int], dict[str, int]]:
+def housekeeping(
+    env: JobEnv, *, force: bool = False, pruners: Mapping[str, Prune] | None = None
+) -> tuple[dict[str, int], dict[str, int]]:
     """5. Every ``retention.interval_s`` in this process (at once when ``force``): delete
     prediction log, feedback and audit rows older than their window
-    (:func:`aiweb.monitoring.retention.prune_expired`), then sweep crash litter
-    (:func:`aiweb.jobs.litter.sweep`). Failures are logged; the next round tries again.
+    (:func:`aiweb.monitoring.retention.prune_expired`) and the tasks' own expired rows
+    (``pruners``: ``{task: prune}``, counted as ``<task>.<what>``), then sweep crash
+    litter (:func:`aiweb.jobs.litter.sweep`). Failures are logged; the next round tries
+    again.
 
     Returns:
         ``({kind: rows deleted}, {kind: litter removed})``; both empty when it was not
@@ -167,6 +172,12 @@ def housekeeping(env: JobEnv, *, force: bool = False) -> tuple[dict[str, int], d
     env.last_run["housekeeping"] = now
     sessions = make_session_factory(env.engine)
     pruned = prune_expired(sessions, env.settings.retention)
+    for task, prune in (pruners or {}).items():
+        try:
+            for what, count in prune(env).items():
+                pruned[f"{task}.{what}"] = int(count)
+        except Exception:
+            log.warning("retention: pruning %s failed; next round tries again", task, exc_info=True)
     if any(pruned.values()):
         try:
             env.registry.record(

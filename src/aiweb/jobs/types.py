@@ -49,6 +49,11 @@ Handler = Callable[[JobEnv, JobContext], dict[str, Any]]
 #: Raises :class:`~aiweb.errors.InvalidInputError` (422) or a not-found error (404).
 Check = Callable[["CheckContext", Any], dict[str, Any]]
 
+#: ``prune(env) -> {what: rows deleted}``: a task's retention (its own rows older than
+#: their ``AIWEB_RETENTION__*`` window, in batches); run by the scheduler tick's
+#: housekeeping every ``retention.interval_s``. A failure is logged, not raised further.
+Prune = Callable[[JobEnv], Mapping[str, int]]
+
 # typing's special forms, subscripted with types known only at run time
 _annotated: Any = Annotated
 _union: Any = Union
@@ -207,6 +212,9 @@ class JobTypes:
         rollout_quality: ``{registry task: its live quality}`` of the tasks that judge
             rollouts on their own metric (:func:`aiweb.tasks.rollout_quality`); the
             scheduler tick judges rollouts with it.
+        pruners: ``{task: prune(env) -> {what: rows deleted}}``, the retention of the
+            tasks that keep rows of their own (:attr:`aiweb.contract.Task.prune`); the
+            scheduler tick's housekeeping runs them.
 
     Attributes:
         types: the job types, in the order given.
@@ -227,9 +235,11 @@ class JobTypes:
         self,
         types: Iterable[JobType],
         rollout_quality: Mapping[str, RolloutQuality] | None = None,
+        pruners: Mapping[str, Prune] | None = None,
     ) -> None:
         self.types = tuple(types)
         self.rollout_quality = dict(rollout_quality or {})
+        self.pruners = dict(pruners or {})
         by_type: dict[str, list[JobType]] = {}
         for job in self.types:
             by_type.setdefault(job.type, []).append(job)
