@@ -112,6 +112,9 @@ def create_app(
         secret_key = resolve_secret_key(settings)
         registry, engine = build_registry(settings)
         guard_registry(registry)  # no deletion of what a running rollout serves
+        for task in tasks:  # nor of what a task is built on (an assistant's models)
+            if task.deletion_guard is not None:
+                registry.guard_deletions(task.deletion_guard)
         if migrate:
             upgrade(engine)
         assert registry.audit is not None

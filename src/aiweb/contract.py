@@ -59,6 +59,7 @@ from aiweb.jobs.types import JobType, Prune
 from aiweb.monitoring.feedback import SpanLabel
 from aiweb.monitoring.prediction_log import PredictionLogger
 from aiweb.registry.service import RegistryService
+from aiweb.registry.store import DeletionGuard
 from aiweb.rollout.router import Compare
 from aiweb.rollout.service import RolloutQuality
 from aiweb.serving.cache import PredictionCache
@@ -418,6 +419,9 @@ class Task:
             it: ``erase_user(env, user_id) -> {what: count}`` (:data:`EraseUser`), run by
             the ``privacy-erase`` job (``POST /v1/privacy/erase``); ``None`` when the task
             keeps nothing tied to a user id.
+        deletion_guard: refuses, in the registry's transaction, to delete a model (or a
+            version) the task is built on (:data:`aiweb.registry.store.DeletionGuard`);
+            the app registers it (the assistant's: a model an assistant answers with).
         prune: deletes the task's own rows older than their retention window
             (``prune(env) -> {what: count}``, :data:`aiweb.jobs.types.Prune`), run by the
             scheduler tick's housekeeping every ``AIWEB_RETENTION__INTERVAL_S``; ``None``
@@ -449,3 +453,4 @@ class Task:
     rollout_quality: RolloutQuality | None = None
     span_label: SpanLabel | None = None
     prune: Prune | None = None
+    deletion_guard: DeletionGuard | None = None

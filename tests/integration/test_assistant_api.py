@@ -614,3 +614,22 @@ def test_retention_deletes_old_conversations(served: Settings, client: TestClien
         assert pruned.get("assistant.conversations") == expected, (days, pruned)
     assert client.get(f"/v1/conversations/{old}").status_code == 404
     assert client.get(f"/v1/conversations/{new}").json()["message_count"] == 2
+
+
+def test_a_model_an_assistant_answers_with_is_not_deleted(cli_env: Settings) -> None:
+    from conftest import create_key
+
+    key = create_key(cli_env, ("admin",), name="ops")
+    with TestClient(create_app(cli_env), headers={"Authorization": f"Bearer {key}"}) as c:
+        assert c.put("/v1/assistants/helpdesk", json=CONFIG).status_code == 201
+        for model in ("intents", "skills"):
+            r = c.delete(f"/v1/models/{model}")
+            assert r.status_code == 409, r.text
+            assert "helpdesk" in r.json()["detail"]
+    code, _, err = cli("models", "delete", "intents", "--yes")
+    assert code == 1
+    assert "answers for assistant(s) helpdesk" in err
+    code, _, err = cli("assistants", "delete", "helpdesk", "--yes")
+    assert code == 0, err
+    code, _, err = cli("models", "delete", "intents", "--yes")
+    assert code == 0, err

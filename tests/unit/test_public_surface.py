@@ -336,6 +336,7 @@ PUBLIC: dict[str, list[str]] = {
         "config",
         "dialogue",
         "extractors",
+        "guard",
         "orm",
         "routes",
         "schemas",

@@ -17,6 +17,8 @@ What is built so far:
   writer changed the conversation;
 - :mod:`aiweb.assistant.routes` and :mod:`aiweb.assistant.schemas`: ``/v1/assistants``
   (configs, a visitor's messages) and ``/v1/conversations`` (read, erase);
+- :mod:`aiweb.assistant.guard`: the registry refuses to delete a model an assistant
+  answers with;
 - :mod:`aiweb.assistant.task`: its entry in the task list.
 """
 
@@ -24,6 +26,7 @@ from aiweb.assistant import (
     config,
     dialogue,
     extractors,
+    guard,
     orm,
     routes,
     schemas,
@@ -36,6 +39,7 @@ __all__ = [
     "config",
     "dialogue",
     "extractors",
+    "guard",
     "orm",
     "routes",
     "schemas",

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import TypeVar
 
 from aiweb.assistant import routes
+from aiweb.assistant.guard import in_use
 from aiweb.assistant.orm import SqlAssistant, SqlConversation, SqlMessage
 from aiweb.assistant.service import AssistantService
 from aiweb.assistant.store import AssistantStore
@@ -74,4 +75,5 @@ TASK = Task(
     start=start,
     erase_user=erase_user,
     prune=prune,
+    deletion_guard=in_use,
 )

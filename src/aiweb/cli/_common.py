@@ -374,6 +374,9 @@ def open_database() -> Iterator[tuple[RegistryService, Engine]]:
         note_database(settings)
         registry, engine = build_registry(settings)
         guard_registry(registry)  # no deletion of what a running rollout serves
+        from aiweb.assistant.guard import in_use
+
+        registry.guard_deletions(in_use)  # nor of a model an assistant answers with
         try:
             if not is_current(engine):  # Alembic (slow to import) only when there is work
                 from aiweb.db.migrate import upgrade
