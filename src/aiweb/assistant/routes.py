@@ -56,12 +56,6 @@ ConversationPath = Annotated[
 ]
 
 
-def _with(scope: str, responses: dict[int, dict[str, Any]]) -> dict[str, Any]:
-    spec = scoped(scope)
-    spec["responses"] = {**spec["responses"], **responses}
-    return spec
-
-
 _NO_ASSISTANT = {404: {"description": "No such assistant."}}
 _NO_CONVERSATION = {404: {"description": "No such conversation."}}
 
@@ -69,7 +63,7 @@ _NO_CONVERSATION = {404: {"description": "No such conversation."}}
 @router.put(
     "/v1/assistants/{name}",
     response_model=AssistantOut,
-    **_with(
+    **scoped(
         "admin",
         {
             200: {"description": "The assistant existed; its config is replaced."},
@@ -105,7 +99,7 @@ async def put_assistant(
 @router.post(
     "/v1/assistants/{name}/secret",
     response_model=SecretOut,
-    **_with("admin", _NO_ASSISTANT),
+    **scoped("admin", _NO_ASSISTANT),
 )
 async def rotate_secret(name: NamePath, request: Request, service: ServiceDep) -> SecretOut:
     """A new signing secret for the assistant's handoff webhook (the old one stops
@@ -123,13 +117,13 @@ async def list_assistants(service: ServiceDep) -> AssistantList:
     return AssistantList(assistants=[AssistantOut.of(r) for r in records])
 
 
-@router.get("/v1/assistants/{name}", response_model=AssistantOut, **_with("admin", _NO_ASSISTANT))
+@router.get("/v1/assistants/{name}", response_model=AssistantOut, **scoped("admin", _NO_ASSISTANT))
 async def get_assistant(name: NamePath, service: ServiceDep) -> AssistantOut:
     """One assistant and its config."""
     return AssistantOut.of(await anyio.to_thread.run_sync(service.store.get, name))
 
 
-@router.delete("/v1/assistants/{name}", status_code=204, **_with("admin", _NO_ASSISTANT))
+@router.delete("/v1/assistants/{name}", status_code=204, **scoped("admin", _NO_ASSISTANT))
 async def delete_assistant(name: NamePath, service: ServiceDep) -> Response:
     """Delete an assistant with all its conversations and their messages."""
     await anyio.to_thread.run_sync(service.delete, name)
@@ -139,7 +133,7 @@ async def delete_assistant(name: NamePath, service: ServiceDep) -> Response:
 @router.post(
     "/v1/assistants/{name}/messages",
     response_model=TurnOut,
-    **_with(
+    **scoped(
         "predict",
         {
             404: {"description": "No such assistant, or no such conversation of it."},
@@ -199,7 +193,7 @@ async def list_conversations(
 @router.get(
     "/v1/conversations/{conversation_id}",
     response_model=ConversationOut,
-    **_with("admin", _NO_CONVERSATION),
+    **scoped("admin", _NO_CONVERSATION),
 )
 async def get_conversation(conversation_id: ConversationPath, service: ServiceDep) -> Any:
     """One conversation with its messages (the last 1,000), each bot reply with the
@@ -213,7 +207,7 @@ async def get_conversation(conversation_id: ConversationPath, service: ServiceDe
 @router.delete(
     "/v1/conversations/{conversation_id}",
     status_code=204,
-    **_with("admin", _NO_CONVERSATION),
+    **scoped("admin", _NO_CONVERSATION),
 )
 async def delete_conversation(conversation_id: ConversationPath, service: ServiceDep) -> Response:
     """Erase one conversation and its messages."""
@@ -224,7 +218,7 @@ async def delete_conversation(conversation_id: ConversationPath, service: Servic
 @router.get(
     "/v1/assistants/{name}/conversations/{conversation_id}/messages",
     response_model=VisitorMessages,
-    **_with("predict", _NO_CONVERSATION),
+    **scoped("predict", _NO_CONVERSATION),
 )
 async def visitor_messages(
     name: NamePath,
@@ -267,7 +261,7 @@ async def _operate(
 @router.post(
     "/v1/conversations/{conversation_id}/take",
     response_model=ConversationOut,
-    **_with("admin", _OPERATOR),
+    **scoped("admin", _OPERATOR),
 )
 async def take_conversation(
     conversation_id: ConversationPath, request: Request, service: ServiceDep
@@ -280,7 +274,7 @@ async def take_conversation(
 @router.post(
     "/v1/conversations/{conversation_id}/messages",
     response_model=ConversationOut,
-    **_with("admin", _OPERATOR),
+    **scoped("admin", _OPERATOR),
 )
 async def reply_to_conversation(
     conversation_id: ConversationPath,
@@ -295,7 +289,7 @@ async def reply_to_conversation(
 @router.post(
     "/v1/conversations/{conversation_id}/release",
     response_model=ConversationOut,
-    **_with("admin", _OPERATOR),
+    **scoped("admin", _OPERATOR),
 )
 async def release_conversation(
     conversation_id: ConversationPath, request: Request, service: ServiceDep
@@ -307,7 +301,7 @@ async def release_conversation(
 @router.post(
     "/v1/conversations/{conversation_id}/close",
     response_model=ConversationOut,
-    **_with("admin", _OPERATOR),
+    **scoped("admin", _OPERATOR),
 )
 async def close_conversation(
     conversation_id: ConversationPath, request: Request, service: ServiceDep

@@ -7,7 +7,7 @@ and searching need ``predict``.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import anyio.to_thread
 import orjson
@@ -50,20 +50,13 @@ NamePath = Annotated[
 DocPath = Annotated[str, Path(description="Document id.", min_length=1, max_length=255)]
 
 
-def _with(scope: str, responses: dict[int, dict[str, Any]]) -> dict[str, Any]:
-    """``scoped(scope)`` with more documented responses."""
-    spec = scoped(scope)
-    spec["responses"] = {**spec["responses"], **responses}
-    return spec
-
-
 _NOT_FOUND = {"description": "No such collection (or document)."}
 
 
 @router.put(
     "/{name}",
     response_model=CollectionOut,
-    **_with(
+    **scoped(
         "train",
         {
             200: {"description": "The collection existed; updated."},
@@ -100,13 +93,13 @@ async def list_collections(service: ServiceDep) -> CollectionList:
     return CollectionList(collections=[CollectionOut.of(c) for c in collections])
 
 
-@router.get("/{name}", response_model=CollectionOut, **_with("predict", {404: _NOT_FOUND}))
+@router.get("/{name}", response_model=CollectionOut, **scoped("predict", {404: _NOT_FOUND}))
 async def get_collection(name: NamePath, service: ServiceDep) -> CollectionOut:
     """One collection: its embedding model version, filterable fields, documents."""
     return CollectionOut.of(await anyio.to_thread.run_sync(service.get_collection, name))
 
 
-@router.delete("/{name}", status_code=204, **_with("train", {404: _NOT_FOUND}))
+@router.delete("/{name}", status_code=204, **scoped("train", {404: _NOT_FOUND}))
 async def delete_collection(name: NamePath, request: Request, service: ServiceDep) -> Response:
     """Delete a collection with all its documents and indexes."""
     await anyio.to_thread.run_sync(
@@ -120,7 +113,7 @@ async def delete_collection(name: NamePath, request: Request, service: ServiceDe
 @router.post(
     "/{name}/calibrate",
     response_model=CollectionOut,
-    **_with(
+    **scoped(
         "train",
         {
             404: _NOT_FOUND,
@@ -146,7 +139,7 @@ async def calibrate_collection(
 @router.post(
     "/{name}/documents",
     response_model=UpsertOut,
-    **_with(
+    **scoped(
         "train",
         {
             202: {
@@ -189,14 +182,14 @@ async def upsert_documents(
 
 
 @router.get(
-    "/{name}/documents/{doc_id}", response_model=DocumentOut, **_with("predict", {404: _NOT_FOUND})
+    "/{name}/documents/{doc_id}", response_model=DocumentOut, **scoped("predict", {404: _NOT_FOUND})
 )
 async def get_document(name: NamePath, doc_id: DocPath, service: ServiceDep) -> DocumentOut:
     """One document as stored."""
     return DocumentOut.of(await anyio.to_thread.run_sync(service.get_document, name, doc_id))
 
 
-@router.delete("/{name}/documents/{doc_id}", status_code=204, **_with("train", {404: _NOT_FOUND}))
+@router.delete("/{name}/documents/{doc_id}", status_code=204, **scoped("train", {404: _NOT_FOUND}))
 async def delete_document(name: NamePath, doc_id: DocPath, service: ServiceDep) -> Response:
     """Delete one document: no search returns it any more."""
     await anyio.to_thread.run_sync(service.delete_document, name, doc_id)
@@ -206,7 +199,7 @@ async def delete_document(name: NamePath, doc_id: DocPath, service: ServiceDep) 
 @router.post(
     "/{name}/search",
     response_model=SearchOut,
-    **_with(
+    **scoped(
         "predict",
         {
             404: _NOT_FOUND,

@@ -7,7 +7,7 @@ can enumerate them. Keys arrive as ``Authorization: Bearer <key>`` or ``X-API-Ke
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -165,9 +165,10 @@ def require(scope: str) -> Callable[..., Awaitable[ApiKey]]:
     return dependency
 
 
-def scoped(scope: str) -> dict[str, Any]:
+def scoped(scope: str, responses: Mapping[int, Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """Route keyword arguments that protect a route with ``scope``:
-    ``@router.get("/x", **scoped("predict"))``."""
+    ``@router.get("/x", **scoped("predict"))``; ``responses`` documents the route's other
+    answers (``{404: {"description": …}}``)."""
     return {
         "dependencies": [Depends(require(scope))],
         "openapi_extra": {"x-required-scope": scope},
@@ -175,6 +176,7 @@ def scoped(scope: str) -> dict[str, Any]:
             401: {"description": "Missing or invalid API key."},
             403: {"description": f"The key lacks scope {scope!r}."},
             429: {"description": "Rate limit exceeded; retry after Retry-After."},
+            **(responses or {}),
         },
     }
 
