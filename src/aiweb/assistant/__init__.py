@@ -20,20 +20,10 @@ What is built so far:
 - :mod:`aiweb.assistant.guard`: the registry refuses to delete a model an assistant
   answers with;
 - :mod:`aiweb.assistant.task`: its entry in the task list.
-"""
 
-from aiweb.assistant import (
-    config,
-    dialogue,
-    extractors,
-    guard,
-    orm,
-    routes,
-    schemas,
-    service,
-    store,
-    task,
-)
+The submodules are not imported here: the CLI imports the light :mod:`.guard` on every
+registry command, without the web and model stacks the others bring.
+"""
 
 __all__ = [
     "config",
