@@ -157,20 +157,21 @@ def test_config_is_saved_read_and_checked_against_the_registry(client: TestClien
     assert client.get("/v1/assistants/helpdesk").json()["config"]["min_confidence"] == 0.6
     assert [a["name"] for a in client.get("/v1/assistants").json()["assistants"]] == ["helpdesk"]
 
-    def refused(config: dict[str, Any], *words: str) -> None:
+    def refused(config: dict[str, Any], status: int, *words: str) -> None:
         r = client.put("/v1/assistants/other", json=config)
-        assert r.status_code == 422, r.text
+        assert r.status_code == status, r.text
         assert r.headers["content-type"] == "application/problem+json"
         for word in words:
             assert word in r.json()["detail"], r.json()["detail"]
 
-    refused({**CONFIG, "intents_model": "nothing"}, "intents_model", "nothing")
-    refused({**CONFIG, "intents_model": "skills"}, "token-classification model")
-    refused({**CONFIG, "entities_model": "intents"}, "entities_model", "text-classification")
-    refused({**CONFIG, "responses": {**CONFIG["responses"], "refund": "Refunded."}}, "'refund'")
+    refused({**CONFIG, "intents_model": "nothing"}, 404, "intents_model", "nothing")
+    refused({**CONFIG, "intents_model": "skills"}, 409, "token-classification model")
+    refused({**CONFIG, "entities_model": "intents"}, 409, "entities_model", "text-classification")
+    responses = {**CONFIG["responses"], "refund": "Refunded."}
+    refused({**CONFIG, "responses": responses}, 409, "'refund'")
     course = [{"name": "skill", "extractor": "entities:PERSON", "prompt": "Who?"}]
-    refused({**CONFIG, "slots": {**CONFIG["slots"], "course": course}}, "PERSON", "Skill")
-    refused({**CONFIG, "faq_collection": "help"}, "faq_collection", "help")
+    refused({**CONFIG, "slots": {**CONFIG["slots"], "course": course}}, 409, "PERSON", "Skill")
+    refused({**CONFIG, "faq_collection": "help"}, 404, "faq_collection", "help")
     r = client.put("/v1/assistants/other", json={**CONFIG, "responses": {"balance": "{x}"}})
     assert r.status_code == 422
     bad_slot = {"transfer": [{"name": "amount", "extractor": "colour", "prompt": "?"}]}
@@ -397,9 +398,9 @@ def test_a_calibrated_help_collection_answers_what_no_intent_covers(
     faq_client: TestClient,
 ) -> None:
     client = faq_client
-    # nothing to calibrate on yet: 422; the assistant is saved, the collection answers nothing
+    # nothing to calibrate on yet: 409; the assistant is saved, the collection answers nothing
     r = client.post("/v1/collections/help/calibrate")
-    assert r.status_code == 422
+    assert r.status_code == 409
     assert "no documents" in r.json()["detail"]
     config = {**CONFIG, "faq_collection": "help"}
     assert client.put("/v1/assistants/helpdesk", json=config).status_code == 201

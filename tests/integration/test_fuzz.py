@@ -77,7 +77,27 @@ CONFIG = SchemathesisConfig.from_dict(
             "negative_data_rejection": {
                 "expected-statuses": [*NEGATIVE_DATA_REJECTION_EXPECTED_STATUSES, "431", "413"]
             },
-        }
+        },
+        # An assistant's config has rules across its fields that no JSON Schema states:
+        # a template names only its intent's declared slots, an intent with slots has a
+        # response, a prompt names only earlier slots (aiweb.assistant.config). A drawn
+        # config that breaks one is refused with a 422 naming the rule.
+        "operations": [
+            {
+                "include-path": "/v1/assistants/{name}",
+                "include-method": "PUT",
+                "checks": {
+                    "positive_data_acceptance": {
+                        "expected-statuses": [
+                            *POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES,
+                            "431",
+                            "413",
+                            "422",
+                        ]
+                    }
+                },
+            }
+        ],
     }
 )
 

@@ -9,8 +9,7 @@ messages.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -30,7 +29,6 @@ from aiweb.assistant.schemas import (
     VisitorMessages,
 )
 from aiweb.assistant.service import AssistantService, turn_out
-from aiweb.errors import InvalidInputError
 from aiweb.names import NAME_REGEX
 from aiweb.security.auth import actor, scoped
 
@@ -168,25 +166,17 @@ async def list_conversations(
         str | None, Query(max_length=63, pattern=NAME_REGEX, description="Only this one's.")
     ] = None,
     status: Annotated[
-        str | None, Query(description=f"Only those in this status: {', '.join(STATUSES)}.")
+        Literal["bot", "waiting_for_agent", "agent", "closed"] | None,
+        Query(description=f"Only those in this status: {', '.join(STATUSES)}."),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    before: Annotated[
-        datetime | None,
-        Query(description="Only those updated before this time (the next page)."),
-    ] = None,
 ) -> ConversationList:
     """Conversations, the most recently updated first."""
-    if status is not None and status not in STATUSES:
-        raise InvalidInputError(f"status must be one of {', '.join(STATUSES)}")
     records = await anyio.to_thread.run_sync(
-        lambda: service.store.conversations(
-            assistant=assistant, status=status, limit=limit, before=before
-        )
+        lambda: service.store.conversations(assistant=assistant, status=status, limit=limit)
     )
     return ConversationList(
         conversations=[ConversationOut.model_validate(r.public()) for r in records],
-        next_before=records[-1].updated_at if len(records) == limit else None,
     )
 
 

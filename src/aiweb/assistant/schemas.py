@@ -76,7 +76,13 @@ class MessageIn(BaseModel):
         pattern=r"^[0-9a-f]{32}$",
         description="The conversation the message belongs to; null starts a new one.",
     )
-    text: str = Field(..., description="What the visitor wrote (at most 2,000 characters).")
+    text: str = Field(
+        ...,
+        min_length=1,
+        max_length=2000,
+        pattern=r"\S",
+        description="What the visitor wrote: 1 to 2,000 characters, not only blanks.",
+    )
     user_id: str | None = Field(
         None,
         min_length=1,
@@ -153,7 +159,13 @@ class OperatorReplyIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(..., description="What the operator writes (at most 2,000 characters).")
+    text: str = Field(
+        ...,
+        min_length=1,
+        max_length=2000,
+        pattern=r"\S",
+        description="What the operator writes: 1 to 2,000 characters, not only blanks.",
+    )
 
 
 class VisitorMessage(BaseModel):
@@ -177,6 +189,3 @@ class VisitorMessages(BaseModel):
 
 class ConversationList(BaseModel):
     conversations: list[ConversationOut]
-    next_before: datetime | None = Field(
-        None, description="Pass as `before` for the next page; null on the last page."
-    )

@@ -254,17 +254,17 @@ class AssistantService:
         names resolve to now (``{"intents": …, "entities": …}``).
 
         Raises:
-            InvalidInputError: a model of another task; an intent the config names that
-                the intents model does not know; an ``entities:LABEL`` the entity model
-                does not find; a help collection that does not exist (all 422, naming
-                the field).
+            NotFoundError (404): a model or the help collection does not exist.
+            ConflictError (409): a model of another task; an intent the config names
+                that the intents model does not know; an ``entities:LABEL`` the entity
+                model does not find (each naming the field).
         """
         versions = {"intents": self._model(config.intents_model, _INTENTS_TASK, "intents_model")}
         labels = set(versions["intents"].labels)
         named = set(config.responses) | set(config.slots) | set(config.handoff.intents)
         unknown = sorted(named - labels)
         if unknown:
-            raise InvalidInputError(
+            raise ConflictError(
                 f"intents_model {config.intents_model!r} has no intent {unknown} (its "
                 f"intents: {', '.join(sorted(labels)[:40])}"
                 + (" …" if len(labels) > 40 else "")
@@ -275,7 +275,7 @@ class AssistantService:
             versions["entities"] = model
             missing = sorted(config.referenced_labels() - set(model.labels))
             if missing:
-                raise InvalidInputError(
+                raise ConflictError(
                     f"entities_model {config.entities_model!r} finds no {missing} "
                     f"(it finds: {', '.join(sorted(model.labels))})"
                 )
@@ -283,7 +283,7 @@ class AssistantService:
             try:
                 self.require_search().get_collection(config.faq_collection)
             except NotFoundError as exc:
-                raise InvalidInputError(
+                raise type(exc)(
                     f"faq_collection: {exc.detail}; create it and add the help articles "
                     "first (PUT /v1/collections/NAME, then its documents)"
                 ) from None
@@ -293,9 +293,9 @@ class AssistantService:
         try:
             version = self.registry.resolve(ModelRef.parse(name))
         except NotFoundError as exc:
-            raise InvalidInputError(f"{field}: {exc.detail}") from None
+            raise type(exc)(f"{field}: {exc.detail}") from None
         if version.task != task:
-            raise InvalidInputError(
+            raise ConflictError(
                 f"{field}: model {name!r} is a {version.task} model; it must be a {task} model"
             )
         return version

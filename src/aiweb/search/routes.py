@@ -117,7 +117,7 @@ async def delete_collection(name: NamePath, request: Request, service: ServiceDe
         "train",
         {
             404: _NOT_FOUND,
-            422: {"description": "No documents yet, or too few or too many questions."},
+            409: {"description": "The collection has no documents yet."},
         },
     ),
 )

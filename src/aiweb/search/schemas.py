@@ -91,6 +91,10 @@ class CollectionOut(BaseModel):
         )
 
 
+#: An off-topic question: 1 to 1,000 characters, not only blanks.
+_Question = Annotated[str, Field(min_length=1, max_length=1000, pattern=r"\S")]
+
+
 class CalibrateIn(BaseModel):
     """Questions the collection should not answer, and the share of them to leave
     unanswered."""
@@ -100,12 +104,14 @@ class CalibrateIn(BaseModel):
         json_schema_extra={"examples": [{}, {"quantile": 0.99}]},
     )
 
-    questions: list[str] | None = Field(
-        None,
-        min_length=20,
-        max_length=2000,
-        description="20 to 2,000 off-topic questions; null: aiweb's packaged ones "
-        "(chit-chat, general knowledge, arithmetic, nonsense).",
+    questions: list[Annotated[str, Field(min_length=1, max_length=1000, pattern=r"\S")]] | None = (
+        Field(
+            None,
+            min_length=20,
+            max_length=2000,
+            description="20 to 2,000 off-topic questions; null: aiweb's packaged ones "
+            "(chit-chat, general knowledge, arithmetic, nonsense).",
+        )
     )
     quantile: float = Field(
         0.95,

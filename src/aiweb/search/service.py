@@ -654,8 +654,8 @@ class SearchService:
             The collection with ``answer_threshold`` and ``calibration`` set.
 
         Raises:
-            CollectionNotFound (404); InvalidInputError (422): no documents yet, too few
-                or too many questions, a bad quantile.
+            CollectionNotFound (404); ConflictError (409): no documents yet;
+                InvalidInputError (422): too few or too many questions, a bad quantile.
         """
         if not 0.5 <= quantile <= 1.0:
             raise InvalidInputError("quantile must be 0.5 to 1.0")
@@ -671,7 +671,7 @@ class SearchService:
             raise InvalidInputError("a calibration question has more than 1,000 characters")
         collection = self.store.get_collection(name, count=True)
         if not collection.documents:
-            raise InvalidInputError(
+            raise ConflictError(
                 f"collection {name!r} has no documents: add the help articles, then calibrate"
             )
         embedder = self.embedders.pinned(collection.embedding_model, collection.embedding_version)
