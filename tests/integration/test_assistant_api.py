@@ -634,3 +634,58 @@ def test_a_model_an_assistant_answers_with_is_not_deleted(cli_env: Settings) -> 
     assert code == 0, err
     code, _, err = cli("models", "delete", "intents", "--yes")
     assert code == 0, err
+
+
+def _next(ws: Any, kind: str) -> dict[str, Any]:
+    """The next frame of type ``kind`` (frames of other types are skipped)."""
+    for _ in range(20):
+        frame: dict[str, Any] = ws.receive_json()
+        if frame["type"] == kind:
+            return frame
+        assert frame["type"] != "error", frame
+    raise AssertionError(f"no {kind} frame")
+
+
+def test_the_socket_gets_replies_and_the_operators_message(
+    client: TestClient, admin_key: str
+) -> None:
+    assert client.put("/v1/assistants/helpdesk", json=CONFIG).status_code == 201
+    with client.websocket_connect(f"/v1/assistants/helpdesk/ws?key={admin_key}") as ws:
+        ws.send_json({"type": "message", "text": "what is my balance", "conversation_id": None})
+        assert ws.receive_json() == {"type": "typing", "typing": True}
+        turn = _next(ws, "turn")["turn"]
+        assert turn["reply"] == "Your balance is shown under Accounts."
+        cid = turn["conversation_id"]
+        ws.send_json({"type": "message", "text": "can i talk to a human", "conversation_id": cid})
+        handed = _next(ws, "turn")["turn"]
+        assert handed["type"] == "handoff"
+        r = client.post(f"/v1/conversations/{cid}/messages", json={"text": "Sam here."})
+        assert r.status_code == 200, r.text
+        pushed = _next(ws, "message")
+        while pushed["message"]["seq"] < 5:  # the handoff turn's own, forwarded after it
+            pushed = _next(ws, "message")
+        assert pushed["message"]["role"] == "agent"
+        assert pushed["message"]["text"] == "Sam here."
+        assert pushed["message"]["seq"] == 5
+        assert _next(ws, "status")["status"] == "agent"
+        ws.send_json({"type": "resume", "conversation_id": cid, "after": 3})
+        seqs = [_next(ws, "message")["message"]["seq"] for _ in range(2)]
+        assert seqs == [4, 5]
+        ws.send_json({"type": "bogus"})
+        assert _next(ws, "error")["status"] == 422
+        ws.send_json({"type": "message", "text": "x" * 10_000, "conversation_id": cid})
+        assert _next(ws, "error")["status"] == 422
+
+
+def test_a_socket_with_a_bad_key_is_refused(client: TestClient) -> None:
+    from starlette.websockets import WebSocketDisconnect
+
+    assert client.put("/v1/assistants/helpdesk", json=CONFIG).status_code == 201
+    with (
+        pytest.raises(WebSocketDisconnect) as refused,
+        client.websocket_connect(
+            "/v1/assistants/helpdesk/ws", headers={"Authorization": "Bearer aiw_not-a-key"}
+        ),
+    ):
+        pass
+    assert refused.value.code == 4401

@@ -337,6 +337,7 @@ PUBLIC: dict[str, list[str]] = {
         "dialogue",
         "extractors",
         "guard",
+        "live",
         "orm",
         "routes",
         "schemas",

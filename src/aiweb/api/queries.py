@@ -16,8 +16,9 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Annotated, Any, Union
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
+from starlette.requests import HTTPConnection
 
 _SEQUENCES = (list, tuple, set, frozenset, Sequence)
 
@@ -45,7 +46,7 @@ def _query_fields(dependant: Any) -> Iterator[Any]:
         yield from _query_fields(sub)
 
 
-async def one_value_each(request: Request) -> None:
+async def one_value_each(request: HTTPConnection) -> None:
     """Refuse a repeated query parameter the matched route declares as one value.
 
     Raises:

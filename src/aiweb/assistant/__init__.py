@@ -17,6 +17,8 @@ What is built so far:
   writer changed the conversation;
 - :mod:`aiweb.assistant.routes` and :mod:`aiweb.assistant.schemas`: ``/v1/assistants``
   (configs, a visitor's messages) and ``/v1/conversations`` (read, erase);
+- :mod:`aiweb.assistant.live`: a conversation's events to the sockets watching it, in
+  memory or over Redis pub/sub;
 - :mod:`aiweb.assistant.guard`: the registry refuses to delete a model an assistant
   answers with;
 - :mod:`aiweb.assistant.task`: its entry in the task list.
@@ -30,6 +32,7 @@ __all__ = [
     "dialogue",
     "extractors",
     "guard",
+    "live",
     "orm",
     "routes",
     "schemas",

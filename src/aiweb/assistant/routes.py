@@ -9,10 +9,16 @@ messages.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, WebSocket
+from fastapi.websockets import WebSocketDisconnect
 
 from aiweb.assistant.config import AssistantConfig
 from aiweb.assistant.dialogue import STATUSES
@@ -29,10 +35,12 @@ from aiweb.assistant.schemas import (
     VisitorMessages,
 )
 from aiweb.assistant.service import AssistantService, turn_out
-from aiweb.names import NAME_REGEX
-from aiweb.security.auth import actor, scoped
+from aiweb.errors import AiwebError, InvalidInputError
+from aiweb.names import NAME_REGEX, check_name
+from aiweb.security.auth import actor, authorize, request_token, scoped
 
 router = APIRouter(tags=["assistant"])
+log = logging.getLogger("aiweb.assistant")
 
 
 async def _service(request: Request) -> AssistantService:
@@ -54,6 +62,7 @@ ConversationPath = Annotated[
 ]
 
 
+_CONVERSATION_ID = re.compile(r"[0-9a-f]{32}")
 _NO_ASSISTANT = {404: {"description": "No such assistant."}}
 _NO_CONVERSATION = {404: {"description": "No such conversation."}}
 
@@ -242,9 +251,7 @@ async def _operate(
     action: str,
     text: str | None = None,
 ) -> ConversationOut:
-    record = await anyio.to_thread.run_sync(
-        lambda: service.operate(conversation_id, action, actor(request), text)
-    )
+    record = await service.operate_live(conversation_id, action, actor(request), text)
     return ConversationOut.model_validate(record.public())
 
 
@@ -298,3 +305,131 @@ async def close_conversation(
 ) -> ConversationOut:
     """Close the conversation; the visitor's next message starts with the bot again."""
     return await _operate(service, request, conversation_id, "close")
+
+
+@router.websocket("/v1/assistants/{name}/ws")
+async def chat_socket(websocket: WebSocket, name: str) -> None:
+    """The widget's connection: JSON frames both ways (see :mod:`aiweb.assistant.live`
+    and ``docs/assistant.md``).
+
+    In: ``{"type": "message", "text", "conversation_id"}`` (``null`` starts one) and
+    ``{"type": "resume", "conversation_id", "after": seq}`` (after a reconnect). Out:
+    ``{"type": "turn", "turn": {…}}`` (the answer to a message, as the REST route's),
+    ``{"type": "typing", "typing": bool}``, ``{"type": "message", "message": {…}}`` (every
+    new message of the conversation, an operator's too; ``seq`` orders and de-duplicates
+    them), ``{"type": "status", "status"}``, ``{"type": "error", "status", "title",
+    "detail"}`` (the socket stays open). The key comes as ``?key=`` (a browser cannot set
+    headers on a WebSocket) or an ``Authorization`` header; a refused handshake closes
+    with ``4000 + the HTTP status``.
+    """
+    state = websocket.app.state
+    token = websocket.query_params.get("key") or request_token(
+        websocket.headers.get("authorization"), websocket.headers.get("x-api-key")
+    )
+    client = websocket.client.host if websocket.client else "unknown"
+    service: AssistantService = state.assistants
+    try:
+        await authorize(state, client, token, "predict")
+        check_name(name, "assistant name")
+        await anyio.to_thread.run_sync(service.store.get, name)
+    except AiwebError as exc:
+        await websocket.close(code=4000 + exc.status, reason=exc.detail[:120])
+        return
+    await websocket.accept()
+    watching: str | None = None
+    forwarder: asyncio.Task[None] | None = None
+
+    async def forward(conversation_id: str, ready: asyncio.Event) -> None:
+        async with service.hub.subscribe(conversation_id) as queue:
+            ready.set()
+            while True:
+                await websocket.send_json(await queue.get())
+
+    async def watch(conversation_id: str) -> None:
+        nonlocal watching, forwarder
+        if watching == conversation_id:
+            return
+        if forwarder is not None:
+            forwarder.cancel()
+        ready = asyncio.Event()
+        forwarder = asyncio.create_task(forward(conversation_id, ready))
+        await ready.wait()
+        watching = conversation_id
+
+    try:
+        while True:
+            try:
+                frame = await websocket.receive_json()
+            except (ValueError, KeyError):
+                await websocket.send_json(_socket_error(422, "a frame must be a JSON object"))
+                continue
+            try:
+                await _socket_frame(websocket, service, name, frame, watch, client)
+            except AiwebError as exc:
+                await websocket.send_json(_socket_error(exc.status, exc.detail))
+            except WebSocketDisconnect:
+                raise
+            except Exception as exc:  # logged; the socket stays usable
+                log.exception("assistant socket: frame failed")
+                await websocket.send_json(_socket_error(500, f"{type(exc).__name__}: {exc}"))
+    except WebSocketDisconnect:
+        pass
+    finally:
+        if forwarder is not None:
+            forwarder.cancel()
+
+
+async def _socket_frame(
+    websocket: WebSocket,
+    service: AssistantService,
+    name: str,
+    frame: Any,
+    watch: Callable[[str], Awaitable[None]],
+    client: str,
+) -> None:
+    if not isinstance(frame, dict) or frame.get("type") not in ("message", "resume"):
+        raise InvalidInputError('a frame is {"type": "message" | "resume", …}')
+    conversation_id = frame.get("conversation_id")
+    if conversation_id is not None and not (
+        isinstance(conversation_id, str) and _CONVERSATION_ID.fullmatch(conversation_id)
+    ):
+        raise InvalidInputError("conversation_id must be 32 hex characters or null")
+    if frame["type"] == "resume":
+        after = frame.get("after", 0)
+        if conversation_id is None or not isinstance(after, int) or after < 0:
+            raise InvalidInputError("resume needs conversation_id and after (a seq, ≥ 0)")
+        conversation, messages = await anyio.to_thread.run_sync(
+            lambda: service.store.messages_after(conversation_id, after, assistant=name)
+        )
+        await watch(conversation.id)
+        for message in messages:
+            await websocket.send_json({"type": "message", "message": jsonable(message)})
+        await websocket.send_json({"type": "status", "status": conversation.status})
+        return
+    text = frame.get("text")
+    if not isinstance(text, str):
+        raise InvalidInputError("a message needs text (a string)")
+    if conversation_id is not None:
+        await watch(conversation_id)
+    await websocket.send_json({"type": "typing", "typing": True})
+    try:
+        turn = await service.message(
+            name,
+            text,
+            conversation_id=conversation_id,
+            origin=websocket.headers.get("origin"),
+            user_id=None,
+        )
+    finally:
+        await websocket.send_json({"type": "typing", "typing": False})
+    await watch(turn.conversation.id)
+    await websocket.send_json({"type": "turn", "turn": turn_out(turn)})
+
+
+def _socket_error(status: int, detail: str) -> dict[str, Any]:
+    return {"type": "error", "status": status, "title": HTTPStatus(status).phrase, "detail": detail}
+
+
+def jsonable(message: dict[str, Any]) -> dict[str, Any]:
+    """A stored message as a visitor's page shows it."""
+    return VisitorMessage.model_validate(message).model_dump(mode="json")

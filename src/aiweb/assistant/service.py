@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from aiweb.assistant.config import AssistantConfig
 from aiweb.assistant.dialogue import IntentGuess, Passage, Reply, respond
 from aiweb.assistant.extractors import EntitySpan
+from aiweb.assistant.live import Hub
 from aiweb.assistant.store import (
     AssistantRecord,
     AssistantStore,
@@ -215,6 +216,8 @@ class AssistantService:
             ``None`` when that task is not installed (a turn then answers 503).
         entities: the entity service (``entities:`` slots), or ``None``.
         search: the search service (the help collection), or ``None``.
+        hub: live delivery to the sockets watching a conversation
+            (:mod:`aiweb.assistant.live`); default: this process only.
     """
 
     def __init__(
@@ -225,12 +228,14 @@ class AssistantService:
         predictions: PredictionService | None = None,
         entities: EntityService | None = None,
         search: SearchService | None = None,
+        hub: Hub | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
         self.predictions = predictions
         self.entities = entities
         self.search = search
+        self.hub = hub or Hub()
 
     def require_predictions(self) -> PredictionService:
         if self.predictions is None:
@@ -396,10 +401,24 @@ class AssistantService:
                     partial(self.store.conversation, conversation.id, assistant=name)
                 )
                 continue
+            await self.publish(written, messages)
             return Turn(written, reply)
         raise StaleConversation(
             f"conversation {conversation.id} kept changing during the turn; send it again"
         )
+
+    async def publish(
+        self, conversation: ConversationRecord, messages: list[dict[str, Any]]
+    ) -> None:
+        """Tell the sockets watching ``conversation`` of its new ``messages`` (the last
+        ones written, numbered up to its ``message_count``) and of its status."""
+        first = conversation.message_count - len(messages) + 1
+        for i, message in enumerate(messages):
+            await self.hub.publish(
+                conversation.id,
+                {"type": "message", "message": live_message(first + i, message)},
+            )
+        await self.hub.publish(conversation.id, {"type": "status", "status": conversation.status})
 
     def _queue_handoff(
         self, assistant: AssistantRecord, reply: Reply, s: Session, conversation: Any
@@ -420,6 +439,18 @@ class AssistantService:
             ],
         }
         queue(s, HANDOFF_EVENT, data, to=webhook_name(assistant))
+
+    async def operate_live(
+        self, conversation_id: str, action: str, operator: str, text: str | None = None
+    ) -> ConversationRecord:
+        """:meth:`operate` (in a worker thread), then tell the sockets watching the
+        conversation (the operator's message reaches the visitor's widget at once)."""
+        record = await anyio.to_thread.run_sync(
+            partial(self.operate, conversation_id, action, operator, text)
+        )
+        written = [agent_message(text.strip(), operator)] if action == "reply" and text else []
+        await self.publish(record, written)
+        return record
 
     def operate(
         self, conversation_id: str, action: str, operator: str, text: str | None = None
@@ -496,6 +527,18 @@ OPERATOR_ACTIONS = ("take", "reply", "release", "close")
 
 def _missing(task: str, what: str) -> ServiceUnavailableError:
     return ServiceUnavailableError(f"{what} needs the {task} task, which this server does not run")
+
+
+def live_message(seq: int, message: dict[str, Any]) -> dict[str, Any]:
+    """A message as a visitor's page shows it (``VisitorMessage``), from its row values."""
+    return {
+        "seq": seq,
+        "role": message["role"],
+        "text": message["text"],
+        "type": message.get("type"),
+        "sources": message.get("sources") or [],
+        "created_at": datetime.now(UTC).isoformat(),
+    }
 
 
 def turn_out(turn: Turn) -> dict[str, Any]:

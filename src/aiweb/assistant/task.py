@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from aiweb.assistant import routes
 from aiweb.assistant.guard import in_use
+from aiweb.assistant.live import Hub
 from aiweb.assistant.orm import SqlAssistant, SqlConversation, SqlMessage
 from aiweb.assistant.service import AssistantService
 from aiweb.assistant.store import AssistantStore
@@ -58,14 +59,16 @@ def prune(env: JobEnv) -> dict[str, int]:
 async def start(ctx: TaskContext) -> TaskRuntime:
     """Build the assistant service (``app.state.assistants``) on the services the other
     tasks provide (those not installed answer 503 when a turn needs them)."""
+    hub = Hub(ctx.settings.redis_url)  # live events across workers when Redis is set
     service = AssistantService(
         AssistantStore(make_session_factory(ctx.engine)),
         ctx.registry,
         predictions=_optional(ctx, PredictionService),
         entities=_optional(ctx, EntityService),
         search=_optional(ctx, SearchService),
+        hub=hub,
     )
-    return TaskRuntime(state={"assistants": service})
+    return TaskRuntime(state={"assistants": service}, started=hub.start, close=hub.close)
 
 
 TASK = Task(
