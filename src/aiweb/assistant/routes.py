@@ -251,7 +251,7 @@ async def _operate(
     action: str,
     text: str | None = None,
 ) -> ConversationOut:
-    record = await service.operate_live(conversation_id, action, actor(request), text)
+    record = await service.operate(conversation_id, action, actor(request), text)
     return ConversationOut.model_validate(record.public())
 
 
@@ -364,7 +364,7 @@ async def chat_socket(websocket: WebSocket, name: str) -> None:
                 await websocket.send_json(_socket_error(422, "a frame must be a JSON object"))
                 continue
             try:
-                await _socket_frame(websocket, service, name, frame, watch, client)
+                await _socket_frame(websocket, service, name, frame, watch)
             except AiwebError as exc:
                 await websocket.send_json(_socket_error(exc.status, exc.detail))
             except WebSocketDisconnect:
@@ -385,7 +385,6 @@ async def _socket_frame(
     name: str,
     frame: Any,
     watch: Callable[[str], Awaitable[None]],
-    client: str,
 ) -> None:
     if not isinstance(frame, dict) or frame.get("type") not in ("message", "resume"):
         raise InvalidInputError('a frame is {"type": "message" | "resume", …}')

@@ -173,12 +173,14 @@ class ModelBrain:
         name = self.config.faq_collection
         if name is None:
             return None
-        search = self.service.require_search()
-        try:
-            collection = await anyio.to_thread.run_sync(search.get_collection, name)
+        try:  # the search reads the collection (its threshold) once, with the hits
+            result = await self.service.require_search().search(name, text, top_k=1, mode="hybrid")
         except CollectionNotFound:
             log.warning("assistant's help collection %r does not exist", name)
             return None
+        collection = result.collection
+        assert collection is not None
+        self.versions["faq_collection"] = f"{name}@{collection.revision}"
         threshold = collection.answer_threshold
         if threshold is None:
             log.warning(
@@ -188,8 +190,6 @@ class ModelBrain:
                 name,
             )
             return None
-        result = await search.search(name, text, top_k=1, mode="hybrid")
-        self.versions["faq_collection"] = f"{name}@{collection.revision}"
         if not result.hits:
             return None
         hit = result.hits[0]
@@ -440,22 +440,12 @@ class AssistantService:
         }
         queue(s, HANDOFF_EVENT, data, to=webhook_name(assistant))
 
-    async def operate_live(
+    async def operate(
         self, conversation_id: str, action: str, operator: str, text: str | None = None
     ) -> ConversationRecord:
-        """:meth:`operate` (in a worker thread), then tell the sockets watching the
-        conversation (the operator's message reaches the visitor's widget at once)."""
-        record = await anyio.to_thread.run_sync(
-            partial(self.operate, conversation_id, action, operator, text)
-        )
-        written = [agent_message(text.strip(), operator)] if action == "reply" and text else []
-        await self.publish(record, written)
-        return record
-
-    def operate(
-        self, conversation_id: str, action: str, operator: str, text: str | None = None
-    ) -> ConversationRecord:
-        """An operator's action on a conversation (the inbox):
+        """An operator's action on a conversation (the inbox), written in a worker thread,
+        then told to the sockets watching it (an operator's reply reaches the visitor's
+        widget at once):
 
         - ``take``: a person answers from now on (``status`` ``agent``, ``operator`` set);
         - ``reply``: the operator's message ``text`` to the visitor (takes the
@@ -477,6 +467,16 @@ class AssistantService:
             if text is None:
                 raise InvalidInputError("a reply needs text")
             message = check_message(text)
+        record, written = await anyio.to_thread.run_sync(
+            partial(self._operate, conversation_id, action, operator, message)
+        )
+        await self.publish(record, written)
+        return record
+
+    def _operate(
+        self, conversation_id: str, action: str, operator: str, message: str | None
+    ) -> tuple[ConversationRecord, list[dict[str, Any]]]:
+        """:meth:`operate`'s write: the conversation after it, and the messages added."""
         for _ in range(TURN_ATTEMPTS):
             conversation = self.store.conversation(conversation_id)
             state = conversation.state
@@ -504,7 +504,7 @@ class AssistantService:
             try:
                 return self.store.record(
                     conversation, state, messages, operator=new_operator, set_operator=True
-                )
+                ), messages
             except StaleConversation:
                 continue
         raise StaleConversation(f"conversation {conversation_id} kept changing; try again")

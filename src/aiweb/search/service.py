@@ -115,8 +115,12 @@ class UpsertResult:
 
 @dataclass(frozen=True)
 class SearchResult:
+    """Hits best first, whether the query was truncated, and the collection as the
+    search read it (its ``answer_threshold``, ``revision``)."""
+
     hits: list[Hit]
     query_truncated: bool
+    collection: Collection | None = None
 
 
 def reciprocal_rank_fusion(
@@ -637,7 +641,7 @@ class SearchService:
         query_vector = embeddings.vectors[0] if embeddings is not None else None
         hits = self._rank(current, query, query_vector, top_k, where, mode)
         truncated = bool(embeddings.truncated[0]) if embeddings and embeddings.truncated else False
-        return current, SearchResult(hits, truncated)
+        return current, SearchResult(hits, truncated, current)
 
     def calibrate(
         self, name: str, questions: Sequence[str] | None = None, *, quantile: float = 0.95
