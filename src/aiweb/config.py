@@ -188,6 +188,16 @@ class RateLimitSettings(BaseModel):
         description="Budget of a client address without a valid key (default 60/minute)."
         + _SHARED_BY,
     )
+    chat: str = Field(
+        "30/minute",
+        description="Budget of one client address using a publishable chat key, per key "
+        "(default 30/minute): every visitor of a site shares its key." + _SHARED_BY,
+    )
+    conversation: str = Field(
+        "20/minute",
+        description="Budget of one conversation's messages through a publishable chat key "
+        "(default 20/minute)." + _SHARED_BY,
+    )
 
 
 class LimitSettings(BaseModel):

@@ -689,3 +689,155 @@ def test_a_socket_with_a_bad_key_is_refused(client: TestClient) -> None:
     ):
         pass
     assert refused.value.code == 4401
+
+
+SHOP = {"Origin": "https://shop.example"}
+
+
+def test_a_chat_key_talks_only_to_its_assistants_from_its_origins(
+    client: TestClient,
+) -> None:
+    from starlette.websockets import WebSocketDisconnect
+
+    for name in ("helpdesk", "sales"):
+        assert client.put(f"/v1/assistants/{name}", json=CONFIG).status_code == 201
+    r = client.post(
+        "/v1/keys",
+        json={
+            "name": "site",
+            "scopes": ["chat"],
+            "assistants": ["helpdesk"],
+            "origins": ["HTTPS://Shop.example:443/", "http://127.0.0.2:8080"],
+        },
+    )
+    assert r.status_code == 201, r.text
+    created = r.json()
+    assert created["origins"] == ["http://127.0.0.2:8080", "https://shop.example"]
+    assert created["assistants"] == ["helpdesk"]
+    listed = {k["name"]: k for k in client.get("/v1/keys").json()["keys"]}
+    assert listed["site"]["origins"] == created["origins"]
+    # a publishable key has scope chat alone and names both its assistants and its origins
+    for bad in (
+        {"scopes": ["chat", "predict"], "assistants": ["helpdesk"], "origins": ["https://a.b"]},
+        {"scopes": ["chat"], "assistants": ["helpdesk"]},
+        {"scopes": ["chat"], "origins": ["https://a.b"]},
+        {"scopes": ["predict"], "assistants": ["helpdesk"]},
+        {"scopes": ["chat"], "assistants": ["helpdesk"], "origins": ["https://a.b/path"]},
+    ):
+        r = client.post("/v1/keys", json={"name": "bad", **bad})
+        assert r.status_code == 422, (bad, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+
+    site = {"Authorization": f"Bearer {created['secret']}"}
+    r = client.post(
+        "/v1/assistants/helpdesk/messages", json={"text": "what is my balance"}, headers=site | SHOP
+    )
+    assert r.status_code == 200, r.text
+    cid = r.json()["conversation_id"]
+    r = client.get(f"/v1/assistants/helpdesk/conversations/{cid}/messages", headers=site | SHOP)
+    assert [m["seq"] for m in r.json()["messages"]] == [1, 2]
+    refused = [
+        client.post(
+            "/v1/assistants/helpdesk/messages",
+            json={"text": "hi"},
+            headers=site | {"Origin": "https://evil.example"},
+        ),
+        client.post("/v1/assistants/helpdesk/messages", json={"text": "hi"}, headers=site),
+        client.post("/v1/assistants/sales/messages", json={"text": "hi"}, headers=site | SHOP),
+        client.get(f"/v1/assistants/sales/conversations/{cid}/messages", headers=site | SHOP),
+        client.get("/v1/conversations", headers=site | SHOP),
+        client.get("/v1/models", headers=site | SHOP),
+        client.post(
+            "/v1/models/intents/predict", json={"inputs": ["balance"]}, headers=site | SHOP
+        ),
+    ]
+    assert [r.status_code for r in refused] == [403] * len(refused), [r.text for r in refused]
+    assert "evil.example" in refused[0].json()["detail"]
+    assert "Origin header" in refused[1].json()["detail"]
+
+    url = f"/v1/assistants/helpdesk/ws?key={created['secret']}"
+    for headers, code in (({"Origin": "https://evil.example"}, 4403), ({}, 4403)):
+        with (
+            pytest.raises(WebSocketDisconnect) as closed,
+            client.websocket_connect(url, headers=headers),
+        ):
+            pass
+        assert closed.value.code == code
+    with (
+        pytest.raises(WebSocketDisconnect) as closed,
+        client.websocket_connect(f"/v1/assistants/sales/ws?key={created['secret']}", headers=SHOP),
+    ):
+        pass
+    assert closed.value.code == 4403
+    with client.websocket_connect(url, headers={"Origin": "http://127.0.0.2:8080"}) as ws:
+        ws.send_json({"type": "message", "text": "what is my balance", "conversation_id": cid})
+        assert _next(ws, "turn")["turn"]["reply"] == "Your balance is shown under Accounts."
+
+
+def test_a_chat_key_has_a_budget_per_conversation_and_per_address(
+    served: Settings, admin_key: str
+) -> None:
+    from aiweb.config import RateLimitSettings
+
+    settings = served.model_copy(
+        update={"rate_limit": RateLimitSettings(chat="5/minute", conversation="3/minute")}
+    )
+    with TestClient(create_app(settings), headers={"Authorization": f"Bearer {admin_key}"}) as c:
+        assert c.put("/v1/assistants/helpdesk", json=CONFIG).status_code == 201
+        r = c.post(
+            "/v1/keys",
+            json={
+                "name": "site",
+                "scopes": ["chat"],
+                "assistants": ["helpdesk"],
+                "origins": ["https://shop.example"],
+            },
+        )
+        site = {"Authorization": f"Bearer {r.json()['secret']}"} | SHOP
+
+        def say_as(headers: dict[str, str], cid: str | None) -> Any:
+            return c.post(
+                "/v1/assistants/helpdesk/messages",
+                json={"text": "what is my balance", "conversation_id": cid},
+                headers=headers,
+            )
+
+        first = say_as(site, None)
+        cid = first.json()["conversation_id"]
+        # the first message started the conversation; 3 more in it, then the 4th refused
+        assert [say_as(site, cid).status_code for _ in range(3)] == [200, 200, 200]
+        r = say_as(site, cid)
+        assert r.status_code == 429
+        assert "'conversation'" in r.json()["detail"]
+        assert int(r.headers["Retry-After"]) >= 1
+        # a new conversation has its own budget, the address does not: 5 a minute in all
+        r = say_as(site, None)
+        assert r.status_code == 429
+        assert "'chat'" in r.json()["detail"]
+        # the application's backend (here the admin key) is not held to a visitor's budgets
+        for _ in range(5):
+            assert say_as({}, cid).status_code == 200
+
+
+def test_cli_creates_a_chat_key(cli_env: Settings) -> None:
+    code, out, err = cli(
+        "keys",
+        "create",
+        "site",
+        "--scopes",
+        "chat",
+        "--assistants",
+        "helpdesk",
+        "--origins",
+        "https://shop.example,http://localhost:3000",
+    )
+    assert code == 0, err
+    assert out.strip().startswith("aiw_")
+    assert "origins http://localhost:3000, https://shop.example" in err
+    code, out, _ = cli("keys", "list", "--json")
+    site = next(k for k in json.loads(out) if k["name"] == "site")
+    assert site["scopes"] == ["chat"]
+    assert site["assistants"] == ["helpdesk"]
+    code, _, err = cli("keys", "create", "site2", "--scopes", "chat,predict", "--assistants", "x")
+    assert code != 0
+    assert "scope chat alone" in err

@@ -269,6 +269,20 @@ def test_create_key_shows_the_secret_once_and_it_works(dash: Dash) -> None:
     assert "key.create" in audit
 
 
+def test_create_a_publishable_chat_key(dash: Dash) -> None:
+    dash.login(token=dash.admin_key)
+    form = {"name": "site", "scopes": ["chat"], "assistants": "helpdesk"}
+    r = dash.client.post("/keys", data={**form, "csrf_token": dash.csrf()})
+    assert r.status_code == 422
+    assert "origins of the pages" in r.text
+    form["origins"] = "https://shop.example, http://localhost:3000"
+    r = dash.client.post("/keys", data={**form, "csrf_token": dash.csrf()})
+    assert r.status_code == 200
+    assert re.search(r'id="new-secret"[^>]*>aiw_', r.text)
+    row = re.search(r'<tr data-key="site">(.*?)</tr>', r.text, re.S)
+    assert row and "helpdesk from http://localhost:3000, https://shop.example" in row.group(1)
+
+
 def test_promote_and_rollback_move_the_alias_and_are_audited(dash: Dash) -> None:
     dash.login(token=dash.admin_key)
     headers = {"Authorization": f"Bearer {dash.admin_key}"}

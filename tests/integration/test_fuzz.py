@@ -82,10 +82,12 @@ CONFIG = SchemathesisConfig.from_dict(
         # a template names only its intent's declared slots, an intent with slots has a
         # response, a prompt names only earlier slots (aiweb.assistant.config). A drawn
         # config that breaks one is refused with a 422 naming the rule.
+        # Likewise a new key: scope chat goes alone and with both assistants and origins,
+        # other scopes with neither (aiweb.security.keys.chat_limits).
         "operations": [
             {
-                "include-path": "/v1/assistants/{name}",
-                "include-method": "PUT",
+                "include-path": path,
+                "include-method": method,
                 "checks": {
                     "positive_data_acceptance": {
                         "expected-statuses": [
@@ -97,6 +99,7 @@ CONFIG = SchemathesisConfig.from_dict(
                     }
                 },
             }
+            for path, method in (("/v1/assistants/{name}", "PUT"), ("/v1/keys", "POST"))
         ],
     }
 )

@@ -19,7 +19,9 @@ from aiweb.db.session import make_engine, make_session_factory
 from aiweb.security.keys import KeyService
 from conftest import create_key
 
-SCOPES = ("predict", "train", "admin")
+SCOPES = ("predict", "train", "admin", "chat")
+#: a publishable chat key's page (the key below lists it, and the assistant "sentiment")
+ORIGIN = {"Origin": "https://shop.example"}
 PATH_VALUES = {"name": "sentiment", "version": "1", "alias": "production"}
 
 
@@ -53,9 +55,16 @@ def fill(path: str) -> str:
 def keys(settings: Settings, tiny_model_bytes: bytes) -> dict[str, str]:
     """One key per state/scope in the test database."""
     register_versions(settings, "sentiment", tiny_model_bytes, 1)
-    made = {scope: create_key(settings, (scope,), name=f"only-{scope}") for scope in SCOPES}
+    made = {
+        scope: create_key(settings, (scope,), name=f"only-{scope}")
+        for scope in SCOPES
+        if scope != "chat"
+    }
     engine = make_engine(settings.resolved_database_url)
     service = KeyService(make_session_factory(engine))
+    _, made["chat"] = service.create(
+        "only-chat", ["chat"], assistants=["sentiment"], origins=[ORIGIN["Origin"]]
+    )
     _, made["revoked"] = service.create("revoked", ["admin"])
     service.revoke("revoked")
     _, made["expired"] = service.create("expired", ["admin"], expires_in=timedelta(seconds=-1))
@@ -86,8 +95,8 @@ def test_auth_matrix(
             assert resp.headers["content-type"] == "application/problem+json"
             assert resp.headers["www-authenticate"].startswith("Bearer")
         for other in SCOPES:
-            status = call({"Authorization": f"Bearer {keys[other]}"})
-            if other == scope or other == "admin":
+            status = call({"Authorization": f"Bearer {keys[other]}"} | ORIGIN)
+            if other in (scope, "admin") or (scope, other) == ("chat", "predict"):
                 assert status not in (401, 403), (other, status)
             else:
                 assert status == 403, (other, status)

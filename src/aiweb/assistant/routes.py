@@ -3,8 +3,9 @@ stored conversations.
 
 Managing assistants and reading or erasing conversations needs scope ``admin`` (a
 config holds the help desk's webhook; a conversation holds what visitors wrote).
-Sending a message needs ``predict``: the application's backend relays its visitors'
-messages.
+Sending a message needs ``chat``: a publishable ``chat`` key in the web page (limited to
+its assistants and origins, with a budget per client address and per conversation), or
+a ``predict`` key when the application's backend relays its visitors' messages.
 """
 
 from __future__ import annotations
@@ -37,7 +38,16 @@ from aiweb.assistant.schemas import (
 from aiweb.assistant.service import AssistantService, turn_out
 from aiweb.errors import AiwebError, InvalidInputError
 from aiweb.names import NAME_REGEX, check_name
-from aiweb.security.auth import actor, authorize, request_token, scoped
+from aiweb.security.auth import (
+    ANONYMOUS,
+    Authorized,
+    actor,
+    authorize,
+    charge,
+    request_token,
+    scoped,
+)
+from aiweb.security.keys import ApiKey
 
 router = APIRouter(tags=["assistant"])
 log = logging.getLogger("aiweb.assistant")
@@ -64,6 +74,38 @@ ConversationPath = Annotated[
 
 _CONVERSATION_ID = re.compile(r"[0-9a-f]{32}")
 _NO_ASSISTANT = {404: {"description": "No such assistant."}}
+_CHAT_KEY = {
+    403: {
+        "description": "The key lacks scope 'chat' (or 'predict'), or is a publishable chat "
+        "key for other assistants or other origins, or was sent without an Origin header."
+    },
+    429: {
+        "description": "Rate limit exceeded (a chat key: per client address, and per "
+        "conversation); retry after Retry-After."
+    },
+}
+
+
+async def _visitor(
+    state: Any, key: ApiKey, name: str, origin: str | None, conversation_id: str | None
+) -> None:
+    """Let a visitor's request through: a publishable key must list the assistant and the
+    page's origin, and pays per conversation.
+
+    Raises:
+        ForbiddenError: :meth:`ApiKey.check_chat` refuses.
+        RateLimitedError: the conversation's budget is spent.
+    """
+    key.check_chat(name, origin)
+    if key.publishable and conversation_id is not None:
+        await charge(state.rate_limiter, f"conv:{conversation_id}", "conversation")
+
+
+def _principal(request: Request) -> ApiKey:
+    key = getattr(request.state, "principal", None)
+    return key if isinstance(key, ApiKey) else ANONYMOUS
+
+
 _NO_CONVERSATION = {404: {"description": "No such conversation."}}
 
 
@@ -141,8 +183,9 @@ async def delete_assistant(name: NamePath, service: ServiceDep) -> Response:
     "/v1/assistants/{name}/messages",
     response_model=TurnOut,
     **scoped(
-        "predict",
+        "chat",
         {
+            **_CHAT_KEY,
             404: {"description": "No such assistant, or no such conversation of it."},
             409: {"description": "The conversation kept changing during the turn; resend."},
             422: {"description": "An empty message, or one over 2,000 characters."},
@@ -158,11 +201,13 @@ async def post_message(
     answer; `status` is then `waiting_for_agent`). `conversation_id: null` starts a
     conversation; send the returned id with the next message. While a person has the
     conversation the message is stored for them and `reply` is `null`."""
+    origin = request.headers.get("origin")
+    await _visitor(request.app.state, _principal(request), name, origin, body.conversation_id)
     turn = await service.message(
         name,
         body.text,
         conversation_id=body.conversation_id,
-        origin=request.headers.get("origin"),
+        origin=origin,
         user_id=body.user_id,
     )
     return turn_out(turn)
@@ -217,17 +262,20 @@ async def delete_conversation(conversation_id: ConversationPath, service: Servic
 @router.get(
     "/v1/assistants/{name}/conversations/{conversation_id}/messages",
     response_model=VisitorMessages,
-    **scoped("predict", _NO_CONVERSATION),
+    **scoped("chat", {**_CHAT_KEY, **_NO_CONVERSATION}),
 )
 async def visitor_messages(
     name: NamePath,
     conversation_id: ConversationPath,
+    request: Request,
     service: ServiceDep,
     after: Annotated[int, Query(ge=0, description="Only messages after this seq.")] = 0,
 ) -> VisitorMessages:
     """The conversation's messages after `after` (its `seq`), oldest first, at most 200:
     how a page that talks over REST sees an operator's replies (poll with the last `seq`
     it showed)."""
+    origin = request.headers.get("origin")
+    await _visitor(request.app.state, _principal(request), name, origin, conversation_id)
     conversation, messages = await anyio.to_thread.run_sync(
         lambda: service.store.messages_after(conversation_id, after, assistant=name)
     )
@@ -328,9 +376,11 @@ async def chat_socket(websocket: WebSocket, name: str) -> None:
     )
     client = websocket.client.host if websocket.client else "unknown"
     service: AssistantService = state.assistants
+    origin = websocket.headers.get("origin")
     try:
-        await authorize(state, client, token, "predict")
+        authorized = await authorize(state, client, token, "chat")
         check_name(name, "assistant name")
+        authorized.key.check_chat(name, origin)
         await anyio.to_thread.run_sync(service.store.get, name)
     except AiwebError as exc:
         await websocket.close(code=4000 + exc.status, reason=exc.detail[:120])
@@ -364,7 +414,7 @@ async def chat_socket(websocket: WebSocket, name: str) -> None:
                 await websocket.send_json(_socket_error(422, "a frame must be a JSON object"))
                 continue
             try:
-                await _socket_frame(websocket, service, name, frame, watch)
+                await _socket_frame(websocket, authorized, client, name, frame, watch)
             except AiwebError as exc:
                 await websocket.send_json(_socket_error(exc.status, exc.detail))
             except WebSocketDisconnect:
@@ -381,11 +431,14 @@ async def chat_socket(websocket: WebSocket, name: str) -> None:
 
 async def _socket_frame(
     websocket: WebSocket,
-    service: AssistantService,
+    authorized: Authorized,
+    client: str,
     name: str,
     frame: Any,
     watch: Callable[[str], Awaitable[None]],
 ) -> None:
+    state = websocket.app.state
+    service: AssistantService = state.assistants
     if not isinstance(frame, dict) or frame.get("type") not in ("message", "resume"):
         raise InvalidInputError('a frame is {"type": "message" | "resume", …}')
     conversation_id = frame.get("conversation_id")
@@ -408,6 +461,14 @@ async def _socket_frame(
     text = frame.get("text")
     if not isinstance(text, str):
         raise InvalidInputError("a message needs text (a string)")
+    # every message pays, as a REST call would: a publishable key per address and per
+    # conversation, another key from its predict budget
+    key = authorized.key
+    if key.publishable:
+        await charge(state.rate_limiter, f"chat:{key.name}:{client}", "chat")
+    elif key is not ANONYMOUS:
+        await charge(state.rate_limiter, f"key:{key.name}", "predict")
+    await _visitor(state, key, name, websocket.headers.get("origin"), conversation_id)
     if conversation_id is not None:
         await watch(conversation_id)
     await websocket.send_json({"type": "typing", "typing": True})

@@ -30,16 +30,35 @@ app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_i
 @friendly_errors
 def create_cmd(
     name: str = typer.Argument(..., help="Key name, e.g. webshop."),
-    scopes: str = typer.Option("predict", help="Comma-separated: predict, train, admin."),
+    scopes: str = typer.Option(
+        "predict", help="Comma-separated: predict, train, admin; or chat alone."
+    ),
     expires_in: str | None = typer.Option(None, help="Lifetime such as 90d or 12h."),
+    assistants: str | None = typer.Option(
+        None, help="A chat key's assistants, comma-separated (required with --scopes chat)."
+    ),
+    origins: str | None = typer.Option(
+        None,
+        help="The origins of the pages that may use a chat key, comma-separated, e.g. "
+        "https://shop.example (required with --scopes chat).",
+    ),
 ) -> None:
-    """Create a key and print its secret once (alone on stdout, so scripts can capture it)."""
+    """Create a key and print its secret once (alone on stdout, so scripts can capture it).
+
+    A chat key is publishable — a web page's chat widget shows it — so it has scope chat
+    alone, and works only for the assistants and from the origins it names:
+    aiweb keys create site --scopes chat --assistants helpdesk --origins https://shop.example
+    """
     from aiweb.security.keys import parse_duration
 
     expiry = parse_duration(expires_in) if expires_in else None
     with open_keys() as service:
-        key, secret = service.create(name, scopes, expires_in=expiry, actor="cli")
+        key, secret = service.create(
+            name, scopes, expires_in=expiry, assistants=assistants, origins=origins, actor="cli"
+        )
     until = f", expires {key.expires_at:%Y-%m-%d %H:%M} UTC" if key.expires_at else ""
+    if key.publishable:
+        until += f"; assistants {', '.join(key.assistants)}; origins {', '.join(key.origins)}"
     err.print(
         f"created API key [bold]{key.name}[/] (scopes: {', '.join(key.scopes)}{until}); "
         "the secret below is shown only now",
@@ -66,6 +85,8 @@ def list_cmd(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> N
                     "created_at": iso(k.created_at),
                     "expires_at": iso(k.expires_at),
                     "revoked_at": iso(k.revoked_at),
+                    "assistants": list(k.assistants),
+                    "origins": list(k.origins),
                 }
                 for k in keys
             ]
@@ -84,7 +105,10 @@ def list_cmd(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> N
         table.add_row(
             k.name,
             k.prefix,
-            ", ".join(k.scopes),
+            ", ".join(k.scopes)
+            + (
+                f" ({', '.join(k.assistants)} from {', '.join(k.origins)})" if k.publishable else ""
+            ),
             k.state(),
             f"{k.created_at:%Y-%m-%d %H:%M}",
             f"{k.expires_at:%Y-%m-%d %H:%M}" if k.expires_at else "never",

@@ -194,7 +194,8 @@ class SqlDriftAlert(Base):
 
 
 class SqlApiKey(Base):
-    """An API key: public prefix for lookup, sha256 of the whole key, scopes."""
+    """An API key: public prefix for lookup, sha256 of the whole key, scopes; a
+    publishable ``chat`` key also names its assistants and origins (null otherwise)."""
 
     __tablename__ = "api_keys"
 
@@ -207,6 +208,8 @@ class SqlApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    assistants: Mapped[list[str] | None] = mapped_column(JSON)
+    origins: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 class SqlDashboardUser(Base):

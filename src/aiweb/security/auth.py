@@ -39,8 +39,13 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def _count(limiter: RateLimiter, identity: str, scope: str) -> RateLimitResult:
-    """Count a request; Redis round trips run off the event loop."""
+async def charge(limiter: RateLimiter, identity: str, scope: str) -> RateLimitResult:
+    """Charge a request by ``identity`` to the budget of ``scope``; Redis round trips run
+    off the event loop.
+
+    Raises:
+        RateLimitedError: over budget (429).
+    """
     if limiter.uses_redis:
         return await anyio.to_thread.run_sync(limiter.check, identity, scope)
     return limiter.check(identity, scope)
@@ -84,7 +89,9 @@ def request_token(authorization: str | None, x_api_key: str | None) -> str | Non
 async def authorize(state: Any, client: str, token: str | None, scope: str) -> Authorized:
     """Authenticate ``token``, check that it allows ``scope`` and charge the request to
     its rate limit (or the client address's ``anonymous`` budget when no valid key is
-    sent). With auth disabled the client address is charged for ``scope``.
+    sent). A publishable ``chat`` key charges the client address's ``chat`` budget (per
+    key), a predict or admin key on a ``chat`` route its ``predict`` budget. With auth
+    disabled the client address is charged for ``scope``.
 
     Args:
         state: ``app.state`` (``settings``, ``keys``, ``rate_limiter``).
@@ -102,10 +109,10 @@ async def authorize(state: Any, client: str, token: str | None, scope: str) -> A
     """
     limiter: RateLimiter = state.rate_limiter
     if not state.settings.auth.enabled:
-        result = await _count(limiter, f"ip:{client}", scope)
+        result = await charge(limiter, f"ip:{client}", scope)
         return Authorized(scope, ANONYMOUS, result)
     if not token:
-        await _count(limiter, f"ip:{client}", "anonymous")
+        await charge(limiter, f"ip:{client}", "anonymous")
         raise UnauthorizedError(
             "this route needs an API key: send 'Authorization: Bearer <key>' or "
             "'X-API-Key: <key>' (create one with `aiweb keys create`)"
@@ -117,13 +124,16 @@ async def authorize(state: Any, client: str, token: str | None, scope: str) -> A
         else:
             key = await anyio.to_thread.run_sync(keys.authenticate, token)
     except UnauthorizedError:
-        await _count(limiter, f"ip:{client}", "anonymous")
+        await charge(limiter, f"ip:{client}", "anonymous")
         raise
     if not key.allows(scope):
         raise ForbiddenError(
             f"API key {key.name!r} has scopes {', '.join(key.scopes)}; this route needs {scope!r}"
         )
-    result = await _count(limiter, f"key:{key.name}", scope)
+    if key.publishable:  # every visitor of the site shares the key: a budget per address
+        result = await charge(limiter, f"chat:{key.name}:{client}", "chat")
+    else:  # a predict or admin key chatting pays from its predict budget
+        result = await charge(limiter, f"key:{key.name}", "predict" if scope == "chat" else scope)
     return Authorized(scope, key, result)
 
 

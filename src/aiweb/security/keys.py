@@ -8,7 +8,13 @@ slow password hashes guard low-entropy secrets. Comparison is constant-time
 
 Scopes: ``predict`` (predictions, feedback, searches, recommendation reads and registry
 reads), ``train`` (training, jobs, data ingestion), ``admin`` (registry changes, keys,
-audit). ``admin`` grants every scope.
+audit), ``chat`` (a visitor's messages to an assistant). ``admin`` grants every scope and
+``predict`` grants ``chat``.
+
+A key with scope ``chat`` is *publishable*: a web page embeds it, so anyone can read it.
+It has that scope alone, names the assistants it may talk to and the origins
+(``https://shop.example``) whose pages may use it, and is refused anything else
+(:meth:`ApiKey.check_chat`).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from aiweb.db.orm import SqlApiKey, utcnow
 from aiweb.errors import (
     ConflictError,
+    ForbiddenError,
     InvalidInputError,
     KeyNotFound,
     UnauthorizedError,
@@ -35,7 +42,11 @@ from aiweb.errors import (
 from aiweb.names import check_name
 from aiweb.security.audit import AuditLog
 
-SCOPES = ("predict", "train", "admin")
+SCOPES = ("predict", "train", "admin", "chat")
+#: An origin as browsers send it: scheme, host and an optional port, nothing after.
+ORIGIN_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?/?$"
+_ORIGIN = re.compile(ORIGIN_PATTERN)
+_DEFAULT_PORTS = {"http": ":80", "https": ":443"}
 KEY_PATTERN = re.compile(r"^aiw_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 _DURATION = re.compile(r"^(\d{1,6})([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -95,14 +106,72 @@ def parse_scopes(scopes: list[str] | str) -> list[str]:
     Raises:
         InvalidInputError: empty, or a scope outside predict/train/admin.
     """
-    items = scopes.split(",") if isinstance(scopes, str) else list(scopes)
-    cleaned = sorted({s.strip() for s in items if s.strip()})
+    cleaned = _items(scopes)
     unknown = [s for s in cleaned if s not in SCOPES]
     if not cleaned or unknown:
         raise InvalidInputError(
             f"invalid scopes {', '.join(unknown) or '(none)'}: choose from {', '.join(SCOPES)}"
         )
     return cleaned
+
+
+def _items(values: list[str] | str) -> list[str]:
+    items = values.split(",") if isinstance(values, str) else list(values)
+    return sorted({s.strip() for s in items if s.strip()})
+
+
+def parse_origin(text: str) -> str:
+    """An origin as a browser's ``Origin`` header states it: lower case, no trailing
+    slash, no default port (``HTTPS://Shop.example:443/`` → ``https://shop.example``).
+
+    Raises:
+        InvalidInputError: not ``http(s)://host[:port]``.
+    """
+    if not _ORIGIN.fullmatch(text.strip()):
+        raise InvalidInputError(
+            f"invalid origin {text[:80]!r}: use scheme://host[:port], "
+            "e.g. https://shop.example (no path)"
+        )
+    origin = text.strip().lower().rstrip("/")
+    scheme = origin.split("://", 1)[0]
+    default = _DEFAULT_PORTS[scheme]
+    return origin.removesuffix(default) if origin.endswith(default) else origin
+
+
+def chat_limits(
+    scopes: list[str], assistants: list[str] | str | None, origins: list[str] | str | None
+) -> tuple[list[str] | None, list[str] | None]:
+    """The assistants and origins of a key with ``scopes``, checked: a ``chat`` key has
+    that scope alone and names at least one of each; any other key names neither.
+
+    Returns:
+        The assistant names and :func:`parse_origin` origins, sorted (``None, None`` for a
+        key without scope ``chat``).
+
+    Raises:
+        InvalidInputError: the rules above broken, or a bad name or origin.
+    """
+    names = _items(assistants or [])
+    allowed = _items(origins or [])
+    if "chat" not in scopes:
+        if names or allowed:
+            raise InvalidInputError(
+                "assistants and origins limit a publishable key: give them with scope chat"
+            )
+        return None, None
+    if scopes != ["chat"]:
+        raise InvalidInputError(
+            "a chat key is publishable (a web page shows it), so it has scope chat alone; "
+            "make a separate key for " + ", ".join(s for s in scopes if s != "chat")
+        )
+    if not names or not allowed:
+        raise InvalidInputError(
+            "a chat key names the assistants it may talk to and the origins of the pages "
+            "that may use it (--assistants helpdesk --origins https://shop.example)"
+        )
+    for name in names:
+        check_name(name, "assistant name")
+    return names, sorted({parse_origin(o) for o in allowed})
 
 
 def _sha256(text: str) -> str:
@@ -120,10 +189,51 @@ class ApiKey:
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+    assistants: tuple[str, ...] = ()
+    origins: tuple[str, ...] = ()
 
     def allows(self, scope: str) -> bool:
-        """Whether this key may use a route that needs ``scope`` (admin may use all)."""
-        return "admin" in self.scopes or scope in self.scopes
+        """Whether this key may use a route that needs ``scope`` (admin may use all,
+        predict may also chat)."""
+        return (
+            "admin" in self.scopes
+            or scope in self.scopes
+            or (scope == "chat" and "predict" in self.scopes)
+        )
+
+    @property
+    def publishable(self) -> bool:
+        """A ``chat`` key, limited to its assistants and origins."""
+        return self.scopes == ("chat",)
+
+    def check_chat(self, assistant: str, origin: str | None) -> None:
+        """Whether this key may talk to ``assistant`` from a page on ``origin`` (the
+        request's ``Origin`` header). Keys other than :attr:`publishable` ones may.
+
+        Raises:
+            ForbiddenError: a publishable key used for another assistant, or without an
+                ``Origin`` header, or from an origin it does not list.
+        """
+        if not self.publishable:
+            return
+        if assistant not in self.assistants:
+            raise ForbiddenError(
+                f"API key {self.name!r} is for {', '.join(self.assistants)}, not {assistant!r}"
+            )
+        if origin is None:
+            raise ForbiddenError(
+                f"API key {self.name!r} is a publishable chat key: it works only from a web "
+                "page (with an Origin header) on the origins it lists"
+            )
+        try:
+            allowed = parse_origin(origin) in self.origins
+        except InvalidInputError:
+            allowed = False
+        if not allowed:
+            raise ForbiddenError(
+                f"API key {self.name!r} does not allow pages on {origin[:100]!r}; "
+                f"it allows {', '.join(self.origins)}"
+            )
 
     def state(self, now: datetime | None = None) -> str:
         """``active``, ``revoked`` or ``expired``."""
@@ -144,6 +254,8 @@ def _entity(row: SqlApiKey) -> ApiKey:
         created_at=row.created_at,  # UTCDateTime: always timezone-aware UTC
         expires_at=row.expires_at,
         revoked_at=row.revoked_at,
+        assistants=tuple(row.assistants or ()),
+        origins=tuple(row.origins or ()),
     )
 
 
@@ -178,16 +290,24 @@ class KeyService:
         scopes: list[str] | str,
         *,
         expires_in: timedelta | None = None,
+        assistants: list[str] | str | None = None,
+        origins: list[str] | str | None = None,
         actor: str = "",
         request_id: str | None = None,
     ) -> tuple[ApiKey, str]:
         """Create a key. Returns its record and the secret, which is never shown again.
 
+        Args:
+            assistants, origins: what a ``chat`` key is limited to (:func:`chat_limits`;
+                a list, or a comma-separated string).
+
         Raises:
-            InvalidInputError: bad name or scopes; ConflictError: the name is taken.
+            InvalidInputError: bad name, scopes, assistants or origins; ConflictError: the
+                name is taken.
         """
         check_name(name, "key name")
         scope_list = parse_scopes(scopes)
+        assistant_list, origin_list = chat_limits(scope_list, assistants, origins)
         prefix = secrets.token_hex(6)
         secret = f"aiw_{prefix}_{secrets.token_urlsafe(32)}"
         expires_at = datetime.now(UTC) + expires_in if expires_in is not None else None
@@ -200,6 +320,8 @@ class KeyService:
                     scopes=scope_list,
                     created_by=actor,
                     expires_at=expires_at,
+                    assistants=assistant_list,
+                    origins=origin_list,
                 )
                 session.add(row)
                 session.flush()
@@ -216,6 +338,11 @@ class KeyService:
                 after={
                     "scopes": scope_list,
                     "expires_at": expires_at.isoformat() if expires_at else None,
+                    **(
+                        {"assistants": assistant_list, "origins": origin_list}
+                        if assistant_list
+                        else {}
+                    ),
                 },
                 request_id=request_id,
             )

@@ -62,7 +62,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SCOPES: Final = ("predict", "train", "admin", "anonymous")
+SCOPES: Final = ("predict", "train", "admin", "anonymous", "chat", "conversation")
 """The scopes a budget is set for, one :class:`RateLimitSettings` field each."""
 
 _REDIS_SOCKET_TIMEOUT_S: Final = 0.5

@@ -3,25 +3,50 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from aiweb.names import NAME_REGEX
-from aiweb.security.keys import KEY_LIFETIME_PATTERN, ApiKey
+from aiweb.security.keys import KEY_LIFETIME_PATTERN, ORIGIN_PATTERN, ApiKey
 
 
 class KeyCreate(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"name": "webshop", "scopes": ["predict"]}]},
+        json_schema_extra={
+            "examples": [
+                {"name": "webshop", "scopes": ["predict"]},
+                {
+                    "name": "site",
+                    "scopes": ["chat"],
+                    "assistants": ["helpdesk"],
+                    "origins": ["https://shop.example"],
+                },
+            ]
+        },
     )
 
     name: str = Field(
         ..., max_length=63, pattern=NAME_REGEX, description="Unique key name, e.g. `webshop`."
     )
-    scopes: list[Literal["predict", "train", "admin"]] = Field(
-        ..., min_length=1, max_length=3, description="Any of predict, train, admin."
+    scopes: list[Literal["predict", "train", "admin", "chat"]] = Field(
+        ...,
+        min_length=1,
+        max_length=4,
+        description="Any of predict, train, admin; or chat alone (a publishable key for a "
+        "web page, with `assistants` and `origins`).",
+    )
+    assistants: list[Annotated[str, Field(max_length=63, pattern=NAME_REGEX)]] | None = Field(
+        None,
+        max_length=100,
+        description="A chat key's assistants (required with scope chat, refused otherwise).",
+    )
+    origins: list[Annotated[str, Field(max_length=270, pattern=ORIGIN_PATTERN)]] | None = Field(
+        None,
+        max_length=100,
+        description="The origins of the pages that may use a chat key, e.g. "
+        "`https://shop.example` (required with scope chat, refused otherwise).",
     )
     expires_in: str | None = Field(
         None,
@@ -41,6 +66,8 @@ class KeyOut(BaseModel):
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+    assistants: list[str] = Field([], description="A chat key's assistants (else empty).")
+    origins: list[str] = Field([], description="A chat key's origins (else empty).")
 
     @classmethod
     def of(cls, key: ApiKey) -> KeyOut:

@@ -27,7 +27,9 @@ async def list_keys(keys: KeysDep) -> KeyList:
 
 @router.post("/keys", status_code=201, **scoped("admin"))
 async def create_key(body: KeyCreate, request: Request, keys: KeysDep) -> KeyCreated:
-    """Create a key. The answer holds its secret, which is never shown again."""
+    """Create a key. The answer holds its secret, which is never shown again. A key with
+    scope `chat` is publishable (a web page's chat widget shows it): it has that scope
+    alone and names its `assistants` and `origins`."""
     expires = parse_duration(body.expires_in) if body.expires_in else None
     if expires is not None and expires > MAX_KEY_LIFETIME:  # 999999w is past year 9999
         raise InvalidInputError(
@@ -38,6 +40,8 @@ async def create_key(body: KeyCreate, request: Request, keys: KeysDep) -> KeyCre
             body.name,
             list[str](body.scopes),
             expires_in=expires,
+            assistants=body.assistants,
+            origins=body.origins,
             actor=actor(request),
             request_id=request_id(request),
         )
