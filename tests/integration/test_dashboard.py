@@ -280,7 +280,8 @@ def test_create_a_publishable_chat_key(dash: Dash) -> None:
     assert r.status_code == 200
     assert re.search(r'id="new-secret"[^>]*>aiw_', r.text)
     row = re.search(r'<tr data-key="site">(.*?)</tr>', r.text, re.S)
-    assert row and "helpdesk from http://localhost:3000, https://shop.example" in row.group(1)
+    assert row
+    assert "helpdesk from http://localhost:3000, https://shop.example" in row.group(1)
 
 
 def test_promote_and_rollback_move_the_alias_and_are_audited(dash: Dash) -> None:
