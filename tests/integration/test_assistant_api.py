@@ -841,3 +841,13 @@ def test_cli_creates_a_chat_key(cli_env: Settings) -> None:
     code, _, err = cli("keys", "create", "site2", "--scopes", "chat,predict", "--assistants", "x")
     assert code != 0
     assert "scope chat alone" in err
+
+
+def test_the_widget_script_is_served_without_a_key(served: Settings) -> None:
+    with TestClient(create_app(served)) as c:
+        r = c.get("/widget.js")
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "text/javascript; charset=utf-8"
+    assert r.headers["cache-control"] == "public, max-age=300"
+    assert "attachShadow" in r.text
+    assert "innerHTML" not in r.text  # text is set as text, never parsed as HTML

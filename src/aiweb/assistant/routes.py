@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import pathlib
 import re
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
@@ -19,6 +20,7 @@ from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, WebSocket
+from fastapi.responses import FileResponse
 from fastapi.websockets import WebSocketDisconnect
 
 from aiweb.assistant.config import AssistantConfig
@@ -51,6 +53,9 @@ from aiweb.security.keys import ApiKey
 
 router = APIRouter(tags=["assistant"])
 log = logging.getLogger("aiweb.assistant")
+
+#: The embeddable chat widget (``GET /widget.js``).
+WIDGET = pathlib.Path(__file__).with_name("static") / "widget.js"
 
 
 async def _service(request: Request) -> AssistantService:
@@ -493,3 +498,14 @@ def _socket_error(status: int, detail: str) -> dict[str, Any]:
 def jsonable(message: dict[str, Any]) -> dict[str, Any]:
     """A stored message as a visitor's page shows it."""
     return VisitorMessage.model_validate(message).model_dump(mode="json")
+
+
+@router.get("/widget.js", include_in_schema=False)
+async def widget() -> FileResponse:
+    """The chat widget a web page embeds with one script tag (``docs/assistant.md``): no
+    key needed, cached for 5 minutes."""
+    return FileResponse(
+        WIDGET,
+        media_type="text/javascript; charset=utf-8",
+        headers={"Cache-Control": "public, max-age=300"},
+    )

@@ -111,6 +111,11 @@ class TurnOut(BaseModel):
     sources: list[dict[str, Any]] = Field(
         ..., description="The help collection's passages the reply quotes: document_id, score."
     )
+    seq: int = Field(
+        ...,
+        description="The seq of the turn's last message (the reply's; the visitor's when "
+        "there is no reply): a page that also shows pushed messages skips those up to it.",
+    )
     prediction_id: str | None = Field(
         None,
         description="The intents model's logged prediction; send feedback on the turn to "

@@ -544,7 +544,11 @@ def live_message(seq: int, message: dict[str, Any]) -> dict[str, Any]:
 def turn_out(turn: Turn) -> dict[str, Any]:
     """A turn as ``POST /v1/assistants/{name}/messages`` answers it."""
     conversation = turn.conversation
-    out: dict[str, Any] = {"conversation_id": conversation.id, "status": conversation.status}
+    out: dict[str, Any] = {
+        "conversation_id": conversation.id,
+        "status": conversation.status,
+        "seq": conversation.message_count,
+    }
     if turn.reply is None:
         out.update(
             {
