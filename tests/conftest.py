@@ -268,12 +268,26 @@ def minilm_dir(minilm_install: MinilmInstall) -> Path:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Run the files with full-dataset (``slow``) and end-to-end (``e2e``) tests first.
+    """Leave out the PostgreSQL variants of ``sqlite_only`` tests, and run the files with
+    full-dataset (``slow``) and end-to-end (``e2e``) tests first.
+
+    ``sqlite_only`` marks tests of what no database changes (route protection, rendering,
+    documents, protocol shapes): the storage under them is tested on PostgreSQL by the
+    store, API and job tests, and their PostgreSQL variants would only lengthen
+    ``make test-postgres``.
 
     ``make test`` hands whole files to two pytest-xdist workers in collection order; a
     long file started last would leave the other worker idle at the end. The order of
     the tests within a file is kept.
     """
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_postgres = callspec is not None and callspec.params.get("database_url") == "postgresql"
+        (dropped if on_postgres and item.get_closest_marker("sqlite_only") else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
     weight: dict[str, int] = {}
     for item in items:
         rank = 0 if item.get_closest_marker("slow") else 1 if item.get_closest_marker("e2e") else 2

@@ -851,3 +851,73 @@ def test_the_widget_script_is_served_without_a_key(served: Settings) -> None:
     assert r.headers["cache-control"] == "public, max-age=300"
     assert "attachShadow" in r.text
     assert "innerHTML" not in r.text  # text is set as text, never parsed as HTML
+
+
+def test_feedback_on_a_reply_feeds_the_intents_models_accuracy(client: TestClient) -> None:
+    assert client.put("/v1/assistants/helpdesk", json=CONFIG).status_code == 201
+    right = say(client, "what is my balance")
+    cid = right["conversation_id"]
+    assert right["seq"] == 2
+    url = f"/v1/assistants/helpdesk/conversations/{cid}/messages"
+    # a thumbs up on a reply the predicted intent chose: that intent was right
+    r = client.post(f"{url}/2/feedback", json={"helpful": True})
+    assert r.status_code == 200, r.text
+    assert r.json()["label"] == "balance"
+    assert r.json()["feedback"]["helpful"] is True
+    # a fallback: the visitor names the intent the message was
+    wrong = say(client, "zxq plorb", cid)
+    assert wrong["type"] == "fallback"
+    r = client.post(f"{url}/{wrong['seq']}/feedback", json={"helpful": False, "intent": "transfer"})
+    assert r.status_code == 200, r.text
+    assert r.json()["label"] == "transfer"
+    # a thumbs down alone names no label: stored, not counted
+    r = client.post(f"{url}/2/feedback", json={"helpful": False})
+    assert r.status_code == 200
+    assert r.json()["label"] is None
+    stored = client.get(f"/v1/conversations/{cid}").json()["messages"]
+    assert stored[1]["feedback"]["helpful"] is False
+    assert stored[3]["feedback"]["intent"] == "transfer"
+    assert stored[0]["feedback"] is None
+
+    window = {}
+    for _ in range(50):  # the prediction log is written in batches
+        window = client.get("/v1/models/intents/versions/1/performance").json()["windows"]["1h"]
+        if window["n"] == 2:
+            break
+        time.sleep(0.1)
+    assert window["n"] == 2  # balance was right (1 of 2), the fallback's guess was not
+    assert window["accuracy"] == 0.5
+
+    refused = {
+        "visitor's message": (f"{url}/1/feedback", {"helpful": True}, 409),
+        "no such message": (f"{url}/99/feedback", {"helpful": True}, 404),
+        "not a label": (f"{url}/2/feedback", {"intent": "pizza"}, 422),
+        "nothing said": (f"{url}/2/feedback", {}, 422),
+        "null": (f"{url}/2/feedback", {"helpful": None}, 422),
+        "a string": (f"{url}/2/feedback", {"helpful": "yes"}, 422),
+        "other assistant": (
+            f"/v1/assistants/sales/conversations/{cid}/messages/2/feedback",
+            {"helpful": True},
+            404,
+        ),
+    }
+    for label, (path, body, status) in refused.items():
+        r = client.post(path, json=body)
+        assert r.status_code == status, (label, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+
+
+def test_feedback_over_the_socket(client: TestClient, admin_key: str) -> None:
+    assert client.put("/v1/assistants/helpdesk", json=CONFIG).status_code == 201
+    with client.websocket_connect(f"/v1/assistants/helpdesk/ws?key={admin_key}") as ws:
+        ws.send_json({"type": "message", "text": "what is my balance", "conversation_id": None})
+        turn = _next(ws, "turn")["turn"]
+        cid = turn["conversation_id"]
+        frame = {"type": "feedback", "conversation_id": cid, "seq": turn["seq"], "helpful": True}
+        ws.send_json(frame)
+        answer = _next(ws, "feedback")
+        assert (answer["seq"], answer["label"]) == (2, "balance")
+        ws.send_json({**frame, "helpful": "yes"})
+        assert _next(ws, "error")["status"] == 422
+        ws.send_json({**frame, "seq": 1})
+        assert _next(ws, "error")["status"] == 409

@@ -15,6 +15,10 @@ from aiweb.cli import _common, app
 from aiweb.config import Settings
 from aiweb.jobs.env import build_job_env
 
+# output formatting; the CLI on PostgreSQL is tested by the jobs, keys and registry tests: its
+# PostgreSQL variant would add nothing (tests/conftest.py)
+pytestmark = pytest.mark.sqlite_only
+
 JOB_A = "abc10000-0000-4000-8000-000000000001"
 JOB_B = "abc20000-0000-4000-8000-000000000002"
 

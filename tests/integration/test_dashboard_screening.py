@@ -5,7 +5,7 @@ message with its 4xx status, never a 500), a screening starts the same ``screen`
 ``POST /v1/screenings``, the page polls it and shows the ranking with matched and
 missing skills, and a candidate's CV shows its evidence highlighted at the job's offsets
 with its PII masked. The playground highlights a model's entities by type, every piece
-of the text escaped. The tiny skills model is ``test_screening``'s. On every database.
+of the text escaped. The tiny skills model is ``test_screening``'s. On SQLite.
 """
 
 from __future__ import annotations
@@ -27,6 +27,10 @@ from aiweb.documents.service import Page
 from aiweb.entities.model import EntityModel
 from conftest import create_key
 from document_helpers import DOCX_TYPE, make_docx, truncated_pdf
+
+# rendering; the documents and screening jobs on PostgreSQL are tested by their API tests: its
+# PostgreSQL variant would add nothing (tests/conftest.py)
+pytestmark = pytest.mark.sqlite_only
 
 __all__ = ["skills_model"]  # the fixture, imported for this module's tests
 

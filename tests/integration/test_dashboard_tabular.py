@@ -28,6 +28,10 @@ from aiweb.dashboard.web import templates
 from aiweb.tabular.training import TabularTrainingData, build_params, train_tabular
 from conftest import create_key
 
+# rendering; the registry and predictions on PostgreSQL are tested by the tabular API tests: its
+# PostgreSQL variant would add nothing (tests/conftest.py)
+pytestmark = pytest.mark.sqlite_only
+
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 SPEC_RE = re.compile(r"<canvas id=\"([\w-]+)\" data-spec='([^']*)'")
 LOAN = {"amount": 4200.0, "months": 48, "purpose": "car", "owner": "no"}

@@ -4,7 +4,7 @@ uploaded through its form is answered by the predict route's service, with the o
 embedded as a PNG of the image's size, the image's size and sha256, and the table of
 detections (grace_hopper.jpg: one face) or of the lines of text read; nothing of the
 image is stored; a hostile file is a readable message with its 4xx status, never a 500;
-the form needs the session's CSRF token and a session. On every database.
+the form needs the session's CSRF token and a session. On SQLite.
 """
 
 from __future__ import annotations
@@ -31,6 +31,10 @@ from aiweb.dashboard import views
 from aiweb.vision.builtin import install
 from conftest import create_key
 from image_helpers import encode, jpeg, png_header_bomb, truncated_jpeg
+
+# rendering; nothing of the image is stored: its PostgreSQL variant would add nothing
+# (tests/conftest.py)
+pytestmark = pytest.mark.sqlite_only
 
 pytest.importorskip("cv2")
 pytest.importorskip("rapidocr")

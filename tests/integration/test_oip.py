@@ -1,4 +1,4 @@
-"""The Open Inference Protocol (KServe v2) over REST, ``/v2``, on every database: the
+"""The Open Inference Protocol (KServe v2) over REST, ``/v2``: the
 spec's requests verbatim, the protocol's ``{"error"}`` shape (also from the middlewares),
 the same keys and scopes as ``/v1``, and the real ``tritonclient`` against a live server."""
 
@@ -31,6 +31,10 @@ from aiweb.config import Settings
 from aiweb.embeddings.install import register_exported
 from conftest import create_key
 from tiny_embedder import DIM, write_export
+
+# the protocol's shapes; the registry under it is tested on PostgreSQL by the API tests: its
+# PostgreSQL variant would add nothing (tests/conftest.py)
+pytestmark = pytest.mark.sqlite_only
 
 TEXTS = [POSITIVE_TEXT, NEGATIVE_TEXT]
 

@@ -72,6 +72,8 @@ def keys(settings: Settings, tiny_model_bytes: bytes) -> dict[str, str]:
     return made
 
 
+# every route's protection, the same on every database (keys on PostgreSQL: the tests below)
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize(("method", "path", "scope"), ROUTES)
 def test_auth_matrix(
     settings: Settings, keys: dict[str, str], method: str, path: str, scope: str

@@ -227,6 +227,12 @@ def test_the_widget_answers_fills_slots_and_hands_over_on_a_strict_csp_page(
     link = page.locator("li.msg.bot").last.get_by_role("link", name="Changing your PIN")
     expect(link).to_have_attribute("href", "https://help.example/pin")
     expect(link).to_have_attribute("rel", "noopener noreferrer")
+    # the visitor rates the answer: a thumbs up, stored on the reply (checked below)
+    answer = page.locator("li.msg.bot").last
+    answer.get_by_role("button", name="Helpful", exact=True).click()
+    expect(answer.get_by_role("button", name="Helpful", exact=True)).to_have_attribute(
+        "aria-pressed", "true"
+    )
 
     # a two-slot intent, one prompt at a time
     send(page, "i want to send money")
@@ -243,6 +249,9 @@ def test_the_widget_answers_fills_slots_and_hands_over_on_a_strict_csp_page(
     waiting = api.get("/v1/conversations", params={"status": "waiting_for_agent"}).json()
     (conversation,) = waiting["conversations"]
     cid = conversation["id"]
+    faq_reply = api.get(f"/v1/conversations/{cid}").json()["messages"][1]
+    assert faq_reply["type"] == "faq"
+    assert faq_reply["feedback"]["helpful"] is True
     r = api.post(f"/v1/conversations/{cid}/messages", json={"text": "Sam here, how can I help?"})
     assert r.status_code == 200, r.text
     agent = page.locator("li.msg.agent").last

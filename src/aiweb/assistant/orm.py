@@ -82,7 +82,8 @@ class SqlMessage(Base):
     ``role``: ``visitor``, ``bot`` or ``agent``; for a bot or agent message ``type`` is
     the reply type (:data:`aiweb.assistant.dialogue.REPLY_TYPES`); ``versions`` the model
     versions that answered (``{"intents": "intents:3", "entities": "people:1"}``);
-    ``prediction_id`` the intents model's logged prediction; ``author`` the operator.
+    ``prediction_id`` the intents model's logged prediction; ``author`` the operator;
+    ``feedback`` the visitor's on a bot reply (``{"helpful", "intent", "at"}``).
     """
 
     __tablename__ = "assistant_messages"
@@ -107,3 +108,4 @@ class SqlMessage(Base):
     prediction_id: Mapped[str | None] = mapped_column(String(64))
     author: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    feedback: Mapped[dict[str, Any] | None] = mapped_column(JSON)

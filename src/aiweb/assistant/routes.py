@@ -23,6 +23,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response, WebSocke
 from fastapi.responses import FileResponse
 from fastapi.websockets import WebSocketDisconnect
 
+from aiweb.api.deps import FeedbackDep
 from aiweb.assistant.config import AssistantConfig
 from aiweb.assistant.dialogue import STATUSES
 from aiweb.assistant.schemas import (
@@ -33,6 +34,8 @@ from aiweb.assistant.schemas import (
     MessageIn,
     OperatorReplyIn,
     SecretOut,
+    TurnFeedbackIn,
+    TurnFeedbackOut,
     TurnOut,
     VisitorMessage,
     VisitorMessages,
@@ -291,6 +294,49 @@ async def visitor_messages(
     )
 
 
+@router.post(
+    "/v1/assistants/{name}/conversations/{conversation_id}/messages/{seq}/feedback",
+    response_model=TurnFeedbackOut,
+    **scoped(
+        "chat",
+        {
+            **_CHAT_KEY,
+            404: {"description": "No such conversation of the assistant, or message."},
+            409: {
+                "description": "The message is not a bot reply, or `intent` is given for a "
+                "reply the intents model did not take part in."
+            },
+            422: {"description": "`intent` is not a label of the intents model, or a bad body."},
+        },
+    ),
+)
+async def turn_feedback(
+    name: NamePath,
+    conversation_id: ConversationPath,
+    seq: Annotated[int, Path(ge=1, le=2_147_483_647, description="The reply's seq.")],
+    body: TurnFeedbackIn,
+    request: Request,
+    service: ServiceDep,
+    feedback: FeedbackDep,
+) -> dict[str, Any]:
+    """The visitor's feedback on a bot reply: thumbs up or down (`helpful`), the intent
+    the message really was (`intent`), or both. Stored on the message; a label it implies
+    — `intent`, or a thumbs up on a reply the predicted intent chose — is also the
+    feedback on the turn's intents prediction (its live accuracy, and data for the next
+    retraining). Sending it again replaces it."""
+    origin = request.headers.get("origin")
+    await _visitor(request.app.state, _principal(request), name, origin, conversation_id)
+    return await service.feedback(
+        name,
+        conversation_id,
+        seq,
+        helpful=body.helpful,
+        intent=body.intent,
+        actor=actor(request),
+        predictions=feedback,
+    )
+
+
 _OPERATOR = {
     404: {"description": "No such conversation."},
     409: {"description": "Another operator has it, or it is closed (a reply)."},
@@ -444,13 +490,40 @@ async def _socket_frame(
 ) -> None:
     state = websocket.app.state
     service: AssistantService = state.assistants
-    if not isinstance(frame, dict) or frame.get("type") not in ("message", "resume"):
-        raise InvalidInputError('a frame is {"type": "message" | "resume", …}')
+    if not isinstance(frame, dict) or frame.get("type") not in ("message", "resume", "feedback"):
+        raise InvalidInputError('a frame is {"type": "message" | "resume" | "feedback", …}')
     conversation_id = frame.get("conversation_id")
     if conversation_id is not None and not (
         isinstance(conversation_id, str) and _CONVERSATION_ID.fullmatch(conversation_id)
     ):
         raise InvalidInputError("conversation_id must be 32 hex characters or null")
+    if frame["type"] == "feedback":
+        try:
+            given = TurnFeedbackIn.model_validate(
+                {k: v for k, v in frame.items() if k in ("helpful", "intent")}
+            )
+        except ValueError:
+            raise InvalidInputError(
+                'feedback is {"type": "feedback", "conversation_id", "seq", "helpful": '
+                'true|false and/or "intent"}'
+            ) from None
+        seq = frame.get("seq")
+        if conversation_id is None or not isinstance(seq, int) or not 1 <= seq < 2**31:
+            raise InvalidInputError("feedback needs conversation_id and seq (≥ 1)")
+        await _visitor(
+            state, authorized.key, name, websocket.headers.get("origin"), conversation_id
+        )
+        out = await service.feedback(
+            name,
+            conversation_id,
+            seq,
+            helpful=given.helpful,
+            intent=given.intent,
+            actor=authorized.key.name,
+            predictions=state.feedback,
+        )
+        await websocket.send_json({"type": "feedback", **out})
+        return
     if frame["type"] == "resume":
         after = frame.get("after", 0)
         if conversation_id is None or not isinstance(after, int) or after < 0:

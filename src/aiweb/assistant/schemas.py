@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
 
 from aiweb.assistant.config import AssistantConfig
 from aiweb.assistant.store import AssistantRecord
@@ -140,6 +150,9 @@ class MessageOut(BaseModel):
     prediction_id: str | None
     author: str | None = Field(..., description="The operator, on an agent's message.")
     created_at: datetime
+    feedback: dict[str, Any] | None = Field(
+        None, description="The visitor's on a bot reply: helpful, intent, at."
+    )
 
 
 class ConversationOut(BaseModel):
@@ -194,3 +207,51 @@ class VisitorMessages(BaseModel):
 
 class ConversationList(BaseModel):
     conversations: list[ConversationOut]
+
+
+class TurnFeedbackIn(BaseModel):
+    """A visitor's feedback on a bot reply: ``helpful`` (thumbs up or down), ``intent``
+    (what the message really asked for: one of the intents model's labels), or both."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [{"required": ["helpful"]}, {"required": ["intent"]}],
+            "examples": [{"helpful": True}, {"helpful": False, "intent": "transfer"}],
+        },
+    )
+
+    helpful: StrictBool | SkipJsonSchema[None] = Field(
+        None, description="Whether the reply helped (thumbs up or down)."
+    )
+    intent: (
+        Annotated[StrictStr, StringConstraints(min_length=1, max_length=200, pattern=r"\S")]
+        | SkipJsonSchema[None]
+    ) = Field(
+        None, description="The intent the visitor's message was: a label of the intents model."
+    )
+
+    @field_validator("helpful", "intent", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:  # left out means not given; null is not a value of either
+            raise ValueError("leave the field out instead of sending null")
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> TurnFeedbackIn:
+        if self.helpful is None and self.intent is None:
+            raise ValueError("give helpful (true or false), intent, or both")
+        return self
+
+
+class TurnFeedbackOut(BaseModel):
+    """The feedback as stored, and the label it gave the intents model's prediction."""
+
+    seq: int
+    feedback: dict[str, Any] = Field(..., description="helpful, intent, at (ISO 8601).")
+    label: str | None = Field(
+        ...,
+        description="The label sent as the turn's prediction feedback (live accuracy, "
+        "retraining data); null when the feedback names none.",
+    )

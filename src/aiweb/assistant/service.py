@@ -48,6 +48,7 @@ from aiweb.errors import (
     ServiceUnavailableError,
     StaleConversation,
 )
+from aiweb.monitoring.feedback import FeedbackService
 from aiweb.registry.entities import ModelRef, ModelVersion
 from aiweb.registry.service import RegistryService
 from aiweb.search.service import SearchService
@@ -439,6 +440,59 @@ class AssistantService:
             ],
         }
         queue(s, HANDOFF_EVENT, data, to=webhook_name(assistant))
+
+    async def feedback(
+        self,
+        name: str,
+        conversation_id: str,
+        seq: int,
+        *,
+        helpful: bool | None,
+        intent: str | None,
+        actor: str,
+        predictions: FeedbackService,
+    ) -> dict[str, Any]:
+        """A visitor's feedback on the bot's reply ``seq``: thumbs up or down
+        (``helpful``), the intent the message really was (``intent``), or both.
+
+        Stored on the message. When it names a label for the intents model's prediction
+        of that turn — ``intent``, or a thumbs up on a reply the predicted intent chose
+        (type ``intent`` or ``slot_prompt``) — that label is also the prediction's
+        feedback (:meth:`FeedbackService.submit`): it counts towards the model's live
+        accuracy and joins the data of its next retraining. A thumbs down names no label.
+
+        Returns:
+            ``{"seq", "feedback": {"helpful", "intent", "at"}, "label"}`` (``label``: the
+            one sent as the prediction's feedback, or ``None``).
+
+        Raises:
+            ConversationNotFound (404): no such conversation of ``name``, or message.
+            ConflictError (409): the message is not the bot's, or ``intent`` is given
+                for a reply the intents model did not take part in.
+            InvalidInputError (422): ``intent`` is not a class of the model version.
+        """
+        message = await anyio.to_thread.run_sync(
+            lambda: self.store.message(conversation_id, seq, assistant=name)
+        )
+        if message["role"] != "bot":
+            raise ConflictError(
+                f"message {seq} is the {message['role']}'s; feedback is on the bot's replies"
+            )
+        label = intent
+        if label is None and helpful and message["type"] in ("intent", "slot_prompt"):
+            label = message["intent"]
+        prediction_id = message["prediction_id"]
+        if intent is not None and prediction_id is None:
+            raise ConflictError(
+                f"the intents model did not take part in reply {seq}; only helpful applies"
+            )
+        if label is not None and prediction_id is not None:
+            await predictions.submit(prediction_id, label, None, actor)
+        stored = {"helpful": helpful, "intent": intent, "at": datetime.now(UTC).isoformat()}
+        await anyio.to_thread.run_sync(
+            lambda: self.store.set_feedback(conversation_id, seq, stored)
+        )
+        return {"seq": seq, "feedback": stored, "label": label if prediction_id else None}
 
     async def operate(
         self, conversation_id: str, action: str, operator: str, text: str | None = None

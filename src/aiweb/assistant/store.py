@@ -129,6 +129,7 @@ def _message_out(row: SqlMessage) -> dict[str, Any]:
         "prediction_id": row.prediction_id,
         "author": row.author,
         "created_at": row.created_at.isoformat(),
+        "feedback": row.feedback,
     }
 
 
@@ -310,6 +311,33 @@ class AssistantStore:
                 .limit(max(1, min(limit, MAX_PAGE)))
             ).all()
             return conversation, [_message_out(m) for m in rows]
+
+    def message(self, conversation_id: str, seq: int, *, assistant: str) -> dict[str, Any]:
+        """One message of a conversation of ``assistant``.
+
+        Raises:
+            ConversationNotFound: no such conversation of ``assistant``, or no message
+                ``seq`` in it.
+        """
+        self.conversation(conversation_id, assistant=assistant)
+        with self._sessions() as s:
+            row = s.scalar(
+                select(SqlMessage).where(
+                    SqlMessage.conversation_id == conversation_id, SqlMessage.seq == seq
+                )
+            )
+            if row is None:
+                raise ConversationNotFound(f"conversation {conversation_id} has no message {seq}")
+            return _message_out(row)
+
+    def set_feedback(self, conversation_id: str, seq: int, feedback: dict[str, Any]) -> None:
+        """Store a visitor's ``feedback`` on message ``seq`` (replacing earlier feedback)."""
+        with transaction(self._sessions) as s:
+            s.execute(
+                update(SqlMessage)
+                .where(SqlMessage.conversation_id == conversation_id, SqlMessage.seq == seq)
+                .values(feedback=feedback)
+            )
 
     def conversations(
         self,

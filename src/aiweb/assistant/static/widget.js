@@ -80,6 +80,11 @@
     ".sources { margin: 6px 0 0; padding-left: 18px; font-size: 13px; }",
     ".sources a { color: #0550ae; }",
     ".typing { margin: 0 12px 6px; font-size: 13px; color: #57606a; }",
+    ".rate { display: flex; gap: 4px; margin-top: 4px; }",
+    ".rate button { border: 1px solid #d0d7de; background: #fff; border-radius: 6px; cursor: pointer;",
+    "  line-height: 0; padding: 3px 5px; color: #57606a; }",
+    ".rate svg { width: 14px; height: 14px; fill: currentColor; }",
+    ".rate button[aria-pressed=true] { background: #ddf4ff; border-color: #0969da; color: #0969da; }",
     "form { display: flex; gap: 8px; padding: 10px; border-top: 1px solid #d0d7de; }",
     "textarea { flex: 1; resize: none; font: inherit; padding: 8px; border: 1px solid #8c959f;",
     "  border-radius: 8px; min-height: 40px; max-height: 120px; color: inherit; }",
@@ -99,17 +104,23 @@
     return node;
   }
 
-  function icon() {
+  var CHAT_ICON =
+    "M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H8l-5 4V5a2 2 0 0 1 2-2zm3 6v2h10V9H7zm0 4v2h7v-2H7z";
+  // Material Design's thumb_up (Apache-2.0); thumbs down is the same turned over
+  var THUMB_ICON =
+    "M1 21h4V9H1v12zm22-11c0-1.1-.9-2-2-2h-6.31l.95-4.57.03-.32c0-.41-.17-.79-.44-1.06" +
+    "L14.17 1 7.59 7.59C7.22 7.95 7 8.45 7 9v10c0 1.1.9 2 2 2h9c.83 0 1.54-.5 1.84-1.22" +
+    "l3.02-7.05c.09-.23.14-.47.14-.73v-2z";
+
+  function icon(d, turned) {
     var ns = "http://www.w3.org/2000/svg";
     var svg = document.createElementNS(ns, "svg");
     svg.setAttribute("viewBox", "0 0 24 24");
     svg.setAttribute("aria-hidden", "true");
     svg.setAttribute("focusable", "false");
     var path = document.createElementNS(ns, "path");
-    path.setAttribute(
-      "d",
-      "M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H8l-5 4V5a2 2 0 0 1 2-2zm3 6v2h10V9H7zm0 4v2h7v-2H7z"
-    );
+    path.setAttribute("d", d);
+    if (turned) path.setAttribute("transform", "rotate(180 12 12)");
     svg.appendChild(path);
     return svg;
   }
@@ -128,7 +139,7 @@
     type: "button", class: "launcher", "aria-label": "Open chat: " + heading,
     "aria-expanded": "false", "aria-controls": "aiweb-panel",
   });
-  launcher.appendChild(icon());
+  launcher.appendChild(icon(CHAT_ICON));
   var panel = el("section", {
     id: "aiweb-panel", class: "panel", role: "dialog", "aria-modal": "false",
     "aria-labelledby": "aiweb-title",
@@ -182,7 +193,25 @@
     log.scrollTop = log.scrollHeight;
   }
 
-  function render(role, text, sources) {
+  function rating(seq) {
+    // thumbs up or down on a bot reply: {"type": "feedback", "seq", "helpful"}
+    var group = el("div", { class: "rate", role: "group", "aria-label": "Was this helpful?" });
+    [[true, "Helpful"], [false, "Not helpful"]].forEach(function (choice) {
+      var button = el("button", { type: "button", "aria-label": choice[1], "aria-pressed": "false",
+                                  title: choice[1] });
+      button.appendChild(icon(THUMB_ICON, !choice[0]));
+      button.addEventListener("click", function () {
+        group.querySelectorAll("button").forEach(function (b) {
+          b.setAttribute("aria-pressed", String(b === button));
+        });
+        send({ type: "feedback", conversation_id: conversationId, seq: seq, helpful: choice[0] });
+      });
+      group.appendChild(button);
+    });
+    return group;
+  }
+
+  function render(role, text, sources, seq, type) {
     var item = el("li", { class: "msg " + role });
     if (role === "agent") item.appendChild(el("span", { class: "who" }, "Support agent"));
     item.appendChild(document.createTextNode(text));
@@ -201,6 +230,7 @@
       });
       item.appendChild(list);
     }
+    if (role === "bot" && seq && type !== "slot_prompt") item.appendChild(rating(seq));
     log.appendChild(item);
     scrollDown();
     return item;
@@ -234,7 +264,7 @@
       remember(turn.conversation_id);
       pending.shift();
       if (turn.seq > lastSeq) {
-        if (turn.reply != null) render("bot", turn.reply, turn.sources);
+        if (turn.reply != null) render("bot", turn.reply, turn.sources, turn.seq, turn.type);
         lastSeq = turn.seq;
       }
       showStatus(turn.status);
@@ -246,8 +276,11 @@
         if (pending.length && pending[0] === message.text) return; // our own, shown
         render("visitor", message.text);
       } else {
-        render(message.role === "agent" ? "agent" : "bot", message.text, message.sources);
+        render(message.role === "agent" ? "agent" : "bot", message.text, message.sources,
+               message.seq, message.type);
       }
+    } else if (frame.type === "feedback") {
+      // stored; nothing more to show (the pressed button says it)
     } else if (frame.type === "status") {
       showStatus(frame.status);
     } else if (frame.type === "error") {
