@@ -91,11 +91,43 @@ CONFIG: dict[str, Any] = {
 CONFIG_HANDOFF_MESSAGE = HandoffConfig().message
 
 
-@pytest.fixture(scope="module")
-def intents_model() -> TextClassifier:
+def fit_intents() -> TextClassifier:
+    """A TF-IDF intents model on :data:`INTENTS`."""
     texts = [t for examples in INTENTS.values() for t in examples]
     labels = [label for label, examples in INTENTS.items() for _ in examples]
     return fit_text_classifier(texts * 3, labels * 3, TrainParams(C=20.0))
+
+
+def register_models(
+    settings: Settings, intents: TextClassifier, skills: EntityModel, *, minilm: Path | None = None
+) -> None:
+    """``intents`` (production) and ``skills`` in the registry of ``settings``, and the
+    exported MiniLM embedder from ``minilm`` when given (a help collection's model)."""
+    settings.ensure_dirs()
+    registry, engine = open_registry(settings)
+    try:
+        registry.register_version(
+            "intents",
+            "text-classification",
+            artifact=intents.to_bytes(),
+            artifact_format="skops",
+            labels=list(intents.labels),
+            signature={},
+            lineage={"dataset": "tests"},
+            evaluation={},
+            alias="production",
+            actor="tests",
+        )
+        if minilm is not None:
+            register_exported(registry, minilm, include_int8=False, actor="tests")
+    finally:
+        engine.dispose()
+    register_entities(settings, "skills", skills)
+
+
+@pytest.fixture(scope="module")
+def intents_model() -> TextClassifier:
+    return fit_intents()
 
 
 @pytest.fixture(scope="module")
@@ -107,24 +139,7 @@ def skills_model() -> EntityModel:
 def served(
     settings: Settings, intents_model: TextClassifier, skills_model: EntityModel
 ) -> Settings:
-    settings.ensure_dirs()
-    registry, engine = open_registry(settings)
-    try:
-        registry.register_version(
-            "intents",
-            "text-classification",
-            artifact=intents_model.to_bytes(),
-            artifact_format="skops",
-            labels=list(intents_model.labels),
-            signature={},
-            lineage={"dataset": "tests"},
-            evaluation={},
-            alias="production",
-            actor="tests",
-        )
-    finally:
-        engine.dispose()
-    register_entities(settings, "skills", skills_model)
+    register_models(settings, intents_model, skills_model)
     return settings
 
 

@@ -25,13 +25,10 @@ from typing import Any
 import httpx
 import pytest
 from browser import TEST_ARTIFACTS, admin_settings, browser_fixture, open_page
-from helpers import free_port, live_server, open_registry
+from helpers import free_port, live_server
 from playwright.sync_api import Browser, Page, expect
-from test_assistant_api import CONFIG, HELP, INTENTS
+from test_assistant_api import CONFIG, HELP, fit_intents, register_models
 
-from aiweb.classification.trainer import TrainParams, fit_text_classifier
-from aiweb.embeddings.install import register_exported
-from screening_helpers import register as register_entities
 from screening_helpers import tiny_skills_model
 
 ARTIFACTS = TEST_ARTIFACTS / "widget"
@@ -132,27 +129,7 @@ def host_page(aiweb: str, key: str, port: int) -> ThreadingHTTPServer:
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) -> Iterator[dict[str, Any]]:
     settings, admin = admin_settings(tmp_path_factory, "widget")
-    texts = [t for examples in INTENTS.values() for t in examples]
-    labels = [label for label, examples in INTENTS.items() for _ in examples]
-    intents = fit_text_classifier(texts * 3, labels * 3, TrainParams(C=20.0))
-    registry, engine = open_registry(settings)
-    try:
-        registry.register_version(
-            "intents",
-            "text-classification",
-            artifact=intents.to_bytes(),
-            artifact_format="skops",
-            labels=list(intents.labels),
-            signature={},
-            lineage={"dataset": "tests"},
-            evaluation={},
-            alias="production",
-            actor="tests",
-        )
-        register_exported(registry, minilm_dir, include_int8=False, actor="tests")
-    finally:
-        engine.dispose()
-    register_entities(settings, "skills", tiny_skills_model())
+    register_models(settings, fit_intents(), tiny_skills_model(), minilm=minilm_dir)
     with live_server(settings, name="widget-e2e") as port:
         relay = Relay(port)
         aiweb = f"http://127.0.0.1:{relay.port}"
