@@ -78,6 +78,8 @@ PAGES = [
     "/jobs/table",
     "/keys",
     "/audit",
+    "/assistants",
+    "/assistants/inbox",
 ]
 
 

@@ -5,8 +5,9 @@ script and socket (``default-src 'none'``, so no inline style either).
 A real uvicorn serves aiweb; the page embeds the one-line script tag with a publishable
 chat key for the page's origin. The visitor opens the widget from the keyboard, gets an
 answer from the help collection with its source as a link, fills a two-slot intent,
-asks for a person, and sees the operator's reply arrive — once while connected, once
-after the connection dropped (through a TCP relay the test cuts) and came back. A
+asks for a person, and sees the reply of an operator (a second browser, in the
+dashboard's inbox) arrive — once while connected, once after the connection dropped
+(through a TCP relay the test cuts) and came back. A
 phone-sized page shows the panel full-screen. Any console error or CSP violation fails
 the test; screenshots go to ``test-artifacts/widget/``.
 """
@@ -24,7 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
-from browser import TEST_ARTIFACTS, admin_settings, browser_fixture, open_page
+from browser import TEST_ARTIFACTS, admin_settings, browser_fixture, login, open_page
 from helpers import free_port, live_server
 from playwright.sync_api import Browser, Page, expect
 from test_assistant_api import CONFIG, HELP, fit_intents, register_models
@@ -149,7 +150,12 @@ def shop(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) -> Iterator
         r = api.post("/v1/keys", json={**key, "origins": [page_url]})
         assert r.status_code == 201, r.text
         page_server = host_page(aiweb, r.json()["secret"], page_port)
-        yield {"api": api, "page": page_url, "relay": relay}
+        yield {
+            "api": api,
+            "page": page_url,
+            "relay": relay,
+            "dashboard": {"url": f"http://127.0.0.1:{port}", "key": admin},
+        }
         page_server.shutdown()
         page_server.server_close()
         relay.close()
@@ -229,8 +235,17 @@ def test_the_widget_answers_fills_slots_and_hands_over_on_a_strict_csp_page(
     faq_reply = api.get(f"/v1/conversations/{cid}").json()["messages"][1]
     assert faq_reply["type"] == "faq"
     assert faq_reply["feedback"]["helpful"] is True
-    r = api.post(f"/v1/conversations/{cid}/messages", json={"text": "Sam here, how can I help?"})
-    assert r.status_code == 200, r.text
+    # an operator, in a browser of their own, sees it in the dashboard's inbox and replies
+    operator, operator_problems = open_page(browser)
+    login(operator, shop["dashboard"], "/assistants")
+    row = operator.locator(f"tr[data-conversation='{cid}']")
+    expect(row).to_contain_text("waiting")
+    row.get_by_role("link").click()
+    expect(operator.locator("#conversation-status")).to_have_text("waiting_for_agent")
+    operator.fill("#reply-text", "Sam here, how can I help?")
+    operator.get_by_role("button", name="Send reply").click()
+    expect(operator.locator("#conversation-status")).to_have_text("agent")
+    operator.screenshot(path=str(ARTIFACTS / "operator.png"))
     agent = page.locator("li.msg.agent").last
     expect(agent).to_contain_text("Sam here, how can I help?")
     expect(page.get_by_role("status")).to_have_text("You are talking with a person.")
@@ -238,8 +253,9 @@ def test_the_widget_answers_fills_slots_and_hands_over_on_a_strict_csp_page(
     # the connection drops; the operator writes meanwhile; the widget reconnects and
     # resumes from the last message it showed
     assert shop["relay"].cut() >= 2
-    r = api.post(f"/v1/conversations/{cid}/messages", json={"text": "Still there?"})
-    assert r.status_code == 200, r.text
+    operator.fill("#reply-text", "Still there?")
+    operator.get_by_role("button", name="Send reply").click()
+    expect(operator.locator("li.chat-agent").last).to_contain_text("Still there?")
     expect(page.locator("li.msg.agent").last).to_contain_text("Still there?", timeout=30_000)
     expect(page.locator("li.msg.agent")).to_have_count(2)  # each message shown once
     send(page, "yes, thanks")
@@ -253,6 +269,9 @@ def test_the_widget_answers_fills_slots_and_hands_over_on_a_strict_csp_page(
     expect(dialog).to_be_hidden()
     expect(launcher).to_be_focused()
     assert problems == [], problems
+    # the visitor's answer reaches the operator's page without a reload
+    expect(operator.locator("li.chat-visitor").last).to_contain_text("yes, thanks")
+    assert operator_problems == [], operator_problems
 
 
 def test_the_widget_fills_a_phone_screen(browser: Browser, shop: dict[str, Any]) -> None:

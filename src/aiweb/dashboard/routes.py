@@ -11,7 +11,9 @@ API and are audited with the actor ``dashboard:<name>``.
 from __future__ import annotations
 
 import functools
+import json
 import logging
+import re
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
@@ -22,6 +24,7 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from aiweb.api.problems import request_id
+from aiweb.assistant.service import AssistantService
 from aiweb.classification.explain import ExplanationService
 from aiweb.classification.schemas import ExplainRequest
 from aiweb.classification.service import PredictionService
@@ -1235,6 +1238,158 @@ async def cancel_job(request: Request, job_id: str, session: SessionDep) -> Resp
     except AiwebError as exc:
         return redirect_with_flash(request, "/jobs", "error", exc.detail)
     return redirect_with_flash(request, "/jobs", "ok", f"Job {job_id[:8]} cancelled.")
+
+
+# -- assistants and the operator inbox -------------------------------------------------------
+
+INBOX_STATUSES = ("waiting_for_agent", "agent")
+"""The conversations the inbox lists: waiting for a person, or with one."""
+OPERATOR_ACTIONS = ("take", "reply", "release", "close")
+ConversationId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
+AssistantName = Annotated[str, Path(max_length=63, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+
+
+def _assistants(request: Request) -> AssistantService:
+    service: AssistantService | None = getattr(app_state(request), "assistants", None)
+    if service is None:
+        raise NotFoundError("the assistant task is not installed")
+    return service
+
+
+def _inbox_context(service: AssistantService) -> dict[str, Any]:
+    """The inbox: conversations waiting for a person first (oldest wait first), then
+    those a person has."""
+    store = service.store
+    waiting = store.conversations(status="waiting_for_agent", limit=200)
+    taken = store.conversations(status="agent", limit=200)
+    return {
+        "waiting": sorted(waiting, key=lambda c: c.updated_at),
+        "taken": taken,
+    }
+
+
+@router.get("/assistants")
+async def assistants_page(request: Request, session: SessionDep) -> Response:
+    """Assistants, and the operator inbox (refreshing itself every 2 seconds)."""
+    service = _assistants(request)
+
+    def context() -> dict[str, Any]:
+        return {"assistants": service.store.assistants(), **_inbox_context(service)}
+
+    return render(
+        request, "assistants.html", await anyio.to_thread.run_sync(context), session=session
+    )
+
+
+@router.get("/assistants/inbox")
+async def inbox_fragment(request: Request, session: SessionDep) -> Response:
+    """The inbox alone (polled by htmx)."""
+    service = _assistants(request)
+    context = await anyio.to_thread.run_sync(_inbox_context, service)
+    return render(request, "_inbox.html", context, session=session)
+
+
+def _test_chat(service: AssistantService, name: str, conversation_id: str | None) -> Any:
+    if conversation_id is None:
+        return None
+    try:
+        return service.store.conversation(conversation_id, assistant=name, messages=True)
+    except NotFoundError:
+        return None
+
+
+@router.get("/assistants/{name}")
+async def assistant_page(request: Request, name: AssistantName, session: SessionDep) -> Response:
+    """One assistant: its config and a test chat."""
+    service = _assistants(request)
+    record = await anyio.to_thread.run_sync(service.store.get, name)
+    context = {
+        "assistant": record,
+        "config_json": json.dumps(record.config.public(), indent=2, ensure_ascii=False),
+        "chat": None,
+    }
+    return render(request, "assistant.html", context, session=session)
+
+
+@router.post("/assistants/{name}/test")
+async def assistant_test_message(
+    request: Request, name: AssistantName, session: SessionDep
+) -> Response:
+    """A message of the test chat, answered as a visitor's would be (it is stored as a
+    conversation like theirs, its origin ``dashboard``); the chat fragment comes back."""
+    form = await checked_form(request, session)
+    service = _assistants(request)
+    record = await anyio.to_thread.run_sync(service.store.get, name)
+    cid = field(form, "conversation_id") or None
+    if cid is not None and not re.fullmatch(r"[0-9a-f]{32}", cid):
+        cid = None
+    error = None
+    try:
+        turn = await service.message(
+            name, field(form, "text"), conversation_id=cid, origin="dashboard"
+        )
+        cid = turn.conversation.id
+    except AiwebError as exc:
+        error = exc.detail
+    chat = await anyio.to_thread.run_sync(_test_chat, service, name, cid)
+    context = {
+        "assistant": record,
+        "config_json": json.dumps(record.config.public(), indent=2, ensure_ascii=False),
+        "chat": chat,
+        "chat_error": error,
+    }
+    template = "_test_chat.html" if is_htmx(request) else "assistant.html"
+    return render(request, template, context, session=session)
+
+
+@router.get("/conversations/{conversation_id}")
+async def conversation_page(
+    request: Request, conversation_id: ConversationId, session: SessionDep
+) -> Response:
+    """A conversation with its messages (refreshing themselves), and the operator's
+    controls: take it, reply, hand it back to the bot, close it."""
+    service = _assistants(request)
+    record = await anyio.to_thread.run_sync(
+        lambda: service.store.conversation(conversation_id, messages=True)
+    )
+    return render(request, "conversation.html", {"conversation": record}, session=session)
+
+
+@router.get("/conversations/{conversation_id}/messages")
+async def conversation_messages(
+    request: Request, conversation_id: ConversationId, session: SessionDep
+) -> Response:
+    """The conversation's messages and status alone (polled by htmx every 2 seconds)."""
+    service = _assistants(request)
+    record = await anyio.to_thread.run_sync(
+        lambda: service.store.conversation(conversation_id, messages=True)
+    )
+    return render(request, "_conversation.html", {"conversation": record}, session=session)
+
+
+@router.post("/conversations/{conversation_id}/{action}")
+async def operate_conversation(
+    request: Request, conversation_id: ConversationId, action: str, session: SessionDep
+) -> Response:
+    """An operator's action (``take``, ``reply`` with ``text``, ``release``, ``close``),
+    as ``POST /v1/conversations/{id}/…`` does it: the visitor's widget gets it at once."""
+    form = await checked_form(request, session)
+    back = f"/conversations/{conversation_id}"
+    if action not in OPERATOR_ACTIONS:
+        return redirect_with_flash(request, back, "error", f"Unknown action {action[:20]!r}.")
+    service = _assistants(request)
+    text = field(form, "text") if action == "reply" else None
+    try:
+        await service.operate(conversation_id, action, session.actor, text)
+    except AiwebError as exc:
+        return redirect_with_flash(request, back, "error", exc.detail)
+    done = {
+        "take": "You have the conversation; the bot stays quiet.",
+        "reply": "Sent.",
+        "release": "Handed back to the bot.",
+        "close": "Closed.",
+    }[action]
+    return redirect_with_flash(request, back, "ok", done)
 
 
 # -- API keys --------------------------------------------------------------------------------
