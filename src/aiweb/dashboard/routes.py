@@ -1342,17 +1342,23 @@ async def assistant_test_message(
     return render(request, template, context, session=session)
 
 
+async def _conversation(
+    request: Request, conversation_id: str, session: DashboardSession, template: str
+) -> Response:
+    service = _assistants(request)
+    record = await anyio.to_thread.run_sync(
+        lambda: service.store.conversation(conversation_id, messages=True)
+    )
+    return render(request, template, {"conversation": record}, session=session)
+
+
 @router.get("/conversations/{conversation_id}")
 async def conversation_page(
     request: Request, conversation_id: ConversationId, session: SessionDep
 ) -> Response:
     """A conversation with its messages (refreshing themselves), and the operator's
     controls: take it, reply, hand it back to the bot, close it."""
-    service = _assistants(request)
-    record = await anyio.to_thread.run_sync(
-        lambda: service.store.conversation(conversation_id, messages=True)
-    )
-    return render(request, "conversation.html", {"conversation": record}, session=session)
+    return await _conversation(request, conversation_id, session, "conversation.html")
 
 
 @router.get("/conversations/{conversation_id}/messages")
@@ -1360,11 +1366,7 @@ async def conversation_messages(
     request: Request, conversation_id: ConversationId, session: SessionDep
 ) -> Response:
     """The conversation's messages and status alone (polled by htmx every 2 seconds)."""
-    service = _assistants(request)
-    record = await anyio.to_thread.run_sync(
-        lambda: service.store.conversation(conversation_id, messages=True)
-    )
-    return render(request, "_conversation.html", {"conversation": record}, session=session)
+    return await _conversation(request, conversation_id, session, "_conversation.html")
 
 
 @router.post("/conversations/{conversation_id}/{action}")
