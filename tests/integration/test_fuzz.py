@@ -83,7 +83,7 @@ CONFIG = SchemathesisConfig.from_dict(
         # response, a prompt names only earlier slots (aiweb.assistant.config). A drawn
         # config that breaks one is refused with a 422 naming the rule.
         # Likewise a new key: scope chat goes alone and with both assistants and origins,
-        # other scopes with neither (aiweb.security.keys.chat_limits).
+        # other scopes with neither (aiweb.security.keys.publishable_limits).
         "operations": [
             {
                 "include-path": path,

@@ -63,7 +63,7 @@ def keys(settings: Settings, tiny_model_bytes: bytes) -> dict[str, str]:
     engine = make_engine(settings.resolved_database_url)
     service = KeyService(make_session_factory(engine))
     _, made["chat"] = service.create(
-        "only-chat", ["chat"], assistants=["sentiment"], origins=[ORIGIN["Origin"]]
+        "only-chat", ["chat"], targets=["sentiment"], origins=[ORIGIN["Origin"]]
     )
     _, made["revoked"] = service.create("revoked", ["admin"])
     service.revoke("revoked")

@@ -135,17 +135,19 @@ class PreAuthMiddleware:
         if needed is None:
             await self.app(scope, receive, send)
             return
-        authorization = x_api_key = None
+        authorization = x_api_key = origin = None
         for key, value in scope.get("headers", []):
             if key == b"authorization" and authorization is None:
                 authorization = value.decode("latin-1")
             elif key == b"x-api-key" and x_api_key is None:
                 x_api_key = value.decode("latin-1")
+            elif key == b"origin" and origin is None:
+                origin = value.decode("latin-1")
         client = scope.get("client")
         address = client[0] if client else "unknown"
         try:
             authorized = await authorize(
-                state, address, request_token(authorization, x_api_key), needed
+                state, address, request_token(authorization, x_api_key), needed, origin=origin
             )
         except AiwebError as exc:
             await send_problem(

@@ -49,6 +49,7 @@ from aiweb.security.auth import (
     actor,
     authorize,
     charge,
+    charge_key,
     request_token,
     scoped,
 )
@@ -94,17 +95,16 @@ _CHAT_KEY = {
 }
 
 
-async def _visitor(
-    state: Any, key: ApiKey, name: str, origin: str | None, conversation_id: str | None
-) -> None:
-    """Let a visitor's request through: a publishable key must list the assistant and the
-    page's origin, and pays per conversation.
+async def _visitor(state: Any, key: ApiKey, name: str, conversation_id: str | None) -> None:
+    """Let a visitor's request to the assistant ``name`` through (its key and the page's
+    origin were checked by :func:`~aiweb.security.auth.authorize`): a publishable key
+    must list the assistant, and pays per conversation.
 
     Raises:
-        ForbiddenError: :meth:`ApiKey.check_chat` refuses.
+        ForbiddenError: a publishable key for other assistants.
         RateLimitedError: the conversation's budget is spent.
     """
-    key.check_chat(name, origin)
+    key.check_target(name)
     if key.publishable and conversation_id is not None:
         await charge(state.rate_limiter, f"conv:{conversation_id}", "conversation")
 
@@ -209,13 +209,12 @@ async def post_message(
     answer; `status` is then `waiting_for_agent`). `conversation_id: null` starts a
     conversation; send the returned id with the next message. While a person has the
     conversation the message is stored for them and `reply` is `null`."""
-    origin = request.headers.get("origin")
-    await _visitor(request.app.state, _principal(request), name, origin, body.conversation_id)
+    await _visitor(request.app.state, _principal(request), name, body.conversation_id)
     turn = await service.message(
         name,
         body.text,
         conversation_id=body.conversation_id,
-        origin=origin,
+        origin=request.headers.get("origin"),
         user_id=body.user_id,
     )
     return turn_out(turn)
@@ -282,8 +281,7 @@ async def visitor_messages(
     """The conversation's messages after `after` (its `seq`), oldest first, at most 200:
     how a page that talks over REST sees an operator's replies (poll with the last `seq`
     it showed)."""
-    origin = request.headers.get("origin")
-    await _visitor(request.app.state, _principal(request), name, origin, conversation_id)
+    await _visitor(request.app.state, _principal(request), name, conversation_id)
     conversation, messages = await anyio.to_thread.run_sync(
         lambda: service.store.messages_after(conversation_id, after, assistant=name)
     )
@@ -324,8 +322,7 @@ async def turn_feedback(
     — `intent`, or a thumbs up on a reply the predicted intent chose — is also the
     feedback on the turn's intents prediction (its live accuracy, and data for the next
     retraining). Sending it again replaces it."""
-    origin = request.headers.get("origin")
-    await _visitor(request.app.state, _principal(request), name, origin, conversation_id)
+    await _visitor(request.app.state, _principal(request), name, conversation_id)
     return await service.feedback(
         name,
         conversation_id,
@@ -429,9 +426,9 @@ async def chat_socket(websocket: WebSocket, name: str) -> None:
     service: AssistantService = state.assistants
     origin = websocket.headers.get("origin")
     try:
-        authorized = await authorize(state, client, token, "chat")
+        authorized = await authorize(state, client, token, "chat", origin=origin)
         check_name(name, "assistant name")
-        authorized.key.check_chat(name, origin)
+        authorized.key.check_target(name)
         await anyio.to_thread.run_sync(service.store.get, name)
     except AiwebError as exc:
         await websocket.close(code=4000 + exc.status, reason=exc.detail[:120])
@@ -510,9 +507,7 @@ async def _socket_frame(
         seq = frame.get("seq")
         if conversation_id is None or not isinstance(seq, int) or not 1 <= seq < 2**31:
             raise InvalidInputError("feedback needs conversation_id and seq (≥ 1)")
-        await _visitor(
-            state, authorized.key, name, websocket.headers.get("origin"), conversation_id
-        )
+        await _visitor(state, authorized.key, name, conversation_id)
         out = await service.feedback(
             name,
             conversation_id,
@@ -539,14 +534,10 @@ async def _socket_frame(
     text = frame.get("text")
     if not isinstance(text, str):
         raise InvalidInputError("a message needs text (a string)")
-    # every message pays, as a REST call would: a publishable key per address and per
-    # conversation, another key from its predict budget
-    key = authorized.key
-    if key.publishable:
-        await charge(state.rate_limiter, f"chat:{key.name}:{client}", "chat")
-    elif key is not ANONYMOUS:
-        await charge(state.rate_limiter, f"key:{key.name}", "predict")
-    await _visitor(state, key, name, websocket.headers.get("origin"), conversation_id)
+    # every message pays as a REST call would (without auth, only the handshake)
+    if authorized.key is not ANONYMOUS:
+        await charge_key(state.rate_limiter, authorized.key, client, "chat")
+    await _visitor(state, authorized.key, name, conversation_id)
     if conversation_id is not None:
         await watch(conversation_id)
     await websocket.send_json({"type": "typing", "typing": True})

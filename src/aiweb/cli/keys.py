@@ -54,11 +54,11 @@ def create_cmd(
     expiry = parse_duration(expires_in) if expires_in else None
     with open_keys() as service:
         key, secret = service.create(
-            name, scopes, expires_in=expiry, assistants=assistants, origins=origins, actor="cli"
+            name, scopes, expires_in=expiry, targets=assistants, origins=origins, actor="cli"
         )
     until = f", expires {key.expires_at:%Y-%m-%d %H:%M} UTC" if key.expires_at else ""
     if key.publishable:
-        until += f"; assistants {', '.join(key.assistants)}; origins {', '.join(key.origins)}"
+        until += f"; assistants {', '.join(key.targets)}; origins {', '.join(key.origins)}"
     err.print(
         f"created API key [bold]{key.name}[/] (scopes: {', '.join(key.scopes)}{until}); "
         "the secret below is shown only now",
@@ -85,7 +85,7 @@ def list_cmd(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> N
                     "created_at": iso(k.created_at),
                     "expires_at": iso(k.expires_at),
                     "revoked_at": iso(k.revoked_at),
-                    "assistants": list(k.assistants),
+                    "assistants": list(k.targets),
                     "origins": list(k.origins),
                 }
                 for k in keys
@@ -106,9 +106,7 @@ def list_cmd(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> N
             k.name,
             k.prefix,
             ", ".join(k.scopes)
-            + (
-                f" ({', '.join(k.assistants)} from {', '.join(k.origins)})" if k.publishable else ""
-            ),
+            + (f" ({', '.join(k.targets)} from {', '.join(k.origins)})" if k.publishable else ""),
             k.state(),
             f"{k.created_at:%Y-%m-%d %H:%M}",
             f"{k.expires_at:%Y-%m-%d %H:%M}" if k.expires_at else "never",

@@ -1423,7 +1423,7 @@ async def create_key(request: Request, session: SessionDep) -> Response:
                 name,
                 scopes or ["predict"],
                 expires_in=expiry,
-                assistants=field(form, "assistants") or None,
+                targets=field(form, "assistants") or None,
                 origins=field(form, "origins") or None,
                 actor=session.actor,
                 request_id=request_id(request),

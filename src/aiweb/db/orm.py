@@ -195,7 +195,7 @@ class SqlDriftAlert(Base):
 
 class SqlApiKey(Base):
     """An API key: public prefix for lookup, sha256 of the whole key, scopes; a
-    publishable ``chat`` key also names its assistants and origins (null otherwise)."""
+    publishable key also names its targets and origins (null otherwise)."""
 
     __tablename__ = "api_keys"
 
@@ -208,7 +208,7 @@ class SqlApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    assistants: Mapped[list[str] | None] = mapped_column(JSON)
+    targets: Mapped[list[str] | None] = mapped_column(JSON)
     origins: Mapped[list[str] | None] = mapped_column(JSON)
 
 

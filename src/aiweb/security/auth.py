@@ -17,7 +17,7 @@ from fastapi import Depends, Request, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from aiweb.errors import ForbiddenError, UnauthorizedError
-from aiweb.security.keys import ApiKey, KeyService
+from aiweb.security.keys import PUBLISHABLE_SCOPE, ApiKey, KeyService
 from aiweb.security.ratelimit import RateLimiter, RateLimitResult
 
 bearer_scheme = HTTPBearer(auto_error=False, description="An aiweb API key: `aiw_…`.")
@@ -86,25 +86,43 @@ def request_token(authorization: str | None, x_api_key: str | None) -> str | Non
     return token.strip() if token else None
 
 
-async def authorize(state: Any, client: str, token: str | None, scope: str) -> Authorized:
-    """Authenticate ``token``, check that it allows ``scope`` and charge the request to
-    its rate limit (or the client address's ``anonymous`` budget when no valid key is
-    sent). A publishable ``chat`` key charges the client address's ``chat`` budget (per
-    key), a predict or admin key on a ``chat`` route its ``predict`` budget. With auth
-    disabled the client address is charged for ``scope``.
+async def charge_key(limiter: RateLimiter, key: ApiKey, client: str, scope: str) -> RateLimitResult:
+    """Charge one request by ``key`` from ``client`` for a route that needs ``scope``: a
+    publishable key (every visitor of a site shares it) pays from the ``chat`` budget of
+    the client address, per key; any other key from its own budget of ``scope`` (of
+    ``predict`` on a publishable key's route).
+
+    Raises:
+        RateLimitedError: over budget (429).
+    """
+    if key.publishable:
+        return await charge(limiter, f"chat:{key.name}:{client}", PUBLISHABLE_SCOPE)
+    budget = "predict" if scope == PUBLISHABLE_SCOPE else scope
+    return await charge(limiter, f"key:{key.name}", budget)
+
+
+async def authorize(
+    state: Any, client: str, token: str | None, scope: str, *, origin: str | None = None
+) -> Authorized:
+    """Authenticate ``token``, check that it allows ``scope`` (and, for a key that lists
+    origins, the request's ``origin``) and charge the request to its rate limit
+    (:func:`charge_key`; the client address's ``anonymous`` budget when no valid key is
+    sent). With auth disabled the client address is charged for ``scope``.
 
     Args:
         state: ``app.state`` (``settings``, ``keys``, ``rate_limiter``).
         client: the peer address.
         token: the key sent, if any (:func:`request_token`).
         scope: the scope the route needs.
+        origin: the request's ``Origin`` header, if any.
 
     Returns:
         The key and the rate-limit charge.
 
     Raises:
         UnauthorizedError: no key, malformed, unknown, revoked or expired (401).
-        ForbiddenError: the key lacks ``scope`` (403).
+        ForbiddenError: the key lacks ``scope``, or a publishable key is used without an
+            ``Origin`` header or from an origin it does not list (403).
         RateLimitedError: over budget (429).
     """
     limiter: RateLimiter = state.rate_limiter
@@ -130,11 +148,8 @@ async def authorize(state: Any, client: str, token: str | None, scope: str) -> A
         raise ForbiddenError(
             f"API key {key.name!r} has scopes {', '.join(key.scopes)}; this route needs {scope!r}"
         )
-    if key.publishable:  # every visitor of the site shares the key: a budget per address
-        result = await charge(limiter, f"chat:{key.name}:{client}", "chat")
-    else:  # a predict or admin key chatting pays from its predict budget
-        result = await charge(limiter, f"key:{key.name}", "predict" if scope == "chat" else scope)
-    return Authorized(scope, key, result)
+    key.check_origin(origin)
+    return Authorized(scope, key, await charge_key(limiter, key, client, scope))
 
 
 def require(scope: str) -> Callable[..., Awaitable[ApiKey]]:
@@ -164,7 +179,11 @@ def require(scope: str) -> Callable[..., Awaitable[ApiKey]]:
         else:
             token = bearer.credentials if bearer is not None else header_key
             authorized = await authorize(
-                state, client_address(request), token.strip() if token else None, scope
+                state,
+                client_address(request),
+                token.strip() if token else None,
+                scope,
+                origin=request.headers.get("origin"),
             )
         if state.rate_limiter.enabled:
             response.headers.update(authorized.charged.headers())

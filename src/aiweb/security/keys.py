@@ -8,13 +8,15 @@ slow password hashes guard low-entropy secrets. Comparison is constant-time
 
 Scopes: ``predict`` (predictions, feedback, searches, recommendation reads and registry
 reads), ``train`` (training, jobs, data ingestion), ``admin`` (registry changes, keys,
-audit), ``chat`` (a visitor's messages to an assistant). ``admin`` grants every scope and
-``predict`` grants ``chat``.
+audit), ``chat`` (:data:`PUBLISHABLE_SCOPE`: what a web page itself may call).
+``admin`` grants every scope and ``predict`` grants ``chat``.
 
 A key with scope ``chat`` is *publishable*: a web page embeds it, so anyone can read it.
-It has that scope alone, names the assistants it may talk to and the origins
-(``https://shop.example``) whose pages may use it, and is refused anything else
-(:meth:`ApiKey.check_chat`).
+It has that scope alone and two limits this layer checks without knowing what they
+name: its *targets* (the names it may reach; the route says what a name is, e.g. an
+assistant, :meth:`ApiKey.check_target`) and the *origins* (``https://shop.example``)
+whose pages may use it (:meth:`ApiKey.check_origin`, for every request, in
+:func:`aiweb.security.auth.authorize`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ from aiweb.names import check_name
 from aiweb.security.audit import AuditLog
 
 SCOPES = ("predict", "train", "admin", "chat")
+#: The scope of a publishable key (a web page shows it): limited to targets and origins.
+PUBLISHABLE_SCOPE = "chat"
 #: An origin as browsers send it: scheme, host and an optional port, nothing after.
 ORIGIN_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?/?$"
 _ORIGIN = re.compile(ORIGIN_PATTERN)
@@ -138,35 +142,37 @@ def parse_origin(text: str) -> str:
     return origin.removesuffix(default) if origin.endswith(default) else origin
 
 
-def chat_limits(
-    scopes: list[str], assistants: list[str] | str | None, origins: list[str] | str | None
+def publishable_limits(
+    scopes: list[str], targets: list[str] | str | None, origins: list[str] | str | None
 ) -> tuple[list[str] | None, list[str] | None]:
-    """The assistants and origins of a key with ``scopes``, checked: a ``chat`` key has
-    that scope alone and names at least one of each; any other key names neither.
+    """The targets and origins of a key with ``scopes``, checked: a publishable key
+    (:data:`PUBLISHABLE_SCOPE`) has that scope alone and names at least one of each; any
+    other key names neither.
 
     Returns:
-        The assistant names and :func:`parse_origin` origins, sorted (``None, None`` for a
-        key without scope ``chat``).
+        The target names and :func:`parse_origin` origins, sorted (``None, None`` for a
+        key that is not publishable).
 
     Raises:
         InvalidInputError: the rules above broken, or a bad name or origin.
     """
-    names = _items(assistants or [])
+    names = _items(targets or [])
     allowed = _items(origins or [])
-    if "chat" not in scopes:
+    scope = PUBLISHABLE_SCOPE
+    if scope not in scopes:
         if names or allowed:
             raise InvalidInputError(
-                "assistants and origins limit a publishable key: give them with scope chat"
+                f"assistants and origins limit a publishable key: give them with scope {scope}"
             )
         return None, None
-    if scopes != ["chat"]:
+    if scopes != [scope]:
         raise InvalidInputError(
-            "a chat key is publishable (a web page shows it), so it has scope chat alone; "
-            "make a separate key for " + ", ".join(s for s in scopes if s != "chat")
+            f"a {scope} key is publishable (a web page shows it), so it has scope {scope} "
+            "alone; make a separate key for " + ", ".join(s for s in scopes if s != scope)
         )
     if not names or not allowed:
         raise InvalidInputError(
-            "a chat key names the assistants it may talk to and the origins of the pages "
+            f"a {scope} key names the assistants it may talk to and the origins of the pages "
             "that may use it (--assistants helpdesk --origins https://shop.example)"
         )
     for name in names:
@@ -189,40 +195,35 @@ class ApiKey:
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
-    assistants: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()
     origins: tuple[str, ...] = ()
 
     def allows(self, scope: str) -> bool:
         """Whether this key may use a route that needs ``scope`` (admin may use all,
-        predict may also chat)."""
+        predict may also do what a publishable key does)."""
         return (
             "admin" in self.scopes
             or scope in self.scopes
-            or (scope == "chat" and "predict" in self.scopes)
+            or (scope == PUBLISHABLE_SCOPE and "predict" in self.scopes)
         )
 
     @property
     def publishable(self) -> bool:
-        """A ``chat`` key, limited to its assistants and origins."""
-        return self.scopes == ("chat",)
+        """A key a web page shows, limited to its targets and origins."""
+        return self.scopes == (PUBLISHABLE_SCOPE,)
 
-    def check_chat(self, assistant: str, origin: str | None) -> None:
-        """Whether this key may talk to ``assistant`` from a page on ``origin`` (the
-        request's ``Origin`` header). Keys other than :attr:`publishable` ones may.
+    def check_origin(self, origin: str | None) -> None:
+        """Whether a request with this ``Origin`` header may use this key: a key that
+        lists origins works only from pages on them; any other key from anywhere.
 
         Raises:
-            ForbiddenError: a publishable key used for another assistant, or without an
-                ``Origin`` header, or from an origin it does not list.
+            ForbiddenError: no ``Origin`` header, or one the key does not list.
         """
-        if not self.publishable:
+        if not self.origins:
             return
-        if assistant not in self.assistants:
-            raise ForbiddenError(
-                f"API key {self.name!r} is for {', '.join(self.assistants)}, not {assistant!r}"
-            )
         if origin is None:
             raise ForbiddenError(
-                f"API key {self.name!r} is a publishable chat key: it works only from a web "
+                f"API key {self.name!r} is a publishable key: it works only from a web "
                 "page (with an Origin header) on the origins it lists"
             )
         try:
@@ -233,6 +234,18 @@ class ApiKey:
             raise ForbiddenError(
                 f"API key {self.name!r} does not allow pages on {origin[:100]!r}; "
                 f"it allows {', '.join(self.origins)}"
+            )
+
+    def check_target(self, name: str) -> None:
+        """Whether this key may reach ``name`` (what the name is, the route knows: an
+        assistant's, for scope chat): a publishable key only the targets it lists.
+
+        Raises:
+            ForbiddenError: a publishable key that does not list ``name``.
+        """
+        if self.publishable and name not in self.targets:
+            raise ForbiddenError(
+                f"API key {self.name!r} is for {', '.join(self.targets)}, not {name!r}"
             )
 
     def state(self, now: datetime | None = None) -> str:
@@ -254,7 +267,7 @@ def _entity(row: SqlApiKey) -> ApiKey:
         created_at=row.created_at,  # UTCDateTime: always timezone-aware UTC
         expires_at=row.expires_at,
         revoked_at=row.revoked_at,
-        assistants=tuple(row.assistants or ()),
+        targets=tuple(row.targets or ()),
         origins=tuple(row.origins or ()),
     )
 
@@ -290,7 +303,7 @@ class KeyService:
         scopes: list[str] | str,
         *,
         expires_in: timedelta | None = None,
-        assistants: list[str] | str | None = None,
+        targets: list[str] | str | None = None,
         origins: list[str] | str | None = None,
         actor: str = "",
         request_id: str | None = None,
@@ -298,16 +311,16 @@ class KeyService:
         """Create a key. Returns its record and the secret, which is never shown again.
 
         Args:
-            assistants, origins: what a ``chat`` key is limited to (:func:`chat_limits`;
-                a list, or a comma-separated string).
+            targets, origins: what a publishable key is limited to
+                (:func:`publishable_limits`; a list, or a comma-separated string).
 
         Raises:
-            InvalidInputError: bad name, scopes, assistants or origins; ConflictError: the
+            InvalidInputError: bad name, scopes, targets or origins; ConflictError: the
                 name is taken.
         """
         check_name(name, "key name")
         scope_list = parse_scopes(scopes)
-        assistant_list, origin_list = chat_limits(scope_list, assistants, origins)
+        target_list, origin_list = publishable_limits(scope_list, targets, origins)
         prefix = secrets.token_hex(6)
         secret = f"aiw_{prefix}_{secrets.token_urlsafe(32)}"
         expires_at = datetime.now(UTC) + expires_in if expires_in is not None else None
@@ -320,7 +333,7 @@ class KeyService:
                     scopes=scope_list,
                     created_by=actor,
                     expires_at=expires_at,
-                    assistants=assistant_list,
+                    targets=target_list,
                     origins=origin_list,
                 )
                 session.add(row)
@@ -338,11 +351,7 @@ class KeyService:
                 after={
                     "scopes": scope_list,
                     "expires_at": expires_at.isoformat() if expires_at else None,
-                    **(
-                        {"assistants": assistant_list, "origins": origin_list}
-                        if assistant_list
-                        else {}
-                    ),
+                    **({"targets": target_list, "origins": origin_list} if target_list else {}),
                 },
                 request_id=request_id,
             )

@@ -71,8 +71,10 @@ class KeyOut(BaseModel):
 
     @classmethod
     def of(cls, key: ApiKey) -> KeyOut:
-        """The key's public record, with its state as of now."""
-        return cls.model_validate({**vars(key), "state": key.state()})
+        """The key's public record, with its state as of now (its targets are the
+        assistants of a chat key)."""
+        record = {k: v for k, v in vars(key).items() if k != "targets"}
+        return cls.model_validate({**record, "assistants": key.targets, "state": key.state()})
 
 
 class KeyCreated(KeyOut):

@@ -40,7 +40,7 @@ async def create_key(body: KeyCreate, request: Request, keys: KeysDep) -> KeyCre
             body.name,
             list[str](body.scopes),
             expires_in=expires,
-            assistants=body.assistants,
+            targets=body.assistants,
             origins=body.origins,
             actor=actor(request),
             request_id=request_id(request),

@@ -285,20 +285,22 @@
       showStatus(frame.status);
     } else if (frame.type === "error") {
       pending.shift();
-      showError(
-        frame.status === 429 ? "You are sending messages too fast; wait a moment." :
-        frame.status === 404 ? restart() :
-        "Sorry, that did not work: " + (frame.detail || frame.title || "error " + frame.status)
-      );
+      if (frame.status === 404) forget();
+      showError(ERRORS[frame.status] ||
+                "Sorry, that did not work: " + (frame.detail || frame.title || frame.status));
     }
   }
 
-  function restart() {
+  var ERRORS = {
+    404: "This conversation has ended; send your message again to start a new one.",
+    429: "You are sending messages too fast; wait a moment.",
+  };
+
+  function forget() {
     // the conversation was erased or expired: the next message starts a new one
     conversationId = null;
     lastSeq = 0;
     try { sessionStorage.removeItem(storageKey); } catch (e) { /* storage off */ }
-    return "This conversation has ended; send your message again to start a new one.";
   }
 
   // --- the connection ----------------------------------------------------------------
