@@ -29,6 +29,8 @@ from browser import TEST_ARTIFACTS, admin_settings, browser_fixture, login, open
 from helpers import free_port, live_server
 from playwright.sync_api import Browser, Page, expect
 from test_assistant_api import CONFIG, HELP, fit_intents, register_models
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from screening_helpers import tiny_skills_model
 
@@ -150,14 +152,20 @@ def shop(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) -> Iterator
         r = api.post("/v1/keys", json={**key, "origins": [page_url]})
         assert r.status_code == 201, r.text
         page_server = host_page(aiweb, r.json()["secret"], page_port)
+        # the same page on another port: another origin, which the key does not list
+        stranger_port = free_port()
+        stranger = host_page(aiweb, r.json()["secret"], stranger_port)
         yield {
             "api": api,
             "page": page_url,
+            "stranger_page": f"http://{PAGE_HOST}:{stranger_port}",
+            "aiweb_port": port,
             "relay": relay,
             "dashboard": {"url": f"http://127.0.0.1:{port}", "key": admin},
         }
-        page_server.shutdown()
-        page_server.server_close()
+        for server in (page_server, stranger):
+            server.shutdown()
+            server.server_close()
         relay.close()
         api.close()
 
@@ -287,3 +295,27 @@ def test_the_widget_fills_a_phone_screen(browser: Browser, shop: dict[str, Any])
     bot_says(page, "Your balance is shown under Accounts.")
     shot(page, "phone")
     assert problems == [], problems
+
+
+def test_a_refused_page_is_told_why_and_the_widget_stops_retrying(
+    browser: Browser, shop: dict[str, Any]
+) -> None:
+    """The key does not list the page's origin: the real server accepts the socket and
+    closes it with 4403 (a handshake refused before it is accepted reaches the browser as
+    close code 1006 and the widget would retry forever), and the widget says why."""
+    page, _ = open_page(browser)
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    page.goto(shop["stranger_page"])
+    page.get_by_role("button", name="Open chat: Help").click()
+    expect(page.get_by_role("status")).to_contain_text(
+        "Chat unavailable: this page may not use the chat"
+    )
+    page.wait_for_timeout(3000)  # the first retry would come after about a second
+    assert len(sockets) == 1, sockets
+    # a bad key: 4401 under the same real server, reason included
+    url = f"ws://127.0.0.1:{shop['aiweb_port']}/v1/assistants/helpdesk/ws?key=aiw_bad"
+    with connect(url, open_timeout=20) as ws, pytest.raises(ConnectionClosed) as closed:
+        ws.recv(timeout=10)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4401, closed.value.rcvd

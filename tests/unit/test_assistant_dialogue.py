@@ -241,6 +241,11 @@ def test_state_round_trips_through_json() -> None:
         ("connect me with an operator please", True),
         ("my travel agent booked it", False),
         ("humane society donation", False),
+        # CLINC150 val: "rep" once matched the start of "replacement"
+        ("my card was destroyed and i need a replacement", False),
+        ("i need a rep", True),
+        ("i want someone to call me back", True),
+        ("we need staffing advice", False),
         ("", False),
     ],
 )

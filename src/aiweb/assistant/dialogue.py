@@ -199,7 +199,7 @@ class Reply:
 
 _PERSON = (
     r"(?:a |an |the |some )?(?:real |live |actual )?"
-    r"(?:human|person|people|agent|operator|representative|rep|someone|somebody|staff)"
+    r"(?:human|person|people|agent|operator|representative|rep|someone|somebody|staff)\b"
 )
 _ASKS_FOR_A_PERSON = re.compile(
     rf"\b(?:(?:talk|speak|chat|connect|transfer)(?: me)? (?:to|with) {_PERSON}"

@@ -431,7 +431,12 @@ async def chat_socket(websocket: WebSocket, name: str) -> None:
         authorized.key.check_target(name)
         await anyio.to_thread.run_sync(service.store.get, name)
     except AiwebError as exc:
-        await websocket.close(code=4000 + exc.status, reason=exc.detail[:120])
+        # accepted, then closed with the code: a handshake refused before it is accepted
+        # reaches a browser as an HTTP 403 and close code 1006, which says nothing (the
+        # widget would retry forever); a close reason holds at most 123 bytes
+        await websocket.accept()
+        reason = exc.detail.encode()[:120].decode(errors="ignore")
+        await websocket.close(code=4000 + exc.status, reason=reason)
         return
     await websocket.accept()
     watching: str | None = None
