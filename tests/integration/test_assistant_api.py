@@ -855,6 +855,9 @@ def test_cli_creates_a_chat_key(cli_env: Settings) -> None:
 def test_the_widget_script_is_served_without_a_key(served: Settings) -> None:
     with TestClient(create_app(served)) as c:
         r = c.get("/widget.js")
+        head = c.head("/widget.js")  # link checkers and curl -I
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-length"] == r.headers["content-length"]
     assert r.status_code == 200
     assert r.headers["content-type"] == "text/javascript; charset=utf-8"
     assert r.headers["cache-control"] == "public, max-age=300"

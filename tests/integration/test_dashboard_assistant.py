@@ -76,6 +76,10 @@ def test_the_inbox_lists_handed_over_conversations_and_an_operator_answers(dash:
     page = dash.client.get(f"/conversations/{cid}").text
     assert "Hi, Sam &lt;b&gt;here&lt;/b&gt;." in page  # escaped
     assert "Sent." in page
+    # only the actions that change something: the operator has it, so no Take
+    assert 'data-testid="take"' not in page
+    assert 'data-testid="release"' in page
+    assert 'data-testid="close"' in page
     stored = dash.client.get(f"/v1/conversations/{cid}", headers=api).json()
     assert stored["status"] == "agent"
     assert stored["operator"] == "dashboard:boss"
@@ -88,7 +92,11 @@ def test_the_inbox_lists_handed_over_conversations_and_an_operator_answers(dash:
         )
         assert r.status_code == 303
         assert dash.client.get(f"/v1/conversations/{cid}", headers=api).json()["status"] == status
-    # a closed conversation takes no reply: a readable message, not a 500
+    closed = dash.client.get(f"/conversations/{cid}").text
+    assert 'id="reply-form"' not in closed
+    assert 'data-testid="close"' not in closed
+    assert 'data-testid="take"' in closed  # taking it reopens it
+    # a closed conversation takes no reply (a stale page's form): a readable message
     r = dash.client.post(
         f"/conversations/{cid}/reply",
         data={"csrf_token": dash.csrf(f"/conversations/{cid}"), "text": "late"},

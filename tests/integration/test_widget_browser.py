@@ -237,6 +237,10 @@ def test_the_widget_answers_fills_slots_and_hands_over_on_a_strict_csp_page(
     # handed to a person, who replies (at once, over the open socket)
     send(page, "can i talk to a human please?")
     expect(page.get_by_role("status")).to_have_text("Waiting for a person to join…")
+    # the handoff's own line is no answer to rate
+    handoff = page.locator("li.msg.bot").last
+    expect(handoff).to_contain_text("passing you to a person")
+    expect(handoff.get_by_role("button", name="Helpful", exact=True)).to_have_count(0)
     waiting = api.get("/v1/conversations", params={"status": "waiting_for_agent"}).json()
     (conversation,) = waiting["conversations"]
     cid = conversation["id"]

@@ -569,7 +569,7 @@ def jsonable(message: dict[str, Any]) -> dict[str, Any]:
     return VisitorMessage.model_validate(message).model_dump(mode="json")
 
 
-@router.get("/widget.js", include_in_schema=False)
+@router.api_route("/widget.js", methods=["GET", "HEAD"], include_in_schema=False)
 async def widget() -> FileResponse:
     """The chat widget a web page embeds with one script tag (``docs/assistant.md``): no
     key needed, cached for 5 minutes."""

@@ -1349,7 +1349,8 @@ async def _conversation(
     record = await anyio.to_thread.run_sync(
         lambda: service.store.conversation(conversation_id, messages=True)
     )
-    return render(request, template, {"conversation": record}, session=session)
+    context = {"conversation": record, "me": session.actor}
+    return render(request, template, context, session=session)
 
 
 @router.get("/conversations/{conversation_id}")

@@ -230,7 +230,9 @@
       });
       item.appendChild(list);
     }
-    if (role === "bot" && seq && type !== "slot_prompt") item.appendChild(rating(seq));
+    if (role === "bot" && seq && type !== "slot_prompt" && type !== "handoff") {
+      item.appendChild(rating(seq));
+    }
     log.appendChild(item);
     scrollDown();
     return item;
