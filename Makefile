@@ -167,6 +167,15 @@ bench-vision: install
 bench-vision-http: install
 	$(BIN)/python -m bench.vision --http $(BENCH_ARGS)
 
+# Benchmark: the support assistant through its API (issue #24): CLINC150 val as turns vs
+# the intents model's own answers, a Banking77 help collection's share of out-of-scope
+# turns, turn latency at concurrency 16 over REST and WebSocket (results in
+# docs/benchmarks.md; the bench home is built once and reused).
+# Options: make bench-assistant BENCH_ARGS='--home /tmp/assistant-home --markdown /tmp/a.md'
+.PHONY: bench-assistant
+bench-assistant: install
+	$(BIN)/python -m bench.assistant --check $(BENCH_ARGS)
+
 # Benchmark: entity extraction served through the API — entities/s at concurrency 1, 8, 64
 # and 16 texts per request, against the model's in-process extract (needs wrk; results in
 # docs/benchmarks.md). Options: BENCH_ARGS='--home /tmp/ent-home' (trains once, reused)
