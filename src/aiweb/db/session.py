@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +15,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 if TYPE_CHECKING:  # the callers have built the settings
     from aiweb.config import DatabaseSettings, Settings
+
+#: One writer lock per SQLite engine: :func:`transaction` takes it, so this process's
+#: threads queue for SQLite's single write lock instead of polling for it (SQLite's busy
+#: handler sleeps up to 100 ms between tries, which made a few writers wait a second
+#: while others went: bench.assistant's p99 on SQLite, docs/benchmarks.md).
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+#: How long a transaction waits for this process's writer lock before it goes on without
+#: it (SQLite's own busy timeout then applies, as without the lock): never a deadlock.
+WRITER_WAIT_S = 30.0
 
 
 def make_engine(url: str, *, pool: DatabaseSettings | None = None, **kwargs: Any) -> Engine:
@@ -49,6 +60,7 @@ def make_engine(url: str, *, pool: DatabaseSettings | None = None, **kwargs: Any
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
+        _SQLITE_WRITERS[engine] = threading.RLock()
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     if pool is not None:
@@ -71,6 +83,17 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """Open a session, commit on success, roll back on error, always close."""
-    with factory() as session, session.begin():
-        yield session
+    """Open a session, commit on success, roll back on error, always close.
+
+    On SQLite the transaction first takes its engine's writer lock (re-entrant; see
+    :data:`_SQLITE_WRITERS`), at most :data:`WRITER_WAIT_S` seconds.
+    """
+    bind = factory.kw.get("bind")
+    lock = _SQLITE_WRITERS.get(bind) if isinstance(bind, Engine) else None
+    held = lock is not None and lock.acquire(timeout=WRITER_WAIT_S)
+    try:
+        with factory() as session, session.begin():
+            yield session
+    finally:
+        if held and lock is not None:
+            lock.release()
