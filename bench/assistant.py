@@ -86,10 +86,12 @@ from bench.search import (
     _csv,
     base_env,
     build_collection,
+    create_key,
     open_service,
 )
 from bench.serving import (
     Server,
+    cpu_model,
     default_data_home,
     free_port,
     start_server,
@@ -174,48 +176,38 @@ def home_env(home: Path, data: Path) -> dict[str, str]:
 def ensure_embedder(home: Path, data: Path) -> None:
     """``aiweb embeddings install`` in the home unless its registry has ``minilm``."""
     env = home_env(home, data)
-    shown = subprocess.run(
-        [str(BIN / "aiweb"), "models", "show", "minilm"], env=env, capture_output=True, check=False
-    )
-    if shown.returncode == 0:
+    if has_model(env, "minilm"):
         return
     with err.status("aiweb embeddings install (once per bench home) …"):
-        proc = subprocess.run(
-            [str(BIN / "aiweb"), "embeddings", "install"],
-            env=env,
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        aiweb(env, "embeddings", "install")
+
+
+def has_model(env: dict[str, str], name: str) -> bool:
+    shown = subprocess.run(
+        [str(BIN / "aiweb"), "models", "show", name], env=env, capture_output=True, check=False
+    )
+    return shown.returncode == 0
+
+
+def aiweb(env: dict[str, str], *args: str) -> None:
+    """Run ``aiweb ARGS``; exit with its output when it fails."""
+    proc = subprocess.run(
+        [str(BIN / "aiweb"), *args], env=env, cwd=REPO, capture_output=True, text=True, check=False
+    )
     if proc.returncode != 0:
-        raise SystemExit(f"aiweb embeddings install failed:\n{proc.stderr[-3000:]}")
+        raise SystemExit(
+            f"aiweb {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+        )
 
 
 def ensure_model(home: Path, data: Path) -> None:
     """Train ``clinc`` unless the home's registry has it."""
     env = home_env(home, data)
-    shown = subprocess.run(
-        [str(BIN / "aiweb"), "models", "show", MODEL],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if shown.returncode == 0:
+    if has_model(env, MODEL):
         return
     started = time.perf_counter()
-    with err.status("aiweb train text-classification clinc --dataset clinc150 --features minilm"):
-        proc = subprocess.run(
-            [str(BIN / "aiweb"), "train", "text-classification", MODEL, *TRAIN_ARGS],
-            env=env,
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    if proc.returncode != 0:
-        raise SystemExit(f"training failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+    with err.status(f"aiweb train text-classification {MODEL} {' '.join(TRAIN_ARGS)}"):
+        aiweb(env, "train", "text-classification", MODEL, *TRAIN_ARGS)
     err.print(f"trained {MODEL} in {time.perf_counter() - started:.0f} s")
 
 
@@ -228,21 +220,6 @@ def ensure_collection(home: Path, data: Path) -> dict[str, Any]:
             with err.status(f"calibrating {COLLECTION}'s answer threshold …"):
                 collection = service.calibrate(COLLECTION)
         return {"threshold": collection.answer_threshold, **(collection.calibration or {})}
-
-
-def create_admin_key(home: Path) -> str:
-    from aiweb.config import Settings
-    from aiweb.db.session import make_engine, make_session_factory
-    from aiweb.security.keys import KeyService
-
-    engine = make_engine(Settings(home=home).resolved_database_url)
-    try:
-        _, secret = KeyService(make_session_factory(engine)).create(
-            f"bench-assistant-{int(time.time() * 1000)}", ["admin"]
-        )
-    finally:
-        engine.dispose()
-    return secret
 
 
 def assistant_config(intents: Sequence[str], collection: str | None) -> dict[str, Any]:
@@ -437,11 +414,7 @@ def machine_line(workers: int) -> str:
         "PostgreSQL" if url and make_url(url).get_backend_name() == "postgresql" else "SQLite"
     )
 
-    cpu = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
+    cpu = cpu_model()
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (
         f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
@@ -642,7 +615,7 @@ def main(argv: list[str] | None = None) -> int:
     HELP_INTENT.update({t.id: t.metadata["intent"] for t in banking_help(data)})
     val = clinc_val(data)
     intents = sorted({q.intent for q in val if q.intent != "oos"})
-    key = create_admin_key(home)
+    key = create_key(home, ("admin",))
     work = home / "runs"
     work.mkdir(exist_ok=True)
     port = free_port()

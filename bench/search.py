@@ -70,6 +70,7 @@ from rich.table import Table
 
 from bench.serving import (
     Server,
+    cpu_model,
     default_data_home,
     free_port,
     rebalanced,
@@ -267,7 +268,8 @@ def build_collection(service: SearchService, name: str, texts: list[Text], model
     return time.perf_counter() - started
 
 
-def create_key(home: Path) -> str:
+def create_key(home: Path, scopes: tuple[str, ...] = ("predict",)) -> str:
+    """A new key with ``scopes`` in ``home``'s database; its secret."""
     from aiweb.config import Settings
     from aiweb.db.session import make_engine, make_session_factory
     from aiweb.security.keys import KeyService
@@ -275,7 +277,7 @@ def create_key(home: Path) -> str:
     engine = make_engine(Settings(home=home).resolved_database_url)
     try:
         _, secret = KeyService(make_session_factory(engine)).create(
-            f"bench-{int(time.time() * 1000)}", ["predict"]
+            f"bench-{int(time.time() * 1000)}", list(scopes)
         )
     finally:
         engine.dispose()
@@ -557,11 +559,7 @@ def report(
 def machine_line(workers: int) -> str:
     import platform
 
-    cpu = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
+    cpu = cpu_model()
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (
         f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "

@@ -819,15 +819,19 @@ def markdown_table(headers: list[str], rows: list[list[str]], numeric: int) -> s
     return "\n".join(lines)
 
 
-def machine_line(wrk: str, workers: str) -> str:
-    import sklearn
-
-    cpu = "unknown CPU"
+def cpu_model() -> str:
+    """The CPU's model name from ``/proc/cpuinfo`` (``unknown CPU`` elsewhere)."""
     with suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+def machine_line(wrk: str, workers: str) -> str:
+    import sklearn
+
+    cpu = cpu_model()
     usable = len(os.sched_getaffinity(0))
     commit = subprocess.run(
         ["git", "describe", "--always", "--dirty"],
