@@ -371,7 +371,10 @@ def scope_figures(verdicts: list[str | None], qs: list[Query]) -> dict[str, floa
     }
 
 
-def help_figures(p: Pass, qs: list[Query]) -> dict[str, Any]:
+def help_figures(p: Pass, qs: list[Query], intent_of: dict[str, str]) -> dict[str, Any]:
+    """Per source: queries, turns the intents did not take, answers from the help
+    collection, and answers whose cited document (``intent_of``: document id -> intent)
+    has the query's intent."""
     rows: dict[str, Any] = {}
     for source in ("clinc150", "banking77"):
         pairs = [
@@ -384,9 +387,7 @@ def help_figures(p: Pass, qs: list[Query]) -> dict[str, Any]:
         right = [
             (a, q)
             for a, q in answered
-            if a["sources"]
-            and a["sources"][0]["document_id"] in HELP_INTENT
-            and HELP_INTENT[a["sources"][0]["document_id"]] == q.intent
+            if a["sources"] and intent_of.get(a["sources"][0]["document_id"]) == q.intent
         ]
         rows[source] = {
             "queries": len(pairs),
@@ -395,10 +396,6 @@ def help_figures(p: Pass, qs: list[Query]) -> dict[str, Any]:
             "right": len(right),
         }
     return rows
-
-
-#: document id -> Banking77 intent, filled by main()
-HELP_INTENT: dict[str, str] = {}
 
 
 # --------------------------------------------------------------------------- report
@@ -612,7 +609,6 @@ def main(argv: list[str] | None = None) -> int:
     ensure_embedder(home, data)
     ensure_model(home, data)
     calibration = ensure_collection(home, data)
-    HELP_INTENT.update({t.id: t.metadata["intent"] for t in banking_help(data)})
     val = clinc_val(data)
     intents = sorted({q.intent for q in val if q.intent != "oos"})
     key = create_key(home, ("admin",))
@@ -663,7 +659,7 @@ def main(argv: list[str] | None = None) -> int:
     markdown, ok = report(
         trained,
         scoring(quality, val),
-        help_figures(helped_rest, mixed),
+        help_figures(helped_rest, mixed, {t.id: t.metadata["intent"] for t in banking_help(data)}),
         calibration,
         [*quality, helped_rest, helped_ws],
         machine_line(args.workers),

@@ -425,20 +425,19 @@ async def chat_socket(websocket: WebSocket, name: str) -> None:
     client = websocket.client.host if websocket.client else "unknown"
     service: AssistantService = state.assistants
     origin = websocket.headers.get("origin")
+    # accepted before the checks, so a refusal is a close code: a handshake refused before
+    # it is accepted reaches a browser as an HTTP 403 and close code 1006, which says
+    # nothing (the widget would retry forever)
+    await websocket.accept()
     try:
         authorized = await authorize(state, client, token, "chat", origin=origin)
         check_name(name, "assistant name")
         authorized.key.check_target(name)
         await anyio.to_thread.run_sync(service.store.get, name)
     except AiwebError as exc:
-        # accepted, then closed with the code: a handshake refused before it is accepted
-        # reaches a browser as an HTTP 403 and close code 1006, which says nothing (the
-        # widget would retry forever); a close reason holds at most 123 bytes
-        await websocket.accept()
-        reason = exc.detail.encode()[:120].decode(errors="ignore")
+        reason = exc.detail.encode()[:120].decode(errors="ignore")  # at most 123 bytes
         await websocket.close(code=4000 + exc.status, reason=reason)
         return
-    await websocket.accept()
     watching: str | None = None
     forwarder: asyncio.Task[None] | None = None
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # the callers have built the settings
 #: One writer lock per SQLite engine: :func:`transaction` takes it, so this process's
 #: threads queue for SQLite's single write lock instead of polling for it (SQLite's busy
 #: handler sleeps up to 100 ms between tries, which made a few writers wait a second
-#: while others went: bench.assistant's p99 on SQLite, docs/benchmarks.md).
+#: while others went; measured in docs/benchmarks.md).
 _SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
 #: How long a transaction waits for this process's writer lock before it goes on without
 #: it (SQLite's own busy timeout then applies, as without the lock): never a deadlock.
