@@ -208,6 +208,19 @@ def test_upload_without_a_file_or_with_a_bad_flag_is_422(client: TestClient) -> 
     r = upload(client, b"text", "a.txt", redact_pii="maybe")
     assert r.status_code == 422
     assert r.json()["errors"][0]["loc"] == ["body", "redact_pii"]
+    # a boolean is true or false: not the 0/1, yes/no, on/off pydantic would also read,
+    # nor an empty field, which FastAPI would read as absent
+    for field, value in (
+        ("redact_pii", "1"),
+        ("scanned", "0"),
+        ("scanned", "off"),
+        ("scanned", ""),
+    ):
+        r = upload(client, b"text", "a.txt", **{field: value})
+        assert r.status_code == 422, (field, value, r.text)
+        assert r.json()["errors"][0]["loc"] == ["body", field]
+        assert "true or false" in r.json()["errors"][0]["msg"]
+    assert upload(client, b"text", "a.txt", scanned="false").status_code == 201
 
 
 def test_the_upload_needs_the_train_scope(settings: Settings) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
 from aiweb.api.deps import next_offset
@@ -104,15 +105,52 @@ class UploadedDocumentText(BaseModel):
     pages: list[UploadedDocumentPage]
 
 
+#: the upload's boolean form fields
+_FLAGS = ("redact_pii", "scanned")
+
+
+async def _strict_flags(request: Request) -> None:
+    """Refuse (422) a boolean form field that is not the word ``true`` or ``false``, as
+    the schema's ``boolean`` says: pydantic alone would also read 0/1, yes/no, on/off and
+    t/f, and FastAPI reads an empty field as absent. The form is the one FastAPI parsed
+    (Starlette keeps it on the request)."""
+    form = await request.form()
+    errors = [
+        {
+            "type": "bool_parsing",
+            "loc": ("body", name),
+            "msg": "a boolean form field is true or false",
+            "input": value[:40] if isinstance(value, str) else None,
+        }
+        for name in _FLAGS
+        for value in form.getlist(name)
+        if value not in ("true", "false")
+    ]
+    if errors:
+        raise RequestValidationError(errors)
+
+
+#: scanned=true with redact_pii=true is refused (422), so the schema says so
+_NOT_SCANNED_AND_REDACTED = {
+    "not": {
+        "required": ["redact_pii", "scanned"],
+        "properties": {"redact_pii": {"const": True}, "scanned": {"const": True}},
+    }
+}
+
 _UPLOAD = scoped("train")
 _UPLOAD["openapi_extra"] = {
     **_UPLOAD["openapi_extra"],
     "requestBody": {
         "content": {
-            "multipart/form-data": {"encoding": {"file": {"contentType": ", ".join(MEDIA_TYPES)}}}
+            "multipart/form-data": {
+                "schema": _NOT_SCANNED_AND_REDACTED,
+                "encoding": {"file": {"contentType": ", ".join(MEDIA_TYPES)}},
+            }
         }
     },
 }
+_UPLOAD["dependencies"] = [*_UPLOAD["dependencies"], Depends(_strict_flags)]
 _UPLOAD["responses"] = {
     **_UPLOAD["responses"],
     413: {
