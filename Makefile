@@ -82,7 +82,7 @@ test-e2e: install
 # its own stage of .ci/run after `make test`, which it would take past 20 minutes.
 .PHONY: test-guides
 test-guides: install
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -m guides
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=20 -m guides
 
 # The container image, the compose stack brought up for real and the Kubernetes manifests
 # (tests/deploy, needs a running Docker daemon, debootstrap and Compose v2, which .ci/run

@@ -48,7 +48,7 @@ CONFIG = {
 def register_intents(home: Path) -> None:
     texts = [t for examples in INTENTS.values() for t in examples]
     labels = [label for label, examples in INTENTS.items() for _ in examples]
-    model = fit_text_classifier(texts * 4, labels * 4, TrainParams(C=20.0))
+    model = fit_text_classifier(texts * 4, labels * 4, TrainParams(C=20.0, n_features_log2=14))
     registry, engine = build_registry(Settings(home=home))
     try:
         upgrade(engine)

@@ -92,10 +92,12 @@ CONFIG_HANDOFF_MESSAGE = HandoffConfig().message
 
 
 def fit_intents() -> TextClassifier:
-    """A TF-IDF intents model on :data:`INTENTS`."""
+    """A hashed n-gram intents model on :data:`INTENTS`, 2¹⁴ columns per vectorizer: with
+    the default 2¹⁹ its four classes' fit goes to a child process and takes 7 s, with
+    2¹⁴ it fits here in a fraction of one (and 24 texts collide in neither)."""
     texts = [t for examples in INTENTS.values() for t in examples]
     labels = [label for label, examples in INTENTS.items() for _ in examples]
-    return fit_text_classifier(texts * 3, labels * 3, TrainParams(C=20.0))
+    return fit_text_classifier(texts * 3, labels * 3, TrainParams(C=20.0, n_features_log2=14))
 
 
 def register_models(
