@@ -119,7 +119,7 @@ async def _strict_flags(request: Request) -> None:
         {
             "type": "bool_parsing",
             "loc": ("body", name),
-            "msg": "a boolean form field is true or false",
+            "msg": f"{name} is a boolean form field: send true or false (or leave it out)",
             "input": value[:40] if isinstance(value, str) else None,
         }
         for name in _FLAGS
